@@ -1,0 +1,96 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from mash.v1 import answer_pb2 as _answer_pb2
+from mash.v1 import subject_pb2 as _subject_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ConnectRequest(_message.Message):
+    __slots__ = ("hello", "heartbeat", "answer")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    hello: AgentHello
+    heartbeat: Heartbeat
+    answer: QueryAnswer
+    def __init__(self, hello: _Optional[_Union[AgentHello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., answer: _Optional[_Union[QueryAnswer, _Mapping]] = ...) -> None: ...
+
+class ConnectResponse(_message.Message):
+    __slots__ = ("welcome", "query", "heartbeat")
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    welcome: BrokerWelcome
+    query: Query
+    heartbeat: Heartbeat
+    def __init__(self, welcome: _Optional[_Union[BrokerWelcome, _Mapping]] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+
+class AgentHello(_message.Message):
+    __slots__ = ("agent_version", "data_as_at", "policy_revision", "sources", "record_count", "ready")
+    AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATA_AS_AT_FIELD_NUMBER: _ClassVar[int]
+    POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    agent_version: str
+    data_as_at: _timestamp_pb2.Timestamp
+    policy_revision: str
+    sources: _containers.RepeatedCompositeFieldContainer[_answer_pb2.SourceSummary]
+    record_count: int
+    ready: bool
+    def __init__(self, agent_version: _Optional[str] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_answer_pb2.SourceSummary, _Mapping]]] = ..., record_count: _Optional[int] = ..., ready: _Optional[bool] = ...) -> None: ...
+
+class BrokerWelcome(_message.Message):
+    __slots__ = ("broker_id", "agency_id", "heartbeat_interval_seconds")
+    BROKER_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    broker_id: str
+    agency_id: str
+    heartbeat_interval_seconds: int
+    def __init__(self, broker_id: _Optional[str] = ..., agency_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[int] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("sent_at", "data_as_at", "policy_revision", "ready", "record_count")
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    DATA_AS_AT_FIELD_NUMBER: _ClassVar[int]
+    POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    sent_at: _timestamp_pb2.Timestamp
+    data_as_at: _timestamp_pb2.Timestamp
+    policy_revision: str
+    ready: bool
+    record_count: int
+    def __init__(self, sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., ready: _Optional[bool] = ..., record_count: _Optional[int] = ...) -> None: ...
+
+class Query(_message.Message):
+    __slots__ = ("query_id", "lookup_id", "analyst_token", "subject", "context", "deadline")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    LOOKUP_ID_FIELD_NUMBER: _ClassVar[int]
+    ANALYST_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    lookup_id: str
+    analyst_token: str
+    subject: _subject_pb2.Subject
+    context: _subject_pb2.RequestContext
+    deadline: _timestamp_pb2.Timestamp
+    def __init__(self, query_id: _Optional[str] = ..., lookup_id: _Optional[str] = ..., analyst_token: _Optional[str] = ..., subject: _Optional[_Union[_subject_pb2.Subject, _Mapping]] = ..., context: _Optional[_Union[_subject_pb2.RequestContext, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class QueryAnswer(_message.Message):
+    __slots__ = ("query_id", "answer")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    answer: _answer_pb2.AgencyAnswer
+    def __init__(self, query_id: _Optional[str] = ..., answer: _Optional[_Union[_answer_pb2.AgencyAnswer, _Mapping]] = ...) -> None: ...
