@@ -1,0 +1,5 @@
+"""`python -m mash`."""
+
+from mash.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Who is who: certificates for agents and clients, analyst tokens, peer identity."""

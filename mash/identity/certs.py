@@ -1,0 +1,180 @@
+"""A development certificate authority and the certificates it issues.
+
+Production deployments use their own PKI; the only contract is the URI SAN in
+`mash.identity.names`. Private keys are written with mode 0600 and never committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mash.errors import IdentityError
+from mash.identity.names import PeerIdentity, parse_identity_uri
+
+CA_CERT = "ca.pem"
+CA_KEY = "ca.key"
+
+
+@dataclass(frozen=True)
+class IssuedPaths:
+    cert: Path
+    key: Path
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _write(path: Path, data: bytes, private: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def create_ca(
+    directory: Path, common_name: str = "MASH Exchange development CA", days: int = 3650,
+    force: bool = False,
+) -> IssuedPaths:
+    cert_path, key_path = directory / CA_CERT, directory / CA_KEY
+    if cert_path.exists() and not force:
+        raise IdentityError(f"{cert_path} already exists: pass --force to replace the CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write(key_path, _key_pem(key), private=True)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
+    return IssuedPaths(cert_path, key_path)
+
+
+def load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    cert_path, key_path = directory / CA_CERT, directory / CA_KEY
+    if not cert_path.exists() or not key_path.exists():
+        raise IdentityError(f"no CA in {directory}: run `mash certs init --dir {directory}` first")
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise IdentityError(f"{key_path}: expected an EC private key")
+    return cert, key
+
+
+def issue(
+    directory: Path,
+    identity: PeerIdentity,
+    *,
+    dns_names: tuple[str, ...] = (),
+    ip_addresses: tuple[str, ...] = (),
+    days: int = 365,
+    not_before: dt.datetime | None = None,
+    out_stem: str | None = None,
+) -> IssuedPaths:
+    """Issue a certificate for `identity`, signed by the CA in `directory`.
+
+    Agents and clients get clientAuth; brokers get serverAuth and clientAuth plus the DNS names
+    and IP addresses they are reached on. `not_before` lets tests make expired certificates.
+    """
+    ca_cert, ca_key = load_ca(directory)
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = not_before or (_now() - dt.timedelta(minutes=5))
+    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
+    sans += [x509.DNSName(d) for d in dns_names]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
+    if identity.kind == "broker":
+        usages.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MASH Exchange"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, str(identity)),
+                ]
+            )
+        )
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    stem = out_stem or (
+        f"broker-{identity.name}" if identity.kind == "broker"
+        else f"{identity.name}-{identity.kind}"
+    )
+    paths = IssuedPaths(directory / f"{stem}.pem", directory / f"{stem}.key")
+    _write(paths.key, _key_pem(key), private=True)
+    _write(paths.cert, cert.public_bytes(serialization.Encoding.PEM), private=False)
+    return paths
+
+
+def identity_from_pem(pem: bytes) -> PeerIdentity | None:
+    """The MASH identity in a certificate's URI SAN, or None when it carries none."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+    found = [parse_identity_uri(uri) for uri in sans.get_values_for_type(
+        x509.UniformResourceIdentifier)]
+    identities = [f for f in found if f is not None]
+    # A certificate naming two identities is ambiguous: treat it as naming none.
+    return identities[0] if len(identities) == 1 else None
+
+
+def describe(cert_path: Path) -> dict[str, str]:
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    ident = identity_from_pem(cert_path.read_bytes())
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "identity": ident.uri if ident else "(none)",
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+    }

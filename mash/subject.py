@@ -1,0 +1,234 @@
+"""The subject of a lookup: validated and normalised from the wire message.
+
+The broker validates to refuse absurd requests early; every agent validates again because
+the data owner does not trust what reaches it. Error messages name the field and the fix;
+they go back to the analyst who typed the data and are never logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from dataclasses import dataclass, field
+
+from mash.errors import ValidationError
+from mash.normalise import (
+    IDENTIFIER_LABELS,
+    IDENTIFIER_NORMALISERS,
+    name_tokens,
+    normalise_postcode,
+)
+from mash.v1 import subject_pb2
+
+MAX_NAME_PART = 100
+MAX_ALIASES = 10
+MAX_ADDRESSES = 10
+MAX_ADDRESS_LINES = 6
+MAX_ADDRESS_LINE = 200
+MAX_IDENTIFIERS = 10
+OLDEST_YEAR = 1900
+
+SEX_CODES = {
+    subject_pb2.SEX_UNSPECIFIED: "",
+    subject_pb2.SEX_FEMALE: "F",
+    subject_pb2.SEX_MALE: "M",
+    subject_pb2.SEX_OTHER: "X",
+}
+IDENTIFIER_KINDS = {
+    subject_pb2.IDENTIFIER_KIND_NHS_NUMBER: "nhs_number",
+    subject_pb2.IDENTIFIER_KIND_UPN: "upn",
+    subject_pb2.IDENTIFIER_KIND_PNC_ID: "pnc_id",
+    subject_pb2.IDENTIFIER_KIND_NI_NUMBER: "ni_number",
+    subject_pb2.IDENTIFIER_KIND_LOCAL: "local_id",
+}
+IDENTIFIER_ENUMS = {v: k for k, v in IDENTIFIER_KINDS.items()}
+
+
+@dataclass(frozen=True)
+class Name:
+    given: str  # normalised: folded, no titles or punctuation; may hold several words
+    middle: str
+    family: str
+
+    @property
+    def full(self) -> str:
+        return " ".join(p for p in (self.given, self.middle, self.family) if p)
+
+
+@dataclass(frozen=True)
+class SubjectQuery:
+    """A validated, normalised subject: what the matcher searches for."""
+
+    names: tuple[Name, ...] = ()  # the primary name first, then aliases
+    date_of_birth: dt.date | None = None
+    sex: str = ""
+    postcodes: tuple[str, ...] = ()
+    identifiers: dict[str, str] = field(default_factory=dict)  # kind -> normalised value
+    local_ids: tuple[tuple[str, str], ...] = ()  # (issuing agency, value)
+
+    @property
+    def has_name(self) -> bool:
+        return any(n.given and n.family for n in self.names)
+
+    @property
+    def has_family_name(self) -> bool:
+        return any(n.family for n in self.names)
+
+    def present(self) -> set[str]:
+        """Which kinds of evidence the subject carries, for the minimum-identifier rules."""
+        have = set(self.identifiers)
+        if self.local_ids:
+            have.add("local_id")
+        if self.has_name:
+            have.add("name")
+        if self.has_family_name:
+            have.add("family_name")
+        if self.date_of_birth:
+            have.add("date_of_birth")
+        if self.postcodes:
+            have.add("postcode")
+        if self.sex:
+            have.add("sex")
+        return have
+
+
+def clean_text(value: str, label: str, limit: int) -> str:
+    if len(value) > limit:
+        raise ValidationError(f"{label} is longer than {limit} characters")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in value):
+        raise ValidationError(f"{label} contains control or invisible characters")
+    return value.strip()
+
+
+def _name(msg: subject_pb2.PersonName, label: str) -> Name | None:
+    parts = {}
+    for part in ("given", "middle", "family"):
+        raw = clean_text(getattr(msg, part), f"{label}.{part}", MAX_NAME_PART)
+        normalised = " ".join(name_tokens(raw))
+        if raw and not normalised:
+            raise ValidationError(f"{label}.{part} has no letters in it")
+        parts[part] = normalised
+    if not any(parts.values()):
+        return None
+    if not parts["family"] and not parts["given"]:
+        raise ValidationError(f"{label} has only a middle name: give a given or family name")
+    return Name(**parts)
+
+
+def parse_date(msg: subject_pb2.Date, label: str, today: dt.date | None = None) -> dt.date | None:
+    if not (msg.year or msg.month or msg.day):
+        return None
+    today = today or dt.date.today()
+    try:
+        value = dt.date(msg.year, msg.month, msg.day)
+    except ValueError:
+        raise ValidationError(
+            f"{label} {msg.year:04d}-{msg.month:02d}-{msg.day:02d} is not a calendar date"
+        ) from None
+    if value.year < OLDEST_YEAR:
+        raise ValidationError(f"{label} is before {OLDEST_YEAR}: check the year")
+    if value > today:
+        raise ValidationError(f"{label} is in the future")
+    return value
+
+
+def from_proto(msg: subject_pb2.Subject, today: dt.date | None = None) -> SubjectQuery:
+    """Validate and normalise; raise ValidationError with a readable message."""
+    names: list[Name] = []
+    primary = _name(msg.name, "subject.name")
+    if primary:
+        names.append(primary)
+    if len(msg.aliases) > MAX_ALIASES:
+        raise ValidationError(f"subject has {len(msg.aliases)} aliases: at most {MAX_ALIASES}")
+    for i, alias in enumerate(msg.aliases):
+        parsed = _name(alias, f"subject.aliases[{i}]")
+        if parsed and parsed not in names:
+            names.append(parsed)
+
+    dob = parse_date(msg.date_of_birth, "subject.date_of_birth", today)
+
+    if msg.sex not in SEX_CODES:
+        raise ValidationError("subject.sex is not a known value")
+
+    if len(msg.addresses) > MAX_ADDRESSES:
+        raise ValidationError(
+            f"subject has {len(msg.addresses)} addresses: at most {MAX_ADDRESSES}")
+    postcodes: list[str] = []
+    for i, address in enumerate(msg.addresses):
+        if len(address.lines) > MAX_ADDRESS_LINES:
+            raise ValidationError(f"subject.addresses[{i}] has more than {MAX_ADDRESS_LINES} lines")
+        for j, line in enumerate(address.lines):
+            clean_text(line, f"subject.addresses[{i}].lines[{j}]", MAX_ADDRESS_LINE)
+        raw = clean_text(address.postcode, f"subject.addresses[{i}].postcode", 16)
+        if raw:
+            postcode = normalise_postcode(raw)
+            if postcode is None:
+                raise ValidationError(
+                    f"subject.addresses[{i}].postcode {raw!r} is not a UK postcode (e.g. LS1 4AB)")
+            if postcode not in postcodes:
+                postcodes.append(postcode)
+
+    if len(msg.identifiers) > MAX_IDENTIFIERS:
+        raise ValidationError(
+            f"subject has {len(msg.identifiers)} identifiers: at most {MAX_IDENTIFIERS}")
+    identifiers: dict[str, str] = {}
+    local_ids: list[tuple[str, str]] = []
+    for i, ident in enumerate(msg.identifiers):
+        label = f"subject.identifiers[{i}]"
+        kind = IDENTIFIER_KINDS.get(ident.kind)
+        if kind is None:
+            raise ValidationError(f"{label} has no kind: say which identifier it is")
+        raw = clean_text(ident.value, label, 64)
+        value = IDENTIFIER_NORMALISERS[kind](raw)
+        if value is None:
+            hint = {"nhs_number": " (ten digits with a valid check digit)",
+                    "upn": " (a check letter and twelve characters)",
+                    "pnc_id": " (e.g. 09/1234567A with its check letter)"}.get(kind, "")
+            raise ValidationError(f"{label}: {IDENTIFIER_LABELS[kind]} is not valid{hint}")
+        if kind == "local_id":
+            issuer = clean_text(ident.issuer, f"{label}.issuer", 40)
+            if not issuer:
+                raise ValidationError(f"{label}: a local identifier needs its issuing agency")
+            local_ids.append((issuer, value))
+            continue
+        if kind in identifiers and identifiers[kind] != value:
+            raise ValidationError(f"subject has two different {IDENTIFIER_LABELS[kind]}s")
+        identifiers[kind] = value
+
+    subject = SubjectQuery(
+        names=tuple(names),
+        date_of_birth=dob,
+        sex=SEX_CODES[msg.sex],
+        postcodes=tuple(postcodes),
+        identifiers=identifiers,
+        local_ids=tuple(local_ids),
+    )
+    if not subject.names and not subject.identifiers and not subject.local_ids:
+        raise ValidationError(
+            "the subject is empty: give at least a name, or an identifier such as an NHS number")
+    return subject
+
+
+# Evidence an agency may require before it searches (agent config `search.require_any_of`).
+EVIDENCE = frozenset(
+    {"name", "family_name", "date_of_birth", "postcode", "sex", "local_id",
+     *IDENTIFIER_NORMALISERS}
+)
+DEFAULT_MINIMUM: tuple[frozenset[str], ...] = (
+    frozenset({"nhs_number"}),
+    frozenset({"upn"}),
+    frozenset({"pnc_id"}),
+    frozenset({"ni_number"}),
+    frozenset({"local_id"}),
+    frozenset({"name", "date_of_birth"}),
+    frozenset({"name", "postcode"}),
+)
+
+
+def describe_minimum(rules: tuple[frozenset[str], ...]) -> str:
+    return "; or ".join(" + ".join(sorted(r)).replace("_", " ") for r in rules)
+
+
+def meets_minimum(subject: SubjectQuery, rules: tuple[frozenset[str], ...]) -> bool:
+    have = subject.present()
+    return any(rule <= have for rule in rules)
