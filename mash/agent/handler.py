@@ -1,0 +1,154 @@
+"""Answering one query: the data owner's own checks, the search and the disclosure."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from mash import context as lookup_context
+from mash import subject as subject_mod
+from mash.agent.config import AgentConfig
+from mash.agent.disclosure import DisclosurePolicy, PolicyError, RecordDisclosure, Requester
+from mash.agent.state import AgentState, Snapshot
+from mash.answers import not_checked, timestamp
+from mash.errors import IdentityError, ValidationError
+from mash.logs import get_logger
+from mash.matching import Candidate, SearchOutcome
+from mash.v1 import agent_pb2, answer_pb2
+
+log = get_logger(__name__)
+R = answer_pb2
+
+
+class QueryHandler:
+    def __init__(self, cfg: AgentConfig, state: AgentState, policy: DisclosurePolicy) -> None:
+        self.cfg = cfg
+        self.state = state
+        self.policy = policy
+
+    def answer(self, query: agent_pb2.Query) -> answer_pb2.AgencyAnswer:
+        started = time.monotonic()
+        try:
+            answer = self._answer(query)
+        except Exception as exc:  # the agent never dies on a query, and never says NOT_KNOWN
+            log.exception("query_failed", query_id=query.query_id, error=type(exc).__name__)
+            answer = self._not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
+                                       "the agent failed while searching; the agency has been "
+                                       "alerted through its logs")
+        answer.elapsed_ms = int((time.monotonic() - started) * 1000)
+        log.info(
+            "query_answered",
+            query_id=query.query_id,
+            lookup_id=query.lookup_id,
+            state=R.AnswerState.Name(answer.state),
+            reason=R.NotCheckedReason.Name(answer.not_checked_reason),
+            matches=len(answer.matches),
+            elapsed_ms=answer.elapsed_ms,
+        )
+        return answer
+
+    def _not_checked(self, reason: int, detail: str) -> answer_pb2.AgencyAnswer:
+        answer = not_checked(self.cfg.agency, reason, detail, self.cfg.name,
+                             contact_route=self.cfg.contact_route,
+                             policy_revision=self.policy.revision)
+        snapshot = self.state.snapshot
+        if snapshot is not None:
+            answer.data_as_at.CopyFrom(timestamp(snapshot.as_at))
+        return answer
+
+    def _answer(self, query: agent_pb2.Query) -> answer_pb2.AgencyAnswer:
+        if query.HasField("deadline") and query.deadline.ToDatetime(dt.UTC) < dt.datetime.now(
+                dt.UTC):
+            return self._not_checked(R.NOT_CHECKED_REASON_TIMED_OUT,
+                                     "the query reached the agent after its deadline")
+        try:
+            analyst = self.cfg.auth.verify(query.analyst_token)
+        except IdentityError as exc:
+            return self._not_checked(R.NOT_CHECKED_REASON_TOKEN_REJECTED,
+                                     f"{self.cfg.name} refused the analyst's token: {exc}")
+        try:
+            ctx = lookup_context.from_proto(query.context)
+            subject = subject_mod.from_proto(query.subject)
+        except ValidationError as exc:
+            return self._not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
+                                     f"{self.cfg.name} could not read the request: {exc}")
+        requester = Requester(analyst.agency, analyst.role, ctx.purpose, ctx.stage)
+        try:
+            gate = self.policy.gate(requester)
+        except PolicyError as exc:
+            return self._not_checked(R.NOT_CHECKED_REASON_POLICY_ERROR, str(exc))
+        if not gate.allowed:
+            reason = (R.NOT_CHECKED_REASON_NO_AGREEMENT if gate.refusal == "no_agreement"
+                      else R.NOT_CHECKED_REASON_POLICY_ERROR)
+            return self._not_checked(reason, gate.reason)
+        if not subject_mod.meets_minimum(subject, self.cfg.minimum):
+            return self._not_checked(
+                R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS,
+                f"{self.cfg.name} searches only with: "
+                f"{subject_mod.describe_minimum(self.cfg.minimum)}")
+        snapshot = self.state.snapshot
+        if snapshot is None:
+            return self._not_checked(
+                R.NOT_CHECKED_REASON_DATA_UNAVAILABLE,
+                f"{self.cfg.name}'s records are not loaded"
+                + (f": {self.state.error}" if self.state.error else " yet"))
+        outcome = snapshot.matcher.search(subject)
+        base = answer_pb2.AgencyAnswer(
+            agency_id=self.cfg.agency,
+            agency_name=self.cfg.name,
+            contact_route=self.cfg.contact_route,
+            policy_revision=self.policy.revision,
+            agreement_id=gate.agreement_id,
+            searched=self._summary(outcome, snapshot),
+        )
+        base.data_as_at.CopyFrom(timestamp(snapshot.as_at))
+        if not outcome.candidates:
+            base.state = R.ANSWER_STATE_NOT_KNOWN
+            return base
+        disclosures: list[tuple[Candidate, RecordDisclosure]] = []
+        try:
+            for candidate in outcome.candidates[: self.cfg.max_matches]:
+                disclosures.append((candidate, self.policy.disclose(requester, candidate.record)))
+        except PolicyError as exc:
+            return self._not_checked(R.NOT_CHECKED_REASON_POLICY_ERROR, str(exc))
+        shown = [(c, d) for c, d in disclosures if d.level == "fields"]
+        if not shown:
+            base.state = R.ANSWER_STATE_WITHHELD
+            reasons = sorted({d.reason for _, d in disclosures if d.reason})
+            base.detail = (f"{self.cfg.name} holds information that may relate to this person; "
+                           f"{'; '.join(reasons)}.")
+            return base
+        base.state = R.ANSWER_STATE_KNOWN
+        for candidate, disclosure in shown:
+            match = base.matches.add(
+                confidence=(R.CONFIDENCE_MATCH if candidate.band == "match"
+                            else R.CONFIDENCE_POSSIBLE),
+                score=candidate.score,
+                matched_on=list(candidate.matched_on),
+                source=candidate.record.source,
+                agreement_id=disclosure.agreement_id,
+            )
+            for item in disclosure.released:
+                match.released.add(name=item.name, value=item.value or "",
+                                   transform=item.transform)
+            for item in disclosure.withheld:
+                match.withheld.add(name=item.name, reason=item.reason)
+        hidden = len(disclosures) - len(shown)
+        if hidden:
+            base.detail = (f"{hidden} further record(s) may relate to this person but are "
+                           f"restricted: contact {self.cfg.contact_route}")
+        return base
+
+    def _summary(self, outcome: SearchOutcome, snapshot: Snapshot) -> answer_pb2.SearchSummary:
+        summary = answer_pb2.SearchSummary(
+            identifiers_used=outcome.identifiers_used,
+            name_variants=outcome.name_variants,
+            date_of_birth_tolerance_days=outcome.date_of_birth_tolerance_days,
+            date_of_birth_day_month_swap=outcome.date_of_birth_day_month_swap,
+            postcodes=outcome.postcodes,
+            candidates_examined=outcome.candidates_examined,
+        )
+        for source in snapshot.sources:
+            summary.sources.add(name=source.name, as_at=timestamp(source.as_at),
+                                record_count=len(source.records))
+        return summary

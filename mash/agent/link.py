@@ -1,0 +1,169 @@
+"""The agent's outbound stream to the broker: hello, heartbeats, queries down, answers up.
+
+The agent always dials out (no inbound firewall hole at the agency) and reconnects with
+exponential backoff and jitter. A broker that goes silent for three heartbeats is treated
+as gone and the stream is re-established.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+
+from mash import __version__
+from mash.agent import metrics
+from mash.agent.config import AgentConfig
+from mash.agent.handler import QueryHandler
+from mash.agent.state import AgentState
+from mash.answers import STATE_LABELS, timestamp
+from mash.grpc_options import channel_options
+from mash.logs import get_logger
+from mash.v1 import agent_pb2, agent_pb2_grpc
+
+log = get_logger(__name__)
+MAX_CONCURRENT_QUERIES = 16
+
+
+class BrokerLink:
+    def __init__(self, cfg: AgentConfig, state: AgentState, handler: QueryHandler,
+                 on_connected: Callable[[bool], None] | None = None) -> None:
+        self.cfg = cfg
+        self.state = state
+        self.handler = handler
+        self.connected = False
+        self._on_connected = on_connected
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
+
+    def _set_connected(self, value: bool) -> None:
+        self.connected = value
+        metrics.CONNECTED.labels(self.cfg.agency).set(1 if value else 0)
+        if self._on_connected:
+            self._on_connected(value)
+
+    def _status(self) -> dict[str, object]:
+        snapshot = self.state.snapshot
+        status: dict[str, object] = {
+            "policy_revision": self.handler.policy.revision,
+            "ready": snapshot is not None,
+            "record_count": snapshot.record_count if snapshot else 0,
+        }
+        if snapshot is not None:
+            status["data_as_at"] = timestamp(snapshot.as_at)
+        return status
+
+    def _hello(self) -> agent_pb2.ConnectRequest:
+        hello = agent_pb2.AgentHello(agent_version=__version__, **self._status())  # type: ignore[arg-type]
+        snapshot = self.state.snapshot
+        for source in snapshot.sources if snapshot else []:
+            hello.sources.add(name=source.name, as_at=timestamp(source.as_at),
+                              record_count=len(source.records))
+        return agent_pb2.ConnectRequest(hello=hello)
+
+    def _heartbeat(self) -> agent_pb2.ConnectRequest:
+        beat = agent_pb2.Heartbeat(sent_at=timestamp(dt.datetime.now(dt.UTC)),
+                                   **self._status())  # type: ignore[arg-type]
+        return agent_pb2.ConnectRequest(heartbeat=beat)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Hold a stream to the broker until `stop` is set, reconnecting with backoff."""
+        delay = self.cfg.reconnect_initial_seconds
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await self._session(stop)
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as exc:
+                log.warning("broker_stream_failed", code=exc.code().name,
+                            detail=(exc.details() or "")[:200])
+            except Exception as exc:
+                log.exception("broker_stream_error", error=type(exc).__name__)
+            finally:
+                if self.connected:
+                    self._set_connected(False)
+            if stop.is_set():
+                break
+            if time.monotonic() - started > 30:
+                delay = self.cfg.reconnect_initial_seconds  # it was up for a while
+            metrics.RECONNECTS.labels(self.cfg.agency).inc()
+            wait = delay * (0.5 + random.random())
+            log.info("broker_reconnect_wait", seconds=round(wait, 2))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+            delay = min(delay * 2, self.cfg.reconnect_max_seconds)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        outbox: asyncio.Queue[agent_pb2.ConnectRequest | None] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def requests() -> AsyncIterator[agent_pb2.ConnectRequest]:
+            yield self._hello()
+            while True:
+                message = await outbox.get()
+                if message is None:
+                    return
+                yield message
+
+        credentials = self.cfg.tls.channel_credentials()
+        async with grpc.aio.secure_channel(
+            self.cfg.broker, credentials, options=channel_options(self.cfg.broker_server_name)
+        ) as channel:
+            call = agent_pb2_grpc.AgentServiceStub(channel).Connect(requests())
+            last_heard = time.monotonic()
+            silence_limit = self.cfg.heartbeat_seconds * 3 + 2
+
+            async def heartbeats() -> None:
+                while True:
+                    await asyncio.sleep(self.cfg.heartbeat_seconds)
+                    if time.monotonic() - last_heard > silence_limit:
+                        log.warning("broker_silent", seconds=round(time.monotonic() - last_heard))
+                        call.cancel()
+                        return
+                    await outbox.put(self._heartbeat())
+
+            async def stopper() -> None:
+                await stop.wait()
+                await outbox.put(None)
+                call.cancel()
+
+            beat = asyncio.create_task(heartbeats())
+            stopping = asyncio.create_task(stopper())
+            try:
+                async for message in call:
+                    last_heard = time.monotonic()
+                    kind = message.WhichOneof("message")
+                    if kind == "welcome":
+                        self._set_connected(True)
+                        log.info("broker_connected", broker=message.welcome.broker_id,
+                                 agency=message.welcome.agency_id)
+                    elif kind == "query":
+                        task = asyncio.create_task(self._serve(message.query, outbox))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+            except asyncio.CancelledError:
+                if not stop.is_set():
+                    raise
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.CANCELLED or not stop.is_set():
+                    raise
+            finally:
+                beat.cancel()
+                stopping.cancel()
+                for task in tasks:
+                    task.cancel()
+
+    async def _serve(self, query: agent_pb2.Query,
+                     outbox: asyncio.Queue[agent_pb2.ConnectRequest | None]) -> None:
+        async with self._slots:
+            started = time.monotonic()
+            answer = await asyncio.to_thread(self.handler.answer, query)
+            metrics.QUERY_SECONDS.labels(self.cfg.agency).observe(time.monotonic() - started)
+            metrics.QUERIES.labels(self.cfg.agency, STATE_LABELS[answer.state]).inc()
+        await outbox.put(agent_pb2.ConnectRequest(
+            answer=agent_pb2.QueryAnswer(query_id=query.query_id, answer=answer)))

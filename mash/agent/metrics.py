@@ -1,0 +1,17 @@
+"""Prometheus metrics for an agent, labelled by agency."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+QUERIES = Counter("mash_agent_queries_total", "Queries answered, by answer state",
+                  ["agency", "state"])
+QUERY_SECONDS = Histogram(
+    "mash_agent_query_seconds", "Time to answer one query at the agent", ["agency"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+CONNECTED = Gauge("mash_agent_connected", "1 while the agent holds a stream to the broker",
+                  ["agency"])
+RECORDS = Gauge("mash_agent_records", "Records loaded and indexed", ["agency"])
+RECONNECTS = Counter("mash_agent_reconnects_total", "Connection attempts after a failure",
+                     ["agency"])

@@ -1,0 +1,99 @@
+"""`mash agent serve`: load the records, dial the broker, answer until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+from prometheus_client import start_http_server
+
+from mash.agent import metrics
+from mash.agent.config import AgentConfig
+from mash.agent.disclosure import DisclosurePolicy
+from mash.agent.handler import QueryHandler
+from mash.agent.link import BrokerLink
+from mash.agent.state import AgentState
+from mash.agent.static_disclosure import StaticDisclosure
+from mash.health import Health
+from mash.logs import get_logger
+
+log = get_logger(__name__)
+HEALTH_SERVICE = "mash.v1.Agent"
+
+
+def build_policy(cfg: AgentConfig) -> DisclosurePolicy:
+    return StaticDisclosure.read(cfg.disclosure, cfg.hmac_key, cfg.field_names)
+
+
+class Agent:
+    """One running agent. `start()` returns once the health port is up; `stop()` ends it."""
+
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.state = AgentState()
+        self.policy = build_policy(cfg)
+        self.handler = QueryHandler(cfg, self.state, self.policy)
+        self.health = Health()
+        self.link = BrokerLink(cfg, self.state, self.handler, self._connected_changed)
+        self._stop = asyncio.Event()
+        self._server: grpc.aio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.health_port: int | None = None
+
+    def _connected_changed(self, connected: bool) -> None:
+        asyncio.get_running_loop().create_task(self._refresh_health())
+
+    async def _refresh_health(self) -> None:
+        await self.health.set(HEALTH_SERVICE, self.state.ready and self.link.connected)
+        await self.health.set("", self.state.ready)
+
+    async def start(self) -> None:
+        await self._refresh_health()
+        if self.cfg.health_listen:
+            self._server = grpc.aio.server()
+            self.health.add_to(self._server)
+            self.health_port = self._server.add_insecure_port(self.cfg.health_listen)
+            await self._server.start()
+        if self.cfg.metrics_port:
+            start_http_server(self.cfg.metrics_port, addr="127.0.0.1")
+        self._tasks.append(asyncio.create_task(self.link.run(self._stop)))
+        self._tasks.append(asyncio.create_task(self._load()))
+
+    async def _load(self) -> None:
+        await asyncio.to_thread(self.state.load, self.cfg.sources)
+        if self.state.snapshot:
+            metrics.RECORDS.labels(self.cfg.agency).set(self.state.snapshot.record_count)
+        await self._refresh_health()
+
+    async def wait_ready(self, timeout: float = 30) -> None:
+        async def ready() -> None:
+            while not (self.state.ready and self.link.connected):
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(ready(), timeout)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self.health.shutdown()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, timeout=5)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+        if self._server is not None:
+            await self._server.stop(grace=1)
+
+    async def wait_stopped(self) -> None:
+        await self._stop.wait()
+
+
+async def serve(cfg: AgentConfig) -> None:
+    agent = Agent(cfg)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, agent._stop.set)
+    log.info("agent_starting", agency=cfg.agency, broker=cfg.broker, sources=len(cfg.sources))
+    await agent.start()
+    await agent.wait_stopped()
+    log.info("agent_stopping", agency=cfg.agency)
+    await agent.stop()

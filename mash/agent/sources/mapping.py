@@ -1,0 +1,203 @@
+"""Mapping an agency's own columns onto canonical person fields.
+
+Agency IT writes the mapping once in agent.yaml. A row that cannot be mapped is counted
+and reported by row number and reason, never by content.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mash.config import Reader
+from mash.normalise import IDENTIFIER_NORMALISERS, name_tokens, normalise_postcode
+from mash.records import CANONICAL_FIELDS, PersonRecord
+from mash.subject import Name
+
+DEFAULT_DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%Y%m%d")
+DEFAULT_SEX_VALUES = {
+    "f": "F", "female": "F", "girl": "F", "woman": "F",
+    "m": "M", "male": "M", "boy": "M", "man": "M",
+    "x": "X", "other": "X", "indeterminate": "X", "i": "X",
+}
+LIST_SEPARATOR = ";"
+
+
+class RowError(Exception):
+    """A row cannot become a record; the message names the field, never the value."""
+
+
+@dataclass
+class ColumnMapping:
+    columns: dict[str, str]  # canonical field -> source column
+    fields: dict[str, str]  # agency field -> source column
+    date_formats: tuple[str, ...] = DEFAULT_DATE_FORMATS
+    sex_values: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SEX_VALUES))
+
+    @classmethod
+    def read(cls, section: Reader) -> ColumnMapping:
+        raw = section.mapping("mapping")
+        columns: dict[str, str] = {}
+        for canonical, column in raw.items():
+            if canonical not in CANONICAL_FIELDS:
+                raise section.error(
+                    f"mapping.{canonical}",
+                    f"not a canonical field (known: {', '.join(CANONICAL_FIELDS)}); map agency "
+                    "fields under 'fields'")
+            if not isinstance(column, str) or not column:
+                raise section.error(f"mapping.{canonical}", "expected a column name")
+            columns[canonical] = column
+        if "record_id" not in columns:
+            raise section.error("mapping.record_id", "every source must map a record id column")
+        if not ({"family_name", "nhs_number", "upn", "pnc_id", "ni_number"} & columns.keys()):
+            raise section.error("mapping", "map at least a family name or an identifier column")
+        fields = section.mapping("fields", {})
+        for name, column in fields.items():
+            if name in CANONICAL_FIELDS:
+                raise section.error(f"fields.{name}",
+                                    "is a canonical field: map it under 'mapping'")
+            if not isinstance(column, str) or not column:
+                raise section.error(f"fields.{name}", "expected a column name")
+        formats = tuple(section.str_list("date_formats", list(DEFAULT_DATE_FORMATS)))
+        sex_values = dict(DEFAULT_SEX_VALUES)
+        for raw_value, code in section.mapping("sex_values", {}).items():
+            if code not in ("F", "M", "X", ""):
+                raise section.error(f"sex_values.{raw_value}", "map to F, M, X or ''")
+            sex_values[str(raw_value).strip().lower()] = code
+        return cls(columns, dict(fields), formats, sex_values)
+
+    @property
+    def source_columns(self) -> list[str]:
+        return sorted(set(self.columns.values()) | set(self.fields.values()))
+
+    @property
+    def field_names(self) -> set[str]:
+        """Every field an agreement may name for this source."""
+        names = set(self.columns) | set(self.fields)
+        names.discard("record_id")
+        return names
+
+    def parse_date(self, text: str) -> dt.date:
+        for fmt in self.date_formats:
+            try:
+                return dt.datetime.strptime(text, fmt).date()
+            except ValueError:
+                continue
+        raise RowError("date_of_birth is not in a configured date format")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _name(given: str, middle: str, family: str) -> Name | None:
+    parts = [" ".join(name_tokens(p)) for p in (given, middle, family)]
+    if not parts[0] and not parts[2]:
+        return None
+    return Name(*parts)
+
+
+def _alias(text: str) -> Name | None:
+    """'Given Family' or 'Family, Given'."""
+    if "," in text:
+        family, _, given = text.partition(",")
+    else:
+        words = text.split()
+        given, family = " ".join(words[:-1]), (words[-1] if words else "")
+    return _name(given, "", family)
+
+
+def map_row(row: Mapping[str, Any], mapping: ColumnMapping, source: str,
+            warnings: Counter[str]) -> PersonRecord:
+    """One source row -> a PersonRecord. Raises RowError when the row is unusable."""
+    col = mapping.columns
+
+    def get(canonical: str) -> str:
+        column = col.get(canonical)
+        return _text(row.get(column)) if column else ""
+
+    record_id = get("record_id")
+    if not record_id:
+        raise RowError("record_id is empty")
+    values: dict[str, str] = {}
+    for canonical in col:
+        text = get(canonical)
+        if text:
+            values[canonical] = text
+    for name, column in mapping.fields.items():
+        text = _text(row.get(column))
+        if text:
+            values[name] = text
+
+    names: list[Name] = []
+    primary = _name(get("given_name"), get("middle_names"), get("family_name"))
+    if primary:
+        names.append(primary)
+    for alias_text in get("aliases").split(LIST_SEPARATOR):
+        alias = _alias(alias_text.strip()) if alias_text.strip() else None
+        if alias and alias not in names:
+            names.append(alias)
+
+    dob = None
+    if dob_text := get("date_of_birth"):
+        raw_dob = row.get(col["date_of_birth"])
+        if isinstance(raw_dob, dt.date):
+            dob = raw_dob if not isinstance(raw_dob, dt.datetime) else raw_dob.date()
+        else:
+            try:
+                dob = mapping.parse_date(dob_text)
+            except RowError:
+                warnings["date_of_birth unparseable"] += 1
+        if dob is not None:
+            values["date_of_birth"] = dob.isoformat()
+
+    sex = ""
+    if sex_text := get("sex"):
+        sex = mapping.sex_values.get(sex_text.lower(), "")
+        if not sex:
+            warnings["sex value not mapped"] += 1
+
+    postcodes: list[str] = []
+    for text in [get("postcode"), *get("previous_postcodes").split(LIST_SEPARATOR)]:
+        if not text.strip():
+            continue
+        postcode = normalise_postcode(text)
+        if postcode is None:
+            warnings["postcode not a UK postcode"] += 1
+        elif postcode not in postcodes:
+            postcodes.append(postcode)
+
+    identifiers: dict[str, str] = {}
+    for kind, normalise in IDENTIFIER_NORMALISERS.items():
+        if kind == "local_id":
+            continue
+        text = get(kind)
+        if not text:
+            continue
+        value = normalise(text)
+        if value is None:
+            warnings[f"{kind} invalid"] += 1
+        else:
+            identifiers[kind] = value
+
+    if not names and not identifiers:
+        raise RowError("no name and no identifier")
+    return PersonRecord(
+        record_id=record_id,
+        source=source,
+        names=tuple(names),
+        date_of_birth=dob,
+        sex=sex,
+        postcodes=tuple(postcodes),
+        identifiers=identifiers,
+        values=values,
+    )

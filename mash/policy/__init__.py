@@ -1,0 +1,1 @@
+"""Sharing agreements: routing at the broker, disclosure and transforms at each agent."""
