@@ -1,0 +1,99 @@
+"""AgentService.Connect: the broker's end of each agent's outbound stream."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import grpc
+
+from mash.answers import timestamp
+from mash.broker import metrics
+from mash.broker.config import BrokerConfig
+from mash.broker.registry import AgentSession, Registry
+from mash.identity.tls import peer_identity
+from mash.logs import get_logger
+from mash.v1 import agent_pb2, agent_pb2_grpc
+
+log = get_logger(__name__)
+
+
+class AgentService(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(self, cfg: BrokerConfig, registry: Registry) -> None:
+        self.cfg = cfg
+        self.registry = registry
+
+    async def Connect(
+        self, request_iterator: AsyncIterator[agent_pb2.ConnectRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[agent_pb2.ConnectResponse]:
+        peer = peer_identity(context)
+        if peer is None or peer.kind != "agent":
+            log.warning("agent_refused", reason="not an agent certificate",
+                        peer=str(peer) if peer else "none")
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "only an agency agent's certificate may connect as an agent "
+                f"(this one names {peer or 'no MASH identity'})")
+        assert peer is not None
+        if peer.name not in self.cfg.agencies:
+            log.warning("agent_refused", reason="agency not registered", agency=peer.name)
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"agency {peer.name!r} is not registered with this broker")
+
+        try:
+            first = await asyncio.wait_for(anext(request_iterator),  # type: ignore[arg-type]
+                                           self.cfg.hello_timeout_seconds)
+        except (TimeoutError, StopAsyncIteration):
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                "the agent must send its hello first, promptly")
+        if first.WhichOneof("message") != "hello":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                "the first message on the stream must be a hello")
+        session = AgentSession(peer.name, first.hello)
+        self.registry.attach(session)
+        metrics.AGENTS_ONLINE.set(self.registry.online)
+        reader = asyncio.create_task(self._read(session, request_iterator))
+        try:
+            yield agent_pb2.ConnectResponse(welcome=agent_pb2.BrokerWelcome(
+                broker_id=self.cfg.broker_id, agency_id=peer.name,
+                heartbeat_interval_seconds=int(self.cfg.heartbeat_seconds)))
+            while True:
+                message = await session.outbox.get()
+                if message is None:
+                    break
+                yield message
+        finally:
+            reader.cancel()
+            self.registry.detach(session)
+            metrics.AGENTS_ONLINE.set(self.registry.online)
+
+    async def _read(self, session: AgentSession,
+                    request_iterator: AsyncIterator[agent_pb2.ConnectRequest]) -> None:
+        try:
+            async for message in request_iterator:
+                kind = message.WhichOneof("message")
+                if kind == "heartbeat":
+                    session.update(message.heartbeat)
+                    session.outbox.put_nowait(agent_pb2.ConnectResponse(
+                        heartbeat=agent_pb2.Heartbeat(
+                            sent_at=timestamp(dt.datetime.now(dt.UTC)))))
+                elif kind == "answer":
+                    session.last_seen = dt.datetime.now(dt.UTC)
+                    if not session.deliver(message.answer):
+                        log.info("late_answer_dropped", agency=session.agency,
+                                 query_id=message.answer.query_id)
+                elif kind == "hello":
+                    log.warning("agent_protocol_error", agency=session.agency,
+                                reason="second hello")
+                    break
+        except asyncio.CancelledError:
+            raise
+        except grpc.aio.AioRpcError as exc:
+            log.info("agent_stream_ended", agency=session.agency, code=exc.code().name)
+        except Exception as exc:
+            log.warning("agent_stream_ended", agency=session.agency, error=type(exc).__name__)
+        finally:
+            session.close()

@@ -1,0 +1,43 @@
+"""Who is calling the analyst API: a client certificate AND an analyst token of one agency."""
+
+from __future__ import annotations
+
+import grpc
+
+from mash.errors import IdentityError
+from mash.identity.tls import peer_identity
+from mash.identity.tokens import Analyst, TokenVerifier
+
+
+def bearer_token(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            scheme, _, token = str(value).partition(" ")
+            if scheme.lower() == "bearer":
+                return token.strip()
+    return ""
+
+
+async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifier) -> Analyst:
+    """The analyst on this call, or abort with UNAUTHENTICATED / PERMISSION_DENIED."""
+    peer = peer_identity(context)
+    if peer is None:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                            "your client certificate carries no MASH identity")
+    assert peer is not None
+    if peer.kind != "client":
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"a {peer.kind} certificate cannot call the analyst API: use an analyst client "
+            "certificate (mash certs issue --client)")
+    try:
+        analyst = verifier.verify(bearer_token(context))
+    except IdentityError as exc:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        raise  # unreachable: abort raises
+    if analyst.agency != peer.name:
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"the token is for agency {analyst.agency!r} but the client certificate belongs to "
+            f"{peer.name!r}")
+    return analyst

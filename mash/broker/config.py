@@ -1,0 +1,99 @@
+"""broker.yaml: the federation as one broker sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mash.config import Reader, load_yaml
+from mash.errors import ConfigError, IdentityError
+from mash.identity.names import check_agency_id
+from mash.identity.tls import TlsFiles
+from mash.identity.tokens import TokenVerifier
+
+
+@dataclass(frozen=True)
+class Agency:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Route:
+    requester: str
+    roles: frozenset[str]
+    purposes: frozenset[str]
+    stages: frozenset[str]
+    agencies: frozenset[str]
+
+
+@dataclass
+class BrokerConfig:
+    path: Path
+    broker_id: str
+    listen: str
+    tls: TlsFiles
+    auth: TokenVerifier
+    agencies: dict[str, Agency]
+    routing: Reader
+    deadline_seconds: float
+    heartbeat_seconds: float
+    hello_timeout_seconds: float
+    metrics_port: int | None
+    log_level: str
+
+
+def read_routes(section: list[Reader], agencies: dict[str, Agency]) -> list[Route]:
+    routes = []
+    for r in section:
+        route = Route(
+            requester=r.str("requester"),
+            roles=frozenset(r.str_list("roles")),
+            purposes=frozenset(r.str_list("purposes")),
+            stages=frozenset(r.str_list("stages")),
+            agencies=frozenset(r.str_list("agencies")),
+        )
+        unknown = route.agencies - agencies.keys()
+        if unknown:
+            raise r.error("agencies", f"not registered: {', '.join(sorted(unknown))}")
+        r.done()
+        routes.append(route)
+    return routes
+
+
+def load(path: str | Path) -> BrokerConfig:
+    top = load_yaml(path)
+    agencies: dict[str, Agency] = {}
+    for a in top.sections("agencies"):
+        agency_id = a.str("id")
+        try:
+            check_agency_id(agency_id)
+        except IdentityError as exc:
+            raise a.error("id", str(exc)) from None
+        if agency_id in agencies:
+            raise a.error("id", f"{agency_id!r} is registered twice")
+        agencies[agency_id] = Agency(agency_id, a.str("name", agency_id))
+        a.done()
+    if not agencies:
+        raise ConfigError(f"{path}: agencies: register at least one agency")
+    cfg = BrokerConfig(
+        path=Path(path),
+        broker_id=top.str("broker_id", "broker"),
+        listen=top.str("listen"),
+        tls=TlsFiles.read(top.section("tls")),
+        auth=TokenVerifier.read(top.section("auth")),
+        agencies=agencies,
+        routing=top.section("routing"),
+        deadline_seconds=top.float("deadline_seconds", 10.0, minimum=0.1, maximum=300),
+        heartbeat_seconds=top.float("heartbeat_seconds", 5.0, minimum=0.2, maximum=60),
+        hello_timeout_seconds=top.float("hello_timeout_seconds", 10.0, minimum=0.1, maximum=120),
+        metrics_port=top.int("metrics_port", None, minimum=1, maximum=65535),
+        log_level=top.str("log_level", "info", choices=("debug", "info", "warning", "error")),
+    )
+    own = cfg.tls.own_identity()
+    if own is None or own.kind != "broker":
+        raise top.error("tls.cert", "the certificate does not identify a broker: issue one with "
+                                    "`mash certs broker`")
+    top.done()
+    return cfg
+

@@ -1,0 +1,179 @@
+"""LookupService: validate, route, fan out to the agents with a deadline, aggregate."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+
+import grpc
+
+from mash import context as lookup_context
+from mash import subject as subject_mod
+from mash.answers import NOT_CHECKED_LABELS, STATE_LABELS, not_checked, problem, timestamp
+from mash.broker import metrics
+from mash.broker.auth import authenticate, bearer_token
+from mash.broker.config import BrokerConfig
+from mash.broker.registry import AgentGone, Registry
+from mash.broker.routing import RoutingError, RoutingPolicy
+from mash.errors import ValidationError
+from mash.identity.tokens import Analyst
+from mash.logs import get_logger
+from mash.v1 import agent_pb2, answer_pb2, lookup_pb2, lookup_pb2_grpc
+
+log = get_logger(__name__)
+R = answer_pb2
+# Time kept back from the caller's deadline so answers can be gathered and returned.
+DEADLINE_MARGIN_SECONDS = 0.25
+
+
+class LookupService(lookup_pb2_grpc.LookupServiceServicer):
+    def __init__(self, cfg: BrokerConfig, registry: Registry, routing: RoutingPolicy) -> None:
+        self.cfg = cfg
+        self.registry = registry
+        self.routing = routing
+
+    async def Lookup(
+        self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext
+    ) -> lookup_pb2.LookupResponse:
+        started = time.monotonic()
+        analyst = await authenticate(context, self.cfg.auth)
+        try:
+            subject_mod.from_proto(request.subject)
+            ctx = lookup_context.from_proto(request.context)
+        except ValidationError as exc:
+            metrics.LOOKUPS.labels("invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        purposes = self.routing.purposes()
+        if ctx.purpose not in purposes:
+            metrics.LOOKUPS.labels("invalid").inc()
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unknown purpose {ctx.purpose!r}: known purposes are "
+                f"{', '.join(sorted(purposes)) or 'none'}")
+        if ctx.stage not in purposes[ctx.purpose]:
+            metrics.LOOKUPS.labels("invalid").inc()
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unknown stage {ctx.stage!r} for {ctx.purpose}: known stages are "
+                f"{', '.join(sorted(purposes[ctx.purpose]))}")
+        wanted = set(request.agencies)
+        unknown = wanted - self.cfg.agencies.keys()
+        if unknown:
+            metrics.LOOKUPS.labels("invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"unknown agency id(s): {', '.join(sorted(unknown))}")
+
+        lookup_id = uuid.uuid4().hex
+        asked_at = dt.datetime.now(dt.UTC)
+        remaining = context.time_remaining()
+        budget = self.cfg.deadline_seconds
+        if remaining is not None:
+            budget = min(budget, max(remaining - DEADLINE_MARGIN_SECONDS, 0.05))
+        deadline = asked_at + dt.timedelta(seconds=budget)
+
+        try:
+            decisions = self.routing.route(analyst.agency, analyst.role, ctx.purpose, ctx.stage)
+            routing_error = ""
+        except RoutingError as exc:
+            decisions, routing_error = [], str(exc)
+        log.info("lookup_received", lookup_id=lookup_id, requester=analyst.subject,
+                 requester_agency=analyst.agency, role=analyst.role, purpose=ctx.purpose,
+                 stage=ctx.stage, case_reference=ctx.case_reference, urgency=ctx.urgency)
+
+        decided = {d.agency: d for d in decisions}
+        tasks = {}
+        for agency in sorted(self.cfg.agencies):
+            if wanted and agency not in wanted:
+                continue
+            name = self.cfg.agencies[agency].name
+            decision = decided.get(agency)
+            if routing_error:
+                tasks[agency] = _ready(not_checked(
+                    agency, R.NOT_CHECKED_REASON_POLICY_ERROR,
+                    f"routing policy could not be evaluated: {routing_error}", name))
+            elif decision is None or not decision.allowed:
+                tasks[agency] = _ready(not_checked(
+                    agency, R.NOT_CHECKED_REASON_NO_AGREEMENT,
+                    decision.reason if decision else "no routing decision for this agency", name))
+            else:
+                query = agent_pb2.Query(
+                    query_id=uuid.uuid4().hex, lookup_id=lookup_id,
+                    analyst_token=bearer_token(context), subject=request.subject,
+                    context=request.context, deadline=timestamp(deadline))
+                tasks[agency] = asyncio.ensure_future(self._ask(agency, query, budget))
+        answers = await asyncio.gather(*tasks.values())
+
+        response = lookup_pb2.LookupResponse(
+            lookup_id=lookup_id, asked_at=timestamp(asked_at), requester=analyst.subject,
+            requester_agency=analyst.agency, routing_revision=self.routing.revision)
+        for answer in answers:
+            response.answers.append(answer)
+            metrics.ANSWERS.labels(answer.agency_id, STATE_LABELS[answer.state],
+                                   NOT_CHECKED_LABELS.get(answer.not_checked_reason, "")).inc()
+        elapsed = time.monotonic() - started
+        metrics.LOOKUPS.labels("answered").inc()
+        metrics.LOOKUP_SECONDS.observe(elapsed)
+        log.info("lookup_answered", lookup_id=lookup_id, elapsed_ms=int(elapsed * 1000),
+                 states={a.agency_id: STATE_LABELS[a.state] for a in answers})
+        return response
+
+    async def _ask(self, agency: str, query: agent_pb2.Query,
+                   budget: float) -> answer_pb2.AgencyAnswer:
+        name = self.cfg.agencies[agency].name
+        session = self.registry.get(agency)
+        if session is None:
+            seen = self.registry.last_seen(agency)
+            when = f" (last seen {seen:%Y-%m-%d %H:%M} UTC)" if seen else ""
+            return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_OFFLINE,
+                               f"{name}'s agent is not connected to the broker{when}", name)
+        started = time.monotonic()
+        try:
+            future = session.ask(query)
+            answer = await asyncio.wait_for(future, timeout=budget)
+        except TimeoutError:
+            session.forget(query.query_id)
+            return not_checked(agency, R.NOT_CHECKED_REASON_TIMED_OUT,
+                               f"{name} did not answer within {budget:.1f} s", name)
+        except AgentGone:
+            return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_DISCONNECTED,
+                               f"{name}'s agent disconnected during the lookup", name)
+        finally:
+            metrics.AGENCY_SECONDS.labels(agency).observe(time.monotonic() - started)
+        return self._checked(agency, name, answer)
+
+    def _checked(self, agency: str, name: str,
+                 answer: answer_pb2.AgencyAnswer) -> answer_pb2.AgencyAnswer:
+        """The broker forwards only well-formed answers, and names the agency itself."""
+        if answer.agency_id and answer.agency_id != agency:
+            log.warning("agent_answer_refused", agency=agency, reason="claimed another agency")
+            return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_ERROR,
+                               f"{name}'s agent answered in another agency's name", name)
+        fault = problem(answer)
+        if fault is not None:
+            log.warning("agent_answer_refused", agency=agency, reason=fault)
+            return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_ERROR,
+                               f"{name}'s agent sent a malformed answer: {fault}", name)
+        answer.agency_id = agency
+        answer.agency_name = name
+        return answer
+
+
+def _ready(answer: answer_pb2.AgencyAnswer) -> asyncio.Future[answer_pb2.AgencyAnswer]:
+    future: asyncio.Future[answer_pb2.AgencyAnswer] = asyncio.get_running_loop().create_future()
+    future.set_result(answer)
+    return future
+
+
+class FederationService(lookup_pb2_grpc.FederationServiceServicer):
+    def __init__(self, cfg: BrokerConfig, registry: Registry) -> None:
+        self.cfg = cfg
+        self.registry = registry
+
+    async def ListAgents(
+        self, request: lookup_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
+    ) -> lookup_pb2.ListAgentsResponse:
+        analyst: Analyst = await authenticate(context, self.cfg.auth)
+        log.info("agents_listed", requester=analyst.subject)
+        return lookup_pb2.ListAgentsResponse(agents=self.registry.statuses())

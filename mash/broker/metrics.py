@@ -1,0 +1,18 @@
+"""Prometheus metrics for the broker."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LOOKUPS = Counter("mash_broker_lookups_total", "Lookups by outcome", ["outcome"])
+ANSWERS = Counter("mash_broker_answers_total", "Agency answers by state and reason",
+                  ["agency", "state", "reason"])
+LOOKUP_SECONDS = Histogram(
+    "mash_broker_lookup_seconds", "Time to answer a whole lookup",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+AGENCY_SECONDS = Histogram(
+    "mash_broker_agency_answer_seconds", "Time for one agency's answer to arrive", ["agency"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+AGENTS_ONLINE = Gauge("mash_broker_agents_online", "Agents holding a stream to this broker")

@@ -1,0 +1,136 @@
+"""The live agent streams: who is online, and the queries each has in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+
+from mash.answers import timestamp
+from mash.logs import get_logger
+from mash.v1 import agent_pb2, answer_pb2, lookup_pb2
+
+log = get_logger(__name__)
+
+
+class AgentGone(Exception):
+    """The agent's stream closed while a query was in flight."""
+
+
+@dataclass
+class AgentSession:
+    agency: str
+    hello: agent_pb2.AgentHello
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    connected_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    last_seen: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    outbox: asyncio.Queue[agent_pb2.ConnectResponse | None] = field(default_factory=asyncio.Queue)
+    pending: dict[str, asyncio.Future[answer_pb2.AgencyAnswer]] = field(default_factory=dict)
+    closed: bool = False
+    ready: bool = False
+    record_count: int = 0
+    policy_revision: str = ""
+    data_as_at: object = None  # Timestamp | None
+
+    def __post_init__(self) -> None:
+        self.update(self.hello)
+
+    def update(self, status: agent_pb2.AgentHello | agent_pb2.Heartbeat) -> None:
+        self.last_seen = dt.datetime.now(dt.UTC)
+        self.ready = status.ready
+        self.record_count = status.record_count
+        self.policy_revision = status.policy_revision
+        if status.HasField("data_as_at"):
+            self.data_as_at = status.data_as_at
+
+    def ask(self, query: agent_pb2.Query) -> asyncio.Future[answer_pb2.AgencyAnswer]:
+        if self.closed:
+            raise AgentGone(self.agency)
+        future: asyncio.Future[answer_pb2.AgencyAnswer] = (
+            asyncio.get_running_loop().create_future())
+        self.pending[query.query_id] = future
+        self.outbox.put_nowait(agent_pb2.ConnectResponse(query=query))
+        return future
+
+    def forget(self, query_id: str) -> None:
+        self.pending.pop(query_id, None)
+
+    def deliver(self, answer: agent_pb2.QueryAnswer) -> bool:
+        """Resolve the waiting lookup. False when nobody waits (late or unknown query id)."""
+        future = self.pending.pop(answer.query_id, None)
+        if future is None or future.done():
+            return False
+        future.set_result(answer.answer)
+        return True
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(AgentGone(self.agency))
+        self.pending.clear()
+        self.outbox.put_nowait(None)
+
+
+class Registry:
+    """At most one live session per agency: a new connection replaces the old one."""
+
+    def __init__(self, agencies: dict[str, str]) -> None:
+        self.agencies = agencies  # id -> display name
+        self._sessions: dict[str, AgentSession] = {}
+        self._last_seen: dict[str, dt.datetime] = {}
+
+    def attach(self, session: AgentSession) -> None:
+        previous = self._sessions.get(session.agency)
+        self._sessions[session.agency] = session
+        if previous is not None:
+            log.warning("agent_replaced", agency=session.agency, old=previous.session_id,
+                        new=session.session_id)
+            previous.close()
+        log.info("agent_online", agency=session.agency, session=session.session_id,
+                 version=session.hello.agent_version, ready=session.ready)
+
+    def detach(self, session: AgentSession) -> None:
+        session.close()
+        self._last_seen[session.agency] = session.last_seen
+        if self._sessions.get(session.agency) is session:
+            del self._sessions[session.agency]
+            log.info("agent_offline", agency=session.agency, session=session.session_id)
+
+    def get(self, agency: str) -> AgentSession | None:
+        session = self._sessions.get(agency)
+        return None if session is None or session.closed else session
+
+    def last_seen(self, agency: str) -> dt.datetime | None:
+        return self._last_seen.get(agency)
+
+    @property
+    def online(self) -> int:
+        return len(self._sessions)
+
+    def close_all(self) -> None:
+        for session in list(self._sessions.values()):
+            self.detach(session)
+
+    def statuses(self) -> list[lookup_pb2.AgentStatus]:
+        out = []
+        for agency, name in sorted(self.agencies.items()):
+            status = lookup_pb2.AgentStatus(agency_id=agency, agency_name=name)
+            session = self.get(agency)
+            if session is not None:
+                status.online = True
+                status.ready = session.ready
+                status.connected_at.CopyFrom(timestamp(session.connected_at))
+                status.last_seen.CopyFrom(timestamp(session.last_seen))
+                status.policy_revision = session.policy_revision
+                status.agent_version = session.hello.agent_version
+                status.record_count = session.record_count
+                if session.data_as_at is not None:
+                    status.data_as_at.CopyFrom(session.data_as_at)  # type: ignore[arg-type]
+            elif (seen := self._last_seen.get(agency)) is not None:
+                status.last_seen.CopyFrom(timestamp(seen))
+            out.append(status)
+        return out

@@ -1,0 +1,85 @@
+"""Assembling and running the broker's gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from mash.broker.agents import AgentService
+from mash.broker.config import BrokerConfig
+from mash.broker.lookup import FederationService, LookupService
+from mash.broker.registry import Registry
+from mash.broker.routing import RoutingPolicy, StaticRouting
+from mash.grpc_options import server_options
+from mash.health import Health
+from mash.logs import get_logger
+from mash.v1 import agent_pb2, agent_pb2_grpc, lookup_pb2, lookup_pb2_grpc
+
+log = get_logger(__name__)
+SERVICE_NAMES = (
+    lookup_pb2.DESCRIPTOR.services_by_name["LookupService"].full_name,
+    lookup_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
+    agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+)
+
+
+def build_routing(cfg: BrokerConfig) -> RoutingPolicy:
+    return StaticRouting.read(cfg.routing, cfg.agencies)
+
+
+class Broker:
+    """A running broker. `start()` binds and returns the port; `stop()` drains and closes."""
+
+    def __init__(self, cfg: BrokerConfig) -> None:
+        self.cfg = cfg
+        self.registry = Registry({a.id: a.name for a in cfg.agencies.values()})
+        self.routing = build_routing(cfg)
+        self.health = Health()
+        self.server: grpc.aio.Server | None = None
+        self.port: int | None = None
+
+    async def start(self) -> int:
+        server = grpc.aio.server(options=server_options())
+        lookup_pb2_grpc.add_LookupServiceServicer_to_server(
+            LookupService(self.cfg, self.registry, self.routing), server)
+        lookup_pb2_grpc.add_FederationServiceServicer_to_server(
+            FederationService(self.cfg, self.registry), server)
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(
+            AgentService(self.cfg, self.registry), server)
+        self.health.add_to(server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
+        port = server.add_secure_port(self.cfg.listen, self.cfg.tls.server_credentials())
+        if port == 0:
+            raise OSError(f"cannot listen on {self.cfg.listen}: address in use or not valid")
+        await server.start()
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, True)
+        self.server, self.port = server, port
+        log.info("broker_listening", port=port, broker_id=self.cfg.broker_id,
+                 agencies=len(self.cfg.agencies), routing=self.routing.revision)
+        return port
+
+    async def stop(self, grace: float = 2.0) -> None:
+        await self.health.shutdown()
+        self.registry.close_all()
+        if self.server is not None:
+            await self.server.stop(grace)
+        log.info("broker_stopped", broker_id=self.cfg.broker_id)
+
+
+async def serve(cfg: BrokerConfig) -> None:
+    broker = Broker(cfg)
+    if cfg.metrics_port:
+        start_http_server(cfg.metrics_port, addr="127.0.0.1")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await broker.start()
+    await stop.wait()
+    await broker.stop()
