@@ -1,0 +1,45 @@
+"""The `mash` command."""
+
+from __future__ import annotations
+
+import typer
+
+from mash import __version__
+from mash.cli import certs, lookup, serve, token
+
+app = typer.Typer(
+    name="mash",
+    help="MASH Exchange: ask many agencies at once whether they know a person, safely.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(certs.app, name="certs")
+app.add_typer(token.app, name="token")
+app.add_typer(serve.broker_app, name="broker")
+app.add_typer(serve.agent_app, name="agent")
+app.command("lookup")(lookup.lookup)
+app.command("agents")(lookup.agents)
+
+
+@app.command("demo")
+def demo(
+    directory: str = typer.Option("var/demo", "--dir", help="Working directory for the demo."),
+    keep: bool = typer.Option(False, help="Leave the generated files in place."),
+) -> None:
+    """Start a CA, a broker and agents with synthetic records; run lookups; stop cleanly."""
+    from pathlib import Path
+
+    from mash.demo.run import run_demo
+
+    raise typer.Exit(run_demo(Path(directory), keep=keep))
+
+
+@app.command("version")
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

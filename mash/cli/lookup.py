@@ -1,0 +1,147 @@
+"""`mash lookup` and `mash agents`: the analyst's commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from mash.cli.common import OK, PARTIAL, USAGE, fail, guarded
+from mash.cli.render import as_json, print_lookup
+from mash.client import BrokerClient, ClientConfig, identifier, parse_date, split_name
+from mash.context import URGENCY_ENUMS
+from mash.errors import ValidationError
+from mash.v1 import answer_pb2, lookup_pb2, subject_pb2
+
+SEXES = {"f": subject_pb2.SEX_FEMALE, "m": subject_pb2.SEX_MALE, "x": subject_pb2.SEX_OTHER}
+ConfigOption = typer.Option(
+    None, "--config", envvar="MASH_CLIENT_CONFIG",
+    help="Client config (broker address, TLS files, token file). Env: MASH_CLIENT_CONFIG.")
+TokenOption = typer.Option(
+    None, "--token", envvar="MASH_TOKEN",
+    help="Analyst token; overrides the config's token_file. Env: MASH_TOKEN.")
+
+
+def _client(config: Path | None, token: str | None) -> BrokerClient:
+    if config is None:
+        fail("no client config: pass --config client.yaml or set MASH_CLIENT_CONFIG", USAGE)
+    return BrokerClient(ClientConfig.load(config, token))
+
+
+def build_request(
+    name: str | None, given: str | None, family: str | None, aliases: list[str],
+    dob: str | None, sex: str | None, postcodes: list[str], nhs: str | None, upn: str | None,
+    pnc: str | None, ni: str | None, local: list[str], purpose: str, stage: str, case: str,
+    reason: str, urgency: str, agencies: list[str],
+) -> lookup_pb2.LookupRequest:
+    subject = subject_pb2.Subject()
+    if name:
+        subject.name.CopyFrom(split_name(name))
+    if given:
+        subject.name.given = given
+    if family:
+        subject.name.family = family
+    for alias in aliases:
+        subject.aliases.append(split_name(alias))
+    if dob:
+        subject.date_of_birth.CopyFrom(parse_date(dob))
+    if sex:
+        if sex.lower() not in SEXES:
+            raise ValidationError(f"sex {sex!r} is not F, M or X")
+        subject.sex = SEXES[sex.lower()]
+    for postcode in postcodes:
+        subject.addresses.add(postcode=postcode)
+    for kind, value in (("nhs_number", nhs), ("upn", upn), ("pnc_id", pnc), ("ni_number", ni)):
+        if value:
+            subject.identifiers.append(identifier(kind, value))
+    for item in local:
+        issuer, sep, value = item.partition(":")
+        if not sep:
+            raise ValidationError(f"--local {item!r} must be AGENCY:IDENTIFIER")
+        subject.identifiers.append(identifier("local_id", value, issuer))
+    if urgency.lower() not in URGENCY_ENUMS:
+        raise ValidationError(f"urgency {urgency!r} is not red, amber or green")
+    context = subject_pb2.RequestContext(
+        purpose=purpose, stage=stage, case_reference=case, justification=reason,
+        urgency=URGENCY_ENUMS[urgency.lower()])  # type: ignore[arg-type]
+    return lookup_pb2.LookupRequest(subject=subject, context=context, agencies=agencies)
+
+
+def lookup(
+    name: str = typer.Option(None, help='Full name: "Jane Ann Smith" or "Smith, Jane".'),
+    given: str = typer.Option(None, help="Given name (instead of --name)."),
+    family: str = typer.Option(None, help="Family name (instead of --name)."),
+    alias: list[str] = typer.Option([], help="Another name the person uses (repeatable)."),
+    dob: str = typer.Option(None, help="Date of birth: 2014-03-09 or 09/03/2014."),
+    sex: str = typer.Option(None, help="F, M or X."),
+    postcode: list[str] = typer.Option([], help="A postcode, current or previous (repeatable)."),
+    nhs: str = typer.Option(None, help="NHS number."),
+    upn: str = typer.Option(None, help="Unique Pupil Number."),
+    pnc: str = typer.Option(None, help="PNC ID."),
+    ni: str = typer.Option(None, help="National Insurance number."),
+    local: list[str] = typer.Option([], help="An agency's own id as AGENCY:ID (repeatable)."),
+    purpose: str = typer.Option(..., help="e.g. child_safeguarding, adult_safeguarding."),
+    stage: str = typer.Option(..., help="e.g. triage, research, s47, s42."),
+    case: str = typer.Option(..., help="The MASH case reference."),
+    reason: str = typer.Option(..., help="Why this lookup is necessary (recorded in the audit)."),
+    urgency: str = typer.Option("amber", help="RAG rating: red, amber or green."),
+    agency: list[str] = typer.Option([], help="Ask only this agency (repeatable)."),
+    timeout: float = typer.Option(15.0, min=0.5, help="Seconds to wait for the answers."),
+    json_out: bool = typer.Option(False, "--json", help="Print the response as JSON."),
+    config: Path = ConfigOption,
+    token: str = TokenOption,
+) -> None:
+    """Ask every agency the agreements allow whether they know this person.
+
+    Exit codes: 0 every agency answered; 3 at least one agency was NOT CHECKED; 2 invalid
+    input; 4 refused (token or certificate); 5 broker unreachable; 6 rate limited; 1 other.
+    """
+    def run() -> lookup_pb2.LookupResponse:
+        request = build_request(name, given, family, alias, dob, sex, postcode, nhs, upn, pnc,
+                                ni, local, purpose, stage, case, reason, urgency, agency)
+        with _client(config, token) as client:
+            return client.lookup(request, timeout=timeout)
+
+    response = guarded(run)
+    if json_out:
+        typer.echo(as_json(response))
+    else:
+        print_lookup(response)
+    not_checked = [a for a in response.answers
+                   if a.state == answer_pb2.ANSWER_STATE_NOT_CHECKED]
+    if not_checked and not json_out:
+        print(f"{len(not_checked)} agency answer(s) NOT CHECKED: treat them as unknown, "
+              "not as 'not known'.", file=sys.stderr)
+    raise typer.Exit(PARTIAL if not_checked else OK)
+
+
+def agents(
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+    config: Path = ConfigOption,
+    token: str = TokenOption,
+) -> None:
+    """Which agencies are registered, online, and how current their data is."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mash.answers import from_timestamp
+
+    def run() -> lookup_pb2.ListAgentsResponse:
+        with _client(config, token) as client:
+            return client.list_agents()
+
+    response = guarded(run)
+    if json_out:
+        typer.echo(as_json(response))
+        return
+    table = Table(title="Agents")
+    for column in ("Agency", "Online", "Ready", "Records", "Data as at", "Policy", "Version"):
+        table.add_column(column)
+    for a in response.agents:
+        as_at = from_timestamp(a.data_as_at)
+        table.add_row(a.agency_name, "yes" if a.online else "NO", "yes" if a.ready else "no",
+                      str(a.record_count), f"{as_at:%Y-%m-%d %H:%M}" if as_at else "-",
+                      a.policy_revision or "-", a.agent_version or "-")
+    Console().print(table)
+

@@ -1,0 +1,60 @@
+"""`mash token`: development analyst tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import typer
+
+from mash.cli.common import USAGE, fail, guarded
+from mash.identity import tokens
+
+app = typer.Typer(help="Development analyst tokens (JWT, ES256 or EdDSA).", no_args_is_help=True)
+
+
+def _duration(text: str) -> dt.timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        value, unit = float(text[:-1]), units[text[-1]]
+    except (KeyError, ValueError, IndexError):
+        fail(f"duration {text!r} is not like 30m, 8h or 1d", USAGE)
+    if value <= 0:
+        fail("the duration must be positive", USAGE)
+    return dt.timedelta(seconds=value * unit)
+
+
+@app.command("keygen")
+def keygen(
+    out: Path = typer.Option(..., help="Private key path; the public key goes beside it (.pub)."),
+    algorithm: str = typer.Option("ES256", help="ES256 or EdDSA."),
+) -> None:
+    """Create an identity provider's signing key pair."""
+    private, public = guarded(lambda: tokens.generate_issuer_key(algorithm))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private)
+    pub = out.with_suffix(".pub")
+    pub.write_bytes(public)
+    typer.echo(f"private key (keep secret): {out}\npublic key (give to brokers and agents): {pub}")
+
+
+@app.command("issue")
+def issue(
+    key: Path = typer.Option(..., exists=True, dir_okay=False, help="The issuer's private key."),
+    issuer: str = typer.Option(..., help="Issuer name, as brokers and agents trust it."),
+    subject: str = typer.Option(..., help="The analyst's user id."),
+    agency: str = typer.Option(..., help="The analyst's agency id."),
+    role: str = typer.Option("analyst", help="The analyst's role."),
+    team: str = typer.Option("", help="The analyst's team."),
+    ttl: str = typer.Option("8h", help="Lifetime, e.g. 30m, 8h."),
+    audience: str = typer.Option(tokens.AUDIENCE, help="Audience claim."),
+) -> None:
+    """Print a signed analyst token."""
+    lifetime = _duration(ttl)
+    token = guarded(lambda: tokens.issue_token(
+        key.read_bytes(), issuer=issuer, subject=subject, agency=agency, role=role, team=team,
+        ttl=lifetime, audience=audience))
+    typer.echo(token)

@@ -1,0 +1,107 @@
+"""The analyst's side: a client for the broker's lookup and federation APIs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from mash.config import load_yaml
+from mash.errors import ConfigError, ValidationError
+from mash.grpc_options import channel_options
+from mash.identity.tls import TlsFiles
+from mash.normalise import IDENTIFIER_NORMALISERS
+from mash.subject import IDENTIFIER_ENUMS
+from mash.v1 import lookup_pb2, lookup_pb2_grpc, subject_pb2
+
+
+@dataclass
+class ClientConfig:
+    broker: str
+    server_name: str | None
+    tls: TlsFiles
+    token: str
+
+    @classmethod
+    def load(cls, path: str | Path, token: str | None = None) -> ClientConfig:
+        top = load_yaml(path)
+        broker = top.section("broker")
+        address = broker.str("address")
+        server_name = broker.str("server_name", None)
+        broker.done()
+        tls = TlsFiles.read(top.section("tls"))
+        token_file = top.path("token_file", None)
+        top.done()
+        if token is None:
+            if token_file is None:
+                raise ConfigError(f"{path}: no token_file and no --token/MASH_TOKEN given")
+            token = token_file.read_text().strip()
+        return cls(address, server_name, tls, token)
+
+
+class BrokerClient:
+    def __init__(self, cfg: ClientConfig) -> None:
+        self.cfg = cfg
+        self._channel = grpc.secure_channel(
+            cfg.broker, cfg.tls.channel_credentials(), options=channel_options(cfg.server_name))
+        self._lookup = lookup_pb2_grpc.LookupServiceStub(self._channel)
+        self._federation = lookup_pb2_grpc.FederationServiceStub(self._channel)
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.cfg.token}"),)
+
+    def lookup(self, request: lookup_pb2.LookupRequest,
+               timeout: float = 15.0) -> lookup_pb2.LookupResponse:
+        return self._lookup.Lookup(request, timeout=timeout, metadata=self._metadata())
+
+    def list_agents(self, timeout: float = 10.0) -> lookup_pb2.ListAgentsResponse:
+        return self._federation.ListAgents(lookup_pb2.ListAgentsRequest(), timeout=timeout,
+                                           metadata=self._metadata())
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> BrokerClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def split_name(text: str) -> subject_pb2.PersonName:
+    """'Jane Ann Smith' -> given Jane, middle Ann, family Smith; 'Smith, Jane' works too."""
+    text = " ".join(text.split())
+    if "," in text:
+        family, _, rest = text.partition(",")
+        words = rest.split()
+        return subject_pb2.PersonName(given=words[0] if words else "",
+                                      middle=" ".join(words[1:]), family=family.strip())
+    words = text.split(" ")
+    if len(words) == 1:
+        return subject_pb2.PersonName(family=words[0])
+    return subject_pb2.PersonName(given=words[0], middle=" ".join(words[1:-1]), family=words[-1])
+
+
+def parse_date(text: str) -> subject_pb2.Date:
+    """YYYY-MM-DD or DD/MM/YYYY. Calendar validity is checked by the broker and agents too."""
+    text = text.strip()
+    for pattern, order in ((r"(\d{4})-(\d{1,2})-(\d{1,2})", "ymd"),
+                           (r"(\d{1,2})/(\d{1,2})/(\d{4})", "dmy")):
+        match = re.fullmatch(pattern, text)
+        if match:
+            parts = dict(zip(order, map(int, match.groups()), strict=True))
+            try:
+                dt.date(parts["y"], parts["m"], parts["d"])
+            except ValueError:
+                raise ValidationError(f"date {text!r} is not a calendar date") from None
+            return subject_pb2.Date(year=parts["y"], month=parts["m"], day=parts["d"])
+    raise ValidationError(f"date {text!r} is not like 2014-03-09 or 09/03/2014")
+
+
+def identifier(kind: str, value: str, issuer: str = "") -> subject_pb2.Identifier:
+    if kind not in IDENTIFIER_NORMALISERS:
+        raise ValidationError(f"unknown identifier kind {kind!r}")
+    return subject_pb2.Identifier(kind=IDENTIFIER_ENUMS[kind], value=value, issuer=issuer)

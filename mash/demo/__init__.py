@@ -1,0 +1,1 @@
+"""`mash demo`: a whole federation on loopback with synthetic records."""

@@ -1,0 +1,135 @@
+"""The demo agencies: how each maps its own schema, and what it releases per stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+AGENCIES: dict[str, dict[str, Any]] = {
+    "police": {
+        "name": "West Yorkshire Police (synthetic)",
+        "contact_route": "Police MASH desk, 01632 960001, mash.police@example.org",
+        "source": {
+            "name": "niche_rms", "type": "csv", "file": "police_niche_extract.csv",
+            "date_formats": ["%d/%m/%Y"],
+            "mapping": {"record_id": "person_ref", "given_name": "forename",
+                        "middle_names": "middle", "family_name": "surname", "aliases": "aka",
+                        "date_of_birth": "dob", "sex": "gender", "postcode": "postcode",
+                        "pnc_id": "pnc"},
+            "fields": {"last_incident_type": "last_incident_type",
+                       "last_incident_date": "last_incident_date",
+                       "incident_summary": "incident_summary", "markers": "markers",
+                       "officer_in_case": "officer_in_case", "restricted": "restricted"},
+        },
+        "stages": {
+            "triage": {"release": {"markers": "keep"}},
+            "research": {"release": {"markers": "keep", "last_incident_type": "keep",
+                                     "last_incident_date": "month",
+                                     "incident_summary": "keep"}},
+            "s47": {"release": {"markers": "keep", "last_incident_type": "keep",
+                                "last_incident_date": "keep", "incident_summary": "keep",
+                                "officer_in_case": "keep"}},
+        },
+        "purposes": ["child_safeguarding", "adult_safeguarding"],
+        "adult_stages": ["triage", "research", "s42"],
+    },
+    "health": {
+        "name": "Leeds Health Partnership (synthetic)",
+        "contact_route": "Named nurse for safeguarding, 01632 960002",
+        "source": {
+            "name": "patient_index", "type": "sqlite", "file": "health_patients.db",
+            "table": "patients",
+            "mapping": {"record_id": "patient_id", "given_name": "first_name",
+                        "family_name": "last_name", "date_of_birth": "date_of_birth",
+                        "sex": "sex", "postcode": "postcode", "nhs_number": "nhs_number"},
+            "fields": {"gp_practice": "gp_practice", "cp_flag": "cp_flag",
+                       "last_ae_attendance": "last_ae_attendance",
+                       "safeguarding_note": "safeguarding_note", "restricted": "restricted"},
+        },
+        "require_any_of": [["nhs_number"], ["name", "date_of_birth"]],
+        "stages": {
+            "triage": {"release": {"cp_flag": "keep"}},
+            "research": {"release": {"gp_practice": "keep", "cp_flag": "keep",
+                                     "last_ae_attendance": "month"}},
+            "s47": {"release": {"gp_practice": "keep", "cp_flag": "keep",
+                                "last_ae_attendance": "keep", "safeguarding_note": "keep"}},
+        },
+        "purposes": ["child_safeguarding", "adult_safeguarding"],
+        "adult_stages": ["triage", "research", "s42"],
+    },
+    "csc": {
+        "name": "Children's Social Care (synthetic)",
+        "contact_route": "Duty and Advice team, 01632 960003",
+        "source": {
+            "name": "mosaic", "type": "sqlite", "file": "csc_mosaic.db", "table": "people",
+            "mapping": {"record_id": "person_id", "given_name": "given_names",
+                        "family_name": "surname", "date_of_birth": "dob", "sex": "gender",
+                        "postcode": "postcode", "nhs_number": "nhs_no", "upn": "upn"},
+            "fields": {"case_status": "case_status", "plan_type": "plan_type",
+                       "allocated_team": "allocated_team", "social_worker": "social_worker",
+                       "last_assessment_date": "last_assessment_date"},
+        },
+        "stages": {
+            "triage": {"release": {"case_status": "keep"}},
+            "research": {"release": {"case_status": "keep", "plan_type": "keep",
+                                     "allocated_team": "keep", "last_assessment_date": "month"}},
+            "s47": {"release": {"case_status": "keep", "plan_type": "keep",
+                                "allocated_team": "keep", "social_worker": "keep",
+                                "last_assessment_date": "keep"}},
+        },
+        "purposes": ["child_safeguarding"],
+    },
+    "education": {
+        "name": "Education Services (synthetic)",
+        "contact_route": "Education safeguarding officer, 01632 960004",
+        "source": {
+            "name": "school_census", "type": "csv", "file": "education_pupils.csv",
+            "mapping": {"record_id": "upn", "upn": "upn", "given_name": "pupil_forename",
+                        "family_name": "pupil_surname", "date_of_birth": "dob", "sex": "sex",
+                        "postcode": "home_postcode"},
+            "fields": {"school_name": "school_name", "year_group": "year_group",
+                       "attendance_pct": "attendance_pct", "exclusions": "exclusions",
+                       "sen_status": "sen_status"},
+        },
+        "stages": {
+            "triage": {"answer": "existence"},
+            "research": {"release": {
+                "school_name": "keep", "year_group": "keep",
+                "attendance_pct": {"transform": "bucket", "bounds": [0, 50, 90],
+                                   "labels": ["below 50%", "50-89%", "90% or more"]},
+                "exclusions": "keep"}},
+            "s47": {"release": {"school_name": "keep", "year_group": "keep",
+                                "attendance_pct": "keep", "exclusions": "keep",
+                                "sen_status": "keep"}},
+        },
+        "purposes": ["child_safeguarding"],
+    },
+    "probation": {
+        "name": "Probation Service (synthetic)",
+        "contact_route": "Probation MASH liaison, 01632 960005",
+        "source": {
+            "name": "ndelius", "type": "csv", "file": "probation_ndelius.csv",
+            "mapping": {"record_id": "crn", "given_name": "first", "family_name": "last",
+                        "date_of_birth": "dob", "pnc_id": "pnc", "postcode": "postcode"},
+            "fields": {"risk_level": "risk_level", "offender_manager": "offender_manager"},
+        },
+        "stages": {},
+        "purposes": ["adult_safeguarding"],
+        "adult_stages": ["triage", "research", "s42"],
+        "adult_release": {"risk_level": "keep", "offender_manager": "keep"},
+    },
+    "housing": {
+        "name": "Housing Services (synthetic)",
+        "contact_route": "Housing safeguarding lead, 01632 960006",
+        "source": {
+            "name": "tenancies", "type": "csv", "file": "housing_tenancies.csv",
+            "mapping": {"record_id": "tenancy_ref", "given_name": "forename",
+                        "family_name": "surname", "date_of_birth": "dob",
+                        "postcode": "postcode"},
+            "fields": {"tenancy_status": "tenancy_status"},
+        },
+        "stages": {"research": {"release": {"tenancy_status": "keep"}}},
+        "purposes": ["child_safeguarding"],
+    },
+}
+CHILD_STAGES = ["triage", "research", "s47"]
+ADULT_STAGES = ["triage", "research", "s42"]

@@ -1,0 +1,167 @@
+"""Lay out a whole federation in one directory: CA, certificates, issuer key, token, configs.
+
+Used by `mash demo` and by the integration tests, so both run the same configuration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mash.demo.agencies import ADULT_STAGES, AGENCIES, CHILD_STAGES
+from mash.identity import certs, tokens
+from mash.identity.names import PeerIdentity
+
+ISSUER = "https://idp.mash.example"
+REQUESTER = "mash"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Federation:
+    root: Path
+    certs: Path
+    broker_config: Path
+    client_config: Path
+    issuer_key: Path
+    broker_port: int
+    agent_configs: dict[str, Path] = field(default_factory=dict)
+
+    def token(self, subject: str = "a.analyst", agency: str = REQUESTER, role: str = "analyst",
+              ttl: dt.timedelta = dt.timedelta(hours=1), **kw: Any) -> str:
+        return tokens.issue_token(self.issuer_key.read_bytes(), issuer=ISSUER, subject=subject,
+                                  agency=agency, role=role, team="MASH Team A", ttl=ttl, **kw)
+
+
+def _auth(fed_certs: Path) -> dict[str, Any]:
+    return {"issuers": [{"issuer": ISSUER, "public_key": str(fed_certs / "issuer.pub"),
+                         "agencies": [REQUESTER, "police"],
+                         "roles": ["analyst", "supervisor", "ig_lead"]}]}
+
+
+def _tls(fed_certs: Path, stem: str) -> dict[str, str]:
+    return {"ca": str(fed_certs / "ca.pem"), "cert": str(fed_certs / f"{stem}.pem"),
+            "key": str(fed_certs / f"{stem}.key")}
+
+
+def _grants(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    grants = []
+    if "child_safeguarding" in spec["purposes"] and spec["stages"]:
+        grants.append({"agreement": f"{REQUESTER}-{spec['source']['name']}-child",
+                       "requester": REQUESTER, "roles": ["analyst", "supervisor"],
+                       "purposes": ["child_safeguarding"], "stages": spec["stages"]})
+    if "adult_safeguarding" in spec["purposes"]:
+        stages = spec["stages"]
+        adult = {
+            "triage": stages.get("triage", {"release": spec.get("adult_release", {})}),
+            "research": stages.get("research", {"release": spec.get("adult_release", {})}),
+            "s42": stages.get("s47", {"release": spec.get("adult_release", {})}),
+        }
+        grants.append({"agreement": f"{REQUESTER}-{spec['source']['name']}-adult",
+                       "requester": REQUESTER, "roles": ["analyst", "supervisor"],
+                       "purposes": ["adult_safeguarding"], "stages": adult})
+    return grants
+
+
+def agent_config(fed_certs: Path, agency: str, data_file: Path, broker_port: int,
+                 **overrides: Any) -> dict[str, Any]:
+    spec = AGENCIES[agency]
+    source = {k: v for k, v in spec["source"].items() if k != "file"}
+    source["path"] = str(data_file.resolve())
+    cfg: dict[str, Any] = {
+        "agency": agency,
+        "name": spec["name"],
+        "contact_route": spec["contact_route"],
+        "broker": {"address": f"127.0.0.1:{broker_port}", "server_name": "localhost",
+                   "heartbeat_seconds": 2, "reconnect_initial_seconds": 0.2,
+                   "reconnect_max_seconds": 2},
+        "tls": _tls(fed_certs, f"{agency}-agent"),
+        "auth": _auth(fed_certs),
+        "sources": [source],
+        "disclosure": {"grants": _grants(spec), "restricted_field": "restricted"},
+    }
+    if "require_any_of" in spec:
+        cfg["search"] = {"require_any_of": spec["require_any_of"]}
+    cfg.update(overrides)
+    return cfg
+
+
+def broker_config(fed_certs: Path, port: int, agencies: list[str],
+                  **overrides: Any) -> dict[str, Any]:
+    child = [a for a in agencies if "child_safeguarding" in AGENCIES[a]["purposes"]]
+    adult = [a for a in agencies if "adult_safeguarding" in AGENCIES[a]["purposes"]]
+    routes = []
+    if child:
+        routes.append({"requester": REQUESTER, "roles": ["analyst", "supervisor"],
+                       "purposes": ["child_safeguarding"], "stages": CHILD_STAGES,
+                       "agencies": child})
+    if adult:
+        routes.append({"requester": REQUESTER, "roles": ["analyst", "supervisor"],
+                       "purposes": ["adult_safeguarding"], "stages": ADULT_STAGES,
+                       "agencies": adult})
+    cfg: dict[str, Any] = {
+        "broker_id": "demo-broker",
+        "listen": f"127.0.0.1:{port}",
+        "tls": _tls(fed_certs, "broker-broker"),
+        "auth": _auth(fed_certs),
+        "agencies": [{"id": a, "name": AGENCIES[a]["name"]} for a in agencies],
+        "routing": {"routes": routes},
+        "deadline_seconds": 5,
+        "heartbeat_seconds": 2,
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+def _dump(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def build(root: Path, agencies: list[str], data_files: dict[str, Path],
+          port: int | None = None, broker_overrides: dict[str, Any] | None = None,
+          agent_overrides: dict[str, dict[str, Any]] | None = None) -> Federation:
+    """Create CA, certificates, the issuer key and every config under `root`."""
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    fed_certs = root / "certs"
+    certs.create_ca(fed_certs, force=True)
+    certs.issue(fed_certs, PeerIdentity("broker", "broker"), dns_names=("localhost",),
+                ip_addresses=("127.0.0.1",))
+    certs.issue(fed_certs, PeerIdentity("client", REQUESTER))
+    for agency in agencies:
+        certs.issue(fed_certs, PeerIdentity("agent", agency))
+    private, public = tokens.generate_issuer_key("ES256")
+    issuer_key = fed_certs / "issuer.key"
+    issuer_key.write_bytes(private)
+    issuer_key.chmod(0o600)
+    (fed_certs / "issuer.pub").write_bytes(public)
+
+    port = port or free_port()
+    fed = Federation(root=root, certs=fed_certs, issuer_key=issuer_key, broker_port=port,
+                     broker_config=_dump(root / "broker.yaml", broker_config(
+                         fed_certs, port, agencies, **(broker_overrides or {}))),
+                     client_config=root / "client.yaml")
+    for agency in agencies:
+        fed.agent_configs[agency] = _dump(root / f"agent-{agency}.yaml", agent_config(
+            fed_certs, agency, data_files[agency], port,
+            **(agent_overrides or {}).get(agency, {})))
+    token_file = root / "analyst.jwt"
+    token_file.write_text(fed.token(ttl=dt.timedelta(hours=8)))
+    token_file.chmod(0o600)
+    _dump(fed.client_config, {
+        "broker": {"address": f"127.0.0.1:{port}", "server_name": "localhost"},
+        "tls": _tls(fed_certs, f"{REQUESTER}-client"),
+        "token_file": str(token_file),
+    })
+    return fed

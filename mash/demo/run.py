@@ -1,0 +1,153 @@
+"""`mash demo`: real processes on loopback, real mTLS, real lookups, then a clean stop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from rich.console import Console
+from rich.rule import Rule
+
+from mash.answers import STATE_LABELS
+from mash.cli.lookup import build_request
+from mash.cli.render import print_lookup
+from mash.client import BrokerClient, ClientConfig
+from mash.demo import data, federation
+from mash.errors import MashError
+
+RUNNING = ["police", "health", "csc", "education", "probation"]
+OFFLINE = ["housing"]  # registered with the broker, but its agent is not started
+
+console = Console()
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    fh = log.open("wb")
+    return subprocess.Popen([sys.executable, "-m", "mash", *args], stdout=fh, stderr=fh,
+                            start_new_session=True)
+
+
+def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> bool:
+    """SIGTERM everything, wait; True when every process exited by itself."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    clean = True
+    deadline = time.monotonic() + 10
+    for name, proc in procs.items():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            console.print(f"[red]{name} did not stop in time; killing it[/red]")
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            clean = False
+    return clean
+
+
+def _wait_online(client: BrokerClient, agencies: list[str],
+                 procs: dict[str, subprocess.Popen[bytes]], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited early (code {proc.returncode}); see its log")
+        try:
+            status = {a.agency_id: a for a in client.list_agents(timeout=2).agents}
+            if all(status.get(a) and status[a].online and status[a].ready for a in agencies):
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("agents did not come online within a minute; see the logs")
+
+
+LOOKUPS = [
+    ("1. A child known to several agencies (research stage)", dict(
+        name="Leah Thompson", dob="2014-05-17", postcode=["LS9 8AB"],
+        purpose="child_safeguarding", stage="research", case="MASH-2026-0101",
+        reason="Referral from school: disclosure of domestic abuse at home", urgency="red")),
+    ("2. The same child asked about at triage: less is released", dict(
+        name="Leah Thompson", dob="2014-05-17", postcode=["LS9 8AB"],
+        purpose="child_safeguarding", stage="triage", case="MASH-2026-0101",
+        reason="Initial triage of school referral", urgency="red")),
+    ("3. A restricted health record: WITHHELD", dict(
+        name="Ruby Clarke", dob="2017-02-03", postcode=["WF1 3LP"],
+        purpose="child_safeguarding", stage="research", case="MASH-2026-0102",
+        reason="Health visitor concern about neglect", urgency="amber")),
+    ("4. A child nobody knows: NOT_KNOWN, with what was searched", dict(
+        name="Oliver Grant", dob="2012-09-30", postcode=["HX1 2RS"],
+        purpose="child_safeguarding", stage="research", case="MASH-2026-0103",
+        reason="Anonymous concern from a neighbour", urgency="green")),
+    ("5. A name alone is not enough: NOT_CHECKED (too few identifiers)", dict(
+        name="Tyler Mason", purpose="child_safeguarding", stage="research",
+        case="MASH-2026-0104", reason="Youth worker concern about exploitation",
+        urgency="amber")),
+    ("6. An adult at risk: other agreements, other agencies", dict(
+        name="Darren Thompson", dob="1986-07-21", postcode=["LS9 8AB"],
+        purpose="adult_safeguarding", stage="research", case="MASH-2026-0105",
+        reason="Linked adult in domestic abuse referral MASH-2026-0101", urgency="red")),
+]
+
+
+def _request(spec: dict[str, object]):  # noqa: ANN202 (proto type)
+    defaults: dict[str, object] = dict(
+        name=None, given=None, family=None, aliases=[], dob=None, sex=None, postcodes=[],
+        nhs=None, upn=None, pnc=None, ni=None, local=[], agencies=[])
+    args = {**defaults, **spec}
+    args["postcodes"] = args.pop("postcode", [])
+    return build_request(**args)  # type: ignore[arg-type]
+
+
+def run_demo(directory: Path, keep: bool = False) -> int:
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    logs = directory / "logs"
+    logs.mkdir()
+    console.print(Rule("MASH Exchange demo"))
+    console.print("Writing synthetic agency records (fictional people only)...")
+    files = data.write_all(directory / "data")
+    console.print("Creating a development CA, certificates, an issuer key and configs...")
+    fed = federation.build(directory, RUNNING + OFFLINE, files)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    seen_states: set[str] = set()
+    ok = False
+    try:
+        procs["broker"] = _spawn(["broker", "serve", "--config", str(fed.broker_config)],
+                                 logs / "broker.log")
+        for agency in RUNNING:
+            procs[agency] = _spawn(["agent", "serve", "--config",
+                                    str(fed.agent_configs[agency])], logs / f"{agency}.log")
+        console.print(f"Started a broker on 127.0.0.1:{fed.broker_port} and agents for "
+                      f"{', '.join(RUNNING)}; {', '.join(OFFLINE)} is registered but offline.")
+        with BrokerClient(ClientConfig.load(fed.client_config)) as client:
+            _wait_online(client, RUNNING, procs)
+            console.print("All running agents are online.\n")
+            for title, spec in LOOKUPS:
+                console.print(Rule(title))
+                response = client.lookup(_request(spec), timeout=15)
+                print_lookup(response, console)
+                seen_states |= {STATE_LABELS[a.state] for a in response.answers}
+        ok = seen_states == set(STATE_LABELS.values())
+        console.print(Rule())
+        console.print(f"Answer states shown: {', '.join(sorted(seen_states))}")
+    except (RuntimeError, MashError, grpc.RpcError) as exc:
+        detail = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)  # type: ignore[attr-defined]
+        console.print(f"[red]demo failed: {detail}[/red] (logs in {logs})")
+        keep = True
+    finally:
+        clean = _stop(procs)
+        console.print("Stopped the broker and agents cleanly." if clean
+                      else "[red]Some processes had to be killed.[/red]")
+    if keep:
+        console.print(f"Files kept in {directory}")
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+    return 0 if ok and clean else 1

@@ -1,0 +1,111 @@
+"""Synthetic people with realistic UK identifiers, reproducible by seed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+
+from mash.normalise import nhs_check_digit, pnc_check_letter, upn_check_letter
+from mash.synth import names
+
+_UNIT_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # letters used in inward codes
+
+
+@dataclass
+class Person:
+    """The truth about one synthetic person; agency records are (noisy) views of it."""
+
+    person_id: str
+    given: str
+    middle: str
+    family: str
+    sex: str
+    date_of_birth: dt.date
+    postcode: str
+    address: str
+    previous_postcodes: list[str] = field(default_factory=list)
+    nhs_number: str = ""
+    upn: str = ""
+    pnc_id: str = ""
+    aliases: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(p for p in (self.given, self.middle, self.family) if p)
+
+
+def _weighted(rng: random.Random, items: list[str]) -> str:
+    # Zipf-like: the i-th item has weight 1/(i+3): common names are common.
+    weights = _weights_cache.setdefault(len(items), [1 / (i + 3) for i in range(len(items))])
+    return rng.choices(items, weights=weights)[0]
+
+
+_weights_cache: dict[int, list[float]] = {}
+
+
+def title(word: str) -> str:
+    return "-".join(part[:1].upper() + part[1:] for part in word.split("-")) \
+        .replace("Obrien", "O'Brien").replace("Oconnor", "O'Connor").replace("Mccarthy", "McCarthy")
+
+
+def nhs_number(rng: random.Random) -> str:
+    while True:
+        first = "999" + "".join(str(rng.randrange(10)) for _ in range(6))
+        check = nhs_check_digit(first)
+        if check is not None:
+            return first + str(check)
+
+
+def upn(rng: random.Random, la_code: str = "383") -> str:
+    rest = la_code + "".join(str(rng.randrange(10)) for _ in range(9))
+    return upn_check_letter(rest) + rest
+
+
+def pnc_id(rng: random.Random, year: int) -> str:
+    yy = f"{year % 100:02d}"
+    serial = str(rng.randrange(1, 9_999_999))
+    return f"{yy}/{serial.zfill(7)}{pnc_check_letter(yy, serial)}"
+
+
+def postcode(rng: random.Random) -> str:
+    district = rng.choice(names.DISTRICTS)
+    unit = rng.choice(_UNIT_LETTERS) + rng.choice(_UNIT_LETTERS)
+    return f"{district} {rng.randrange(1, 10)}{unit}"
+
+
+def person(rng: random.Random, person_id: str, today: dt.date,
+           min_age: int = 0, max_age: int = 90) -> Person:
+    sex = rng.choice("FM")
+    pool = names.FEMALE if sex == "F" else names.MALE
+    age_days = rng.randrange(min_age * 365 + 1, max_age * 365)
+    dob = today - dt.timedelta(days=age_days)
+    # 1 in 50 records of children born on 1 January is genuine; placeholders are added as noise.
+    given = _weighted(rng, pool)
+    middle = _weighted(rng, pool) if rng.random() < 0.45 else ""
+    family = _weighted(rng, names.SURNAMES)
+    if rng.random() < 0.03:
+        family = f"{family}-{_weighted(rng, names.SURNAMES)}"
+    pc = postcode(rng)
+    p = Person(
+        person_id=person_id,
+        given=title(given), middle=title(middle), family=title(family), sex=sex,
+        date_of_birth=dob, postcode=pc,
+        address=f"{rng.randrange(1, 200)} {rng.choice(names.STREET_NAMES)}",
+        nhs_number=nhs_number(rng),
+    )
+    if rng.random() < 0.3:
+        p.previous_postcodes.append(postcode(rng))
+    age = (today - dob).days // 365
+    if 4 <= age <= 19:
+        p.upn = upn(rng)
+    if age >= 10 and rng.random() < 0.15:
+        p.pnc_id = pnc_id(rng, today.year - rng.randrange(0, max(1, age - 9)))
+    return p
+
+
+def population(n: int, seed: int, today: dt.date | None = None, min_age: int = 0,
+               max_age: int = 90) -> list[Person]:
+    rng = random.Random(seed)
+    today = today or dt.date(2026, 11, 1)
+    return [person(rng, f"P{seed}-{i:07d}", today, min_age, max_age) for i in range(n)]
