@@ -39,6 +39,7 @@ class BrokerLink:
         self.connected = False
         self._on_connected = on_connected
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
+        self._outbox: asyncio.Queue[agent_pb2.ConnectRequest | None] | None = None
 
     def _set_connected(self, value: bool) -> None:
         self.connected = value
@@ -70,6 +71,11 @@ class BrokerLink:
                                    **self._status())  # type: ignore[arg-type]
         return agent_pb2.ConnectRequest(heartbeat=beat)
 
+    def notify_status(self) -> None:
+        """Tell the broker now (not at the next heartbeat) that readiness or data changed."""
+        if self._outbox is not None and self.connected:
+            self._outbox.put_nowait(self._heartbeat())
+
     async def run(self, stop: asyncio.Event) -> None:
         """Hold a stream to the broker until `stop` is set, reconnecting with backoff."""
         delay = self.cfg.reconnect_initial_seconds
@@ -100,6 +106,7 @@ class BrokerLink:
 
     async def _session(self, stop: asyncio.Event) -> None:
         outbox: asyncio.Queue[agent_pb2.ConnectRequest | None] = asyncio.Queue()
+        self._outbox = outbox
         tasks: set[asyncio.Task[None]] = set()
 
         async def requests() -> AsyncIterator[agent_pb2.ConnectRequest]:
@@ -140,6 +147,8 @@ class BrokerLink:
                     kind = message.WhichOneof("message")
                     if kind == "welcome":
                         self._set_connected(True)
+                        # The hello may predate the end of loading: send the status now.
+                        await outbox.put(self._heartbeat())
                         log.info("broker_connected", broker=message.welcome.broker_id,
                                  agency=message.welcome.agency_id)
                     elif kind == "query":
@@ -153,6 +162,7 @@ class BrokerLink:
                 if exc.code() != grpc.StatusCode.CANCELLED or not stop.is_set():
                     raise
             finally:
+                self._outbox = None
                 beat.cancel()
                 stopping.cancel()
                 for task in tasks:

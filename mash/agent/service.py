@@ -64,6 +64,7 @@ class Agent:
         await asyncio.to_thread(self.state.load, self.cfg.sources)
         if self.state.snapshot:
             metrics.RECORDS.labels(self.cfg.agency).set(self.state.snapshot.record_count)
+        self.link.notify_status()
         await self._refresh_health()
 
     async def wait_ready(self, timeout: float = 30) -> None:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# gRPC's C core logs in its own text format; our logs are JSON lines. Keep the core quiet
+# unless an operator asks for it (GRPC_VERBOSITY=INFO) - must be set before grpc loads.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 import typer
 
 from mash import __version__

@@ -8,7 +8,7 @@ from typing import NoReturn, TypeVar
 
 import grpc
 
-from mash.errors import MashError
+from mash.errors import ConfigError, MashError, ValidationError
 
 # Exit codes (documented in the README).
 OK = 0
@@ -51,8 +51,10 @@ def guarded(fn: Callable[[], T]) -> T:
     """Run a command body, turning known failures into one line and an exit code."""
     try:
         return fn()
+    except (ConfigError, ValidationError) as exc:
+        fail(str(exc), USAGE)
     except MashError as exc:
-        fail(str(exc), USAGE if "config" in type(exc).__name__.lower() else FAILED)
+        fail(str(exc), FAILED)
     except grpc.RpcError as exc:
         grpc_failure(exc)
     except KeyboardInterrupt:

@@ -1,0 +1,161 @@
+"""The `mash` command: readable output, one-line errors, documented exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import Running
+
+MASH = [sys.executable, "-m", "mash"]
+LEAH = ["--name", "Leah Thompson", "--dob", "2014-05-17", "--postcode", "LS9 8AB",
+        "--purpose", "child_safeguarding", "--stage", "research", "--case", "MASH-2026-1",
+        "--reason", "School referral about bruising", "--urgency", "red"]
+
+
+async def mash(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *MASH, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin", **(env or {})})
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode(), err.decode()
+
+
+def run_mash(*args: str) -> tuple[int, str, str]:
+    result = subprocess.run([*MASH, *args], capture_output=True, text=True)
+    return result.returncode, result.stdout, result.stderr
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("mash: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+async def test_lookup_prints_a_table_and_exits_3_when_some_not_checked(running: Running) -> None:
+    code, out, err = await mash("lookup", *LEAH, "--config", str(running.fed.client_config))
+    assert code == 3, err
+    assert "KNOWN" in out and "NOT CHECKED" in out and "DA victim" in out
+    assert "NOT the same as not known" in out
+    assert "NOT CHECKED" in err
+
+
+async def test_lookup_exits_0_when_every_agency_answered(running: Running) -> None:
+    code, out, _ = await mash("lookup", *LEAH, "--agency", "police", "--agency", "health",
+                              "--config", str(running.fed.client_config))
+    assert code == 0
+    assert "West Yorkshire Police" in out
+
+
+async def test_lookup_json(running: Running) -> None:
+    code, out, _ = await mash("lookup", *LEAH, "--json", "--config",
+                              str(running.fed.client_config))
+    assert code == 3
+    response = json.loads(out)
+    states = {a["agency_id"]: a["state"] for a in response["answers"]}
+    assert states["police"] == "ANSWER_STATE_KNOWN"
+    assert states["housing"] == "ANSWER_STATE_NOT_CHECKED"
+
+
+async def test_token_from_environment(running: Running) -> None:
+    code, _, err = await mash("lookup", *LEAH, "--config", str(running.fed.client_config),
+                              env={"MASH_TOKEN": "not-a-token"})
+    assert code == 4
+    assert "unauthenticated: analyst token is malformed" in one_error_line(err)
+
+
+async def test_server_side_validation_is_one_line_exit_2(running: Running) -> None:
+    args = [a if a != "LS9 8AB" else "XX" for a in LEAH]
+    code, _, err = await mash("lookup", *args, "--config", str(running.fed.client_config))
+    assert code == 2
+    assert "invalid_argument" in one_error_line(err) and "not a UK postcode" in err
+
+
+async def test_agents_command(running: Running) -> None:
+    code, out, _ = await mash("agents", "--json", "--config", str(running.fed.client_config))
+    assert code == 0
+    agents = {a["agency_id"]: a for a in json.loads(out)["agents"]}
+    assert agents["police"]["online"] is True
+    assert agents["housing"].get("online", False) is False
+
+
+def test_bad_date_is_one_line_exit_2(fed) -> None:
+    args = [a if a != "2014-05-17" else "2014-02-30" for a in LEAH]
+    code, _, err = run_mash("lookup", *args, "--config", str(fed.client_config))
+    assert code == 2
+    assert "not a calendar date" in one_error_line(err)
+
+
+def test_unreachable_broker_exits_5(fed, tmp_path: Path) -> None:
+    cfg = yaml.safe_load(fed.client_config.read_text())
+    cfg["broker"]["address"] = "127.0.0.1:1"
+    path = tmp_path / "client.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code, _, err = run_mash("lookup", *LEAH, "--config", str(path), "--timeout", "2")
+    assert code == 5
+    assert "unreachable" in one_error_line(err)
+
+
+def test_missing_config_is_one_line(tmp_path: Path) -> None:
+    code, _, err = run_mash("broker", "serve", "--config", str(tmp_path / "nope.yaml"))
+    assert code == 2
+    assert "file not found" in one_error_line(err)
+
+
+def test_misspelt_setting_is_named(fed, tmp_path: Path) -> None:
+    cfg = yaml.safe_load(fed.broker_config.read_text())
+    cfg["deadline_secs"] = 3
+    path = tmp_path / "broker.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code, _, err = run_mash("broker", "serve", "--config", str(path))
+    assert code == 2
+    assert "unknown setting 'deadline_secs'" in one_error_line(err)
+
+
+def test_no_client_config(tmp_path: Path) -> None:
+    code, _, err = run_mash("lookup", *LEAH)
+    assert code == 2
+    assert "no client config" in one_error_line(err)
+
+
+def test_certs_and_tokens(tmp_path: Path) -> None:
+    d = str(tmp_path / "certs")
+    assert run_mash("certs", "init", "--dir", d)[0] == 0
+    code, _, err = run_mash("certs", "init", "--dir", d)
+    assert code != 0 and "already exists" in one_error_line(err)
+    code, out, _ = run_mash("certs", "issue", "--agency", "police", "--dir", d)
+    assert code == 0 and "police-agent.pem" in out
+    code, out, _ = run_mash("certs", "show", str(tmp_path / "certs" / "police-agent.pem"))
+    assert "spiffe://mash.exchange/agency/police/agent" in out
+    code, _, err = run_mash("certs", "issue", "--agency", "Police Force", "--dir", d)
+    assert code != 0 and "not valid" in one_error_line(err)
+    key = str(tmp_path / "idp.key")
+    assert run_mash("token", "keygen", "--out", key, "--algorithm", "EdDSA")[0] == 0
+    code, out, _ = run_mash("token", "issue", "--key", key, "--issuer", "https://idp",
+                            "--subject", "a.analyst", "--agency", "mash", "--ttl", "30m")
+    assert code == 0 and out.count(".") == 2
+    code, _, err = run_mash("token", "issue", "--key", key, "--issuer", "x", "--subject", "a",
+                            "--agency", "mash", "--ttl", "forever")
+    assert code == 2 and "not like 30m" in one_error_line(err)
+
+
+def test_agent_check_reports_counts(fed) -> None:
+    code, out, err = run_mash("agent", "check", "--config", str(fed.agent_configs["police"]))
+    assert code == 0, err
+    assert "niche_rms:" in out and "records" in out
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    code, out, err = run_mash("demo", "--dir", str(tmp_path / "demo"))
+    assert code == 0, out[-3000:] + err[-3000:]
+    assert "Answer states shown: KNOWN, NOT_CHECKED, NOT_KNOWN, WITHHELD" in out
+    assert "Stopped the broker and agents cleanly." in out
+    assert not (tmp_path / "demo").exists()
