@@ -11,6 +11,7 @@ from mash.errors import ConfigError
 from mash.identity.names import check_agency_id
 from mash.identity.tls import TlsFiles
 from mash.identity.tokens import TokenVerifier
+from mash.policy.store import PolicyConfig
 from mash.subject import DEFAULT_MINIMUM, EVIDENCE
 
 
@@ -27,7 +28,7 @@ class AgentConfig:
     sources: list[SourceConfig]
     minimum: tuple[frozenset[str], ...]
     max_matches: int
-    disclosure: Reader
+    policy: PolicyConfig
     hmac_key: bytes
     heartbeat_seconds: float
     reconnect_initial_seconds: float
@@ -111,7 +112,7 @@ def load(path: str | Path) -> AgentConfig:
         sources=sources,
         minimum=minimum,
         max_matches=max_matches,
-        disclosure=top.section("disclosure"),
+        policy=PolicyConfig.read(top.section("policy")),
         hmac_key=hmac_key,
         heartbeat_seconds=heartbeat,
         reconnect_initial_seconds=initial,

@@ -8,12 +8,13 @@ import time
 from mash import context as lookup_context
 from mash import subject as subject_mod
 from mash.agent.config import AgentConfig
-from mash.agent.disclosure import DisclosurePolicy, PolicyError, RecordDisclosure, Requester
+from mash.agent.disclosure import AgentPolicy, OwnerDecisions, PolicyError, Requester
 from mash.agent.state import AgentState, Snapshot
 from mash.answers import not_checked, timestamp
 from mash.errors import IdentityError, ValidationError
 from mash.logs import get_logger
 from mash.matching import Candidate, SearchOutcome
+from mash.policy.model import RecordDisclosure
 from mash.v1 import agent_pb2, answer_pb2
 
 log = get_logger(__name__)
@@ -21,7 +22,7 @@ R = answer_pb2
 
 
 class QueryHandler:
-    def __init__(self, cfg: AgentConfig, state: AgentState, policy: DisclosurePolicy) -> None:
+    def __init__(self, cfg: AgentConfig, state: AgentState, policy: AgentPolicy) -> None:
         self.cfg = cfg
         self.state = state
         self.policy = policy
@@ -47,10 +48,11 @@ class QueryHandler:
         )
         return answer
 
-    def _not_checked(self, reason: int, detail: str) -> answer_pb2.AgencyAnswer:
+    def _not_checked(self, reason: int, detail: str,
+                     revision: str | None = None) -> answer_pb2.AgencyAnswer:
         answer = not_checked(self.cfg.agency, reason, detail, self.cfg.name,
                              contact_route=self.cfg.contact_route,
-                             policy_revision=self.policy.revision)
+                             policy_revision=revision or self.policy.revision)
         snapshot = self.state.snapshot
         if snapshot is not None:
             answer.data_as_at.CopyFrom(timestamp(snapshot.as_at))
@@ -74,32 +76,41 @@ class QueryHandler:
                                      f"{self.cfg.name} could not read the request: {exc}")
         requester = Requester(analyst.agency, analyst.role, ctx.purpose, ctx.stage)
         try:
-            gate = self.policy.gate(requester)
+            decisions = self.policy.snapshot()
+            gate = decisions.gate(requester)
         except PolicyError as exc:
-            return self._not_checked(R.NOT_CHECKED_REASON_POLICY_ERROR, str(exc))
+            return self._not_checked(R.NOT_CHECKED_REASON_POLICY_ERROR,
+                                     f"{self.cfg.name} shares nothing: {exc}")
         if not gate.allowed:
             reason = (R.NOT_CHECKED_REASON_NO_AGREEMENT if gate.refusal == "no_agreement"
                       else R.NOT_CHECKED_REASON_POLICY_ERROR)
-            return self._not_checked(reason, gate.reason)
+            return self._not_checked(reason, gate.reason, decisions.revision)
+        return self._search(query, requester, subject, decisions, gate.agreement_id,
+                            gate.warnings)
+
+    def _search(self, query: agent_pb2.Query, requester: Requester,
+                subject: subject_mod.SubjectQuery, decisions: OwnerDecisions,
+                agreement_id: str, warnings: tuple[str, ...]) -> answer_pb2.AgencyAnswer:
         if not subject_mod.meets_minimum(subject, self.cfg.minimum):
             return self._not_checked(
                 R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS,
                 f"{self.cfg.name} searches only with: "
-                f"{subject_mod.describe_minimum(self.cfg.minimum)}")
+                f"{subject_mod.describe_minimum(self.cfg.minimum)}", decisions.revision)
         snapshot = self.state.snapshot
         if snapshot is None:
             return self._not_checked(
                 R.NOT_CHECKED_REASON_DATA_UNAVAILABLE,
                 f"{self.cfg.name}'s records are not loaded"
-                + (f": {self.state.error}" if self.state.error else " yet"))
+                + (f": {self.state.error}" if self.state.error else " yet"), decisions.revision)
         outcome = snapshot.matcher.search(subject)
         base = answer_pb2.AgencyAnswer(
             agency_id=self.cfg.agency,
             agency_name=self.cfg.name,
             contact_route=self.cfg.contact_route,
-            policy_revision=self.policy.revision,
-            agreement_id=gate.agreement_id,
+            policy_revision=decisions.revision,
+            agreement_id=agreement_id,
             searched=self._summary(outcome, snapshot),
+            warnings=list(warnings),
         )
         base.data_as_at.CopyFrom(timestamp(snapshot.as_at))
         if not outcome.candidates:
@@ -108,9 +119,11 @@ class QueryHandler:
         disclosures: list[tuple[Candidate, RecordDisclosure]] = []
         try:
             for candidate in outcome.candidates[: self.cfg.max_matches]:
-                disclosures.append((candidate, self.policy.disclose(requester, candidate.record)))
+                disclosures.append((candidate, decisions.disclose(requester, candidate.record)))
         except PolicyError as exc:
-            return self._not_checked(R.NOT_CHECKED_REASON_POLICY_ERROR, str(exc))
+            return self._not_checked(R.NOT_CHECKED_REASON_POLICY_ERROR,
+                                     f"{self.cfg.name} shares nothing: {exc}",
+                                     decisions.revision)
         shown = [(c, d) for c, d in disclosures if d.level == "fields"]
         if not shown:
             base.state = R.ANSWER_STATE_WITHHELD

@@ -10,20 +10,23 @@ from prometheus_client import start_http_server
 
 from mash.agent import metrics
 from mash.agent.config import AgentConfig
-from mash.agent.disclosure import DisclosurePolicy
+from mash.agent.disclosure import AgentPolicy, field_check
 from mash.agent.handler import QueryHandler
 from mash.agent.link import BrokerLink
 from mash.agent.state import AgentState
-from mash.agent.static_disclosure import StaticDisclosure
 from mash.health import Health
 from mash.logs import get_logger
+from mash.policy.store import PolicyStore
 
 log = get_logger(__name__)
 HEALTH_SERVICE = "mash.v1.Agent"
 
 
-def build_policy(cfg: AgentConfig) -> DisclosurePolicy:
-    return StaticDisclosure.read(cfg.disclosure, cfg.hmac_key, cfg.field_names)
+def build_policy(cfg: AgentConfig) -> AgentPolicy:
+    """The agent's policy store; the bundle is loaded by `reload()` (at start, then polled)."""
+    store = PolicyStore(cfg.policy, validate=field_check(cfg.agency, cfg.field_names,
+                                                          cfg.hmac_key))
+    return AgentPolicy(store, cfg.agency, cfg.hmac_key)
 
 
 class Agent:
@@ -49,6 +52,9 @@ class Agent:
         await self.health.set("", self.state.ready)
 
     async def start(self) -> None:
+        await asyncio.to_thread(self.policy.store.reload)
+        self._tasks.append(asyncio.create_task(
+            self.policy.store.watch(self._stop, self.link.notify_status)))
         await self._refresh_health()
         if self.cfg.health_listen:
             self._server = grpc.aio.server()

@@ -5,26 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mash.config import Reader, load_yaml
+from mash.config import load_yaml
 from mash.errors import ConfigError, IdentityError
 from mash.identity.names import check_agency_id
 from mash.identity.tls import TlsFiles
 from mash.identity.tokens import TokenVerifier
+from mash.policy.store import PolicyConfig
 
 
 @dataclass(frozen=True)
 class Agency:
     id: str
     name: str
-
-
-@dataclass(frozen=True)
-class Route:
-    requester: str
-    roles: frozenset[str]
-    purposes: frozenset[str]
-    stages: frozenset[str]
-    agencies: frozenset[str]
 
 
 @dataclass
@@ -35,30 +27,12 @@ class BrokerConfig:
     tls: TlsFiles
     auth: TokenVerifier
     agencies: dict[str, Agency]
-    routing: Reader
+    policy: PolicyConfig
     deadline_seconds: float
     heartbeat_seconds: float
     hello_timeout_seconds: float
     metrics_port: int | None
     log_level: str
-
-
-def read_routes(section: list[Reader], agencies: dict[str, Agency]) -> list[Route]:
-    routes = []
-    for r in section:
-        route = Route(
-            requester=r.str("requester"),
-            roles=frozenset(r.str_list("roles")),
-            purposes=frozenset(r.str_list("purposes")),
-            stages=frozenset(r.str_list("stages")),
-            agencies=frozenset(r.str_list("agencies")),
-        )
-        unknown = route.agencies - agencies.keys()
-        if unknown:
-            raise r.error("agencies", f"not registered: {', '.join(sorted(unknown))}")
-        r.done()
-        routes.append(route)
-    return routes
 
 
 def load(path: str | Path) -> BrokerConfig:
@@ -83,7 +57,7 @@ def load(path: str | Path) -> BrokerConfig:
         tls=TlsFiles.read(top.section("tls")),
         auth=TokenVerifier.read(top.section("auth")),
         agencies=agencies,
-        routing=top.section("routing"),
+        policy=PolicyConfig.read(top.section("policy")),
         deadline_seconds=top.float("deadline_seconds", 10.0, minimum=0.1, maximum=300),
         heartbeat_seconds=top.float("heartbeat_seconds", 5.0, minimum=0.2, maximum=60),
         hello_timeout_seconds=top.float("hello_timeout_seconds", 10.0, minimum=0.1, maximum=120),

@@ -16,10 +16,12 @@ from mash.broker import metrics
 from mash.broker.auth import authenticate, bearer_token
 from mash.broker.config import BrokerConfig
 from mash.broker.registry import AgentGone, Registry
-from mash.broker.routing import RoutingError, RoutingPolicy
+from mash.broker.routing import Routing
 from mash.errors import ValidationError
 from mash.identity.tokens import Analyst
 from mash.logs import get_logger
+from mash.policy.errors import PolicyError
+from mash.policy.model import Requester
 from mash.v1 import agent_pb2, answer_pb2, lookup_pb2, lookup_pb2_grpc
 
 log = get_logger(__name__)
@@ -29,7 +31,7 @@ DEADLINE_MARGIN_SECONDS = 0.25
 
 
 class LookupService(lookup_pb2_grpc.LookupServiceServicer):
-    def __init__(self, cfg: BrokerConfig, registry: Registry, routing: RoutingPolicy) -> None:
+    def __init__(self, cfg: BrokerConfig, registry: Registry, routing: Routing) -> None:
         self.cfg = cfg
         self.registry = registry
         self.routing = routing
@@ -45,7 +47,13 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         except ValidationError as exc:
             metrics.LOOKUPS.labels("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        purposes = self.routing.purposes()
+        try:
+            policy = self.routing.loaded()
+            purposes = policy.purposes()
+            routing_error = ""
+        except PolicyError as exc:
+            # No valid policy: nobody is asked, and every answer says why.
+            policy, purposes, routing_error = None, {ctx.purpose: frozenset({ctx.stage})}, str(exc)
         if ctx.purpose not in purposes:
             metrics.LOOKUPS.labels("invalid").inc()
             await context.abort(
@@ -73,11 +81,13 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             budget = min(budget, max(remaining - DEADLINE_MARGIN_SECONDS, 0.05))
         deadline = asked_at + dt.timedelta(seconds=budget)
 
-        try:
-            decisions = self.routing.route(analyst.agency, analyst.role, ctx.purpose, ctx.stage)
-            routing_error = ""
-        except RoutingError as exc:
-            decisions, routing_error = [], str(exc)
+        decisions = []
+        if policy is not None:
+            try:
+                decisions = self.routing.route(policy, Requester(
+                    analyst.agency, analyst.role, ctx.purpose, ctx.stage))
+            except PolicyError as exc:
+                routing_error = str(exc)
         log.info("lookup_received", lookup_id=lookup_id, requester=analyst.subject,
                  requester_agency=analyst.agency, role=analyst.role, purpose=ctx.purpose,
                  stage=ctx.stage, case_reference=ctx.case_reference, urgency=ctx.urgency)
@@ -92,11 +102,15 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             if routing_error:
                 tasks[agency] = _ready(not_checked(
                     agency, R.NOT_CHECKED_REASON_POLICY_ERROR,
-                    f"routing policy could not be evaluated: {routing_error}", name))
-            elif decision is None or not decision.allowed:
+                    f"the broker's routing policy could not decide: {routing_error}", name))
+            elif decision is None:
                 tasks[agency] = _ready(not_checked(
-                    agency, R.NOT_CHECKED_REASON_NO_AGREEMENT,
-                    decision.reason if decision else "no routing decision for this agency", name))
+                    agency, R.NOT_CHECKED_REASON_POLICY_ERROR,
+                    "the routing policy gave no decision for this agency", name))
+            elif not decision.allowed:
+                reason = (R.NOT_CHECKED_REASON_NO_AGREEMENT if decision.refusal == "no_agreement"
+                          else R.NOT_CHECKED_REASON_POLICY_ERROR)
+                tasks[agency] = _ready(not_checked(agency, reason, decision.reason, name))
             else:
                 query = agent_pb2.Query(
                     query_id=uuid.uuid4().hex, lookup_id=lookup_id,
@@ -107,7 +121,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
 
         response = lookup_pb2.LookupResponse(
             lookup_id=lookup_id, asked_at=timestamp(asked_at), requester=analyst.subject,
-            requester_agency=analyst.agency, routing_revision=self.routing.revision)
+            requester_agency=analyst.agency,
+            routing_revision=policy.revision if policy else "none")
         for answer in answers:
             response.answers.append(answer)
             metrics.ANSWERS.labels(answer.agency_id, STATE_LABELS[answer.state],

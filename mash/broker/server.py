@@ -13,10 +13,11 @@ from mash.broker.agents import AgentService
 from mash.broker.config import BrokerConfig
 from mash.broker.lookup import FederationService, LookupService
 from mash.broker.registry import Registry
-from mash.broker.routing import RoutingPolicy, StaticRouting
+from mash.broker.routing import Routing
 from mash.grpc_options import server_options
 from mash.health import Health
 from mash.logs import get_logger
+from mash.policy.store import PolicyStore
 from mash.v1 import agent_pb2, agent_pb2_grpc, lookup_pb2, lookup_pb2_grpc
 
 log = get_logger(__name__)
@@ -27,8 +28,8 @@ SERVICE_NAMES = (
 )
 
 
-def build_routing(cfg: BrokerConfig) -> RoutingPolicy:
-    return StaticRouting.read(cfg.routing, cfg.agencies)
+def build_routing(cfg: BrokerConfig) -> Routing:
+    return Routing(PolicyStore(cfg.policy), list(cfg.agencies))
 
 
 class Broker:
@@ -43,6 +44,9 @@ class Broker:
         self.port: int | None = None
 
     async def start(self) -> int:
+        await asyncio.to_thread(self.routing.store.reload)
+        self._stop_watch = asyncio.Event()
+        self._watch = asyncio.create_task(self.routing.store.watch(self._stop_watch))
         server = grpc.aio.server(options=server_options())
         lookup_pb2_grpc.add_LookupServiceServicer_to_server(
             LookupService(self.cfg, self.registry, self.routing), server)
@@ -65,6 +69,8 @@ class Broker:
         return port
 
     async def stop(self, grace: float = 2.0) -> None:
+        self._stop_watch.set()
+        await self._watch
         await self.health.shutdown()
         self.registry.close_all()
         if self.server is not None:

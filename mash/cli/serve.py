@@ -45,7 +45,12 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
 
     configure("warning", service="agent-check")
     cfg = guarded(lambda: agent_config.load(config))
-    guarded(lambda: build_policy(cfg))
+    policy = guarded(lambda: build_policy(cfg))
+    if policy.store.reload():
+        typer.echo(f"policy: revision {policy.revision}, signed by "
+                   f"{policy.store.loaded().signer}")
+    else:
+        typer.echo(f"policy: NOT loaded ({policy.store.error}): the agent would share nothing")
     for source in cfg.sources:
         loaded = guarded(lambda s=source: load_source(s))
         rejected = sum(loaded.rows_rejected.values())

@@ -1,4 +1,7 @@
-"""The demo agencies: how each maps its own schema, and what it releases per stage."""
+"""The demo agencies: how each maps its own schema onto canonical person fields.
+
+What each releases to whom is not here: it is in the agreements, policies/mous/*.yaml.
+"""
 
 from __future__ import annotations
 
@@ -20,17 +23,6 @@ AGENCIES: dict[str, dict[str, Any]] = {
                        "incident_summary": "incident_summary", "markers": "markers",
                        "officer_in_case": "officer_in_case", "restricted": "restricted"},
         },
-        "stages": {
-            "triage": {"release": {"markers": "keep"}},
-            "research": {"release": {"markers": "keep", "last_incident_type": "keep",
-                                     "last_incident_date": "month",
-                                     "incident_summary": "keep"}},
-            "s47": {"release": {"markers": "keep", "last_incident_type": "keep",
-                                "last_incident_date": "keep", "incident_summary": "keep",
-                                "officer_in_case": "keep"}},
-        },
-        "purposes": ["child_safeguarding", "adult_safeguarding"],
-        "adult_stages": ["triage", "research", "s42"],
     },
     "health": {
         "name": "Leeds Health Partnership (synthetic)",
@@ -46,15 +38,6 @@ AGENCIES: dict[str, dict[str, Any]] = {
                        "safeguarding_note": "safeguarding_note", "restricted": "restricted"},
         },
         "require_any_of": [["nhs_number"], ["name", "date_of_birth"]],
-        "stages": {
-            "triage": {"release": {"cp_flag": "keep"}},
-            "research": {"release": {"gp_practice": "keep", "cp_flag": "keep",
-                                     "last_ae_attendance": "month"}},
-            "s47": {"release": {"gp_practice": "keep", "cp_flag": "keep",
-                                "last_ae_attendance": "keep", "safeguarding_note": "keep"}},
-        },
-        "purposes": ["child_safeguarding", "adult_safeguarding"],
-        "adult_stages": ["triage", "research", "s42"],
     },
     "csc": {
         "name": "Children's Social Care (synthetic)",
@@ -68,15 +51,6 @@ AGENCIES: dict[str, dict[str, Any]] = {
                        "allocated_team": "allocated_team", "social_worker": "social_worker",
                        "last_assessment_date": "last_assessment_date"},
         },
-        "stages": {
-            "triage": {"release": {"case_status": "keep"}},
-            "research": {"release": {"case_status": "keep", "plan_type": "keep",
-                                     "allocated_team": "keep", "last_assessment_date": "month"}},
-            "s47": {"release": {"case_status": "keep", "plan_type": "keep",
-                                "allocated_team": "keep", "social_worker": "keep",
-                                "last_assessment_date": "keep"}},
-        },
-        "purposes": ["child_safeguarding"],
     },
     "education": {
         "name": "Education Services (synthetic)",
@@ -90,18 +64,6 @@ AGENCIES: dict[str, dict[str, Any]] = {
                        "attendance_pct": "attendance_pct", "exclusions": "exclusions",
                        "sen_status": "sen_status"},
         },
-        "stages": {
-            "triage": {"answer": "existence"},
-            "research": {"release": {
-                "school_name": "keep", "year_group": "keep",
-                "attendance_pct": {"transform": "bucket", "bounds": [0, 50, 90],
-                                   "labels": ["below 50%", "50-89%", "90% or more"]},
-                "exclusions": "keep"}},
-            "s47": {"release": {"school_name": "keep", "year_group": "keep",
-                                "attendance_pct": "keep", "exclusions": "keep",
-                                "sen_status": "keep"}},
-        },
-        "purposes": ["child_safeguarding"],
     },
     "probation": {
         "name": "Probation Service (synthetic)",
@@ -112,10 +74,6 @@ AGENCIES: dict[str, dict[str, Any]] = {
                         "date_of_birth": "dob", "pnc_id": "pnc", "postcode": "postcode"},
             "fields": {"risk_level": "risk_level", "offender_manager": "offender_manager"},
         },
-        "stages": {},
-        "purposes": ["adult_safeguarding"],
-        "adult_stages": ["triage", "research", "s42"],
-        "adult_release": {"risk_level": "keep", "offender_manager": "keep"},
     },
     "housing": {
         "name": "Housing Services (synthetic)",
@@ -127,9 +85,5 @@ AGENCIES: dict[str, dict[str, Any]] = {
                         "postcode": "postcode"},
             "fields": {"tenancy_status": "tenancy_status"},
         },
-        "stages": {"research": {"release": {"tenancy_status": "keep"}}},
-        "purposes": ["child_safeguarding"],
     },
 }
-CHILD_STAGES = ["triage", "research", "s47"]
-ADULT_STAGES = ["triage", "research", "s42"]

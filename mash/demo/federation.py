@@ -13,11 +13,15 @@ from typing import Any
 
 import yaml
 
-from mash.demo.agencies import ADULT_STAGES, AGENCIES, CHILD_STAGES
+import mash
+from mash.demo.agencies import AGENCIES
 from mash.identity import certs, tokens
 from mash.identity.names import PeerIdentity
+from mash.policy import bundle, signing
 
 ISSUER = "https://idp.mash.example"
+# The repository's agreements; the demo and the tests sign them with a throwaway IG key.
+POLICIES = Path(mash.__file__).resolve().parents[1] / "policies"
 REQUESTER = "mash"
 
 
@@ -54,27 +58,14 @@ def _tls(fed_certs: Path, stem: str) -> dict[str, str]:
             "key": str(fed_certs / f"{stem}.key")}
 
 
-def _grants(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    grants = []
-    if "child_safeguarding" in spec["purposes"] and spec["stages"]:
-        grants.append({"agreement": f"{REQUESTER}-{spec['source']['name']}-child",
-                       "requester": REQUESTER, "roles": ["analyst", "supervisor"],
-                       "purposes": ["child_safeguarding"], "stages": spec["stages"]})
-    if "adult_safeguarding" in spec["purposes"]:
-        stages = spec["stages"]
-        adult = {
-            "triage": stages.get("triage", {"release": spec.get("adult_release", {})}),
-            "research": stages.get("research", {"release": spec.get("adult_release", {})}),
-            "s42": stages.get("s47", {"release": spec.get("adult_release", {})}),
-        }
-        grants.append({"agreement": f"{REQUESTER}-{spec['source']['name']}-adult",
-                       "requester": REQUESTER, "roles": ["analyst", "supervisor"],
-                       "purposes": ["adult_safeguarding"], "stages": adult})
-    return grants
+def _policy(root: Path) -> dict[str, Any]:
+    return {"bundle": str(root / "policy" / "bundle.json"),
+            "trusted_signers": [str(root / "certs" / "ig-lead.pub")], "reload_seconds": 1}
 
 
-def agent_config(fed_certs: Path, agency: str, data_file: Path, broker_port: int,
+def agent_config(root: Path, agency: str, data_file: Path, broker_port: int,
                  **overrides: Any) -> dict[str, Any]:
+    fed_certs = root / "certs"
     spec = AGENCIES[agency]
     source = {k: v for k, v in spec["source"].items() if k != "file"}
     source["path"] = str(data_file.resolve())
@@ -88,7 +79,7 @@ def agent_config(fed_certs: Path, agency: str, data_file: Path, broker_port: int
         "tls": _tls(fed_certs, f"{agency}-agent"),
         "auth": _auth(fed_certs),
         "sources": [source],
-        "disclosure": {"grants": _grants(spec), "restricted_field": "restricted"},
+        "policy": _policy(root),
     }
     if "require_any_of" in spec:
         cfg["search"] = {"require_any_of": spec["require_any_of"]}
@@ -96,31 +87,40 @@ def agent_config(fed_certs: Path, agency: str, data_file: Path, broker_port: int
     return cfg
 
 
-def broker_config(fed_certs: Path, port: int, agencies: list[str],
+def broker_config(root: Path, port: int, agencies: list[str],
                   **overrides: Any) -> dict[str, Any]:
-    child = [a for a in agencies if "child_safeguarding" in AGENCIES[a]["purposes"]]
-    adult = [a for a in agencies if "adult_safeguarding" in AGENCIES[a]["purposes"]]
-    routes = []
-    if child:
-        routes.append({"requester": REQUESTER, "roles": ["analyst", "supervisor"],
-                       "purposes": ["child_safeguarding"], "stages": CHILD_STAGES,
-                       "agencies": child})
-    if adult:
-        routes.append({"requester": REQUESTER, "roles": ["analyst", "supervisor"],
-                       "purposes": ["adult_safeguarding"], "stages": ADULT_STAGES,
-                       "agencies": adult})
+    fed_certs = root / "certs"
     cfg: dict[str, Any] = {
         "broker_id": "demo-broker",
         "listen": f"127.0.0.1:{port}",
         "tls": _tls(fed_certs, "broker-broker"),
         "auth": _auth(fed_certs),
         "agencies": [{"id": a, "name": AGENCIES[a]["name"]} for a in agencies],
-        "routing": {"routes": routes},
+        "policy": _policy(root),
         "deadline_seconds": 5,
         "heartbeat_seconds": 2,
     }
     cfg.update(overrides)
     return cfg
+
+
+def sign_policies(root: Path, src: Path = POLICIES, signer: str = "Demo IG lead") -> Path:
+    """Build, check and sign the agreements under `src` into root/policy/bundle.json."""
+    key_path = root / "certs" / "ig-lead.key"
+    if not key_path.exists():
+        private, public = signing.generate_key()
+        key_path.write_bytes(private)
+        key_path.chmod(0o600)
+        key_path.with_suffix(".pub").write_bytes(public)
+    out = root / "policy" / "bundle.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    raw = bundle.build(src).to_json()
+    tmp = out.with_suffix(".tmp")
+    tmp.write_bytes(raw)
+    signing.signature_path(out).write_bytes(
+        signing.sign(raw, signing.load_private_key(key_path), signer))
+    tmp.replace(out)
+    return out
 
 
 def _dump(path: Path, data: dict[str, Any]) -> Path:
@@ -130,7 +130,8 @@ def _dump(path: Path, data: dict[str, Any]) -> Path:
 
 def build(root: Path, agencies: list[str], data_files: dict[str, Path],
           port: int | None = None, broker_overrides: dict[str, Any] | None = None,
-          agent_overrides: dict[str, dict[str, Any]] | None = None) -> Federation:
+          agent_overrides: dict[str, dict[str, Any]] | None = None,
+          policies: Path | None = None) -> Federation:
     """Create CA, certificates, the issuer key and every config under `root`."""
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -147,14 +148,15 @@ def build(root: Path, agencies: list[str], data_files: dict[str, Path],
     issuer_key.chmod(0o600)
     (fed_certs / "issuer.pub").write_bytes(public)
 
+    sign_policies(root, policies or POLICIES)
     port = port or free_port()
     fed = Federation(root=root, certs=fed_certs, issuer_key=issuer_key, broker_port=port,
                      broker_config=_dump(root / "broker.yaml", broker_config(
-                         fed_certs, port, agencies, **(broker_overrides or {}))),
+                         root, port, agencies, **(broker_overrides or {}))),
                      client_config=root / "client.yaml")
     for agency in agencies:
         fed.agent_configs[agency] = _dump(root / f"agent-{agency}.yaml", agent_config(
-            fed_certs, agency, data_files[agency], port,
+            root, agency, data_files[agency], port,
             **(agent_overrides or {}).get(agency, {})))
     token_file = root / "analyst.jwt"
     token_file.write_text(fed.token(ttl=dt.timedelta(hours=8)))

@@ -122,7 +122,7 @@ class SearchSummary(_message.Message):
     def __init__(self, identifiers_used: _Optional[_Iterable[str]] = ..., name_variants: _Optional[_Iterable[str]] = ..., date_of_birth_tolerance_days: _Optional[int] = ..., date_of_birth_day_month_swap: _Optional[bool] = ..., postcodes: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[SourceSummary, _Mapping]]] = ..., candidates_examined: _Optional[int] = ...) -> None: ...
 
 class AgencyAnswer(_message.Message):
-    __slots__ = ("agency_id", "agency_name", "state", "not_checked_reason", "detail", "matches", "searched", "contact_route", "data_as_at", "policy_revision", "agreement_id", "elapsed_ms")
+    __slots__ = ("agency_id", "agency_name", "state", "not_checked_reason", "detail", "matches", "searched", "contact_route", "data_as_at", "policy_revision", "agreement_id", "elapsed_ms", "warnings")
     AGENCY_ID_FIELD_NUMBER: _ClassVar[int]
     AGENCY_NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +135,7 @@ class AgencyAnswer(_message.Message):
     POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
     AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     agency_id: str
     agency_name: str
     state: AnswerState
@@ -147,4 +148,5 @@ class AgencyAnswer(_message.Message):
     policy_revision: str
     agreement_id: str
     elapsed_ms: int
-    def __init__(self, agency_id: _Optional[str] = ..., agency_name: _Optional[str] = ..., state: _Optional[_Union[AnswerState, str]] = ..., not_checked_reason: _Optional[_Union[NotCheckedReason, str]] = ..., detail: _Optional[str] = ..., matches: _Optional[_Iterable[_Union[MatchResult, _Mapping]]] = ..., searched: _Optional[_Union[SearchSummary, _Mapping]] = ..., contact_route: _Optional[str] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., agreement_id: _Optional[str] = ..., elapsed_ms: _Optional[int] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agency_id: _Optional[str] = ..., agency_name: _Optional[str] = ..., state: _Optional[_Union[AnswerState, str]] = ..., not_checked_reason: _Optional[_Union[NotCheckedReason, str]] = ..., detail: _Optional[str] = ..., matches: _Optional[_Iterable[_Union[MatchResult, _Mapping]]] = ..., searched: _Optional[_Union[SearchSummary, _Mapping]] = ..., contact_route: _Optional[str] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., agreement_id: _Optional[str] = ..., elapsed_ms: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...

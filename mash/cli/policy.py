@@ -1,0 +1,249 @@
+"""`mash policy`: the IG lead's tools for agreements (check, explain, test, sign)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mash.cli.common import FAILED, USAGE, fail, guarded
+from mash.policy import agreements as agreements_mod
+from mash.policy import bundle as bundle_mod
+from mash.policy import signing
+from mash.policy.decisions import LoadedPolicy
+from mash.policy.engine import RegoEngine
+from mash.policy.explain import explain as explain_policy
+from mash.policy.model import Requester
+from mash.policy.testing import run_cases, run_rego_tests
+
+app = typer.Typer(help="Agreements as policy: check, explain, test and sign them.",
+                  no_args_is_help=True)
+SrcOption = typer.Option(Path("policies"), "--src",
+                         help="The policies folder (federation.yaml, mous/, mash/, tests/).")
+TodayOption = typer.Option(None, "--today", help="Evaluate as on this date (YYYY-MM-DD).")
+console = Console()
+
+
+def _today(text: str | None) -> dt.date:
+    if text is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        fail(f"--today {text!r} is not a date like 2026-11-22", USAGE)
+
+
+def _load(src: Path) -> LoadedPolicy:
+    def run() -> LoadedPolicy:
+        built = bundle_mod.build(src)
+        return LoadedPolicy(built, RegoEngine(built))
+    return guarded(run)
+
+
+def _mapped_fields(agent_configs: list[Path]) -> dict[str, set[str]]:
+    from mash.agent import config as agent_config
+
+    out: dict[str, set[str]] = {}
+    for path in agent_configs:
+        cfg = guarded(lambda p=path: agent_config.load(p))
+        out.setdefault(cfg.agency, set()).update(cfg.field_names)
+    return out
+
+
+@app.command("check")
+def check(
+    src: Path = SrcOption,
+    agent_config: list[Path] = typer.Option(
+        [], "--agent-config", help="An agent.yaml whose field mapping the agreements must fit "
+                                   "(repeatable)."),
+    today: str = TodayOption,
+) -> None:
+    """Validate every agreement: schema, parties, stages, dates, lawful basis, fields."""
+    on = _today(today)
+    federation, loaded = guarded(lambda: agreements_mod.load_all(src))
+    policy = _load(src)
+    mapped = _mapped_fields(agent_config)
+    errors: list[str] = []
+    warnings: list[str] = []
+    table = Table(title=f"Agreements in {src} (as on {on})")
+    table.add_column("Agreement", no_wrap=True)
+    for column in ("Parties", "In force", "Review by", "Expires", "Status"):
+        table.add_column(column)
+    for agreement in loaded:
+        d = agreement.data
+        problems = agreements_mod.lawful_basis_problems(agreement)
+        errors += problems
+        dates = agreements_mod.date_warnings(agreement, on)
+        status = "ok"
+        if on.isoformat() > d["expires"]:
+            status, errors = "EXPIRED", errors + dates
+        elif dates:
+            status, warnings = dates[0].split(": ", 1)[1], warnings + dates
+        if problems:
+            status = "NO LAWFUL BASIS"
+        warnings += agreement.warnings
+        for grant in d["grants"]:
+            owner = grant["owner"]
+            if owner in mapped:
+                unknown = agreement.fields_released_by(owner) - mapped[owner]
+                if unknown:
+                    errors.append(f"{agreement.id}: {owner}'s agent does not map "
+                                  f"{', '.join(sorted(unknown))}")
+        table.add_row(agreement.id, ", ".join(d["parties"]), d["valid_from"], d["review_by"],
+                      d["expires"], status)
+    console.print(table)
+    # Two agreements covering the same owner, requester, purpose and stage: the first by id
+    # wins, which an IG lead should know about.
+    index = bundle_mod.grant_index(policy.bundle.agreements)
+    for owner, by_requester in index.items():
+        for requester, by_purpose in by_requester.items():
+            for purpose, by_stage in by_purpose.items():
+                for stage, entries in by_stage.items():
+                    if len(entries) > 1:
+                        ids = ", ".join(e["agreement_id"] for e in entries)
+                        warnings.append(f"{owner} -> {requester} {purpose}/{stage} is covered by "
+                                        f"several agreements ({ids}); the first in force wins")
+    for message in warnings:
+        console.print(f"[yellow]warning:[/yellow] {message}")
+    for message in errors:
+        console.print(f"[red]error:[/red] {message}")
+    console.print(f"{len(loaded)} agreement(s), {len(federation.agencies)} agencies, revision "
+                  f"{policy.revision}: {len(errors)} error(s), {len(warnings)} warning(s)")
+    if errors:
+        raise typer.Exit(FAILED)
+
+
+@app.command("explain")
+def explain(
+    owner: str = typer.Option(..., help="The data owner, e.g. police."),
+    requester: str = typer.Option("mash", help="The requesting agency."),
+    role: str = typer.Option("analyst", help="The requester's role."),
+    purpose: str = typer.Option(..., help="e.g. child_safeguarding."),
+    stage: str = typer.Option(..., help="e.g. triage, research, s47."),
+    src: Path = SrcOption,
+    agent_config: Path = typer.Option(None, "--agent-config",
+                                      help="Explain every field this agent maps."),
+    today: str = TodayOption,
+) -> None:
+    """A plain table: each field, released or not, with which transform, and why."""
+    policy = _load(src)
+    fields = set()
+    if agent_config is not None:
+        fields = _mapped_fields([agent_config]).get(owner, set())
+    fields = fields or (policy.bundle.released_fields(owner)
+                        | policy.bundle.condition_fields(owner))
+    who = Requester(requester, role, purpose, stage)
+    result = guarded(lambda: explain_policy(policy, owner, who, _today(today), fields))
+    gate = result.gate
+    headline = {"known": "answers KNOWN or NOT_KNOWN, releasing the fields below",
+                "withheld": "may say only that it holds something (WITHHELD)",
+                "not_checked": f"is NOT asked: {gate.reason}"}[result.answer]
+    console.print(f"[bold]{owner}[/bold] asked by {requester} ({role}) for {purpose} at "
+                  f"{stage}: {headline}")
+    if gate.allowed:
+        console.print(f"Agreement: {gate.agreement_id}")
+        for key, text in result.lawful_basis.items():
+            console.print(f"  lawful basis ({key.replace('_', ' ')}): {text}")
+        for line in result.restrictions:
+            console.print(f"  {line}")
+        for line in gate.warnings:
+            console.print(f"[yellow]warning:[/yellow] {line}")
+    table = Table()
+    for column in ("Field", "Released", "Transform", "Why"):
+        table.add_column(column)
+    for row in result.rows:
+        table.add_row(row.field, "yes" if row.released else "no", row.transform or "-",
+                      row.why)
+    console.print(table)
+
+
+@app.command("test")
+def test(src: Path = SrcOption, today: str = TodayOption) -> None:
+    """Run the Rego library's test_ rules and the table cases in policies/tests/*.yaml."""
+    policy = _load(src)
+    results = run_rego_tests(src, policy.bundle)
+    results += guarded(lambda: run_cases(src, policy, today=_today(today)))
+    table = Table(title=f"Policy tests ({src})")
+    for column in ("Suite", "Test", "Result", "Detail"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(r.suite, r.name, "[green]pass[/green]" if r.passed else "[red]FAIL[/red]",
+                      "" if r.passed else r.detail)
+    console.print(table)
+    failed = [r for r in results if not r.passed]
+    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed or not results:
+        raise typer.Exit(FAILED)
+
+
+@app.command("keygen")
+def keygen(
+    out: Path = typer.Option(..., help="Private key path; the .pub goes beside it."),
+) -> None:
+    """Create an IG lead's Ed25519 signing key pair."""
+    private, public = signing.generate_key()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private)
+    out.with_suffix(".pub").write_bytes(public)
+    typer.echo(f"private key (keep secret): {out}\n"
+               f"public key (list it in brokers' and agents' trusted_signers): "
+               f"{out.with_suffix('.pub')}")
+
+
+@app.command("sign")
+def sign(
+    key: Path = typer.Option(..., exists=True, dir_okay=False, help="Your private key."),
+    signer: str = typer.Option(..., help="Your name and role, recorded in the signature."),
+    out: Path = typer.Option(..., help="Bundle file to write; the signature goes beside it."),
+    src: Path = SrcOption,
+) -> None:
+    """Check and test the agreements, then write a signed bundle for brokers and agents."""
+    policy = _load(src)
+    _, loaded = guarded(lambda: agreements_mod.load_all(src))
+    problems = [p for a in loaded for p in agreements_mod.lawful_basis_problems(a)]
+    if problems:
+        fail(f"not signing: {problems[0]}")
+    failed = [r for r in run_rego_tests(src, policy.bundle)
+              + guarded(lambda: run_cases(src, policy)) if not r.passed]
+    if failed:
+        fail(f"not signing: policy test {failed[0].suite}/{failed[0].name} fails: "
+             f"{failed[0].detail}")
+    private = guarded(lambda: signing.load_private_key(key))
+    raw = policy.bundle.to_json()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(raw)
+    # Signature first, then the bundle: an agent polling in between sees the old pair
+    # fail verification once and keeps its last good policy.
+    signing.signature_path(out).write_bytes(signing.sign(raw, private, signer))
+    tmp.replace(out)
+    typer.echo(f"signed revision {policy.revision} ({len(policy.bundle.agreements)} "
+               f"agreements) as {signer}: {out}")
+
+
+@app.command("show")
+def show(
+    bundle: Path = typer.Option(..., exists=True, dir_okay=False, help="A signed bundle."),
+    trusted: list[Path] = typer.Option([], help="A trusted signer's public key (repeatable)."),
+) -> None:
+    """Print a bundle's revision, signer and agreements; verify it against trusted keys."""
+    raw = bundle.read_bytes()
+    parsed = guarded(lambda: bundle_mod.parse(raw, str(bundle)))
+    sig_path = signing.signature_path(bundle)
+    sig = sig_path.read_bytes() if sig_path.exists() else None
+    if trusted:
+        keys = [guarded(lambda p=p: signing.load_public_key(p)) for p in trusted]
+        verified = guarded(lambda: signing.verify(raw, sig, keys))
+        typer.echo(f"signature: valid, signed by {verified.signer} (key {verified.key_id})")
+    else:
+        typer.echo("signature: not checked (pass --trusted KEY.pub)")
+    typer.echo(f"revision: {parsed.revision}\nbuilt: {parsed.built_at}")
+    for agreement_id, agreement in sorted(parsed.agreements.items()):
+        typer.echo(f"  {agreement_id}: {agreement['title']} "
+                   f"({agreement['valid_from']} to {agreement['expires']})")

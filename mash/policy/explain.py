@@ -1,0 +1,54 @@
+"""`mash policy explain`: what one agency releases to whom, per purpose and stage, and why."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from mash.policy.decisions import LoadedPolicy
+from mash.policy.model import Gate, Requester
+
+
+@dataclass(frozen=True)
+class Row:
+    field: str
+    released: bool
+    transform: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    gate: Gate
+    answer: str  # what a match would produce: known, withheld, or not_checked
+    rows: list[Row]
+    lawful_basis: dict[str, str]
+    restrictions: list[str]
+
+
+def explain(policy: LoadedPolicy, owner: str, requester: Requester, today: dt.date,
+            fields: set[str]) -> Explanation:
+    gate = policy.gate(owner, requester, today)
+    if not gate.allowed:
+        return Explanation(gate, "not_checked",
+                           [Row(f, False, "", gate.reason) for f in sorted(fields)], {}, [])
+    agreement = policy.bundle.agreements[gate.agreement_id]
+    basis: dict[str, str] = {}
+    restrictions: list[str] = []
+    for grant in agreement["grants"]:
+        if grant["owner"] == owner and grant["requester"] == requester.agency:
+            basis = grant["purposes"].get(requester.purpose, {}).get("lawful_basis", {})
+            restrictions = [f"records with {c['field']} = {'/'.join(c['equals'])} are withheld "
+                            f"whole: {c['reason']}" for c in grant["withhold_when"]]
+    # A record holding every field, with values that trigger no restriction.
+    raw = policy.record_rules(owner, requester, sorted(fields), {}, today)
+    if raw["level"] == "existence":
+        reason = "; ".join(raw.get("reasons", ()))
+        return Explanation(gate, "withheld", [Row(f, False, "", reason) for f in sorted(fields)],
+                           basis, restrictions)
+    rows = [Row(name, True, rule["transform"], f"released under {raw['agreement_id']} for "
+                f"{requester.purpose} at {requester.stage}")
+            for name, rule in raw.get("release", {}).items()]
+    rows += [Row(name, False, "", reason) for name, reason in raw.get("withheld", {}).items()]
+    return Explanation(gate, "known", sorted(rows, key=lambda r: (not r.released, r.field)),
+                       basis, restrictions)
