@@ -39,8 +39,10 @@ class OwnerDecisions:
     def gate(self, requester: Requester) -> Gate:
         return self.policy.gate(self.owner, requester, _today())
 
-    def disclose(self, requester: Requester, record: PersonRecord) -> RecordDisclosure:
-        return self.policy.disclose(self.owner, requester, record, _today(), self.context)
+    def disclose(self, requester: Requester, gate: Gate,
+                 records: list[PersonRecord]) -> list[RecordDisclosure]:
+        return self.policy.disclose_all(self.owner, requester, gate, records, _today(),
+                                        self.context)
 
 
 class AgentPolicy:

@@ -14,7 +14,7 @@ from mash.answers import not_checked, timestamp
 from mash.errors import IdentityError, ValidationError
 from mash.logs import get_logger
 from mash.matching import Candidate, SearchOutcome
-from mash.policy.model import RecordDisclosure
+from mash.policy.model import Gate, RecordDisclosure
 from mash.v1 import agent_pb2, answer_pb2
 
 log = get_logger(__name__)
@@ -85,12 +85,10 @@ class QueryHandler:
             reason = (R.NOT_CHECKED_REASON_NO_AGREEMENT if gate.refusal == "no_agreement"
                       else R.NOT_CHECKED_REASON_POLICY_ERROR)
             return self._not_checked(reason, gate.reason, decisions.revision)
-        return self._search(query, requester, subject, decisions, gate.agreement_id,
-                            gate.warnings)
+        return self._search(requester, subject, decisions, gate)
 
-    def _search(self, query: agent_pb2.Query, requester: Requester,
-                subject: subject_mod.SubjectQuery, decisions: OwnerDecisions,
-                agreement_id: str, warnings: tuple[str, ...]) -> answer_pb2.AgencyAnswer:
+    def _search(self, requester: Requester, subject: subject_mod.SubjectQuery,
+                decisions: OwnerDecisions, gate: Gate) -> answer_pb2.AgencyAnswer:
         if not subject_mod.meets_minimum(subject, self.cfg.minimum):
             return self._not_checked(
                 R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS,
@@ -108,18 +106,19 @@ class QueryHandler:
             agency_name=self.cfg.name,
             contact_route=self.cfg.contact_route,
             policy_revision=decisions.revision,
-            agreement_id=agreement_id,
+            agreement_id=gate.agreement_id,
             searched=self._summary(outcome, snapshot),
-            warnings=list(warnings),
+            warnings=list(gate.warnings),
         )
         base.data_as_at.CopyFrom(timestamp(snapshot.as_at))
         if not outcome.candidates:
             base.state = R.ANSWER_STATE_NOT_KNOWN
             return base
-        disclosures: list[tuple[Candidate, RecordDisclosure]] = []
+        candidates = outcome.candidates[: self.cfg.max_matches]
         try:
-            for candidate in outcome.candidates[: self.cfg.max_matches]:
-                disclosures.append((candidate, decisions.disclose(requester, candidate.record)))
+            decided = decisions.disclose(requester, gate, [c.record for c in candidates])
+            disclosures: list[tuple[Candidate, RecordDisclosure]] = list(
+                zip(candidates, decided, strict=True))
         except PolicyError as exc:
             return self._not_checked(R.NOT_CHECKED_REASON_POLICY_ERROR,
                                      f"{self.cfg.name} shares nothing: {exc}",

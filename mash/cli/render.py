@@ -82,6 +82,8 @@ def describe(answer: answer_pb2.AgencyAnswer) -> Text:
         out.append("; ".join(parts))
     if answer.contact_route and answer.state != R.ANSWER_STATE_NOT_CHECKED:
         out.append(f"\nContact: {answer.contact_route}", style="cyan")
+    for warning in answer.warnings:
+        out.append(f"\nWarning: {warning}", style="yellow")
     if answer.HasField("data_as_at"):
         out.append(f"\nData as at {_when(answer.data_as_at)}", style="dim")
     return out

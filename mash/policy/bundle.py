@@ -72,7 +72,11 @@ def grant_index(agreements: dict[str, dict[str, Any]]) -> dict[str, Any]:
                         "agreement_id": agreement_id, "roles": g["roles"],
                         "valid_from": a["valid_from"], "review_by": a["review_by"],
                         "expires": a["expires"], "lawful_basis": p["lawful_basis"],
-                        "answer": spec["answer"], "release": spec["release"],
+                        "answer": spec["answer"],
+                        "release": {f: r for f, r in spec["release"].items()
+                                    if r["transform"] != "drop"},
+                        "dropped": sorted(f for f, r in spec["release"].items()
+                                          if r["transform"] == "drop"),
                         "withhold_when": g["withhold_when"],
                     })
     return index

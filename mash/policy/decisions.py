@@ -14,7 +14,14 @@ from mash.policy import transforms
 from mash.policy.bundle import Bundle
 from mash.policy.engine import Engine
 from mash.policy.errors import PolicyError
-from mash.policy.model import Gate, RecordDisclosure, Released, Requester, Withheld
+from mash.policy.model import (
+    Gate,
+    RecordDisclosure,
+    Released,
+    Requester,
+    StageRules,
+    Withheld,
+)
 from mash.records import PersonRecord
 
 
@@ -34,12 +41,25 @@ def _input(requester: Requester, today: dt.date, **extra: Any) -> dict[str, Any]
             "today": today.isoformat(), **extra}
 
 
+def _rules(raw: Any) -> StageRules:
+    try:
+        return StageRules(
+            release={str(f): (str(r["transform"]), dict(r.get("params", {})))
+                     for f, r in raw["release"].items()},
+            dropped=frozenset(raw["dropped"]),
+            not_released_reason=str(raw["not_released_reason"]),
+            dropped_reason=str(raw["dropped_reason"]),
+        )
+    except (KeyError, TypeError, AttributeError):
+        raise PolicyError("the policy gave no release rules for this stage") from None
+
+
 def _gate(raw: Any) -> Gate:
     if not isinstance(raw, dict) or not isinstance(raw.get("allowed"), bool):
         raise PolicyError("the policy gave no decision on whether to answer")
     if raw["allowed"]:
         return Gate(True, agreement_id=str(raw["agreement_id"]), answer=str(raw["answer"]),
-                    warnings=tuple(raw.get("warnings", ())))
+                    warnings=tuple(raw.get("warnings", ())), rules=_rules(raw.get("rules")))
     refusal = raw.get("refusal")
     return Gate(False, refusal="no_agreement" if refusal == "no_agreement" else "policy_error",
                 reason="; ".join(raw.get("reasons", ())) or "the policy refused")
@@ -80,37 +100,59 @@ class LoadedPolicy:
         return _gate(self.engine.evaluate("mash/disclosure/gate",
                                           _input(requester, today, owner=owner)))
 
-    def record_rules(self, owner: str, requester: Requester, fields: list[str],
-                     values: dict[str, str], today: dt.date) -> dict[str, Any]:
-        """The raw record decision: level, agreement, reasons, release rules, withheld."""
-        raw = self.engine.evaluate("mash/disclosure/record", _input(
-            requester, today, owner=owner, record={"fields": fields, "values": values}))
-        if not isinstance(raw, dict) or raw.get("level") not in ("fields", "existence"):
+    def disclose_all(self, owner: str, requester: Requester, gate: Gate,
+                     records: list[PersonRecord], today: dt.date,
+                     context: transforms.TransformContext) -> list[RecordDisclosure]:
+        """Decide every matched record of one query in one evaluation, under `gate`'s rules.
+
+        The policy decides per record whether it may be shown at all (restrictions, stages
+        that allow no detail); the stage's release rules come from the gate. Transforms are
+        applied here; a value a transform cannot take is withheld with the reason.
+        """
+        if not gate.allowed or gate.rules is None:
+            raise PolicyError("no agreement allows disclosure for this request")
+        conditions = self.bundle.condition_fields(owner)
+        inputs = [{"values": {k: r.values[k] for k in conditions if k in r.values}}
+                  for r in records]
+        raw = self.engine.evaluate("mash/disclosure/records", _input(
+            requester, today, owner=owner, records=inputs))
+        if not isinstance(raw, list) or len(raw) != len(records):
+            raise PolicyError("the policy gave no decision for the matched records")
+        return [self._apply(gate, r, d, context) for r, d in zip(records, raw, strict=True)]
+
+    def _apply(self, gate: Gate, record: PersonRecord, decision: Any,
+               context: transforms.TransformContext) -> RecordDisclosure:
+        rules = gate.rules
+        assert rules is not None
+        if not isinstance(decision, dict) or decision.get("level") not in ("fields",
+                                                                           "existence"):
             raise PolicyError("the policy gave no decision for a matched record")
-        return raw
+        if decision["level"] == "existence":
+            return RecordDisclosure("existence", gate.agreement_id,
+                                    reason="; ".join(decision.get("reasons", ())))
+        out = RecordDisclosure("fields", gate.agreement_id)
+        for name in sorted(k for k in record.values if k != "record_id"):
+            if name in rules.release:
+                transform, params = rules.release[name]
+                try:
+                    value = transforms.apply(transform, record.values[name], params, context)
+                except transforms.TransformError as exc:
+                    out.withheld.append(Withheld(name, str(exc)))
+                    continue
+                except (KeyError, TypeError, ValueError):
+                    raise PolicyError(f"the policy named a transform it cannot apply to "
+                                      f"{name}") from None
+                out.released.append(Released(name, value, transform))
+            elif name in rules.dropped:
+                out.withheld.append(Withheld(name, rules.dropped_reason))
+            else:
+                out.withheld.append(Withheld(name, rules.not_released_reason))
+        return out
 
     def disclose(self, owner: str, requester: Requester, record: PersonRecord, today: dt.date,
                  context: transforms.TransformContext) -> RecordDisclosure:
-        fields = sorted(k for k in record.values if k != "record_id")
-        conditions = self.bundle.condition_fields(owner)
-        values = {k: record.values[k] for k in conditions if k in record.values}
-        raw = self.record_rules(owner, requester, fields, values, today)
-        agreement_id = str(raw.get("agreement_id", ""))
-        if raw["level"] == "existence":
-            return RecordDisclosure("existence", agreement_id,
-                                    reason="; ".join(raw.get("reasons", ())))
-        out = RecordDisclosure("fields", agreement_id)
-        for name, rule in sorted(raw.get("release", {}).items()):
-            try:
-                value = transforms.apply(rule["transform"], record.values.get(name),
-                                         rule.get("params", {}), context)
-            except transforms.TransformError as exc:
-                out.withheld.append(Withheld(name, str(exc)))
-                continue
-            except (KeyError, TypeError, ValueError):
-                raise PolicyError(f"the policy named a transform it cannot apply to "
-                                  f"{name}") from None
-            out.released.append(Released(name, value, rule["transform"]))
-        for name, reason in sorted(raw.get("withheld", {}).items()):
-            out.withheld.append(Withheld(name, str(reason)))
-        return out
+        """One record, gate included (for tools and tests; agents use disclose_all)."""
+        gate = self.gate(owner, requester, today)
+        if not gate.allowed:
+            raise PolicyError(gate.reason)
+        return self.disclose_all(owner, requester, gate, [record], today, context)[0]

@@ -17,7 +17,7 @@ ENTRYPOINTS = (
     "mash/routing/decisions",
     "mash/routing/purposes",
     "mash/disclosure/gate",
-    "mash/disclosure/record",
+    "mash/disclosure/records",
 )
 
 
@@ -47,11 +47,11 @@ class RegoEngine:
                                  f"{self._compiled.node().json()[:500]}")
 
     def evaluate(self, entrypoint: str, input_doc: dict[str, Any]) -> Any:
-        from regopy import RegoError
+        from regopy import Input, RegoError
 
         with self._lock:
             try:
-                self._rego.set_input_term(json.dumps(input_doc))
+                self._rego.set_input(Input(input_doc))
                 output = self._rego.query_bundle_entrypoint(self._compiled, entrypoint)
             except RegoError as exc:
                 raise PolicyError(f"policy evaluation failed at {entrypoint}: {exc}") from None
@@ -67,9 +67,9 @@ class OpaEngine:
     """The same bundle on a real OPA server, through its REST Data API.
 
     At load, the library modules are PUT to /v1/policies/mash-exchange/<path> and the data to
-    /v1/data/agreements and /v1/data/federation; each decision POSTs {"input": ...} to
-    /v1/data/<entrypoint> and reads "result" (absent means undefined). The OPA server must be
-    dedicated to MASH Exchange: these data paths are ours.
+    /v1/data/agreements, /v1/data/federation and /v1/data/grants; each decision POSTs
+    {"input": ...} to /v1/data/<entrypoint> and reads "result" (absent means undefined).
+    The OPA server must be dedicated to MASH Exchange: these data paths are ours.
     """
 
     def __init__(self, bundle: Bundle, url: str, timeout: float = 1.0) -> None:
@@ -86,8 +86,8 @@ class OpaEngine:
             for name, source in sorted(bundle.modules.items()):
                 self._client.update_policy_from_string(source, f"mash-exchange/{name}",
                                                        rego_compat=False)
-            self._client.update_or_create_data(bundle.agreements, "agreements")
-            self._client.update_or_create_data(bundle.federation, "federation")
+            for path, document in sorted(bundle.data().items()):
+                self._client.update_or_create_data(document, path)
         except Exception as exc:  # the client raises requests and its own error types
             raise AgreementError(f"could not load the bundle into OPA at {url}: {exc}") from None
 

@@ -40,15 +40,21 @@ def explain(policy: LoadedPolicy, owner: str, requester: Requester, today: dt.da
             basis = grant["purposes"].get(requester.purpose, {}).get("lawful_basis", {})
             restrictions = [f"records with {c['field']} = {'/'.join(c['equals'])} are withheld "
                             f"whole: {c['reason']}" for c in grant["withhold_when"]]
-    # A record holding every field, with values that trigger no restriction.
-    raw = policy.record_rules(owner, requester, sorted(fields), {}, today)
-    if raw["level"] == "existence":
-        reason = "; ".join(raw.get("reasons", ()))
+    rules = gate.rules
+    assert rules is not None
+    if gate.answer == "existence":
+        reason = f"the agreement allows no detail at {requester.stage}"
         return Explanation(gate, "withheld", [Row(f, False, "", reason) for f in sorted(fields)],
                            basis, restrictions)
-    rows = [Row(name, True, rule["transform"], f"released under {raw['agreement_id']} for "
-                f"{requester.purpose} at {requester.stage}")
-            for name, rule in raw.get("release", {}).items()]
-    rows += [Row(name, False, "", reason) for name, reason in raw.get("withheld", {}).items()]
+    rows = []
+    for name in sorted(fields | set(rules.release)):
+        if name in rules.release:
+            rows.append(Row(name, True, rules.release[name][0],
+                            f"released under {gate.agreement_id} for {requester.purpose} at "
+                            f"{requester.stage}"))
+        elif name in rules.dropped:
+            rows.append(Row(name, False, "drop", rules.dropped_reason))
+        else:
+            rows.append(Row(name, False, "", rules.not_released_reason))
     return Explanation(gate, "known", sorted(rows, key=lambda r: (not r.released, r.field)),
                        basis, restrictions)

@@ -17,6 +17,16 @@ class Requester:
 
 
 @dataclass(frozen=True)
+class StageRules:
+    """What the stage releases, decided once per query by the policy."""
+
+    release: dict[str, tuple[str, dict[str, object]]]  # field -> (transform, params)
+    dropped: frozenset[str]
+    not_released_reason: str
+    dropped_reason: str
+
+
+@dataclass(frozen=True)
 class Gate:
     """May the agency even say whether it knows the person?"""
 
@@ -27,6 +37,7 @@ class Gate:
     refusal: Literal["", "no_agreement", "policy_error"] = ""
     reason: str = ""
     warnings: tuple[str, ...] = ()
+    rules: StageRules | None = None  # when allowed
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,18 @@ problems(c, inp) := {m |
 	m != ""
 }
 
+# Usable means positively in force and lawful: anything undefined (a missing date, a
+# malformed input) leaves a grant unusable, so the policy fails closed by construction.
+in_force(c, today) if {
+	is_string(today)
+	today >= c.valid_from
+	today <= c.expires
+}
+
 usable(cands, inp) := [c |
 	some c in cands
-	count(problems(c, inp)) == 0
+	in_force(c, inp.today)
+	complete_basis(c.lawful_basis)
 ]
 
 warnings(c, inp) := [m |
@@ -53,14 +62,20 @@ warnings(c, inp) := [m |
 	m := sprintf("agreement %s was due for review on %s", [c.agreement_id, c.review_by])
 ]
 
-# Note on style: rego-cpp has mis-evaluated one-line comprehensions whose body uses `;`
-# with `not`; every comprehension here has a multi-line body, and every rule is covered
-# by the tests in policies/mash/*_test.rego and tests/test_policy_*.py.
+# Note on style: rego-cpp (regopy 1.5) has mis-evaluated one-line comprehensions whose body
+# uses `;` with `not`, and refuses `some k, v in` inside array comprehensions; so every
+# comprehension here has a multi-line body, and every rule is covered by the tests in
+# policies/mash/*_test.rego and tests/test_policy_*.py.
 
-all_problems(cands, inp) := sort([m |
+found_problems(cands, inp) := sort([m |
 	some c in cands
 	some m in problems(c, inp)
 ])
+
+all_problems(cands, inp) := found if {
+	found := found_problems(cands, inp)
+	count(found) > 0
+} else := ["the policy could not judge the agreements for this request (incomplete input)"]
 
 # May the requester ask this owner at all, given the covering and usable grants?
 gate(owner, inp, cands, ok) := {
@@ -91,6 +106,16 @@ gate(owner, inp, cands, ok) := {
 	"answer": ok[0].answer,
 	"reasons": [],
 	"warnings": warnings(ok[0], inp),
+	"rules": stage_rules(ok[0], inp),
+}
+
+# What the stage releases, decided once per query: the usable grant's release rules
+# (field -> transform), the fields it drops on purpose, and the reason for every other field.
+stage_rules(c, inp) := {
+	"release": c.release,
+	"dropped": c.dropped,
+	"not_released_reason": sprintf("not released at %s under %s", [inp.stage, c.agreement_id]),
+	"dropped_reason": sprintf("dropped by %s", [c.agreement_id]),
 }
 
 # Record-level restrictions: a matched record the grant says to withhold whole.
@@ -112,48 +137,8 @@ existence_reasons(c, inp, record) := sort(array.concat(
 	stage_reasons(c, inp),
 ))
 
-released(c, record) := {f: rule |
-	some f in record.fields
-	rule := c.release[f]
-	rule.transform != "drop"
-}
-
-unreleased(c, f) if {
-	not c.release[f]
-}
-
-dropped(c, f) if {
-	c.release[f].transform == "drop"
-}
-
-not_released(c, inp, record) := {f: msg |
-	some f in record.fields
-	unreleased(c, f)
-	msg := sprintf("not released at %s under %s", [inp.stage, c.agreement_id])
-}
-
-dropped_fields(c, record) := {f: msg |
-	some f in record.fields
-	dropped(c, f)
-	msg := sprintf("dropped by %s", [c.agreement_id])
-}
-
-withheld(c, inp, record) := object.union(not_released(c, inp, record), dropped_fields(c, record))
-
-# What one matched record releases under the chosen grant.
-record_decision(c, inp) := {
-	"level": "existence",
-	"agreement_id": c.agreement_id,
-	"reasons": reasons,
-	"release": {},
-	"withheld": {},
-} if {
-	reasons := existence_reasons(c, inp, inp.record)
+# One matched record: existence only (with the reasons), or its fields under the stage rules.
+record_level(c, inp, record) := {"level": "existence", "reasons": reasons} if {
+	reasons := existence_reasons(c, inp, record)
 	count(reasons) > 0
-} else := {
-	"level": "fields",
-	"agreement_id": c.agreement_id,
-	"reasons": [],
-	"release": released(c, inp.record),
-	"withheld": withheld(c, inp, inp.record),
-}
+} else := {"level": "fields", "reasons": []}

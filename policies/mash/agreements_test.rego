@@ -7,7 +7,7 @@ import rego.v1
 
 import data.mash.agreements
 
-entry(id, answer, release) := json.unmarshal(json.marshal({
+entry(id, answer, rules) := json.unmarshal(json.marshal({
 	"agreement_id": id,
 	"roles": ["analyst"],
 	"valid_from": "2026-01-01",
@@ -15,9 +15,16 @@ entry(id, answer, release) := json.unmarshal(json.marshal({
 	"expires": "2027-12-31",
 	"lawful_basis": {"article_6": "6(1)(e)", "article_9": "9(2)(g)", "schedule_1": "para 18"},
 	"answer": answer,
-	"release": release,
+	"release": object.remove(rules, dropped_fields(rules)),
+	"dropped": dropped_fields(rules),
 	"withhold_when": [{"field": "restricted", "equals": ["Y"], "reason": "restricted record"}],
 }))
+
+# The index (built with the bundle) keeps dropped fields apart from the release rules.
+dropped_fields(rules) := sort([f |
+	rule := rules[f]
+	rule.transform == "drop"
+])
 
 release := {
 	"markers": {"transform": "keep", "params": {}},
@@ -37,7 +44,6 @@ req(stage, role, today) := json.unmarshal(json.marshal({
 	"purpose": "child",
 	"stage": stage,
 	"today": today,
-	"record": {"fields": ["markers", "dob", "officer", "address"], "values": {"restricted": "N"}},
 }))
 
 owner := "police"
@@ -117,30 +123,33 @@ test_part_3_is_a_complete_basis if {
 
 c_research := entry("a-police", "known", release)
 
-test_record_releases_with_transforms_and_says_why_the_rest_is_withheld if {
-	r := agreements.record_decision(c_research, req("research", "analyst", "2026-06-01"))
-	r.level == "fields"
-	r.release == {"markers": {"transform": "keep", "params": {}}, "dob": {"transform": "year", "params": {}}}
-	r.withheld == {
-		"address": "not released at research under a-police",
-		"officer": "dropped by a-police",
-	}
+test_allowed_gate_carries_the_stage_rules if {
+	fixture := index
+	d := decide("research", "analyst", "2026-06-01") with data.grants as fixture
+	d.rules.release == {"markers": {"transform": "keep", "params": {}}, "dob": {"transform": "year", "params": {}}}
+	d.rules.dropped == ["officer"]
+	d.rules.not_released_reason == "not released at research under a-police"
+	d.rules.dropped_reason == "dropped by a-police"
 }
 
-restricted_req := object.union(
-	req("research", "analyst", "2026-06-01"),
-	{"record": {"fields": ["markers"], "values": {"restricted": "Y"}}},
-)
+test_an_unrestricted_record_shows_its_fields if {
+	r := agreements.record_level(c_research, req("research", "analyst", "2026-06-01"), {"values": {"restricted": "N"}})
+	r == {"level": "fields", "reasons": []}
+}
 
 test_restricted_record_is_existence_only if {
-	r := agreements.record_decision(c_research, restricted_req)
+	r := agreements.record_level(c_research, req("research", "analyst", "2026-06-01"), {"values": {"restricted": "Y"}})
 	r.level == "existence"
 	r.reasons == ["restricted record"]
-	r.release == {}
+}
+
+test_a_record_without_the_flag_is_not_restricted if {
+	r := agreements.record_level(c_research, req("research", "analyst", "2026-06-01"), {"values": {}})
+	r.level == "fields"
 }
 
 test_existence_stage_releases_nothing if {
-	r := agreements.record_decision(entry("a-police", "existence", {}), req("triage", "analyst", "2026-06-01"))
+	r := agreements.record_level(entry("a-police", "existence", {}), req("triage", "analyst", "2026-06-01"), {"values": {}})
 	r.level == "existence"
 	r.reasons == ["the agreement allows no detail at triage"]
 }
@@ -154,4 +163,26 @@ test_first_usable_grant_in_id_order_wins if {
 	fixture := two
 	d := decide("research", "analyst", "2026-06-01") with data.grants as fixture
 	d.agreement_id == "b-new"
+}
+
+test_a_missing_date_fails_closed if {
+	fixture := index
+	inp := json.unmarshal(json.marshal({
+		"requester": {"agency": "mash", "role": "analyst"},
+		"purpose": "child",
+		"stage": "research",
+	}))
+	cands := agreements.covering(owner, inp) with data.grants as fixture
+	count(cands) == 1
+	ok := agreements.usable(cands, inp)
+	count(ok) == 0
+	d := agreements.gate(owner, inp, cands, ok)
+	not d.allowed
+	d.refusal == "policy_error"
+}
+
+test_a_date_that_is_not_text_fails_closed if {
+	fixture := index
+	d := decide("research", "analyst", 20260601) with data.grants as fixture
+	not d.allowed
 }

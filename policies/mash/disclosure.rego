@@ -1,5 +1,6 @@
 # Disclosure at an agent (the data owner). input: {owner, requester: {agency, role}, purpose,
-# stage, today, record: {fields: [names], values: {name: value}}}; record is for `record` only.
+# stage, today, records: [{values: {field: value}}]}; records is for `records` only and holds
+# just the values the agreements' restrictions look at.
 package mash.disclosure
 
 import rego.v1
@@ -10,9 +11,16 @@ covering := agreements.covering(input.owner, input)
 
 usable := agreements.usable(covering, input)
 
-# May this agency even say whether it knows the person?
+# May this agency even say whether it knows the person? If so: under which agreement, and
+# the stage's rules (fields released with their transforms; the reason for the others).
 gate := agreements.gate(input.owner, input, covering, usable)
 
-# For one matched record: existence only, or which fields with which transform, and why
-# every other field is withheld. Undefined when no grant is usable: the caller fails closed.
-record := agreements.record_decision(usable[0], input)
+# For every matched record, in order: existence only (with reasons) or its fields.
+# Undefined when no grant is usable: the caller fails closed.
+records := out if {
+	c := usable[0]
+	out := [d |
+		some record in input.records
+		d := agreements.record_level(c, input, record)
+	]
+}
