@@ -190,3 +190,35 @@ def processes() -> Iterator[list[Proc]]:
                 with suppress(ProcessLookupError):
                     os.kill(proc.popen.pid, signal.SIGCONT)  # a stopped process can't exit
                 proc.stop(timeout=5)
+
+
+class ThreadedFederation:
+    """A Running federation on an event loop in its own thread, for synchronous tests
+    (hypothesis drives many examples through one federation this way)."""
+
+    def __init__(self, fed: federation.Federation, agencies: list[str]) -> None:
+        import threading
+
+        self.fed = fed
+        self.run = Running(fed)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.call(self.run.start_broker())
+        for agency in agencies:
+            self.call(self.run.start_agent(agency))
+
+    def call(self, coro: Any, timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def channel(self, stem: str = "mash-client") -> grpc.Channel:
+        tls = client_tls(self.fed, stem)
+        return grpc.secure_channel(f"127.0.0.1:{self.fed.broker_port}",
+                                   tls.channel_credentials(),
+                                   options=[*channel_options("localhost"),
+                                            ("grpc.max_send_message_length", 64 << 20)])
+
+    def close(self) -> None:
+        self.call(self.run.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)

@@ -208,3 +208,20 @@ async def test_agent_refuses_to_start_with_another_agencys_certificate(running: 
     cfg_path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError, match="does not identify the agent of 'housing'"):
         agent_config.load(cfg_path)
+
+
+async def test_a_token_replayed_from_another_client_is_refused(running: Running) -> None:
+    """A token stolen from one analyst's machine cannot be used from another client."""
+    certs.issue(running.fed.certs, PeerIdentity("client", "mash"), out_stem="mash-laptop-2")
+    stolen = running.fed.token(bind="mash-client")
+    err = await _denied(running, client_tls(running.fed, "mash-laptop-2"), token=stolen)
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "bound to another client certificate" in err.details()
+    # the same token over its own certificate works
+    await running.analyst(token=stolen).lookup(lookup_request())
+
+
+async def test_unbound_tokens_are_refused_where_binding_is_required(running: Running) -> None:
+    err = await _denied(running, client_tls(running.fed), token=running.fed.token(bind=None))
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "must be bound to your client certificate" in err.details()

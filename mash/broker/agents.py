@@ -14,6 +14,7 @@ from mash.broker.config import BrokerConfig
 from mash.broker.registry import AgentSession, Registry
 from mash.identity.tls import peer_identity
 from mash.logs import get_logger
+from mash.rpc import BadMessage
 from mash.v1 import agent_pb2, agent_pb2_grpc
 
 log = get_logger(__name__)
@@ -49,6 +50,8 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         except (TimeoutError, StopAsyncIteration):
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                                 "the agent must send its hello first, promptly")
+        except BadMessage as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if first.WhichOneof("message") != "hello":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 "the first message on the stream must be a hello")
@@ -69,6 +72,8 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             reader.cancel()
             self.registry.detach(session)
             metrics.AGENTS_ONLINE.set(self.registry.online)
+        if session.protocol_error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, session.protocol_error)
 
     async def _read(self, session: AgentSession,
                     request_iterator: AsyncIterator[agent_pb2.ConnectRequest]) -> None:
@@ -91,6 +96,9 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                     break
         except asyncio.CancelledError:
             raise
+        except BadMessage as exc:
+            log.warning("agent_protocol_error", agency=session.agency, reason=str(exc))
+            session.protocol_error = str(exc)
         except grpc.aio.AioRpcError as exc:
             log.info("agent_stream_ended", agency=session.agency, code=exc.code().name)
         except Exception as exc:

@@ -40,4 +40,9 @@ async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifie
             grpc.StatusCode.PERMISSION_DENIED,
             f"the token is for agency {analyst.agency!r} but the client certificate belongs to "
             f"{peer.name!r}")
+    try:
+        pems = (context.auth_context() or {}).get("x509_pem_cert") or [None]
+        verifier.check_binding(analyst, pems[0])
+    except IdentityError as exc:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
     return analyst

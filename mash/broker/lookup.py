@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import time
 import uuid
 
@@ -15,6 +16,7 @@ from mash.answers import NOT_CHECKED_LABELS, STATE_LABELS, not_checked, problem,
 from mash.broker import metrics
 from mash.broker.auth import authenticate, bearer_token
 from mash.broker.config import BrokerConfig
+from mash.broker.ratelimit import RateLimiter
 from mash.broker.registry import AgentGone, Registry
 from mash.broker.routing import Routing
 from mash.errors import ValidationError
@@ -35,12 +37,23 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         self.cfg = cfg
         self.registry = registry
         self.routing = routing
+        self.limiter = RateLimiter(cfg.rate_limit)
 
     async def Lookup(
         self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext
     ) -> lookup_pb2.LookupResponse:
         started = time.monotonic()
         analyst = await authenticate(context, self.cfg.auth)
+        wait = self.limiter.take(f"{analyst.issuer}|{analyst.subject}")
+        if wait:
+            metrics.LOOKUPS.labels("rate_limited").inc()
+            log.warning("lookup_rate_limited", requester=analyst.subject,
+                        requester_agency=analyst.agency)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"rate limit reached: at most {self.cfg.rate_limit.per_minute:g} lookups a "
+                f"minute per analyst (bursts of {self.cfg.rate_limit.burst}); try again in "
+                f"{math.ceil(wait)} s")
         try:
             subject_mod.from_proto(request.subject)
             ctx = lookup_context.from_proto(request.context)

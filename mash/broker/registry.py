@@ -28,6 +28,7 @@ class AgentSession:
     outbox: asyncio.Queue[agent_pb2.ConnectResponse | None] = field(default_factory=asyncio.Queue)
     pending: dict[str, asyncio.Future[answer_pb2.AgencyAnswer]] = field(default_factory=dict)
     closed: bool = False
+    protocol_error: str = ""
     ready: bool = False
     record_count: int = 0
     policy_revision: str = ""

@@ -18,7 +18,8 @@ from mash.grpc_options import server_options
 from mash.health import Health
 from mash.logs import get_logger
 from mash.policy.store import PolicyStore
-from mash.v1 import agent_pb2, agent_pb2_grpc, lookup_pb2, lookup_pb2_grpc
+from mash.rpc import register
+from mash.v1 import agent_pb2, lookup_pb2
 
 log = get_logger(__name__)
 SERVICE_NAMES = (
@@ -48,12 +49,13 @@ class Broker:
         self._stop_watch = asyncio.Event()
         self._watch = asyncio.create_task(self.routing.store.watch(self._stop_watch))
         server = grpc.aio.server(options=server_options())
-        lookup_pb2_grpc.add_LookupServiceServicer_to_server(
-            LookupService(self.cfg, self.registry, self.routing), server)
-        lookup_pb2_grpc.add_FederationServiceServicer_to_server(
-            FederationService(self.cfg, self.registry), server)
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(
-            AgentService(self.cfg, self.registry), server)
+        services = lookup_pb2.DESCRIPTOR.services_by_name
+        register(server, LookupService(self.cfg, self.registry, self.routing),
+                 services["LookupService"])
+        register(server, FederationService(self.cfg, self.registry),
+                 services["FederationService"])
+        register(server, AgentService(self.cfg, self.registry),
+                 agent_pb2.DESCRIPTOR.services_by_name["AgentService"])
         self.health.add_to(server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)

@@ -51,10 +51,13 @@ def issue(
     team: str = typer.Option("", help="The analyst's team."),
     ttl: str = typer.Option("8h", help="Lifetime, e.g. 30m, 8h."),
     audience: str = typer.Option(tokens.AUDIENCE, help="Audience claim."),
+    bind_cert: Path = typer.Option(None, "--bind-cert", exists=True, dir_okay=False,
+                                   help="Bind the token to this client certificate (PEM)."),
 ) -> None:
     """Print a signed analyst token."""
     lifetime = _duration(ttl)
     token = guarded(lambda: tokens.issue_token(
         key.read_bytes(), issuer=issuer, subject=subject, agency=agency, role=role, team=team,
-        ttl=lifetime, audience=audience))
+        ttl=lifetime, audience=audience,
+        bind_certificate=bind_cert.read_bytes() if bind_cert else None))
     typer.echo(token)

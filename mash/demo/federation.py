@@ -42,9 +42,13 @@ class Federation:
     agent_configs: dict[str, Path] = field(default_factory=dict)
 
     def token(self, subject: str = "a.analyst", agency: str = REQUESTER, role: str = "analyst",
-              ttl: dt.timedelta = dt.timedelta(hours=1), **kw: Any) -> str:
+              ttl: dt.timedelta = dt.timedelta(hours=1), bind: str | None = "mash-client",
+              **kw: Any) -> str:
+        """An analyst token, bound by default to the `bind` client certificate."""
+        cert = (self.certs / f"{bind}.pem").read_bytes() if bind else None
         return tokens.issue_token(self.issuer_key.read_bytes(), issuer=ISSUER, subject=subject,
-                                  agency=agency, role=role, team="MASH Team A", ttl=ttl, **kw)
+                                  agency=agency, role=role, team="MASH Team A", ttl=ttl,
+                                  bind_certificate=cert, **kw)
 
 
 def _auth(fed_certs: Path) -> dict[str, Any]:
@@ -94,7 +98,8 @@ def broker_config(root: Path, port: int, agencies: list[str],
         "broker_id": "demo-broker",
         "listen": f"127.0.0.1:{port}",
         "tls": _tls(fed_certs, "broker-broker"),
-        "auth": _auth(fed_certs),
+        "auth": {**_auth(fed_certs), "require_certificate_binding": True},
+        "rate_limit": {"lookups_per_minute": 120, "burst": 60},
         "agencies": [{"id": a, "name": AGENCIES[a]["name"]} for a in agencies],
         "policy": _policy(root),
         "deadline_seconds": 5,

@@ -35,6 +35,8 @@ class Analyst:
     issuer: str
     token_id: str
     expires_at: dt.datetime
+    # SHA-256 thumbprint of the client certificate the token is bound to (RFC 8705 cnf).
+    certificate_thumbprint: str = ""
 
     def describe(self) -> str:
         return f"{self.subject} ({self.role}, {self.agency})"
@@ -106,7 +108,10 @@ def issue_token(
     audience: str = AUDIENCE,
     now: dt.datetime | None = None,
     extra: dict[str, Any] | None = None,
+    bind_certificate: bytes | None = None,
 ) -> str:
+    """A signed analyst token; `bind_certificate` (PEM) binds it to that client certificate,
+    so a stolen token cannot be replayed from another client."""
     key = serialization.load_pem_private_key(private_key_pem, password=None)
     algorithm = "EdDSA" if isinstance(key, ed25519.Ed25519PrivateKey) else "ES256"
     issued = now or dt.datetime.now(dt.UTC)
@@ -122,8 +127,21 @@ def issue_token(
         "role": role,
         "team": team,
     }
+    if bind_certificate is not None:
+        claims["cnf"] = {"x5t#S256": certificate_thumbprint(bind_certificate)}
     claims.update(extra or {})
     return jwt.encode(claims, key, algorithm=algorithm)  # type: ignore[arg-type]
+
+
+def certificate_thumbprint(pem: bytes) -> str:
+    """base64url(SHA-256(DER)), as in RFC 8705's x5t#S256."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+
+    der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
 
 
 class TokenVerifier:
@@ -135,8 +153,10 @@ class TokenVerifier:
         audience: str = AUDIENCE,
         leeway: dt.timedelta = dt.timedelta(seconds=30),
         max_lifetime: dt.timedelta = dt.timedelta(hours=12),
+        require_binding: bool = False,
     ) -> None:
         self._issuers = {i.issuer: i for i in issuers}
+        self.require_binding = require_binding
         self._audience = audience
         self._leeway = leeway
         self._max_lifetime = max_lifetime
@@ -146,10 +166,12 @@ class TokenVerifier:
         audience = section.str("audience", AUDIENCE)
         issuers = [TrustedIssuer.read(s) for s in section.sections("issuers")]
         max_hours = section.float("max_token_lifetime_hours", 12.0, minimum=0.1, maximum=72)
+        require_binding = section.bool("require_certificate_binding", False)
         section.done()
         if not issuers:
             raise section.error("issuers", "at least one trusted token issuer is required")
-        return cls(issuers, audience, max_lifetime=dt.timedelta(hours=max_hours))
+        return cls(issuers, audience, max_lifetime=dt.timedelta(hours=max_hours),
+                   require_binding=require_binding)
 
     def verify(self, token: str) -> Analyst:
         """Return the analyst, or raise IdentityError saying why the token is refused."""
@@ -202,6 +224,12 @@ class TokenVerifier:
         if not isinstance(subject, str) or not subject or len(subject) > 200:
             raise IdentityError("analyst token has no usable subject")
         team = claims.get("team", "")
+        cnf = claims.get("cnf")
+        thumbprint = ""
+        if cnf is not None:
+            if not isinstance(cnf, dict) or not isinstance(cnf.get("x5t#S256"), str):
+                raise IdentityError("analyst token has a malformed certificate binding")
+            thumbprint = cnf["x5t#S256"]
         return Analyst(
             subject=subject,
             agency=agency,
@@ -210,4 +238,17 @@ class TokenVerifier:
             issuer=trusted.issuer,
             token_id=str(claims["jti"]),
             expires_at=dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC),
+            certificate_thumbprint=thumbprint,
         )
+
+    def check_binding(self, analyst: Analyst, client_certificate: bytes | None) -> None:
+        """Refuse a token used over a client certificate other than the one it is bound to."""
+        if not analyst.certificate_thumbprint:
+            if self.require_binding:
+                raise IdentityError("analyst tokens here must be bound to your client "
+                                    "certificate (issue one with --bind-cert)")
+            return
+        if client_certificate is None or certificate_thumbprint(
+                client_certificate) != analyst.certificate_thumbprint:
+            raise IdentityError("the analyst token is bound to another client certificate: "
+                                "a replayed or stolen token")

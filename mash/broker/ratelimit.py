@@ -1,0 +1,57 @@
+"""Per-analyst rate limits, so nobody can enumerate the population through lookups.
+
+A token bucket per analyst (issuer + subject): `burst` lookups at once, refilled at
+`per_minute`. The limit is per broker process; with several brokers behind a load balancer
+each enforces its own share.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from mash.config import Reader
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    per_minute: float = 30.0
+    burst: int = 10
+
+    @classmethod
+    def read(cls, section: Reader) -> RateLimitConfig:
+        cfg = cls(per_minute=section.float("lookups_per_minute", 30.0, minimum=0.1,
+                                           maximum=100_000),
+                  burst=section.int("burst", 10, minimum=1, maximum=100_000))
+        section.done()
+        return cfg
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+@dataclass
+class RateLimiter:
+    config: RateLimitConfig
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, who: str, now: float | None = None) -> float:
+        """0 when a lookup may go ahead; otherwise the seconds until one may."""
+        now = time.monotonic() if now is None else now
+        rate = self.config.per_minute / 60.0
+        with self._lock:
+            bucket = self._buckets.get(who)
+            if bucket is None:
+                bucket = self._buckets[who] = _Bucket(float(self.config.burst), now)
+            bucket.tokens = min(self.config.burst,
+                                bucket.tokens + (now - bucket.updated) * rate)
+            bucket.updated = now
+            if bucket.tokens >= 1:
+                bucket.tokens -= 1
+                return 0.0
+            return (1 - bucket.tokens) / rate
