@@ -32,7 +32,7 @@ from mash.grpc_options import channel_options
 from mash.identity.tls import TlsFiles
 from mash.v1 import lookup_pb2, lookup_pb2_grpc, subject_pb2
 
-AGENCIES = ["police", "health", "csc", "education", "probation", "housing"]
+AGENCIES = ["police", "health", "csc", "education", "probation", "housing", "asc", "ambulance"]
 
 
 def build_federation(root: Path, agencies: list[str] | None = None, background: int = 300,

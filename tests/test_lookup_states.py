@@ -20,7 +20,8 @@ def by_agency(response):
 async def test_known_child_is_known_with_released_fields(running: Running) -> None:
     response = await running.analyst().lookup(lookup_request())
     answers = by_agency(response)
-    assert set(answers) == {"police", "health", "csc", "education", "probation", "housing"}
+    assert set(answers) == {"police", "health", "csc", "education", "probation", "housing",
+                            "asc", "ambulance"}
     police = answers["police"]
     assert police.state == R.ANSWER_STATE_KNOWN
     match = police.matches[0]

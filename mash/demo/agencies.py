@@ -86,4 +86,30 @@ AGENCIES: dict[str, dict[str, Any]] = {
             "fields": {"tenancy_status": "tenancy_status"},
         },
     },
+    "asc": {
+        "name": "Adult Social Care (synthetic)",
+        "contact_route": "Adult safeguarding hub, 01632 960007",
+        "source": {
+            "name": "care_records", "type": "sqlite", "file": "asc_clients.db",
+            "table": "clients",
+            "mapping": {"record_id": "client_id", "given_name": "forename",
+                        "family_name": "surname", "date_of_birth": "dob",
+                        "postcode": "postcode", "nhs_number": "nhs_number"},
+            "fields": {"care_package": "care_package", "s42_enquiry_open": "s42_enquiry_open",
+                       "named_worker": "named_worker"},
+        },
+    },
+    "ambulance": {
+        "name": "Yorkshire Ambulance Service (synthetic)",
+        "contact_route": "Ambulance safeguarding team, 01632 960008",
+        "source": {
+            "name": "cad", "type": "csv", "file": "ambulance_incidents.csv",
+            "date_formats": ["%d/%m/%Y"],
+            "mapping": {"record_id": "incident_ref", "given_name": "patient_forename",
+                        "family_name": "patient_surname", "date_of_birth": "patient_dob",
+                        "postcode": "incident_postcode", "nhs_number": "nhs_no"},
+            "fields": {"call_category": "call_category", "call_date": "call_date",
+                       "safeguarding_referral": "safeguarding_referral"},
+        },
+    },
 }

@@ -122,6 +122,28 @@ def housing_row(p: Person, rng: random.Random) -> dict[str, Any]:
     }
 
 
+def asc_row(p: Person, rng: random.Random) -> dict[str, Any]:
+    return {
+        "client_id": f"ASC{rng.randrange(10**5, 10**6)}", "forename": p.given,
+        "surname": p.family, "dob": p.date_of_birth.isoformat(), "postcode": p.postcode,
+        "nhs_number": p.nhs_number,
+        "care_package": rng.choice(["Home care", "Day services", "Residential", "None"]),
+        "s42_enquiry_open": rng.choice(["N", "N", "N", "Y"]),
+        "named_worker": f"ASW {rng.randrange(100, 999)}",
+    }
+
+
+def ambulance_row(p: Person, rng: random.Random) -> dict[str, Any]:
+    return {
+        "incident_ref": f"YAS{rng.randrange(10**6, 10**7)}", "patient_forename": p.given,
+        "patient_surname": p.family, "patient_dob": _ddmmyyyy(p.date_of_birth),
+        "incident_postcode": p.postcode, "nhs_no": p.nhs_number,
+        "call_category": rng.choice(["Cat 1", "Cat 2", "Cat 3", "Cat 4"]),
+        "call_date": (TODAY - dt.timedelta(days=rng.randrange(1, 1000))).isoformat(),
+        "safeguarding_referral": rng.choice(["N", "N", "Y"]),
+    }
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -167,6 +189,9 @@ def write_all(directory: Path, background: int = 3000) -> dict[str, Path]:
     education[0].update(attendance_pct="84", exclusions="0")
     probation = [probation_row(p, rng) for p in [c["darren"], *pick(0.04, lambda p: _age(p) > 18)]]
     housing = [housing_row(p, rng) for p in [c["darren"], c["leah"], *pick(0.2)]]
+    asc = [asc_row(p, rng) for p in [c["darren"], *pick(0.06, lambda p: _age(p) > 18)]]
+    ambulance = [ambulance_row(p, rng) for p in [c["leah"], c["darren"], *pick(0.12)]]
+    ambulance[0].update(call_category="Cat 2", safeguarding_referral="Y")
 
     files = {
         "police": directory / "police_niche_extract.csv",
@@ -175,6 +200,8 @@ def write_all(directory: Path, background: int = 3000) -> dict[str, Path]:
         "education": directory / "education_pupils.csv",
         "probation": directory / "probation_ndelius.csv",
         "housing": directory / "housing_tenancies.csv",
+        "asc": directory / "asc_clients.db",
+        "ambulance": directory / "ambulance_incidents.csv",
     }
     _write_csv(files["police"], police)
     _write_sqlite(files["health"], "patients", health)
@@ -182,4 +209,6 @@ def write_all(directory: Path, background: int = 3000) -> dict[str, Path]:
     _write_csv(files["education"], education)
     _write_csv(files["probation"], probation)
     _write_csv(files["housing"], housing)
+    _write_sqlite(files["asc"], "clients", asc)
+    _write_csv(files["ambulance"], ambulance)
     return files

@@ -21,7 +21,7 @@ from mash.client import BrokerClient, ClientConfig
 from mash.demo import data, federation
 from mash.errors import MashError
 
-RUNNING = ["police", "health", "csc", "education", "probation"]
+RUNNING = ["police", "health", "csc", "education", "probation", "asc", "ambulance"]
 OFFLINE = ["housing"]  # registered with the broker, but its agent is not started
 
 console = Console()
