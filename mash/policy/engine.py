@@ -10,9 +10,11 @@ import json
 import threading
 from typing import Any, Protocol
 
+from mash.logs import get_logger
 from mash.policy.bundle import Bundle
 from mash.policy.errors import AgreementError, PolicyError
 
+log = get_logger(__name__)
 ENTRYPOINTS = (
     "mash/routing/decisions",
     "mash/routing/purposes",
@@ -32,6 +34,11 @@ class RegoEngine:
     def __init__(self, bundle: Bundle) -> None:
         from regopy import Interpreter, RegoError
 
+        from mash import _native
+
+        if _native.ORDER_OK is False:
+            log.warning("rego_allocator_mismatch", reason="a C++ library was loaded before "
+                        "mash: import mash first, or policy evaluation leaks memory")
         self._lock = threading.Lock()
         self._rego = Interpreter()
         self._rego.strict_built_in_errors = True

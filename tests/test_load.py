@@ -1,0 +1,104 @@
+"""1,000 lookups across eight agents while one of them flaps: no lost or duplicated answers,
+no NOT_KNOWN from an agency that was not searched, and memory that stays put."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import signal
+from collections import Counter
+
+import pytest
+
+from mash.v1 import answer_pb2
+from tests.helpers import AGENCIES, Running, build_federation, lookup_request, spawn
+
+R = answer_pb2
+pytestmark = pytest.mark.slow
+LOOKUPS = 1000
+CONCURRENCY = 8
+FLAPPER = "police"
+UNCHECKED_BECAUSE_FLAPPING = {R.NOT_CHECKED_REASON_AGENT_OFFLINE,
+                              R.NOT_CHECKED_REASON_AGENT_DISCONNECTED,
+                              R.NOT_CHECKED_REASON_TIMED_OUT}
+
+
+def rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+async def test_load_with_a_flapping_agent(tmp_path) -> None:
+    fed = build_federation(tmp_path / "fed", broker_overrides={
+        "rate_limit": {"lookups_per_minute": 100000, "burst": 100000},
+        "deadline_seconds": 3, "heartbeat_seconds": 1})
+    run = Running(fed)
+    await run.start_broker()
+    for agency in AGENCIES:
+        if agency != FLAPPER:
+            await run.start_agent(agency)
+    analyst = run.analyst()
+    baseline = {a.agency_id: (a.state, a.not_checked_reason)
+                for a in (await analyst.lookup(lookup_request())).answers}
+    assert baseline[FLAPPER][1] == R.NOT_CHECKED_REASON_AGENT_OFFLINE
+
+    stop = asyncio.Event()
+    flaps = Counter()
+
+    async def flap() -> None:
+        while not stop.is_set():
+            proc = spawn(fed, "agent", FLAPPER, tag=f"-{flaps['starts']}")
+            flaps["starts"] += 1
+            await asyncio.sleep(2.0)
+            proc.signal(signal.SIGKILL)
+            await asyncio.to_thread(proc.popen.wait)
+            flaps["kills"] += 1
+            await asyncio.sleep(0.3)
+
+    flapper = asyncio.create_task(flap())
+    responses = []
+    memory = {}
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(LOOKUPS):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            responses.append(await analyst.lookup(lookup_request(case=f"LOAD-{i}"),
+                                                  timeout=20))
+            if len(responses) == 200:
+                memory["warm"] = rss_mb()
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    memory["end"] = rss_mb()
+    stop.set()
+    await flapper
+    try:
+        assert len(responses) == LOOKUPS
+        assert len({r.lookup_id for r in responses}) == LOOKUPS
+        police_states = Counter()
+        for response in responses:
+            ids = [a.agency_id for a in response.answers]
+            assert sorted(ids) == sorted(AGENCIES), "one answer per agency, none lost or doubled"
+            for answer in response.answers:
+                if answer.agency_id == FLAPPER:
+                    if answer.state == R.ANSWER_STATE_NOT_CHECKED:
+                        assert answer.not_checked_reason in UNCHECKED_BECAUSE_FLAPPING
+                    else:
+                        assert answer.state == R.ANSWER_STATE_KNOWN  # never NOT_KNOWN
+                    police_states[R.AnswerState.Name(answer.state)] += 1
+                else:
+                    assert (answer.state, answer.not_checked_reason) == baseline[
+                        answer.agency_id], answer.agency_id
+        assert flaps["kills"] >= 1
+        assert police_states["ANSWER_STATE_KNOWN"] > 0, police_states
+        assert police_states["ANSWER_STATE_NOT_CHECKED"] > 0, police_states
+        # nothing left waiting at the broker, and memory did not climb with the load
+        for agency in AGENCIES:
+            session = run.broker.registry.get(agency)
+            assert session is None or not session.pending
+        assert memory["end"] - memory["warm"] < 60, memory
+    finally:
+        await run.stop()
