@@ -1,0 +1,277 @@
+"""End-to-end lookups: a broker and eight agents on loopback with mTLS, as real processes.
+
+Each agent holds --records synthetic records (default 100,000) in its agency's own schema.
+Reports latency (p50/p95/p99) at concurrency 1, sustained lookups per second at concurrency
+16, and two floors that make the overheads visible as ratios:
+  * bare fan-out: the client itself asks eight gRPC servers at once (no broker, no work);
+  * broker floor: the same broker and streams, but agents that answer at once with nothing.
+broker overhead = broker floor / bare fan-out; agent work = full / broker floor.
+
+    python -m bench.e2e [--records 100000] [--lookups 300] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import random
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench.null_agents import tls
+from bench.results_io import percentile, record
+from mash.answers import STATE_LABELS
+from mash.demo import data, federation
+from mash.demo.agencies import AGENCIES as SPECS
+from mash.grpc_options import channel_options
+from mash.synth.population import Person, population
+from mash.v1 import lookup_pb2, lookup_pb2_grpc
+from tests.helpers import lookup_request
+
+AGENCIES = ["police", "health", "csc", "education", "probation", "housing", "asc", "ambulance"]
+ROWS = {"police": data.police_row, "health": data.health_row, "csc": data.csc_row,
+        "education": data.education_row, "probation": data.probation_row,
+        "housing": data.housing_row, "asc": data.asc_row, "ambulance": data.ambulance_row}
+TARGETS = {"p99_ms_concurrency_1": 50.0, "lookups_per_second_concurrency_16": 100.0,
+           "broker_overhead_ratio": 3.0}
+
+
+def write_data(directory: Path, per_agent: int, seed: int) -> tuple[dict[str, Path],
+                                                                     list[Person]]:
+    directory.mkdir(parents=True, exist_ok=True)
+    people = population(int(per_agent * 1.5), seed=seed)
+    rng = random.Random(seed)
+    files = {}
+    for agency in AGENCIES:
+        source = SPECS[agency]["source"]
+        rows = [ROWS[agency](p, rng) for p in rng.sample(people, per_agent)]
+        path = directory / source["file"]
+        if source["type"] == "csv":
+            with path.open("w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+        else:
+            path.unlink(missing_ok=True)
+            cols = list(rows[0])
+            with sqlite3.connect(path) as db:
+                db.execute(f"CREATE TABLE {source['table']} ({', '.join(c + ' TEXT' for c in cols)})")
+                db.executemany(f"INSERT INTO {source['table']} VALUES "
+                               f"({', '.join('?' for _ in cols)})",
+                               [tuple(r[c] for c in cols) for r in rows])
+            db.close()
+        files[agency] = path
+    return files, people
+
+
+def requests_for(people: list[Person], n: int, seed: int) -> list[lookup_pb2.LookupRequest]:
+    rng = random.Random(seed + 1)
+    strangers = population(n, seed=seed + 99)
+    out = []
+    for i in range(n):
+        p = rng.choice(people) if rng.random() < 0.8 else strangers[i]
+        out.append(lookup_request(f"{p.given} {p.family}", p.date_of_birth.isoformat(),
+                                  (p.postcode,), case=f"BENCH-{i}"))
+    return out
+
+
+def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, *args], stdout=log.open("ab"),
+                            stderr=subprocess.STDOUT)
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+class Client:
+    def __init__(self, fed: federation.Federation) -> None:
+        client_tls = tls(fed.root, "mash-client")
+        self.channel = grpc.aio.secure_channel(f"127.0.0.1:{fed.broker_port}",
+                                               client_tls.channel_credentials(),
+                                               options=channel_options("localhost"))
+        self.stub = lookup_pb2_grpc.LookupServiceStub(self.channel)
+        self.federation = lookup_pb2_grpc.FederationServiceStub(self.channel)
+        self.metadata = (("authorization", f"Bearer {fed.token(ttl=dt.timedelta(hours=2))}"),)
+
+    async def lookup(self, request: lookup_pb2.LookupRequest) -> lookup_pb2.LookupResponse:
+        return await self.stub.Lookup(request, timeout=30, metadata=self.metadata)
+
+    async def wait_online(self, agencies: list[str], timeout: float,
+                          procs: list[subprocess.Popen[bytes]]) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a process exited early: see the logs under the bench dir")
+            try:
+                agents = (await self.federation.ListAgents(
+                    lookup_pb2.ListAgentsRequest(), timeout=5, metadata=self.metadata)).agents
+                if all(a.online and a.ready for a in agents if a.agency_id in agencies):
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.5)
+        raise RuntimeError("agents did not come online in time")
+
+
+async def latencies(call: Any, requests: list[Any]) -> list[float]:
+    out = []
+    for request in requests:
+        start = time.perf_counter()
+        await call(request)
+        out.append((time.perf_counter() - start) * 1000)
+    return sorted(out)
+
+
+async def throughput(call: Any, requests: list[Any], seconds: float, concurrency: int) -> float:
+    done = 0
+    deadline = time.monotonic() + seconds
+
+    async def worker(offset: int) -> None:
+        nonlocal done
+        i = offset
+        while time.monotonic() < deadline:
+            await call(requests[i % len(requests)])
+            done += 1
+            i += concurrency
+    start = time.monotonic()
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    return done / (time.monotonic() - start)
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    return {"p50": round(percentile(values, 50), 2), "p95": round(percentile(values, 95), 2),
+            "p99": round(percentile(values, 99), 2), "mean": round(statistics.fmean(values), 2)}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    root = args.dir.resolve()
+    shutil.rmtree(root, ignore_errors=True)
+    started = time.monotonic()
+    files, people = write_data(root / "data", args.records, args.seed)
+    fed = federation.build(root, AGENCIES, files, broker_overrides={
+        "rate_limit": {"lookups_per_minute": 100_000, "burst": 100_000},
+        "deadline_seconds": 10, "log_level": "warning"},
+        agent_overrides={a: {"log_level": "warning"} for a in AGENCIES})
+    requests = requests_for(people, args.lookups, args.seed)
+    logs = root / "logs"
+    logs.mkdir()
+    figures: dict[str, Any] = {"records_per_agent": args.records, "agents": len(AGENCIES),
+                               "data_written_seconds": round(time.monotonic() - started, 1)}
+    procs = [spawn(["-m", "mash", "broker", "serve", "--config", str(fed.broker_config)],
+                   logs / "broker.log")]
+    client = Client(fed)
+    try:
+        started = time.monotonic()
+        procs += [spawn(["-m", "mash", "agent", "serve", "--config",
+                         str(fed.agent_configs[a])], logs / f"{a}.log") for a in AGENCIES]
+        await client.wait_online(AGENCIES, timeout=1800, procs=procs)
+        figures["agents_ready_seconds"] = round(time.monotonic() - started, 1)
+        await latencies(client.lookup, requests[:20])  # warm up
+        full = await latencies(client.lookup, requests)
+        figures["full_concurrency_1_ms"] = stats(full)
+        figures["full_lookups_per_second_concurrency_16"] = round(await throughput(
+            client.lookup, requests, args.seconds, 16), 1)
+        states: dict[str, int] = {}
+        for response in [await client.lookup(r) for r in requests[:50]]:
+            for a in response.answers:
+                key = STATE_LABELS[a.state]
+                states[key] = states.get(key, 0) + 1
+        figures["answer_states_in_50_lookups"] = states
+        stop_all(procs[1:])
+        del procs[1:]
+
+        procs.append(spawn(["-m", "bench.null_agents", "agents", "--root", str(root),
+                            "--broker", f"127.0.0.1:{fed.broker_port}",
+                            "--agencies", ",".join(AGENCIES)], logs / "null_agents.log"))
+        await client.wait_online(AGENCIES, timeout=60, procs=procs)
+        await latencies(client.lookup, requests[:20])
+        floor = await latencies(client.lookup, requests)
+        figures["broker_floor_concurrency_1_ms"] = stats(floor)
+        figures["broker_floor_lookups_per_second_concurrency_16"] = round(await throughput(
+            client.lookup, requests, args.seconds, 16), 1)
+
+        ports = [federation.free_port() for _ in AGENCIES]
+        procs.append(spawn(["-m", "bench.null_agents", "servers", "--root", str(root),
+                            "--ports", ",".join(map(str, ports))], logs / "servers.log"))
+        await asyncio.sleep(2)
+        server_tls = tls(root, "mash-client")
+        stubs = [health_pb2_grpc.HealthStub(grpc.aio.secure_channel(
+            f"127.0.0.1:{p}", server_tls.channel_credentials(),
+            options=channel_options("localhost"))) for p in ports]
+
+        async def bare(_request: Any) -> None:
+            await asyncio.gather(*(s.Check(health_pb2.HealthCheckRequest(), timeout=10)
+                                   for s in stubs))
+        await latencies(bare, requests[:20])
+        figures["bare_fanout_concurrency_1_ms"] = stats(await latencies(bare, requests))
+    finally:
+        stop_all(procs)
+        await client.channel.close()
+    figures["broker_overhead_ratio"] = round(
+        figures["broker_floor_concurrency_1_ms"]["p50"]
+        / figures["bare_fanout_concurrency_1_ms"]["p50"], 2)
+    figures["agent_work_ratio"] = round(figures["full_concurrency_1_ms"]["p50"]
+                                        / figures["broker_floor_concurrency_1_ms"]["p50"], 2)
+    figures["targets"] = TARGETS
+    figures["meets"] = {
+        "p99_ms_concurrency_1": figures["full_concurrency_1_ms"]["p99"]
+        < TARGETS["p99_ms_concurrency_1"],
+        "lookups_per_second_concurrency_16": figures["full_lookups_per_second_concurrency_16"]
+        >= TARGETS["lookups_per_second_concurrency_16"],
+        "broker_overhead_ratio": figures["broker_overhead_ratio"]
+        < TARGETS["broker_overhead_ratio"],
+    }
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--lookups", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--dir", type=Path, default=Path("var/bench-e2e"))
+    parser.add_argument("--name", default="")
+    args = parser.parse_args()
+    figures = asyncio.run(run(args))
+    name = args.name or f"e2e_{args.records}"
+    path = record(name, figures)
+    full, floor, bare = (figures["full_concurrency_1_ms"],
+                         figures["broker_floor_concurrency_1_ms"],
+                         figures["bare_fanout_concurrency_1_ms"])
+    print(f"8 agents x {args.records} records; agents ready in "
+          f"{figures['agents_ready_seconds']} s")
+    print(f"full lookup, concurrency 1: p50 {full['p50']} ms, p95 {full['p95']} ms, "
+          f"p99 {full['p99']} ms")
+    print(f"full lookups/s at concurrency 16: "
+          f"{figures['full_lookups_per_second_concurrency_16']}")
+    print(f"broker floor (empty agent answers): p50 {floor['p50']} ms, "
+          f"{figures['broker_floor_lookups_per_second_concurrency_16']} lookups/s")
+    print(f"bare fan-out (client asks 8 servers): p50 {bare['p50']} ms")
+    print(f"broker overhead {figures['broker_overhead_ratio']}x the bare fan-out; agent work "
+          f"{figures['agent_work_ratio']}x the broker floor")
+    print(f"targets met: {figures['meets']}; written to {path}")
+
+
+if __name__ == "__main__":
+    main()
