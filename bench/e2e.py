@@ -67,7 +67,8 @@ def write_data(directory: Path, per_agent: int, seed: int) -> tuple[dict[str, Pa
             path.unlink(missing_ok=True)
             cols = list(rows[0])
             with sqlite3.connect(path) as db:
-                db.execute(f"CREATE TABLE {source['table']} ({', '.join(c + ' TEXT' for c in cols)})")
+                columns = ", ".join(f"{c} TEXT" for c in cols)
+                db.execute(f"CREATE TABLE {source['table']} ({columns})")
                 db.executemany(f"INSERT INTO {source['table']} VALUES "
                                f"({', '.join('?' for _ in cols)})",
                                [tuple(r[c] for c in cols) for r in rows])
