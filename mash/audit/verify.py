@@ -99,6 +99,7 @@ class _Checker:
                 self.by_seq.setdefault(cp.seq, []).append(cp)
         self.expected = self.base_seq + 1
         self.prev: str | None = self.base_hash
+        self.signed_ok = self.base_seq  # the last sequence a checkpoint confirmed
 
     def problem(self, seq: int, kind: str, message: str) -> None:
         self.report.problems.append(Problem(self.writer, seq, kind, message))
@@ -164,10 +165,13 @@ class _Checker:
                                                     f"and {row.seq}: one of them was rewritten")
         self._check_body(row, keys, notified)
         for cp in self.by_seq.get(row.seq, []):
-            if cp.entry_hash != row.entry_hash:
-                self.problem(row.seq, "edited", f"history up to seq {row.seq} was rewritten: it "
-                                                f"no longer matches the {cp.kind} checkpoint "
-                                                f"signed at {cp.signed_at}")
+            if cp.entry_hash == row.entry_hash:
+                self.signed_ok = row.seq
+            else:
+                self.problem(row.seq, "edited", f"entries after seq {self.signed_ok} up to seq "
+                                                f"{row.seq} were rewritten: they no longer match "
+                                                f"the {cp.kind} checkpoint signed at "
+                                                f"{cp.signed_at}")
         self.prev = row.entry_hash
         self.expected = row.seq + 1
 
