@@ -17,13 +17,14 @@ so `verify` accepts exactly the deletions the policy allowed. The run itself is 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mash.audit.chain import Head, format_time
 from mash.audit.checkpoint import SignedCheckpoint
 from mash.audit.entry import AuditEntry
 from mash.audit.log import AuditLog
-from mash.audit.store import PurgeResult
+from mash.audit.store import AuditStore, PurgeResult
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,23 @@ class PurgeRun:
         return sum(r.deleted for r in self.results)
 
 
+def _due(policy: RetentionPolicy, now: dt.datetime) -> Callable[[str, tuple[str, ...]], bool]:
+    def due(recorded_at: str, agreements: tuple[str, ...]) -> bool:
+        days = policy.days_for(agreements)
+        return days is not None and recorded_at < format_time(now - dt.timedelta(days=days))
+
+    return due
+
+
+def preview(store: AuditStore, policy: RetentionPolicy,
+            now: dt.datetime | None = None) -> dict[str, int]:
+    """How many entries a purge now would empty, per writer (changes nothing)."""
+    due = _due(policy, now or dt.datetime.now(dt.UTC))
+    return {w: sum(1 for row in store.iter_entries(w)
+                   if row.body is not None and due(row.recorded_at, row.agreements))
+            for w in store.writers()}
+
+
 def purge(log: AuditLog, policy: RetentionPolicy, operator: str,
           now: dt.datetime | None = None, writers: list[str] | None = None) -> PurgeRun:
     """Purge every writer's chain in `log.store` (or the listed writers) under `policy`."""
@@ -73,11 +91,7 @@ def purge(log: AuditLog, policy: RetentionPolicy, operator: str,
         return PurgeRun((), None)
     cutoffs = policy.cutoffs(now)
     latest = max(cutoffs.values())
-
-    def due(recorded_at: str, agreements: tuple[str, ...]) -> bool:
-        days = policy.days_for(agreements)
-        return days is not None and recorded_at < format_time(now - dt.timedelta(days=days))
-
+    due = _due(policy, now)
     results = []
     for writer in writers if writers is not None else log.store.writers():
         def seal(head: Head, base_seq: int, base_hash: str, purged: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from mash import __version__
-from mash.cli import certs, lookup, serve, token
+from mash.cli import audit, certs, lookup, serve, token
 
 app = typer.Typer(
     name="mash",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(certs.app, name="certs")
 app.add_typer(token.app, name="token")
+app.add_typer(audit.app, name="audit")
 app.add_typer(serve.broker_app, name="broker")
 app.add_typer(serve.agent_app, name="agent")
 app.command("lookup")(lookup.lookup)
