@@ -161,6 +161,12 @@ def test_truncation_hiding_its_checkpoints_is_caught_by_a_witness(db, store, key
     assert (r.first_problem.seq, r.first_problem.kind) == (13, "truncated")
 
 
+def test_deleted_head_row_is_detected(db, store, keys):
+    db.execute("DELETE FROM audit_heads WHERE writer_id = ?", (WRITER,))
+    problem = first_break(store, keys)
+    assert (problem.seq, problem.kind) == (20, "edited")
+
+
 def test_edited_checkpoint_fails_its_signature(db, store, keys):
     db.execute("UPDATE audit_checkpoints SET payload = replace(payload, '\"seq\":10', "
                "'\"seq\":11') WHERE writer_id = ? AND seq = 10", (WRITER,))

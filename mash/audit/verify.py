@@ -218,7 +218,9 @@ class _Checker:
             self.check_rows(extra)
             last = self.expected - 1
             extra = self.store.entries(self.writer, last)
-        if head is not None and head.seq > last:
+        if head is None and report.entries:
+            self.problem(last, "edited", "the writer's head row was deleted")
+        elif head is not None and head.seq > last:
             self.problem(last + 1, "truncated", f"the writer's head is at seq {head.seq} but the "
                                                 f"chain ends at seq {last}")
         elif head is not None and head.seq == last and last > self.base_seq \
