@@ -12,7 +12,9 @@ Broker (mash/broker/lookup.py), once per lookup:
     await audit.append_async(answers_entry(
         lookup_id=lookup_id, analyst=analyst, context=ctx, subject=hashes,
         answers=answers, policy_revision=self.routing.revision))
-    return response            # AuditError from either append: abort, answer nothing
+    return response
+    # AuditError from either append: abort the RPC (UNAVAILABLE, "the audit trail cannot be
+    # written") and return nothing; appends are blocking I/O, hence append_async.
 
 Agent (mash/agent/handler.py), once per query, after the answer is built and before it leaves:
 
@@ -20,7 +22,10 @@ Agent (mash/agent/handler.py), once per query, after the answer is built and bef
     audit.append(query_entry(lookup_id=query.lookup_id, query_id=query.query_id,
                              analyst=analyst, context=ctx, subject=hasher.hashes(subject),
                              answer=answer, record_refs=refs))
-    # AuditError: replace the answer by NOT_CHECKED (NOT_CHECKED_REASON_AUDIT_FAILED)
+    # AuditError: replace the answer by NOT_CHECKED (NOT_CHECKED_REASON_AUDIT_FAILED), which
+    # releases nothing. Audit in QueryHandler.answer() after _answer() returns, so every path
+    # (refusals, NOT_KNOWN, errors) is recorded; _answer() must hand back the analyst, context,
+    # subject and matched candidates it found for that.
 
 `analyst` and `context` may be None when the token or the request was refused: the entry then
 records what is known (the refusal is in the outcome).
