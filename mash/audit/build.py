@@ -1,0 +1,118 @@
+"""Building entries from what the broker and the agent already hold.
+
+Broker (mash/broker/lookup.py), once per lookup:
+
+    subject = subject_mod.from_proto(request.subject)
+    hashes = hasher.hashes(subject)
+    await audit.append_async(lookup_entry(
+        lookup_id=lookup_id, analyst=analyst, context=ctx, subject=hashes,
+        asked=[agency ids it will query], policy_revision=self.routing.revision,
+        agreements=[d.agreement_id for d in decisions if d.allowed]))
+    ... fan out, gather answers ...
+    await audit.append_async(answers_entry(
+        lookup_id=lookup_id, analyst=analyst, context=ctx, subject=hashes,
+        answers=answers, policy_revision=self.routing.revision))
+    return response
+    # AuditError from either append: abort the RPC (UNAVAILABLE, "the audit trail cannot be
+    # written") and return nothing; appends are blocking I/O, hence append_async.
+
+Agent (mash/agent/handler.py), once per query, after the answer is built and before it leaves:
+
+    refs = [hasher.record_ref(c.record.source, c.record.record_id) for c in matched_candidates]
+    audit.append(query_entry(lookup_id=query.lookup_id, query_id=query.query_id,
+                             analyst=analyst, context=ctx, subject=hasher.hashes(subject),
+                             answer=answer, record_refs=refs))
+    # AuditError: replace the answer by NOT_CHECKED (NOT_CHECKED_REASON_AUDIT_FAILED), which
+    # releases nothing. Audit in QueryHandler.answer() after _answer() returns, so every path
+    # (refusals, NOT_KNOWN, errors) is recorded; _answer() must hand back the analyst, context,
+    # subject and matched candidates it found for that.
+
+`analyst` and `context` may be None when the token or the request was refused: the entry then
+records what is known (the refusal is in the outcome).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from mash.audit.entry import AuditEntry, Outcome, Released
+from mash.context import LookupContext
+from mash.identity.tokens import Analyst
+from mash.v1 import answer_pb2
+
+STATE_NAMES = {
+    answer_pb2.ANSWER_STATE_KNOWN: "KNOWN",
+    answer_pb2.ANSWER_STATE_NOT_KNOWN: "NOT_KNOWN",
+    answer_pb2.ANSWER_STATE_WITHHELD: "WITHHELD",
+    answer_pb2.ANSWER_STATE_NOT_CHECKED: "NOT_CHECKED",
+}
+_REASON_PREFIX = "NOT_CHECKED_REASON_"
+
+
+def outcome_from_answer(answer: answer_pb2.AgencyAnswer,
+                        record_refs: Iterable[str] = ()) -> Outcome:
+    """What an answer released, without the released values."""
+    reason = ""
+    if answer.not_checked_reason:
+        reason = answer_pb2.NotCheckedReason.Name(answer.not_checked_reason)
+        reason = reason.removeprefix(_REASON_PREFIX).lower()
+    state = STATE_NAMES.get(answer.state)
+    if state is None:  # a malformed answer released nothing the analyst may rely on
+        state, reason = "NOT_CHECKED", reason or "unspecified_state"
+    released = sorted({(f.name, f.transform) for m in answer.matches for f in m.released})
+    withheld = sorted({f.name for m in answer.matches for f in m.withheld})
+    return Outcome(agency=answer.agency_id, state=state, reason=reason,
+                   agreement_id=answer.agreement_id, policy_revision=answer.policy_revision,
+                   matches=len(answer.matches),
+                   released=tuple(Released(n, t) for n, t in released),
+                   withheld=tuple(withheld), record_refs=tuple(sorted(set(record_refs))))
+
+
+def _who(analyst: Analyst | None, context: LookupContext | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if analyst is not None:
+        out.update(requester=analyst.subject, requester_agency=analyst.agency,
+                   role=analyst.role, team=analyst.team)
+    if context is not None:
+        out.update(purpose=context.purpose, stage=context.stage,
+                   case_reference=context.case_reference, justification=context.justification,
+                   urgency=context.urgency)
+    return out
+
+
+def _match_agreements(answers: Iterable[answer_pb2.AgencyAnswer]) -> tuple[str, ...]:
+    return tuple(sorted({m.agreement_id for a in answers for m in a.matches if m.agreement_id}))
+
+
+def lookup_entry(*, lookup_id: str, analyst: Analyst | None, context: LookupContext | None,
+                 subject: Iterable[str], asked: Iterable[str], policy_revision: str = "",
+                 agreements: Iterable[str] = (), detail: str = "") -> AuditEntry:
+    """The broker, before fan-out."""
+    return AuditEntry(event="lookup", lookup_id=lookup_id, subject=tuple(subject),
+                      asked=tuple(sorted(asked)), policy_revision=policy_revision,
+                      agreements=tuple(sorted({a for a in agreements if a})), detail=detail,
+                      **_who(analyst, context))
+
+
+def answers_entry(*, lookup_id: str, analyst: Analyst | None, context: LookupContext | None,
+                  subject: Iterable[str], answers: Iterable[answer_pb2.AgencyAnswer],
+                  policy_revision: str = "", detail: str = "") -> AuditEntry:
+    """The broker, before the answer set returns."""
+    answers = list(answers)
+    return AuditEntry(event="answers", lookup_id=lookup_id, subject=tuple(subject),
+                      policy_revision=policy_revision, agreements=_match_agreements(answers),
+                      outcomes=tuple(outcome_from_answer(a) for a in answers), detail=detail,
+                      **_who(analyst, context))
+
+
+def query_entry(*, lookup_id: str, query_id: str, analyst: Analyst | None,
+                context: LookupContext | None, subject: Iterable[str],
+                answer: answer_pb2.AgencyAnswer, record_refs: Iterable[str] = (),
+                detail: str = "") -> AuditEntry:
+    """An agent, before its answer leaves."""
+    return AuditEntry(event="query", lookup_id=lookup_id, query_id=query_id,
+                      subject=tuple(subject), policy_revision=answer.policy_revision,
+                      agreements=_match_agreements([answer]),
+                      outcomes=(outcome_from_answer(answer, record_refs),), detail=detail,
+                      **_who(analyst, context))

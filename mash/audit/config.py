@@ -1,0 +1,124 @@
+"""The `audit:` section of a broker or agent config file.
+
+    audit:
+      store: sqlite:///var/audit/broker.db      # or postgresql://mash@db:5432/mash?schema=audit
+      writer_id: broker-1                       # this broker instance or agent; unique per store
+      hash_key_file: keys/audit-hash.key        # keyed hashes of subjects; >= 32 bytes
+      signing_key_file: keys/audit-signing.key  # Ed25519 PEM, signs checkpoints
+      trusted_keys: [keys/broker-2-audit.pub]   # optional: other writers' public keys
+      checkpoint_every: 100                     # sign the chain head every N entries
+      retention:                                # optional; without it nothing is purged
+        default_days: 2190                      # entries without a listed agreement
+        agreements: {mou-police-csc: 730}
+
+Relative paths are relative to the config file. `mash audit keygen` creates the two keys.
+Several brokers sharing one PostgreSQL store share the hash key (so search finds all their
+entries) and list each other's public keys in `trusted_keys` (or share the signing key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mash.audit.checkpoint import Signer, Verifier, load_public_key
+from mash.audit.errors import AuditError
+from mash.audit.log import AuditLog, check_writer_id
+from mash.audit.retention import RetentionPolicy
+from mash.audit.store import AuditStore, open_store
+from mash.audit.subject_hash import SubjectHasher
+from mash.config import Reader, load_yaml
+from mash.errors import ConfigError
+
+SECTION = "audit"
+
+
+def _store_url(section: Reader) -> str:
+    url = section.str("store")
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "sqlite":
+        from mash.audit.sqlite_store import sqlite_path
+
+        try:
+            return f"sqlite:///{sqlite_path(url, section.base_dir)}"
+        except AuditError as exc:
+            raise section.error("store", str(exc)) from None
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        from mash.audit.postgres_store import parse_url
+
+        try:
+            parse_url(url)
+        except AuditError as exc:
+            raise section.error("store", str(exc)) from None
+        return url
+    raise section.error("store", f"{scheme!r} is not supported: use sqlite:///path.db or "
+                                 "postgresql://user@host/db")
+
+
+def _retention(section: Reader) -> RetentionPolicy:
+    if not section.has("retention"):
+        return RetentionPolicy()
+    reader = section.section("retention")
+    default = reader.int("default_days", None, minimum=1)
+    agreements: dict[str, int] = {}
+    for agreement, days in reader.mapping("agreements", {}).items():
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise reader.error(f"agreements.{agreement}", "expected a number of days (>= 1)")
+        agreements[str(agreement)] = days
+    reader.done()
+    return RetentionPolicy(default, agreements)
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    store: str
+    writer_id: str
+    hasher: SubjectHasher
+    signer: Signer
+    trusted_keys: tuple[Path, ...] = ()
+    checkpoint_every: int = 100
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+
+    @classmethod
+    def read(cls, section: Reader) -> AuditConfig:
+        store = _store_url(section)
+        writer_id = section.str("writer_id")
+        try:
+            check_writer_id(writer_id)
+        except AuditError as exc:
+            raise section.error("writer_id", str(exc)) from None
+        hasher = SubjectHasher.from_file(section.path("hash_key_file"))
+        signer = Signer.from_file(section.path("signing_key_file"))
+        trusted = tuple(_relative(section, p) for p in section.str_list("trusted_keys", []))
+        for path in trusted:
+            load_public_key(path)
+        every = section.int("checkpoint_every", 100, minimum=1, maximum=1_000_000)
+        retention = _retention(section)
+        section.done()
+        return cls(store, writer_id, hasher, signer, trusted, every, retention)
+
+    @classmethod
+    def load(cls, path: Path, section: str = SECTION) -> AuditConfig:
+        """Read the `audit:` section of a config file (other sections are left alone)."""
+        reader = load_yaml(path)
+        if not reader.has(section):
+            raise ConfigError(f"{path}: no {section!r} section")
+        return cls.read(reader.section(section))
+
+    def open_store(self) -> AuditStore:
+        return open_store(self.store)
+
+    def open_log(self) -> AuditLog:
+        return AuditLog(self.open_store(), self.writer_id, self.signer, self.checkpoint_every)
+
+    def verifier(self, extra: tuple[Path, ...] = ()) -> Verifier:
+        """Trusts this writer's own key, `trusted_keys` and any extra public key files."""
+        verifier = Verifier([self.signer.public_key])
+        for path in (*self.trusted_keys, *extra):
+            verifier.add(load_public_key(path))
+        return verifier
+
+
+def _relative(section: Reader, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else section.base_dir / path

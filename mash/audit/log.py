@@ -1,0 +1,131 @@
+"""AuditLog: append accountable entries to one writer's chain, durably, before answering.
+
+    log = AuditLog.open(cfg)                 # cfg = AuditConfig.read(section)
+    appended = log.append(entry)             # or: await log.append_async(entry)
+    ... only now let the answer leave ...
+
+`append` returns only after the entry, its search keys, its owner notification (for agents'
+matched queries) and any due checkpoint are committed; it raises `AuditError` otherwise and
+the caller must not answer (fail closed). It is thread-safe; several processes or brokers may
+append to the same store, even under the same writer id (their appends serialise on the
+writer's head). `append_async` runs `append` in a worker thread: if the awaiting task is
+cancelled, the write still completes (an entry without an answer is the safe direction).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mash.audit.chain import Head, format_time, make_row
+from mash.audit.checkpoint import Checkpoint, SignedCheckpoint, Signer
+from mash.audit.entry import AuditEntry
+from mash.audit.errors import AuditError
+from mash.audit.store import AuditStore, NewEntry
+from mash.logs import get_logger
+
+if TYPE_CHECKING:
+    from mash.audit.config import AuditConfig
+
+log = get_logger(__name__)
+WRITER_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+Clock = Callable[[], dt.datetime]
+
+
+def check_writer_id(writer_id: str) -> str:
+    if not WRITER_ID.match(writer_id):
+        raise AuditError(f"writer id {writer_id!r}: use lower-case letters, digits, . _ - "
+                         "(e.g. broker-1, police-agent)")
+    return writer_id
+
+
+@dataclass(frozen=True)
+class Appended:
+    """Where an entry landed: quote `seq` and `entry_hash` to prove it later."""
+
+    writer_id: str
+    seq: int
+    entry_hash: str
+    recorded_at: str
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class AuditLog:
+    def __init__(self, store: AuditStore, writer_id: str, signer: Signer,
+                 checkpoint_every: int = 100, clock: Clock = _now) -> None:
+        self.store = store
+        self.writer_id = check_writer_id(writer_id)
+        self.signer = signer
+        self.checkpoint_every = checkpoint_every
+        self._clock = clock
+
+    @classmethod
+    def open(cls, config: AuditConfig) -> AuditLog:
+        """The log an `AuditConfig` describes (opens its store)."""
+        return cls(config.open_store(), config.writer_id, config.signer,
+                   config.checkpoint_every)
+
+    def sign(self, kind: str, writer_id: str, head: Head, **extra: object) -> SignedCheckpoint:
+        checkpoint = Checkpoint(kind=kind, writer_id=writer_id, seq=head.seq,
+                                entry_hash=head.entry_hash, signed_at=format_time(self._clock()),
+                                key_id=self.signer.key_id, **extra)  # type: ignore[arg-type]
+        return self.signer.sign(checkpoint)
+
+    def append(self, entry: AuditEntry) -> Appended:
+        """Write `entry` durably at the end of this writer's chain, or raise AuditError."""
+        if not isinstance(entry, AuditEntry):
+            raise AuditError("AuditLog.append needs an AuditEntry")
+        body = entry.canonical()
+        agreements = entry.all_agreements()
+        keys = entry.index_keys()
+        notify = entry.notifies_owner
+
+        def prepare(head: Head) -> NewEntry:
+            seq = head.seq + 1
+            row = make_row(self.writer_id, seq, head.entry_hash, format_time(self._clock()),
+                           agreements, body)
+            checkpoint = None
+            if self.checkpoint_every and seq % self.checkpoint_every == 0:
+                checkpoint = self.sign("periodic", self.writer_id,
+                                       Head(self.writer_id, seq, row.entry_hash))
+            return NewEntry(row, keys, notify, checkpoint)
+
+        try:
+            new = self.store.append(self.writer_id, prepare)
+        except AuditError as exc:
+            log.error("audit_write_failed", writer=self.writer_id, error=str(exc))
+            raise
+        except Exception as exc:
+            log.error("audit_write_failed", writer=self.writer_id, error=type(exc).__name__)
+            raise AuditError(f"audit write failed: {type(exc).__name__}: {exc}") from exc
+        row = new.row
+        return Appended(self.writer_id, row.seq, row.entry_hash, row.recorded_at)
+
+    async def append_async(self, entry: AuditEntry) -> Appended:
+        return await asyncio.to_thread(self.append, entry)
+
+    def checkpoint(self, writer_id: str | None = None) -> SignedCheckpoint:
+        """Sign a writer's current head now (this log's writer unless another is named)."""
+        writer = check_writer_id(writer_id or self.writer_id)
+        try:
+            return self.store.add_checkpoint(writer, lambda head: self.sign("manual", writer, head))
+        except AuditError:
+            raise
+        except Exception as exc:
+            raise AuditError(f"checkpoint failed: {type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,373 @@
+"""`mash audit`: verify the trail, answer subject access requests, export, notify, purge.
+
+Every command reads the `audit:` section of a broker or agent config (--config, or the
+MASH_AUDIT_CONFIG environment variable). `verify` can also run without secrets, from a store URL
+and public keys, e.g. by an auditor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import sys
+from pathlib import Path
+
+import typer
+
+from mash.audit.checkpoint import SignedCheckpoint, Verifier, load_public_key
+from mash.audit.config import AuditConfig
+from mash.audit.keys import write_keys
+from mash.audit.notifications import Notice, list_notices, mark_seen
+from mash.audit.report import Criteria, Found, outcome_text, parse_when, search, write_csv
+from mash.audit.report import write_json as write_json_report
+from mash.audit.retention import preview, purge
+from mash.audit.store import AuditStore, open_store
+from mash.audit.subject_hash import search_subject
+from mash.audit.verify import ChainReport, verify_store
+from mash.cli.common import FAILED, USAGE, fail, guarded
+from mash.errors import ValidationError
+
+app = typer.Typer(help="Tamper-evident audit: verify, search (subject access), export, "
+                       "owner notifications, retention.", no_args_is_help=True)
+
+ConfigOption = typer.Option(None, "--config", envvar="MASH_AUDIT_CONFIG",
+                            help="Broker or agent config with an audit: section. "
+                                 "Env: MASH_AUDIT_CONFIG.")
+SinceOption = typer.Option("", "--since", help="From this date or ISO time (UTC).")
+UntilOption = typer.Option("", "--until", help="Up to this date (inclusive) or ISO time.")
+WriterOption = typer.Option("", "--writer", help="Only this writer's entries.")
+
+
+def _config(path: Path | None) -> AuditConfig:
+    if path is None:
+        fail("no audit config: pass --config broker.yaml or set MASH_AUDIT_CONFIG", USAGE)
+    return guarded(lambda: AuditConfig.load(path))
+
+
+def _store(cfg: AuditConfig) -> AuditStore:
+    return guarded(cfg.open_store)
+
+
+# keys
+
+
+@app.command("keygen")
+def keygen(directory: Path = typer.Option(..., "--dir", help="Where to write the keys."),
+           force: bool = typer.Option(False, help="Replace existing keys (old entries become "
+                                                  "unsearchable).")) -> None:
+    """Create a writer's keyed-hash key and Ed25519 checkpoint signing key."""
+    files = guarded(lambda: write_keys(directory, force=force))
+    typer.echo(f"hash key (keep secret, share with writers searched together): {files.hash_key}"
+               f"\nsigning key (keep secret): {files.signing_key}"
+               f"\npublic key (give to auditors and other writers): {files.public_key}"
+               f"\nkey id: {files.key_id}")
+
+
+# verify and checkpoints
+
+
+def _print_report(report: ChainReport) -> None:
+    typer.echo(report.summary())
+    for problem in report.problems:
+        typer.echo(f"  {problem}")
+    for warning in report.warnings:
+        typer.echo(f"  warning: {warning}")
+
+
+def _witnesses(path: Path | None) -> list[SignedCheckpoint]:
+    if path is None:
+        return []
+    out = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                out.append(SignedCheckpoint.from_json(line))
+            except (ValueError, KeyError, TypeError):
+                raise ValidationError(f"{path}:{number}: not a checkpoint line") from None
+    return out
+
+
+@app.command("verify")
+def verify(
+    config: Path | None = ConfigOption,
+    store_url: str = typer.Option("", "--store", help="Store URL, instead of a config."),
+    public_key: list[Path] = typer.Option([], "--public-key",
+                                          help="Trust checkpoints signed by this key."),
+    witness: Path | None = typer.Option(None, "--witness", exists=True, dir_okay=False,
+                                        help="Checkpoint lines kept outside the store."),
+    writer: list[str] = typer.Option([], "--writer", help="Only these writers."),
+) -> None:
+    """Check every chain; name the first break (edited, missing, reordered, truncated)."""
+    def run() -> list[ChainReport]:
+        if store_url:
+            verifier = Verifier([load_public_key(p) for p in public_key])
+            if not verifier.key_ids:
+                raise ValidationError("with --store, give the writers' --public-key files")
+            store = open_store(store_url)
+        else:
+            cfg = _config(config)
+            verifier = cfg.verifier(tuple(public_key))
+            store = cfg.open_store()
+        with store:
+            return verify_store(store, verifier, _witnesses(witness), writer or None)
+
+    reports = guarded(run)
+    for report in reports:
+        _print_report(report)
+    broken = [r for r in reports if not r.ok]
+    if not reports:
+        typer.echo("the store holds no audit entries")
+    if broken:
+        first = broken[0].first_problem
+        fail(f"the audit trail is broken: {first}", FAILED)
+
+
+@app.command("checkpoint")
+def checkpoint(
+    config: Path | None = ConfigOption,
+    all_writers: bool = typer.Option(False, "--all", help="Every writer in the store, not only "
+                                                          "this one."),
+    out: Path | None = typer.Option(None, "--out", help="Also append the signed checkpoints to "
+                                                        "this witness file (keep it elsewhere)."),
+) -> None:
+    """Sign the chain head now (e.g. hourly from cron) and print it."""
+    cfg = _config(config)
+
+    def run() -> list[SignedCheckpoint]:
+        with cfg.open_log() as log:
+            writers = log.store.writers() if all_writers else [cfg.writer_id]
+            return [log.checkpoint(w) for w in writers]
+
+    signed = guarded(run)
+    if out is not None:
+        with out.open("a", encoding="utf-8") as fh:
+            fh.writelines(s.to_json() + "\n" for s in signed)
+    for s in signed:
+        cp = s.checkpoint
+        typer.echo(f"{cp.writer_id}: seq {cp.seq} head {cp.entry_hash} signed {cp.signed_at} "
+                   f"by key {cp.key_id}")
+
+
+# search and export
+
+
+def _criteria(nhs: str, upn: str, pnc: str, ni: str, local: list[str], name: list[str],
+              given: str, family: str, dob: str, case: str, requester: str, lookup_id: str,
+              since: str, until: str, writer: str) -> Criteria:
+    identifiers = {k: v for k, v in (("nhs_number", nhs), ("upn", upn), ("pnc_id", pnc),
+                                     ("ni_number", ni)) if v}
+    local_ids = []
+    for item in local:
+        issuer, sep, value = item.partition(":")
+        if not sep:
+            raise ValidationError(f"--local {item!r}: write ISSUER:IDENTIFIER")
+        local_ids.append((issuer, value))
+    date_of_birth = None
+    if dob:
+        try:
+            date_of_birth = dt.date.fromisoformat(dob)
+        except ValueError:
+            raise ValidationError(f"--dob {dob!r} is not a date like 2012-01-02") from None
+    subject = None
+    if identifiers or local_ids or name or given or family or dob:
+        subject = search_subject(identifiers, local_ids, name, given, family, date_of_birth)
+    return Criteria(subject, case, requester, lookup_id, parse_when(since),
+                    parse_when(until, end=True), writer)
+
+
+def _search(config: Path | None, criteria: Criteria, limit: int | None = None) -> list[Found]:
+    cfg = _config(config)
+
+    def run() -> list[Found]:
+        with cfg.open_store() as store:
+            return search(store, criteria, cfg.hasher, limit)
+
+    return guarded(run)
+
+
+def _describe(found: Found) -> str:
+    row, entry = found.row, found.entry
+    state = "intact" if found.intact else "TAMPERED (run mash audit verify)"
+    head = f"{row.recorded_at}  {row.writer_id} #{row.seq}"
+    if entry is None:
+        return f"{head}  purged by retention  {state}"
+    lines = [f"{head}  {entry.event}  lookup {entry.lookup_id or '-'}  {state}",
+             f"  who:     {entry.requester or 'unknown'} ({entry.role or '-'}, "
+             f"{entry.requester_agency or '-'}" + (f", team {entry.team}" if entry.team else "")
+             + ")",
+             f"  why:     {entry.purpose or '-'} / {entry.stage or '-'}, case "
+             f"{entry.case_reference or '-'}, urgency {entry.urgency or '-'}",
+             f"           {entry.justification}" if entry.justification else ""]
+    if found.matched_on:
+        lines.append(f"  matched: {', '.join(found.matched_on)}")
+    if entry.asked:
+        lines.append(f"  asked:   {', '.join(entry.asked)}")
+    for o in entry.outcomes:
+        released = " ".join(f"{r.field}:{r.transform}" for r in o.released)
+        lines.append(f"  answer:  {o.agency}={o.state}" + (f" ({o.reason})" if o.reason else "")
+                     + (f" released [{released}]" if released else "")
+                     + (f" withheld [{' '.join(o.withheld)}]" if o.withheld else "")
+                     + (f" under {o.agreement_id}" if o.agreement_id else "")
+                     + (f", policy {o.policy_revision}" if o.policy_revision else ""))
+    if entry.policy_revision:
+        lines.append(f"  policy:  {entry.policy_revision}"
+                     + (f", agreements {', '.join(entry.all_agreements())}"
+                        if entry.all_agreements() else ""))
+    if entry.detail:
+        lines.append(f"  detail:  {entry.detail}")
+    return "\n".join(line for line in lines if line)
+
+
+def _filters_given(criteria: Criteria) -> bool:
+    return bool(criteria.subject or criteria.case_reference or criteria.requester
+                or criteria.lookup_id)
+
+
+NHS = typer.Option("", "--nhs", help="NHS number.")
+UPN = typer.Option("", "--upn", help="Unique Pupil Number.")
+PNC = typer.Option("", "--pnc", help="PNC ID.")
+NI = typer.Option("", "--ni", help="National Insurance number.")
+LOCAL = typer.Option([], "--local", help="A local identifier as ISSUER:ID.")
+NAME = typer.Option([], "--name", help="Full name (with --dob), e.g. 'Jane Smith'.")
+GIVEN = typer.Option("", "--given", help="Given name (with --family and --dob).")
+FAMILY = typer.Option("", "--family", help="Family name.")
+DOB = typer.Option("", "--dob", help="Date of birth, e.g. 2012-01-02.")
+CASE = typer.Option("", "--case-reference", help="A case reference.")
+REQUESTER = typer.Option("", "--requester", help="An analyst's user id.")
+LOOKUP = typer.Option("", "--lookup-id", help="One lookup, across broker and agents.")
+
+
+@app.command("search")
+def search_command(
+    config: Path | None = ConfigOption, nhs: str = NHS, upn: str = UPN, pnc: str = PNC,
+    ni: str = NI, local: list[str] = LOCAL, name: list[str] = NAME, given: str = GIVEN,
+    family: str = FAMILY, dob: str = DOB, case: str = CASE, requester: str = REQUESTER,
+    lookup_id: str = LOOKUP, since: str = SinceOption, until: str = UntilOption,
+    writer: str = WriterOption,
+    limit: int = typer.Option(1000, min=1, help="At most this many entries."),
+) -> None:
+    """Who looked up this person (or case, or analyst), when and why."""
+    criteria = guarded(lambda: _criteria(nhs, upn, pnc, ni, local, name, given, family, dob,
+                                         case, requester, lookup_id, since, until, writer))
+    if not _filters_given(criteria):
+        fail("say what to search for: an identifier, --name with --dob, --case-reference, "
+             "--requester or --lookup-id (mash audit export lists everything)", USAGE)
+    found = _search(config, criteria, limit)
+    for item in found:
+        typer.echo(_describe(item))
+    typer.echo(f"{len(found)} entr{'y' if len(found) == 1 else 'ies'} found")
+
+
+@app.command("export")
+def export(
+    config: Path | None = ConfigOption,
+    out: str = typer.Option(..., "--out", help="Report file, or - for standard output."),
+    fmt: str = typer.Option("csv", "--format", help="csv (one row per agency answer) or json."),
+    nhs: str = NHS, upn: str = UPN, pnc: str = PNC, ni: str = NI, local: list[str] = LOCAL,
+    name: list[str] = NAME, given: str = GIVEN, family: str = FAMILY, dob: str = DOB,
+    case: str = CASE, requester: str = REQUESTER, lookup_id: str = LOOKUP,
+    since: str = SinceOption, until: str = UntilOption, writer: str = WriterOption,
+) -> None:
+    """Write a report for a subject access request or a case review (everything if no filter)."""
+    if fmt not in ("csv", "json"):
+        fail(f"--format {fmt!r}: use csv or json", USAGE)
+    criteria = guarded(lambda: _criteria(nhs, upn, pnc, ni, local, name, given, family, dob,
+                                         case, requester, lookup_id, since, until, writer))
+    found = _search(config, criteria)
+
+    def write() -> None:
+        fh = sys.stdout if out == "-" else open(out, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        try:
+            if fmt == "csv":
+                write_csv(found, fh)
+            else:
+                write_json_report(found, fh, criteria)
+        finally:
+            if fh is not sys.stdout:
+                fh.close()
+
+    guarded(write)
+    if out != "-":
+        typer.echo(f"{len(found)} entries written to {out}")
+
+
+# owner notifications
+
+
+def _describe_notice(notice: Notice) -> str:
+    e = notice.entry
+    seen = f"seen {notice.seen_at}" if notice.seen_at else "NEW"
+    return (f"{notice.recorded_at}  {notice.writer_id} #{notice.seq}  {seen}  "
+            f"{outcome_text(e)}\n"
+            f"  who: {e.requester or 'unknown'} ({e.role or '-'}, {e.requester_agency or '-'})  "
+            f"why: {e.purpose or '-'} / {e.stage or '-'}, case {e.case_reference or '-'}"
+            + ("" if notice.intact else "\n  TAMPERED (run mash audit verify)"))
+
+
+@app.command("notifications")
+def notifications(
+    config: Path | None = ConfigOption, since: str = SinceOption, until: str = UntilOption,
+    unseen: bool = typer.Option(False, "--unseen", help="Only those not yet marked seen."),
+    record: list[str] = typer.Option([], "--record", help="Only lookups that matched this record "
+                                                          "of ours, as SOURCE:RECORD_ID."),
+    mark: bool = typer.Option(False, "--mark-seen", help="Mark the listed ones as seen."),
+) -> None:
+    """Lookups that matched this agency's records: who asked about our people, and why."""
+    cfg = _config(config)
+
+    def run() -> list[Notice]:
+        refs = []
+        for item in record:
+            source, sep, record_id = item.partition(":")
+            if not sep or not source or not record_id:
+                raise ValidationError(f"--record {item!r}: write SOURCE:RECORD_ID")
+            refs.append(cfg.hasher.record_ref(source, record_id))
+        with cfg.open_store() as store:
+            notices = list_notices(store, parse_when(since), parse_when(until, end=True),
+                                   unseen_only=unseen, record_refs=tuple(refs))
+            if mark and notices:
+                mark_seen(store, notices)
+        return notices
+
+    notices = guarded(run)
+    for notice in notices:
+        typer.echo(_describe_notice(notice))
+    typer.echo(f"{len(notices)} notification{'' if len(notices) == 1 else 's'}"
+               + (" marked seen" if mark and notices else ""))
+
+
+# retention
+
+
+@app.command("purge")
+def purge_command(
+    config: Path | None = ConfigOption,
+    by: str = typer.Option("", "--by", help="Who runs the purge (default: the OS user)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would go."),
+    force: bool = typer.Option(False, help="Purge even if verification fails (destroys "
+                                           "evidence of tampering)."),
+) -> None:
+    """Delete entries past their agreement's retention, leaving a signed checkpoint."""
+    cfg = _config(config)
+    if not cfg.retention.purges_anything:
+        fail("the audit config sets no retention: nothing is ever purged", USAGE)
+    operator = by or getpass.getuser()
+
+    def run() -> None:
+        with cfg.open_log() as log:
+            if dry_run:
+                for writer, count in preview(log.store, cfg.retention).items():
+                    typer.echo(f"{writer}: {count} entries would be purged")
+                return
+            broken = [r for r in verify_store(log.store, cfg.verifier()) if not r.ok]
+            if broken and not force:
+                fail(f"not purging: the audit trail is broken ({broken[0].first_problem}); "
+                     "purging would destroy the evidence (use --force to purge anyway)", FAILED)
+            result = purge(log, cfg.retention, operator)
+            for r in result.results:
+                typer.echo(f"{r.writer_id}: {r.purged} entries purged, {r.deleted} removed; "
+                           f"chain now starts after seq {r.base_seq}")
+            if result.recorded is not None:
+                typer.echo(f"purge recorded in {cfg.writer_id}'s chain")
+
+    guarded(run)
