@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mash.agent.sources import SourceConfig, check_config
+from mash.audit import AuditConfig
 from mash.config import Reader, load_yaml
 from mash.errors import ConfigError
 from mash.identity.names import check_agency_id
@@ -29,6 +30,7 @@ class AgentConfig:
     minimum: tuple[frozenset[str], ...]
     max_matches: int
     policy: PolicyConfig
+    audit: AuditConfig
     hmac_key: bytes
     heartbeat_seconds: float
     reconnect_initial_seconds: float
@@ -113,6 +115,7 @@ def load(path: str | Path) -> AgentConfig:
         minimum=minimum,
         max_matches=max_matches,
         policy=PolicyConfig.read(top.section("policy")),
+        audit=AuditConfig.read(top.section("audit")),
         hmac_key=hmac_key,
         heartbeat_seconds=heartbeat,
         reconnect_initial_seconds=initial,

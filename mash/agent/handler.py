@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import dataclass, field
 
 from mash import context as lookup_context
 from mash import subject as subject_mod
@@ -11,31 +12,51 @@ from mash.agent.config import AgentConfig
 from mash.agent.disclosure import AgentPolicy, OwnerDecisions, PolicyError, Requester
 from mash.agent.state import AgentState, Snapshot
 from mash.answers import not_checked, timestamp
+from mash.audit import AuditError, AuditLog
+from mash.audit import build as audit_build
+from mash.context import LookupContext
 from mash.errors import IdentityError, ValidationError
+from mash.identity.tokens import Analyst
 from mash.logs import get_logger
 from mash.matching import Candidate, SearchOutcome
 from mash.policy.model import Gate, RecordDisclosure
+from mash.records import PersonRecord
 from mash.v1 import agent_pb2, answer_pb2
 
 log = get_logger(__name__)
 R = answer_pb2
 
 
+@dataclass
+class Trace:
+    """What one query turned out to be about, for the audit entry written before answering."""
+
+    analyst: Analyst | None = None
+    context: LookupContext | None = None
+    subject: subject_mod.SubjectQuery | None = None
+    matched: list[PersonRecord] = field(default_factory=list)
+
+
 class QueryHandler:
-    def __init__(self, cfg: AgentConfig, state: AgentState, policy: AgentPolicy) -> None:
+    def __init__(self, cfg: AgentConfig, state: AgentState, policy: AgentPolicy,
+                 audit: AuditLog) -> None:
         self.cfg = cfg
         self.state = state
         self.policy = policy
+        self.audit = audit
+        self.hasher = cfg.audit.hasher
 
     def answer(self, query: agent_pb2.Query) -> answer_pb2.AgencyAnswer:
         started = time.monotonic()
+        trace = Trace()
         try:
-            answer = self._answer(query)
+            answer = self._answer(query, trace)
         except Exception as exc:  # the agent never dies on a query, and never says NOT_KNOWN
             log.exception("query_failed", query_id=query.query_id, error=type(exc).__name__)
             answer = self._not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
                                        "the agent failed while searching; the agency has been "
                                        "alerted through its logs")
+        answer = self._audited(query, trace, answer)
         answer.elapsed_ms = int((time.monotonic() - started) * 1000)
         log.info(
             "query_answered",
@@ -48,6 +69,25 @@ class QueryHandler:
         )
         return answer
 
+    def _audited(self, query: agent_pb2.Query, trace: Trace,
+                 answer: answer_pb2.AgencyAnswer) -> answer_pb2.AgencyAnswer:
+        """Record the query and what it released; an answer that cannot be recorded is not
+        given (fail closed: NOT_CHECKED, releasing nothing)."""
+        try:
+            self.audit.append(audit_build.query_entry(
+                lookup_id=query.lookup_id, query_id=query.query_id, analyst=trace.analyst,
+                context=trace.context,
+                subject=self.hasher.hashes(trace.subject) if trace.subject else (),
+                answer=answer,
+                record_refs=[self.hasher.record_ref(r.source, r.record_id)
+                             for r in trace.matched]))
+        except AuditError as exc:
+            return self._not_checked(
+                R.NOT_CHECKED_REASON_AUDIT_FAILED,
+                f"{self.cfg.name} could not record this query in its audit trail, so it "
+                f"answers nothing: {exc}", answer.policy_revision or None)
+        return answer
+
     def _not_checked(self, reason: int, detail: str,
                      revision: str | None = None) -> answer_pb2.AgencyAnswer:
         answer = not_checked(self.cfg.agency, reason, detail, self.cfg.name,
@@ -58,19 +98,19 @@ class QueryHandler:
             answer.data_as_at.CopyFrom(timestamp(snapshot.as_at))
         return answer
 
-    def _answer(self, query: agent_pb2.Query) -> answer_pb2.AgencyAnswer:
+    def _answer(self, query: agent_pb2.Query, trace: Trace) -> answer_pb2.AgencyAnswer:
         if query.HasField("deadline") and query.deadline.ToDatetime(dt.UTC) < dt.datetime.now(
                 dt.UTC):
             return self._not_checked(R.NOT_CHECKED_REASON_TIMED_OUT,
                                      "the query reached the agent after its deadline")
         try:
-            analyst = self.cfg.auth.verify(query.analyst_token)
+            analyst = trace.analyst = self.cfg.auth.verify(query.analyst_token)
         except IdentityError as exc:
             return self._not_checked(R.NOT_CHECKED_REASON_TOKEN_REJECTED,
                                      f"{self.cfg.name} refused the analyst's token: {exc}")
         try:
-            ctx = lookup_context.from_proto(query.context)
-            subject = subject_mod.from_proto(query.subject)
+            ctx = trace.context = lookup_context.from_proto(query.context)
+            subject = trace.subject = subject_mod.from_proto(query.subject)
         except ValidationError as exc:
             return self._not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
                                      f"{self.cfg.name} could not read the request: {exc}")
@@ -85,10 +125,10 @@ class QueryHandler:
             reason = (R.NOT_CHECKED_REASON_NO_AGREEMENT if gate.refusal == "no_agreement"
                       else R.NOT_CHECKED_REASON_POLICY_ERROR)
             return self._not_checked(reason, gate.reason, decisions.revision)
-        return self._search(requester, subject, decisions, gate)
+        return self._search(requester, subject, decisions, gate, trace)
 
     def _search(self, requester: Requester, subject: subject_mod.SubjectQuery,
-                decisions: OwnerDecisions, gate: Gate) -> answer_pb2.AgencyAnswer:
+                decisions: OwnerDecisions, gate: Gate, trace: Trace) -> answer_pb2.AgencyAnswer:
         if not subject_mod.meets_minimum(subject, self.cfg.minimum):
             return self._not_checked(
                 R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS,
@@ -115,6 +155,7 @@ class QueryHandler:
             base.state = R.ANSWER_STATE_NOT_KNOWN
             return base
         candidates = outcome.candidates[: self.cfg.max_matches]
+        trace.matched = [c.record for c in candidates]
         try:
             decided = decisions.disclose(requester, gate, [c.record for c in candidates])
             disclosures: list[tuple[Candidate, RecordDisclosure]] = list(

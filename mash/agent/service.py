@@ -36,7 +36,9 @@ class Agent:
         self.cfg = cfg
         self.state = AgentState()
         self.policy = build_policy(cfg)
-        self.handler = QueryHandler(cfg, self.state, self.policy)
+        # Opened here, so that an agent that cannot write its audit trail never starts.
+        self.audit = cfg.audit.open_log()
+        self.handler = QueryHandler(cfg, self.state, self.policy, self.audit)
         self.health = Health()
         self.link = BrokerLink(cfg, self.state, self.handler, self._connected_changed)
         self._stop = asyncio.Event()
@@ -89,6 +91,7 @@ class Agent:
                 task.cancel()
         if self._server is not None:
             await self._server.stop(grace=1)
+        self.audit.close()
 
     async def wait_stopped(self) -> None:
         await self._stop.wait()

@@ -7,6 +7,7 @@
       signing_key_file: keys/audit-signing.key  # Ed25519 PEM, signs checkpoints
       trusted_keys: [keys/broker-2-audit.pub]   # optional: other writers' public keys
       checkpoint_every: 100                     # sign the chain head every N entries
+      write_timeout_seconds: 5                  # wait at most this for another writer's lock
       retention:                                # optional; without it nothing is purged
         default_days: 2190                      # entries without a listed agreement
         agreements: {mou-police-csc: 730}
@@ -78,6 +79,7 @@ class AuditConfig:
     trusted_keys: tuple[Path, ...] = ()
     checkpoint_every: int = 100
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    write_timeout_seconds: float = 5.0
 
     @classmethod
     def read(cls, section: Reader) -> AuditConfig:
@@ -94,8 +96,9 @@ class AuditConfig:
             load_public_key(path)
         every = section.int("checkpoint_every", 100, minimum=1, maximum=1_000_000)
         retention = _retention(section)
+        write_timeout = section.float("write_timeout_seconds", 5.0, minimum=0.05, maximum=300)
         section.done()
-        return cls(store, writer_id, hasher, signer, trusted, every, retention)
+        return cls(store, writer_id, hasher, signer, trusted, every, retention, write_timeout)
 
     @classmethod
     def load(cls, path: Path, section: str = SECTION) -> AuditConfig:
@@ -106,7 +109,7 @@ class AuditConfig:
         return cls.read(reader.section(section))
 
     def open_store(self) -> AuditStore:
-        return open_store(self.store)
+        return open_store(self.store, write_timeout=self.write_timeout_seconds)
 
     def open_log(self) -> AuditLog:
         return AuditLog(self.open_store(), self.writer_id, self.signer, self.checkpoint_every)

@@ -398,16 +398,18 @@ class SqlStore(AuditStore):
         return [Notification(_row(r[:-1]), r[-1]) for r in rows]
 
 
-def open_store(url: str, base_dir: Path | None = None) -> AuditStore:
-    """The store a URL names (see the module docstring)."""
+def open_store(url: str, base_dir: Path | None = None,
+               write_timeout: float = 30.0) -> AuditStore:
+    """The store a URL names (see the module docstring). A write waits at most
+    `write_timeout` seconds for another writer's lock before failing (closed)."""
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from mash.audit.sqlite_store import SqliteStore, sqlite_path
 
-        return SqliteStore(sqlite_path(url, base_dir))
+        return SqliteStore(sqlite_path(url, base_dir), busy_timeout=write_timeout)
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         from mash.audit.postgres_store import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, write_timeout=write_timeout)
     raise AuditError(f"audit store {scheme!r} is not supported: use sqlite:///path.db or "
                      "postgresql://user@host/db")

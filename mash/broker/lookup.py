@@ -13,6 +13,8 @@ import grpc
 from mash import context as lookup_context
 from mash import subject as subject_mod
 from mash.answers import NOT_CHECKED_LABELS, STATE_LABELS, not_checked, problem, timestamp
+from mash.audit import AuditEntry, AuditError, AuditLog
+from mash.audit import build as audit_build
 from mash.broker import metrics
 from mash.broker.auth import authenticate, bearer_token
 from mash.broker.config import BrokerConfig
@@ -33,11 +35,14 @@ DEADLINE_MARGIN_SECONDS = 0.25
 
 
 class LookupService(lookup_pb2_grpc.LookupServiceServicer):
-    def __init__(self, cfg: BrokerConfig, registry: Registry, routing: Routing) -> None:
+    def __init__(self, cfg: BrokerConfig, registry: Registry, routing: Routing,
+                 audit: AuditLog) -> None:
         self.cfg = cfg
         self.registry = registry
         self.routing = routing
         self.limiter = RateLimiter(cfg.rate_limit)
+        self.audit = audit
+        self.hasher = cfg.audit.hasher
 
     async def Lookup(
         self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext
@@ -55,7 +60,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                 f"minute per analyst (bursts of {self.cfg.rate_limit.burst}); try again in "
                 f"{math.ceil(wait)} s")
         try:
-            subject_mod.from_proto(request.subject)
+            subject = subject_mod.from_proto(request.subject)
             ctx = lookup_context.from_proto(request.context)
         except ValidationError as exc:
             metrics.LOOKUPS.labels("invalid").inc()
@@ -106,6 +111,14 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                  stage=ctx.stage, case_reference=ctx.case_reference, urgency=ctx.urgency)
 
         decided = {d.agency: d for d in decisions}
+        asked = [a for a in sorted(self.cfg.agencies) if (not wanted or a in wanted)
+                 and not routing_error and a in decided and decided[a].allowed]
+        hashes = self.hasher.hashes(subject)
+        revision = policy.revision if policy else "none"
+        # The question is on the record before anyone is asked: no audit, no lookup.
+        await self._audit(context, audit_build.lookup_entry(
+            lookup_id=lookup_id, analyst=analyst, context=ctx, subject=hashes, asked=asked,
+            policy_revision=revision, agreements=[decided[a].agreement_id for a in asked]))
         tasks = {}
         for agency in sorted(self.cfg.agencies):
             if wanted and agency not in wanted:
@@ -131,11 +144,15 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                     context=request.context, deadline=timestamp(deadline))
                 tasks[agency] = asyncio.ensure_future(self._ask(agency, query, budget))
         answers = await asyncio.gather(*tasks.values())
+        # ... and so is every answer, before any of them leaves.
+        await self._audit(context, audit_build.answers_entry(
+            lookup_id=lookup_id, analyst=analyst, context=ctx, subject=hashes,
+            answers=answers, policy_revision=revision))
 
         response = lookup_pb2.LookupResponse(
             lookup_id=lookup_id, asked_at=timestamp(asked_at), requester=analyst.subject,
             requester_agency=analyst.agency,
-            routing_revision=policy.revision if policy else "none")
+            routing_revision=revision)
         for answer in answers:
             response.answers.append(answer)
             metrics.ANSWERS.labels(answer.agency_id, STATE_LABELS[answer.state],
@@ -146,6 +163,15 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         log.info("lookup_answered", lookup_id=lookup_id, elapsed_ms=int(elapsed * 1000),
                  states={a.agency_id: STATE_LABELS[a.state] for a in answers})
         return response
+
+    async def _audit(self, context: grpc.aio.ServicerContext, entry: AuditEntry) -> None:
+        try:
+            await self.audit.append_async(entry)
+        except AuditError as exc:
+            metrics.LOOKUPS.labels("audit_failed").inc()
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"the audit trail cannot be written, so nothing is asked or "
+                                f"answered: {exc}")
 
     async def _ask(self, agency: str, query: agent_pb2.Query,
                    budget: float) -> answer_pb2.AgencyAnswer:

@@ -9,6 +9,7 @@ import grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from mash.audit import AuditLog
 from mash.broker.agents import AgentService
 from mash.broker.config import BrokerConfig
 from mash.broker.lookup import FederationService, LookupService
@@ -43,14 +44,16 @@ class Broker:
         self.health = Health()
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
+        self.audit: AuditLog | None = None
 
     async def start(self) -> int:
+        self.audit = await asyncio.to_thread(self.cfg.audit.open_log)
         await asyncio.to_thread(self.routing.store.reload)
         self._stop_watch = asyncio.Event()
         self._watch = asyncio.create_task(self.routing.store.watch(self._stop_watch))
         server = grpc.aio.server(options=server_options())
         services = lookup_pb2.DESCRIPTOR.services_by_name
-        register(server, LookupService(self.cfg, self.registry, self.routing),
+        register(server, LookupService(self.cfg, self.registry, self.routing, self.audit),
                  services["LookupService"])
         register(server, FederationService(self.cfg, self.registry),
                  services["FederationService"])
@@ -77,6 +80,8 @@ class Broker:
         self.registry.close_all()
         if self.server is not None:
             await self.server.stop(grace)
+        if self.audit is not None:
+            self.audit.close()
         log.info("broker_stopped", broker_id=self.cfg.broker_id)
 
 

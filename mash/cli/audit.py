@@ -7,6 +7,7 @@ and public keys, e.g. by an auditor.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import getpass
 import sys
@@ -20,12 +21,12 @@ from mash.audit.keys import write_keys
 from mash.audit.notifications import Notice, list_notices, mark_seen
 from mash.audit.report import Criteria, Found, outcome_text, parse_when, search, write_csv
 from mash.audit.report import write_json as write_json_report
-from mash.audit.retention import preview, purge
+from mash.audit.retention import RetentionPolicy, preview, purge
 from mash.audit.store import AuditStore, open_store
 from mash.audit.subject_hash import search_subject
 from mash.audit.verify import ChainReport, verify_store
 from mash.cli.common import FAILED, USAGE, fail, guarded
-from mash.errors import ValidationError
+from mash.errors import ConfigError, ValidationError
 
 app = typer.Typer(help="Tamper-evident audit: verify, search (subject access), export, "
                        "owner notifications, retention.", no_args_is_help=True)
@@ -339,6 +340,23 @@ def notifications(
 # retention
 
 
+def _bundle_retention(path: Path, trusted: list[Path],
+                      configured: RetentionPolicy) -> RetentionPolicy:
+    """Retention per agreement as the signed agreements state it (they win over the config)."""
+    from mash.policy import bundle as bundle_mod
+    from mash.policy import signing
+
+    if not trusted:
+        raise ConfigError("--bundle needs --trusted KEY.pub: retention comes only from a "
+                          "signed bundle")
+    raw = path.read_bytes()
+    sig_path = signing.signature_path(path)
+    signing.verify(raw, sig_path.read_bytes() if sig_path.exists() else None,
+                   [signing.load_public_key(p) for p in trusted])
+    days = bundle_mod.parse(raw, str(path)).retention_days()
+    return RetentionPolicy(configured.default_days, {**configured.agreements, **days})
+
+
 @app.command("purge")
 def purge_command(
     config: Path | None = ConfigOption,
@@ -346,9 +364,17 @@ def purge_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would go."),
     force: bool = typer.Option(False, help="Purge even if verification fails (destroys "
                                            "evidence of tampering)."),
+    bundle: Path | None = typer.Option(
+        None, "--bundle", exists=True, dir_okay=False,
+        help="Take each agreement's retention_days from this signed policy bundle."),
+    trusted: list[Path] = typer.Option(
+        [], "--trusted", help="An IG lead's public key the bundle must be signed with."),
 ) -> None:
     """Delete entries past their agreement's retention, leaving a signed checkpoint."""
     cfg = _config(config)
+    if bundle is not None:
+        cfg = dataclasses.replace(cfg, retention=guarded(
+            lambda: _bundle_retention(bundle, trusted, cfg.retention)))
     if not cfg.retention.purges_anything:
         fail("the audit config sets no retention: nothing is ever purged", USAGE)
     operator = by or getpass.getuser()

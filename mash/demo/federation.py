@@ -6,6 +6,7 @@ Used by `mash demo` and by the integration tests, so both run the same configura
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 import mash
+from mash.audit import keys as audit_keys
 from mash.demo.agencies import AGENCIES
 from mash.identity import certs, tokens
 from mash.identity.names import PeerIdentity
@@ -62,6 +64,15 @@ def _tls(fed_certs: Path, stem: str) -> dict[str, str]:
             "key": str(fed_certs / f"{stem}.key")}
 
 
+def _audit(root: Path, writer: str) -> dict[str, Any]:
+    """Each writer's own store and keys (created by `build`)."""
+    keys = root / "keys" / writer
+    return {"store": f"sqlite:///{root / 'audit' / f'{writer}.db'}", "writer_id": writer,
+            "hash_key_file": str(keys / audit_keys.HASH_KEY),
+            "signing_key_file": str(keys / audit_keys.SIGNING_KEY), "checkpoint_every": 50,
+            "write_timeout_seconds": float(os.environ.get("MASH_AUDIT_WRITE_TIMEOUT", 5))}
+
+
 def _policy(root: Path) -> dict[str, Any]:
     return {"bundle": str(root / "policy" / "bundle.json"),
             "trusted_signers": [str(root / "certs" / "ig-lead.pub")], "reload_seconds": 1}
@@ -84,6 +95,7 @@ def agent_config(root: Path, agency: str, data_file: Path, broker_port: int,
         "auth": _auth(fed_certs),
         "sources": [source],
         "policy": _policy(root),
+        "audit": _audit(root, agency),
     }
     if "require_any_of" in spec:
         cfg["search"] = {"require_any_of": spec["require_any_of"]}
@@ -102,6 +114,7 @@ def broker_config(root: Path, port: int, agencies: list[str],
         "rate_limit": {"lookups_per_minute": 120, "burst": 60},
         "agencies": [{"id": a, "name": AGENCIES[a]["name"]} for a in agencies],
         "policy": _policy(root),
+        "audit": _audit(root, "broker"),
         "deadline_seconds": 5,
         "heartbeat_seconds": 2,
     }
@@ -154,6 +167,9 @@ def build(root: Path, agencies: list[str], data_files: dict[str, Path],
     (fed_certs / "issuer.pub").write_bytes(public)
 
     sign_policies(root, policies or POLICIES)
+    (root / "audit").mkdir(exist_ok=True)
+    for writer in ["broker", *agencies]:
+        audit_keys.write_keys(root / "keys" / writer, force=True)
     port = port or free_port()
     fed = Federation(root=root, certs=fed_certs, issuer_key=issuer_key, broker_port=port,
                      broker_config=_dump(root / "broker.yaml", broker_config(
