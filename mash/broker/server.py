@@ -48,6 +48,8 @@ class Broker:
 
     async def start(self) -> int:
         self.audit = await asyncio.to_thread(self.cfg.audit.open_log)
+        if self.cfg.metrics_port:
+            start_http_server(self.cfg.metrics_port, addr="127.0.0.1")
         await asyncio.to_thread(self.routing.store.reload)
         self._stop_watch = asyncio.Event()
         self._watch = asyncio.create_task(self.routing.store.watch(self._stop_watch))
@@ -87,8 +89,6 @@ class Broker:
 
 async def serve(cfg: BrokerConfig) -> None:
     broker = Broker(cfg)
-    if cfg.metrics_port:
-        start_http_server(cfg.metrics_port, addr="127.0.0.1")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

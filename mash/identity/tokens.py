@@ -7,6 +7,7 @@ trust: a data owner never takes the broker's word for who is asking.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from mash.errors import ConfigError, IdentityError
 AUDIENCE = "mash-exchange"
 ALGORITHMS = ("ES256", "EdDSA")
 MAX_TOKEN_CHARS = 8192
+CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ def issue_token(
     return jwt.encode(claims, key, algorithm=algorithm)  # type: ignore[arg-type]
 
 
+@functools.lru_cache(maxsize=1024)
 def certificate_thumbprint(pem: bytes) -> str:
     """base64url(SHA-256(DER)), as in RFC 8705's x5t#S256."""
     import base64
@@ -157,6 +160,9 @@ class TokenVerifier:
     ) -> None:
         self._issuers = {i.issuer: i for i in issuers}
         self.require_binding = require_binding
+        # Verified tokens, so that a session's many lookups verify one signature. A token's
+        # claims cannot change without changing the token, so only expiry is re-checked.
+        self._verified: dict[str, Analyst] = {}
         self._audience = audience
         self._leeway = leeway
         self._max_lifetime = max_lifetime
@@ -175,6 +181,18 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Analyst:
         """Return the analyst, or raise IdentityError saying why the token is refused."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if dt.datetime.now(dt.UTC) < cached.expires_at + self._leeway:
+                return cached
+            self._verified.pop(token, None)
+        analyst = self._verify(token)
+        if len(self._verified) >= CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = analyst
+        return analyst
+
+    def _verify(self, token: str) -> Analyst:
         if not token:
             raise IdentityError("no analyst token: sign in and pass a token (mash token issue)")
         if len(token) > MAX_TOKEN_CHARS:

@@ -7,8 +7,9 @@ reload can never mix two revisions in one answer.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from mash.policy import transforms
 from mash.policy.bundle import Bundle
@@ -23,6 +24,8 @@ from mash.policy.model import (
     Withheld,
 )
 from mash.records import PersonRecord
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,19 @@ class LoadedPolicy:
     bundle: Bundle
     engine: Engine
     signer: str = ""
+    # Gate and routing decisions are pure functions of the (immutable) bundle and their
+    # inputs, date included: each is evaluated once per day per requester/purpose/stage.
+    _memo: dict[tuple[object, ...], object] = field(default_factory=dict, compare=False,
+                                                     repr=False)
+
+    def _remember(self, key: tuple[object, ...], decide: Callable[[], T]) -> T:
+        if key in self._memo:
+            return self._memo[key]  # type: ignore[return-value]
+        value = decide()
+        if len(self._memo) >= 4096:
+            self._memo.clear()
+        self._memo[key] = value
+        return value
 
     @property
     def revision(self) -> str:
@@ -84,6 +100,11 @@ class LoadedPolicy:
 
     def route(self, requester: Requester, agencies: list[str],
               today: dt.date) -> list[RouteDecision]:
+        return list(self._remember(("route", requester, tuple(sorted(agencies)), today),
+                                   lambda: tuple(self._route(requester, agencies, today))))
+
+    def _route(self, requester: Requester, agencies: list[str],
+               today: dt.date) -> list[RouteDecision]:
         raw = self.engine.evaluate("mash/routing/decisions",
                                    _input(requester, today, agencies=sorted(agencies)))
         if not isinstance(raw, dict):
@@ -97,8 +118,8 @@ class LoadedPolicy:
 
     # --- an agent ----------------------------------------------------------------------
     def gate(self, owner: str, requester: Requester, today: dt.date) -> Gate:
-        return _gate(self.engine.evaluate("mash/disclosure/gate",
-                                          _input(requester, today, owner=owner)))
+        return self._remember(("gate", owner, requester, today), lambda: _gate(
+            self.engine.evaluate("mash/disclosure/gate", _input(requester, today, owner=owner))))
 
     def disclose_all(self, owner: str, requester: Requester, gate: Gate,
                      records: list[PersonRecord], today: dt.date,
