@@ -17,3 +17,7 @@ class ValidationError(MashError):
 
 class IdentityError(MashError):
     """A certificate or token could not be used or was refused."""
+
+
+class SignatureError(MashError):
+    """A signed file is unsigned, altered, or signed by a key that is not trusted."""

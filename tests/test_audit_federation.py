@@ -169,7 +169,7 @@ async def test_purge_takes_retention_from_the_signed_agreements(running: Running
                         str(bundle), "--dry-run")
     assert code == 2 and "needs --trusted" in err
     stranger = fed.root / "stranger.pub"
-    from mash.policy import signing
+    from mash import signing
 
     stranger.write_bytes(signing.generate_key()[1])
     code, _, err = mash("audit", "purge", "--config", str(fed.broker_config), "--bundle",

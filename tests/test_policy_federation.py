@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from mash import signing
 from mash.demo import federation
-from mash.policy import signing
 from mash.v1 import answer_pb2
 from tests.helpers import Running, lookup_request
 from tests.policy_helpers import copy_policies, edit_mou, police_stages

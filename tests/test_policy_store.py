@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from mash import signing
 from mash.agent.disclosure import field_check
 from mash.demo.federation import POLICIES
-from mash.policy import bundle, signing
+from mash.policy import bundle
 from mash.policy.errors import PolicyError
 from mash.policy.store import PolicyConfig, PolicyStore
 from tests.policy_helpers import copy_policies, edit_mou, police_stages

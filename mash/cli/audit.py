@@ -343,8 +343,8 @@ def notifications(
 def _bundle_retention(path: Path, trusted: list[Path],
                       configured: RetentionPolicy) -> RetentionPolicy:
     """Retention per agreement as the signed agreements state it (they win over the config)."""
+    from mash import signing
     from mash.policy import bundle as bundle_mod
-    from mash.policy import signing
 
     if not trusted:
         raise ConfigError("--bundle needs --trusted KEY.pub: retention comes only from a "

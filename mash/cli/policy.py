@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mash import signing
 from mash.cli.common import FAILED, USAGE, fail, guarded
 from mash.policy import agreements as agreements_mod
 from mash.policy import bundle as bundle_mod
-from mash.policy import signing
 from mash.policy.decisions import LoadedPolicy
 from mash.policy.engine import RegoEngine
 from mash.policy.explain import explain as explain_policy

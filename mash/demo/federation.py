@@ -15,11 +15,12 @@ from typing import Any
 import yaml
 
 import mash
+from mash import signing
 from mash.audit import keys as audit_keys
 from mash.demo.agencies import AGENCIES
 from mash.identity import certs, tokens
 from mash.identity.names import PeerIdentity
-from mash.policy import bundle, signing
+from mash.policy import bundle
 
 ISSUER = "https://idp.mash.example"
 # The repository's agreements; the demo and the tests sign them with a throwaway IG key.

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from mash import signing
 from mash.config import Reader
-from mash.errors import ConfigError
+from mash.errors import ConfigError, SignatureError
 from mash.logs import get_logger
 from mash.policy import bundle as bundle_mod
-from mash.policy import signing
 from mash.policy.decisions import LoadedPolicy
 from mash.policy.engine import Engine, OpaEngine, RegoEngine
 from mash.policy.errors import AgreementError, PolicyError
@@ -110,7 +110,7 @@ class PolicyStore:
             self.validate(bundle)
             policy = LoadedPolicy(bundle, self._engine(bundle), verified.signer)
             policy.purposes()  # the library answers at all: a smoke test before swapping in
-        except (AgreementError, PolicyError, ConfigError) as exc:
+        except (AgreementError, PolicyError, ConfigError, SignatureError) as exc:
             self._fingerprint = fingerprint  # don't retry the same bad bytes every poll
             return self._refuse(str(exc))
         with self._lock:

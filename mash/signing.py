@@ -1,7 +1,8 @@
-"""Signing bundles with an IG lead's Ed25519 key, and verifying them at brokers and agents.
+"""Detached Ed25519 signatures over whole files: policy bundles and the federation's key
+directory.
 
-The signature file sits beside the bundle (`bundle.json.sig`) and covers the bundle's exact
-bytes. A bundle without a signature from a trusted signer is never loaded.
+The signature file sits beside the signed file (`bundle.json.sig`) and covers its exact bytes.
+A file without a signature from a trusted signer is never loaded.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from mash.errors import ConfigError
-from mash.policy.errors import AgreementError
+from mash.errors import ConfigError, SignatureError
 
 
 def signature_path(bundle_path: Path) -> Path:
@@ -45,7 +45,7 @@ def load_private_key(path: Path) -> ed25519.Ed25519PrivateKey:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not a readable private key ({exc})") from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise ConfigError(f"{path}: policy signing keys are Ed25519 (mash policy keygen)")
+        raise ConfigError(f"{path}: signing keys are Ed25519 (mash policy keygen)")
     return key
 
 
@@ -55,7 +55,7 @@ def load_public_key(path: Path) -> ed25519.Ed25519PublicKey:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not a readable public key ({exc})") from None
     if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise ConfigError(f"{path}: policy signing keys are Ed25519")
+        raise ConfigError(f"{path}: signing keys are Ed25519")
     return key
 
 
@@ -76,23 +76,23 @@ class Verified:
 
 
 def verify(bundle_bytes: bytes, signature: bytes | None,
-           trusted: list[ed25519.Ed25519PublicKey]) -> Verified:
-    """Who signed these exact bytes, or AgreementError saying why they are refused."""
+           trusted: list[ed25519.Ed25519PublicKey], what: str = "the policy bundle") -> Verified:
+    """Who signed these exact bytes, or SignatureError saying why they are refused."""
     if signature is None:
-        raise AgreementError("the policy bundle is not signed: refusing it")
+        raise SignatureError(f"{what} is not signed: refusing it")
     try:
         doc = json.loads(signature)
         raw = base64.b64decode(doc["signature"], validate=True)
         kid, signer = str(doc["key_id"]), str(doc.get("signer", ""))
     except (ValueError, KeyError, TypeError):
-        raise AgreementError("the policy bundle's signature file is malformed") from None
+        raise SignatureError(f"the signature file of {what} is malformed") from None
     for public in trusted:
         if key_id(public) != kid:
             continue
         try:
             public.verify(raw, bundle_bytes)
         except InvalidSignature:
-            raise AgreementError("the policy bundle does not match its signature: it was "
-                                 "altered after signing") from None
+            raise SignatureError(f"{what} does not match its signature: it was altered "
+                                 "after signing") from None
         return Verified(signer, kid)
-    raise AgreementError("the policy bundle is signed by a key this service does not trust")
+    raise SignatureError(f"{what} is signed by a key this service does not trust")
