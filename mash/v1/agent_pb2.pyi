@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from mash.v1 import answer_pb2 as _answer_pb2
+from mash.v1 import blind_pb2 as _blind_pb2
 from mash.v1 import subject_pb2 as _subject_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -72,25 +73,33 @@ class Heartbeat(_message.Message):
     def __init__(self, sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., ready: _Optional[bool] = ..., record_count: _Optional[int] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("query_id", "lookup_id", "analyst_token", "subject", "context", "deadline")
+    __slots__ = ("query_id", "lookup_id", "analyst_token", "subject", "context", "deadline", "blind", "round", "sealed_subject")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     LOOKUP_ID_FIELD_NUMBER: _ClassVar[int]
     ANALYST_TOKEN_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    BLIND_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    SEALED_SUBJECT_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     lookup_id: str
     analyst_token: str
     subject: _subject_pb2.Subject
     context: _subject_pb2.RequestContext
     deadline: _timestamp_pb2.Timestamp
-    def __init__(self, query_id: _Optional[str] = ..., lookup_id: _Optional[str] = ..., analyst_token: _Optional[str] = ..., subject: _Optional[_Union[_subject_pb2.Subject, _Mapping]] = ..., context: _Optional[_Union[_subject_pb2.RequestContext, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    blind: _blind_pb2.BlindQuery
+    round: int
+    sealed_subject: _blind_pb2.SealedBox
+    def __init__(self, query_id: _Optional[str] = ..., lookup_id: _Optional[str] = ..., analyst_token: _Optional[str] = ..., subject: _Optional[_Union[_subject_pb2.Subject, _Mapping]] = ..., context: _Optional[_Union[_subject_pb2.RequestContext, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blind: _Optional[_Union[_blind_pb2.BlindQuery, _Mapping]] = ..., round: _Optional[int] = ..., sealed_subject: _Optional[_Union[_blind_pb2.SealedBox, _Mapping]] = ...) -> None: ...
 
 class QueryAnswer(_message.Message):
-    __slots__ = ("query_id", "answer")
+    __slots__ = ("query_id", "answer", "sealed_answer")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
+    SEALED_ANSWER_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     answer: _answer_pb2.AgencyAnswer
-    def __init__(self, query_id: _Optional[str] = ..., answer: _Optional[_Union[_answer_pb2.AgencyAnswer, _Mapping]] = ...) -> None: ...
+    sealed_answer: _blind_pb2.SealedBox
+    def __init__(self, query_id: _Optional[str] = ..., answer: _Optional[_Union[_answer_pb2.AgencyAnswer, _Mapping]] = ..., sealed_answer: _Optional[_Union[_blind_pb2.SealedBox, _Mapping]] = ...) -> None: ...

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from mash.v1 import answer_pb2 as _answer_pb2
+from mash.v1 import blind_pb2 as _blind_pb2
 from mash.v1 import subject_pb2 as _subject_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor

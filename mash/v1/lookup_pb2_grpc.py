@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from mash.v1 import blind_pb2 as mash_dot_v1_dot_blind__pb2
 from mash.v1 import lookup_pb2 as mash_dot_v1_dot_lookup__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -40,6 +41,11 @@ class LookupServiceStub:
                 request_serializer=mash_dot_v1_dot_lookup__pb2.LookupRequest.SerializeToString,
                 response_deserializer=mash_dot_v1_dot_lookup__pb2.LookupResponse.FromString,
                 _registered_method=True)
+        self.BlindLookup = channel.stream_stream(
+                '/mash.v1.LookupService/BlindLookup',
+                request_serializer=mash_dot_v1_dot_blind__pb2.BlindLookupRequest.SerializeToString,
+                response_deserializer=mash_dot_v1_dot_blind__pb2.BlindLookupResponse.FromString,
+                _registered_method=True)
 
 
 class LookupServiceServicer:
@@ -52,6 +58,14 @@ class LookupServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BlindLookup(self, request_iterator, context):
+        """The blind lookup: keyed tokens first, the subject sealed to candidate agencies only,
+        every answer signed by its agency and sealed to the analyst. The broker reads neither.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LookupServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +73,11 @@ def add_LookupServiceServicer_to_server(servicer, server):
                     servicer.Lookup,
                     request_deserializer=mash_dot_v1_dot_lookup__pb2.LookupRequest.FromString,
                     response_serializer=mash_dot_v1_dot_lookup__pb2.LookupResponse.SerializeToString,
+            ),
+            'BlindLookup': grpc.stream_stream_rpc_method_handler(
+                    servicer.BlindLookup,
+                    request_deserializer=mash_dot_v1_dot_blind__pb2.BlindLookupRequest.FromString,
+                    response_serializer=mash_dot_v1_dot_blind__pb2.BlindLookupResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +108,33 @@ class LookupService:
             '/mash.v1.LookupService/Lookup',
             mash_dot_v1_dot_lookup__pb2.LookupRequest.SerializeToString,
             mash_dot_v1_dot_lookup__pb2.LookupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BlindLookup(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/mash.v1.LookupService/BlindLookup',
+            mash_dot_v1_dot_blind__pb2.BlindLookupRequest.SerializeToString,
+            mash_dot_v1_dot_blind__pb2.BlindLookupResponse.FromString,
             options,
             channel_credentials,
             insecure,
