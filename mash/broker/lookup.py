@@ -7,6 +7,7 @@ import datetime as dt
 import math
 import time
 import uuid
+from dataclasses import dataclass
 
 import grpc
 
@@ -20,7 +21,7 @@ from mash.broker.auth import authenticate, bearer_token
 from mash.broker.config import BrokerConfig
 from mash.broker.ratelimit import RateLimiter
 from mash.broker.registry import AgentGone, Registry
-from mash.broker.routing import Routing
+from mash.broker.routing import RouteDecision, Routing
 from mash.errors import ValidationError
 from mash.identity.tokens import Analyst
 from mash.logs import get_logger
@@ -32,6 +33,45 @@ log = get_logger(__name__)
 R = answer_pb2
 # Time kept back from the caller's deadline so answers can be gathered and returned.
 DEADLINE_MARGIN_SECONDS = 0.25
+
+
+@dataclass
+class Plan:
+    """One lookup's routing: who is asked, who is not and why, and the time allowed."""
+
+    lookup_id: str
+    asked_at: dt.datetime
+    budget: float
+    revision: str
+    routing_error: str
+    decided: dict[str, RouteDecision]
+    agencies: list[str]  # every agency the lookup is about (the filter applied)
+    names: dict[str, str]
+
+    @property
+    def deadline(self) -> dt.datetime:
+        return self.asked_at + dt.timedelta(seconds=self.budget)
+
+    @property
+    def asked(self) -> list[str]:
+        return [a for a in self.agencies if self.refusal(a) is None]
+
+    def refusal(self, agency: str) -> answer_pb2.AgencyAnswer | None:
+        """The NOT_CHECKED answer for an agency that is not asked; None when it is."""
+        name = self.names[agency]
+        decision = self.decided.get(agency)
+        if self.routing_error:
+            return not_checked(agency, R.NOT_CHECKED_REASON_POLICY_ERROR,
+                               f"the broker's routing policy could not decide: "
+                               f"{self.routing_error}", name)
+        if decision is None:
+            return not_checked(agency, R.NOT_CHECKED_REASON_POLICY_ERROR,
+                               "the routing policy gave no decision for this agency", name)
+        if not decision.allowed:
+            reason = (R.NOT_CHECKED_REASON_NO_AGREEMENT if decision.refusal == "no_agreement"
+                      else R.NOT_CHECKED_REASON_POLICY_ERROR)
+            return not_checked(agency, reason, decision.reason, name)
+        return None
 
 
 class LookupService(lookup_pb2_grpc.LookupServiceServicer):
@@ -48,6 +88,45 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext
     ) -> lookup_pb2.LookupResponse:
         started = time.monotonic()
+        analyst = await self.admit(context)
+        try:
+            subject = subject_mod.from_proto(request.subject)
+            ctx = lookup_context.from_proto(request.context)
+        except ValidationError as exc:
+            metrics.LOOKUPS.labels("invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        plan = await self.plan(context, analyst, ctx, set(request.agencies))
+        hashes = self.hasher.hashes(subject)
+        # The question is on the record before anyone is asked: no audit, no lookup.
+        await self.record(context, audit_build.lookup_entry(
+            lookup_id=plan.lookup_id, analyst=analyst, context=ctx, subject=hashes,
+            asked=plan.asked, policy_revision=plan.revision,
+            agreements=[plan.decided[a].agreement_id for a in plan.asked]))
+        tasks = {}
+        for agency in plan.agencies:
+            refused = plan.refusal(agency)
+            if refused is not None:
+                tasks[agency] = _ready(refused)
+                continue
+            query = agent_pb2.Query(
+                query_id=uuid.uuid4().hex, lookup_id=plan.lookup_id,
+                analyst_token=bearer_token(context), subject=request.subject,
+                context=request.context, deadline=timestamp(plan.deadline))
+            tasks[agency] = asyncio.ensure_future(self._ask(agency, query, plan.budget))
+        answers = await asyncio.gather(*tasks.values())
+        # ... and so is every answer, before any of them leaves.
+        await self.record(context, audit_build.answers_entry(
+            lookup_id=plan.lookup_id, analyst=analyst, context=ctx, subject=hashes,
+            answers=answers, policy_revision=plan.revision))
+        response = lookup_pb2.LookupResponse(
+            lookup_id=plan.lookup_id, asked_at=timestamp(plan.asked_at),
+            requester=analyst.subject, requester_agency=analyst.agency,
+            routing_revision=plan.revision, answers=answers)
+        self.finished(plan, answers, started)
+        return response
+
+    async def admit(self, context: grpc.aio.ServicerContext) -> Analyst:
+        """The authenticated analyst, within their rate limit; otherwise abort."""
         analyst = await authenticate(context, self.cfg.auth)
         wait = self.limiter.take(f"{analyst.issuer}|{analyst.subject}")
         if wait:
@@ -59,12 +138,11 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                 f"rate limit reached: at most {self.cfg.rate_limit.per_minute:g} lookups a "
                 f"minute per analyst (bursts of {self.cfg.rate_limit.burst}); try again in "
                 f"{math.ceil(wait)} s")
-        try:
-            subject = subject_mod.from_proto(request.subject)
-            ctx = lookup_context.from_proto(request.context)
-        except ValidationError as exc:
-            metrics.LOOKUPS.labels("invalid").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return analyst
+
+    async def plan(self, context: grpc.aio.ServicerContext, analyst: Analyst,
+                   ctx: lookup_context.LookupContext, wanted: set[str]) -> Plan:
+        """Check purpose, stage and agencies, and decide who may be asked."""
         try:
             policy = self.routing.loaded()
             purposes = policy.purposes()
@@ -84,21 +162,16 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"unknown stage {ctx.stage!r} for {ctx.purpose}: known stages are "
                 f"{', '.join(sorted(purposes[ctx.purpose]))}")
-        wanted = set(request.agencies)
         unknown = wanted - self.cfg.agencies.keys()
         if unknown:
             metrics.LOOKUPS.labels("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"unknown agency id(s): {', '.join(sorted(unknown))}")
-
-        lookup_id = uuid.uuid4().hex
         asked_at = dt.datetime.now(dt.UTC)
         remaining = context.time_remaining()
         budget = self.cfg.deadline_seconds
         if remaining is not None:
             budget = min(budget, max(remaining - DEADLINE_MARGIN_SECONDS, 0.05))
-        deadline = asked_at + dt.timedelta(seconds=budget)
-
         decisions = []
         if policy is not None:
             try:
@@ -106,65 +179,29 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                     analyst.agency, analyst.role, ctx.purpose, ctx.stage))
             except PolicyError as exc:
                 routing_error = str(exc)
-        log.info("lookup_received", lookup_id=lookup_id, requester=analyst.subject,
+        plan = Plan(
+            lookup_id=uuid.uuid4().hex, asked_at=asked_at, budget=budget,
+            revision=policy.revision if policy else "none", routing_error=routing_error,
+            decided={d.agency: d for d in decisions},
+            agencies=[a for a in sorted(self.cfg.agencies) if not wanted or a in wanted],
+            names={a: self.cfg.agencies[a].name for a in self.cfg.agencies})
+        log.info("lookup_received", lookup_id=plan.lookup_id, requester=analyst.subject,
                  requester_agency=analyst.agency, role=analyst.role, purpose=ctx.purpose,
                  stage=ctx.stage, case_reference=ctx.case_reference, urgency=ctx.urgency)
+        return plan
 
-        decided = {d.agency: d for d in decisions}
-        asked = [a for a in sorted(self.cfg.agencies) if (not wanted or a in wanted)
-                 and not routing_error and a in decided and decided[a].allowed]
-        hashes = self.hasher.hashes(subject)
-        revision = policy.revision if policy else "none"
-        # The question is on the record before anyone is asked: no audit, no lookup.
-        await self._audit(context, audit_build.lookup_entry(
-            lookup_id=lookup_id, analyst=analyst, context=ctx, subject=hashes, asked=asked,
-            policy_revision=revision, agreements=[decided[a].agreement_id for a in asked]))
-        tasks = {}
-        for agency in sorted(self.cfg.agencies):
-            if wanted and agency not in wanted:
-                continue
-            name = self.cfg.agencies[agency].name
-            decision = decided.get(agency)
-            if routing_error:
-                tasks[agency] = _ready(not_checked(
-                    agency, R.NOT_CHECKED_REASON_POLICY_ERROR,
-                    f"the broker's routing policy could not decide: {routing_error}", name))
-            elif decision is None:
-                tasks[agency] = _ready(not_checked(
-                    agency, R.NOT_CHECKED_REASON_POLICY_ERROR,
-                    "the routing policy gave no decision for this agency", name))
-            elif not decision.allowed:
-                reason = (R.NOT_CHECKED_REASON_NO_AGREEMENT if decision.refusal == "no_agreement"
-                          else R.NOT_CHECKED_REASON_POLICY_ERROR)
-                tasks[agency] = _ready(not_checked(agency, reason, decision.reason, name))
-            else:
-                query = agent_pb2.Query(
-                    query_id=uuid.uuid4().hex, lookup_id=lookup_id,
-                    analyst_token=bearer_token(context), subject=request.subject,
-                    context=request.context, deadline=timestamp(deadline))
-                tasks[agency] = asyncio.ensure_future(self._ask(agency, query, budget))
-        answers = await asyncio.gather(*tasks.values())
-        # ... and so is every answer, before any of them leaves.
-        await self._audit(context, audit_build.answers_entry(
-            lookup_id=lookup_id, analyst=analyst, context=ctx, subject=hashes,
-            answers=answers, policy_revision=revision))
-
-        response = lookup_pb2.LookupResponse(
-            lookup_id=lookup_id, asked_at=timestamp(asked_at), requester=analyst.subject,
-            requester_agency=analyst.agency,
-            routing_revision=revision)
+    def finished(self, plan: Plan, answers: list[answer_pb2.AgencyAnswer],
+                 started: float) -> None:
         for answer in answers:
-            response.answers.append(answer)
-            metrics.ANSWERS.labels(answer.agency_id, STATE_LABELS[answer.state],
+            metrics.ANSWERS.labels(answer.agency_id, STATE_LABELS.get(answer.state, "SEALED"),
                                    NOT_CHECKED_LABELS.get(answer.not_checked_reason, "")).inc()
         elapsed = time.monotonic() - started
         metrics.LOOKUPS.labels("answered").inc()
         metrics.LOOKUP_SECONDS.observe(elapsed)
-        log.info("lookup_answered", lookup_id=lookup_id, elapsed_ms=int(elapsed * 1000),
-                 states={a.agency_id: STATE_LABELS[a.state] for a in answers})
-        return response
+        log.info("lookup_answered", lookup_id=plan.lookup_id, elapsed_ms=int(elapsed * 1000),
+                 states={a.agency_id: STATE_LABELS.get(a.state, "SEALED") for a in answers})
 
-    async def _audit(self, context: grpc.aio.ServicerContext, entry: AuditEntry) -> None:
+    async def record(self, context: grpc.aio.ServicerContext, entry: AuditEntry) -> None:
         try:
             await self.audit.append_async(entry)
         except AuditError as exc:
