@@ -1,0 +1,162 @@
+"""Blocking keys: which records are worth scoring for a subject.
+
+A record is a candidate for a subject exactly when ``record_keys(record)`` and
+``query_keys(subject)`` intersect. Both sides produce strings in one key space:
+
+=========================================  =============================================
+key                                        catches
+=========================================  =============================================
+``nhs:<n>`` ``upn:<u>`` ``pnc:<p>``        the same identifier, whatever the names say
+``ni:<n>``
+``nd:<given>:<family>:<dob>``              the exact name and full date of birth
+``ng:<group>:<sx family>:<dob>``           a nickname (Bill/William) or family-name typo
+                                           with the full date of birth
+``sy:<sx family part>:<year>``             a given-name typo, wrong day/month, 01/01
+                                           placeholder dates, one part of a double-barrelled
+                                           surname
+``gy:<sx given>:<year>:<district>``        a changed or badly mistyped family name (phonetic
+                                           given name + year of birth + postcode district)
+``db:<dob>``                               both names misspelt or changed (not for 01/01)
+``md:<mm-dd>:<sx family>``                 a mistyped year of birth
+``ps:<sector>:<sx family>``                a wrong or missing date of birth
+=========================================  =============================================
+
+The query side adds variants the record side does not need, because each is symmetric:
+given and family names swapped, and the date of birth with day and month swapped (when both
+are 12 or less). ``sx`` is Soundex; ``group`` is the canonical nickname group
+(:mod:`mash.matching.nicknames`).
+
+These functions are pure and deterministic: no randomness, no process state, no hashing
+with a per-process seed. The blind broker derives keyed (HMAC) match tokens from exactly
+these strings, so changing a key's format is a protocol change: keep ``KEY_VERSION`` in step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from functools import cache
+
+import jellyfish
+
+from mash.matching import nicknames
+from mash.normalise import postcode_district, postcode_sector
+from mash.records import PersonRecord
+from mash.subject import Name, SubjectQuery
+
+KEY_VERSION = 1
+
+# Identifier kinds and their key prefixes (local identifiers are agency-scoped: not keyed).
+_ID_PREFIX = {"nhs_number": "nhs", "upn": "upn", "pnc_id": "pnc", "ni_number": "ni"}
+
+
+@cache
+def soundex(word: str) -> str:
+    """Soundex of one folded word ('' for an empty word)."""
+    return jellyfish.soundex(word) if word else ""
+
+
+def first_given(name: Name) -> str:
+    """The first word of the given name: 'leah marie' -> 'leah'."""
+    return name.given.split(" ", 1)[0] if name.given else ""
+
+
+def family_joined(name: Name) -> str:
+    """The family name as one word: 'smith jones' (from Smith-Jones) -> 'smithjones'."""
+    return name.family.replace(" ", "")
+
+
+def family_parts(name: Name) -> list[str]:
+    """The family name's words, and the whole when it has several: both halves of a
+    double-barrelled name block on their own."""
+    parts = name.family.split()
+    if len(parts) > 1:
+        parts.append("".join(parts))
+    return parts
+
+
+def is_placeholder_date(value: dt.date) -> bool:
+    """1 January is the usual stand-in for an unknown date of birth."""
+    return value.month == 1 and value.day == 1
+
+
+def swapped_date(value: dt.date) -> dt.date | None:
+    """The date with day and month swapped, when that is a different valid date."""
+    if value.day == value.month or value.day > 12:
+        return None
+    return value.replace(month=value.day, day=value.month)
+
+
+def _name_keys(name: Name, dob: dt.date | None, postcodes: Iterable[str]) -> set[str]:
+    keys: set[str] = set()
+    given = first_given(name)
+    family = family_joined(name)
+    sx_family = soundex(family)
+    sx_parts = {soundex(p) for p in family_parts(name)}
+    sectors = {postcode_sector(p) for p in postcodes}
+    districts = {postcode_district(p) for p in postcodes}
+    if dob is not None:
+        iso = dob.isoformat()
+        if given and family:
+            keys.add(f"nd:{given}:{family}:{iso}")
+            for group in nicknames.groups(given):
+                keys.add(f"ng:{group}:{sx_family}:{iso}")
+        for sx in sx_parts:
+            keys.add(f"sy:{sx}:{dob.year}")
+            keys.add(f"md:{dob.month:02d}-{dob.day:02d}:{sx}")
+        if given:
+            for district in districts:
+                keys.add(f"gy:{soundex(given)}:{dob.year}:{district}")
+    for sector in sectors:
+        for sx in sx_parts:
+            keys.add(f"ps:{sector}:{sx}")
+    return keys
+
+
+def _identifier_keys(identifiers: dict[str, str]) -> set[str]:
+    return {f"{_ID_PREFIX[kind]}:{value}" for kind, value in identifiers.items()
+            if kind in _ID_PREFIX and value}
+
+
+def _date_keys(dob: dt.date | None) -> set[str]:
+    if dob is None or is_placeholder_date(dob):
+        return set()
+    return {f"db:{dob.isoformat()}"}
+
+
+def record_keys(record: PersonRecord) -> set[str]:
+    """Every blocking key of one record (all its names, all its postcodes)."""
+    keys = _identifier_keys(record.identifiers) | _date_keys(record.date_of_birth)
+    for name in record.names:
+        keys |= _name_keys(name, record.date_of_birth, record.postcodes)
+    return keys
+
+
+def query_name_variants(subject: SubjectQuery) -> list[Name]:
+    """The subject's names, then each with given and family names swapped."""
+    out = list(subject.names)
+    for name in subject.names:
+        if name.given and name.family:
+            swapped = Name(given=name.family, middle=name.middle, family=name.given)
+            if swapped not in out:
+                out.append(swapped)
+    return out
+
+
+def query_dates(subject: SubjectQuery) -> list[dt.date | None]:
+    """The subject's date of birth, and the same with day and month swapped."""
+    dob = subject.date_of_birth
+    if dob is None:
+        return [None]
+    swapped = swapped_date(dob)
+    return [dob] if swapped is None else [dob, swapped]
+
+
+def query_keys(subject: SubjectQuery) -> set[str]:
+    """Every blocking key a record of this subject could carry."""
+    keys = _identifier_keys(subject.identifiers)
+    for dob in query_dates(subject):
+        keys |= _date_keys(dob)
+        for name in query_name_variants(subject):
+            keys |= _name_keys(name, dob, subject.postcodes)
+    return keys
