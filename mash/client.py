@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
+from mash.blind.config import BlindClientConfig
+from mash.blind.session import BlindLookupError, BlindSession
 from mash.config import load_yaml
 from mash.errors import ConfigError, ValidationError
 from mash.grpc_options import channel_options
 from mash.identity.tls import TlsFiles
 from mash.normalise import IDENTIFIER_NORMALISERS
 from mash.subject import IDENTIFIER_ENUMS
-from mash.v1 import lookup_pb2, lookup_pb2_grpc, subject_pb2
+from mash.v1 import blind_pb2, lookup_pb2, lookup_pb2_grpc, subject_pb2
 
 
 @dataclass
@@ -24,6 +28,7 @@ class ClientConfig:
     server_name: str | None
     tls: TlsFiles
     token: str
+    blind: BlindClientConfig | None = None  # set: every lookup is blind
 
     @classmethod
     def load(cls, path: str | Path, token: str | None = None) -> ClientConfig:
@@ -34,12 +39,19 @@ class ClientConfig:
         broker.done()
         tls = TlsFiles.read(top.section("tls"))
         token_file = top.path("token_file", None)
+        blind = BlindClientConfig.read(top.section("blind")) if top.has("blind") else None
         top.done()
         if token is None:
             if token_file is None:
                 raise ConfigError(f"{path}: no token_file and no --token/MASH_TOKEN given")
             token = token_file.read_text().strip()
-        return cls(address, server_name, tls, token)
+        return cls(address, server_name, tls, token, blind)
+
+
+@dataclass
+class BlindResult:
+    response: lookup_pb2.LookupResponse
+    evidence: list[blind_pb2.SignedAnswer]  # every agency's signed answer, to prove it later
 
 
 class BrokerClient:
@@ -53,9 +65,41 @@ class BrokerClient:
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.cfg.token}"),)
 
-    def lookup(self, request: lookup_pb2.LookupRequest,
-               timeout: float = 15.0) -> lookup_pb2.LookupResponse:
+    def lookup(self, request: lookup_pb2.LookupRequest, timeout: float = 15.0,
+               blind: bool | None = None) -> lookup_pb2.LookupResponse:
+        """Ask the broker. Blind (the broker reads neither subject nor answers) when the
+        config has a `blind:` section, unless `blind=False`."""
+        if blind is None:
+            blind = self.cfg.blind is not None
+        if blind:
+            return self.blind_lookup(request, timeout).response
         return self._lookup.Lookup(request, timeout=timeout, metadata=self._metadata())
+
+    def blind_lookup(self, request: lookup_pb2.LookupRequest,
+                     timeout: float = 15.0) -> BlindResult:
+        if self.cfg.blind is None:
+            raise ConfigError("blind lookups need a blind: section in the client config "
+                              "(linkage keys and the federation key directory)")
+        session = BlindSession(self.cfg.blind, self.cfg.blind.directory.load(), request)
+        outbox: queue.Queue[blind_pb2.BlindLookupRequest | None] = queue.Queue()
+        outbox.put(session.first())
+
+        def requests() -> Iterator[blind_pb2.BlindLookupRequest]:
+            while (item := outbox.get()) is not None:
+                yield item
+
+        call = self._lookup.BlindLookup(requests(), timeout=timeout, metadata=self._metadata())
+        try:
+            one = next(call)
+            outbox.put(session.second(one.round_one))
+            two = next(call)
+            response = session.result(two.round_two)
+        except StopIteration:
+            raise BlindLookupError("the broker ended the blind lookup early") from None
+        finally:
+            outbox.put(None)
+            call.cancel()
+        return BlindResult(response, list(session.evidence))
 
     def list_agents(self, timeout: float = 10.0) -> lookup_pb2.ListAgentsResponse:
         return self._federation.ListAgents(lookup_pb2.ListAgentsRequest(), timeout=timeout,

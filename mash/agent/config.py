@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mash.agent.sources import SourceConfig, check_config
 from mash.audit import AuditConfig
+from mash.blind.config import BlindAgentConfig
 from mash.config import Reader, load_yaml
 from mash.errors import ConfigError
 from mash.identity.names import check_agency_id
@@ -38,6 +39,7 @@ class AgentConfig:
     health_listen: str | None
     metrics_port: int | None
     log_level: str
+    blind: BlindAgentConfig | None = None
 
     @property
     def field_names(self) -> set[str]:
@@ -123,6 +125,8 @@ def load(path: str | Path) -> AgentConfig:
         health_listen=top.str("health_listen", None),
         metrics_port=top.int("metrics_port", None, minimum=1, maximum=65535),
         log_level=top.str("log_level", "info", choices=("debug", "info", "warning", "error")),
+        blind=(BlindAgentConfig.read(top.section("blind"), agency) if top.has("blind")
+               else None),
     )
     top.done()
     if not cfg.contact_route:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mash import context as lookup_context
@@ -21,10 +22,19 @@ from mash.logs import get_logger
 from mash.matching import Candidate, SearchOutcome
 from mash.policy.model import Gate, RecordDisclosure
 from mash.records import PersonRecord
-from mash.v1 import agent_pb2, answer_pb2
+from mash.v1 import agent_pb2, answer_pb2, subject_pb2
 
 log = get_logger(__name__)
 R = answer_pb2
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A query the owner's checks let through: who asks, and under which agreement."""
+
+    requester: Requester
+    decisions: OwnerDecisions
+    gate: Gate
 
 
 @dataclass
@@ -35,6 +45,8 @@ class Trace:
     context: LookupContext | None = None
     subject: subject_mod.SubjectQuery | None = None
     matched: list[PersonRecord] = field(default_factory=list)
+    audit_state: str = ""  # overrides the answer's state in the audit (blind: CANDIDATE)
+    audit_detail: str = ""
 
 
 class QueryHandler:
@@ -47,13 +59,19 @@ class QueryHandler:
         self.hasher = cfg.audit.hasher
 
     def answer(self, query: agent_pb2.Query) -> answer_pb2.AgencyAnswer:
+        return self.run(query, self._answer)
+
+    def run(self, query: agent_pb2.Query,
+            decide: Callable[[agent_pb2.Query, Trace], answer_pb2.AgencyAnswer],
+            ) -> answer_pb2.AgencyAnswer:
+        """Decide an answer, audit it, log it: every query, whatever kind, goes through here."""
         started = time.monotonic()
         trace = Trace()
         try:
-            answer = self._answer(query, trace)
+            answer = decide(query, trace)
         except Exception as exc:  # the agent never dies on a query, and never says NOT_KNOWN
             log.exception("query_failed", query_id=query.query_id, error=type(exc).__name__)
-            answer = self._not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
+            answer = self.not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
                                        "the agent failed while searching; the agency has been "
                                        "alerted through its logs")
         answer = self._audited(query, trace, answer)
@@ -78,17 +96,17 @@ class QueryHandler:
                 lookup_id=query.lookup_id, query_id=query.query_id, analyst=trace.analyst,
                 context=trace.context,
                 subject=self.hasher.hashes(trace.subject) if trace.subject else (),
-                answer=answer,
+                answer=answer, state=trace.audit_state, detail=trace.audit_detail,
                 record_refs=[self.hasher.record_ref(r.source, r.record_id)
                              for r in trace.matched]))
         except AuditError as exc:
-            return self._not_checked(
+            return self.not_checked(
                 R.NOT_CHECKED_REASON_AUDIT_FAILED,
                 f"{self.cfg.name} could not record this query in its audit trail, so it "
                 f"answers nothing: {exc}", answer.policy_revision or None)
         return answer
 
-    def _not_checked(self, reason: int, detail: str,
+    def not_checked(self, reason: int, detail: str,
                      revision: str | None = None) -> answer_pb2.AgencyAnswer:
         answer = not_checked(self.cfg.agency, reason, detail, self.cfg.name,
                              contact_route=self.cfg.contact_route,
@@ -99,44 +117,60 @@ class QueryHandler:
         return answer
 
     def _answer(self, query: agent_pb2.Query, trace: Trace) -> answer_pb2.AgencyAnswer:
+        admitted = self.admit(query, query.context, trace)
+        if isinstance(admitted, answer_pb2.AgencyAnswer):
+            return admitted
+        try:
+            subject = trace.subject = subject_mod.from_proto(query.subject)
+        except ValidationError as exc:
+            return self.not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
+                                     f"{self.cfg.name} could not read the request: {exc}")
+        return self.search(admitted, subject, trace)
+
+    def admit(self, query: agent_pb2.Query, context: subject_pb2.RequestContext,
+              trace: Trace) -> Admitted | answer_pb2.AgencyAnswer:
+        """The owner's checks before searching: deadline, token, request, agreement.
+
+        Returns what the search needs, or the NOT_CHECKED answer that says why not.
+        """
         if query.HasField("deadline") and query.deadline.ToDatetime(dt.UTC) < dt.datetime.now(
                 dt.UTC):
-            return self._not_checked(R.NOT_CHECKED_REASON_TIMED_OUT,
+            return self.not_checked(R.NOT_CHECKED_REASON_TIMED_OUT,
                                      "the query reached the agent after its deadline")
         try:
             analyst = trace.analyst = self.cfg.auth.verify(query.analyst_token)
         except IdentityError as exc:
-            return self._not_checked(R.NOT_CHECKED_REASON_TOKEN_REJECTED,
+            return self.not_checked(R.NOT_CHECKED_REASON_TOKEN_REJECTED,
                                      f"{self.cfg.name} refused the analyst's token: {exc}")
         try:
-            ctx = trace.context = lookup_context.from_proto(query.context)
-            subject = trace.subject = subject_mod.from_proto(query.subject)
+            ctx = trace.context = lookup_context.from_proto(context)
         except ValidationError as exc:
-            return self._not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
+            return self.not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
                                      f"{self.cfg.name} could not read the request: {exc}")
         requester = Requester(analyst.agency, analyst.role, ctx.purpose, ctx.stage)
         try:
             decisions = self.policy.snapshot()
             gate = decisions.gate(requester)
         except PolicyError as exc:
-            return self._not_checked(R.NOT_CHECKED_REASON_POLICY_ERROR,
+            return self.not_checked(R.NOT_CHECKED_REASON_POLICY_ERROR,
                                      f"{self.cfg.name} shares nothing: {exc}")
         if not gate.allowed:
             reason = (R.NOT_CHECKED_REASON_NO_AGREEMENT if gate.refusal == "no_agreement"
                       else R.NOT_CHECKED_REASON_POLICY_ERROR)
-            return self._not_checked(reason, gate.reason, decisions.revision)
-        return self._search(requester, subject, decisions, gate, trace)
+            return self.not_checked(reason, gate.reason, decisions.revision)
+        return Admitted(requester, decisions, gate)
 
-    def _search(self, requester: Requester, subject: subject_mod.SubjectQuery,
-                decisions: OwnerDecisions, gate: Gate, trace: Trace) -> answer_pb2.AgencyAnswer:
+    def search(self, admitted: Admitted, subject: subject_mod.SubjectQuery,
+               trace: Trace) -> answer_pb2.AgencyAnswer:
+        requester, decisions, gate = admitted.requester, admitted.decisions, admitted.gate
         if not subject_mod.meets_minimum(subject, self.cfg.minimum):
-            return self._not_checked(
+            return self.not_checked(
                 R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS,
                 f"{self.cfg.name} searches only with: "
                 f"{subject_mod.describe_minimum(self.cfg.minimum)}", decisions.revision)
         snapshot = self.state.snapshot
         if snapshot is None:
-            return self._not_checked(
+            return self.not_checked(
                 R.NOT_CHECKED_REASON_DATA_UNAVAILABLE,
                 f"{self.cfg.name}'s records are not loaded"
                 + (f": {self.state.error}" if self.state.error else " yet"), decisions.revision)
@@ -161,7 +195,7 @@ class QueryHandler:
             disclosures: list[tuple[Candidate, RecordDisclosure]] = list(
                 zip(candidates, decided, strict=True))
         except PolicyError as exc:
-            return self._not_checked(R.NOT_CHECKED_REASON_POLICY_ERROR,
+            return self.not_checked(R.NOT_CHECKED_REASON_POLICY_ERROR,
                                      f"{self.cfg.name} shares nothing: {exc}",
                                      decisions.revision)
         shown = [(c, d) for c, d in disclosures if d.level == "fields"]

@@ -32,10 +32,14 @@ MAX_CONCURRENT_QUERIES = 16
 
 class BrokerLink:
     def __init__(self, cfg: AgentConfig, state: AgentState, handler: QueryHandler,
-                 on_connected: Callable[[bool], None] | None = None) -> None:
+                 on_connected: Callable[[bool], None] | None = None,
+                 respond: Callable[[agent_pb2.Query], agent_pb2.QueryAnswer] | None = None,
+                 ) -> None:
         self.cfg = cfg
         self.state = state
         self.handler = handler
+        self.respond = respond or (lambda q: agent_pb2.QueryAnswer(
+            query_id=q.query_id, answer=handler.answer(q)))
         self.connected = False
         self._on_connected = on_connected
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
@@ -172,8 +176,9 @@ class BrokerLink:
                      outbox: asyncio.Queue[agent_pb2.ConnectRequest | None]) -> None:
         async with self._slots:
             started = time.monotonic()
-            answer = await asyncio.to_thread(self.handler.answer, query)
+            answer = await asyncio.to_thread(self.respond, query)
             metrics.QUERY_SECONDS.labels(self.cfg.agency).observe(time.monotonic() - started)
-            metrics.QUERIES.labels(self.cfg.agency, STATE_LABELS[answer.state]).inc()
-        await outbox.put(agent_pb2.ConnectRequest(
-            answer=agent_pb2.QueryAnswer(query_id=query.query_id, answer=answer)))
+            state = (STATE_LABELS.get(answer.answer.state, "NOT_CHECKED")
+                     if answer.HasField("answer") else "SEALED")
+            metrics.QUERIES.labels(self.cfg.agency, state).inc()
+        await outbox.put(agent_pb2.ConnectRequest(answer=answer))

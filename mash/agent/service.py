@@ -9,6 +9,7 @@ import grpc
 from prometheus_client import start_http_server
 
 from mash.agent import metrics
+from mash.agent.blind import BlindResponder
 from mash.agent.config import AgentConfig
 from mash.agent.disclosure import AgentPolicy, field_check
 from mash.agent.handler import QueryHandler
@@ -17,6 +18,7 @@ from mash.agent.state import AgentState
 from mash.health import Health
 from mash.logs import get_logger
 from mash.policy.store import PolicyStore
+from mash.v1 import agent_pb2, answer_pb2
 
 log = get_logger(__name__)
 HEALTH_SERVICE = "mash.v1.Agent"
@@ -39,12 +41,27 @@ class Agent:
         # Opened here, so that an agent that cannot write its audit trail never starts.
         self.audit = cfg.audit.open_log()
         self.handler = QueryHandler(cfg, self.state, self.policy, self.audit)
+        self.blind = BlindResponder(self.handler, cfg.blind) if cfg.blind else None
         self.health = Health()
-        self.link = BrokerLink(cfg, self.state, self.handler, self._connected_changed)
+        self.link = BrokerLink(cfg, self.state, self.handler, self._connected_changed,
+                               self.respond)
         self._stop = asyncio.Event()
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.health_port: int | None = None
+
+    def respond(self, query: agent_pb2.Query) -> agent_pb2.QueryAnswer:
+        """Answer one query from the broker (runs in a worker thread)."""
+        if not query.HasField("blind"):
+            return agent_pb2.QueryAnswer(query_id=query.query_id,
+                                         answer=self.handler.answer(query))
+        if self.blind is None:
+            return agent_pb2.QueryAnswer(query_id=query.query_id, answer=self.handler.run(
+                query, lambda q, t: self.handler.not_checked(
+                    answer_pb2.NOT_CHECKED_REASON_AGENT_ERROR,
+                    f"{self.cfg.name}'s agent is not set up for blind lookups (no blind: "
+                    "section in its configuration)")))
+        return self.blind.respond(query)
 
     def _connected_changed(self, connected: bool) -> None:
         asyncio.get_running_loop().create_task(self._refresh_health())
@@ -70,6 +87,8 @@ class Agent:
 
     async def _load(self) -> None:
         await asyncio.to_thread(self.state.load, self.cfg.sources)
+        if self.blind is not None:
+            await asyncio.to_thread(self.blind.prepare)
         if self.state.snapshot:
             metrics.RECORDS.labels(self.cfg.agency).set(self.state.snapshot.record_count)
         self.link.notify_status()

@@ -51,14 +51,18 @@ _REASON_PREFIX = "NOT_CHECKED_REASON_"
 
 
 def outcome_from_answer(answer: answer_pb2.AgencyAnswer,
-                        record_refs: Iterable[str] = ()) -> Outcome:
-    """What an answer released, without the released values."""
+                        record_refs: Iterable[str] = (), state: str = "") -> Outcome:
+    """What an answer released, without the released values.
+
+    `state` overrides the answer's own for what only blind lookups have: CANDIDATE (an agent's
+    first round found a token hit) and SEALED (the broker relayed an answer it cannot read).
+    """
     reason = ""
     if answer.not_checked_reason:
         reason = answer_pb2.NotCheckedReason.Name(answer.not_checked_reason)
         reason = reason.removeprefix(_REASON_PREFIX).lower()
-    state = STATE_NAMES.get(answer.state)
-    if state is None:  # a malformed answer released nothing the analyst may rely on
+    state = state or STATE_NAMES.get(answer.state) or ""
+    if not state:  # a malformed answer released nothing the analyst may rely on
         state, reason = "NOT_CHECKED", reason or "unspecified_state"
     released = sorted({(f.name, f.transform) for m in answer.matches for f in m.released})
     withheld = sorted({f.name for m in answer.matches for f in m.withheld})
@@ -109,10 +113,23 @@ def answers_entry(*, lookup_id: str, analyst: Analyst | None, context: LookupCon
 def query_entry(*, lookup_id: str, query_id: str, analyst: Analyst | None,
                 context: LookupContext | None, subject: Iterable[str],
                 answer: answer_pb2.AgencyAnswer, record_refs: Iterable[str] = (),
-                detail: str = "") -> AuditEntry:
+                detail: str = "", state: str = "") -> AuditEntry:
     """An agent, before its answer leaves."""
     return AuditEntry(event="query", lookup_id=lookup_id, query_id=query_id,
                       subject=tuple(subject), policy_revision=answer.policy_revision,
                       agreements=_match_agreements([answer]),
-                      outcomes=(outcome_from_answer(answer, record_refs),), detail=detail,
+                      outcomes=(outcome_from_answer(answer, record_refs, state),), detail=detail,
+                      **_who(analyst, context))
+
+
+def sealed_answers_entry(*, lookup_id: str, analyst: Analyst | None,
+                         context: LookupContext | None, sealed: Iterable[str],
+                         answers: Iterable[answer_pb2.AgencyAnswer], policy_revision: str = "",
+                         detail: str = "") -> AuditEntry:
+    """The broker, before a blind round's answers return: it records which agencies answered
+    (sealed, unreadable to it) and the NOT_CHECKED answers it gave itself."""
+    outcomes = [Outcome(agency=a, state="SEALED") for a in sealed]
+    outcomes += [outcome_from_answer(a) for a in answers]
+    return AuditEntry(event="answers", lookup_id=lookup_id, policy_revision=policy_revision,
+                      outcomes=tuple(sorted(outcomes, key=lambda o: o.agency)), detail=detail,
                       **_who(analyst, context))

@@ -27,7 +27,7 @@ from typing import Any
 from mash.audit.errors import AuditError
 
 EVENTS = ("lookup", "answers", "query", "purge")
-STATES = ("KNOWN", "NOT_KNOWN", "WITHHELD", "NOT_CHECKED")
+STATES = ("KNOWN", "NOT_KNOWN", "WITHHELD", "NOT_CHECKED", "CANDIDATE", "SEALED")
 MATCHED_STATES = frozenset({"KNOWN", "WITHHELD"})
 _HASH = re.compile(r"^[0-9a-f]{32}$")
 MAX_TEXT = 4000
@@ -78,7 +78,7 @@ class Outcome:
     """One agency's answer as far as accountability needs it (never the released values)."""
 
     agency: str
-    state: str  # KNOWN | NOT_KNOWN | WITHHELD | NOT_CHECKED
+    state: str  # KNOWN | NOT_KNOWN | WITHHELD | NOT_CHECKED; blind lookups: CANDIDATE | SEALED
     reason: str = ""  # NOT_CHECKED reason, e.g. agent_offline
     agreement_id: str = ""
     policy_revision: str = ""

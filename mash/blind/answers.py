@@ -18,6 +18,7 @@ from mash.blind.keys import key_id, raw
 from mash.v1 import answer_pb2, blind_pb2
 
 CONTEXT = b"mash-answer-v1"
+TOKEN_BYTES = 16  # a match token: keyed BLAKE2b, truncated (mash.blind.tokens)
 
 
 class AnswerRejected(Exception):
@@ -67,3 +68,17 @@ def verify(signed: blind_pb2.SignedAnswer, keys: dict[str, ed25519.Ed25519Public
     if answer.agency_id != agency:
         raise AnswerRejected(f"{agency}'s signed answer names {answer.agency_id}")
     return signed.candidate, answer
+
+
+SUBJECT_LABEL = b"mash-subject-v1"
+ANSWER_LABEL = b"mash-answer-v1"
+
+
+def subject_aad(digest: bytes, agency: str) -> bytes:
+    """What a second-round subject box is bound to: this request and this agency."""
+    return digest + b"\0" + agency.encode()
+
+
+def answer_aad(digest: bytes, agency: str, round_: int) -> bytes:
+    """What an answer box is bound to: this request, this agency and this round."""
+    return digest + b"\0" + agency.encode() + struct.pack(">I", round_)

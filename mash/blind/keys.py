@@ -121,3 +121,8 @@ def load_linkage_keys(directory: Path) -> dict[int, bytes]:
     if not keys:
         raise ConfigError(f"{directory}: no linkage-<epoch>.key files")
     return keys
+
+
+def public_keys(files: AgencyKeyFiles) -> tuple[x25519.X25519PublicKey, ed25519.Ed25519PublicKey]:
+    return (load_sealing_key(files.sealing).public_key(),
+            load_answer_key(files.answer).public_key())

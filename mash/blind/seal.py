@@ -62,3 +62,20 @@ def open_box(private: x25519.X25519PrivateKey, box: Box, aad: bytes, label: byte
     except InvalidTag:
         raise SealError("the sealed box does not open: altered, or meant for another "
                         "request, agency or key") from None
+
+
+PAD_BLOCK = 4096
+
+
+def pad(data: bytes, block: int = PAD_BLOCK) -> bytes:
+    """Length-prefix `data` and fill it to a multiple of `block`, so that a box's size says
+    little about what it holds (a KNOWN answer and a NOT_KNOWN one look alike)."""
+    framed = len(data).to_bytes(4, "big") + data
+    return framed + bytes(-len(framed) % block)
+
+
+def unpad(data: bytes) -> bytes:
+    size = int.from_bytes(data[:4], "big")
+    if len(data) < 4 or size > len(data) - 4:
+        raise SealError("the sealed box's padding is malformed")
+    return data[4:4 + size]

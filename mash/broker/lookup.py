@@ -7,6 +7,7 @@ import datetime as dt
 import math
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
@@ -18,6 +19,7 @@ from mash.audit import AuditEntry, AuditError, AuditLog
 from mash.audit import build as audit_build
 from mash.broker import metrics
 from mash.broker.auth import authenticate, bearer_token
+from mash.broker.blind import BlindRelay
 from mash.broker.config import BrokerConfig
 from mash.broker.ratelimit import RateLimiter
 from mash.broker.registry import AgentGone, Registry
@@ -27,7 +29,7 @@ from mash.identity.tokens import Analyst
 from mash.logs import get_logger
 from mash.policy.errors import PolicyError
 from mash.policy.model import Requester
-from mash.v1 import agent_pb2, answer_pb2, lookup_pb2, lookup_pb2_grpc
+from mash.v1 import agent_pb2, answer_pb2, blind_pb2, lookup_pb2, lookup_pb2_grpc
 
 log = get_logger(__name__)
 R = answer_pb2
@@ -125,6 +127,12 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         self.finished(plan, answers, started)
         return response
 
+    def BlindLookup(
+        self, request_iterator: AsyncIterator[blind_pb2.BlindLookupRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[blind_pb2.BlindLookupResponse]:
+        return BlindRelay(self).run(request_iterator, context)
+
     async def admit(self, context: grpc.aio.ServicerContext) -> Analyst:
         """The authenticated analyst, within their rate limit; otherwise abort."""
         analyst = await authenticate(context, self.cfg.auth)
@@ -212,6 +220,14 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
 
     async def _ask(self, agency: str, query: agent_pb2.Query,
                    budget: float) -> answer_pb2.AgencyAnswer:
+        reply = await self.send(agency, query, budget)
+        if isinstance(reply, answer_pb2.AgencyAnswer):
+            return reply
+        return self.checked(agency, reply.answer)
+
+    async def send(self, agency: str, query: agent_pb2.Query,
+                   budget: float) -> agent_pb2.QueryAnswer | answer_pb2.AgencyAnswer:
+        """The agent's reply, or the NOT_CHECKED answer saying why there is none."""
         name = self.cfg.agencies[agency].name
         session = self.registry.get(agency)
         if session is None:
@@ -222,7 +238,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         started = time.monotonic()
         try:
             future = session.ask(query)
-            answer = await asyncio.wait_for(future, timeout=budget)
+            return await asyncio.wait_for(future, timeout=budget)
         except TimeoutError:
             session.forget(query.query_id)
             return not_checked(agency, R.NOT_CHECKED_REASON_TIMED_OUT,
@@ -232,11 +248,11 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                                f"{name}'s agent disconnected during the lookup", name)
         finally:
             metrics.AGENCY_SECONDS.labels(agency).observe(time.monotonic() - started)
-        return self._checked(agency, name, answer)
 
-    def _checked(self, agency: str, name: str,
-                 answer: answer_pb2.AgencyAnswer) -> answer_pb2.AgencyAnswer:
+    def checked(self, agency: str,
+                answer: answer_pb2.AgencyAnswer) -> answer_pb2.AgencyAnswer:
         """The broker forwards only well-formed answers, and names the agency itself."""
+        name = self.cfg.agencies[agency].name
         if answer.agency_id and answer.agency_id != agency:
             log.warning("agent_answer_refused", agency=agency, reason="claimed another agency")
             return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_ERROR,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from mash.answers import timestamp
 from mash.logs import get_logger
-from mash.v1 import agent_pb2, answer_pb2, lookup_pb2
+from mash.v1 import agent_pb2, lookup_pb2
 
 log = get_logger(__name__)
 
@@ -26,7 +26,7 @@ class AgentSession:
     connected_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     last_seen: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     outbox: asyncio.Queue[agent_pb2.ConnectResponse | None] = field(default_factory=asyncio.Queue)
-    pending: dict[str, asyncio.Future[answer_pb2.AgencyAnswer]] = field(default_factory=dict)
+    pending: dict[str, asyncio.Future[agent_pb2.QueryAnswer]] = field(default_factory=dict)
     closed: bool = False
     protocol_error: str = ""
     ready: bool = False
@@ -45,10 +45,10 @@ class AgentSession:
         if status.HasField("data_as_at"):
             self.data_as_at = status.data_as_at
 
-    def ask(self, query: agent_pb2.Query) -> asyncio.Future[answer_pb2.AgencyAnswer]:
+    def ask(self, query: agent_pb2.Query) -> asyncio.Future[agent_pb2.QueryAnswer]:
         if self.closed:
             raise AgentGone(self.agency)
-        future: asyncio.Future[answer_pb2.AgencyAnswer] = (
+        future: asyncio.Future[agent_pb2.QueryAnswer] = (
             asyncio.get_running_loop().create_future())
         self.pending[query.query_id] = future
         self.outbox.put_nowait(agent_pb2.ConnectResponse(query=query))
@@ -62,7 +62,7 @@ class AgentSession:
         future = self.pending.pop(answer.query_id, None)
         if future is None or future.done():
             return False
-        future.set_result(answer.answer)
+        future.set_result(answer)
         return True
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ import yaml
 import mash
 from mash import signing
 from mash.audit import keys as audit_keys
+from mash.blind import setup as blind_setup
 from mash.demo.agencies import AGENCIES
 from mash.identity import certs, tokens
 from mash.identity.names import PeerIdentity
@@ -43,6 +44,8 @@ class Federation:
     issuer_key: Path
     broker_port: int
     agent_configs: dict[str, Path] = field(default_factory=dict)
+    blind_client_config: Path | None = None  # the same analyst, every lookup blind
+    blind: blind_setup.BlindKeys | None = None
 
     def token(self, subject: str = "a.analyst", agency: str = REQUESTER, role: str = "analyst",
               ttl: dt.timedelta = dt.timedelta(hours=1), bind: str | None = "mash-client",
@@ -80,6 +83,7 @@ def _policy(root: Path) -> dict[str, Any]:
 
 
 def agent_config(root: Path, agency: str, data_file: Path, broker_port: int,
+                 blind: blind_setup.BlindKeys | None = None,
                  **overrides: Any) -> dict[str, Any]:
     fed_certs = root / "certs"
     spec = AGENCIES[agency]
@@ -100,7 +104,11 @@ def agent_config(root: Path, agency: str, data_file: Path, broker_port: int,
     }
     if "require_any_of" in spec:
         cfg["search"] = {"require_any_of": spec["require_any_of"]}
+    if blind is not None:
+        cfg["blind"] = blind_setup.agent_section(blind, agency)
     cfg.update(overrides)
+    if cfg.get("blind") is None:
+        cfg.pop("blind", None)
     return cfg
 
 
@@ -171,21 +179,25 @@ def build(root: Path, agencies: list[str], data_files: dict[str, Path],
     (root / "audit").mkdir(exist_ok=True)
     for writer in ["broker", *agencies]:
         audit_keys.write_keys(root / "keys" / writer, force=True)
+    blind = blind_setup.create(root / "keys" / "blind", agencies)
     port = port or free_port()
     fed = Federation(root=root, certs=fed_certs, issuer_key=issuer_key, broker_port=port,
                      broker_config=_dump(root / "broker.yaml", broker_config(
                          root, port, agencies, **(broker_overrides or {}))),
-                     client_config=root / "client.yaml")
+                     client_config=root / "client.yaml",
+                     blind_client_config=root / "client-blind.yaml", blind=blind)
     for agency in agencies:
         fed.agent_configs[agency] = _dump(root / f"agent-{agency}.yaml", agent_config(
-            root, agency, data_files[agency], port,
+            root, agency, data_files[agency], port, blind,
             **(agent_overrides or {}).get(agency, {})))
     token_file = root / "analyst.jwt"
     token_file.write_text(fed.token(ttl=dt.timedelta(hours=8)))
     token_file.chmod(0o600)
-    _dump(fed.client_config, {
+    client = {
         "broker": {"address": f"127.0.0.1:{port}", "server_name": "localhost"},
         "tls": _tls(fed_certs, f"{REQUESTER}-client"),
         "token_file": str(token_file),
-    })
+    }
+    _dump(fed.client_config, client)
+    _dump(fed.blind_client_config, {**client, "blind": blind_setup.client_section(blind)})
     return fed

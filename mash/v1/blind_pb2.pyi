@@ -19,20 +19,22 @@ class SealedBox(_message.Message):
     def __init__(self, key_id: _Optional[str] = ..., encapsulated_key: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ...) -> None: ...
 
 class BlindQuery(_message.Message):
-    __slots__ = ("context", "linkage_epoch", "match_tokens", "answer_key", "nonce", "agencies")
+    __slots__ = ("context", "linkage_epoch", "match_tokens", "answer_key", "nonce", "agencies", "evidence")
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     LINKAGE_EPOCH_FIELD_NUMBER: _ClassVar[int]
     MATCH_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ANSWER_KEY_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     AGENCIES_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     context: _subject_pb2.RequestContext
     linkage_epoch: int
     match_tokens: _containers.RepeatedScalarFieldContainer[bytes]
     answer_key: bytes
     nonce: bytes
     agencies: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, context: _Optional[_Union[_subject_pb2.RequestContext, _Mapping]] = ..., linkage_epoch: _Optional[int] = ..., match_tokens: _Optional[_Iterable[bytes]] = ..., answer_key: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., agencies: _Optional[_Iterable[str]] = ...) -> None: ...
+    evidence: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, context: _Optional[_Union[_subject_pb2.RequestContext, _Mapping]] = ..., linkage_epoch: _Optional[int] = ..., match_tokens: _Optional[_Iterable[bytes]] = ..., answer_key: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., agencies: _Optional[_Iterable[str]] = ..., evidence: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SignedAnswer(_message.Message):
     __slots__ = ("agency_id", "request_hash", "round", "candidate", "answer", "key_id", "signature")

@@ -1,0 +1,203 @@
+"""The agent's half of a blind lookup.
+
+Round one carries keyed match tokens only: the agent checks the analyst and the agreement as
+for any query, looks the tokens up in its token index and answers "no candidate" (NOT_KNOWN,
+signed) or "candidate, send me the subject". Round two carries a box sealed to this agency's
+key: the subject when the agent had a candidate, padding when it did not (the broker cannot
+tell which). Every answer is signed with the agency's answer key, bound to the request hash
+and sealed to the analyst's one-time key before it leaves; the broker relays bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import x25519
+
+from mash import subject as subject_mod
+from mash.agent.handler import Admitted, QueryHandler, Trace
+from mash.agent.state import Snapshot
+from mash.answers import timestamp
+from mash.blind import answers as signed_answers
+from mash.blind.config import BlindAgentConfig
+from mash.blind.seal import Box, SealError, open_box, pad, seal
+from mash.blind.tokens import TokenIndex
+from mash.errors import ValidationError
+from mash.logs import get_logger
+from mash.v1 import agent_pb2, answer_pb2, blind_pb2
+
+log = get_logger(__name__)
+R = answer_pb2
+
+
+@dataclass
+class _Verdict:
+    candidate: bool = False
+
+
+class BlindResponder:
+    def __init__(self, handler: QueryHandler, blind: BlindAgentConfig) -> None:
+        self.handler = handler
+        self.cfg = handler.cfg
+        self.blind = blind
+        self._lock = threading.Lock()
+        self._indexed: Snapshot | None = None
+        self._indexes: dict[int, TokenIndex] = {}
+
+    # -- token index -----------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Build the token index for the current records (after every load)."""
+        snapshot = self.handler.state.snapshot
+        if snapshot is not None:
+            for epoch in self._epochs():
+                self._index(snapshot, epoch)
+
+    def _epochs(self) -> list[int]:
+        try:
+            valid = self.blind.directory.load().valid_epochs(dt.date.today())
+        except Exception as exc:  # ConfigError: no epochs are valid; queries will say so
+            log.warning("blind_directory_unreadable", reason=str(exc))
+            return []
+        return sorted(valid & self.blind.linkage.keys.keys())
+
+    def _index(self, snapshot: Snapshot, epoch: int) -> TokenIndex:
+        with self._lock:
+            if self._indexed is not snapshot:
+                self._indexed, self._indexes = snapshot, {}
+            index = self._indexes.get(epoch)
+            if index is None:
+                key = self.blind.linkage.keys[epoch]
+                index = self._indexes[epoch] = TokenIndex(key, snapshot.matcher.records)
+                log.info("token_index_built", epoch=epoch, tokens=len(index),
+                         records=snapshot.record_count)
+            return index
+
+    # -- answering --------------------------------------------------------------------------
+
+    def respond(self, query: agent_pb2.Query) -> agent_pb2.QueryAnswer:
+        digest = signed_answers.request_hash(query.blind)
+        verdict = _Verdict()
+        if query.round == 1:
+            answer = self.handler.run(query, lambda q, t: self._round_one(q, t, verdict))
+        elif query.round == 2:
+            answer = self.handler.run(query, lambda q, t: self._round_two(q, t, digest, verdict))
+        else:
+            answer = self.handler.run(query, lambda q, t: self.handler.not_checked(
+                R.NOT_CHECKED_REASON_AGENT_ERROR,
+                f"{self.cfg.name} cannot answer blind round {q.round} (rounds are 1 and 2)"))
+        # Only an answer that survived its audit write may say "candidate".
+        candidate = verdict.candidate and answer.state == R.ANSWER_STATE_UNSPECIFIED
+        try:
+            recipient = x25519.X25519PublicKey.from_public_bytes(query.blind.answer_key)
+        except ValueError:
+            return agent_pb2.QueryAnswer(query_id=query.query_id, answer=self.handler.not_checked(
+                R.NOT_CHECKED_REASON_AGENT_ERROR,
+                f"{self.cfg.name} cannot seal its answer: the request's answer key is not an "
+                "X25519 public key"))
+        signed = signed_answers.sign(self.blind.answer, self.cfg.agency, digest, query.round,
+                                     candidate, answer)
+        box = seal(recipient, "", pad(signed.SerializeToString()),
+                   signed_answers.answer_aad(digest, self.cfg.agency, query.round),
+                   signed_answers.ANSWER_LABEL)
+        return agent_pb2.QueryAnswer(query_id=query.query_id, sealed_answer=blind_pb2.SealedBox(
+            key_id=box.key_id, encapsulated_key=box.encapsulated_key,
+            ciphertext=box.ciphertext))
+
+    def _admit(self, query: agent_pb2.Query,
+               trace: Trace) -> Admitted | answer_pb2.AgencyAnswer:
+        admitted = self.handler.admit(query, query.blind.context, trace)
+        if isinstance(admitted, answer_pb2.AgencyAnswer):
+            return admitted
+        epoch = query.blind.linkage_epoch
+        if epoch not in self._epochs():
+            return self.handler.not_checked(
+                R.NOT_CHECKED_REASON_POLICY_ERROR,
+                f"{self.cfg.name} holds no valid linkage key for epoch {epoch}, so it cannot "
+                "read the match tokens", admitted.decisions.revision)
+        if self.handler.state.snapshot is None:
+            return self.handler.not_checked(
+                R.NOT_CHECKED_REASON_DATA_UNAVAILABLE,
+                f"{self.cfg.name}'s records are not loaded yet", admitted.decisions.revision)
+        return admitted
+
+    def _round_one(self, query: agent_pb2.Query, trace: Trace,
+                   verdict: _Verdict) -> answer_pb2.AgencyAnswer:
+        admitted = self._admit(query, trace)
+        if isinstance(admitted, answer_pb2.AgencyAnswer):
+            return admitted
+        evidence = set(query.blind.evidence)
+        if not any(rule <= evidence for rule in self.cfg.minimum):
+            return self.handler.not_checked(
+                R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS,
+                f"{self.cfg.name} searches only with: "
+                f"{subject_mod.describe_minimum(self.cfg.minimum)}", admitted.decisions.revision)
+        snapshot = self.handler.state.snapshot
+        assert snapshot is not None
+        tokens = list(query.blind.match_tokens)
+        hits = self._index(snapshot, query.blind.linkage_epoch).candidates(tokens)
+        trace.audit_detail = f"blind round 1: {len(tokens)} tokens, {hits} candidate(s)"
+        if hits or not tokens:
+            # No tokens at all means nothing was searched: fall back to the sealed subject.
+            verdict.candidate = True
+            trace.audit_state = "CANDIDATE"
+            return answer_pb2.AgencyAnswer(
+                agency_id=self.cfg.agency, agency_name=self.cfg.name,
+                policy_revision=admitted.decisions.revision,
+                detail="a candidate: confirmation follows in round two")
+        return self._not_known(admitted, snapshot, len(tokens))
+
+    def _not_known(self, admitted: Admitted, snapshot: Snapshot,
+                   tokens: int) -> answer_pb2.AgencyAnswer:
+        answer = answer_pb2.AgencyAnswer(
+            agency_id=self.cfg.agency, agency_name=self.cfg.name,
+            contact_route=self.cfg.contact_route, policy_revision=admitted.decisions.revision,
+            agreement_id=admitted.gate.agreement_id, state=R.ANSWER_STATE_NOT_KNOWN,
+            warnings=list(admitted.gate.warnings),
+            detail=(f"no record shares any of the lookup's {tokens} keyed match tokens; "
+                    f"{self.cfg.name} never saw who was asked about"))
+        answer.data_as_at.CopyFrom(timestamp(snapshot.as_at))
+        for source in snapshot.sources:
+            answer.searched.sources.add(name=source.name, as_at=timestamp(source.as_at),
+                                        record_count=len(source.records))
+        return answer
+
+    def _round_two(self, query: agent_pb2.Query, trace: Trace, digest: bytes,
+                   verdict: _Verdict) -> answer_pb2.AgencyAnswer:
+        admitted = self._admit(query, trace)
+        if isinstance(admitted, answer_pb2.AgencyAnswer):
+            return admitted
+        sealed = query.sealed_subject
+        key = self.blind.sealing.get(sealed.key_id)
+        if key is None:
+            return self.handler.not_checked(
+                R.NOT_CHECKED_REASON_AGENT_ERROR,
+                f"the subject was sealed to key {sealed.key_id or '(none)'}, which "
+                f"{self.cfg.name} does not hold", admitted.decisions.revision)
+        try:
+            plain = open_box(key, Box(sealed.key_id, sealed.encapsulated_key,
+                                      sealed.ciphertext),
+                             signed_answers.subject_aad(digest, self.cfg.agency),
+                             signed_answers.SUBJECT_LABEL)
+            envelope = blind_pb2.SubjectEnvelope.FromString(plain)
+        except (SealError, ValueError, RuntimeError) as exc:
+            return self.handler.not_checked(
+                R.NOT_CHECKED_REASON_AGENT_ERROR,
+                f"{self.cfg.name} could not open the sealed subject: {exc}",
+                admitted.decisions.revision)
+        snapshot = self.handler.state.snapshot
+        assert snapshot is not None
+        if not envelope.HasField("subject"):
+            trace.audit_detail = "blind round 2: no candidate, no subject"
+            return self._not_known(admitted, snapshot, len(query.blind.match_tokens))
+        try:
+            subject = trace.subject = subject_mod.from_proto(envelope.subject)
+        except ValidationError as exc:
+            return self.handler.not_checked(
+                R.NOT_CHECKED_REASON_AGENT_ERROR,
+                f"{self.cfg.name} could not read the request: {exc}",
+                admitted.decisions.revision)
+        trace.audit_detail = "blind round 2: subject received"
+        return self.handler.search(admitted, subject, trace)
