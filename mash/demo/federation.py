@@ -83,7 +83,7 @@ def _policy(root: Path) -> dict[str, Any]:
 
 
 def agent_config(root: Path, agency: str, data_file: Path, broker_port: int,
-                 blind: blind_setup.BlindKeys | None = None,
+                 blind_keys: blind_setup.BlindKeys | None = None,
                  **overrides: Any) -> dict[str, Any]:
     fed_certs = root / "certs"
     spec = AGENCIES[agency]
@@ -104,8 +104,8 @@ def agent_config(root: Path, agency: str, data_file: Path, broker_port: int,
     }
     if "require_any_of" in spec:
         cfg["search"] = {"require_any_of": spec["require_any_of"]}
-    if blind is not None:
-        cfg["blind"] = blind_setup.agent_section(blind, agency)
+    if blind_keys is not None:
+        cfg["blind"] = blind_setup.agent_section(blind_keys, agency)
     cfg.update(overrides)
     if cfg.get("blind") is None:
         cfg.pop("blind", None)

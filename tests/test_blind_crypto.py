@@ -1,0 +1,148 @@
+"""The blind broker's building blocks: sealed boxes, padding, signed answers, the key
+directory (signature and rotation) and keyed match tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+from mash import signing
+from mash import subject as subject_mod
+from mash.blind import answers, directory, keys, setup
+from mash.blind.seal import SealError, open_box, pad, seal, unpad
+from mash.blind.tokens import TokenIndex, subject_tokens
+from mash.errors import ConfigError
+from mash.records import PersonRecord
+from mash.subject import SubjectQuery
+from mash.v1 import answer_pb2, blind_pb2
+from tests.helpers import lookup_request
+
+TODAY = dt.date(2026, 11, 30)
+
+
+def test_sealed_box_opens_only_for_its_recipient_and_context() -> None:
+    bob = x25519.X25519PrivateKey.generate()
+    box = seal(bob.public_key(), "k1", b"subject", aad=b"request|police", label=b"subject")
+    assert open_box(bob, box, b"request|police", b"subject") == b"subject"
+    for key, aad, label in ((x25519.X25519PrivateKey.generate(), b"request|police", b"subject"),
+                            (bob, b"request|health", b"subject"),
+                            (bob, b"request|police", b"answer")):
+        with pytest.raises(SealError):
+            open_box(key, box, aad, label)
+    altered = box.__class__(box.key_id, box.encapsulated_key,
+                            box.ciphertext[:-1] + bytes([box.ciphertext[-1] ^ 1]))
+    with pytest.raises(SealError):
+        open_box(bob, altered, b"request|police", b"subject")
+
+
+def test_padding_hides_size_and_round_trips() -> None:
+    short, long = pad(b"x"), pad(b"y" * 3000)
+    assert len(short) == len(long) == 4096
+    assert unpad(short) == b"x" and unpad(long) == b"y" * 3000
+    with pytest.raises(SealError):
+        unpad(b"\xff\xff\xff\xff" + b"\0" * 10)
+
+
+def _query() -> blind_pb2.BlindQuery:
+    return blind_pb2.BlindQuery(linkage_epoch=1, match_tokens=[b"t" * 16], answer_key=b"k" * 32,
+                                nonce=b"n" * 16)
+
+
+def test_signed_answer_is_bound_to_agency_request_and_round() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    published = {keys.key_id(keys.raw(key.public_key())): key.public_key()}
+    digest = answers.request_hash(_query())
+    answer = answer_pb2.AgencyAnswer(agency_id="police", state=answer_pb2.ANSWER_STATE_NOT_KNOWN)
+    signed = answers.sign(key, "police", digest, 1, False, answer)
+    assert answers.verify(signed, published, "police", digest, 1) == (False, answer)
+    other = answers.request_hash(blind_pb2.BlindQuery(nonce=b"m" * 16))
+    for agency, want_digest, round_ in (("health", digest, 1), ("police", other, 1),
+                                        ("police", digest, 2)):
+        with pytest.raises(answers.AnswerRejected):
+            answers.verify(signed, published, agency, want_digest, round_)
+    forged = blind_pb2.SignedAnswer()
+    forged.CopyFrom(signed)
+    forged.answer = answer_pb2.AgencyAnswer(
+        agency_id="police", state=answer_pb2.ANSWER_STATE_KNOWN).SerializeToString()
+    with pytest.raises(answers.AnswerRejected, match="altered"):
+        answers.verify(forged, published, "police", digest, 1)
+    with pytest.raises(answers.AnswerRejected, match="does not list"):
+        answers.verify(signed, {}, "police", digest, 1)
+
+
+def test_directory_signature_and_rotation(tmp_path: Path) -> None:
+    blind = setup.create(tmp_path, ["police"], today=TODAY)
+    signer = signing.load_public_key(blind.authority_public)
+    loaded = directory.load(blind.directory, [signer])
+    assert loaded.current_epoch(TODAY) == 1
+    # Tampering with the published keys, or dropping the signature, is refused.
+    doc = json.loads(blind.directory.read_bytes())
+    doc["version"] = 2
+    blind.directory.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=r"signature|altered|match"):
+        directory.load(blind.directory, [signer])
+    signing.signature_path(blind.directory).unlink()
+    with pytest.raises(ConfigError):
+        directory.load(blind.directory, [signer])
+
+    # Rotation: a new sealing key is published before the old one retires. Analysts seal to
+    # the newest valid key; both answer keys verify during the overlap; after it, only the new.
+    old_seal, new_seal = x25519.X25519PrivateKey.generate(), x25519.X25519PrivateKey.generate()
+    old_sign, new_sign = (ed25519.Ed25519PrivateKey.generate(),
+                          ed25519.Ed25519PrivateKey.generate())
+    doc = json.loads(directory.build({}, [(1, TODAY, TODAY + dt.timedelta(days=30)),
+                                          (2, TODAY + dt.timedelta(days=20),
+                                           TODAY + dt.timedelta(days=60))], TODAY, TODAY))
+    doc["agencies"]["police"] = {
+        "sealing": [directory.entry(keys.raw(old_seal.public_key()), TODAY - dt.timedelta(9),
+                                    TODAY + dt.timedelta(5)),
+                    directory.entry(keys.raw(new_seal.public_key()), TODAY - dt.timedelta(1),
+                                    TODAY + dt.timedelta(90))],
+        "answer": [directory.entry(keys.raw(old_sign.public_key()), TODAY - dt.timedelta(9),
+                                   TODAY + dt.timedelta(5)),
+                   directory.entry(keys.raw(new_sign.public_key()), TODAY - dt.timedelta(1),
+                                   TODAY + dt.timedelta(90))]}
+    rotated = directory.parse(json.dumps(doc).encode())
+    assert rotated.sealing_key("police", TODAY)[0] == keys.key_id(keys.raw(new_seal.public_key()))
+    assert len(rotated.answer_keys("police", TODAY)) == 2
+    assert len(rotated.answer_keys("police", TODAY + dt.timedelta(10))) == 1
+    assert rotated.valid_epochs(TODAY + dt.timedelta(25)) == {1, 2}
+    assert rotated.current_epoch(TODAY + dt.timedelta(25)) == 2
+    with pytest.raises(ConfigError):
+        rotated.sealing_key("health", TODAY)
+
+
+def _subject(name: str, dob: str, postcode: str) -> SubjectQuery:
+    return subject_mod.from_proto(lookup_request(name, dob, (postcode,)).subject)
+
+
+def _record(name: str, dob: str, postcode: str, rid: str) -> PersonRecord:
+    s = _subject(name, dob, postcode)
+    return PersonRecord(record_id=rid, source="s", names=s.names, date_of_birth=s.date_of_birth,
+                        sex="", postcodes=s.postcodes, identifiers={})
+
+
+def test_tokens_are_keyed_and_find_the_same_candidates_as_blocking() -> None:
+    key, other_key = b"k" * 32, b"o" * 32
+    leah = _subject("Leah Thompson", "2014-05-07", "LS9 8AB")
+    assert subject_tokens(key, leah) == subject_tokens(key, leah)
+    assert not set(subject_tokens(key, leah)) & set(subject_tokens(other_key, leah))
+    index = TokenIndex(key, [
+        _record("Leah Thompson", "2014-05-07", "LS9 8AB", "1"),
+        # a stranger who shares only the date of birth: one weak key, not a candidate
+        _record("Zara Okafor", "2013-06-14", "YO1 7HH", "2"),
+    ])
+    assert len(index) > 5
+    assert index.candidates(subject_tokens(key, leah)) == 1
+    assert index.candidates(subject_tokens(other_key, leah)) == 0  # another epoch's key
+    for variant in (_subject("Lea Thomson", "2014-05-07", "LS9 8AB"),   # typos
+                    _subject("Leah Thompson", "2014-07-05", "LS9 8AB"),  # day/month swapped
+                    _subject("Thompson Leah", "2014-05-07", "LS9 8AB"),  # names swapped
+                    _subject("Leah Thompson", "2014-05-07", "M1 1AA")):  # moved
+        assert index.candidates(subject_tokens(key, variant)) == 1, variant
+    stranger = _subject("Amir Hussain", "2013-06-14", "M1 1AA")
+    assert index.candidates(subject_tokens(key, stranger)) == 0
