@@ -20,6 +20,7 @@ from mash.cli.render import print_lookup
 from mash.client import BrokerClient, ClientConfig
 from mash.demo import data, federation
 from mash.errors import MashError
+from mash.v1 import answer_pb2
 
 RUNNING = ["police", "health", "csc", "education", "probation", "asc", "ambulance"]
 OFFLINE = ["housing"]  # registered with the broker, but its agent is not started
@@ -95,6 +96,12 @@ LOOKUPS = [
         reason="Linked adult in domestic abuse referral MASH-2026-0101", urgency="red")),
 ]
 
+BLIND_LOOKUP = ("7. Blind: the broker routes the lookup but reads neither the subject nor the "
+                "answers; agencies without a candidate never see who was asked about", dict(
+                    name="Leah Thompson", dob="2014-05-17", postcode=["LS9 8AB"],
+                    purpose="child_safeguarding", stage="research", case="MASH-2026-0106",
+                    reason="Strategy discussion preparation", urgency="red"))
+
 
 def _request(spec: dict[str, object]):  # noqa: ANN202 (proto type)
     defaults: dict[str, object] = dict(
@@ -135,7 +142,16 @@ def run_demo(directory: Path, keep: bool = False) -> int:
                 response = client.lookup(_request(spec), timeout=15)
                 print_lookup(response, console)
                 seen_states |= {STATE_LABELS[a.state] for a in response.answers}
-        ok = seen_states == set(STATE_LABELS.values())
+        with BrokerClient(ClientConfig.load(fed.blind_client_config)) as client:
+            title, spec = BLIND_LOOKUP
+            console.print(Rule(title))
+            result = client.blind_lookup(_request(spec), timeout=15)
+            print_lookup(result.response, console)
+            console.print(f"{len(result.evidence)} signed answers verified against the "
+                          "federation key directory; the broker relayed sealed bytes only.")
+            blind_ok = any(a.state == answer_pb2.ANSWER_STATE_KNOWN
+                           for a in result.response.answers)
+        ok = seen_states == set(STATE_LABELS.values()) and blind_ok
         console.print(Rule())
         console.print(f"Answer states shown: {', '.join(sorted(seen_states))}")
     except (RuntimeError, MashError, grpc.RpcError) as exc:
