@@ -35,13 +35,21 @@ class Person:
         return " ".join(p for p in (self.given, self.middle, self.family) if p)
 
 
-def _weighted(rng: random.Random, items: list[str]) -> str:
-    # Zipf-like: the i-th item has weight 1/(i+3): common names are common.
-    weights = _weights_cache.setdefault(len(items), [1 / (i + 3) for i in range(len(items))])
+def _weighted(rng: random.Random, items: list[str], offset: int = 3) -> str:
+    # Zipf-like: the i-th item has weight 1/(i+offset): common names are common.
+    weights = _weights_cache.setdefault(
+        (len(items), offset), [1 / (i + offset) for i in range(len(items))])
     return rng.choices(items, weights=weights)[0]
 
 
-_weights_cache: dict[int, list[float]] = {}
+_weights_cache: dict[tuple[int, int], list[float]] = {}
+
+
+def surname(rng: random.Random) -> str:
+    """Common surnames (Smith about 2%) and a long tail of rarer ones."""
+    if rng.random() < 0.35:
+        return rng.choice(names.RARE_SURNAMES)
+    return _weighted(rng, names.SURNAMES, offset=10)
 
 
 def title(word: str) -> str:
@@ -83,9 +91,9 @@ def person(rng: random.Random, person_id: str, today: dt.date,
     # 1 in 50 records of children born on 1 January is genuine; placeholders are added as noise.
     given = _weighted(rng, pool)
     middle = _weighted(rng, pool) if rng.random() < 0.45 else ""
-    family = _weighted(rng, names.SURNAMES)
+    family = surname(rng)
     if rng.random() < 0.03:
-        family = f"{family}-{_weighted(rng, names.SURNAMES)}"
+        family = f"{family}-{surname(rng)}"
     pc = postcode(rng)
     p = Person(
         person_id=person_id,
