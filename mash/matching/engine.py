@@ -102,12 +102,17 @@ class Matcher:
     def __len__(self) -> int:
         return len(self.index)
 
+    def scored(self, subject: SubjectQuery) -> Scored:
+        """Every blocked candidate with its weights, before any threshold."""
+        rows = self.index.candidates(query_keys(subject))
+        return score(self.index, subject, rows, self.weights)
+
     def rank(self, subject: SubjectQuery) -> tuple[list[Ranked], int]:
         """(candidates at or above the possible threshold, best first; rows examined)."""
-        rows = self.index.candidates(query_keys(subject))
+        scored = self.scored(subject)
+        rows = scored.rows
         if not len(rows):
             return [], 0
-        scored = score(self.index, subject, rows, self.weights)
         band = bands(scored, self.weights)
         keep = np.nonzero(band > 0)[0]
         keep = keep[np.argsort(-scored.total[keep], kind="stable")]
