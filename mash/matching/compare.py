@@ -11,7 +11,7 @@ from enum import IntEnum
 from functools import lru_cache
 
 import numpy as np
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 
 from mash.matching import nicknames
 from mash.matching.blocking import soundex
@@ -21,7 +21,7 @@ from mash.matching.index import dob_int
 class Given(IntEnum):
     EXACT = 0
     NICKNAME = 1  # Bill / William
-    FUZZY = 2  # Jaro-Winkler >= 0.90
+    FUZZY = 2  # Jaro-Winkler >= 0.90, or one typo (two in a long name)
     PHONETIC = 3  # same Soundex, less alike
     OTHER_FORENAME = 4  # the query's given name is the record's second forename
     INITIAL = 5  # one side gives only an initial, and it agrees
@@ -32,7 +32,7 @@ class Given(IntEnum):
 class Family(IntEnum):
     EXACT = 0
     PART = 1  # one half of a double-barrelled name: Smith / Smith Jones
-    FUZZY = 2  # Jaro-Winkler >= 0.92
+    FUZZY = 2  # Jaro-Winkler >= 0.92, or one typo (two in a long name)
     PHONETIC = 3
     DIFFERENT = 4
     MISSING = 5
@@ -61,6 +61,16 @@ class Agree(IntEnum):
     MISSING = 2
 
 
+def _typos(a: str, b: str) -> bool:
+    """One keyboard slip (substitution, insertion, deletion, transposition) in a name of 3+
+    letters, or two in one of 8+: 'aca'/'ava', 'mgrgaret'/'margaret'."""
+    shortest = min(len(a), len(b))
+    if shortest < 3:
+        return False
+    allowed = 2 if shortest >= 8 else 1
+    return OSA.distance(a, b, score_cutoff=allowed) <= allowed
+
+
 @lru_cache(maxsize=200_000)
 def compare_given(query: str, record: str) -> Given:
     """Two one-word given names (folded)."""
@@ -72,7 +82,7 @@ def compare_given(query: str, record: str) -> Given:
         return Given.INITIAL if query[0] == record[0] else Given.DIFFERENT
     if nicknames.same_group(query, record):
         return Given.NICKNAME
-    if JaroWinkler.similarity(query, record) >= 0.90:
+    if JaroWinkler.similarity(query, record) >= 0.90 or _typos(query, record):
         return Given.FUZZY
     if soundex(query) == soundex(record):
         return Given.PHONETIC
@@ -90,7 +100,7 @@ def compare_family(query: str, record: str) -> Family:
     q_parts, r_parts = query.split(), record.split()
     if (len(q_parts) > 1 or len(r_parts) > 1) and set(q_parts) & set(r_parts):
         return Family.PART
-    if JaroWinkler.similarity(q, r) >= 0.92:
+    if JaroWinkler.similarity(q, r) >= 0.92 or _typos(q, r):
         return Family.FUZZY
     if soundex(q) == soundex(r):
         return Family.PHONETIC

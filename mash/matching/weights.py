@@ -39,9 +39,9 @@ MU: dict[str, dict[int, tuple[float, float]]] = {
     "dob": {
         Dob.EXACT: (0.90, 0.00004),
         Dob.SWAPPED: (0.02, 0.00004),
-        Dob.ONE_PART: (0.05, 0.004),
+        Dob.ONE_PART: (0.08, 0.004),
         Dob.YEAR_ONLY: (0.02, 0.0006),
-        Dob.DIFFERENT: (0.01, 0.995),
+        Dob.DIFFERENT: (0.008, 0.995),
     },
     "postcode": {
         Postcode.FULL: (0.65, 0.0005),
