@@ -62,12 +62,14 @@ class SearchOutcome:
 
 
 def bands(scored: Scored, weights: Weights) -> np.ndarray:
-    """0 none, 1 possible, 2 match. A match needs the names to agree or an identifier to:
-    a household member sharing surname, address and date of birth (a twin) stays possible."""
+    """0 none, 1 possible, 2 match. A match needs the names to agree or an identifier to
+    (a twin sharing surname, address and date of birth stays possible), and no identifier
+    may disagree (a different valid NHS number is for the analyst to look at)."""
     t = weights.thresholds
     out = np.zeros(len(scored.rows), dtype=np.int8)
     out[scored.total >= t.possible] = 1
-    strong = scored.names_agree() | scored.any_identifier(Agree.AGREE)
+    strong = (scored.names_agree() | scored.any_identifier(Agree.AGREE)) & ~(
+        scored.any_identifier(Agree.DISAGREE))
     out[(scored.total >= t.match) & strong] = 2
     return out
 

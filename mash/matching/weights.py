@@ -74,8 +74,8 @@ def level_weights(field_name: str, size: int) -> np.ndarray:
 class Thresholds:
     """Total weight at or above which a candidate is a match / a possible match."""
 
-    match: float = 22.0
-    possible: float = 13.0
+    match: float = 18.5
+    possible: float = 15.5
 
 
 @dataclass
