@@ -7,7 +7,6 @@ sex and identifiers are compared for many candidate rows at once with numpy.
 from __future__ import annotations
 
 import datetime as dt
-from enum import IntEnum
 from functools import lru_cache
 
 import numpy as np
@@ -18,7 +17,7 @@ from mash.matching.blocking import soundex
 from mash.matching.index import dob_int
 
 
-class Given(IntEnum):
+class Given:
     EXACT = 0
     NICKNAME = 1  # Bill / William
     FUZZY = 2  # Jaro-Winkler >= 0.90, or one typo (two in a long name)
@@ -27,38 +26,45 @@ class Given(IntEnum):
     INITIAL = 5  # one side gives only an initial, and it agrees
     DIFFERENT = 6
     MISSING = 7
+    SIZE = 8
 
 
-class Family(IntEnum):
+class Family:
     EXACT = 0
     PART = 1  # one half of a double-barrelled name: Smith / Smith Jones
     FUZZY = 2  # Jaro-Winkler >= 0.92, or one typo (two in a long name)
     PHONETIC = 3
     DIFFERENT = 4
     MISSING = 5
+    SIZE = 6
 
 
-class Dob(IntEnum):
+class Dob:
+    """Levels are plain ints (not an Enum): they index weight arrays in the hot path."""
+
     EXACT = 0
     SWAPPED = 1  # day and month swapped
     ONE_PART = 2  # two of day, month and year agree: one typed wrongly
     YEAR_ONLY = 3  # one side is a 01/01 placeholder and the years agree
     DIFFERENT = 4
     MISSING = 5
+    SIZE = 6
 
 
-class Postcode(IntEnum):
+class Postcode:
     FULL = 0
     SECTOR = 1
     DISTRICT = 2
     DIFFERENT = 3
     MISSING = 4
+    SIZE = 5
 
 
-class Agree(IntEnum):
+class Agree:
     AGREE = 0
     DISAGREE = 1
     MISSING = 2
+    SIZE = 3
 
 
 def _typos(a: str, b: str) -> bool:
@@ -72,7 +78,7 @@ def _typos(a: str, b: str) -> bool:
 
 
 @lru_cache(maxsize=200_000)
-def compare_given(query: str, record: str) -> Given:
+def compare_given(query: str, record: str) -> int:
     """Two one-word given names (folded)."""
     if not query or not record:
         return Given.MISSING
@@ -90,7 +96,7 @@ def compare_given(query: str, record: str) -> Given:
 
 
 @lru_cache(maxsize=200_000)
-def compare_family(query: str, record: str) -> Family:
+def compare_family(query: str, record: str) -> int:
     """Two family names (folded, words separated by spaces: 'smith jones')."""
     if not query or not record:
         return Family.MISSING
@@ -135,13 +141,12 @@ def compare_postcodes(full: list[bytes], sectors: list[int], districts: list[int
     out = np.full(len(rec_full), Postcode.MISSING, dtype=np.int8)
     if not full:
         return out
-    have = (rec_full != b"").any(axis=1)
-    out[have] = Postcode.DIFFERENT
-    if districts:
-        out[np.isin(rec_district, districts).any(axis=1)] = Postcode.DISTRICT
-    if sectors:
-        out[np.isin(rec_sector, sectors).any(axis=1)] = Postcode.SECTOR
-    out[np.isin(rec_full, full).any(axis=1)] = Postcode.FULL
+    out[(rec_full != b"").any(axis=1)] = Postcode.DIFFERENT
+    for values, column, level in ((districts, rec_district, Postcode.DISTRICT),
+                                  (sectors, rec_sector, Postcode.SECTOR),
+                                  (full, rec_full, Postcode.FULL)):
+        for value in values:  # one or two query postcodes: direct comparisons beat isin
+            out[(column == value).any(axis=1)] = level
     return out
 
 

@@ -23,7 +23,7 @@ from mash.matching.compare import (
 from mash.matching.index import NONE, SEX_CODES, MatchIndex
 from mash.matching.weights import SWAPPED_NAME_PENALTY, Weights
 from mash.normalise import postcode_district, postcode_sector
-from mash.subject import Name, SubjectQuery
+from mash.subject import SubjectQuery
 
 
 @dataclass
@@ -60,37 +60,22 @@ def _name_rows(index: MatchIndex, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     return owner, np.repeat(starts, counts) + offsets
 
 
-def _name_weights(index: MatchIndex, weights: Weights, variant: Name, gids: np.ndarray,
-                  oids: np.ndarray, fids: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _levels(index: MatchIndex, weights: Weights, query: str, ids: list[int],
+            family: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Level and weight of each distinct record name against one query name."""
     strings = index.strings.strings
-    total_names = index.name_rows
-    q_given, q_family = first_given(variant), variant.family
-
-    uniq, inverse = np.unique(gids, return_inverse=True)
-    g_level = np.empty(len(uniq), dtype=np.int8)
-    g_weight = np.empty(len(uniq), dtype=np.float64)
-    for i, sid in enumerate(uniq.tolist()):
-        level = compare_given(q_given, strings[sid] if sid != NONE else "")
-        g_level[i] = level
-        g_weight[i] = (weights.exact_name("given", int(index.given_count[sid]), total_names)
-                       if level == Given.EXACT else weights.given[level])
-    given_level, given_weight = g_level[inverse], g_weight[inverse]
-    other_id = index.strings.get(q_given)
-    if other_id != NONE:
-        other = (oids == other_id) & (given_level == Given.DIFFERENT)
-        given_level = np.where(other, Given.OTHER_FORENAME, given_level).astype(np.int8)
-        given_weight = np.where(other, weights.given[Given.OTHER_FORENAME], given_weight)
-
-    uniq, inverse = np.unique(fids, return_inverse=True)
-    f_level = np.empty(len(uniq), dtype=np.int8)
-    f_weight = np.empty(len(uniq), dtype=np.float64)
-    for i, sid in enumerate(uniq.tolist()):
-        level = compare_family(q_family, strings[sid] if sid != NONE else "")
-        f_level[i] = level
-        f_weight[i] = (weights.exact_name("family", int(index.family_count[sid]), total_names)
-                       if level == Family.EXACT else weights.family[level])
-    return given_level, f_level[inverse], given_weight + f_weight[inverse]
+    compare, exact, counts, table = (
+        (compare_family, Family.EXACT, index.family_count, weights.family) if family else
+        (compare_given, Given.EXACT, index.given_count, weights.given))
+    field_name = "family" if family else "given"
+    levels = np.empty(len(ids), dtype=np.int8)
+    out = np.empty(len(ids), dtype=np.float64)
+    for i, sid in enumerate(ids):
+        level = compare(query, strings[sid] if sid != NONE else "")
+        levels[i] = level
+        out[i] = (weights.exact_name(field_name, int(counts[sid]), index.name_rows)
+                  if level == exact else table[level])
+    return levels, out
 
 
 def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
@@ -109,14 +94,26 @@ def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
         if len(name_rows):
             gids = index.name_given[name_rows]
             oids = index.name_other[name_rows]
-            fids = index.name_family[name_rows]
+            uniq_g, inv_g = np.unique(gids, return_inverse=True)
+            uniq_f, inv_f = np.unique(index.name_family[name_rows], return_inverse=True)
+            g_ids, f_ids = uniq_g.tolist(), uniq_f.tolist()
             w_all = np.full(len(name_rows), -np.inf)
             g_all = np.full(len(name_rows), Given.MISSING, dtype=np.int8)
             f_all = np.full(len(name_rows), Family.MISSING, dtype=np.int8)
             s_all = np.zeros(len(name_rows), dtype=bool)
             originals = len(subject.names)
             for v, variant in enumerate(variants):
-                g, f, w = _name_weights(index, weights, variant, gids, oids, fids)
+                q_given = first_given(variant)
+                gl, gw = _levels(index, weights, q_given, g_ids, family=False)
+                fl, fw = _levels(index, weights, variant.family, f_ids, family=True)
+                g, f, w = gl[inv_g], fl[inv_f], gw[inv_g] + fw[inv_f]
+                other_id = index.strings.get(q_given)
+                if other_id != NONE:  # the query's given name is the record's second forename
+                    other = (oids == other_id) & (g == Given.DIFFERENT)
+                    if other.any():
+                        w = w + np.where(other, weights.given[Given.OTHER_FORENAME]
+                                         - weights.given[Given.DIFFERENT], 0.0)
+                        g = np.where(other, Given.OTHER_FORENAME, g).astype(np.int8)
                 if v >= originals:
                     w = w - SWAPPED_NAME_PENALTY
                 better = w > w_all

@@ -66,7 +66,7 @@ def level_weights(field_name: str, size: int) -> np.ndarray:
     """Weights by level as an array (index = level); missing levels weigh 0."""
     out = np.zeros(size, dtype=np.float64)
     for level, (m, u) in MU[field_name].items():
-        out[int(level)] = weight(m, u)
+        out[level] = weight(m, u)
     return out
 
 
@@ -80,14 +80,14 @@ class Thresholds:
 
 @dataclass
 class Weights:
-    given: np.ndarray = field(default_factory=lambda: level_weights("given", len(Given)))
-    family: np.ndarray = field(default_factory=lambda: level_weights("family", len(Family)))
-    dob: np.ndarray = field(default_factory=lambda: level_weights("dob", len(Dob)))
+    given: np.ndarray = field(default_factory=lambda: level_weights("given", Given.SIZE))
+    family: np.ndarray = field(default_factory=lambda: level_weights("family", Family.SIZE))
+    dob: np.ndarray = field(default_factory=lambda: level_weights("dob", Dob.SIZE))
     postcode: np.ndarray = field(default_factory=lambda: level_weights("postcode",
-                                                                       len(Postcode)))
-    sex: np.ndarray = field(default_factory=lambda: level_weights("sex", len(Agree)))
+                                                                       Postcode.SIZE))
+    sex: np.ndarray = field(default_factory=lambda: level_weights("sex", Agree.SIZE))
     identifier: np.ndarray = field(default_factory=lambda: level_weights("identifier",
-                                                                         len(Agree)))
+                                                                         Agree.SIZE))
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     def exact_name(self, field_name: str, count: int, total: int) -> float:

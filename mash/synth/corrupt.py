@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from mash.matching import nicknames
 from mash.normalise import name_tokens
 from mash.records import PersonRecord
 from mash.subject import Name, SubjectQuery
-from mash.synth.population import Person, population, postcode, title
+from mash.synth.population import (
+    Person,
+    UniqueNumbers,
+    person,
+    population,
+    postcode,
+    title,
+)
 
 
 @dataclass(frozen=True)
@@ -184,12 +192,13 @@ def scenario(n_records: int, n_queries: int, level: str | Corruption, seed: int,
     ``n_queries`` of them and for ``n_queries`` strangers, corrupted independently."""
     lvl = LEVELS[level] if isinstance(level, str) else level
     rng = random.Random(seed * 7919 + 1)
-    people = population(n_records, seed=seed, today=today)
+    numbers = UniqueNumbers()
+    people = population(n_records, seed=seed, today=today, numbers=numbers)
     records = [to_record(view(p, lvl, rng, today), "synthetic", f"R{i:08d}")
                for i, p in enumerate(people)]
     chosen = rng.sample(people, min(n_queries, len(people)))
     in_records = [(to_query(view(p, lvl, rng, today)), p.person_id) for p in chosen]
-    outsiders = population(n_queries, seed=seed + 10_007, today=today)
+    outsiders = population(n_queries, seed=seed + 10_007, today=today, numbers=numbers)
     strangers = [to_query(view(p, lvl, rng, today)) for p in outsiders]
     return Scenario(lvl, records, in_records, strangers)
 
@@ -210,3 +219,36 @@ def agencies(people: list[Person], shares: dict[str, float], level: str, seed: i
 
 def with_alias(record: PersonRecord, given: str, family: str) -> PersonRecord:
     return replace(record, names=(*record.names, _name(given, "", family)))
+
+
+def stream(n: int, level: str, seed: int, numbers: UniqueNumbers, sample_every: int = 0,
+           today: dt.date = dt.date(2026, 11, 1)
+           ) -> tuple[list[tuple[int, SubjectQuery]], Iterator[PersonRecord]]:
+    """Records for ``n`` people one at a time (nothing kept), for indexing at scale.
+
+    Returns (queries, records): as the iterator runs, every ``sample_every``-th person also
+    gets an independently corrupted query, appended to ``queries`` as (row, query).
+    """
+    lvl = LEVELS[level]
+    queries: list[tuple[int, SubjectQuery]] = []
+
+    def records() -> Iterator[PersonRecord]:
+        rng, noise = random.Random(seed), random.Random(seed * 7919 + 1)
+        for i in range(n):
+            p = person(rng, f"P{seed}-{i:07d}", today, numbers=numbers)
+            yield to_record(view(p, lvl, noise, today), "synthetic", f"R{i:08d}")
+            if sample_every and i % sample_every == 0:
+                queries.append((i, to_query(view(p, lvl, noise, today))))
+
+    return queries, records()
+
+
+def strangers(n: int, level: str, seed: int, numbers: UniqueNumbers,
+              today: dt.date = dt.date(2026, 11, 1)) -> list[SubjectQuery]:
+    """Queries for ``n`` people from another seed, not in the records of ``seed`` (pass the
+    same ``numbers``, after the records were made, so that no NHS number is shared)."""
+    rng = random.Random(seed + 10_007)
+    noise = random.Random(seed + 20_011)
+    return [to_query(view(person(rng, f"S{i}", today, numbers=numbers), LEVELS[level], noise,
+                          today))
+            for i in range(n)]

@@ -65,6 +65,36 @@ def nhs_number(rng: random.Random) -> str:
             return first + str(check)
 
 
+class UniqueNumbers:
+    """Hands out NHS numbers that no two synthetic people share, as real ones are unique.
+
+    They start with 99 (ten million numbers, none of them issued to patients), so that a
+    population of millions fits; a bitmap of the numbers used costs 1.25 MB.
+    """
+
+    SPACE = 10**7
+
+    def __init__(self) -> None:
+        self.used = bytearray(self.SPACE // 8 + 1)
+
+    def _take(self, k: int) -> bool:
+        byte, bit = divmod(k, 8)
+        if self.used[byte] >> bit & 1:
+            return False
+        self.used[byte] |= 1 << bit
+        return True
+
+    def nhs(self, rng: random.Random) -> str:
+        while True:
+            k = rng.randrange(self.SPACE)
+            if not self._take(k):
+                continue
+            first = f"99{k:07d}"
+            check = nhs_check_digit(first)
+            if check is not None:
+                return first + str(check)
+
+
 def upn(rng: random.Random, la_code: str = "383") -> str:
     rest = la_code + "".join(str(rng.randrange(10)) for _ in range(9))
     return upn_check_letter(rest) + rest
@@ -83,7 +113,7 @@ def postcode(rng: random.Random) -> str:
 
 
 def person(rng: random.Random, person_id: str, today: dt.date,
-           min_age: int = 0, max_age: int = 90) -> Person:
+           min_age: int = 0, max_age: int = 90, numbers: UniqueNumbers | None = None) -> Person:
     sex = rng.choice("FM")
     pool = names.FEMALE if sex == "F" else names.MALE
     age_days = rng.randrange(min_age * 365 + 1, max_age * 365)
@@ -100,7 +130,7 @@ def person(rng: random.Random, person_id: str, today: dt.date,
         given=title(given), middle=title(middle), family=title(family), sex=sex,
         date_of_birth=dob, postcode=pc,
         address=f"{rng.randrange(1, 200)} {rng.choice(names.STREET_NAMES)}",
-        nhs_number=nhs_number(rng),
+        nhs_number=numbers.nhs(rng) if numbers is not None else nhs_number(rng),
     )
     if rng.random() < 0.3:
         p.previous_postcodes.append(postcode(rng))
@@ -113,7 +143,11 @@ def person(rng: random.Random, person_id: str, today: dt.date,
 
 
 def population(n: int, seed: int, today: dt.date | None = None, min_age: int = 0,
-               max_age: int = 90) -> list[Person]:
+               max_age: int = 90, numbers: UniqueNumbers | None = None) -> list[Person]:
+    """``n`` people with unique NHS numbers (pass one ``numbers`` to several populations
+    that must not share any, e.g. the people held and the strangers asked about)."""
     rng = random.Random(seed)
     today = today or dt.date(2026, 11, 1)
-    return [person(rng, f"P{seed}-{i:07d}", today, min_age, max_age) for i in range(n)]
+    numbers = numbers or UniqueNumbers()
+    return [person(rng, f"P{seed}-{i:07d}", today, min_age, max_age, numbers)
+            for i in range(n)]
