@@ -29,14 +29,16 @@ TARGET_FALSE_KNOWN = 0.001
 
 
 def calibrate(n: int, queries: int) -> tuple[Thresholds, dict]:
-    cal = scenario(n, queries, CALIBRATION_LEVEL, seed=101)
+    # five times as many strangers: a 0.1% false-known target needs thousands to place it
+    cal = scenario(n, queries, CALIBRATION_LEVEL, seed=101, n_strangers=5 * queries)
     collected = collect(Matcher(cal.records), cal)
     thresholds = choose(collected, TARGET_FALSE_KNOWN)
     true_best = np.array(collected.true_best)
     strangers = np.array(collected.stranger_best)
     strangers = strangers[np.isfinite(strangers)]
     figures = {
-        "level": CALIBRATION_LEVEL, "seed": 101, "records": n, "queries": queries,
+        "level": CALIBRATION_LEVEL, "seed": 101, "records": n, "queries_in_records": queries,
+        "queries_not_in_records": 5 * queries,
         "target_false_known_rate": TARGET_FALSE_KNOWN,
         "thresholds": asdict(thresholds),
         "true_record_blocked_rate": round(float(np.isfinite(true_best).mean()), 4),
@@ -55,7 +57,7 @@ def run(n: int, queries: int) -> dict:
     record("matching_calibration", calibration)
     levels = {}
     for name in LEVELS:
-        sc = scenario(n, queries, name, seed=202)
+        sc = scenario(n, queries, name, seed=202, n_strangers=2 * queries)
         matcher = Matcher(sc.records)
         matcher.weights.thresholds = thresholds
         levels[name] = {k: round(v, 4) if isinstance(v, float) else v
@@ -63,7 +65,8 @@ def run(n: int, queries: int) -> dict:
         levels[name]["meets_target"] = (levels[name]["recall"] >= TARGET_RECALL and
                                         levels[name]["false_known_rate"] <= TARGET_FALSE_KNOWN)
         levels[name]["corruption"] = asdict(LEVELS[name])
-    return {"records": n, "queries_per_level": queries, "evaluation_seed": 202,
+    return {"records": n, "queries_in_records_per_level": queries,
+            "queries_not_in_records_per_level": 2 * queries, "evaluation_seed": 202,
             "thresholds": asdict(thresholds), "calibration": calibration,
             "targets": {"recall": TARGET_RECALL, "false_known_rate": TARGET_FALSE_KNOWN},
             "levels": levels, "seconds": round(time.monotonic() - started, 1)}
@@ -79,8 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     figures = run(n, queries)
     path = record("matching_accuracy" + ("_quick" if args.quick else ""), figures)
     t = figures["thresholds"]
-    print(f"matching accuracy: {n} records, {queries} queries for people held and {queries} "
-          f"for people not held, per level; thresholds match {t['match']}, possible "
+    print(f"matching accuracy: {n} records, {queries} queries for people held and "
+          f"{2 * queries} for people not held, per level; thresholds match {t['match']}, possible "
           f"{t['possible']} (calibrated at {CALIBRATION_LEVEL}, seed 101)")
     print(f"{'level':8} {'recall':>8} {'as match':>9} {'false known':>12} {'other person':>13}")
     for name, f in figures["levels"].items():

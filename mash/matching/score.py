@@ -64,16 +64,18 @@ def _levels(index: MatchIndex, weights: Weights, query: str, ids: list[int],
             family: bool) -> tuple[np.ndarray, np.ndarray]:
     """Level and weight of each distinct record name against one query name."""
     strings = index.strings.strings
-    compare, exact, counts, table = (
-        (compare_family, Family.EXACT, index.family_count, weights.family) if family else
-        (compare_given, Given.EXACT, index.given_count, weights.given))
+    compare, exact, table = ((compare_family, Family.EXACT, weights.family) if family else
+                             (compare_given, Given.EXACT, weights.given))
     field_name = "family" if family else "given"
     levels = np.empty(len(ids), dtype=np.int8)
     out = np.empty(len(ids), dtype=np.float64)
     for i, sid in enumerate(ids):
         level = compare(query, strings[sid] if sid != NONE else "")
         levels[i] = level
-        out[i] = (weights.exact_name(field_name, int(counts[sid]), index.name_rows)
+        # how common the string is as any name: a surname typed as a given name (swapped
+        # names) is as common as the surname
+        out[i] = (weights.exact_name(field_name, int(index.given_count[sid])
+                                     + int(index.family_count[sid]), index.name_rows)
                   if level == exact else table[level])
     return levels, out
 

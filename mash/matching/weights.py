@@ -27,14 +27,14 @@ MU: dict[str, dict[int, tuple[float, float]]] = {
         Given.PHONETIC: (0.005, 0.006),
         Given.OTHER_FORENAME: (0.01, 0.003),
         Given.INITIAL: (0.005, 0.02),
-        Given.DIFFERENT: (0.02, 0.95),
+        Given.DIFFERENT: (0.012, 0.95),
     },
     "family": {
         Family.EXACT: (0.88, 0.005),  # u replaced by the name's frequency
         Family.PART: (0.04, 0.001),
         Family.FUZZY: (0.04, 0.002),
         Family.PHONETIC: (0.01, 0.006),
-        Family.DIFFERENT: (0.03, 0.98),
+        Family.DIFFERENT: (0.02, 0.98),
     },
     "dob": {
         Dob.EXACT: (0.90, 0.00004),

@@ -187,9 +187,10 @@ class Scenario:
 
 
 def scenario(n_records: int, n_queries: int, level: str | Corruption, seed: int,
-             today: dt.date = dt.date(2026, 11, 1)) -> Scenario:
+             today: dt.date = dt.date(2026, 11, 1), n_strangers: int | None = None) -> Scenario:
     """Records for ``n_records`` people, each corrupted at ``level``; queries for
-    ``n_queries`` of them and for ``n_queries`` strangers, corrupted independently."""
+    ``n_queries`` of them and for ``n_strangers`` (default ``n_queries``) strangers,
+    corrupted independently."""
     lvl = LEVELS[level] if isinstance(level, str) else level
     rng = random.Random(seed * 7919 + 1)
     numbers = UniqueNumbers()
@@ -198,7 +199,8 @@ def scenario(n_records: int, n_queries: int, level: str | Corruption, seed: int,
                for i, p in enumerate(people)]
     chosen = rng.sample(people, min(n_queries, len(people)))
     in_records = [(to_query(view(p, lvl, rng, today)), p.person_id) for p in chosen]
-    outsiders = population(n_queries, seed=seed + 10_007, today=today, numbers=numbers)
+    outsiders = population(n_queries if n_strangers is None else n_strangers,
+                           seed=seed + 10_007, today=today, numbers=numbers)
     strangers = [to_query(view(p, lvl, rng, today)) for p in outsiders]
     return Scenario(lvl, records, in_records, strangers)
 
