@@ -51,10 +51,10 @@ def calibrate(n: int, queries: int) -> tuple[Thresholds, dict]:
     return thresholds, figures
 
 
-def run(n: int, queries: int) -> dict:
+def run(n: int, queries: int, suffix: str = "") -> dict:
     started = time.monotonic()
     thresholds, calibration = calibrate(n, queries)
-    record("matching_calibration", calibration)
+    record("matching_calibration" + suffix, calibration)
     levels = {}
     for name in LEVELS:
         sc = scenario(n, queries, name, seed=202, n_strangers=2 * queries)
@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="10,000 records, 500 queries")
     args = parser.parse_args(argv)
     n, queries = (10_000, 500) if args.quick else (args.records, args.queries)
-    figures = run(n, queries)
-    path = record("matching_accuracy" + ("_quick" if args.quick else ""), figures)
+    suffix = "_quick" if args.quick else ""
+    figures = run(n, queries, suffix)
+    path = record("matching_accuracy" + suffix, figures)
     t = figures["thresholds"]
     print(f"matching accuracy: {n} records, {queries} queries for people held and "
           f"{2 * queries} for people not held, per level; thresholds match {t['match']}, possible "
