@@ -39,6 +39,8 @@ class AgentConfig:
     health_listen: str | None
     metrics_port: int | None
     log_level: str
+    index_path: Path | None = None  # where the match index is saved (None: in memory only)
+    refresh_seconds: float = 0.0  # how often to look for changed sources (0: never)
     blind: BlindAgentConfig | None = None
 
     @property
@@ -93,6 +95,10 @@ def load(path: str | Path) -> AgentConfig:
         hmac_key = key_path.read_bytes().strip()
         if len(hmac_key) < 32:
             raise top.error("hmac_key_file", "the key must be at least 32 bytes")
+    index = top.section("index", required=False)
+    index_path = index.path("path", None, must_exist=False)
+    refresh_seconds = index.float("refresh_seconds", 0.0, minimum=0, maximum=86400)
+    index.done()
     sources = [SourceConfig.read(s) for s in top.sections("sources")]
     if not sources:
         raise top.error("sources", "at least one source of records is required")
@@ -125,6 +131,8 @@ def load(path: str | Path) -> AgentConfig:
         health_listen=top.str("health_listen", None),
         metrics_port=top.int("metrics_port", None, minimum=1, maximum=65535),
         log_level=top.str("log_level", "info", choices=("debug", "info", "warning", "error")),
+        index_path=index_path,
+        refresh_seconds=refresh_seconds,
         blind=(BlindAgentConfig.read(top.section("blind"), agency) if top.has("blind")
                else None),
     )

@@ -232,6 +232,7 @@ class QueryHandler:
             name_variants=outcome.name_variants,
             date_of_birth_tolerance_days=outcome.date_of_birth_tolerance_days,
             date_of_birth_day_month_swap=outcome.date_of_birth_day_month_swap,
+            date_of_birth_rules=outcome.date_of_birth_rules,
             postcodes=outcome.postcodes,
             candidates_examined=outcome.candidates_examined,
         )

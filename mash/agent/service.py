@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 import grpc
@@ -86,7 +87,19 @@ class Agent:
         self._tasks.append(asyncio.create_task(self._load()))
 
     async def _load(self) -> None:
-        await asyncio.to_thread(self.state.load, self.cfg.sources)
+        await asyncio.to_thread(self.state.load, self.cfg.sources, self.cfg.index_path)
+        await self._loaded()
+        if self.cfg.refresh_seconds:
+            while not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.cfg.refresh_seconds)
+                if self._stop.is_set():
+                    break
+                if await asyncio.to_thread(self.state.refresh, self.cfg.sources,
+                                           self.cfg.index_path):
+                    await self._loaded()
+
+    async def _loaded(self) -> None:
         if self.blind is not None:
             await asyncio.to_thread(self.blind.prepare)
         if self.state.snapshot:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mash.agent.sources import LoadedSource, SourceConfig, SourceError, load_source
 from mash.logs import get_logger
-from mash.matching import Matcher
+from mash.matching import Matcher, persist
+from mash.matching.index import build
 
 log = get_logger(__name__)
 
@@ -20,6 +24,8 @@ class Snapshot:
     matcher: Matcher
     sources: list[LoadedSource]
     loaded_at: dt.datetime
+    fingerprint: str = ""
+    index_reused: bool = False
 
     @property
     def as_at(self) -> dt.datetime:
@@ -29,6 +35,33 @@ class Snapshot:
     @property
     def record_count(self) -> int:
         return len(self.matcher)
+
+
+def load_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
+                  progress: Callable[[int], None] | None = None) -> Snapshot:
+    """Read every source and index it, reusing the saved index at ``index_path`` when it
+    was built from exactly these sources (and saving a fresh one when it was not)."""
+    try:
+        source_fingerprint = persist.fingerprint(sources)
+    except Exception as exc:  # e.g. a database that refuses COUNT(*): index, do not persist
+        log.warning("sources_fingerprint_failed", reason=type(exc).__name__)
+        source_fingerprint, index_path = "", None
+    loaded = [load_source(s) for s in sources]
+    records = [r for source in loaded for r in source.records]
+    index = persist.load(index_path, source_fingerprint) if index_path else None
+    reused = index is not None and len(index) == len(records)
+    if not reused:
+        started = time.monotonic()
+        index = build(records, progress)
+        log.info("index_built", records=len(records),
+                 seconds=round(time.monotonic() - started, 3))
+        if index_path:
+            persist.save(index, index_path, source_fingerprint)
+    else:
+        log.info("index_reused", records=len(records))
+    assert index is not None
+    return Snapshot(Matcher(records, index=index), loaded, dt.datetime.now(dt.UTC),
+                    source_fingerprint, reused)
 
 
 @dataclass
@@ -41,17 +74,29 @@ class AgentState:
     def ready(self) -> bool:
         return self.snapshot is not None
 
-    def load(self, sources: list[SourceConfig]) -> None:
+    def load(self, sources: list[SourceConfig], index_path: Path | None = None) -> None:
         """Load every source and swap the snapshot in; keep the old one if loading fails."""
         try:
-            loaded = [load_source(s) for s in sources]
+            snapshot = load_snapshot(sources, index_path)
         except SourceError as exc:
             with self._lock:
                 self.error = str(exc)
             log.error("sources_load_failed", reason=str(exc))
             return
-        matcher = Matcher(r for source in loaded for r in source.records)
         with self._lock:
-            self.snapshot = Snapshot(matcher, loaded, dt.datetime.now(dt.UTC))
+            self.snapshot = snapshot
             self.error = None
-        log.info("records_indexed", records=len(matcher), sources=len(loaded))
+        log.info("records_indexed", records=snapshot.record_count, sources=len(sources))
+
+    def refresh(self, sources: list[SourceConfig], index_path: Path | None = None) -> bool:
+        """Reload when the sources' fingerprint has changed; True when it reloaded."""
+        current = self.snapshot
+        try:
+            changed = current is None or persist.fingerprint(sources) != current.fingerprint
+        except Exception as exc:  # a database that is down: keep serving the last snapshot
+            log.warning("sources_fingerprint_failed", reason=type(exc).__name__)
+            return False
+        if changed:
+            log.info("sources_changed")
+            self.load(sources, index_path)
+        return changed

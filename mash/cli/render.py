@@ -70,10 +70,13 @@ def describe(answer: answer_pb2.AgencyAnswer) -> Text:
             parts.append(f"identifiers: {', '.join(s.identifiers_used)}")
         if s.name_variants:
             parts.append(f"names: {', '.join(s.name_variants)}")
-        tolerance = f"DOB tolerance {s.date_of_birth_tolerance_days} days"
-        if s.date_of_birth_day_month_swap:
-            tolerance += " and day/month swaps"
-        parts.append(tolerance)
+        if s.date_of_birth_rules:
+            parts.append(f"dates of birth: {'; '.join(s.date_of_birth_rules)}")
+        else:
+            tolerance = f"DOB tolerance {s.date_of_birth_tolerance_days} days"
+            if s.date_of_birth_day_month_swap:
+                tolerance += " and day/month swaps"
+            parts.append(tolerance)
         if s.postcodes:
             parts.append(f"postcodes: {', '.join(s.postcodes)}")
         parts.append("sources: " + ", ".join(

@@ -60,3 +60,32 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
             typer.echo(f"  rejected {count}: {reason}")
         for reason, count in sorted(loaded.warnings.items()):
             typer.echo(f"  warning {count}: {reason}")
+
+
+@agent_app.command("index")
+def agent_index(config: Path = typer.Option(..., "--config", help="agent.yaml")) -> None:
+    """Load every source and build the match index (saved to index.path when configured),
+    with a progress bar. `agent serve` then starts from the saved index."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from mash.agent import config as agent_config
+    from mash.agent.state import load_snapshot
+
+    configure("warning", service="agent-index")
+    cfg = guarded(lambda: agent_config.load(config))
+    started = time.monotonic()
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), transient=False) as bar:
+        task = bar.add_task("indexing records", total=None)
+
+        def progress(rows: int) -> None:
+            bar.update(task, completed=rows)
+
+        snapshot = guarded(lambda: load_snapshot(cfg.sources, cfg.index_path, progress))
+        bar.update(task, total=snapshot.record_count, completed=snapshot.record_count)
+    where = str(cfg.index_path) if cfg.index_path else "memory only (no index.path configured)"
+    how = "reused (sources unchanged)" if snapshot.index_reused else "built"
+    typer.echo(f"index {how}: {snapshot.record_count} records from {len(cfg.sources)} "
+               f"source(s) in {time.monotonic() - started:.1f}s; saved to {where}")

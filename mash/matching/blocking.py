@@ -18,6 +18,7 @@ key                                        catches
                                            given name + year of birth + postcode district)
 ``db:<dob>``                               both names misspelt or changed (not for 01/01)
 ``md:<mm-dd>:<sx family>``                 a mistyped year of birth
+``nm:<given>:<family>``                    the exact name when a date of birth is missing
 ``ps:<sector>:<sx family>``                a wrong or missing date of birth
 =========================================  =============================================
 
@@ -95,6 +96,8 @@ def _name_keys(name: Name, dob: dt.date | None, postcodes: Iterable[str]) -> set
     sx_parts = {soundex(p) for p in family_parts(name)}
     sectors = {postcode_sector(p) for p in postcodes}
     districts = {postcode_district(p) for p in postcodes}
+    if given and family:
+        keys.add(f"nm:{given}:{family}")
     if dob is not None:
         iso = dob.isoformat()
         if given and family:

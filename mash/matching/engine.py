@@ -1,29 +1,49 @@
-"""A first matcher: blocking on exact keys, scoring by agreeing fields.
+"""The matcher: blocking, Fellegi-Sunter scoring, bands. Candidates go to the analyst to
+confirm; records are never merged.
 
-Deliberately simple; the bands it returns and the SearchOutcome it reports are the contract
-the agent relies on.
+`Candidate`, `SearchOutcome` and `Matcher.search` are the contract the agent relies on.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import jellyfish
-from rapidfuzz.distance import JaroWinkler
+import numpy as np
 
-from mash.normalise import postcode_district
+from mash.matching import nicknames
+from mash.matching.blocking import first_given, query_dates, query_keys, query_name_variants
+from mash.matching.compare import Agree
+from mash.matching.index import MatchIndex, build
+from mash.matching.score import Scored, matched_on, score
+from mash.matching.weights import Weights
 from mash.records import PersonRecord
 from mash.subject import SubjectQuery
 
 Band = Literal["match", "possible"]
 
+DATE_OF_BIRTH_RULES = (
+    "exact",
+    "day and month swapped",
+    "one of day, month or year different",
+    "01/01 taken as a placeholder: the year alone",
+)
+
 
 @dataclass(frozen=True)
 class Candidate:
     record: PersonRecord
+    score: float
+    band: Band
+    matched_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A candidate by index row (no record object needed)."""
+
+    row: int
     score: float
     band: Band
     matched_on: tuple[str, ...]
@@ -36,129 +56,84 @@ class SearchOutcome:
     name_variants: list[str] = field(default_factory=list)
     date_of_birth_tolerance_days: int = 0
     date_of_birth_day_month_swap: bool = False
+    date_of_birth_rules: list[str] = field(default_factory=list)
     postcodes: list[str] = field(default_factory=list)
     candidates_examined: int = 0
 
 
-MATCH_THRESHOLD = 12.0
-POSSIBLE_THRESHOLD = 7.0
+def bands(scored: Scored, weights: Weights) -> np.ndarray:
+    """0 none, 1 possible, 2 match. A match needs the names to agree or an identifier to
+    (a twin sharing surname, address and date of birth stays possible), and no identifier
+    may disagree (a different valid NHS number is for the analyst to look at)."""
+    t = weights.thresholds
+    out = np.zeros(len(scored.rows), dtype=np.int8)
+    out[scored.total >= t.possible] = 1
+    strong = (scored.names_agree() | scored.any_identifier(Agree.AGREE)) & ~(
+        scored.any_identifier(Agree.DISAGREE))
+    out[(scored.total >= t.match) & strong] = 2
+    return out
+
+
+def name_variants(subject: SubjectQuery, limit: int = 20) -> list[str]:
+    """The names searched for, as an analyst would read them."""
+    out: list[str] = []
+    for name in query_name_variants(subject):
+        out.append(name.full)
+    for name in subject.names:
+        given = first_given(name)
+        for nick in nicknames.variants(given):
+            out.append(" ".join(p for p in (nick, name.family) if p))
+    seen: set[str] = set()
+    unique = [v for v in out if not (v in seen or seen.add(v))]
+    return unique[:limit]
 
 
 class Matcher:
-    def __init__(self, records: Iterable[PersonRecord]) -> None:
-        self.records: list[PersonRecord] = []
-        self._by_identifier: dict[tuple[str, str], list[int]] = defaultdict(list)
-        self._by_dob: dict[object, list[int]] = defaultdict(list)
-        self._by_surname_sound: dict[str, list[int]] = defaultdict(list)
-        for record in records:
-            self.add(record)
+    """Finds a subject among records. ``records[i]`` is row i of the index."""
+
+    def __init__(self, records: Sequence[PersonRecord] = (), *, index: MatchIndex | None = None,
+                 weights: Weights | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.records: Sequence[PersonRecord] = (
+            records if isinstance(records, list) else list(records))
+        self.index = index if index is not None else build(self.records, progress)
+        if self.records and len(self.index) != len(self.records):
+            raise ValueError("the index does not hold the same records")
+        self.weights = weights or Weights()
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.index)
 
-    def add(self, record: PersonRecord) -> None:
-        i = len(self.records)
-        self.records.append(record)
-        for kind, value in record.identifiers.items():
-            self._by_identifier[(kind, value)].append(i)
-        if record.date_of_birth:
-            self._by_dob[record.date_of_birth].append(i)
-        for name in record.names:
-            if name.family:
-                self._by_surname_sound[jellyfish.soundex(name.family)].append(i)
+    def scored(self, subject: SubjectQuery) -> Scored:
+        """Every blocked candidate with its weights, before any threshold."""
+        rows = self.index.candidates(query_keys(subject))
+        return score(self.index, subject, rows, self.weights)
 
-    def _candidates(self, subject: SubjectQuery) -> set[int]:
-        found: set[int] = set()
-        for kind, value in subject.identifiers.items():
-            found.update(self._by_identifier.get((kind, value), ()))
-        if subject.date_of_birth:
-            found.update(self._by_dob.get(subject.date_of_birth, ()))
-        for name in subject.names:
-            if name.family:
-                found.update(self._by_surname_sound.get(jellyfish.soundex(name.family), ()))
-        return found
+    def rank(self, subject: SubjectQuery) -> tuple[list[Ranked], int]:
+        """(candidates at or above the possible threshold, best first; rows examined)."""
+        scored = self.scored(subject)
+        rows = scored.rows
+        if not len(rows):
+            return [], 0
+        band = bands(scored, self.weights)
+        keep = np.nonzero(band > 0)[0]
+        keep = keep[np.argsort(-scored.total[keep], kind="stable")]
+        ranked = [Ranked(int(rows[i]), round(float(scored.total[i]), 2),
+                         "match" if band[i] == 2 else "possible", matched_on(scored, int(i)))
+                  for i in keep.tolist()]
+        return ranked, len(rows)
 
     def search(self, subject: SubjectQuery) -> SearchOutcome:
-        examined = self._candidates(subject)
-        candidates = []
-        for i in examined:
-            record = self.records[i]
-            score, matched_on, conflict = score_pair(subject, record)
-            if conflict:
-                continue
-            if score >= MATCH_THRESHOLD:
-                band: Band = "match"
-            elif score >= POSSIBLE_THRESHOLD:
-                band = "possible"
-            else:
-                continue
-            candidates.append(Candidate(record, round(score, 2), band, tuple(matched_on)))
-        candidates.sort(key=lambda c: -c.score)
+        ranked, examined = self.rank(subject)
+        dates = query_dates(subject)
         return SearchOutcome(
-            candidates=candidates,
+            candidates=[Candidate(self.records[r.row], r.score, r.band, r.matched_on)
+                        for r in ranked],
             identifiers_used=sorted(subject.identifiers),
-            name_variants=[n.full for n in subject.names],
+            name_variants=name_variants(subject),
+            date_of_birth_tolerance_days=0,
+            date_of_birth_day_month_swap=len(dates) > 1,
+            date_of_birth_rules=list(DATE_OF_BIRTH_RULES) if subject.date_of_birth else [],
             postcodes=list(subject.postcodes),
-            candidates_examined=len(examined),
+            candidates_examined=examined,
         )
-
-
-def _name_score(subject: SubjectQuery, record: PersonRecord) -> tuple[float, list[str]]:
-    best, why = 0.0, []
-    for q in subject.names:
-        for r in record.names:
-            score, on = 0.0, []
-            if q.family and r.family:
-                sim = JaroWinkler.similarity(q.family, r.family)
-                if sim == 1.0:
-                    score, on = score + 4.0, [*on, "family_name"]
-                elif sim >= 0.92:
-                    score, on = score + 2.5, [*on, "family_name~"]
-                else:
-                    score -= 2.0
-            if q.given and r.given:
-                sim = JaroWinkler.similarity(q.given, r.given)
-                if sim == 1.0:
-                    score, on = score + 3.5, [*on, "given_name"]
-                elif sim >= 0.9:
-                    score, on = score + 2.0, [*on, "given_name~"]
-                else:
-                    score -= 1.5
-            if score > best:
-                best, why = score, on
-    return best, why
-
-
-def score_pair(subject: SubjectQuery, record: PersonRecord) -> tuple[float, list[str], bool]:
-    """(score, fields that agreed, hard conflict)."""
-    score, matched_on = 0.0, []
-    for kind, value in subject.identifiers.items():
-        held = record.identifiers.get(kind)
-        if held is None:
-            continue
-        if held == value:
-            score += 12.0
-            matched_on.append(kind)
-        else:
-            return 0.0, [], True  # a different NHS number is a different person
-    name_score, name_on = _name_score(subject, record)
-    score += name_score
-    matched_on += name_on
-    if subject.date_of_birth and record.date_of_birth:
-        if subject.date_of_birth == record.date_of_birth:
-            score += 5.0
-            matched_on.append("date_of_birth")
-        else:
-            score -= 4.0
-    if subject.postcodes and record.postcodes:
-        if set(subject.postcodes) & set(record.postcodes):
-            score += 3.0
-            matched_on.append("postcode")
-        elif {postcode_district(p) for p in subject.postcodes} & {
-            postcode_district(p) for p in record.postcodes
-        }:
-            score += 1.0
-            matched_on.append("postcode_district")
-    if subject.sex and record.sex and subject.sex != record.sex:
-        score -= 1.0
-    return score, matched_on, False

@@ -1,5 +1,5 @@
 """Synthetic UK people and agency records, reproducible by seed. Never real data.
 
-NHS numbers are drawn from the 999 range reserved for testing; postcodes use real district
-formats with made-up units.
+NHS numbers start with 99 (none issued to patients) and are unique within a population;
+postcodes use real district formats with made-up units.
 """

@@ -64,3 +64,16 @@ STREET_NAMES = [
     "Westfield Lane",
     "Cliffe Terrace",
 ]
+
+# A long tail of rarer surnames, built from English place-name elements (Ackroyd, Holdsworth,
+# Sutcliffe...): real surname frequencies have a long tail, and blocking sizes depend on it.
+SURNAME_HEADS = """
+ack ash aln bar bark black brad brig cart chad clay crow dal dun eld fair farn gar gold
+green hal hard hol holds horn kirk lang ley lind long mar mid moor nor oak ros rush shaw
+shep stan stock sut thorn tod wad wain whit wood work york ald bland brig crab
+""".split()
+SURNAME_TAILS = """
+royd worth cliffe ley ton field by thwaite ham shaw well wood dale hurst croft gate bottom
+hall lock bridge ford house
+""".split()
+RARE_SURNAMES = sorted({h + t for h in SURNAME_HEADS for t in SURNAME_TAILS})

@@ -35,13 +35,21 @@ class Person:
         return " ".join(p for p in (self.given, self.middle, self.family) if p)
 
 
-def _weighted(rng: random.Random, items: list[str]) -> str:
-    # Zipf-like: the i-th item has weight 1/(i+3): common names are common.
-    weights = _weights_cache.setdefault(len(items), [1 / (i + 3) for i in range(len(items))])
+def _weighted(rng: random.Random, items: list[str], offset: int = 3) -> str:
+    # Zipf-like: the i-th item has weight 1/(i+offset): common names are common.
+    weights = _weights_cache.setdefault(
+        (len(items), offset), [1 / (i + offset) for i in range(len(items))])
     return rng.choices(items, weights=weights)[0]
 
 
-_weights_cache: dict[int, list[float]] = {}
+_weights_cache: dict[tuple[int, int], list[float]] = {}
+
+
+def surname(rng: random.Random) -> str:
+    """Common surnames (Smith about 2%) and a long tail of rarer ones."""
+    if rng.random() < 0.35:
+        return rng.choice(names.RARE_SURNAMES)
+    return _weighted(rng, names.SURNAMES, offset=10)
 
 
 def title(word: str) -> str:
@@ -55,6 +63,36 @@ def nhs_number(rng: random.Random) -> str:
         check = nhs_check_digit(first)
         if check is not None:
             return first + str(check)
+
+
+class UniqueNumbers:
+    """Hands out NHS numbers that no two synthetic people share, as real ones are unique.
+
+    They start with 99 (ten million numbers, none of them issued to patients), so that a
+    population of millions fits; a bitmap of the numbers used costs 1.25 MB.
+    """
+
+    SPACE = 10**7
+
+    def __init__(self) -> None:
+        self.used = bytearray(self.SPACE // 8 + 1)
+
+    def _take(self, k: int) -> bool:
+        byte, bit = divmod(k, 8)
+        if self.used[byte] >> bit & 1:
+            return False
+        self.used[byte] |= 1 << bit
+        return True
+
+    def nhs(self, rng: random.Random) -> str:
+        while True:
+            k = rng.randrange(self.SPACE)
+            if not self._take(k):
+                continue
+            first = f"99{k:07d}"
+            check = nhs_check_digit(first)
+            if check is not None:
+                return first + str(check)
 
 
 def upn(rng: random.Random, la_code: str = "383") -> str:
@@ -75,7 +113,7 @@ def postcode(rng: random.Random) -> str:
 
 
 def person(rng: random.Random, person_id: str, today: dt.date,
-           min_age: int = 0, max_age: int = 90) -> Person:
+           min_age: int = 0, max_age: int = 90, numbers: UniqueNumbers | None = None) -> Person:
     sex = rng.choice("FM")
     pool = names.FEMALE if sex == "F" else names.MALE
     age_days = rng.randrange(min_age * 365 + 1, max_age * 365)
@@ -83,16 +121,16 @@ def person(rng: random.Random, person_id: str, today: dt.date,
     # 1 in 50 records of children born on 1 January is genuine; placeholders are added as noise.
     given = _weighted(rng, pool)
     middle = _weighted(rng, pool) if rng.random() < 0.45 else ""
-    family = _weighted(rng, names.SURNAMES)
+    family = surname(rng)
     if rng.random() < 0.03:
-        family = f"{family}-{_weighted(rng, names.SURNAMES)}"
+        family = f"{family}-{surname(rng)}"
     pc = postcode(rng)
     p = Person(
         person_id=person_id,
         given=title(given), middle=title(middle), family=title(family), sex=sex,
         date_of_birth=dob, postcode=pc,
         address=f"{rng.randrange(1, 200)} {rng.choice(names.STREET_NAMES)}",
-        nhs_number=nhs_number(rng),
+        nhs_number=numbers.nhs(rng) if numbers is not None else nhs_number(rng),
     )
     if rng.random() < 0.3:
         p.previous_postcodes.append(postcode(rng))
@@ -105,7 +143,11 @@ def person(rng: random.Random, person_id: str, today: dt.date,
 
 
 def population(n: int, seed: int, today: dt.date | None = None, min_age: int = 0,
-               max_age: int = 90) -> list[Person]:
+               max_age: int = 90, numbers: UniqueNumbers | None = None) -> list[Person]:
+    """``n`` people with unique NHS numbers (pass one ``numbers`` to several populations
+    that must not share any, e.g. the people held and the strangers asked about)."""
     rng = random.Random(seed)
     today = today or dt.date(2026, 11, 1)
-    return [person(rng, f"P{seed}-{i:07d}", today, min_age, max_age) for i in range(n)]
+    numbers = numbers or UniqueNumbers()
+    return [person(rng, f"P{seed}-{i:07d}", today, min_age, max_age, numbers)
+            for i in range(n)]

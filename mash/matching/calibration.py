@@ -1,0 +1,88 @@
+"""Choosing the match / possible thresholds from labelled synthetic data.
+
+The possible threshold is the lowest score at which queries for people who are NOT in the
+records still come back "known" no more often than the target false-known rate; the match
+threshold is the lowest score above every wrong-person candidate seen. Calibrate on one
+seed, evaluate on another (bench/accuracy.py) so the figures are not flattered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mash.matching.engine import Matcher, bands
+from mash.matching.weights import Thresholds
+from mash.synth.corrupt import Scenario
+
+MIN_GAP = 3.0  # the match threshold is at least this far above the possible one
+
+
+@dataclass
+class Collected:
+    """Best scores per query: of the true person, of anyone else, of anyone (strangers)."""
+
+    true_best: list[float] = field(default_factory=list)  # -inf: the true record not blocked
+    wrong_best: list[float] = field(default_factory=list)  # members' queries: anyone else
+    stranger_best: list[float] = field(default_factory=list)
+
+
+def _person_ids(matcher: Matcher, rows: np.ndarray) -> list[str]:
+    return [matcher.records[int(r)].values.get("person_id", "") for r in rows]
+
+
+def collect(matcher: Matcher, scenario: Scenario) -> Collected:
+    out = Collected()
+    for query, person_id in scenario.in_records:
+        scored = matcher.scored(query)
+        ids = np.array(_person_ids(matcher, scored.rows), dtype=object)
+        mine = ids == person_id
+        out.true_best.append(float(scored.total[mine].max()) if mine.any() else -np.inf)
+        out.wrong_best.append(float(scored.total[~mine].max()) if (~mine).any() else -np.inf)
+    for query in scenario.strangers:
+        scored = matcher.scored(query)
+        out.stranger_best.append(float(scored.total.max()) if len(scored.rows) else -np.inf)
+    return out
+
+
+def choose(collected: Collected, target_false_known: float = 0.001) -> Thresholds:
+    strangers = np.sort(np.array(collected.stranger_best))[::-1]
+    allowed = int(np.floor(target_false_known * len(strangers)))
+    # the score of the (allowed+1)-th best stranger must fall below the threshold
+    possible = float(strangers[allowed]) + 0.01 if allowed < len(strangers) else 0.0
+    wrong = np.array(collected.wrong_best + collected.stranger_best)
+    wrong = wrong[np.isfinite(wrong)]
+    match = max(float(wrong.max()) + 0.01 if len(wrong) else possible, possible + MIN_GAP)
+    return Thresholds(match=round(match, 2), possible=round(max(possible, 0.0), 2))
+
+
+def evaluate(matcher: Matcher, scenario: Scenario) -> dict[str, float]:
+    """Recall on people in the records, false-known rate on people who are not, and how
+    often a query for someone held also brings back someone else."""
+    found = found_as_match = wrong_person = wrong_match = 0
+    for query, person_id in scenario.in_records:
+        scored = matcher.scored(query)
+        band = bands(scored, matcher.weights)
+        ids = np.array(_person_ids(matcher, scored.rows), dtype=object)
+        mine = ids == person_id
+        found += bool((band[mine] > 0).any())
+        found_as_match += bool((band[mine] == 2).any())
+        wrong_person += bool((band[~mine] > 0).any())
+        wrong_match += bool((band[~mine] == 2).any())
+    false_known = false_match = 0
+    for query in scenario.strangers:
+        band = bands(matcher.scored(query), matcher.weights)
+        false_known += bool((band > 0).any())
+        false_match += bool((band == 2).any())
+    members, strangers = len(scenario.in_records), len(scenario.strangers)
+    return {
+        "queries_in_records": members,
+        "queries_not_in_records": strangers,
+        "recall": found / members,
+        "recall_as_match": found_as_match / members,
+        "false_known_rate": false_known / strangers,
+        "false_match_rate": false_match / strangers,
+        "other_person_also_returned_rate": wrong_person / members,
+        "other_person_as_match_rate": wrong_match / members,
+    }

@@ -1,0 +1,160 @@
+"""Field comparisons, each returning a comparison level (an agreement pattern).
+
+Names are compared as strings (cached: the same few thousand names recur); dates, postcodes,
+sex and identifiers are compared for many candidate rows at once with numpy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import numpy as np
+from rapidfuzz.distance import OSA, JaroWinkler
+
+from mash.matching import nicknames
+from mash.matching.blocking import soundex
+from mash.matching.index import dob_int
+
+
+class Given:
+    EXACT = 0
+    NICKNAME = 1  # Bill / William
+    FUZZY = 2  # Jaro-Winkler >= 0.90, or one typo (two in a long name)
+    PHONETIC = 3  # same Soundex, less alike
+    OTHER_FORENAME = 4  # the query's given name is the record's second forename
+    INITIAL = 5  # one side gives only an initial, and it agrees
+    DIFFERENT = 6
+    MISSING = 7
+    SIZE = 8
+
+
+class Family:
+    EXACT = 0
+    PART = 1  # one half of a double-barrelled name: Smith / Smith Jones
+    FUZZY = 2  # Jaro-Winkler >= 0.92, or one typo (two in a long name)
+    PHONETIC = 3
+    DIFFERENT = 4
+    MISSING = 5
+    SIZE = 6
+
+
+class Dob:
+    """Levels are plain ints (not an Enum): they index weight arrays in the hot path."""
+
+    EXACT = 0
+    SWAPPED = 1  # day and month swapped
+    ONE_PART = 2  # two of day, month and year agree: one typed wrongly
+    YEAR_ONLY = 3  # one side is a 01/01 placeholder and the years agree
+    DIFFERENT = 4
+    MISSING = 5
+    SIZE = 6
+
+
+class Postcode:
+    FULL = 0
+    SECTOR = 1
+    DISTRICT = 2
+    DIFFERENT = 3
+    MISSING = 4
+    SIZE = 5
+
+
+class Agree:
+    AGREE = 0
+    DISAGREE = 1
+    MISSING = 2
+    SIZE = 3
+
+
+def _typos(a: str, b: str) -> bool:
+    """One keyboard slip (substitution, insertion, deletion, transposition) in a name of 3+
+    letters, or two in one of 8+: 'aca'/'ava', 'mgrgaret'/'margaret'."""
+    shortest = min(len(a), len(b))
+    if shortest < 3:
+        return False
+    allowed = 2 if shortest >= 8 else 1
+    return OSA.distance(a, b, score_cutoff=allowed) <= allowed
+
+
+@lru_cache(maxsize=200_000)
+def compare_given(query: str, record: str) -> int:
+    """Two one-word given names (folded)."""
+    if not query or not record:
+        return Given.MISSING
+    if query == record:
+        return Given.EXACT
+    if len(query) == 1 or len(record) == 1:
+        return Given.INITIAL if query[0] == record[0] else Given.DIFFERENT
+    if nicknames.same_group(query, record):
+        return Given.NICKNAME
+    if JaroWinkler.similarity(query, record) >= 0.90 or _typos(query, record):
+        return Given.FUZZY
+    if soundex(query) == soundex(record):
+        return Given.PHONETIC
+    return Given.DIFFERENT
+
+
+@lru_cache(maxsize=200_000)
+def compare_family(query: str, record: str) -> int:
+    """Two family names (folded, words separated by spaces: 'smith jones')."""
+    if not query or not record:
+        return Family.MISSING
+    q, r = query.replace(" ", ""), record.replace(" ", "")
+    if q == r:
+        return Family.EXACT
+    q_parts, r_parts = query.split(), record.split()
+    if (len(q_parts) > 1 or len(r_parts) > 1) and set(q_parts) & set(r_parts):
+        return Family.PART
+    if JaroWinkler.similarity(q, r) >= 0.92 or _typos(q, r):
+        return Family.FUZZY
+    if soundex(q) == soundex(r):
+        return Family.PHONETIC
+    return Family.DIFFERENT
+
+
+def compare_dob(query: dt.date | None, dobs: np.ndarray) -> np.ndarray:
+    """Levels for a column of yyyymmdd ints (0 = unknown)."""
+    out = np.full(len(dobs), Dob.MISSING, dtype=np.int8)
+    if query is None:
+        return out
+    q = dob_int(query)
+    known = dobs != 0
+    y, m, d = dobs // 10000, dobs // 100 % 100, dobs % 100
+    qy, qm, qd = query.year, query.month, query.day
+    same = (y == qy).astype(np.int8) + (m == qm) + (d == qd)
+    placeholder = ((m == 1) & (d == 1)) | (qm == 1 and qd == 1)
+    out[known] = Dob.DIFFERENT
+    out[known & (same == 2)] = Dob.ONE_PART
+    out[known & placeholder] = Dob.DIFFERENT  # 01/01 says nothing about day and month
+    out[known & placeholder & (y == qy)] = Dob.YEAR_ONLY
+    if qd <= 12 and qd != qm:
+        out[known & (dobs == qy * 10000 + qd * 100 + qm)] = Dob.SWAPPED
+    out[dobs == q] = Dob.EXACT
+    return out
+
+
+def compare_postcodes(full: list[bytes], sectors: list[int], districts: list[int],
+                      rec_full: np.ndarray, rec_sector: np.ndarray,
+                      rec_district: np.ndarray) -> np.ndarray:
+    """Best level between any query postcode and any of each row's postcodes."""
+    out = np.full(len(rec_full), Postcode.MISSING, dtype=np.int8)
+    if not full:
+        return out
+    out[(rec_full != b"").any(axis=1)] = Postcode.DIFFERENT
+    for values, column, level in ((districts, rec_district, Postcode.DISTRICT),
+                                  (sectors, rec_sector, Postcode.SECTOR),
+                                  (full, rec_full, Postcode.FULL)):
+        for value in values:  # one or two query postcodes: direct comparisons beat isin
+            out[(column == value).any(axis=1)] = level
+    return out
+
+
+def compare_exact(query: object, column: np.ndarray, absent: object) -> np.ndarray:
+    """AGREE / DISAGREE / MISSING for a column against one query value (None: not given)."""
+    out = np.full(len(column), Agree.MISSING, dtype=np.int8)
+    if query is None:
+        return out
+    out[column != absent] = Agree.DISAGREE
+    out[column == query] = Agree.AGREE
+    return out

@@ -1,0 +1,98 @@
+"""Fellegi-Sunter weights: log2(m/u) for each comparison level.
+
+m is the probability of the level among true matches (two records of one person), u among
+non-matches (two different people). The m values reflect how often agencies' records of one
+person disagree (typos, nicknames, moves); the u values are chance agreement between two
+different people in a UK population. For exact name agreement u is replaced by the value's
+own frequency in the index (term-frequency adjustment): agreeing on "Smith" is weaker evidence
+than agreeing on "Holdsworth". Missing values weigh nothing.
+Thresholds are calibrated on synthetic data (bench/accuracy.py, mash.matching.calibration).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mash.matching.compare import Agree, Dob, Family, Given, Postcode
+
+# field -> level -> (m, u)
+MU: dict[str, dict[int, tuple[float, float]]] = {
+    "given": {
+        Given.EXACT: (0.86, 0.01),  # u replaced by the name's frequency
+        Given.NICKNAME: (0.06, 0.003),
+        Given.FUZZY: (0.04, 0.004),
+        Given.PHONETIC: (0.005, 0.006),
+        Given.OTHER_FORENAME: (0.01, 0.003),
+        Given.INITIAL: (0.005, 0.02),
+        Given.DIFFERENT: (0.012, 0.95),
+    },
+    "family": {
+        Family.EXACT: (0.88, 0.005),  # u replaced by the name's frequency
+        Family.PART: (0.04, 0.001),
+        Family.FUZZY: (0.04, 0.002),
+        Family.PHONETIC: (0.01, 0.006),
+        Family.DIFFERENT: (0.02, 0.98),
+    },
+    "dob": {
+        Dob.EXACT: (0.90, 0.00004),
+        Dob.SWAPPED: (0.02, 0.00004),
+        Dob.ONE_PART: (0.08, 0.004),
+        Dob.YEAR_ONLY: (0.02, 0.0006),
+        Dob.DIFFERENT: (0.008, 0.995),
+    },
+    "postcode": {
+        Postcode.FULL: (0.65, 0.0005),
+        Postcode.SECTOR: (0.04, 0.004),
+        Postcode.DISTRICT: (0.04, 0.03),
+        Postcode.DIFFERENT: (0.27, 0.965),
+    },
+    "sex": {Agree.AGREE: (0.98, 0.5), Agree.DISAGREE: (0.02, 0.5)},
+    "identifier": {Agree.AGREE: (0.99, 1e-9), Agree.DISAGREE: (0.001, 1.0)},
+}
+SWAPPED_NAME_PENALTY = 1.5  # given and family names recorded the wrong way round
+TF_FLOOR = 1e-5  # the smallest u a rare name may have
+TF_PRIOR = 2000  # pseudo-count of the population-wide u: frequencies in a small index are
+                 # noisy (one "Smith" in ten records says little), in a large one they rule
+
+
+def weight(m: float, u: float) -> float:
+    return math.log2(m / u)
+
+
+def level_weights(field_name: str, size: int) -> np.ndarray:
+    """Weights by level as an array (index = level); missing levels weigh 0."""
+    out = np.zeros(size, dtype=np.float64)
+    for level, (m, u) in MU[field_name].items():
+        out[level] = weight(m, u)
+    return out
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Total weight at or above which a candidate is a match / a possible match."""
+
+    match: float = 18.5
+    possible: float = 15.5
+
+
+@dataclass
+class Weights:
+    given: np.ndarray = field(default_factory=lambda: level_weights("given", Given.SIZE))
+    family: np.ndarray = field(default_factory=lambda: level_weights("family", Family.SIZE))
+    dob: np.ndarray = field(default_factory=lambda: level_weights("dob", Dob.SIZE))
+    postcode: np.ndarray = field(default_factory=lambda: level_weights("postcode",
+                                                                       Postcode.SIZE))
+    sex: np.ndarray = field(default_factory=lambda: level_weights("sex", Agree.SIZE))
+    identifier: np.ndarray = field(default_factory=lambda: level_weights("identifier",
+                                                                         Agree.SIZE))
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    def exact_name(self, field_name: str, count: int, total: int) -> float:
+        """Term-frequency adjusted weight for exact agreement on a name seen ``count``
+        times among ``total`` names."""
+        m, default_u = MU[field_name][0]
+        u = (max(count, 0) + TF_PRIOR * default_u) / (max(total, 0) + TF_PRIOR)
+        return weight(m, max(u, TF_FLOOR))

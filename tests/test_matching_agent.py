@@ -1,0 +1,49 @@
+"""Matching through a real federation: what NOT_KNOWN says was searched, and a swapped name
+still found, over real gRPC with mutual TLS."""
+
+from __future__ import annotations
+
+from mash.v1 import answer_pb2, subject_pb2
+from tests.helpers import Running, lookup_request
+
+R = answer_pb2
+
+
+def by_agency(response):
+    return {a.agency_id: a for a in response.answers}
+
+
+async def test_not_known_states_what_was_searched(running: Running) -> None:
+    response = await running.analyst().lookup(
+        lookup_request("Katherine Quarmby", "2013-04-07", ("LS6 2AA",)))
+    for agency in ("police", "health", "csc", "education"):
+        answer = by_agency(response)[agency]
+        assert answer.state == R.ANSWER_STATE_NOT_KNOWN, agency
+        searched = answer.searched
+        assert {"katherine quarmby", "quarmby katherine", "kate quarmby",
+                "kathy quarmby"} <= set(searched.name_variants)
+        assert searched.date_of_birth_day_month_swap
+        assert "day and month swapped" in searched.date_of_birth_rules
+        assert "01/01 taken as a placeholder: the year alone" in searched.date_of_birth_rules
+        assert list(searched.postcodes) == ["LS6 2AA"]
+        assert searched.sources and all(s.HasField("as_at") and s.record_count > 0
+                                        for s in searched.sources)
+        assert 0 <= searched.candidates_examined < searched.sources[0].record_count
+
+
+async def test_identifiers_used_are_named(running: Running) -> None:
+    request = lookup_request("Katherine Quarmby", "2013-04-07", ())
+    request.subject.identifiers.add(kind=subject_pb2.IDENTIFIER_KIND_NHS_NUMBER,
+                                   value="943 476 5919")
+    health = by_agency(await running.analyst().lookup(request))["health"]
+    assert health.state == R.ANSWER_STATE_NOT_KNOWN
+    assert list(health.searched.identifiers_used) == ["nhs_number"]
+
+
+async def test_swapped_names_and_a_nickname_are_still_known(running: Running) -> None:
+    answers = by_agency(await running.analyst().lookup(
+        lookup_request("Thompson Leah", "2014-05-17", ("LS9 8AB",))))
+    police = answers["police"]
+    assert police.state == R.ANSWER_STATE_KNOWN
+    assert "names_swapped" in police.matches[0].matched_on
+    assert police.matches[0].confidence == R.CONFIDENCE_MATCH
