@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from bench.results_io import percentile, record
-from mash.blind.tokens import TokenIndex, subject_tokens
+from mash.blind.tokens import TokenIndex, is_thin, subject_tokens
 from mash.matching import Matcher
 from mash.synth.corrupt import scenario
 
@@ -44,14 +44,14 @@ def measure(records: int, queries: int, level: str, seed: int) -> dict[str, Any]
                     for c in matcher.search(query).candidates)
         t0 = time.perf_counter()
         tokens = subject_tokens(KEY, query)
-        candidate = not tokens or index.candidates(tokens) > 0
+        candidate = not tokens or index.candidates(tokens, is_thin(query.present())) > 0
         token_ms.append((time.perf_counter() - t0) * 1000)
         found_plain += plain
         found_blind += plain and candidate
     reached = 0
     for query in sc.strangers:
         tokens = subject_tokens(KEY, query)
-        reached += not tokens or index.candidates(tokens) > 0
+        reached += not tokens or index.candidates(tokens, is_thin(query.present())) > 0
     n = len(sc.in_records)
     return {
         "level": level, "records": records, "queries": n, "strangers": len(sc.strangers),

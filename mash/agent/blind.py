@@ -23,7 +23,7 @@ from mash.answers import timestamp
 from mash.blind import answers as signed_answers
 from mash.blind.config import BlindAgentConfig
 from mash.blind.seal import Box, SealError, open_box, pad, seal
-from mash.blind.tokens import TokenIndex
+from mash.blind.tokens import TokenIndex, is_thin
 from mash.errors import ValidationError
 from mash.logs import get_logger
 from mash.v1 import agent_pb2, answer_pb2, blind_pb2
@@ -137,7 +137,8 @@ class BlindResponder:
         snapshot = self.handler.state.snapshot
         assert snapshot is not None
         tokens = list(query.blind.match_tokens)
-        hits = self._index(snapshot, query.blind.linkage_epoch).candidates(tokens)
+        hits = self._index(snapshot, query.blind.linkage_epoch).candidates(
+            tokens, thin=is_thin(evidence))
         trace.audit_detail = f"blind round 1: {len(tokens)} tokens, {hits} candidate(s)"
         if hits or not tokens:
             # No tokens at all means nothing was searched: fall back to the sealed subject.
