@@ -37,7 +37,7 @@ def measure(records: int, queries: int, level: str, seed: int) -> dict[str, Any]
     started = time.perf_counter()
     index = TokenIndex(KEY, sc.records)
     build_s = time.perf_counter() - started
-    found_plain = found_blind = 0
+    found_plain = found_blind = found_strict = 0
     token_ms: list[float] = []
     for query, person_id in sc.in_records:
         plain = any(c.record.values.get("person_id") == person_id
@@ -48,16 +48,21 @@ def measure(records: int, queries: int, level: str, seed: int) -> dict[str, Any]
         token_ms.append((time.perf_counter() - t0) * 1000)
         found_plain += plain
         found_blind += plain and candidate
-    reached = 0
+        found_strict += plain and bool(tokens) and index.candidates(tokens) > 0
+    reached = reached_strict = 0
     for query in sc.strangers:
         tokens = subject_tokens(KEY, query)
         reached += not tokens or index.candidates(tokens, is_thin(query.present())) > 0
+        reached_strict += bool(tokens) and index.candidates(tokens) > 0
     n = len(sc.in_records)
     return {
         "level": level, "records": records, "queries": n, "strangers": len(sc.strangers),
         "recall_plain": found_plain / n, "recall_blind": found_blind / n,
         "recall_lost_by_token_round": (found_plain - found_blind) / n,
         "stranger_candidate_rate": reached / len(sc.strangers),
+        # the same without the thin-subject fallback: what the fallback buys and costs
+        "recall_blind_without_fallback": found_strict / n,
+        "stranger_candidate_rate_without_fallback": reached_strict / len(sc.strangers),
         "token_index_build_s": round(build_s, 2), "tokens_in_index": len(index),
         "token_ms_p50": round(statistics.median(token_ms), 3),
         "token_ms_p99": round(percentile(sorted(token_ms), 99), 3),
@@ -74,7 +79,9 @@ def main() -> None:
     for row in rows:
         print(f"{row['level']:>7}: recall plain {row['recall_plain']:.4f}, blind "
               f"{row['recall_blind']:.4f} (lost {row['recall_lost_by_token_round']:.4f}); "
-              f"strangers reaching round two {row['stranger_candidate_rate']:.4f}; "
+              f"strangers reaching round two {row['stranger_candidate_rate']:.4f}; without "
+              f"the thin-subject fallback recall {row['recall_blind_without_fallback']:.4f}, "
+              f"strangers {row['stranger_candidate_rate_without_fallback']:.4f}; "
               f"token round p50 {row['token_ms_p50']} ms, p99 {row['token_ms_p99']} ms")
     record("blind_tokens", {"levels": rows, "records": args.records,
                                   "queries": args.queries, "seed": args.seed})
