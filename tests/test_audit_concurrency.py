@@ -90,3 +90,44 @@ def test_processes(db, keys):
     store = db.open()
     assert_chains(store, keys, {"agent-a": 60, "agent-b": 60})
     store.close()
+
+
+def test_concurrent_appends_share_commits_and_fail_together(db, keys):
+    """Group commit: concurrent appends are written in shared transactions (fewer fsyncs),
+    every caller still gets its own entry back, and a failed commit fails every caller in it."""
+    store = db.open()
+    batches: list[int] = []
+    original = store.append_many
+
+    def counting(writer_id, prepares):
+        batches.append(len(prepares))
+        return original(writer_id, prepares)
+
+    store.append_many = counting  # type: ignore[method-assign]
+    log = AuditLog(store, "broker-1", keys.signer, checkpoint_every=10)
+    with ThreadPoolExecutor(16) as pool:
+        appended = list(pool.map(lambda n: log.append(entry(n, keys.hasher)), range(200)))
+    assert sorted(a.seq for a in appended) == list(range(1, 201))
+    assert sum(batches) == 200 and max(batches) > 1 and len(batches) < 200
+    assert_chains(store, keys, {"broker-1": 200})
+
+    def failing(writer_id, prepares):
+        raise RuntimeError("disk full")
+
+    store.append_many = failing  # type: ignore[method-assign]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda n: _attempt(log, entry(n, keys.hasher)), range(16)))
+    assert results == ["AuditError"] * 16
+    store.append_many = original  # type: ignore[method-assign]
+    assert log.append(entry(999, keys.hasher)).seq == 201  # the log recovers
+    store.close()
+
+
+def _attempt(log, e) -> str:
+    from mash.audit.errors import AuditError
+
+    try:
+        log.append(e)
+    except AuditError:
+        return "AuditError"
+    return "written"

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mash.audit.chain import Head, format_time, make_row
@@ -43,6 +44,23 @@ def check_writer_id(writer_id: str) -> str:
     return writer_id
 
 
+@dataclass
+class _Pending:
+    """One caller's entry waiting for a group commit."""
+
+    prepare: Callable[[Head], NewEntry]
+    done: threading.Event = field(default_factory=threading.Event)
+    promoted: bool = False  # woken to lead the next commit, not because it is written
+    result: NewEntry | None = None
+    error: AuditError | None = None
+
+    def outcome(self) -> NewEntry:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
 @dataclass(frozen=True)
 class Appended:
     """Where an entry landed: quote `seq` and `entry_hash` to prove it later."""
@@ -65,6 +83,9 @@ class AuditLog:
         self.signer = signer
         self.checkpoint_every = checkpoint_every
         self._clock = clock
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+        self._leading = False
 
     @classmethod
     def open(cls, config: AuditConfig) -> AuditLog:
@@ -97,16 +118,49 @@ class AuditLog:
                                        Head(self.writer_id, seq, row.entry_hash))
             return NewEntry(row, keys, notify, checkpoint)
 
+        row = self._commit(_Pending(prepare)).row
+        return Appended(self.writer_id, row.seq, row.entry_hash, row.recorded_at)
+
+    def _commit(self, mine: _Pending) -> NewEntry:
+        """Group commit: whoever finds no commit in progress leads, and writes every entry
+        waiting at that moment in one transaction; the others wait for it. One durable commit
+        (one fsync) then serves many concurrent queries, and each caller still returns only
+        once its own entry is committed. A leader hands over to the next waiter, so no caller
+        commits more than one batch."""
+        with self._queue_lock:
+            self._queue.append(mine)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            mine.done.wait()
+            if not mine.promoted:
+                return mine.outcome()
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
         try:
-            new = self.store.append(self.writer_id, prepare)
+            results = self.store.append_many(self.writer_id, [p.prepare for p in batch])
+            for pending, new in zip(batch, results, strict=True):
+                pending.result = new
         except AuditError as exc:
             log.error("audit_write_failed", writer=self.writer_id, error=str(exc))
-            raise
+            for pending in batch:
+                pending.error = exc
         except Exception as exc:
             log.error("audit_write_failed", writer=self.writer_id, error=type(exc).__name__)
-            raise AuditError(f"audit write failed: {type(exc).__name__}: {exc}") from exc
-        row = new.row
-        return Appended(self.writer_id, row.seq, row.entry_hash, row.recorded_at)
+            failed = AuditError(f"audit write failed: {type(exc).__name__}: {exc}")
+            for pending in batch:
+                pending.error = failed
+        finally:
+            with self._queue_lock:
+                if self._queue:
+                    self._queue[0].promoted = True
+                    self._queue[0].done.set()
+                else:
+                    self._leading = False
+            for pending in batch:
+                if pending is not mine:
+                    pending.done.set()
+        return mine.outcome()
 
     async def append_async(self, entry: AuditEntry) -> Appended:
         return await asyncio.to_thread(self.append, entry)

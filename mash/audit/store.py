@@ -22,7 +22,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,10 @@ class AuditStore(ABC):
 
     @abstractmethod
     def append(self, writer_id: str, prepare: Prepare) -> NewEntry: ...
+
+    def append_many(self, writer_id: str, prepares: list[Prepare]) -> list[NewEntry]:
+        """Several entries at once; SQL stores commit them in one transaction."""
+        return [self.append(writer_id, p) for p in prepares]
 
     @abstractmethod
     def add_checkpoint(self, writer_id: str,
@@ -231,29 +235,40 @@ class SqlStore(AuditStore):
     # writing
 
     def append(self, writer_id: str, prepare: Prepare) -> NewEntry:
+        return self.append_many(writer_id, [prepare])[0]
+
+    def append_many(self, writer_id: str, prepares: list[Prepare]) -> list[NewEntry]:
+        """Append several entries in one transaction (group commit): all or none."""
+        out = []
         with self._tx(write=True) as cur:
             head = self._lock_head(cur, writer_id)
-            new = prepare(head)
-            row = new.row
-            if (row.writer_id, row.seq, row.prev_hash) != (writer_id, head.seq + 1,
-                                                           head.entry_hash):
-                raise AuditError("audit entry does not continue its writer's chain")
-            self._ex(cur, f"INSERT INTO audit_entries ({ROW_COLUMNS}) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     (writer_id, row.seq, row.recorded_at, row.prev_hash, row.body_hash,
-                      row.entry_hash, row.agreements_json(), row.body))
-            if new.index_keys:
-                cur.executemany(self._q("INSERT INTO audit_index (search_key, writer_id, seq) "
-                                        "VALUES (?, ?, ?)"),
-                                [(k, writer_id, row.seq) for k in new.index_keys])
-            if new.notify:
-                self._ex(cur, "INSERT INTO audit_notifications (writer_id, seq, recorded_at) "
-                              "VALUES (?, ?, ?)", (writer_id, row.seq, row.recorded_at))
-            if new.checkpoint is not None:
-                self._insert_checkpoint(cur, new.checkpoint)
+            for prepare in prepares:
+                new = prepare(head)
+                self._insert(cur, writer_id, head, new)
+                out.append(new)
+                head = replace(head, seq=new.row.seq, entry_hash=new.row.entry_hash)
             self._ex(cur, "UPDATE audit_heads SET seq = ?, entry_hash = ? WHERE writer_id = ?",
-                     (row.seq, row.entry_hash, writer_id))
-        return new
+                     (head.seq, head.entry_hash, writer_id))
+        return out
+
+    def _insert(self, cur: Any, writer_id: str, head: Head, new: NewEntry) -> None:
+        row = new.row
+        if (row.writer_id, row.seq, row.prev_hash) != (writer_id, head.seq + 1,
+                                                       head.entry_hash):
+            raise AuditError("audit entry does not continue its writer's chain")
+        self._ex(cur, f"INSERT INTO audit_entries ({ROW_COLUMNS}) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 (writer_id, row.seq, row.recorded_at, row.prev_hash, row.body_hash,
+                  row.entry_hash, row.agreements_json(), row.body))
+        if new.index_keys:
+            cur.executemany(self._q("INSERT INTO audit_index (search_key, writer_id, seq) "
+                                    "VALUES (?, ?, ?)"),
+                            [(k, writer_id, row.seq) for k in new.index_keys])
+        if new.notify:
+            self._ex(cur, "INSERT INTO audit_notifications (writer_id, seq, recorded_at) "
+                          "VALUES (?, ?, ?)", (writer_id, row.seq, row.recorded_at))
+        if new.checkpoint is not None:
+            self._insert_checkpoint(cur, new.checkpoint)
 
     def add_checkpoint(self, writer_id: str,
                        prepare: Callable[[Head], SignedCheckpoint]) -> SignedCheckpoint:
