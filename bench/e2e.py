@@ -33,6 +33,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench.null_agents import tls
 from bench.results_io import percentile, record
 from mash.answers import STATE_LABELS
+from mash.blind.session import BlindSession
+from mash.client import ClientConfig
 from mash.demo import data, federation
 from mash.demo.agencies import AGENCIES as SPECS
 from mash.grpc_options import channel_options
@@ -113,9 +115,25 @@ class Client:
         self.stub = lookup_pb2_grpc.LookupServiceStub(self.channel)
         self.federation = lookup_pb2_grpc.FederationServiceStub(self.channel)
         self.metadata = (("authorization", f"Bearer {fed.token(ttl=dt.timedelta(hours=2))}"),)
+        assert fed.blind_client_config is not None
+        blind = ClientConfig.load(fed.blind_client_config).blind
+        assert blind is not None
+        self.blind, self.directory = blind, blind.directory.load()
 
     async def lookup(self, request: lookup_pb2.LookupRequest) -> lookup_pb2.LookupResponse:
         return await self.stub.Lookup(request, timeout=30, metadata=self.metadata)
+
+    async def blind_lookup(self, request: lookup_pb2.LookupRequest
+                           ) -> lookup_pb2.LookupResponse:
+        """The same lookup, blind: both rounds, sealing and verification included."""
+        session = BlindSession(self.blind, self.directory, request)
+        call = self.stub.BlindLookup(timeout=30, metadata=self.metadata)
+        await call.write(session.first())
+        one = await call.read()
+        await call.write(session.second(one.round_one))
+        two = await call.read()
+        await call.done_writing()
+        return session.result(two.round_two)
 
     async def wait_online(self, agencies: list[str], timeout: float,
                           procs: list[subprocess.Popen[bytes]]) -> None:
@@ -198,6 +216,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 key = STATE_LABELS[a.state]
                 states[key] = states.get(key, 0) + 1
         figures["answer_states_in_50_lookups"] = states
+        await latencies(client.blind_lookup, requests[:10])
+        figures["blind_concurrency_1_ms"] = stats(
+            await latencies(client.blind_lookup, requests[:100]))
+        figures["blind_lookups_per_second_concurrency_16"] = round(await throughput(
+            client.blind_lookup, requests, args.seconds / 2, 16), 1)
         stop_all(procs[1:])
         del procs[1:]
 
@@ -266,6 +289,9 @@ def main() -> None:
           f"p99 {full['p99']} ms")
     print(f"full lookups/s at concurrency 16: "
           f"{figures['full_lookups_per_second_concurrency_16']}")
+    blind = figures["blind_concurrency_1_ms"]
+    print(f"blind lookup, concurrency 1: p50 {blind['p50']} ms, p99 {blind['p99']} ms; "
+          f"{figures['blind_lookups_per_second_concurrency_16']} lookups/s at concurrency 16")
     print(f"broker floor (empty agent answers): p50 {floor['p50']} ms, "
           f"{figures['broker_floor_lookups_per_second_concurrency_16']} lookups/s")
     print(f"bare fan-out (client asks 8 servers): p50 {bare['p50']} ms")
