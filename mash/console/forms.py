@@ -38,6 +38,9 @@ _PREFIXES = (
     ("context.case_reference", "case"), ("context.justification", "reason"),
     ("context.urgency", "urgency"), ("the subject is empty", "name"),
 )
+_VALID_CONTEXT = {"purpose": "x", "stage": "x", "case_reference": "X",
+                  "justification": "x" * context_mod.MIN_JUSTIFICATION,
+                  "urgency": URGENCY_ENUMS["red"]}
 _INDEX = re.compile(r"^subject\.identifiers\[(\d+)\]")
 
 
@@ -133,9 +136,20 @@ def validate(form: LookupForm,
              purposes: dict[str, list[str]] | None = None) -> lookup_pb2.LookupRequest | None:
     """The request, or None with form.errors / form.general saying what to fix."""
     _field_checks(form, purposes)
+    v = form.values
+    identifier_fields = [n for n, _k in IDENTIFIER_FIELDS if v[n]]
+    identifier_fields += ["local"] * len(form.lines("local"))
+    # Each part of the context on its own (the others set to valid values), so that every
+    # wrong part gets its message at once, checked by the broker's own rules.
+    for name, key in (("purpose", "purpose"), ("stage", "stage"), ("case", "case_reference"),
+                      ("reason", "justification")):
+        try:
+            context_mod.from_proto(subject_pb2.RequestContext(**{**_VALID_CONTEXT,
+                                                                  key: v[name]}))
+        except ValidationError as exc:
+            _place(form, str(exc), identifier_fields)
     if form.errors:
         return None
-    v = form.values
     try:
         request = build_request(
             v["name"] or None, None, None, form.lines("aliases"), v["dob"] or None,
@@ -145,12 +159,6 @@ def validate(form: LookupForm,
     except ValidationError as exc:
         form.general.append(str(exc))
         return None
-    identifier_fields = [n for n, _k in IDENTIFIER_FIELDS if v[n]]
-    identifier_fields += ["local"] * len(form.lines("local"))
-    try:
-        context_mod.from_proto(request.context)
-    except ValidationError as exc:
-        _place(form, str(exc), identifier_fields)
     try:
         subject_mod.from_proto(request.subject)
     except ValidationError as exc:
