@@ -25,7 +25,6 @@ STATES = {
                                  "NOT searched. This is not the same as not known: "
                                  "treat this agency as unknown."),
 }
-ORDER = ["not-checked", "known", "withheld", "not-known"]
 
 
 def when(value: dt.datetime | None) -> str:
@@ -78,7 +77,7 @@ def answer_view(answer: answer_pb2.AgencyAnswer) -> AnswerView:
             "agreement_id": match.agreement_id,
             "released": [{"name": f.name, "value": f.value, "transform": f.transform}
                          for f in match.released],
-            "withheld": [{"name": f.name, "reason": f.reason} for f in match.withheld],
+            "withheld": _by_reason(match.withheld),
         })
     if answer.state == R.ANSWER_STATE_NOT_KNOWN:
         s = answer.searched
@@ -93,6 +92,14 @@ def answer_view(answer: answer_pb2.AgencyAnswer) -> AnswerView:
                          "as_at": when(from_timestamp(src.as_at))} for src in s.sources],
         }
     return view
+
+
+def _by_reason(withheld: Any) -> list[dict[str, Any]]:
+    """Withheld fields grouped by the reason given, in first-seen order."""
+    groups: dict[str, list[str]] = {}
+    for f in withheld:
+        groups.setdefault(f.reason or "no reason given", []).append(f.name)
+    return [{"reason": reason, "names": names} for reason, names in groups.items()]
 
 
 @dataclass(frozen=True)
