@@ -21,7 +21,7 @@ def serve(cfg: ConsoleConfig) -> None:
         # lines are structlog JSON (no personal data).
         log_config=None, access_log=False, log_level="warning", server_header=False,
         proxy_headers=False, timeout_graceful_shutdown=5))
-    log.info("console_listening", address=f"https://{cfg.listen_host}:{cfg.listen_port}",
+    log.info("console_listening", url=f"https://{cfg.listen_host}:{cfg.listen_port}",
              broker=cfg.broker_address, policy=cfg.policy is not None,
              audit=cfg.audit is not None)
     server.run()
