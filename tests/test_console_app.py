@@ -244,3 +244,18 @@ def test_config_errors_are_one_readable_line(cfg_path: Path, tmp_path: Path) -> 
     bad.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="HOST:PORT"):
         console_config.load(bad)
+
+
+def test_serve_reports_config_errors_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "console.yaml"
+    bad.write_text("listen: 127.0.0.1:1\nbroker: {address: x}\n")
+    for config in (tmp_path / "missing.yaml", bad):
+        result = subprocess.run([sys.executable, "-m", "mash", "console", "serve", "--config",
+                                 str(config)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("mash: error:"), result.stderr
+        assert "Traceback" not in result.stderr
