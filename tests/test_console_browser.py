@@ -308,6 +308,38 @@ def test_core_lookup_works_without_javascript_and_by_keyboard(console: Console) 
     context.close()
 
 
+CONTRAST = """els => els.map(e => {
+    const rgb = c => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+    const lum = c => { const [r, g, b] = rgb(c).map(v => { v /= 255;
+        return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+    let node = e, bg = "rgba(0, 0, 0, 0)";
+    while (node && /rgba\\(.*, 0\\)/.test(bg)) {
+        bg = getComputedStyle(node).backgroundColor; node = node.parentElement; }
+    if (/rgba\\(.*, 0\\)/.test(bg)) bg = "rgb(255, 255, 255)";
+    const [a, b] = [lum(getComputedStyle(e).color), lum(bg)].sort((x, y) => y - x);
+    return [e.className, (a + 0.05) / (b + 0.05)];
+})"""
+
+
+def test_labels_and_contrast(console: Console) -> None:
+    context, page = console.signed_in()
+    fill_lookup(page, "Tyler Mason", "2009-11-02", "triage", "MASH-A11Y-1", "amber")
+    page.get_by_role("button", name="Ask the agencies").click()
+    page.wait_for_selector("#results")
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll(
+        'input:not([type=hidden]), select, textarea, button')].filter(e =>
+        !(e.labels && e.labels.length) && !e.getAttribute('aria-label') &&
+        !(e.tagName === 'BUTTON' && e.textContent.trim())).map(e => e.outerHTML)""")
+    assert unlabelled == []
+    checked = page.locator(".state-badge, .rag-badge, .state-explanation, .field-error, "
+                           ".hint, .small, h3, dd").evaluate_all(CONTRAST)
+    assert len(checked) > 20
+    low = [(cls, round(ratio, 2)) for cls, ratio in checked if ratio < 4.5]
+    assert low == [], low  # WCAG AA for normal text
+    context.close()
+
+
 def test_agents_panel(console: Console) -> None:
     context, page = console.signed_in()
     page.get_by_role("link", name="Agents").click()
