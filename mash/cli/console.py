@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mash.cli.common import guarded
+from mash.cli.common import FAILED, fail, guarded
 from mash.logs import configure
 
 app = typer.Typer(help="The web console: lookups, agents, agreements and audit search.",
@@ -16,8 +16,12 @@ app = typer.Typer(help="The web console: lookups, agents, agreements and audit s
 @app.command("serve")
 def serve(config: Path = typer.Option(..., "--config", help="console.yaml")) -> None:
     """Serve the console over HTTPS until SIGTERM/SIGINT."""
-    from mash.console import config as console_config
-    from mash.console.server import serve as run
+    try:
+        from mash.console import config as console_config
+        from mash.console.server import serve as run
+    except ImportError as exc:
+        fail(f"the console needs its extra packages ({exc.name}): "
+             "pip install 'mash-exchange[console]'", FAILED)
 
     cfg = guarded(lambda: console_config.load(config))
     configure(cfg.log_level, service="console")
