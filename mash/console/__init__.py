@@ -1,0 +1,1 @@
+"""The MASH console: lookups, agents, agreements and audit search in the browser."""

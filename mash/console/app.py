@@ -1,0 +1,376 @@
+"""The console's web application: FastAPI routes rendering Jinja2 templates.
+
+Every page but sign-in needs a session; every POST checks the session's CSRF token. The
+analyst's token is kept server-side (see sessions.py) and sent to the broker, which verifies
+it again, on each call. Nothing the analyst types about a person is logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from mash.audit.report import Found, search
+from mash.cli.audit import _criteria as audit_criteria
+from mash.client import BrokerClient, ClientConfig
+from mash.console import ig
+from mash.console.config import ConsoleConfig
+from mash.console.forms import LABELS, LookupForm, validate
+from mash.console.sessions import COOKIE, LOGIN_CSRF_COOKIE, LookupRecord, Session, SessionStore
+from mash.console.views import agents_view, lookup_view, rag_timer, summary
+from mash.errors import IdentityError, MashError, ValidationError
+from mash.logs import get_logger
+from mash.policy.store import PolicyStore
+from mash.v1 import lookup_pb2
+
+log = get_logger(__name__)
+HERE = Path(__file__).parent
+MAX_FORM_BYTES = 64 * 1024
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                               "base-uri 'none'; object-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",  # pages carry personal data: never cache them
+    "Strict-Transport-Security": "max-age=31536000",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+GRPC_MESSAGES = {
+    grpc.StatusCode.UNAUTHENTICATED: "The broker did not accept your sign-in token. Sign in "
+                                     "again with a current token.",
+    grpc.StatusCode.PERMISSION_DENIED: "The broker refused this request for your role or "
+                                       "agency.",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "Too many lookups in a short time: wait a minute and "
+                                        "try again.",
+    grpc.StatusCode.UNAVAILABLE: "The broker could not be reached. NO agency was checked: "
+                                 "try again, or use the agencies' phone routes.",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "The broker did not answer in time. NO agency was "
+                                       "checked: try again.",
+}
+
+
+class Refused(Exception):
+    """Raised by a handler: answer with this status and page."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class SignInNeeded(Exception):
+    pass
+
+
+class Broker:
+    """The analyst's gRPC client, with the signed-in analyst's token on each call."""
+
+    def __init__(self, cfg: ConsoleConfig) -> None:
+        self.cfg = cfg
+
+    def client(self, token: str) -> BrokerClient:
+        return BrokerClient(ClientConfig(self.cfg.broker_address, self.cfg.broker_server_name,
+                                         self.cfg.client_tls, token))
+
+    def lookup(self, token: str, request: lookup_pb2.LookupRequest) -> lookup_pb2.LookupResponse:
+        with self.client(token) as client:
+            return client.lookup(request, timeout=self.cfg.broker_timeout_seconds)
+
+    def agents(self, token: str) -> lookup_pb2.ListAgentsResponse:
+        with self.client(token) as client:
+            return client.list_agents(timeout=self.cfg.broker_timeout_seconds)
+
+
+def create_app(cfg: ConsoleConfig) -> FastAPI:
+    app = FastAPI(title="MASH console", docs_url=None, redoc_url=None, openapi_url=None)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.autoescape = True
+    sessions = SessionStore(cfg.session_secret, dt.timedelta(minutes=cfg.session_minutes))
+    broker = Broker(cfg)
+    client_cert = cfg.client_tls.cert.read_bytes()
+    policy_store = PolicyStore(cfg.policy) if cfg.policy else None
+    app.state.sessions = sessions
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    def cookie_args(max_age: int) -> dict[str, Any]:
+        return {"max_age": max_age, "secure": True, "httponly": True, "samesite": "strict",
+                "path": "/"}
+
+    @app.middleware("http")
+    async def headers(request: Request,
+                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+            return HTMLResponse("request too large", status_code=413)
+        response = await call_next(request)
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+
+    def current(request: Request) -> Session | None:
+        return sessions.get(request.cookies.get(COOKIE))
+
+    def need(request: Request) -> Session:
+        session = current(request)
+        if session is None:
+            if request.method == "GET":
+                raise SignInNeeded()
+            raise Refused(403, "You are not signed in (or your session has ended). Sign in "
+                               "again.")
+        return session
+
+    def is_ig(session: Session) -> bool:
+        return session.analyst.role in cfg.ig_roles
+
+    def need_ig(request: Request) -> Session:
+        session = need(request)
+        if not is_ig(session):
+            raise Refused(403, "This page is for information governance leads "
+                               f"({', '.join(sorted(cfg.ig_roles))}).")
+        return session
+
+    async def form_of(request: Request, session: Session | None) -> dict[str, str]:
+        form = await request.form()
+        data = {k: v for k, v in form.items() if isinstance(v, str)}
+        if session is not None and not session.csrf_ok(data.get("csrf_token")):
+            log.warning("csrf_refused", path=request.url.path)
+            raise Refused(403, "This form has expired or did not come from this console "
+                               "(CSRF check failed). Reload the page and try again.")
+        return data
+
+    def render(request: Request, name: str, session: Session | None, status: int = 200,
+               **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {
+            "session": session, "is_ig": bool(session and is_ig(session)),
+            "csrf": session.csrf if session else "", "path": request.url.path,
+            "policy_enabled": policy_store is not None, "audit_enabled": cfg.audit is not None,
+            **context}, status_code=status)
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> HTMLResponse:
+        return render(request, "error.html", current(request), status=exc.status,
+                      message=exc.message, title="Refused" if exc.status == 403 else "Problem")
+
+    @app.exception_handler(SignInNeeded)
+    async def sign_in_needed(request: Request, _exc: SignInNeeded) -> RedirectResponse:
+        return RedirectResponse("/signin", status_code=303)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, _exc: Exception) -> HTMLResponse:
+        return render(request, "error.html", current(request), status=404,
+                      message="There is no such page.", title="Not found")
+
+    # --- sign in and out --------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse)
+    def home(request: Request) -> Response:
+        return RedirectResponse("/lookup" if current(request) else "/signin", status_code=303)
+
+    def signin_page(request: Request, error: str = "", status: int = 200) -> HTMLResponse:
+        token = secrets.token_urlsafe(32)
+        response = render(request, "signin.html", None, status=status, error=error,
+                          signin_csrf=token)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, **cookie_args(600))
+        return response
+
+    @app.get("/signin", response_class=HTMLResponse)
+    def signin_form(request: Request) -> Response:
+        if current(request):
+            return RedirectResponse("/lookup", status_code=303)
+        return signin_page(request)
+
+    @app.post("/signin", response_class=HTMLResponse)
+    async def signin(request: Request) -> Response:
+        data = await form_of(request, None)
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not expected or not secrets.compare_digest(expected, data.get("csrf_token", "")):
+            log.warning("csrf_refused", path="/signin")
+            raise Refused(403, "The sign-in form has expired or did not come from this "
+                               "console (CSRF check failed). Reload it and try again.")
+        token = "".join(data.get("token", "").split())
+        try:
+            analyst = cfg.auth.verify(token)
+            cfg.auth.check_binding(analyst, client_cert)
+        except IdentityError as exc:
+            log.warning("signin_refused", reason=str(exc))
+            return signin_page(request, f"Sign-in refused: {exc}", status=401)
+        session, cookie = sessions.create(token, analyst)
+        log.info("signed_in", analyst=analyst.subject, agency=analyst.agency,
+                 role=analyst.role, session_expires=session.expires_at.isoformat())
+        response = RedirectResponse("/lookup", status_code=303)
+        lifetime = int((session.expires_at - session.created_at).total_seconds())
+        response.set_cookie(COOKIE, cookie, **cookie_args(lifetime))
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/", secure=True, httponly=True,
+                               samesite="strict")
+        return response
+
+    @app.post("/signout")
+    async def signout(request: Request) -> Response:
+        session = need(request)
+        await form_of(request, session)
+        sessions.end(session)
+        log.info("signed_out", analyst=session.analyst.subject)
+        response = RedirectResponse("/signin", status_code=303)
+        response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return response
+
+    # --- lookups ------------------------------------------------------------------------
+
+    def purposes() -> dict[str, list[str]] | None:
+        policy = ig.policy(policy_store)
+        if policy is None:
+            return None
+        return {name: list(spec["stages"])
+                for name, spec in policy.bundle.federation["purposes"].items()}
+
+    def lookup_page(request: Request, session: Session, form: LookupForm, status: int = 200,
+                    **context: Any) -> HTMLResponse:
+        return render(request, "lookup.html", session, status=status, form=form, labels=LABELS,
+                      purposes=purposes(), rag_hours=cfg.rag_hours, **context)
+
+    @app.get("/lookup", response_class=HTMLResponse)
+    def lookup_form(request: Request) -> HTMLResponse:
+        return lookup_page(request, need(request), LookupForm.blank())
+
+    @app.post("/lookup", response_class=HTMLResponse)
+    async def lookup(request: Request) -> HTMLResponse:
+        session = need(request)
+        form = LookupForm.from_post(await form_of(request, session))
+        lookup_request = validate(form, purposes())
+        if lookup_request is None:
+            return lookup_page(request, session, form, status=422)
+        try:
+            response = await _in_thread(broker.lookup, session.token, lookup_request)
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            log.warning("lookup_failed", code=code.name)
+            message = GRPC_MESSAGES.get(code)
+            if code == grpc.StatusCode.INVALID_ARGUMENT:
+                message = f"The broker refused the request: {exc.details()}"  # type: ignore[attr-defined]
+            form.general.append(message or f"The lookup failed ({code.name.lower()}).")
+            return lookup_page(request, session, form, status=502)
+        view = lookup_view(response)
+        urgency = form.values["urgency"].lower()
+        asked = dt.datetime.now(dt.UTC)
+        if response.HasField("asked_at"):
+            asked = response.asked_at.ToDatetime(dt.UTC)
+        timer = rag_timer(urgency, asked, cfg.rag_hours)
+        sessions.record(session, LookupRecord(
+            response.lookup_id, form.values["case"], form.values["purpose"],
+            form.values["stage"], urgency, timer.asked_at, timer.due_at, summary(view)))
+        log.info("lookup_answered", lookup_id=response.lookup_id, urgency=urgency,
+                 due_at=timer.due_at.isoformat(), answers=view.counts)
+        return lookup_page(request, session, form, result=view, timer=timer)
+
+    @app.get("/lookups", response_class=HTMLResponse)
+    def history(request: Request) -> HTMLResponse:
+        session = need(request)
+        timers = [(r, rag_timer(r.urgency, r.asked_at, cfg.rag_hours))
+                  for r in session.lookups]
+        return render(request, "history.html", session, timers=timers)
+
+    @app.get("/agents", response_class=HTMLResponse)
+    async def agents(request: Request) -> HTMLResponse:
+        session = need(request)
+        try:
+            response = await _in_thread(broker.agents, session.token)
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            raise Refused(502, GRPC_MESSAGES.get(code, f"The broker refused: {code.name}")) \
+                from None
+        return render(request, "agents.html", session, agents=agents_view(response),
+                      checked_at=dt.datetime.now(dt.UTC))
+
+    # --- information governance ----------------------------------------------------------
+
+    def loaded_policy() -> Any:
+        policy = ig.policy(policy_store)
+        if policy is None:
+            reason = (policy_store.error if policy_store else None) or \
+                "this console has no policy bundle configured (policy: in console.yaml)"
+            raise Refused(503, f"No signed agreements bundle is loaded: {reason}")
+        return policy
+
+    @app.get("/agreements", response_class=HTMLResponse)
+    def agreements(request: Request) -> HTMLResponse:
+        session = need_ig(request)
+        policy = loaded_policy()
+        today = dt.datetime.now(dt.UTC).date()
+        return render(request, "agreements.html", session, policy=policy, today=today,
+                      rows=ig.agreement_rows(policy, today))
+
+    @app.get("/explain", response_class=HTMLResponse)
+    def explain(request: Request, purpose: str = "", stage: str = "", requester: str = "",
+                role: str = "analyst", owner: str = "") -> HTMLResponse:
+        session = need_ig(request)
+        policy = loaded_policy()
+        choices = ig.choices(policy)
+        errors: dict[str, str] = {}
+        tables: list[ig.OwnerExplanation] = []
+        requester = requester or session.analyst.agency
+        if purpose or stage:
+            errors = ig.check_choice(choices, purpose, stage, requester, role, owner)
+            if not errors:
+                tables = ig.explain_all(policy, purpose, stage, requester, role, owner,
+                                        dt.datetime.now(dt.UTC).date())
+        return render(request, "explain.html", session, choices=choices, errors=errors,
+                      tables=tables, chosen={"purpose": purpose, "stage": stage,
+                                             "requester": requester, "role": role,
+                                             "owner": owner})
+
+    @app.get("/audit", response_class=HTMLResponse)
+    def audit_form(request: Request) -> HTMLResponse:
+        session = need_ig(request)
+        return render(request, "audit.html", session, values={}, found=None, error="")
+
+    @app.post("/audit", response_class=HTMLResponse)
+    async def audit_search(request: Request) -> HTMLResponse:
+        session = need_ig(request)
+        data = await form_of(request, session)
+        if cfg.audit is None:
+            raise Refused(503, "This console has no audit store configured (audit: in "
+                               "console.yaml).")
+        fields = ("nhs", "upn", "pnc", "name", "dob", "case", "requester", "since", "until")
+        values = {k: data.get(k, "").strip() for k in fields}
+        found: list[Found] | None = None
+        error = ""
+        try:
+            criteria = audit_criteria(
+                values["nhs"], values["upn"], values["pnc"], "", [],
+                [values["name"]] if values["name"] else [], "", "", values["dob"],
+                values["case"], values["requester"], "", values["since"], values["until"], "")
+            if not (criteria.subject or criteria.case_reference or criteria.requester):
+                raise ValidationError("say what to search for: an identifier, a name with the "
+                                      "date of birth, a case reference or an analyst")
+            audit = cfg.audit
+            found = await _in_thread(_search, audit, criteria)
+            log.info("audit_searched", by=session.analyst.subject, hits=len(found),
+                     criteria=sorted(criteria.describe()))
+        except (ValidationError, MashError) as exc:
+            error = str(exc)
+        return render(request, "audit.html", session, values=values, found=found,
+                      error=error, status=422 if error else 200)
+
+    return app
+
+
+def _search(audit: Any, criteria: Any) -> list[Found]:
+    with audit.open_store() as store:
+        return search(store, criteria, audit.hasher, limit=200)
+
+
+async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(fn, *args)
