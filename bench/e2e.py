@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import csv
 import datetime as dt
+import os
 import random
 import shutil
 import signal
@@ -91,6 +92,12 @@ def requests_for(people: list[Person], n: int, seed: int) -> list[lookup_pb2.Loo
 
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """A process of the federation; MASH_BENCH_PROFILE=DIR runs each under cProfile and
+    writes DIR/<log name>.prof when it stops (to find where the time goes)."""
+    profile = os.environ.get("MASH_BENCH_PROFILE")
+    if profile:
+        Path(profile).mkdir(parents=True, exist_ok=True)
+        args = ["-m", "cProfile", "-o", str(Path(profile) / f"{log.stem}.prof"), *args]
     return subprocess.Popen([sys.executable, *args], stdout=log.open("ab"),
                             stderr=subprocess.STDOUT)
 

@@ -45,12 +45,21 @@ async def test_load_with_a_flapping_agent(tmp_path) -> None:
 
     stop = asyncio.Event()
     flaps = Counter()
+    assert run.broker is not None
+    registry = run.broker.registry
 
     async def flap() -> None:
         while not stop.is_set():
             proc = spawn(fed, "agent", FLAPPER, tag=f"-{flaps['starts']}")
             flaps["starts"] += 1
-            await asyncio.sleep(2.0)
+            # Let it come online and answer for a while (start-up time varies with the
+            # machine's load), then kill it mid-stream.
+            for _ in range(600):
+                session = registry.get(FLAPPER)
+                if stop.is_set() or (session is not None and session.ready):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.5)
             proc.signal(signal.SIGKILL)
             await asyncio.to_thread(proc.popen.wait)
             flaps["kills"] += 1
