@@ -39,7 +39,8 @@ async def test_sql_metacharacters_in_names(tmp_path) -> None:
             request.subject.name.given, request.subject.name.family = given, family
             answers = {a.agency_id: a for a in (await analyst.lookup(request)).answers}
             assert answers["health"].state == answer_pb2.ANSWER_STATE_KNOWN, (given, family)
-            # and a near miss is simply not known
+            # and someone else with a metacharacter name is simply not known
+            request.subject.name.given = "Quentin');--"
             request.subject.name.family = family + "x'--"
             request.subject.date_of_birth.year = 2001
             answers = {a.agency_id: a for a in (await analyst.lookup(request)).answers}
