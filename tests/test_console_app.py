@@ -259,3 +259,45 @@ def test_serve_reports_config_errors_in_one_line(tmp_path: Path) -> None:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("mash: error:"), result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_broker_is_never_reported_as_answers(
+        client: TestClient, fed: federation.Federation) -> None:
+    # no broker runs in this module: the console must say that nobody was checked
+    sign_in(client, fed.token())
+    page = client.get("/lookup")
+    response = client.post("/lookup", data={
+        "csrf_token": csrf_of(page.text), "name": "Leah Thompson", "dob": "2014-05-17",
+        "purpose": "child_safeguarding", "stage": "research", "case": "MASH-1",
+        "reason": "Checking the broker is down", "urgency": "red"})
+    assert response.status_code == 502
+    assert "NO agency was checked" in response.text
+    assert 'id="results"' not in response.text
+    agents = client.get("/agents")
+    assert agents.status_code == 502
+    assert "could not be reached" in agents.text
+
+
+def test_a_token_the_broker_refuses_ends_the_session(
+        client: TestClient, fed: federation.Federation,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import grpc
+
+    from mash.console import app as app_module
+
+    class Unauthenticated(grpc.RpcError):
+        def code(self) -> grpc.StatusCode:
+            return grpc.StatusCode.UNAUTHENTICATED
+
+        def details(self) -> str:
+            return "token revoked"
+
+    def refuse(*_args: object) -> None:
+        raise Unauthenticated()
+
+    monkeypatch.setattr(app_module.Broker, "agents", refuse)
+    sign_in(client, fed.token())
+    response = client.get("/agents")
+    assert response.status_code == 401
+    assert "Sign in again" in response.text
+    assert client.get("/lookup").status_code == 303  # the session is gone

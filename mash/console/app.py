@@ -160,7 +160,8 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> HTMLResponse:
         return render(request, "error.html", current(request), status=exc.status,
-                      message=exc.message, title="Refused" if exc.status == 403 else "Problem")
+                      message=exc.message,
+                      title="Refused" if exc.status in (401, 403) else "Problem")
 
     @app.exception_handler(SignInNeeded)
     async def sign_in_needed(request: Request, _exc: SignInNeeded) -> RedirectResponse:
@@ -234,6 +235,13 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
         return {name: list(spec["stages"])
                 for name, spec in policy.bundle.federation["purposes"].items()}
 
+    def signed_out(session: Session, code: grpc.StatusCode) -> None:
+        """The broker no longer accepts this token (revoked, or its key rotated): end the
+        session rather than fail every page."""
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            sessions.end(session)
+            raise Refused(401, GRPC_MESSAGES[code])
+
     def lookup_page(request: Request, session: Session, form: LookupForm, status: int = 200,
                     **context: Any) -> HTMLResponse:
         return render(request, "lookup.html", session, status=status, form=form, labels=LABELS,
@@ -255,6 +263,7 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
         except grpc.RpcError as exc:
             code = exc.code()  # type: ignore[attr-defined]
             log.warning("lookup_failed", code=code.name)
+            signed_out(session, code)
             message = GRPC_MESSAGES.get(code)
             if code == grpc.StatusCode.INVALID_ARGUMENT:
                 message = f"The broker refused the request: {exc.details()}"  # type: ignore[attr-defined]
@@ -287,6 +296,7 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
             response = await _in_thread(broker.agents, session.token)
         except grpc.RpcError as exc:
             code = exc.code()  # type: ignore[attr-defined]
+            signed_out(session, code)
             raise Refused(502, GRPC_MESSAGES.get(code, f"The broker refused: {code.name}")) \
                 from None
         return render(request, "agents.html", session, agents=agents_view(response),
