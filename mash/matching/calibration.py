@@ -56,12 +56,12 @@ def _threshold(scores: list[float], rate: float) -> float:
     return float(ordered[allowed]) + 0.01
 
 
-def choose(collected: Collected, target_false_known: float = 0.001,
+def choose(collected: Collected, records: int, target_false_known: float = 0.001,
            target_false_match: float = 0.0005) -> Thresholds:
     possible = _threshold(collected.stranger_best, target_false_known)
     match = _threshold(collected.wrong_best + collected.stranger_best, target_false_match)
     return Thresholds(match=round(max(match, possible + MIN_GAP), 2),
-                      possible=round(possible, 2))
+                      possible=round(possible, 2), records=records)
 
 
 def evaluate(matcher: Matcher, scenario: Scenario) -> dict[str, float]:
@@ -70,7 +70,7 @@ def evaluate(matcher: Matcher, scenario: Scenario) -> dict[str, float]:
     found = found_as_match = wrong_person = wrong_match = 0
     for query, person_id in scenario.in_records:
         scored = matcher.scored(query)
-        band = bands(scored, matcher.weights)
+        band = bands(scored, matcher.weights, len(matcher))
         ids = np.array(_person_ids(matcher, scored.rows), dtype=object)
         mine = ids == person_id
         found += bool((band[mine] > 0).any())
@@ -79,7 +79,7 @@ def evaluate(matcher: Matcher, scenario: Scenario) -> dict[str, float]:
         wrong_match += bool((band[~mine] == 2).any())
     false_known = false_match = 0
     for query in scenario.strangers:
-        band = bands(matcher.scored(query), matcher.weights)
+        band = bands(matcher.scored(query), matcher.weights, len(matcher))
         false_known += bool((band > 0).any())
         false_match += bool((band == 2).any())
     members, strangers = len(scenario.in_records), len(scenario.strangers)
