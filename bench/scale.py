@@ -128,6 +128,9 @@ def run(n: int, queries: int, level: str, seed: int = 42, progress: bool = True)
         "thresholds_calibrated": asdict(matcher.weights.thresholds),
         "targets": {"p99_ms": TARGET_P99_MS, "rss_mb": TARGET_RSS_MB},
         "meets_target": p99 < TARGET_P99_MS and peak_rss_mb() < TARGET_RSS_MB,
+        # on a shared machine wall time includes waiting for a core; CPU time does not
+        "meets_target_on_cpu_time": percentile(cpu, 99) < TARGET_P99_MS
+        and peak_rss_mb() < TARGET_RSS_MB,
     }
 
 
@@ -157,7 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  recall {figures['recall_on_sample']:.2%}, false known "
           f"{figures['false_known_on_sample']:.2%} on the sampled queries")
     print(f"  target p99 < {TARGET_P99_MS} ms and < {TARGET_RSS_MB} MB: "
-          f"{'met' if figures['meets_target'] else 'NOT met'}; written to {path}")
+          f"{'met' if figures['meets_target'] else 'NOT met'} (wall time), "
+          f"{'met' if figures['meets_target_on_cpu_time'] else 'NOT met'} (CPU time); "
+          f"written to {path}")
 
 
 if __name__ == "__main__":
