@@ -32,7 +32,7 @@ def calibrate(n: int, queries: int) -> tuple[Thresholds, dict]:
     # five times as many strangers: a 0.1% false-known target needs thousands to place it
     cal = scenario(n, queries, CALIBRATION_LEVEL, seed=101, n_strangers=5 * queries)
     collected = collect(Matcher(cal.records), cal)
-    thresholds = choose(collected, TARGET_FALSE_KNOWN)
+    thresholds = choose(collected, n, TARGET_FALSE_KNOWN)
     true_best = np.array(collected.true_best)
     strangers = np.array(collected.stranger_best)
     strangers = strangers[np.isfinite(strangers)]

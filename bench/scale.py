@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import resource
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -76,21 +78,25 @@ def run(n: int, queries: int, level: str, seed: int = 42, progress: bool = True)
     outsiders = strangers(len(sampled), level, seed, numbers)
     for _, q in sampled[:50]:  # warm the caches the way a running agent's are warm
         matcher.rank(q)
-    times, found, examined = [], 0, []
+    times, cpu, found, examined = [], [], 0, []
+    load_before = os.getloadavg()[0]
     for row, q in sampled:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         ranked, seen = matcher.rank(q)
         times.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.thread_time() - c) * 1000)
         examined.append(seen)
         found += any(r.row == row for r in ranked)
     false_known = 0
     for q in outsiders:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         ranked, seen = matcher.rank(q)
         times.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.thread_time() - c) * 1000)
         examined.append(seen)
         false_known += bool(ranked)
     times.sort()
+    cpu.sort()
     p99 = percentile(times, 99)
     rss = rss_mb()
     return {
@@ -108,15 +114,23 @@ def run(n: int, queries: int, level: str, seed: int = 42, progress: bool = True)
         "matches_timed": len(times),
         "match_ms": {"p50": round(percentile(times, 50), 3),
                      "p99": round(p99, 3), "max": round(times[-1], 3)},
+        "match_cpu_ms": {"p50": round(percentile(cpu, 50), 3),
+                         "p99": round(percentile(cpu, 99), 3)},
+        "load_average_during_matching": [round(load_before, 2),
+                                         round(os.getloadavg()[0], 2)],
+        "cpus": os.cpu_count(),
         "candidates_examined": {"p50": int(np.percentile(examined, 50)),
                                 "p99": int(np.percentile(examined, 99))},
         "recall_on_sample": round(found / len(sampled), 4),
         "false_known_on_sample": round(false_known / len(outsiders), 4),
         "queries_in_records": len(sampled), "queries_not_in_records": len(outsiders),
-        "thresholds": {"match": matcher.weights.thresholds.match,
-                       "possible": matcher.weights.thresholds.possible},
+        "thresholds": asdict(matcher.weights.thresholds.at(n)),
+        "thresholds_calibrated": asdict(matcher.weights.thresholds),
         "targets": {"p99_ms": TARGET_P99_MS, "rss_mb": TARGET_RSS_MB},
         "meets_target": p99 < TARGET_P99_MS and peak_rss_mb() < TARGET_RSS_MB,
+        # on a shared machine wall time includes waiting for a core; CPU time does not
+        "meets_target_on_cpu_time": percentile(cpu, 99) < TARGET_P99_MS
+        and peak_rss_mb() < TARGET_RSS_MB,
     }
 
 
@@ -140,10 +154,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  per match p50 {figures['match_ms']['p50']} ms, p99 {figures['match_ms']['p99']} "
           f"ms over {figures['matches_timed']} matches; candidates examined p50 "
           f"{figures['candidates_examined']['p50']}, p99 {figures['candidates_examined']['p99']}")
+    print(f"  per match CPU time p50 {figures['match_cpu_ms']['p50']} ms, p99 "
+          f"{figures['match_cpu_ms']['p99']} ms (load average "
+          f"{figures['load_average_during_matching']} on {figures['cpus']} CPUs)")
     print(f"  recall {figures['recall_on_sample']:.2%}, false known "
           f"{figures['false_known_on_sample']:.2%} on the sampled queries")
     print(f"  target p99 < {TARGET_P99_MS} ms and < {TARGET_RSS_MB} MB: "
-          f"{'met' if figures['meets_target'] else 'NOT met'}; written to {path}")
+          f"{'met' if figures['meets_target'] else 'NOT met'} (wall time), "
+          f"{'met' if figures['meets_target_on_cpu_time'] else 'NOT met'} (CPU time); "
+          f"written to {path}")
 
 
 if __name__ == "__main__":

@@ -22,11 +22,10 @@ def prefixes(keys: set[str]) -> set[str]:
 
 def test_record_keys_are_exactly_these() -> None:
     # A golden value: the blind broker hashes these strings, so they must never drift.
-    assert KEY_VERSION == 1
+    assert KEY_VERSION == 2
     assert record_keys(LEAH) == {
         "nhs:9434765919",
         "db:2014-05-07",
-        "nm:leah:thompson",
         "nd:leah:thompson:2014-05-07",
         "ng:leah:T512:2014-05-07",
         "sy:T512:2014",
@@ -107,8 +106,12 @@ def test_wrong_date_of_birth_found_by_postcode_sector() -> None:
     assert keys == {"ps:LS9 8:T512"}
 
 
-def test_exact_name_without_a_date_of_birth() -> None:
-    assert shared(LEAH, subject("Leah", "Thompson", None)) == {"nm:leah:thompson"}
+def test_exact_name_when_the_record_has_no_date_of_birth() -> None:
+    undated = record("Leah", "Thompson", None, "LS8 2QT")
+    assert "nm:leah:thompson" in shared(undated, subject("Leah", "Thompson", "2014-05-07"))
+    assert shared(undated, subject("Leah", "Thompson", None)) == {"nm:leah:thompson"}
+    # a dated record is not in the (large) exact-name block
+    assert "nm:leah:thompson" not in record_keys(LEAH)
 
 
 def test_a_different_person_shares_no_key() -> None:

@@ -137,3 +137,34 @@ def test_unknown_index_keys_are_rejected(fed) -> None:
     result = subprocess.run([sys.executable, "-m", "mash", "agent", "check", "--config",
                              str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "pth" in result.stderr
+
+
+def test_sql_fingerprint_follows_row_count_and_latest_as_at(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "people.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE people (ref TEXT, surname TEXT, updated TEXT)")
+        conn.execute("INSERT INTO people VALUES ('A', 'Smith', '2026-01-01')")
+    conn.close()
+    mapping = {"record_id": "ref", "family_name": "surname"}
+
+    def sql(**where: str) -> SourceConfig:
+        return SourceConfig.read(Reader({"name": "db", "type": "sql",
+                                         "url": f"sqlite:///{db}", "mapping": mapping,
+                                         "as_at_column": "updated", **where},
+                                        "sources[0]", tmp_path))
+
+    by_table, by_query = sql(table="people"), sql(query="SELECT ref, surname, updated FROM "
+                                                        "people")
+    before = persist.fingerprint([by_table]), persist.fingerprint([by_query])
+    assert before == (persist.fingerprint([by_table]), persist.fingerprint([by_query]))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE people SET surname = 'Smyth', updated = '2026-02-01'")
+    conn.close()
+    after = persist.fingerprint([by_table]), persist.fingerprint([by_query])
+    assert after[0] != before[0] and after[1] != before[1]
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO people VALUES ('B', 'Jones', '2026-02-01')")
+    conn.close()
+    assert persist.fingerprint([by_table]) != after[0]

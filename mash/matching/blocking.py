@@ -18,7 +18,9 @@ key                                        catches
                                            given name + year of birth + postcode district)
 ``db:<dob>``                               both names misspelt or changed (not for 01/01)
 ``md:<mm-dd>:<sx family>``                 a mistyped year of birth
-``nm:<given>:<family>``                    the exact name when a date of birth is missing
+``nm:<given>:<family>``                    the exact name, for records with no date of birth
+                                           (on every record it would make blocks of
+                                           thousands for common names in a large index)
 ``ps:<sector>:<sx family>``                a wrong or missing date of birth
 =========================================  =============================================
 
@@ -45,7 +47,7 @@ from mash.normalise import postcode_district, postcode_sector
 from mash.records import PersonRecord
 from mash.subject import Name, SubjectQuery
 
-KEY_VERSION = 1
+KEY_VERSION = 2
 
 # Identifier kinds and their key prefixes (local identifiers are agency-scoped: not keyed).
 _ID_PREFIX = {"nhs_number": "nhs", "upn": "upn", "pnc_id": "pnc", "ni_number": "ni"}
@@ -88,7 +90,8 @@ def swapped_date(value: dt.date) -> dt.date | None:
     return value.replace(month=value.day, day=value.month)
 
 
-def _name_keys(name: Name, dob: dt.date | None, postcodes: Iterable[str]) -> set[str]:
+def _name_keys(name: Name, dob: dt.date | None, postcodes: Iterable[str],
+               exact_name: bool) -> set[str]:
     keys: set[str] = set()
     given = first_given(name)
     family = family_joined(name)
@@ -96,7 +99,7 @@ def _name_keys(name: Name, dob: dt.date | None, postcodes: Iterable[str]) -> set
     sx_parts = {soundex(p) for p in family_parts(name)}
     sectors = {postcode_sector(p) for p in postcodes}
     districts = {postcode_district(p) for p in postcodes}
-    if given and family:
+    if exact_name and given and family:
         keys.add(f"nm:{given}:{family}")
     if dob is not None:
         iso = dob.isoformat()
@@ -131,7 +134,8 @@ def record_keys(record: PersonRecord) -> set[str]:
     """Every blocking key of one record (all its names, all its postcodes)."""
     keys = _identifier_keys(record.identifiers) | _date_keys(record.date_of_birth)
     for name in record.names:
-        keys |= _name_keys(name, record.date_of_birth, record.postcodes)
+        keys |= _name_keys(name, record.date_of_birth, record.postcodes,
+                           exact_name=record.date_of_birth is None)
     return keys
 
 
@@ -161,5 +165,5 @@ def query_keys(subject: SubjectQuery) -> set[str]:
     for dob in query_dates(subject):
         keys |= _date_keys(dob)
         for name in query_name_variants(subject):
-            keys |= _name_keys(name, dob, subject.postcodes)
+            keys |= _name_keys(name, dob, subject.postcodes, exact_name=True)
     return keys

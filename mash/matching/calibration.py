@@ -2,7 +2,8 @@
 
 The possible threshold is the lowest score at which queries for people who are NOT in the
 records still come back "known" no more often than the target false-known rate; the match
-threshold is the lowest score above every wrong-person candidate seen. Calibrate on one
+threshold is the lowest score at which a wrong person (for anyone asked about, held or not)
+comes back as a match no more often than the target false-match rate. Calibrate on one
 seed, evaluate on another (bench/accuracy.py) so the figures are not flattered.
 """
 
@@ -46,15 +47,21 @@ def collect(matcher: Matcher, scenario: Scenario) -> Collected:
     return out
 
 
-def choose(collected: Collected, target_false_known: float = 0.001) -> Thresholds:
-    strangers = np.sort(np.array(collected.stranger_best))[::-1]
-    allowed = int(np.floor(target_false_known * len(strangers)))
-    # the score of the (allowed+1)-th best stranger must fall below the threshold
-    possible = float(strangers[allowed]) + 0.01 if allowed < len(strangers) else 0.0
-    wrong = np.array(collected.wrong_best + collected.stranger_best)
-    wrong = wrong[np.isfinite(wrong)]
-    match = max(float(wrong.max()) + 0.01 if len(wrong) else possible, possible + MIN_GAP)
-    return Thresholds(match=round(match, 2), possible=round(max(possible, 0.0), 2))
+def _threshold(scores: list[float], rate: float) -> float:
+    """The lowest threshold at which at most ``rate`` of these best scores reach it."""
+    ordered = np.sort(np.array(scores))[::-1]
+    allowed = int(np.floor(rate * len(ordered)))
+    if allowed >= len(ordered) or not np.isfinite(ordered[allowed]):
+        return 0.0
+    return float(ordered[allowed]) + 0.01
+
+
+def choose(collected: Collected, records: int, target_false_known: float = 0.001,
+           target_false_match: float = 0.0005) -> Thresholds:
+    possible = _threshold(collected.stranger_best, target_false_known)
+    match = _threshold(collected.wrong_best + collected.stranger_best, target_false_match)
+    return Thresholds(match=round(max(match, possible + MIN_GAP), 2),
+                      possible=round(possible, 2), records=records)
 
 
 def evaluate(matcher: Matcher, scenario: Scenario) -> dict[str, float]:
@@ -63,7 +70,7 @@ def evaluate(matcher: Matcher, scenario: Scenario) -> dict[str, float]:
     found = found_as_match = wrong_person = wrong_match = 0
     for query, person_id in scenario.in_records:
         scored = matcher.scored(query)
-        band = bands(scored, matcher.weights)
+        band = bands(scored, matcher.weights, len(matcher))
         ids = np.array(_person_ids(matcher, scored.rows), dtype=object)
         mine = ids == person_id
         found += bool((band[mine] > 0).any())
@@ -72,7 +79,7 @@ def evaluate(matcher: Matcher, scenario: Scenario) -> dict[str, float]:
         wrong_match += bool((band[~mine] == 2).any())
     false_known = false_match = 0
     for query in scenario.strangers:
-        band = bands(matcher.scored(query), matcher.weights)
+        band = bands(matcher.scored(query), matcher.weights, len(matcher))
         false_known += bool((band > 0).any())
         false_match += bool((band == 2).any())
     members, strangers = len(scenario.in_records), len(scenario.strangers)

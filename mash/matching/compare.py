@@ -20,7 +20,7 @@ from mash.matching.index import dob_int
 class Given:
     EXACT = 0
     NICKNAME = 1  # Bill / William
-    FUZZY = 2  # Jaro-Winkler >= 0.90, or one typo (two in a long name)
+    FUZZY = 2  # Jaro-Winkler >= 0.90, or one typo
     PHONETIC = 3  # same Soundex, less alike
     OTHER_FORENAME = 4  # the query's given name is the record's second forename
     INITIAL = 5  # one side gives only an initial, and it agrees
@@ -32,7 +32,7 @@ class Given:
 class Family:
     EXACT = 0
     PART = 1  # one half of a double-barrelled name: Smith / Smith Jones
-    FUZZY = 2  # Jaro-Winkler >= 0.92, or one typo (two in a long name)
+    FUZZY = 2  # Jaro-Winkler >= 0.92, or one typo
     PHONETIC = 3
     DIFFERENT = 4
     MISSING = 5
@@ -69,12 +69,11 @@ class Agree:
 
 def _typos(a: str, b: str) -> bool:
     """One keyboard slip (substitution, insertion, deletion, transposition) in a name of 3+
-    letters, or two in one of 8+: 'aca'/'ava', 'mgrgaret'/'margaret'."""
-    shortest = min(len(a), len(b))
-    if shortest < 3:
+    letters: 'aca'/'ava', 'mgrgaret'/'margaret'. (Two slips would make 'whithall' and
+    'wainhall' one name: surnames share too many endings.)"""
+    if min(len(a), len(b)) < 3:
         return False
-    allowed = 2 if shortest >= 8 else 1
-    return OSA.distance(a, b, score_cutoff=allowed) <= allowed
+    return OSA.distance(a, b, score_cutoff=1) <= 1
 
 
 @lru_cache(maxsize=200_000)

@@ -61,11 +61,11 @@ class SearchOutcome:
     candidates_examined: int = 0
 
 
-def bands(scored: Scored, weights: Weights) -> np.ndarray:
+def bands(scored: Scored, weights: Weights, records: int) -> np.ndarray:
     """0 none, 1 possible, 2 match. A match needs the names to agree or an identifier to
     (a twin sharing surname, address and date of birth stays possible), and no identifier
     may disagree (a different valid NHS number is for the analyst to look at)."""
-    t = weights.thresholds
+    t = weights.thresholds.at(records)
     out = np.zeros(len(scored.rows), dtype=np.int8)
     out[scored.total >= t.possible] = 1
     strong = (scored.names_agree() | scored.any_identifier(Agree.AGREE)) & ~(
@@ -115,7 +115,7 @@ class Matcher:
         rows = scored.rows
         if not len(rows):
             return [], 0
-        band = bands(scored, self.weights)
+        band = bands(scored, self.weights, len(self.index))
         keep = np.nonzero(band > 0)[0]
         keep = keep[np.argsort(-scored.total[keep], kind="stable")]
         ranked = [Ranked(int(rows[i]), round(float(scored.total[i]), 2),

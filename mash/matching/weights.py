@@ -72,10 +72,24 @@ def level_weights(field_name: str, size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Total weight at or above which a candidate is a match / a possible match."""
+    """Total weight at or above which a candidate is a match / a possible match.
 
-    match: float = 18.5
-    possible: float = 15.5
+    Calibrated by bench/accuracy.py (50,000 records, "medium" corruption, seed 101: see
+    bench/results/matching_calibration.json): a 0.1% false-known and 0.05% false-match target.
+    """
+
+    match: float = 21.7
+    possible: float = 18.7
+    records: int = 50_000  # the index size they were calibrated at
+
+    def at(self, records: int) -> Thresholds:
+        """The thresholds for an index of ``records``. Every record is one more chance of a
+        coincidence: the prior odds that a given record is the person fall as 1/N, so a
+        larger index needs log2(N / calibrated N) more bits of evidence. A smaller index keeps
+        the calibrated thresholds (never lowered)."""
+        extra = max(0.0, math.log2(max(records, 1) / self.records))
+        return Thresholds(round(self.match + extra, 2), round(self.possible + extra, 2),
+                          records)
 
 
 @dataclass
