@@ -34,19 +34,22 @@ MAX_TEXT = 4000
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _plain(value: Any) -> Any:
     """dataclasses.asdict without its deep copies: entries are built on every query, and asdict
     was a tenth of an agent's time per answer. Tuples stay tuples (JSON arrays either way)."""
+    if isinstance(value, _SCALARS):
+        return value
     if is_dataclass(value) and not isinstance(value, type):
         cls = type(value)
         names = _FIELDS.get(cls)
         if names is None:
             names = _FIELDS[cls] = tuple(f.name for f in fields(cls))
         return {name: _plain(getattr(value, name)) for name in names}
-    if isinstance(value, (tuple, list)):
-        return type(value)(_plain(v) for v in value)
+    if isinstance(value, tuple | list):
+        return type(value)([_plain(v) for v in value])
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value

@@ -93,6 +93,10 @@ class LoadedPolicy:
 
     # --- the broker --------------------------------------------------------------------
     def purposes(self) -> dict[str, frozenset[str]]:
+        """Purposes and their stages: fixed by the bundle, so evaluated once per bundle."""
+        return dict(self._remember(("purposes",), self._purposes))
+
+    def _purposes(self) -> dict[str, frozenset[str]]:
         raw = self.engine.evaluate("mash/routing/purposes", {})
         if not isinstance(raw, dict):
             raise PolicyError("the policy names no purposes")
