@@ -17,6 +17,7 @@ FULL: dict[str, list[str]] = {
     "scale": [],
     "policy_decisions": [],
     "audit_append": [],
+    "blind": [],
     "e2e": [],
 }
 QUICK: dict[str, list[str]] = {
@@ -24,6 +25,7 @@ QUICK: dict[str, list[str]] = {
     "scale": ["--quick"],
     "policy_decisions": [],
     "audit_append": [],
+    "blind": ["--records", "2000", "--queries", "200", "--name", "blind_tokens_quick"],
     "e2e": ["--records", "2000", "--lookups", "50", "--seconds", "3", "--name", "e2e_quick"],
 }
 

@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--queries", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--name", default="blind_tokens")
     args = parser.parse_args()
     rows = [measure(args.records, args.queries, level, args.seed) for level in LEVELS]
     for row in rows:
@@ -83,7 +84,7 @@ def main() -> None:
               f"the thin-subject fallback recall {row['recall_blind_without_fallback']:.4f}, "
               f"strangers {row['stranger_candidate_rate_without_fallback']:.4f}; "
               f"token round p50 {row['token_ms_p50']} ms, p99 {row['token_ms_p99']} ms")
-    record("blind_tokens", {"levels": rows, "records": args.records,
+    record(args.name, {"levels": rows, "records": args.records,
                                   "queries": args.queries, "seed": args.seed})
 
 
