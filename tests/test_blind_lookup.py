@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -257,8 +258,9 @@ class ManualLookup:
     def session(self, request: lookup_pb2.LookupRequest) -> BlindSession:
         return BlindSession(self.blind, self.blind.directory.load(), request)
 
-    def run(self, session: BlindSession, tamper_one=None, tamper_two=None,
-            ) -> lookup_pb2.LookupResponse:
+    def open(self, session: BlindSession) -> tuple[
+            Any, queue.Queue[blind_pb2.BlindLookupRequest | None]]:
+        """Start the stream with round one; the caller writes the rest to the queue."""
         outbox: queue.Queue[blind_pb2.BlindLookupRequest | None] = queue.Queue()
         outbox.put(session.first())
 
@@ -268,6 +270,11 @@ class ManualLookup:
 
         call = self.stub.BlindLookup(requests(), timeout=15,
                                      metadata=(("authorization", f"Bearer {self.token}"),))
+        return call, outbox
+
+    def run(self, session: BlindSession, tamper_one=None, tamper_two=None,
+            ) -> lookup_pb2.LookupResponse:
+        call, outbox = self.open(session)
         try:
             one = next(call).round_one
             if tamper_one:
@@ -391,16 +398,7 @@ def test_broker_rejects_malformed_blind_requests(world: tuple[ThreadedFederation
 def test_round_two_only_for_agencies_that_answered(world: tuple[ThreadedFederation, Recorder]
                                                    ) -> None:
     manual = ManualLookup(world[0])
-    session = manual.session(lookup_request(**CAST["leah"]))
-    outbox: queue.Queue[blind_pb2.BlindLookupRequest | None] = queue.Queue()
-    outbox.put(session.first())
-
-    def requests() -> Iterator[blind_pb2.BlindLookupRequest]:
-        while (item := outbox.get()) is not None:
-            yield item
-
-    call = manual.stub.BlindLookup(requests(), timeout=10,
-                                   metadata=(("authorization", f"Bearer {manual.token}"),))
+    call, outbox = manual.open(manual.session(lookup_request(**CAST["leah"])))
     next(call)
     outbox.put(blind_pb2.BlindLookupRequest(subjects=blind_pb2.SealedSubjects(subjects=[
         blind_pb2.SealedSubject(agency_id="probation", box=blind_pb2.SealedBox())])))
