@@ -135,3 +135,15 @@ def test_calibrated_thresholds_on_unseen_data() -> None:
     figures = evaluate(Matcher(sc.records), sc)
     assert figures["recall"] >= 0.98
     assert figures["false_known_rate"] <= 0.01
+
+
+def test_a_year_is_mistyped_only_by_one_digit_or_a_transposition() -> None:
+    import datetime as dt
+
+    from mash.matching.compare import Dob, compare_dob
+    from mash.matching.index import dob_int
+
+    rows = np.array([dob_int(dt.date(y, 2, 1)) for y in (2016, 2051, 2001, 2015, 1915)],
+                    dtype=np.int32)
+    levels = compare_dob(dt.date(2015, 2, 1), rows).tolist()
+    assert levels == [Dob.ONE_PART, Dob.ONE_PART, Dob.DIFFERENT, Dob.EXACT, Dob.DIFFERENT]

@@ -44,7 +44,7 @@ class Dob:
 
     EXACT = 0
     SWAPPED = 1  # day and month swapped
-    ONE_PART = 2  # two of day, month and year agree: one typed wrongly
+    ONE_PART = 2  # two of day, month and year agree, the third looks mistyped
     YEAR_ONLY = 3  # one side is a 01/01 placeholder and the years agree
     DIFFERENT = 4
     MISSING = 5
@@ -121,7 +121,13 @@ def compare_dob(query: dt.date | None, dobs: np.ndarray) -> np.ndarray:
     known = dobs != 0
     y, m, d = dobs // 10000, dobs // 100 % 100, dobs % 100
     qy, qm, qd = query.year, query.month, query.day
+    # a year counts as mistyped only when one digit differs or the last two are transposed
+    # (2015/2016, 1985/1958); 2001 and 2015 are different years, not a typo
+    digits = sum(((y // 10**k) % 10 != (qy // 10**k) % 10).astype(np.int8) for k in range(4))
+    year_typo = (digits == 1) | ((y // 100 == qy // 100) & (y % 10 == (qy // 10) % 10)
+                                 & ((y // 10) % 10 == qy % 10))
     same = (y == qy).astype(np.int8) + (m == qm) + (d == qd)
+    same[(y != qy) & ~year_typo] = 0
     placeholder = ((m == 1) & (d == 1)) | (qm == 1 and qd == 1)
     out[known] = Dob.DIFFERENT
     out[known & (same == 2)] = Dob.ONE_PART

@@ -26,7 +26,7 @@ Band = Literal["match", "possible"]
 DATE_OF_BIRTH_RULES = (
     "exact",
     "day and month swapped",
-    "one of day, month or year different",
+    "one of day, month or year mistyped (a year by one digit or two swapped digits)",
     "01/01 taken as a placeholder: the year alone",
 )
 
