@@ -212,7 +212,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                          str(fed.agent_configs[a])], logs / f"{a}.log") for a in AGENCIES]
         await client.wait_online(AGENCIES, timeout=1800, procs=procs)
         figures["agents_ready_seconds"] = round(time.monotonic() - started, 1)
-        await latencies(client.lookup, requests[:20])  # warm up
+        await latencies(client.lookup, requests[:50])  # warm up
         full = await latencies(client.lookup, requests)
         figures["full_concurrency_1_ms"] = stats(full)
         figures["full_lookups_per_second_concurrency_16"] = round(await throughput(

@@ -48,12 +48,10 @@ class BlindResponder:
 
     # -- token index -----------------------------------------------------------------------
 
-    def prepare(self) -> None:
-        """Build the token index for the current records (after every load)."""
-        snapshot = self.handler.state.snapshot
-        if snapshot is not None:
-            for epoch in self._epochs():
-                self._index(snapshot, epoch)
+    def prepare(self, snapshot: Snapshot) -> None:
+        """Build the token indexes of a new snapshot, before it is published."""
+        for epoch in self._epochs():
+            self._index(snapshot, epoch)
 
     def _epochs(self) -> list[int]:
         try:

@@ -44,6 +44,8 @@ class Agent:
         self.audit = cfg.audit.open_log()
         self.handler = QueryHandler(cfg, self.state, self.policy, self.audit)
         self.blind = BlindResponder(self.handler, cfg.blind) if cfg.blind else None
+        if self.blind is not None:
+            self.state.prepare = self.blind.prepare
         self.health = Health()
         self.link = BrokerLink(cfg, self.state, self.handler, self._connected_changed,
                                self.respond)
@@ -101,10 +103,10 @@ class Agent:
                     await self._loaded()
 
     async def _loaded(self) -> None:
-        if self.blind is not None:
-            await asyncio.to_thread(self.blind.prepare)
         # Hundreds of thousands of loaded records are long-lived: move them out of the
         # collector's sight, or every full collection walks them all and stalls a query.
+        # (Unfreeze first, so that what a reload replaced can be collected.)
+        gc.unfreeze()
         gc.collect()
         gc.freeze()
         if self.state.snapshot:

@@ -69,6 +69,9 @@ class AgentState:
     snapshot: Snapshot | None = None
     error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Run on each new snapshot before it is published (the blind token index is built here,
+    # so that an agent reports ready only once it can answer every kind of query at speed).
+    prepare: Callable[[Snapshot], None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -78,6 +81,8 @@ class AgentState:
         """Load every source and swap the snapshot in; keep the old one if loading fails."""
         try:
             snapshot = load_snapshot(sources, index_path)
+            if self.prepare is not None:
+                self.prepare(snapshot)
         except SourceError as exc:
             with self._lock:
                 self.error = str(exc)
