@@ -174,8 +174,6 @@ class BlindSession:
             raise signed_answers.AnswerRejected(
                 f"{agency}'s first-round answer is neither a candidate, NOT_KNOWN nor "
                 "NOT_CHECKED")
-        answer.warnings.append(f"signed by {agency} (key {signed.key_id}); the broker could "
-                               "not read it")
         return _Opened(candidate, answer)
 
     @staticmethod

@@ -147,7 +147,8 @@ def run_demo(directory: Path, keep: bool = False) -> int:
             console.print(Rule(title))
             result = client.blind_lookup(_request(spec), timeout=15)
             print_lookup(result.response, console)
-            console.print(f"{len(result.evidence)} signed answers verified against the "
+            signers = sorted({s.agency_id for s in result.evidence})
+            console.print(f"Answers signed by {', '.join(signers)} were verified against the "
                           "federation key directory; the broker relayed sealed bytes only.")
             blind_ok = any(a.state == answer_pb2.ANSWER_STATE_KNOWN
                            for a in result.response.answers)
