@@ -230,5 +230,10 @@ def describe_minimum(rules: tuple[frozenset[str], ...]) -> str:
 
 
 def meets_minimum(subject: SubjectQuery, rules: tuple[frozenset[str], ...]) -> bool:
-    have = subject.present()
+    return evidence_meets(subject.present(), rules)
+
+
+def evidence_meets(have: set[str], rules: tuple[frozenset[str], ...]) -> bool:
+    """Whether these kinds of evidence satisfy one of an agency's minimum rules (a blind
+    lookup's first round knows only the kinds, not the subject)."""
     return any(rule <= have for rule in rules)

@@ -127,7 +127,7 @@ class BlindResponder:
         if isinstance(admitted, answer_pb2.AgencyAnswer):
             return admitted
         evidence = set(query.blind.evidence)
-        if not any(rule <= evidence for rule in self.cfg.minimum):
+        if not subject_mod.evidence_meets(evidence, self.cfg.minimum):
             return self.handler.not_checked(
                 R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS,
                 f"{self.cfg.name} searches only with: "
