@@ -146,3 +146,15 @@ def test_tokens_are_keyed_and_find_the_same_candidates_as_blocking() -> None:
         assert index.candidates(subject_tokens(key, variant)) == 1, variant
     stranger = _subject("Amir Hussain", "2013-06-14", "M1 1AA")
     assert index.candidates(subject_tokens(key, stranger)) == 0
+
+
+def test_configured_directory_is_verified_again_when_it_changes(tmp_path: Path) -> None:
+    blind = setup.create(tmp_path, ["police"], today=TODAY)
+    cfg = directory.DirectoryConfig(blind.directory,
+                                    (signing.load_public_key(blind.authority_public),))
+    assert cfg.load() is cfg.load()  # unchanged files: verified once
+    doc = json.loads(blind.directory.read_bytes())
+    doc["version"] = 7
+    blind.directory.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError):
+        cfg.load()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,11 @@ def build(agencies: dict[str, tuple[list[x25519.X25519PublicKey], list[ed25519.E
 class DirectoryConfig:
     path: Path
     signers: tuple[ed25519.Ed25519PublicKey, ...]
+    # The last verified directory, by the (size, mtime) of the file and its signature: an
+    # agent consults the directory on every blind query, and re-verifying it each time was
+    # file I/O and a signature check on the hot path. Any change to either file re-verifies.
+    _verified: dict[str, tuple[tuple[int, ...], Directory]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def read(cls, section: Reader) -> DirectoryConfig:
@@ -167,4 +172,14 @@ class DirectoryConfig:
         return cls(path, tuple(signers))
 
     def load(self) -> Directory:
-        return load(self.path, list(self.signers))
+        try:
+            stamp = tuple(n for p in (self.path, signing.signature_path(self.path))
+                          for st in (p.stat(),) for n in (st.st_size, st.st_mtime_ns))
+        except OSError:
+            return load(self.path, list(self.signers))  # says what is missing
+        cached = self._verified.get("current")
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        directory = load(self.path, list(self.signers))
+        self._verified["current"] = (stamp, directory)
+        return directory
