@@ -161,3 +161,33 @@ def test_malformed_policy_input_never_allows(policy: LoadedPolicy, change) -> No
     except PolicyError:
         return  # an evaluation error is fail-closed too
     assert result is None or result["allowed"] is False
+
+
+def test_record_decisions_are_remembered_per_distinct_input(policy: LoadedPolicy) -> None:
+    """Matched records that share what the restrictions look at share one decision: the
+    policy is asked only about inputs it has not decided, and the answers stay per record."""
+    asked: list[int] = []
+
+    class Counting:
+        def evaluate(self, entrypoint, input_doc):
+            if entrypoint == "mash/disclosure/records":
+                asked.append(len(input_doc["records"]))
+            return policy.engine.evaluate(entrypoint, input_doc)
+
+    counted = LoadedPolicy(policy.bundle, Counting())
+    gate = counted.gate("police", requester(), TODAY)
+    batch = [record(restricted="Y", markers="a"), record(restricted="N", markers="b"),
+             record(restricted="Y", markers="c"), record(markers="d")]
+    first = counted.disclose_all("police", requester(), gate, batch, TODAY, CTX)
+    assert [d.level for d in first] == ["existence", "fields", "existence", "fields"]
+    assert "restricted" in first[0].reason and first[1].reason == ""
+    assert asked == [3]  # Y, N and no value: three distinct inputs for four records
+    again = counted.disclose_all("police", requester(), gate,
+                                 [record(restricted="N", markers="e"),
+                                  record(restricted="yes")], TODAY, CTX)
+    assert [d.level for d in again] == ["fields", "existence"]
+    assert [r.value for r in again[0].released if r.name == "markers"] == ["e"]
+    assert asked == [3, 1]  # only "yes" was new
+    counted.disclose_all("police", requester("triage"), gate, [record(restricted="N")],
+                         TODAY, CTX)
+    assert asked == [3, 1, 1]  # another stage is another question

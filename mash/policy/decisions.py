@@ -7,6 +7,7 @@ reload can never mix two revisions in one answer.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -73,8 +74,8 @@ class LoadedPolicy:
     bundle: Bundle
     engine: Engine
     signer: str = ""
-    # Gate and routing decisions are pure functions of the (immutable) bundle and their
-    # inputs, date included: each is evaluated once per day per requester/purpose/stage.
+    # Gate, routing and per-record decisions are pure functions of the (immutable) bundle
+    # and their inputs, date included: each is evaluated once per day per distinct input.
     _memo: dict[tuple[object, ...], object] = field(default_factory=dict, compare=False,
                                                      repr=False)
 
@@ -139,11 +140,23 @@ class LoadedPolicy:
         conditions = self.bundle.condition_fields(owner)
         inputs = [{"values": {k: r.values[k] for k in conditions if k in r.values}}
                   for r in records]
-        raw = self.engine.evaluate("mash/disclosure/records", _input(
-            requester, today, owner=owner, records=inputs))
-        if not isinstance(raw, list) or len(raw) != len(records):
-            raise PolicyError("the policy gave no decision for the matched records")
-        return [self._apply(gate, r, d, context) for r, d in zip(records, raw, strict=True)]
+        # Each record is decided on its own (disclosure.rego), from the few values the
+        # restrictions look at, so a decision is remembered per distinct such input: most
+        # matched records share theirs, and the policy is asked only about new ones.
+        keys = [("record", owner, requester, today, json.dumps(i, sort_keys=True))
+                for i in inputs]
+        decided = {k: self._memo[k] for k in keys if k in self._memo}
+        new = list(dict.fromkeys(k for k in keys if k not in decided))
+        if new:
+            ask = [inputs[keys.index(k)] for k in new]
+            raw = self.engine.evaluate("mash/disclosure/records", _input(
+                requester, today, owner=owner, records=ask))
+            if not isinstance(raw, list) or len(raw) != len(ask):
+                raise PolicyError("the policy gave no decision for the matched records")
+            for key, decision in zip(new, raw, strict=True):
+                decided[key] = self._remember(key, lambda d=decision: d)
+        return [self._apply(gate, r, decided[k], context)
+                for r, k in zip(records, keys, strict=True)]
 
     def _apply(self, gate: Gate, record: PersonRecord, decision: Any,
                context: transforms.TransformContext) -> RecordDisclosure:

@@ -15,7 +15,9 @@ usable := agreements.usable(covering, input)
 # the stage's rules (fields released with their transforms; the reason for the others).
 gate := agreements.gate(input.owner, input, covering, usable)
 
-# For every matched record, in order: existence only (with reasons) or its fields.
+# For every matched record, in order: existence only (with reasons) or its fields. Each
+# record must be decided from itself and the request alone (never from the other records):
+# agents remember a decision per distinct record input.
 # Undefined when no grant is usable: the caller fails closed.
 records := out if {
 	c := usable[0]
