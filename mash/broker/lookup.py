@@ -105,6 +105,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             asked=plan.asked, policy_revision=plan.revision,
             agreements=[plan.decided[a].agreement_id for a in plan.asked]))
         tasks = {}
+        token = bearer_token(context)
         for agency in plan.agencies:
             refused = plan.refusal(agency)
             if refused is not None:
@@ -112,7 +113,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                 continue
             query = agent_pb2.Query(
                 query_id=uuid.uuid4().hex, lookup_id=plan.lookup_id,
-                analyst_token=bearer_token(context), subject=request.subject,
+                analyst_token=token, subject=request.subject,
                 context=request.context, deadline=timestamp(plan.deadline))
             tasks[agency] = asyncio.ensure_future(self._ask(agency, query, plan.budget))
         answers = await asyncio.gather(*tasks.values())

@@ -10,6 +10,7 @@ import datetime as dt
 import ipaddress
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
@@ -155,8 +156,13 @@ def issue(
     return paths
 
 
+@lru_cache(maxsize=1024)
 def identity_from_pem(pem: bytes) -> PeerIdentity | None:
-    """The MASH identity in a certificate's URI SAN, or None when it carries none."""
+    """The MASH identity in a certificate's URI SAN, or None when it carries none.
+
+    Remembered per certificate (a pure function of its bytes): every call of a connection
+    presents the same certificate, and parsing it costs more than the rest of a lookup's
+    authentication."""
     try:
         cert = x509.load_pem_x509_certificate(pem)
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
