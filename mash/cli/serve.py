@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import typer
 
+from mash import eventloop
 from mash.cli.common import guarded
 from mash.logs import configure
 
@@ -22,7 +22,7 @@ def broker_serve(config: Path = typer.Option(..., "--config", help="broker.yaml"
 
     cfg = guarded(lambda: broker_config.load(config))
     configure(cfg.log_level, service="broker")
-    guarded(lambda: asyncio.run(serve(cfg)))
+    guarded(lambda: eventloop.run(serve(cfg)))
 
 
 @agent_app.command("serve")
@@ -33,7 +33,7 @@ def agent_serve(config: Path = typer.Option(..., "--config", help="agent.yaml"))
 
     cfg = guarded(lambda: agent_config.load(config))
     configure(cfg.log_level, service=f"agent-{cfg.agency}")
-    guarded(lambda: asyncio.run(serve(cfg)))
+    guarded(lambda: eventloop.run(serve(cfg)))
 
 
 @agent_app.command("check")
