@@ -33,6 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.null_agents import tls
 from bench.results_io import percentile, record
+from mash import eventloop
 from mash.answers import STATE_LABELS
 from mash.blind.session import BlindSession
 from mash.client import ClientConfig
@@ -315,7 +316,7 @@ def main() -> None:
     parser.add_argument("--plain-only", action="store_true",
                         help="full plain lookups only (no blind, no floors), printed, not saved")
     args = parser.parse_args()
-    figures = asyncio.run(run(args))
+    figures = eventloop.run(run(args))  # the load generator on the services' loop too
     if args.plain_only:
         print(figures)
         return

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import grpc
 
+from mash import eventloop
 from mash.answers import timestamp
 from mash.grpc_options import channel_options, server_options
 from mash.health import Health
@@ -96,4 +97,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())  # the same loop as real agents, so the floor compares like with like
