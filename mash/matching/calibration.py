@@ -9,7 +9,9 @@ seed, evaluate on another (bench/accuracy.py) so the figures are not flattered.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -64,9 +66,22 @@ def choose(collected: Collected, records: int, target_false_known: float = 0.001
                       possible=round(possible, 2), records=records)
 
 
-def evaluate(matcher: Matcher, scenario: Scenario) -> dict[str, float]:
+def wilson(events: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a rate of ``events`` in ``trials``: at a 0.1% target a
+    handful of events decide the verdict, so a point estimate alone says little."""
+    if trials <= 0:
+        return (0.0, 1.0)
+    p = events / trials
+    centre = p + z * z / (2 * trials)
+    spread = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    scale = 1 + z * z / trials
+    return (max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale))
+
+
+def evaluate(matcher: Matcher, scenario: Scenario) -> dict[str, Any]:
     """Recall on people in the records, false-known rate on people who are not, and how
-    often a query for someone held also brings back someone else."""
+    often a query for someone held also brings back someone else; with the counts and 95%
+    intervals of the two rates the target is about."""
     found = found_as_match = wrong_person = wrong_match = 0
     for query, person_id in scenario.in_records:
         scored = matcher.scored(query)
@@ -86,7 +101,11 @@ def evaluate(matcher: Matcher, scenario: Scenario) -> dict[str, float]:
     return {
         "queries_in_records": members,
         "queries_not_in_records": strangers,
+        "found": found,
+        "false_known": false_known,
         "recall": found / members,
+        "recall_ci95": wilson(found, members),
+        "false_known_ci95": wilson(false_known, strangers),
         "recall_as_match": found_as_match / members,
         "false_known_rate": false_known / strangers,
         "false_match_rate": false_match / strangers,
