@@ -28,7 +28,6 @@ def test_record_keys_are_exactly_these() -> None:
         "db:2014-05-07",
         "nd:leah:thompson:2014-05-07",
         "na:leah:thompson",
-        "gi:leah:t:2014",
         "pc:LS9 8AB:t", "pc:LS8 2QT:t",
         "ng:leah:T512:2014-05-07",
         "sy:T512:2014",
@@ -133,15 +132,3 @@ def test_same_full_postcode_whatever_the_name_and_date_say() -> None:
     amelia = record("Amelia", "Williams", "1994-11-10", "LS20 4NN")
     keys = shared(amelia, subject("Amy", "Willigams", "1994-11-11", "LS20 4NN"))
     assert keys == {"pc:LS20 4NN:w"}
-
-
-def test_surname_typo_with_a_wrong_day_and_a_move() -> None:
-    """Given name, surname initial and year: a Soundex-changing typo with a mistyped day and
-    an old address (the case the gi key was added for)."""
-    rec = record("Oliver", "Oakthwaite", "1979-10-29", "BD8 2JG")
-    keys = shared(rec, subject("Oliver", "Oakthwfaite", "1979-10-28", "LS7 5FX"))
-    assert keys == {"gi:oliver:o:1979"}
-
-
-def test_a_different_person_shares_no_key() -> None:
-    assert not shared(LEAH, subject("Tyler", "Mason", "2009-11-02", "BD5 7HJ"))

@@ -24,8 +24,6 @@ key                                        catches
 ``ps:<sector>:<sx family>``                a wrong or missing date of birth
 ``pc:<postcode>:<family initial>``         the same full postcode, whatever else differs (a
                                            surname typo that changes its Soundex, no date)
-``gi:<given>:<family initial>:<year>``     a surname typo that changes its Soundex, with a
-                                           wrong day or month or a 01/01 date, and a move
 ``na:<given>:<family>``                    the exact name, for a subject given without a date
                                            of birth (every record carries it; only such
                                            subjects ask for it, so its large blocks for
@@ -56,7 +54,7 @@ from mash.normalise import postcode_district, postcode_sector
 from mash.records import PersonRecord
 from mash.subject import Name, SubjectQuery
 
-KEY_VERSION = 3  # 3: pc, gi and na keys added
+KEY_VERSION = 3  # 3: pc and na keys added
 
 # Identifier kinds and their key prefixes (local identifiers are agency-scoped: not keyed).
 _ID_PREFIX = {"nhs_number": "nhs", "upn": "upn", "pnc_id": "pnc", "ni_number": "ni"}
@@ -122,7 +120,6 @@ def _name_keys(name: Name, dob: dt.date | None, postcodes: Iterable[str],
         iso = dob.isoformat()
         if given and family:
             keys.add(f"nd:{given}:{family}:{iso}")
-            keys.add(f"gi:{given}:{family[0]}:{dob.year}")
             for group in nicknames.groups(given):
                 keys.add(f"ng:{group}:{sx_family}:{iso}")
         for sx in sx_parts:
