@@ -159,7 +159,7 @@ def run(n: int, queries: int, n_strangers: int, suffix: str = "", explain_n: int
         matcher = Matcher(sc.records)
         matcher.weights.thresholds = thresholds
         f = evaluate(matcher, sc)
-        levels[name] = {k: round(v, 4) if isinstance(v, float) else
+        levels[name] = {k: round(v, 6) if isinstance(v, float) else
                         [round(x, 5) for x in v] if isinstance(v, tuple) else v
                         for k, v in f.items()}
         levels[name]["meets_target"] = (f["recall"] >= TARGET_RECALL and
@@ -211,6 +211,11 @@ def main(argv: list[str] | None = None) -> None:
               f" [{r_lo:.2%}-{r_hi:.2%}] {f['recall_as_match']:8.2%} "
               f"{f['false_known_rate']:6.3%} {f['false_known']:3}/{f['queries_not_in_records']:<6}"
               f" [{k_lo:.3%}-{k_hi:.3%}] {f['other_person_also_returned_rate']:12.2%}{verdict}")
+    print("the trade-off had the possible threshold been moved (recall / false known):")
+    for name, f in figures["levels"].items():
+        print(f"{name:8} " + "  ".join(
+            f"{p['possible_threshold']:5.2f}: {p['recall']:.2%} / {p['false_known_rate']:.3%}"
+            for p in f["operating_points"]))
     print(f"target: recall >= {TARGET_RECALL:.0%} with false-known <= {TARGET_FALSE_KNOWN:.1%};"
           f" written to {path}")
 

@@ -158,4 +158,19 @@ def test_a_year_is_mistyped_only_by_one_digit_or_a_transposition() -> None:
     rows = np.array([dob_int(dt.date(y, 2, 1)) for y in (2016, 2051, 2001, 2015, 1915)],
                     dtype=np.int32)
     levels = compare_dob(dt.date(2015, 2, 1), rows).tolist()
-    assert levels == [Dob.ONE_PART, Dob.ONE_PART, Dob.DIFFERENT, Dob.EXACT, Dob.DIFFERENT]
+    assert levels == [Dob.ONE_OFF, Dob.ONE_PART, Dob.DIFFERENT, Dob.EXACT, Dob.DIFFERENT]
+
+
+def test_a_part_off_by_one_is_its_own_level() -> None:
+    """The next day, the next month, a year off by one or ten: ONE_OFF; another slip of one
+    digit: ONE_PART (two different people meet there far more often)."""
+    import datetime as dt
+
+    from mash.matching.compare import Dob, compare_dob
+    from mash.matching.index import dob_int
+
+    query = dt.date(1990, 5, 14)
+    rows = np.array([dob_int(dt.date(*ymd)) for ymd in (
+        (1990, 5, 15), (1990, 6, 14), (1991, 5, 14), (1980, 5, 14),  # off by one
+        (1990, 5, 24), (1990, 9, 14), (1993, 5, 14))], dtype=np.int32)
+    assert compare_dob(query, rows).tolist() == [Dob.ONE_OFF] * 4 + [Dob.ONE_PART] * 3
