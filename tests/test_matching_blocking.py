@@ -22,11 +22,13 @@ def prefixes(keys: set[str]) -> set[str]:
 
 def test_record_keys_are_exactly_these() -> None:
     # A golden value: the blind broker hashes these strings, so they must never drift.
-    assert KEY_VERSION == 2
+    assert KEY_VERSION == 3
     assert record_keys(LEAH) == {
         "nhs:9434765919",
         "db:2014-05-07",
         "nd:leah:thompson:2014-05-07",
+        "na:leah:thompson",
+        "pc:LS9 8AB:t", "pc:LS8 2QT:t",
         "ng:leah:T512:2014-05-07",
         "sy:T512:2014",
         "md:05-07:T512",
@@ -109,10 +111,24 @@ def test_wrong_date_of_birth_found_by_postcode_sector() -> None:
 def test_exact_name_when_the_record_has_no_date_of_birth() -> None:
     undated = record("Leah", "Thompson", None, "LS8 2QT")
     assert "nm:leah:thompson" in shared(undated, subject("Leah", "Thompson", "2014-05-07"))
-    assert shared(undated, subject("Leah", "Thompson", None)) == {"nm:leah:thompson"}
-    # a dated record is not in the (large) exact-name block
+    assert shared(undated, subject("Leah", "Thompson", None)) == {"nm:leah:thompson",
+                                                                  "na:leah:thompson"}
+    # a dated record is not in the (large) exact-name block a dated subject asks for
     assert "nm:leah:thompson" not in record_keys(LEAH)
 
 
-def test_a_different_person_shares_no_key() -> None:
-    assert not shared(LEAH, subject("Tyler", "Mason", "2009-11-02", "BD5 7HJ"))
+def test_exact_name_when_the_subject_has_no_date_of_birth() -> None:
+    """A subject given without a date of birth, whose address has changed since, shares only
+    the name with the record (the case the na key was added for)."""
+    assert shared(LEAH, subject("Leah", "Thompson", None, "WF1 4HG")) == {"na:leah:thompson"}
+    # a subject with a date of birth does not ask for the whole exact-name block
+    assert not {k for k in query_keys(subject("Leah", "Thompson", "2001-01-02"))
+                if k.startswith("na:")}
+
+
+def test_same_full_postcode_whatever_the_name_and_date_say() -> None:
+    """A surname typo that changes its Soundex, a wrong day, a nickname: the full postcode and
+    the surname's first letter still meet (the case the pc key was added for)."""
+    amelia = record("Amelia", "Williams", "1994-11-10", "LS20 4NN")
+    keys = shared(amelia, subject("Amy", "Willigams", "1994-11-11", "LS20 4NN"))
+    assert keys == {"pc:LS20 4NN:w"}

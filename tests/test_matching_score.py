@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mash.matching import Matcher
-from mash.matching.calibration import evaluate
+from mash.matching.calibration import evaluate, wilson
 from mash.matching.compare import Family, Given, compare_family, compare_given
 from mash.matching.score import score
 from mash.synth.corrupt import scenario
@@ -135,6 +135,18 @@ def test_calibrated_thresholds_on_unseen_data() -> None:
     figures = evaluate(Matcher(sc.records), sc)
     assert figures["recall"] >= 0.98
     assert figures["false_known_rate"] <= 0.01
+    # the counts behind the rates, and intervals that contain them
+    assert figures["found"] / figures["queries_in_records"] == figures["recall"]
+    lo, hi = figures["recall_ci95"]
+    assert lo <= figures["recall"] <= hi
+
+
+def test_wilson_interval_narrows_with_more_strangers() -> None:
+    """4 events in 4,000 and 20 in 20,000 are both 0.1%, but only the second says much."""
+    few, many = wilson(4, 4_000), wilson(20, 20_000)
+    assert few[0] < 0.001 < few[1] and many[0] < 0.001 < many[1]
+    assert many[1] - many[0] < (few[1] - few[0]) / 2
+    assert wilson(0, 20_000)[0] == 0.0 and 0 < wilson(0, 20_000)[1] < 0.0002
 
 
 def test_a_year_is_mistyped_only_by_one_digit_or_a_transposition() -> None:
@@ -146,4 +158,19 @@ def test_a_year_is_mistyped_only_by_one_digit_or_a_transposition() -> None:
     rows = np.array([dob_int(dt.date(y, 2, 1)) for y in (2016, 2051, 2001, 2015, 1915)],
                     dtype=np.int32)
     levels = compare_dob(dt.date(2015, 2, 1), rows).tolist()
-    assert levels == [Dob.ONE_PART, Dob.ONE_PART, Dob.DIFFERENT, Dob.EXACT, Dob.DIFFERENT]
+    assert levels == [Dob.ONE_OFF, Dob.ONE_PART, Dob.DIFFERENT, Dob.EXACT, Dob.DIFFERENT]
+
+
+def test_a_part_off_by_one_is_its_own_level() -> None:
+    """The next day, the next month, a year off by one or ten: ONE_OFF; another slip of one
+    digit: ONE_PART (two different people meet there far more often)."""
+    import datetime as dt
+
+    from mash.matching.compare import Dob, compare_dob
+    from mash.matching.index import dob_int
+
+    query = dt.date(1990, 5, 14)
+    rows = np.array([dob_int(dt.date(*ymd)) for ymd in (
+        (1990, 5, 15), (1990, 6, 14), (1991, 5, 14), (1980, 5, 14),  # off by one
+        (1990, 5, 24), (1990, 9, 14), (1993, 5, 14))], dtype=np.int32)
+    assert compare_dob(query, rows).tolist() == [Dob.ONE_OFF] * 4 + [Dob.ONE_PART] * 3

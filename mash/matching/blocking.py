@@ -22,6 +22,13 @@ key                                        catches
                                            (on every record it would make blocks of
                                            thousands for common names in a large index)
 ``ps:<sector>:<sx family>``                a wrong or missing date of birth
+``pc:<postcode>:<family initial>``         the same full postcode, whatever else differs (a
+                                           surname typo that changes its Soundex, no date)
+``na:<given>:<family>``                    the exact name, for a subject given without a date
+                                           of birth (every record carries it; only such
+                                           subjects ask for it, so its large blocks for
+                                           common names are met only when nothing better is
+                                           known, and a rare name alone can still be found)
 =========================================  =============================================
 
 The query side adds variants the record side does not need, because each is symmetric:
@@ -47,7 +54,7 @@ from mash.normalise import postcode_district, postcode_sector
 from mash.records import PersonRecord
 from mash.subject import Name, SubjectQuery
 
-KEY_VERSION = 2
+KEY_VERSION = 3  # 3: pc and na keys added
 
 # Identifier kinds and their key prefixes (local identifiers are agency-scoped: not keyed).
 _ID_PREFIX = {"nhs_number": "nhs", "upn": "upn", "pnc_id": "pnc", "ni_number": "ni"}
@@ -91,16 +98,24 @@ def swapped_date(value: dt.date) -> dt.date | None:
 
 
 def _name_keys(name: Name, dob: dt.date | None, postcodes: Iterable[str],
-               exact_name: bool) -> set[str]:
+               exact_name: bool, any_date_name: bool) -> set[str]:
+    """``exact_name``: the nm key (records without a date; every subject); ``any_date_name``:
+    the na key (every record; subjects without a date)."""
     keys: set[str] = set()
     given = first_given(name)
     family = family_joined(name)
     sx_family = soundex(family)
     sx_parts = {soundex(p) for p in family_parts(name)}
+    postcodes = list(postcodes)
     sectors = {postcode_sector(p) for p in postcodes}
     districts = {postcode_district(p) for p in postcodes}
     if exact_name and given and family:
         keys.add(f"nm:{given}:{family}")
+    if any_date_name and given and family:
+        keys.add(f"na:{given}:{family}")
+    if family:
+        for pc in postcodes:
+            keys.add(f"pc:{pc}:{family[0]}")
     if dob is not None:
         iso = dob.isoformat()
         if given and family:
@@ -135,7 +150,7 @@ def record_keys(record: PersonRecord) -> set[str]:
     keys = _identifier_keys(record.identifiers) | _date_keys(record.date_of_birth)
     for name in record.names:
         keys |= _name_keys(name, record.date_of_birth, record.postcodes,
-                           exact_name=record.date_of_birth is None)
+                           exact_name=record.date_of_birth is None, any_date_name=True)
     return keys
 
 
@@ -165,5 +180,6 @@ def query_keys(subject: SubjectQuery) -> set[str]:
     for dob in query_dates(subject):
         keys |= _date_keys(dob)
         for name in query_name_variants(subject):
-            keys |= _name_keys(name, dob, subject.postcodes, exact_name=True)
+            keys |= _name_keys(name, dob, subject.postcodes, exact_name=True,
+                               any_date_name=dob is None)
     return keys

@@ -163,7 +163,8 @@ _GIVEN_WHY = {Given.EXACT: "given_name", Given.NICKNAME: "given_name:nickname",
 _FAMILY_WHY = {Family.EXACT: "family_name", Family.PART: "family_name:part",
                Family.FUZZY: "family_name:similar", Family.PHONETIC: "family_name:sounds_alike"}
 _DOB_WHY = {Dob.EXACT: "date_of_birth", Dob.SWAPPED: "date_of_birth:day_month_swapped",
-            Dob.ONE_PART: "date_of_birth:one_part_differs", Dob.YEAR_ONLY: "date_of_birth:year"}
+            Dob.ONE_PART: "date_of_birth:one_part_differs",
+            Dob.ONE_OFF: "date_of_birth:one_part_differs", Dob.YEAR_ONLY: "date_of_birth:year"}
 _POSTCODE_WHY = {Postcode.FULL: "postcode", Postcode.SECTOR: "postcode_sector",
                  Postcode.DISTRICT: "postcode_district"}
 
