@@ -130,6 +130,7 @@ class Agent:
                 task.cancel()
         if self._server is not None:
             await self._server.stop(grace=1)
+        self.link.close()
         self.audit.close()
 
     async def wait_stopped(self) -> None:
