@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,13 @@ from mash import signing
 from mash import subject as subject_mod
 from mash.blind import answers, directory, keys, setup
 from mash.blind.seal import SealError, open_box, pad, seal, unpad
-from mash.blind.tokens import TokenIndex, subject_tokens
+from mash.blind.tokens import STRONG_KINDS, WEAK_KINDS, TokenIndex, subject_tokens
 from mash.errors import ConfigError
+from mash.matching import blocking
 from mash.records import PersonRecord
 from mash.subject import SubjectQuery
+from mash.synth.corrupt import LEVELS, to_query, to_record, view
+from mash.synth.population import population
 from mash.v1 import answer_pb2, blind_pb2
 from tests.helpers import lookup_request
 
@@ -158,3 +162,19 @@ def test_configured_directory_is_verified_again_when_it_changes(tmp_path: Path) 
     blind.directory.write_text(json.dumps(doc))
     with pytest.raises(ConfigError):
         cfg.load()
+
+
+def test_every_kind_of_blocking_key_is_a_token_kind() -> None:
+    """A blocking key the token round does not know is silently left out of it (and the
+    people only that key finds are lost to blind lookups): every kind the matcher makes,
+    from records and from subjects of every shape, is a strong or a weak token kind."""
+    rng, today = random.Random(7), dt.date(2026, 11, 1)
+    kinds: set[str] = set()
+    for i, person in enumerate(population(300, seed=7, today=today)):
+        seen = view(person, LEVELS["high"], rng, today)
+        kinds |= {k.split(":", 1)[0] for k in blocking.record_keys(to_record(seen, "s", str(i)))}
+        for with_ids in (True, False):
+            subject = to_query(seen, with_identifiers=with_ids)
+            kinds |= {k.split(":", 1)[0] for k in blocking.query_keys(subject)}
+    assert {"nhs", "nd", "sy", "db", "pc", "na"} <= kinds  # the sample reaches every shape
+    assert kinds <= set(STRONG_KINDS) | set(WEAK_KINDS)
