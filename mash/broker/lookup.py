@@ -105,7 +105,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             asked=plan.asked, policy_revision=plan.revision,
             agreements=[plan.decided[a].agreement_id for a in plan.asked]))
         tasks = {}
-        token = bearer_token(context)
+        token, deadline = bearer_token(context), timestamp(plan.deadline)
         for agency in plan.agencies:
             refused = plan.refusal(agency)
             if refused is not None:
@@ -114,7 +114,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             query = agent_pb2.Query(
                 query_id=uuid.uuid4().hex, lookup_id=plan.lookup_id,
                 analyst_token=token, subject=request.subject,
-                context=request.context, deadline=timestamp(plan.deadline))
+                context=request.context, deadline=deadline)
             tasks[agency] = asyncio.ensure_future(self._ask(agency, query, plan.budget))
         answers = await asyncio.gather(*tasks.values())
         # ... and so is every answer, before any of them leaves.
