@@ -26,7 +26,8 @@ QUICK: dict[str, list[str]] = {
     "policy_decisions": [],
     "audit_append": [],
     "blind": ["--records", "2000", "--queries", "200", "--name", "blind_tokens_quick"],
-    "e2e": ["--records", "2000", "--lookups", "50", "--seconds", "3", "--name", "e2e_quick"],
+    "e2e": ["--records", "2000", "--lookups", "50", "--seconds", "3", "--runs", "1",
+            "--name", "e2e_quick"],
 }
 
 
