@@ -27,6 +27,7 @@ from mash.policy.model import (
 from mash.records import PersonRecord
 
 T = TypeVar("T")
+_UNKNOWN = object()  # not in the memo (None is a value a decision may have)
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,17 @@ class LoadedPolicy:
                                                      repr=False)
 
     def _remember(self, key: tuple[object, ...], decide: Callable[[], T]) -> T:
-        if key in self._memo:
-            return self._memo[key]  # type: ignore[return-value]
-        value = decide()
+        # one lookup, not "in" then "[]": another query thread may clear the memo between
+        value = self._memo.get(key, _UNKNOWN)
+        if value is _UNKNOWN:
+            value = decide()
+            self._keep(key, value)
+        return value  # type: ignore[return-value]
+
+    def _keep(self, key: tuple[object, ...], value: object) -> None:
         if len(self._memo) >= 4096:
             self._memo.clear()
         self._memo[key] = value
-        return value
 
     @property
     def revision(self) -> str:
@@ -145,16 +150,16 @@ class LoadedPolicy:
         # matched records share theirs, and the policy is asked only about new ones.
         keys = [("record", owner, requester, today, json.dumps(i, sort_keys=True))
                 for i in inputs]
-        decided = {k: self._memo[k] for k in keys if k in self._memo}
-        new = list(dict.fromkeys(k for k in keys if k not in decided))
+        decided = {k: self._memo.get(k, _UNKNOWN) for k in keys}
+        new = {k: i for k, i in zip(keys, inputs, strict=True) if decided[k] is _UNKNOWN}
         if new:
-            ask = [inputs[keys.index(k)] for k in new]
             raw = self.engine.evaluate("mash/disclosure/records", _input(
-                requester, today, owner=owner, records=ask))
-            if not isinstance(raw, list) or len(raw) != len(ask):
+                requester, today, owner=owner, records=list(new.values())))
+            if not isinstance(raw, list) or len(raw) != len(new):
                 raise PolicyError("the policy gave no decision for the matched records")
             for key, decision in zip(new, raw, strict=True):
-                decided[key] = self._remember(key, lambda d=decision: d)
+                decided[key] = decision
+                self._keep(key, decision)
         return [self._apply(gate, r, decided[k], context)
                 for r, k in zip(records, keys, strict=True)]
 
