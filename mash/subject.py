@@ -95,7 +95,10 @@ class SubjectQuery:
 def clean_text(value: str, label: str, limit: int) -> str:
     if len(value) > limit:
         raise ValidationError(f"{label} is longer than {limit} characters")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in value):
+    # isprintable() is False for every refused category (and for separators other than the
+    # space, which are allowed): only then is each character looked at.
+    if not value.isprintable() and any(
+            unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in value):
         raise ValidationError(f"{label} contains control or invisible characters")
     return value.strip()
 

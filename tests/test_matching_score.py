@@ -174,3 +174,24 @@ def test_a_part_off_by_one_is_its_own_level() -> None:
         (1990, 5, 15), (1990, 6, 14), (1991, 5, 14), (1980, 5, 14),  # off by one
         (1990, 5, 24), (1990, 9, 14), (1993, 5, 14))], dtype=np.int32)
     assert compare_dob(query, rows).tolist() == [Dob.ONE_OFF] * 4 + [Dob.ONE_PART] * 3
+
+
+def test_every_date_of_birth_level_in_one_column() -> None:
+    """Each distinct date is compared once and its level given to every row holding it."""
+    import datetime as dt
+
+    from mash.matching.compare import Dob, compare_dob
+
+    query = dt.date(2012, 3, 8)
+    column = {20120308: Dob.EXACT, 20120803: Dob.SWAPPED, 20120309: Dob.ONE_OFF,
+              20120328: Dob.ONE_PART, 20210308: Dob.ONE_PART, 20120101: Dob.YEAR_ONLY,
+              20070308: Dob.DIFFERENT, 20130308: Dob.ONE_OFF, 0: Dob.MISSING,
+              19990911: Dob.DIFFERENT}
+    values = list(column) * 3  # repeats share the memo and must keep their own level
+    levels = compare_dob(query, np.array(values, dtype=np.int32)).tolist()
+    assert levels == [column[v] for v in values]
+    assert compare_dob(None, np.array(values, dtype=np.int32)).tolist() == [Dob.MISSING] * 30
+    placeholder = dt.date(2012, 1, 1)  # 01/01: only the year can agree
+    assert compare_dob(placeholder, np.array([20120617, 20130617], dtype=np.int32)).tolist() == [
+        Dob.YEAR_ONLY, Dob.DIFFERENT]
+

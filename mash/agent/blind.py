@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from mash import subject as subject_mod
 from mash.agent.handler import Admitted, QueryHandler, Trace
 from mash.agent.state import Snapshot
-from mash.answers import timestamp
 from mash.blind import answers as signed_answers
 from mash.blind.config import BlindAgentConfig
 from mash.blind.seal import Box, SealError, open_box, pad, seal
@@ -157,10 +156,8 @@ class BlindResponder:
             warnings=list(admitted.gate.warnings),
             detail=(f"no record shares any of the lookup's {tokens} keyed match tokens; "
                     f"{self.cfg.name} never saw who was asked about"))
-        answer.data_as_at.CopyFrom(timestamp(snapshot.as_at))
-        for source in snapshot.sources:
-            answer.searched.sources.add(name=source.name, as_at=timestamp(source.as_at),
-                                        record_count=len(source.records))
+        answer.data_as_at.CopyFrom(snapshot.as_at_proto)
+        answer.searched.sources.extend(snapshot.sources_proto)
         return answer
 
     def _round_two(self, query: agent_pb2.Query, trace: Trace, digest: bytes,

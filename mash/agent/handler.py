@@ -12,7 +12,7 @@ from mash import subject as subject_mod
 from mash.agent.config import AgentConfig
 from mash.agent.disclosure import AgentPolicy, OwnerDecisions, PolicyError, Requester
 from mash.agent.state import AgentState, Snapshot
-from mash.answers import not_checked, timestamp
+from mash.answers import not_checked
 from mash.audit import AuditError, AuditLog
 from mash.audit import build as audit_build
 from mash.context import LookupContext
@@ -113,7 +113,7 @@ class QueryHandler:
                              policy_revision=revision or self.policy.revision)
         snapshot = self.state.snapshot
         if snapshot is not None:
-            answer.data_as_at.CopyFrom(timestamp(snapshot.as_at))
+            answer.data_as_at.CopyFrom(snapshot.as_at_proto)
         return answer
 
     def _answer(self, query: agent_pb2.Query, trace: Trace) -> answer_pb2.AgencyAnswer:
@@ -184,7 +184,7 @@ class QueryHandler:
             searched=self._summary(outcome, snapshot),
             warnings=list(gate.warnings),
         )
-        base.data_as_at.CopyFrom(timestamp(snapshot.as_at))
+        base.data_as_at.CopyFrom(snapshot.as_at_proto)
         if not outcome.candidates:
             base.state = R.ANSWER_STATE_NOT_KNOWN
             return base
@@ -235,8 +235,6 @@ class QueryHandler:
             date_of_birth_rules=outcome.date_of_birth_rules,
             postcodes=outcome.postcodes,
             candidates_examined=outcome.candidates_examined,
+            sources=snapshot.sources_proto,
         )
-        for source in snapshot.sources:
-            summary.sources.add(name=source.name, as_at=timestamp(source.as_at),
-                                record_count=len(source.records))
         return summary

@@ -67,15 +67,14 @@ class BrokerLink:
             "record_count": snapshot.record_count if snapshot else 0,
         }
         if snapshot is not None:
-            status["data_as_at"] = timestamp(snapshot.as_at)
+            status["data_as_at"] = snapshot.as_at_proto
         return status
 
     def _hello(self) -> agent_pb2.ConnectRequest:
         hello = agent_pb2.AgentHello(agent_version=__version__, **self._status())  # type: ignore[arg-type]
         snapshot = self.state.snapshot
-        for source in snapshot.sources if snapshot else []:
-            hello.sources.add(name=source.name, as_at=timestamp(source.as_at),
-                              record_count=len(source.records))
+        if snapshot is not None:
+            hello.sources.extend(snapshot.sources_proto)
         return agent_pb2.ConnectRequest(hello=hello)
 
     def _heartbeat(self) -> agent_pb2.ConnectRequest:

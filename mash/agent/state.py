@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from mash.agent.sources import LoadedSource, SourceConfig, SourceError, load_source
+from mash.answers import timestamp
 from mash.logs import get_logger
 from mash.matching import Matcher, persist
 from mash.matching.index import build
+from mash.v1 import answer_pb2
 
 log = get_logger(__name__)
 
@@ -31,6 +36,20 @@ class Snapshot:
     def as_at(self) -> dt.datetime:
         """The oldest source's as-at time: the answer is only as current as that."""
         return min(s.as_at for s in self.sources)
+
+    # Every answer carries these; a snapshot never changes, so they are built once (protobuf's
+    # datetime conversion is Python code, and cost more per query than some of the search).
+    @functools.cached_property
+    def as_at_proto(self) -> Timestamp:
+        """`as_at` as a protobuf Timestamp (copy it into a message; do not modify it)."""
+        return timestamp(self.as_at)
+
+    @functools.cached_property
+    def sources_proto(self) -> tuple[answer_pb2.SourceSummary, ...]:
+        """One summary per source, as answers and hellos list them (copy, do not modify)."""
+        return tuple(answer_pb2.SourceSummary(name=s.name, as_at=timestamp(s.as_at),
+                                              record_count=len(s.records))
+                     for s in self.sources)
 
     @property
     def record_count(self) -> int:

@@ -17,7 +17,6 @@ key; keep the key file readable by the service only (mode 0600).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import re
 from pathlib import Path
@@ -61,7 +60,7 @@ class SubjectHasher:
 
     def _hash(self, *parts: str) -> str:
         message = _SEP.join((DOMAIN, *parts)).encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+        return hmac.digest(self._key, message, "sha256").hex()[:32]
 
     def keys(self, subject: SubjectQuery) -> dict[str, str]:
         """hash -> what it stands for (e.g. 'nhs_number', 'name+date_of_birth')."""

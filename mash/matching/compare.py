@@ -14,7 +14,6 @@ from rapidfuzz.distance import OSA, JaroWinkler
 
 from mash.matching import nicknames
 from mash.matching.blocking import soundex
-from mash.matching.index import dob_int
 
 
 class Given:
@@ -116,35 +115,47 @@ def compare_family(query: str, record: str) -> int:
     return Family.DIFFERENT
 
 
-def compare_dob(query: dt.date | None, dobs: np.ndarray) -> np.ndarray:
-    """Levels for a column of yyyymmdd ints (0 = unknown)."""
-    out = np.full(len(dobs), Dob.MISSING, dtype=np.int8)
-    if query is None:
-        return out
-    q = dob_int(query)
-    known = dobs != 0
-    y, m, d = dobs // 10000, dobs // 100 % 100, dobs % 100
+def _year_typo(y: int, qy: int) -> bool:
+    """A year counts as mistyped only when one digit differs or the last two are transposed
+    (2015/2016, 1985/1958); 2001 and 2015 are different years, not a typo."""
+    digits = sum((y // 10**k) % 10 != (qy // 10**k) % 10 for k in range(4))
+    return digits == 1 or (y // 100 == qy // 100 and y % 10 == (qy // 10) % 10
+                           and (y // 10) % 10 == qy % 10)
+
+
+def dob_level(query: dt.date, value: int) -> int:
+    """The level of one yyyymmdd int (0 = unknown) against the query's date."""
+    if value == 0:
+        return Dob.MISSING
     qy, qm, qd = query.year, query.month, query.day
-    # a year counts as mistyped only when one digit differs or the last two are transposed
-    # (2015/2016, 1985/1958); 2001 and 2015 are different years, not a typo
-    digits = sum(((y // 10**k) % 10 != (qy // 10**k) % 10).astype(np.int8) for k in range(4))
-    year_typo = (digits == 1) | ((y // 100 == qy // 100) & (y % 10 == (qy // 10) % 10)
-                                 & ((y // 10) % 10 == qy % 10))
-    same = (y == qy).astype(np.int8) + (m == qm) + (d == qd)
-    same[(y != qy) & ~year_typo] = 0
-    placeholder = ((m == 1) & (d == 1)) | (qm == 1 and qd == 1)
-    out[known] = Dob.DIFFERENT
-    out[known & (same == 2)] = Dob.ONE_PART
-    # exactly one part differs here, so the others' differences are 0
-    off_by_one = (np.abs(d - qd) == 1) | (np.abs(m - qm) == 1) | (np.abs(y - qy) == 1) | (
-        np.abs(y - qy) == 10)
-    out[known & (same == 2) & off_by_one] = Dob.ONE_OFF
-    out[known & placeholder] = Dob.DIFFERENT  # 01/01 says nothing about day and month
-    out[known & placeholder & (y == qy)] = Dob.YEAR_ONLY
-    if qd <= 12 and qd != qm:
-        out[known & (dobs == qy * 10000 + qd * 100 + qm)] = Dob.SWAPPED
-    out[dobs == q] = Dob.EXACT
-    return out
+    if value == qy * 10000 + qm * 100 + qd:
+        return Dob.EXACT
+    if qd <= 12 and qd != qm and value == qy * 10000 + qd * 100 + qm:
+        return Dob.SWAPPED
+    y, m, d = value // 10000, value // 100 % 100, value % 100
+    if (m == 1 and d == 1) or (qm == 1 and qd == 1):  # 01/01 says nothing about day and month
+        return Dob.YEAR_ONLY if y == qy else Dob.DIFFERENT
+    # two of day, month and year agree (not all three: that was EXACT); the third is off by
+    # one (ONE_OFF), or looks mistyped (ONE_PART), or the dates differ
+    if y == qy and m == qm:
+        return Dob.ONE_OFF if abs(d - qd) == 1 else Dob.ONE_PART
+    if y == qy and d == qd:
+        return Dob.ONE_OFF if abs(m - qm) == 1 else Dob.ONE_PART
+    if m == qm and d == qd and _year_typo(y, qy):
+        return Dob.ONE_OFF if abs(y - qy) in (1, 10) else Dob.ONE_PART
+    return Dob.DIFFERENT
+
+
+def compare_dob(query: dt.date | None, dobs: np.ndarray) -> np.ndarray:
+    """Levels for a column of yyyymmdd ints (0 = unknown). Candidates share few dates (they
+    were blocked on them), so each distinct date is compared once, in plain Python: for the
+    tens of rows a search examines that is several times quicker than whole-array numpy."""
+    if query is None:
+        return np.full(len(dobs), Dob.MISSING, dtype=np.int8)
+    seen: dict[int, int] = {}
+    levels = [seen[v] if v in seen else seen.setdefault(v, dob_level(query, v))
+              for v in dobs.tolist()]
+    return np.array(levels, dtype=np.int8)
 
 
 def compare_postcodes(full: list[bytes], sectors: list[int], districts: list[int],

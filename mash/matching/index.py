@@ -86,7 +86,7 @@ class MatchIndex:
 
     def candidates(self, keys: Iterable[str]) -> np.ndarray:
         """Rows that share at least one blocking key, sorted and unique."""
-        hashes = np.unique(hash_keys(keys))
+        hashes = hash_keys(set(keys))  # duplicates would only repeat rows, made unique below
         lo = np.searchsorted(self.key_hashes, hashes, side="left")
         hi = np.searchsorted(self.key_hashes, hashes, side="right")
         parts = [self.key_rows[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)

@@ -3,6 +3,7 @@ candidates of one subject at once."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,84 +52,86 @@ class Scored:
         return out
 
 
-def _name_rows(index: MatchIndex, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(owner position in rows, name row) for every name of every candidate row."""
-    starts = index.name_start[rows]
-    counts = (index.name_start[rows + 1] - starts).astype(np.int64)
-    owner = np.repeat(np.arange(len(rows)), counts)
-    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return owner, np.repeat(starts, counts) + offsets
-
-
-def _levels(index: MatchIndex, weights: Weights, query: str, ids: list[int],
-            family: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Level and weight of each distinct record name against one query name."""
+def _levels(index: MatchIndex, weights: Weights, query: str, ids: set[int],
+            family: bool) -> dict[int, tuple[int, float]]:
+    """Level and weight of each distinct record name (string id) against one query name."""
     strings = index.strings.strings
     compare, exact, table = ((compare_family, Family.EXACT, weights.family) if family else
                              (compare_given, Given.EXACT, weights.given))
     field_name = "family" if family else "given"
-    levels = np.empty(len(ids), dtype=np.int8)
-    out = np.empty(len(ids), dtype=np.float64)
-    for i, sid in enumerate(ids):
+    by_level = table.tolist()
+    out = {}
+    for sid in ids:
         level = compare(query, strings[sid] if sid != NONE else "")
-        levels[i] = level
         # how common the string is as any name: a surname typed as a given name (swapped
         # names) is as common as the surname
-        out[i] = (weights.exact_name(field_name, int(index.given_count[sid])
-                                     + int(index.family_count[sid]), index.name_rows)
-                  if level == exact else table[level])
-    return levels, out
+        out[sid] = (level, weights.exact_name(field_name, int(index.given_count[sid])
+                                              + int(index.family_count[sid]), index.name_rows)
+                    if level == exact else by_level[level])
+    return out
+
+
+def _best_names(index: MatchIndex, weights: Weights, subject: SubjectQuery,
+                rows: np.ndarray) -> tuple[list[float], list[int], list[int], list[bool]]:
+    """Per candidate row: the best agreement over every (query name or swapped variant,
+    record name) pair, as (weight, given level, family level, swapped).
+
+    Plain Python over the candidates' name rows: a search examines tens of rows, for which
+    numpy's cost per call outweighs the work (the string comparisons themselves are cached).
+    Ties keep the first variant and the first record name, in order.
+    """
+    n = len(rows)
+    best_w, best_g = [0.0] * n, [Given.MISSING] * n
+    best_f, best_s = [Family.MISSING] * n, [False] * n
+    variants = query_name_variants(subject)
+    if not variants or not n:
+        return best_w, best_g, best_f, best_s
+    starts = index.name_start[rows].tolist()
+    ends = index.name_start[rows + 1].tolist()
+    flat = [j for a, b in zip(starts, ends, strict=True) for j in range(a, b)]
+    if not flat:
+        return best_w, best_g, best_f, best_s
+    gids = index.name_given[flat].tolist()
+    fids = index.name_family[flat].tolist()
+    oids = index.name_other[flat].tolist()
+    other_gain = float(weights.given[Given.OTHER_FORENAME] - weights.given[Given.DIFFERENT])
+    originals = len(subject.names)
+    compared = []
+    for v, variant in enumerate(variants):
+        q_given = first_given(variant)
+        compared.append((_levels(index, weights, q_given, set(gids), family=False),
+                         _levels(index, weights, variant.family, set(fids), family=True),
+                         index.strings.get(q_given), v >= originals))
+    first = 0  # where candidate i's names start in the flat lists
+    for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        top = -math.inf
+        for k in range(first, first + b - a):
+            g_id, f_id, o_id = gids[k], fids[k], oids[k]
+            for given, family, other_id, swapped in compared:
+                g, gw = given[g_id]
+                f, fw = family[f_id]
+                w = gw + fw
+                # the query's given name is the record's second forename
+                if other_id != NONE and o_id == other_id and g == Given.DIFFERENT:
+                    w, g = w + other_gain, Given.OTHER_FORENAME
+                if swapped:
+                    w = w - SWAPPED_NAME_PENALTY
+                if w > top:
+                    top = best_w[i] = w
+                    best_g[i], best_f[i], best_s[i] = g, f, swapped
+        first += b - a
+    return best_w, best_g, best_f, best_s
 
 
 def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
           weights: Weights) -> Scored:
     n = len(rows)
     total = np.zeros(n, dtype=np.float64)
-
-    # Names: the best agreement over every (query name or swapped variant, record name) pair.
-    best_w = np.zeros(n, dtype=np.float64)
-    best_g = np.full(n, Given.MISSING, dtype=np.int8)
-    best_f = np.full(n, Family.MISSING, dtype=np.int8)
-    best_s = np.zeros(n, dtype=bool)
-    variants = query_name_variants(subject)
-    if variants and n:
-        owner, name_rows = _name_rows(index, rows)
-        if len(name_rows):
-            gids = index.name_given[name_rows]
-            oids = index.name_other[name_rows]
-            uniq_g, inv_g = np.unique(gids, return_inverse=True)
-            uniq_f, inv_f = np.unique(index.name_family[name_rows], return_inverse=True)
-            g_ids, f_ids = uniq_g.tolist(), uniq_f.tolist()
-            w_all = np.full(len(name_rows), -np.inf)
-            g_all = np.full(len(name_rows), Given.MISSING, dtype=np.int8)
-            f_all = np.full(len(name_rows), Family.MISSING, dtype=np.int8)
-            s_all = np.zeros(len(name_rows), dtype=bool)
-            originals = len(subject.names)
-            for v, variant in enumerate(variants):
-                q_given = first_given(variant)
-                gl, gw = _levels(index, weights, q_given, g_ids, family=False)
-                fl, fw = _levels(index, weights, variant.family, f_ids, family=True)
-                g, f, w = gl[inv_g], fl[inv_f], gw[inv_g] + fw[inv_f]
-                other_id = index.strings.get(q_given)
-                if other_id != NONE:  # the query's given name is the record's second forename
-                    other = (oids == other_id) & (g == Given.DIFFERENT)
-                    if other.any():
-                        w = w + np.where(other, weights.given[Given.OTHER_FORENAME]
-                                         - weights.given[Given.DIFFERENT], 0.0)
-                        g = np.where(other, Given.OTHER_FORENAME, g).astype(np.int8)
-                if v >= originals:
-                    w = w - SWAPPED_NAME_PENALTY
-                better = w > w_all
-                w_all = np.where(better, w, w_all)
-                g_all = np.where(better, g, g_all)
-                f_all = np.where(better, f, f_all)
-                s_all = np.where(better, v >= originals, s_all)
-            order = np.lexsort((-w_all, owner))
-            first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
-            who = owner[first]
-            best_w[who], best_g[who], best_f[who], best_s[who] = (
-                w_all[first], g_all[first], f_all[first], s_all[first])
-    total += best_w
+    names = _best_names(index, weights, subject, rows)
+    total += np.array(names[0], dtype=np.float64)
+    best_g = np.array(names[1], dtype=np.int8)
+    best_f = np.array(names[2], dtype=np.int8)
+    best_s = np.array(names[3], dtype=bool)
 
     dob = compare_dob(subject.date_of_birth, index.dob[rows])
     total += weights.dob[dob]

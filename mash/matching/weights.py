@@ -13,6 +13,7 @@ Thresholds are calibrated on synthetic data (bench/accuracy.py, mash.matching.ca
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -133,6 +134,7 @@ class Thresholds:
     possible: float = 19.62
     records: int = 50_000  # the index size they were calibrated at
 
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (a few frozen instances, asked per search)
     def at(self, records: int) -> Thresholds:
         """The thresholds for an index of ``records``. Every record is one more chance of a
         coincidence: the prior odds that a given record is the person fall as 1/N, so a
