@@ -131,3 +131,44 @@ def _attempt(log, e) -> str:
     except AuditError:
         return "AuditError"
     return "written"
+
+
+async def test_async_appends_share_commits_survive_cancellation_and_fail_closed(db, keys):
+    """The writer thread commits what the loop handed it meanwhile in one transaction; a
+    caller that stops waiting still has its entry written; a failed commit fails every caller
+    in it; a closed log refuses."""
+    from mash.audit.errors import AuditError
+
+    store = db.open()
+    batches: list[int] = []
+    original = store.append_many
+
+    def counting(writer_id, prepares):
+        batches.append(len(prepares))
+        return original(writer_id, prepares)
+
+    store.append_many = counting  # type: ignore[method-assign]
+    log = AuditLog(store, "broker-1", keys.signer, checkpoint_every=10)
+    appended = await asyncio.gather(*(log.append_async(entry(n)) for n in range(100)))
+    assert sorted(a.seq for a in appended) == list(range(1, 101))
+    assert sum(batches) == 100 and len(batches) < 100
+
+    waiter = asyncio.ensure_future(log.append_async(entry(100)))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    # appends are written in the order they were handed over: the next one lands after it
+    assert (await log.append_async(entry(101))).seq == 102
+    assert_chains(store, keys, {"broker-1": 102})
+
+    def failing(writer_id, prepares):
+        raise RuntimeError("disk full")
+
+    store.append_many = failing  # type: ignore[method-assign]
+    results = await asyncio.gather(*(log.append_async(entry(n)) for n in range(8)),
+                                   return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["AuditError"] * 8
+    store.append_many = original  # type: ignore[method-assign]
+    assert (await log.append_async(entry(7))).seq == 103  # the log recovers
+    log.close()
+    with pytest.raises(AuditError, match="closed"):
+        await log.append_async(entry(8))

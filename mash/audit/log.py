@@ -8,14 +8,18 @@
 matched queries) and any due checkpoint are committed; it raises `AuditError` otherwise and
 the caller must not answer (fail closed). It is thread-safe; several processes or brokers may
 append to the same store, even under the same writer id (their appends serialise on the
-writer's head). `append_async` runs `append` in a worker thread: if the awaiting task is
+writer's head). `append_async` hands the entry to the log's own writer thread, which commits
+everything handed to it meanwhile in one transaction (one fsync for many concurrent lookups,
+and one wake-up of the event loop per commit, not per entry); if the awaiting task is
 cancelled, the write still completes (an entry without an answer is the safe direction).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import queue
 import re
 import threading
 from collections.abc import Callable
@@ -44,21 +48,33 @@ def check_writer_id(writer_id: str) -> str:
     return writer_id
 
 
+Prepare = Callable[[Head], NewEntry]
+
+
 @dataclass
 class _Pending:
-    """One caller's entry waiting for a group commit."""
+    """One caller's entries waiting for a group commit (committed together, all or none)."""
 
-    prepare: Callable[[Head], NewEntry]
+    prepares: list[Prepare]
     done: threading.Event = field(default_factory=threading.Event)
     promoted: bool = False  # woken to lead the next commit, not because it is written
-    result: NewEntry | None = None
+    results: list[NewEntry] | None = None
     error: AuditError | None = None
 
-    def outcome(self) -> NewEntry:
+    def outcome(self) -> list[NewEntry]:
         if self.error is not None:
             raise self.error
-        assert self.result is not None
-        return self.result
+        assert self.results is not None
+        return self.results
+
+
+@dataclass
+class _AsyncAppend:
+    """An `append_async` call waiting for the writer thread."""
+
+    prepare: Prepare
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Appended]
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,10 @@ class AuditLog:
         self._queue: list[_Pending] = []
         self._queue_lock = threading.Lock()
         self._leading = False
+        self._inbox: queue.SimpleQueue[_AsyncAppend | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def open(cls, config: AuditConfig) -> AuditLog:
@@ -101,8 +121,15 @@ class AuditLog:
 
     def append(self, entry: AuditEntry) -> Appended:
         """Write `entry` durably at the end of this writer's chain, or raise AuditError."""
+        row = self._commit(_Pending([self._prepare(entry)]))[0].row
+        return Appended(self.writer_id, row.seq, row.entry_hash, row.recorded_at)
+
+    def _prepare(self, entry: AuditEntry) -> Prepare:
+        """Check and serialise the entry now (in the caller); chain it when its turn comes."""
         if not isinstance(entry, AuditEntry):
             raise AuditError("AuditLog.append needs an AuditEntry")
+        if self._closed:
+            raise AuditError(f"the audit log of {self.writer_id} is closed")
         body = entry.canonical()
         agreements = entry.all_agreements()
         keys = entry.index_keys()
@@ -118,15 +145,14 @@ class AuditLog:
                                        Head(self.writer_id, seq, row.entry_hash))
             return NewEntry(row, keys, notify, checkpoint)
 
-        row = self._commit(_Pending(prepare)).row
-        return Appended(self.writer_id, row.seq, row.entry_hash, row.recorded_at)
+        return prepare
 
-    def _commit(self, mine: _Pending) -> NewEntry:
+    def _commit(self, mine: _Pending) -> list[NewEntry]:
         """Group commit: whoever finds no commit in progress leads, and writes every entry
         waiting at that moment in one transaction; the others wait for it. One durable commit
         (one fsync) then serves many concurrent queries, and each caller still returns only
-        once its own entry is committed. A leader hands over to the next waiter, so no caller
-        commits more than one batch."""
+        once its own entries are committed. A leader hands over to the next waiter, so no
+        caller commits more than one batch."""
         with self._queue_lock:
             self._queue.append(mine)
             lead = not self._leading
@@ -138,9 +164,11 @@ class AuditLog:
         with self._queue_lock:
             batch, self._queue = self._queue, []
         try:
-            results = self.store.append_many(self.writer_id, [p.prepare for p in batch])
-            for pending, new in zip(batch, results, strict=True):
-                pending.result = new
+            results = self.store.append_many(self.writer_id,
+                                             [p for pending in batch for p in pending.prepares])
+            for pending in batch:
+                pending.results, results = (results[:len(pending.prepares)],
+                                            results[len(pending.prepares):])
         except AuditError as exc:
             log.error("audit_write_failed", writer=self.writer_id, error=str(exc))
             for pending in batch:
@@ -163,7 +191,58 @@ class AuditLog:
         return mine.outcome()
 
     async def append_async(self, entry: AuditEntry) -> Appended:
-        return await asyncio.to_thread(self.append, entry)
+        """`append` for the event loop: the writer thread commits it (see the module doc)."""
+        loop = asyncio.get_running_loop()
+        call = _AsyncAppend(self._prepare(entry), loop, loop.create_future())
+        self._start_writer()
+        self._inbox.put(call)
+        # shield: a cancelled caller stops waiting, the write itself goes ahead
+        return await asyncio.shield(call.future)
+
+    def _start_writer(self) -> None:
+        with self._writer_lock:
+            if self._closed:
+                raise AuditError(f"the audit log of {self.writer_id} is closed")
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_queued, daemon=True,
+                                                name=f"audit-{self.writer_id}")
+                self._writer.start()
+
+    def _write_queued(self) -> None:
+        """The writer thread: commit whatever has queued up, together, until closed."""
+        while True:
+            first = self._inbox.get()
+            if first is None:
+                return
+            calls = [first]
+            stop = False
+            while True:
+                try:
+                    more = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                calls.append(more)
+            pending = _Pending([c.prepare for c in calls])
+            with contextlib.suppress(AuditError):  # pending.error carries it to every caller
+                self._commit(pending)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_AsyncAppend, object]]] = {}
+            for i, call in enumerate(calls):
+                outcome: object = pending.error
+                if pending.error is None:
+                    assert pending.results is not None
+                    row = pending.results[i].row
+                    outcome = Appended(self.writer_id, row.seq, row.entry_hash,
+                                       row.recorded_at)
+                by_loop.setdefault(call.loop, []).append((call, outcome))
+            for loop, settled in by_loop.items():
+                # a loop that has closed has nobody waiting any more
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, settled)
+            if stop:
+                return
 
     def checkpoint(self, writer_id: str | None = None) -> SignedCheckpoint:
         """Sign a writer's current head now (this log's writer unless another is named)."""
@@ -176,6 +255,13 @@ class AuditLog:
             raise AuditError(f"checkpoint failed: {type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
+        """Finish the appends already handed over, then close the store."""
+        with self._writer_lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._inbox.put(None)
+            writer.join()
         self.store.close()
 
     def __enter__(self) -> AuditLog:
@@ -183,3 +269,14 @@ class AuditLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _settle(settled: list[tuple[_AsyncAppend, object]]) -> None:
+    """On the caller's loop: give each waiting append_async its outcome."""
+    for call, outcome in settled:
+        if call.future.cancelled():
+            continue
+        if isinstance(outcome, Appended):
+            call.future.set_result(outcome)
+        else:
+            call.future.set_exception(outcome)  # type: ignore[arg-type]
