@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from mash import context as lookup_context
@@ -13,7 +16,7 @@ from mash.agent.config import AgentConfig
 from mash.agent.disclosure import AgentPolicy, OwnerDecisions, PolicyError, Requester
 from mash.agent.state import AgentState, Snapshot
 from mash.answers import not_checked
-from mash.audit import AuditError, AuditLog
+from mash.audit import AuditEntry, AuditError, AuditLog
 from mash.audit import build as audit_build
 from mash.context import LookupContext
 from mash.errors import IdentityError, ValidationError
@@ -49,6 +52,16 @@ class Trace:
     audit_detail: str = ""
 
 
+@dataclass
+class Decided:
+    """A query's answer and what it was about, waiting for its audit entry to be written."""
+
+    query: agent_pb2.Query
+    trace: Trace
+    answer: answer_pb2.AgencyAnswer
+    started: float
+
+
 class QueryHandler:
     def __init__(self, cfg: AgentConfig, state: AgentState, policy: AgentPolicy,
                  audit: AuditLog) -> None:
@@ -61,10 +74,35 @@ class QueryHandler:
     def answer(self, query: agent_pb2.Query) -> answer_pb2.AgencyAnswer:
         return self.run(query, self._answer)
 
+    async def answer_async(self, query: agent_pb2.Query,
+                           workers: Executor) -> answer_pb2.AgencyAnswer:
+        """`answer` for the event loop: the search runs on `workers`, and the audit entry is
+        handed to the audit log's writer thread, which commits the entries of all the queries
+        in flight together (one transaction and one fsync for many)."""
+        loop = asyncio.get_running_loop()
+        decided = await loop.run_in_executor(workers, contextvars.copy_context().run,
+                                             self.decide, query, self._answer)
+        try:
+            await self.audit.append_async(self.entry(decided))
+        except AuditError as exc:
+            return self.finish(decided, exc)
+        return self.finish(decided, None)
+
     def run(self, query: agent_pb2.Query,
             decide: Callable[[agent_pb2.Query, Trace], answer_pb2.AgencyAnswer],
             ) -> answer_pb2.AgencyAnswer:
-        """Decide an answer, audit it, log it: every query, whatever kind, goes through here."""
+        """Decide an answer, audit it, log it: every query, whatever kind, goes through here
+        (or through `answer_async`, which does the same in two steps)."""
+        decided = self.decide(query, decide)
+        try:
+            self.audit.append(self.entry(decided))
+        except AuditError as exc:
+            return self.finish(decided, exc)
+        return self.finish(decided, None)
+
+    def decide(self, query: agent_pb2.Query,
+               decide: Callable[[agent_pb2.Query, Trace], answer_pb2.AgencyAnswer]) -> Decided:
+        """The answer before its audit: never raises, never says NOT_KNOWN on a failure."""
         started = time.monotonic()
         trace = Trace()
         try:
@@ -74,36 +112,37 @@ class QueryHandler:
             answer = self.not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
                                        "the agent failed while searching; the agency has been "
                                        "alerted through its logs")
-        answer = self._audited(query, trace, answer)
-        answer.elapsed_ms = int((time.monotonic() - started) * 1000)
+        return Decided(query, trace, answer, started)
+
+    def entry(self, decided: Decided) -> AuditEntry:
+        """What the audit records of a decided query (raises AuditError if it cannot)."""
+        query, trace, answer = decided.query, decided.trace, decided.answer
+        return audit_build.query_entry(
+            lookup_id=query.lookup_id, query_id=query.query_id, analyst=trace.analyst,
+            context=trace.context,
+            subject=self.hasher.hashes(trace.subject) if trace.subject else (),
+            answer=answer, state=trace.audit_state, detail=trace.audit_detail,
+            record_refs=[self.hasher.record_ref(r.source, r.record_id) for r in trace.matched])
+
+    def finish(self, decided: Decided, failed: AuditError | None) -> answer_pb2.AgencyAnswer:
+        """The answer that may leave: an answer that could not be recorded is not given (fail
+        closed: NOT_CHECKED, releasing nothing)."""
+        answer = decided.answer
+        if failed is not None:
+            answer = self.not_checked(
+                R.NOT_CHECKED_REASON_AUDIT_FAILED,
+                f"{self.cfg.name} could not record this query in its audit trail, so it "
+                f"answers nothing: {failed}", answer.policy_revision or None)
+        answer.elapsed_ms = int((time.monotonic() - decided.started) * 1000)
         log.info(
             "query_answered",
-            query_id=query.query_id,
-            lookup_id=query.lookup_id,
+            query_id=decided.query.query_id,
+            lookup_id=decided.query.lookup_id,
             state=R.AnswerState.Name(answer.state),
             reason=R.NotCheckedReason.Name(answer.not_checked_reason),
             matches=len(answer.matches),
             elapsed_ms=answer.elapsed_ms,
         )
-        return answer
-
-    def _audited(self, query: agent_pb2.Query, trace: Trace,
-                 answer: answer_pb2.AgencyAnswer) -> answer_pb2.AgencyAnswer:
-        """Record the query and what it released; an answer that cannot be recorded is not
-        given (fail closed: NOT_CHECKED, releasing nothing)."""
-        try:
-            self.audit.append(audit_build.query_entry(
-                lookup_id=query.lookup_id, query_id=query.query_id, analyst=trace.analyst,
-                context=trace.context,
-                subject=self.hasher.hashes(trace.subject) if trace.subject else (),
-                answer=answer, state=trace.audit_state, detail=trace.audit_detail,
-                record_refs=[self.hasher.record_ref(r.source, r.record_id)
-                             for r in trace.matched]))
-        except AuditError as exc:
-            return self.not_checked(
-                R.NOT_CHECKED_REASON_AUDIT_FAILED,
-                f"{self.cfg.name} could not record this query in its audit trail, so it "
-                f"answers nothing: {exc}", answer.policy_revision or None)
         return answer
 
     def not_checked(self, reason: int, detail: str,

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import datetime as dt
 import random
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 import grpc
 
@@ -29,29 +28,34 @@ from mash.logs import get_logger
 from mash.v1 import agent_pb2, agent_pb2_grpc
 
 log = get_logger(__name__)
+# Answers one query; the searching is done on the executor it is given.
+Respond = Callable[[agent_pb2.Query, Executor], Awaitable[agent_pb2.QueryAnswer]]
 MAX_CONCURRENT_QUERIES = 16
-# Queries are answered on a pool of their own, so that loading or refreshing records (which
-# can take minutes) never holds up a query. Answering is mostly Python, which runs one thread
-# at a time: two threads let one query compute while another waits for its audit commit
-# (concurrent commits are merged: mash.audit.log group commit); measured no slower than six.
+# Queries are searched on a pool of their own, so that loading or refreshing records (which
+# can take minutes) never holds up a query; their audit entries are committed by the audit
+# log's writer thread, together. Searching is mostly Python, which runs one thread at a time:
+# two threads keep one slow query (a blind token round, say) from holding up the next.
 QUERY_THREADS = 2
 
 
 class BrokerLink:
     def __init__(self, cfg: AgentConfig, state: AgentState, handler: QueryHandler,
                  on_connected: Callable[[bool], None] | None = None,
-                 respond: Callable[[agent_pb2.Query], agent_pb2.QueryAnswer] | None = None,
-                 ) -> None:
+                 respond: Respond | None = None) -> None:
         self.cfg = cfg
         self.state = state
         self.handler = handler
-        self.respond = respond or (lambda q: agent_pb2.QueryAnswer(
-            query_id=q.query_id, answer=handler.answer(q)))
+        self.respond = respond or self._respond
         self.connected = False
         self._on_connected = on_connected
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
         self._workers = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="mash-query")
         self._outbox: asyncio.Queue[agent_pb2.ConnectRequest | None] | None = None
+
+    async def _respond(self, query: agent_pb2.Query,
+                       workers: Executor) -> agent_pb2.QueryAnswer:
+        return agent_pb2.QueryAnswer(query_id=query.query_id,
+                                     answer=await self.handler.answer_async(query, workers))
 
     def _set_connected(self, value: bool) -> None:
         self.connected = value
@@ -187,8 +191,7 @@ class BrokerLink:
                      outbox: asyncio.Queue[agent_pb2.ConnectRequest | None]) -> None:
         async with self._slots:
             started = time.monotonic()
-            answer = await asyncio.get_running_loop().run_in_executor(
-                self._workers, contextvars.copy_context().run, self.respond, query)
+            answer = await self.respond(query, self._workers)
             metrics.QUERY_SECONDS.labels(self.cfg.agency).observe(time.monotonic() - started)
             state = (STATE_LABELS.get(answer.answer.state, "NOT_CHECKED")
                      if answer.HasField("answer") else "SEALED")

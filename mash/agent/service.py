@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import signal
+from concurrent.futures import Executor
 
 import grpc
 from prometheus_client import start_http_server
@@ -54,11 +56,16 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self.health_port: int | None = None
 
-    def respond(self, query: agent_pb2.Query) -> agent_pb2.QueryAnswer:
-        """Answer one query from the broker (runs in a worker thread)."""
+    async def respond(self, query: agent_pb2.Query,
+                      workers: Executor) -> agent_pb2.QueryAnswer:
+        """Answer one query from the broker, searching on `workers`."""
         if not query.HasField("blind"):
             return agent_pb2.QueryAnswer(query_id=query.query_id,
-                                         answer=self.handler.answer(query))
+                                         answer=await self.handler.answer_async(query, workers))
+        return await asyncio.get_running_loop().run_in_executor(
+            workers, contextvars.copy_context().run, self._respond_blind, query)
+
+    def _respond_blind(self, query: agent_pb2.Query) -> agent_pb2.QueryAnswer:
         if self.blind is None:
             return agent_pb2.QueryAnswer(query_id=query.query_id, answer=self.handler.run(
                 query, lambda q, t: self.handler.not_checked(
