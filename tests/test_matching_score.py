@@ -195,3 +195,29 @@ def test_every_date_of_birth_level_in_one_column() -> None:
     assert compare_dob(placeholder, np.array([20120617, 20130617], dtype=np.int32)).tolist() == [
         Dob.YEAR_ONLY, Dob.DIFFERENT]
 
+
+
+@pytest.mark.parametrize("level", ["low", "high"])
+def test_plain_python_and_numpy_scoring_agree(level, monkeypatch) -> None:
+    """Scoring loops in plain Python over a few candidate rows and uses numpy over many:
+    the two must give every row the same levels and the same total, to the last bit."""
+    from mash.matching import compare
+    from mash.matching import score as score_mod
+
+    sc = scenario(3000, 150, level, seed=7, n_strangers=150)
+    matcher = Matcher(sc.records)
+    subjects = [q for q, _ in sc.in_records] + list(sc.strangers)
+
+    def everything(few: int) -> list[tuple]:
+        monkeypatch.setattr(score_mod, "FEW_ROWS", few)
+        monkeypatch.setattr(compare, "FEW_DATES", few)
+        out = []
+        for q in subjects:
+            s = matcher.scored(q)
+            out.append((s.rows.tolist(), s.total.tolist(), s.given.tolist(), s.family.tolist(),
+                        s.swapped.tolist(), s.dob.tolist(), s.postcode.tolist()))
+        return out
+
+    plain, vectorised = everything(10**9), everything(0)
+    assert sum(len(rows) for rows, *_ in plain) > 200  # enough candidates to mean something
+    assert plain == vectorised
