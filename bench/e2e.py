@@ -32,7 +32,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.null_agents import tls
-from bench.results_io import percentile, record
+from bench.results_io import percentile, record, speed_probe
 from mash import eventloop
 from mash.answers import STATE_LABELS
 from mash.blind.session import BlindSession
@@ -226,7 +226,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = root / "logs"
     logs.mkdir()
     figures: dict[str, Any] = {"records_per_agent": args.records, "agents": len(AGENCIES),
-                               "data_written_seconds": round(time.monotonic() - started, 1)}
+                               "data_written_seconds": round(time.monotonic() - started, 1),
+                               "speed_probe_ms_before": speed_probe()}
     procs = [spawn(["-m", "mash", "broker", "serve", "--config", str(fed.broker_config)],
                    logs / "broker.log")]
     client = Client(fed)
@@ -307,6 +308,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         / figures["bare_fanout_concurrency_1_ms"]["p50"], 2)
     figures["agent_work_ratio"] = round(figures["full_concurrency_1_ms"]["p50"]
                                         / figures["broker_floor_concurrency_1_ms"]["p50"], 2)
+    figures["speed_probe_ms_after"] = speed_probe()
     figures["targets"] = TARGETS
     figures["meets"] = {
         "p99_ms_concurrency_1": figures["full_concurrency_1_ms"]["p99"]
@@ -342,7 +344,9 @@ def main() -> None:
                          figures["broker_floor_concurrency_1_ms"],
                          figures["bare_fanout_concurrency_1_ms"])
     print(f"8 agents x {args.records} records; agents ready in "
-          f"{figures['agents_ready_seconds']} s")
+          f"{figures['agents_ready_seconds']} s; machine speed probe "
+          f"{figures['speed_probe_ms_before']} ms before, {figures['speed_probe_ms_after']} ms "
+          "after (bench.results_io.speed_probe: lower is faster)")
     print(f"full lookup, concurrency 1: p50 {full['p50']} ms, p95 {full['p95']} ms, "
           f"p99 {full['p99']} ms")
     print(f"full lookups/s at concurrency 16: "
