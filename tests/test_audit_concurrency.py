@@ -36,6 +36,20 @@ def assert_chains(store, keys, expected: dict[str, int]) -> None:
         assert (r.first_seq, r.last_seq) == (1, r.entries)
 
 
+def count_transactions(store) -> tuple[list[int], object]:
+    """Record how many entries each transaction of `store` writes; returns (that list, the
+    store's own append_many, to put back)."""
+    batches: list[int] = []
+    original = store.append_many
+
+    def counting(writer_id, prepares):
+        batches.append(len(prepares))
+        return original(writer_id, prepares)
+
+    store.append_many = counting
+    return batches, original
+
+
 def test_threads_sharing_one_log(db, keys):
     store = db.open()
     log = AuditLog(store, "broker-1", keys.signer, checkpoint_every=10)
@@ -96,14 +110,7 @@ def test_concurrent_appends_share_commits_and_fail_together(db, keys):
     """Group commit: concurrent appends are written in shared transactions (fewer fsyncs),
     every caller still gets its own entry back, and a failed commit fails every caller in it."""
     store = db.open()
-    batches: list[int] = []
-    original = store.append_many
-
-    def counting(writer_id, prepares):
-        batches.append(len(prepares))
-        return original(writer_id, prepares)
-
-    store.append_many = counting  # type: ignore[method-assign]
+    batches, original = count_transactions(store)
     log = AuditLog(store, "broker-1", keys.signer, checkpoint_every=10)
     with ThreadPoolExecutor(16) as pool:
         appended = list(pool.map(lambda n: log.append(entry(n, keys.hasher)), range(200)))
@@ -140,14 +147,7 @@ async def test_async_appends_share_commits_survive_cancellation_and_fail_closed(
     from mash.audit.errors import AuditError
 
     store = db.open()
-    batches: list[int] = []
-    original = store.append_many
-
-    def counting(writer_id, prepares):
-        batches.append(len(prepares))
-        return original(writer_id, prepares)
-
-    store.append_many = counting  # type: ignore[method-assign]
+    batches, original = count_transactions(store)
     log = AuditLog(store, "broker-1", keys.signer, checkpoint_every=10)
     appended = await asyncio.gather(*(log.append_async(entry(n)) for n in range(100)))
     assert sorted(a.seq for a in appended) == list(range(1, 101))
