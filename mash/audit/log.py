@@ -194,12 +194,13 @@ class AuditLog:
         """`append` for the event loop: the writer thread commits it (see the module doc)."""
         loop = asyncio.get_running_loop()
         call = _AsyncAppend(self._prepare(entry), loop, loop.create_future())
-        self._start_writer()
-        self._inbox.put(call)
+        self._hand_over(call)
         # shield: a cancelled caller stops waiting, the write itself goes ahead
         return await asyncio.shield(call.future)
 
-    def _start_writer(self) -> None:
+    def _hand_over(self, call: _AsyncAppend) -> None:
+        # Under the lock that `close` takes: nothing is handed over after the writer's last
+        # call, so no caller can wait for ever.
         with self._writer_lock:
             if self._closed:
                 raise AuditError(f"the audit log of {self.writer_id} is closed")
@@ -207,6 +208,7 @@ class AuditLog:
                 self._writer = threading.Thread(target=self._write_queued, daemon=True,
                                                 name=f"audit-{self.writer_id}")
                 self._writer.start()
+            self._inbox.put(call)
 
     def _write_queued(self) -> None:
         """The writer thread: commit whatever has queued up, together, until closed."""
@@ -225,17 +227,8 @@ class AuditLog:
                     stop = True
                     break
                 calls.append(more)
-            pending = _Pending([c.prepare for c in calls])
-            with contextlib.suppress(AuditError):  # pending.error carries it to every caller
-                self._commit(pending)
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_AsyncAppend, object]]] = {}
-            for i, call in enumerate(calls):
-                outcome: object = pending.error
-                if pending.error is None:
-                    assert pending.results is not None
-                    row = pending.results[i].row
-                    outcome = Appended(self.writer_id, row.seq, row.entry_hash,
-                                       row.recorded_at)
+            for call, outcome in zip(calls, self._outcomes(calls), strict=True):
                 by_loop.setdefault(call.loop, []).append((call, outcome))
             for loop, settled in by_loop.items():
                 # a loop that has closed has nobody waiting any more
@@ -243,6 +236,20 @@ class AuditLog:
                     loop.call_soon_threadsafe(_settle, settled)
             if stop:
                 return
+
+    def _outcomes(self, calls: list[_AsyncAppend]) -> list[object]:
+        """Commit the calls together: each one's Appended, or the AuditError for them all. The
+        writer thread must outlive any failure, or later callers would wait for ever."""
+        pending = _Pending([c.prepare for c in calls])
+        try:
+            rows = [new.row for new in self._commit(pending)]
+        except AuditError as exc:
+            return [exc] * len(calls)
+        except Exception as exc:
+            log.error("audit_write_failed", writer=self.writer_id, error=type(exc).__name__)
+            return [AuditError(f"audit write failed: {type(exc).__name__}: {exc}")] * len(calls)
+        return [Appended(self.writer_id, row.seq, row.entry_hash, row.recorded_at)
+                for row in rows]
 
     def checkpoint(self, writer_id: str | None = None) -> SignedCheckpoint:
         """Sign a writer's current head now (this log's writer unless another is named)."""
