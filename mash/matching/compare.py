@@ -14,6 +14,7 @@ from rapidfuzz.distance import OSA, JaroWinkler
 
 from mash.matching import nicknames
 from mash.matching.blocking import soundex
+from mash.matching.index import dob_int
 
 
 class Given:
@@ -133,9 +134,9 @@ def dob_level(query: dt.date, value: int) -> int:
     """The level of one yyyymmdd int (0 = unknown) against the query's date."""
     if value == 0:
         return Dob.MISSING
-    qy, qm, qd = query.year, query.month, query.day
-    if value == qy * 10000 + qm * 100 + qd:
+    if value == dob_int(query):
         return Dob.EXACT
+    qy, qm, qd = query.year, query.month, query.day
     if qd <= 12 and qd != qm and value == qy * 10000 + qd * 100 + qm:
         return Dob.SWAPPED
     y, m, d = value // 10000, value // 100 % 100, value % 100
@@ -169,7 +170,7 @@ def compare_dob(query: dt.date | None, dobs: np.ndarray) -> np.ndarray:
 def compare_dob_many(query: dt.date, dobs: np.ndarray) -> np.ndarray:
     """`dob_level` over a whole column at once."""
     out = np.full(len(dobs), Dob.MISSING, dtype=np.int8)
-    q = query.year * 10000 + query.month * 100 + query.day
+    q = dob_int(query)
     known = dobs != 0
     y, m, d = dobs // 10000, dobs // 100 % 100, dobs % 100
     qy, qm, qd = query.year, query.month, query.day
