@@ -156,6 +156,47 @@ async def test_an_agent_that_cannot_open_its_audit_store_does_not_start(fed) -> 
     await asyncio.sleep(0)
 
 
+async def test_an_agent_answers_nothing_when_its_entry_cannot_even_be_handed_over(fed) -> None:
+    """The query thread hands the entry straight to the audit writer; when that fails (the
+    log is closed, or building the entry breaks), the answer is NOT_CHECKED, releases
+    nothing, and comes back at once rather than leaving the lookup to time out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mash.agent import config as agent_config
+    from mash.agent.service import Agent
+    from mash.v1 import agent_pb2
+
+    cfg = agent_config.load(fed.agent_configs["police"])
+    agent = Agent(cfg)
+    agent.policy.store.reload()
+    agent.state.load(cfg.sources, cfg.index_path)
+    request = lookup_request()
+    query = agent_pb2.Query(query_id="q-1", lookup_id="l-1", analyst_token=fed.token(),
+                            subject=request.subject, context=request.context)
+    workers = ThreadPoolExecutor(2)
+    try:
+        answer = await asyncio.wait_for(agent.handler.answer_async(query, workers), 10)
+        assert answer.state == R.ANSWER_STATE_KNOWN and answer.matches
+
+        def broken(decided):
+            raise ValueError("entry could not be built")
+
+        agent.handler.entry = broken  # type: ignore[method-assign]
+        answer = await asyncio.wait_for(agent.handler.answer_async(query, workers), 10)
+        assert answer.state == R.ANSWER_STATE_NOT_CHECKED
+        assert answer.not_checked_reason == R.NOT_CHECKED_REASON_AUDIT_FAILED
+        assert not answer.matches and "could not record this query" in answer.detail
+        del agent.handler.entry
+
+        agent.audit.close()
+        answer = await asyncio.wait_for(agent.handler.answer_async(query, workers), 10)
+        assert answer.not_checked_reason == R.NOT_CHECKED_REASON_AUDIT_FAILED
+        assert not answer.matches and "closed" in answer.detail
+    finally:
+        workers.shutdown()
+        agent.audit.close()
+
+
 async def test_purge_takes_retention_from_the_signed_agreements(running: Running) -> None:
     await running.analyst().lookup(lookup_request())
     fed = running.fed

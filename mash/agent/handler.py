@@ -16,7 +16,7 @@ from mash.agent.config import AgentConfig
 from mash.agent.disclosure import AgentPolicy, OwnerDecisions, PolicyError, Requester
 from mash.agent.state import AgentState, Snapshot
 from mash.answers import not_checked
-from mash.audit import AuditEntry, AuditError, AuditLog
+from mash.audit import Appended, AuditEntry, AuditError, AuditLog
 from mash.audit import build as audit_build
 from mash.context import LookupContext
 from mash.errors import IdentityError, ValidationError
@@ -76,17 +76,39 @@ class QueryHandler:
 
     async def answer_async(self, query: agent_pb2.Query,
                            workers: Executor) -> answer_pb2.AgencyAnswer:
-        """`answer` for the event loop: the search runs on `workers`, and the audit entry is
-        handed to the audit log's writer thread, which commits the entries of all the queries
-        in flight together (one transaction and one fsync for many)."""
+        """`answer` for the event loop. The query thread (one of `workers`) searches and then
+        hands the audit entry straight to the audit log's writer thread, which commits the
+        entries of all the queries in flight together (one transaction and one fsync for
+        many); the event loop wakes once for the query, when its entry is committed."""
         loop = asyncio.get_running_loop()
-        decided = await loop.run_in_executor(workers, contextvars.copy_context().run,
-                                             self.decide, query, self._answer)
+        committed: asyncio.Future[Appended] = loop.create_future()
+        decided: list[Decided] = []
+        workers.submit(contextvars.copy_context().run, self._decide_and_record, query, loop,
+                       committed, decided)
         try:
-            await self.audit.append_async(self.entry(decided))
+            await committed
         except AuditError as exc:
-            return self.finish(decided, exc)
-        return self.finish(decided, None)
+            return self.finish(decided[0], exc)
+        return self.finish(decided[0], None)
+
+    def _decide_and_record(self, query: agent_pb2.Query, loop: asyncio.AbstractEventLoop,
+                           committed: asyncio.Future[Appended], out: list[Decided]) -> None:
+        """On a query thread: decide, then hand the entry to the writer. `committed` is
+        settled whatever happens (a query left waiting would hold its slot until the
+        broker's deadline), and `out` holds the decision before it is."""
+        try:
+            out.append(self.decide(query, self._answer))
+            self.audit.append_later(self.entry(out[0]), loop, committed)
+        except BaseException as exc:
+            if not out:  # decide never raises; this is the belt to its braces
+                out.append(Decided(query, Trace(), self.not_checked(
+                    R.NOT_CHECKED_REASON_AGENT_ERROR, "the agent failed while searching"),
+                    time.monotonic()))
+            failed = exc if isinstance(exc, AuditError) else AuditError(
+                f"audit write failed: {type(exc).__name__}")
+            loop.call_soon_threadsafe(_fail, committed, failed)
+            if not isinstance(exc, Exception):
+                raise
 
     def run(self, query: agent_pb2.Query,
             decide: Callable[[agent_pb2.Query, Trace], answer_pb2.AgencyAnswer],
@@ -277,3 +299,8 @@ class QueryHandler:
             sources=snapshot.sources_proto,
         )
         return summary
+
+
+def _fail(future: asyncio.Future[Appended], exc: AuditError) -> None:
+    if not future.done():
+        future.set_exception(exc)

@@ -193,10 +193,17 @@ class AuditLog:
     async def append_async(self, entry: AuditEntry) -> Appended:
         """`append` for the event loop: the writer thread commits it (see the module doc)."""
         loop = asyncio.get_running_loop()
-        call = _AsyncAppend(self._prepare(entry), loop, loop.create_future())
-        self._hand_over(call)
-        # shield: a cancelled caller stops waiting, the write itself goes ahead
-        return await asyncio.shield(call.future)
+        future: asyncio.Future[Appended] = loop.create_future()
+        self.append_later(entry, loop, future)
+        return await future
+
+    def append_later(self, entry: AuditEntry, loop: asyncio.AbstractEventLoop,
+                     future: asyncio.Future[Appended]) -> None:
+        """Hand `entry` to the writer thread from any thread; once it is committed, `future`
+        (created on `loop`) gets its Appended, or the AuditError. Raises AuditError at once
+        if the entry cannot be taken. A cancelled future stops nobody waiting: the write
+        itself goes ahead (an entry without an answer is the safe direction)."""
+        self._hand_over(_AsyncAppend(self._prepare(entry), loop, future))
 
     def _hand_over(self, call: _AsyncAppend) -> None:
         # Under the lock that `close` takes: nothing is handed over after the writer's last
