@@ -95,7 +95,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             subject = subject_mod.from_proto(request.subject)
             ctx = lookup_context.from_proto(request.context)
         except ValidationError as exc:
-            metrics.LOOKUPS.labels("invalid").inc()
+            metrics.lookups("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         plan = await self.plan(context, analyst, ctx, set(request.agencies))
         hashes = self.hasher.hashes(subject)
@@ -139,7 +139,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         analyst = await authenticate(context, self.cfg.auth)
         wait = self.limiter.take(f"{analyst.issuer}|{analyst.subject}")
         if wait:
-            metrics.LOOKUPS.labels("rate_limited").inc()
+            metrics.lookups("rate_limited").inc()
             log.warning("lookup_rate_limited", requester=analyst.subject,
                         requester_agency=analyst.agency)
             await context.abort(
@@ -160,20 +160,20 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             # No valid policy: nobody is asked, and every answer says why.
             policy, purposes, routing_error = None, {ctx.purpose: frozenset({ctx.stage})}, str(exc)
         if ctx.purpose not in purposes:
-            metrics.LOOKUPS.labels("invalid").inc()
+            metrics.lookups("invalid").inc()
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"unknown purpose {ctx.purpose!r}: known purposes are "
                 f"{', '.join(sorted(purposes)) or 'none'}")
         if ctx.stage not in purposes[ctx.purpose]:
-            metrics.LOOKUPS.labels("invalid").inc()
+            metrics.lookups("invalid").inc()
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"unknown stage {ctx.stage!r} for {ctx.purpose}: known stages are "
                 f"{', '.join(sorted(purposes[ctx.purpose]))}")
         unknown = wanted - self.cfg.agencies.keys()
         if unknown:
-            metrics.LOOKUPS.labels("invalid").inc()
+            metrics.lookups("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"unknown agency id(s): {', '.join(sorted(unknown))}")
         asked_at = dt.datetime.now(dt.UTC)
@@ -202,10 +202,10 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
     def finished(self, plan: Plan, answers: list[answer_pb2.AgencyAnswer],
                  started: float) -> None:
         for answer in answers:
-            metrics.ANSWERS.labels(answer.agency_id, STATE_LABELS.get(answer.state, "SEALED"),
+            metrics.answers(answer.agency_id, STATE_LABELS.get(answer.state, "SEALED"),
                                    NOT_CHECKED_LABELS.get(answer.not_checked_reason, "")).inc()
         elapsed = time.monotonic() - started
-        metrics.LOOKUPS.labels("answered").inc()
+        metrics.lookups("answered").inc()
         metrics.LOOKUP_SECONDS.observe(elapsed)
         log.info("lookup_answered", lookup_id=plan.lookup_id, elapsed_ms=int(elapsed * 1000),
                  states={a.agency_id: STATE_LABELS.get(a.state, "SEALED") for a in answers})
@@ -214,7 +214,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         try:
             await self.audit.append_async(entry)
         except AuditError as exc:
-            metrics.LOOKUPS.labels("audit_failed").inc()
+            metrics.lookups("audit_failed").inc()
             await context.abort(grpc.StatusCode.UNAVAILABLE,
                                 f"the audit trail cannot be written, so nothing is asked or "
                                 f"answered: {exc}")
@@ -248,7 +248,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_DISCONNECTED,
                                f"{name}'s agent disconnected during the lookup", name)
         finally:
-            metrics.AGENCY_SECONDS.labels(agency).observe(time.monotonic() - started)
+            metrics.agency_seconds(agency).observe(time.monotonic() - started)
 
     def checked(self, agency: str,
                 answer: answer_pb2.AgencyAnswer) -> answer_pb2.AgencyAnswer:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Gauge, Histogram
 
 LOOKUPS = Counter("mash_broker_lookups_total", "Lookups by outcome", ["outcome"])
@@ -16,3 +18,21 @@ AGENCY_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 AGENTS_ONLINE = Gauge("mash_broker_agents_online", "Agents holding a stream to this broker")
+
+
+# Labelled series, looked up once each rather than on every lookup (labels() takes a lock and
+# checks its arguments). Every label value comes from the broker's configuration or from a
+# fixed set, so these caches stay small.
+@cache
+def lookups(outcome: str) -> Counter:
+    return LOOKUPS.labels(outcome)
+
+
+@cache
+def answers(agency: str, state: str, reason: str) -> Counter:
+    return ANSWERS.labels(agency, state, reason)
+
+
+@cache
+def agency_seconds(agency: str) -> Histogram:
+    return AGENCY_SECONDS.labels(agency)
