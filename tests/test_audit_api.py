@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 
 from mash import subject as subject_mod
 from mash.audit import AuditConfig, AuditEntry, AuditError, AuditLog, Outcome
-from mash.audit.build import answers_entry, lookup_entry, query_entry
+from mash.audit.build import answers_entry, lookup_entry, outcome_from_answer, query_entry
+from mash.audit.entry import canonical_json
 from mash.audit.notifications import list_notices
 from mash.audit.subject_hash import SubjectHasher, search_subject
 from mash.config import Reader
@@ -98,6 +99,22 @@ def test_entry_round_trips_through_its_canonical_json(keys):
     assert AuditEntry.from_json(entry.canonical()) == entry
     assert entry.canonical() == AuditEntry.from_json(entry.canonical()).canonical()
     assert entry.asked == ("health", "police") and entry.agreements == ("mou-a",)
+
+
+def test_an_entry_serialises_every_field_it_has(keys):
+    """to_dict is written out for speed: it must say exactly what dataclasses.asdict says,
+    so that a field added to an entry cannot be left out of the hashed record."""
+    outcome = outcome_from_answer(known_answer(),
+                                  record_refs=[keys.hasher.record_ref("niche", "R-1")])
+    entry = replace(lookup_entry(
+        lookup_id="L1", analyst=ANALYST, context=CONTEXT,
+        subject=keys.hasher.hashes(subject_mod.from_proto(wire_subject())),
+        asked=["police", "health"], policy_revision="routing-3", agreements=["mou-a"]),
+        outcomes=(outcome, Outcome("health", "NOT_CHECKED", reason="agent_offline")),
+        detail="a sentence")
+    assert outcome.released and outcome.withheld and outcome.record_refs
+    assert entry.to_dict() == asdict(entry)
+    assert entry.canonical() == canonical_json(asdict(entry))
 
 
 def known_answer() -> answer_pb2.AgencyAnswer:
