@@ -67,6 +67,15 @@ class Side:
         await self.client.channel.close()
 
 
+def _commit(path: Path) -> str:
+    """The checkout's commit (with "+changes" when its tracked files differ from it)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(path), *args], capture_output=True,
+                              text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def _checkout(path: Path) -> Path:
     path = path.resolve()
     if not (path / "mash" / "__init__.py").is_file():
@@ -104,7 +113,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ratios = [p["candidate"]["cpu_ms_per_lookup"] / p["baseline"]["cpu_ms_per_lookup"]
               for p in pairs]
     return {"records_per_agent": args.records, "window_seconds": args.seconds,
-            "baseline": str(args.baseline), "candidate": str(args.candidate),
+            "baseline": _commit(args.baseline), "candidate": _commit(args.candidate),
             "speed_probe_ms_before": probe_before, "speed_probe_ms_after": speed_probe(),
             "cpu_ratio_mean": round(statistics.fmean(ratios), 3),
             "cpu_ratio_median": round(statistics.median(ratios), 3),
