@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 
 import grpc
 import pytest
@@ -158,8 +159,9 @@ async def test_an_agent_that_cannot_open_its_audit_store_does_not_start(fed) -> 
 
 async def test_an_agent_answers_nothing_when_its_entry_cannot_even_be_handed_over(fed) -> None:
     """The query thread hands the entry straight to the audit writer; when that fails (the
-    log is closed, or building the entry breaks), the answer is NOT_CHECKED, releases
-    nothing, and comes back at once rather than leaving the lookup to time out."""
+    log is closed, or building the entry breaks), or the query never reaches a query thread
+    (the agent is stopping), the answer is NOT_CHECKED, releases nothing, and comes back at
+    once rather than leaving the lookup to time out."""
     from concurrent.futures import ThreadPoolExecutor
 
     from mash.agent import config as agent_config
@@ -187,6 +189,19 @@ async def test_an_agent_answers_nothing_when_its_entry_cannot_even_be_handed_ove
         assert answer.not_checked_reason == R.NOT_CHECKED_REASON_AUDIT_FAILED
         assert not answer.matches and "could not record this query" in answer.detail
         del agent.handler.entry
+
+        # a query still queued when the query threads shut down is told so, not left waiting
+        release = threading.Event()
+        busy = ThreadPoolExecutor(1)
+        busy.submit(release.wait, 10)
+        queued = asyncio.ensure_future(agent.handler.answer_async(query, busy))
+        await asyncio.sleep(0.05)
+        busy.shutdown(wait=False, cancel_futures=True)
+        release.set()
+        answer = await asyncio.wait_for(queued, 10)
+        assert answer.state == R.ANSWER_STATE_NOT_CHECKED and not answer.matches
+        assert answer.not_checked_reason == R.NOT_CHECKED_REASON_AGENT_ERROR
+        assert "stopped before it searched" in answer.detail
 
         agent.audit.close()
         answer = await asyncio.wait_for(agent.handler.answer_async(query, workers), 10)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
+import functools
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
 from mash import context as lookup_context
@@ -83,13 +85,18 @@ class QueryHandler:
         loop = asyncio.get_running_loop()
         committed: asyncio.Future[Appended] = loop.create_future()
         decided: list[Decided] = []
-        workers.submit(contextvars.copy_context().run, self._decide_and_record, query, loop,
-                       committed, decided)
+        work = workers.submit(contextvars.copy_context().run, self._decide_and_record, query,
+                              loop, committed, decided)
+        work.add_done_callback(functools.partial(_never_ran, loop, committed))
+        failed = None
         try:
             await committed
         except AuditError as exc:
-            return self.finish(decided[0], exc)
-        return self.finish(decided[0], None)
+            failed = exc
+        if not decided:
+            return self.not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
+                                     f"{self.cfg.name}'s agent stopped before it searched")
+        return self.finish(decided[0], failed)
 
     def _decide_and_record(self, query: agent_pb2.Query, loop: asyncio.AbstractEventLoop,
                            committed: asyncio.Future[Appended], out: list[Decided]) -> None:
@@ -304,3 +311,13 @@ class QueryHandler:
 def _fail(future: asyncio.Future[Appended], exc: AuditError) -> None:
     if not future.done():
         future.set_exception(exc)
+
+
+def _never_ran(loop: asyncio.AbstractEventLoop, committed: asyncio.Future[Appended],
+               work: Future[None]) -> None:
+    """A query still queued when the query threads shut down never runs: its waiter is told,
+    rather than left waiting for ever."""
+    if work.cancelled():
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            loop.call_soon_threadsafe(_fail, committed,
+                                      AuditError("the agent stopped before it searched"))
