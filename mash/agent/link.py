@@ -51,10 +51,6 @@ class BrokerLink:
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
         self._workers = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="mash-query")
         self._outbox: asyncio.Queue[agent_pb2.ConnectRequest | None] | None = None
-        # labelled once, not on every query (labels() takes a lock and checks its arguments)
-        self._query_seconds = metrics.QUERY_SECONDS.labels(cfg.agency)
-        self._queries = {state: metrics.QUERIES.labels(cfg.agency, state)
-                         for state in {*STATE_LABELS.values(), "NOT_CHECKED", "SEALED"}}
 
     async def _respond(self, query: agent_pb2.Query,
                        workers: Executor) -> agent_pb2.QueryAnswer:
@@ -196,8 +192,8 @@ class BrokerLink:
         async with self._slots:
             started = time.monotonic()
             answer = await self.respond(query, self._workers)
-            self._query_seconds.observe(time.monotonic() - started)
+            metrics.query_seconds(self.cfg.agency).observe(time.monotonic() - started)
             state = (STATE_LABELS.get(answer.answer.state, "NOT_CHECKED")
                      if answer.HasField("answer") else "SEALED")
-            self._queries[state].inc()
+            metrics.queries(self.cfg.agency, state).inc()
         await outbox.put(agent_pb2.ConnectRequest(answer=answer))

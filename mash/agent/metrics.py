@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Gauge, Histogram
 
 QUERIES = Counter("mash_agent_queries_total", "Queries answered, by answer state",
@@ -15,3 +17,15 @@ CONNECTED = Gauge("mash_agent_connected", "1 while the agent holds a stream to t
 RECORDS = Gauge("mash_agent_records", "Records loaded and indexed", ["agency"])
 RECONNECTS = Counter("mash_agent_reconnects_total", "Connection attempts after a failure",
                      ["agency"])
+
+
+# Labelled series for the per-query path, looked up once each rather than on every query
+# (labels() takes a lock and checks its arguments); an agent has one agency and a few states.
+@cache
+def queries(agency: str, state: str) -> Counter:
+    return QUERIES.labels(agency, state)
+
+
+@cache
+def query_seconds(agency: str) -> Histogram:
+    return QUERY_SECONDS.labels(agency)

@@ -203,7 +203,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                  started: float) -> None:
         for answer in answers:
             metrics.answers(answer.agency_id, STATE_LABELS.get(answer.state, "SEALED"),
-                                   NOT_CHECKED_LABELS.get(answer.not_checked_reason, "")).inc()
+                            NOT_CHECKED_LABELS.get(answer.not_checked_reason, "")).inc()
         elapsed = time.monotonic() - started
         metrics.lookups("answered").inc()
         metrics.LOOKUP_SECONDS.observe(elapsed)
