@@ -121,8 +121,7 @@ class AuditLog:
 
     def append(self, entry: AuditEntry) -> Appended:
         """Write `entry` durably at the end of this writer's chain, or raise AuditError."""
-        row = self._commit(_Pending([self._prepare(entry)]))[0].row
-        return Appended(self.writer_id, row.seq, row.entry_hash, row.recorded_at)
+        return self._appended(self._commit(_Pending([self._prepare(entry)]))[0])
 
     def _prepare(self, entry: AuditEntry) -> Prepare:
         """Check and serialise the entry now (in the caller); chain it when its turn comes."""
@@ -249,14 +248,17 @@ class AuditLog:
         writer thread must outlive any failure, or later callers would wait for ever."""
         pending = _Pending([c.prepare for c in calls])
         try:
-            rows = [new.row for new in self._commit(pending)]
+            written = self._commit(pending)
         except AuditError as exc:
             return [exc] * len(calls)
         except Exception as exc:
             log.error("audit_write_failed", writer=self.writer_id, error=type(exc).__name__)
             return [AuditError(f"audit write failed: {type(exc).__name__}: {exc}")] * len(calls)
-        return [Appended(self.writer_id, row.seq, row.entry_hash, row.recorded_at)
-                for row in rows]
+        return [self._appended(new) for new in written]
+
+    def _appended(self, new: NewEntry) -> Appended:
+        row = new.row
+        return Appended(self.writer_id, row.seq, row.entry_hash, row.recorded_at)
 
     def checkpoint(self, writer_id: str | None = None) -> SignedCheckpoint:
         """Sign a writer's current head now (this log's writer unless another is named)."""
