@@ -92,14 +92,24 @@ def requests_for(people: list[Person], n: int, seed: int) -> list[lookup_pb2.Loo
     return out
 
 
-def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """A process of the federation; MASH_BENCH_PROFILE=DIR runs each under cProfile and
-    writes DIR/<log name>.prof when it stops (to find where the time goes)."""
+def build_federation(root: Path, files: dict[str, Path]) -> federation.Federation:
+    """The benchmark's broker and eight agents: no rate limit, warnings-only logs."""
+    return federation.build(root, AGENCIES, files, broker_overrides={
+        "rate_limit": {"lookups_per_minute": 100_000, "burst": 100_000},
+        "deadline_seconds": 10, "log_level": "warning"},
+        agent_overrides={a: {"log_level": "warning"} for a in AGENCIES})
+
+
+def spawn(args: list[str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """A process of the federation, run in `cwd` (a checkout: `-m mash` imports its code);
+    MASH_BENCH_PROFILE=DIR runs each under cProfile and writes DIR/<log name>.prof when it
+    stops (to find where the time goes)."""
     profile = os.environ.get("MASH_BENCH_PROFILE")
     if profile:
         Path(profile).mkdir(parents=True, exist_ok=True)
-        args = ["-m", "cProfile", "-o", str(Path(profile) / f"{log.stem}.prof"), *args]
-    return subprocess.Popen([sys.executable, *args], stdout=log.open("ab"),
+        args = ["-m", "cProfile", "-o", str(Path(profile).resolve() / f"{log.stem}.prof"),
+                *args]
+    return subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=log.open("ab"),
                             stderr=subprocess.STDOUT)
 
 
@@ -218,10 +228,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     shutil.rmtree(root, ignore_errors=True)
     started = time.monotonic()
     files, people = write_data(root / "data", args.records, args.seed)
-    fed = federation.build(root, AGENCIES, files, broker_overrides={
-        "rate_limit": {"lookups_per_minute": 100_000, "burst": 100_000},
-        "deadline_seconds": 10, "log_level": "warning"},
-        agent_overrides={a: {"log_level": "warning"} for a in AGENCIES})
+    fed = build_federation(root, files)
     requests = requests_for(people, args.lookups, args.seed)
     logs = root / "logs"
     logs.mkdir()

@@ -20,14 +20,12 @@ import argparse
 import shutil
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from bench import e2e
 from bench.results_io import record, speed_probe
 from mash import eventloop
-from mash.demo import federation
 
 
 class Side:
@@ -37,23 +35,15 @@ class Side:
         self.label, self.code = label, code
         run = root / f"fed-{label}"
         shutil.rmtree(run, ignore_errors=True)
-        self.fed = federation.build(run, e2e.AGENCIES, files, broker_overrides={
-            "rate_limit": {"lookups_per_minute": 100_000, "burst": 100_000},
-            "deadline_seconds": 10, "log_level": "warning"},
-            agent_overrides={a: {"log_level": "warning"} for a in e2e.AGENCIES})
+        self.fed = e2e.build_federation(run, files)
         logs = run / "logs"
         logs.mkdir()
-        self.procs = [self._spawn(["broker", "serve", "--config", str(self.fed.broker_config)],
-                                  logs / "broker.log")]
-        self.procs += [self._spawn(["agent", "serve", "--config",
-                                    str(self.fed.agent_configs[a])], logs / f"{a}.log")
+        self.procs = [e2e.spawn(["-m", "mash", "broker", "serve", "--config",
+                                 str(self.fed.broker_config)], logs / "broker.log", code)]
+        self.procs += [e2e.spawn(["-m", "mash", "agent", "serve", "--config",
+                                  str(self.fed.agent_configs[a])], logs / f"{a}.log", code)
                        for a in e2e.AGENCIES]
         self.client = e2e.Client(self.fed)
-
-    def _spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-        # `python -m mash` run in the checkout imports that checkout's code
-        return subprocess.Popen([sys.executable, "-m", "mash", *args], cwd=self.code,
-                                stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
     async def window(self, requests: list[Any], seconds: float) -> dict[str, float]:
         rate, cpu = await e2e.metered(self.client.lookup, requests, seconds, 16,
