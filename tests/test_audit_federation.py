@@ -157,44 +157,59 @@ async def test_an_agent_that_cannot_open_its_audit_store_does_not_start(fed) -> 
     await asyncio.sleep(0)
 
 
-async def test_an_agent_answers_nothing_when_its_entry_cannot_even_be_handed_over(fed) -> None:
-    """The query thread hands the entry straight to the audit writer; when that fails (the
-    log is closed, or building the entry breaks), or the query never reaches a query thread
-    (the agent is stopping), the answer is NOT_CHECKED, releases nothing, and comes back at
-    once rather than leaving the lookup to time out."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def _agent_in_process(fed):
+    """The police agent's handler, loaded and ready, without a broker link."""
     from mash.agent import config as agent_config
     from mash.agent.service import Agent
-    from mash.v1 import agent_pb2
 
     cfg = agent_config.load(fed.agent_configs["police"])
     agent = Agent(cfg)
     agent.policy.store.reload()
     agent.state.load(cfg.sources, cfg.index_path)
-    request = lookup_request()
-    query = agent_pb2.Query(query_id="q-1", lookup_id="l-1", analyst_token=fed.token(),
-                            subject=request.subject, context=request.context)
+    return agent
+
+
+def _query(fed, query_id: str, request=None, token: str | None = None):
+    from mash.v1 import agent_pb2
+
+    request = request or lookup_request()
+    return agent_pb2.Query(query_id=query_id, lookup_id=f"l-{query_id}",
+                           analyst_token=fed.token() if token is None else token,
+                           subject=request.subject, context=request.context)
+
+
+async def test_an_agent_answers_nothing_when_its_entry_cannot_be_recorded(fed) -> None:
+    """A query whose entry cannot be built, or whose log is closed, is NOT_CHECKED and
+    releases nothing; a query still queued when the query threads shut down is told so at
+    once rather than left to time out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mash.agent.batches import QueryQueue
+
+    agent = _agent_in_process(fed)
+    handler, query = agent.handler, _query(fed, "q-1")
     workers = ThreadPoolExecutor(2)
+    queries = QueryQueue(handler.answer_batch, workers, 2)
     try:
-        answer = await asyncio.wait_for(agent.handler.answer_async(query, workers), 10)
+        answer = await asyncio.wait_for(handler.answer_queued(query, queries), 10)
         assert answer.state == R.ANSWER_STATE_KNOWN and answer.matches
 
         def broken(decided):
             raise ValueError("entry could not be built")
 
-        agent.handler.entry = broken  # type: ignore[method-assign]
-        answer = await asyncio.wait_for(agent.handler.answer_async(query, workers), 10)
+        handler.entry = broken  # type: ignore[method-assign]
+        answer = await asyncio.wait_for(handler.answer_queued(query, queries), 10)
         assert answer.state == R.ANSWER_STATE_NOT_CHECKED
         assert answer.not_checked_reason == R.NOT_CHECKED_REASON_AUDIT_FAILED
         assert not answer.matches and "could not record this query" in answer.detail
-        del agent.handler.entry
+        del handler.entry
 
         # a query still queued when the query threads shut down is told so, not left waiting
         release = threading.Event()
         busy = ThreadPoolExecutor(1)
         busy.submit(release.wait, 10)
-        queued = asyncio.ensure_future(agent.handler.answer_async(query, busy))
+        queued = asyncio.ensure_future(handler.answer_queued(query, QueryQueue(
+            handler.answer_batch, busy, 1)))
         await asyncio.sleep(0.05)
         busy.shutdown(wait=False, cancel_futures=True)
         release.set()
@@ -202,14 +217,75 @@ async def test_an_agent_answers_nothing_when_its_entry_cannot_even_be_handed_ove
         assert answer.state == R.ANSWER_STATE_NOT_CHECKED and not answer.matches
         assert answer.not_checked_reason == R.NOT_CHECKED_REASON_AGENT_ERROR
         assert "stopped before it searched" in answer.detail
+        # ... and so is one that arrives after they have shut down
+        answer = await asyncio.wait_for(handler.answer_queued(query, QueryQueue(
+            handler.answer_batch, busy, 1)), 10)
+        assert answer.not_checked_reason == R.NOT_CHECKED_REASON_AGENT_ERROR
 
         agent.audit.close()
-        answer = await asyncio.wait_for(agent.handler.answer_async(query, workers), 10)
+        answer = await asyncio.wait_for(handler.answer_queued(query, queries), 10)
         assert answer.not_checked_reason == R.NOT_CHECKED_REASON_AUDIT_FAILED
         assert not answer.matches and "closed" in answer.detail
     finally:
         workers.shutdown()
         agent.audit.close()
+
+
+async def test_queries_waiting_together_are_answered_together_each_on_its_own_merits(
+        fed) -> None:
+    """Queries that queue while the query thread is busy are answered as one batch, with one
+    audit transaction; each still gets its own answer, and one query's failure (a refused
+    token, an entry that cannot be built) is that query's alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prometheus_client import REGISTRY
+
+    from mash.agent.batches import QueryQueue
+
+    agent = _agent_in_process(fed)
+    handler = agent.handler
+    build = handler.entry
+
+    def entry(decided):
+        if decided.query.query_id == "q-broken":
+            raise ValueError("entry could not be built")
+        return build(decided)
+
+    handler.entry = entry  # type: ignore[method-assign]
+    db = sqlite3.connect(audit_db(fed, "police"))
+    before = db.execute("SELECT count(*) FROM audit_entries").fetchone()[0]
+    batches = {"agency": "police"}
+    def sizes() -> tuple[float, float]:
+        return tuple(REGISTRY.get_sample_value(f"mash_agent_batch_queries_{kind}", batches) or 0
+                     for kind in ("count", "sum"))
+
+    count_before, sum_before = sizes()
+    workers, release = ThreadPoolExecutor(1), threading.Event()
+    workers.submit(release.wait, 10)  # the one query thread is busy while they queue
+    queries = QueryQueue(handler.answer_batch, workers, 1, "police")
+    asked = [_query(fed, "q-known"),
+             _query(fed, "q-stranger", lookup_request("Quentin Nobody", "1950-01-01",
+                                                      ("ZZ9 9ZZ",))),
+             _query(fed, "q-token", token="not-a-token"),
+             _query(fed, "q-broken")]
+    try:
+        waiting = [asyncio.ensure_future(handler.answer_queued(q, queries)) for q in asked]
+        await asyncio.sleep(0.05)
+        assert not any(w.done() for w in waiting)
+        release.set()
+        known, stranger, token, broken = await asyncio.wait_for(asyncio.gather(*waiting), 10)
+    finally:
+        workers.shutdown()
+        agent.audit.close()
+    assert known.state == R.ANSWER_STATE_KNOWN and known.matches
+    assert stranger.state == R.ANSWER_STATE_NOT_KNOWN and not stranger.matches
+    assert token.not_checked_reason == R.NOT_CHECKED_REASON_TOKEN_REJECTED
+    assert broken.not_checked_reason == R.NOT_CHECKED_REASON_AUDIT_FAILED and not broken.matches
+    # one batch of four, and every query but the broken one on the record
+    assert sizes() == (count_before + 1, sum_before + 4)
+    rows = db.execute("SELECT seq, body FROM audit_entries ORDER BY seq").fetchall()[before:]
+    recorded = [q.query_id for q in asked if any(q.query_id in body for _, body in rows)]
+    assert recorded == ["q-known", "q-stranger", "q-token"] and len(rows) == 3
 
 
 async def test_purge_takes_retention_from_the_signed_agreements(running: Running) -> None:

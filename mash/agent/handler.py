@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
 import datetime as dt
-import functools
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
 from mash import context as lookup_context
 from mash import subject as subject_mod
+from mash.agent.batches import QueryQueue, Stopped
 from mash.agent.config import AgentConfig
 from mash.agent.disclosure import AgentPolicy, OwnerDecisions, PolicyError, Requester
 from mash.agent.state import AgentState, Snapshot
 from mash.answers import not_checked
-from mash.audit import Appended, AuditEntry, AuditError, AuditLog
+from mash.audit import AuditEntry, AuditError, AuditLog
 from mash.audit import build as audit_build
 from mash.context import LookupContext
 from mash.errors import IdentityError, ValidationError
@@ -76,52 +72,46 @@ class QueryHandler:
     def answer(self, query: agent_pb2.Query) -> answer_pb2.AgencyAnswer:
         return self.run(query, self._answer)
 
-    async def answer_async(self, query: agent_pb2.Query,
-                           workers: Executor) -> answer_pb2.AgencyAnswer:
-        """`answer` for the event loop. The query thread (one of `workers`) searches and then
-        hands the audit entry straight to the audit log's writer thread, which commits the
-        entries of all the queries in flight together (one transaction and one fsync for
-        many); the event loop wakes once for the query, when its entry is committed."""
-        loop = asyncio.get_running_loop()
-        committed: asyncio.Future[Appended] = loop.create_future()
-        decided: list[Decided] = []
-        work = workers.submit(contextvars.copy_context().run, self._decide_and_record, query,
-                              loop, committed, decided)
-        work.add_done_callback(functools.partial(_never_ran, loop, committed))
-        failed = None
+    async def answer_queued(self, query: agent_pb2.Query,
+                            queries: QueryQueue) -> answer_pb2.AgencyAnswer:
+        """Answer a plain query through `queries` (which calls `answer_batch` on a query
+        thread); a query the agent stopped before searching is NOT_CHECKED, never lost."""
         try:
-            await committed
-        except AuditError as exc:
-            failed = exc
-        if not decided:
+            return await queries.answer(query)
+        except Stopped as exc:
             return self.not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
-                                     f"{self.cfg.name}'s agent stopped before it searched")
-        return self.finish(decided[0], failed)
+                                     f"{self.cfg.name}'s agent {exc}")
 
-    def _decide_and_record(self, query: agent_pb2.Query, loop: asyncio.AbstractEventLoop,
-                           committed: asyncio.Future[Appended], out: list[Decided]) -> None:
-        """On a query thread: decide, then hand the entry to the writer. `committed` is
-        settled whatever happens (a query left waiting would hold its slot until the
-        broker's deadline), and `out` holds the decision before it is."""
-        try:
-            out.append(self.decide(query, self._answer))
-            self.audit.append_later(self.entry(out[0]), loop, committed)
-        except BaseException as exc:
-            if not out:  # decide never raises; this is the belt to its braces
-                out.append(Decided(query, Trace(), self.not_checked(
-                    R.NOT_CHECKED_REASON_AGENT_ERROR, "the agent failed while searching"),
-                    time.monotonic()))
-            failed = exc if isinstance(exc, AuditError) else AuditError(
-                f"audit write failed: {type(exc).__name__}")
-            loop.call_soon_threadsafe(_fail, committed, failed)
-            if not isinstance(exc, Exception):
-                raise
+    def answer_batch(self, queries: list[agent_pb2.Query]) -> list[answer_pb2.AgencyAnswer]:
+        """Answer queries that arrived together (on a query thread; see batches.py). Each is
+        decided on its own; their audit entries are committed in one transaction (one fsync
+        for them all), and no answer is given before that commit. Never raises: an entry that
+        cannot be built fails closed for its own query, a commit that fails for all of them."""
+        decided = [self.decide(query, self._answer) for query in queries]
+        failed: list[AuditError | None] = [None] * len(decided)
+        entries: list[tuple[int, AuditEntry]] = []
+        for i, one in enumerate(decided):
+            try:
+                entries.append((i, self.entry(one)))
+            except AuditError as exc:
+                failed[i] = exc
+            except Exception as exc:
+                log.exception("audit_entry_failed", query_id=one.query.query_id,
+                              error=type(exc).__name__)
+                failed[i] = AuditError(f"its entry could not be built ({type(exc).__name__})")
+        if entries:
+            try:
+                self.audit.append_many([entry for _, entry in entries])
+            except AuditError as exc:
+                for i, _ in entries:
+                    failed[i] = exc
+        return [self.finish(one, error) for one, error in zip(decided, failed, strict=True)]
 
     def run(self, query: agent_pb2.Query,
             decide: Callable[[agent_pb2.Query, Trace], answer_pb2.AgencyAnswer],
             ) -> answer_pb2.AgencyAnswer:
         """Decide an answer, audit it, log it: every query, whatever kind, goes through here
-        (or through `answer_async`, which does the same in two steps)."""
+        (or through `answer_batch`, which does the same for many at once)."""
         decided = self.decide(query, decide)
         try:
             self.audit.append(self.entry(decided))
@@ -306,18 +296,3 @@ class QueryHandler:
             sources=snapshot.sources_proto,
         )
         return summary
-
-
-def _fail(future: asyncio.Future[Appended], exc: AuditError) -> None:
-    if not future.done():
-        future.set_exception(exc)
-
-
-def _never_ran(loop: asyncio.AbstractEventLoop, committed: asyncio.Future[Appended],
-               work: Future[None]) -> None:
-    """A query still queued when the query threads shut down never runs: its waiter is told,
-    rather than left waiting for ever."""
-    if work.cancelled():
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
-            loop.call_soon_threadsafe(_fail, committed,
-                                      AuditError("the agent stopped before it searched"))

@@ -15,6 +15,9 @@ QUERY_SECONDS = Histogram(
 CONNECTED = Gauge("mash_agent_connected", "1 while the agent holds a stream to the broker",
                   ["agency"])
 RECORDS = Gauge("mash_agent_records", "Records loaded and indexed", ["agency"])
+BATCH_QUERIES = Histogram(
+    "mash_agent_batch_queries", "Queries answered together by one query thread (one audit "
+    "transaction)", ["agency"], buckets=(1, 2, 4, 8, 16, 32))
 RECONNECTS = Counter("mash_agent_reconnects_total", "Connection attempts after a failure",
                      ["agency"])
 
@@ -29,3 +32,8 @@ def queries(agency: str, state: str) -> Counter:
 @cache
 def query_seconds(agency: str) -> Histogram:
     return QUERY_SECONDS.labels(agency)
+
+
+@cache
+def batch_queries(agency: str) -> Histogram:
+    return BATCH_QUERIES.labels(agency)

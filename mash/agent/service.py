@@ -7,18 +7,19 @@ import contextlib
 import contextvars
 import gc
 import signal
-from concurrent.futures import Executor
 
 import grpc
 from prometheus_client import start_http_server
 
 from mash.agent import metrics
+from mash.agent.batches import QueryQueue
 from mash.agent.blind import BlindResponder
 from mash.agent.config import AgentConfig
 from mash.agent.disclosure import AgentPolicy, field_check
 from mash.agent.handler import QueryHandler
 from mash.agent.link import BrokerLink
 from mash.agent.state import AgentState
+from mash.grpc_options import bind
 from mash.health import Health
 from mash.logs import get_logger
 from mash.policy.store import PolicyStore
@@ -57,13 +58,13 @@ class Agent:
         self.health_port: int | None = None
 
     async def respond(self, query: agent_pb2.Query,
-                      workers: Executor) -> agent_pb2.QueryAnswer:
-        """Answer one query from the broker, searching on `workers`."""
+                      queries: QueryQueue) -> agent_pb2.QueryAnswer:
+        """Answer one query from the broker, searching on the query threads."""
         if not query.HasField("blind"):
             return agent_pb2.QueryAnswer(query_id=query.query_id,
-                                         answer=await self.handler.answer_async(query, workers))
+                                         answer=await self.handler.answer_queued(query, queries))
         return await asyncio.get_running_loop().run_in_executor(
-            workers, contextvars.copy_context().run, self._respond_blind, query)
+            queries.workers, contextvars.copy_context().run, self._respond_blind, query)
 
     def _respond_blind(self, query: agent_pb2.Query) -> agent_pb2.QueryAnswer:
         if self.blind is None:
@@ -89,7 +90,7 @@ class Agent:
         if self.cfg.health_listen:
             self._server = grpc.aio.server()
             self.health.add_to(self._server)
-            self.health_port = self._server.add_insecure_port(self.cfg.health_listen)
+            self.health_port = bind(self._server, self.cfg.health_listen)
             await self._server.start()
         if self.cfg.metrics_port:
             start_http_server(self.cfg.metrics_port, addr="127.0.0.1")

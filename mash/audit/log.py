@@ -2,6 +2,7 @@
 
     log = AuditLog.open(cfg)                 # cfg = AuditConfig.read(section)
     appended = log.append(entry)             # or: await log.append_async(entry)
+    appended = log.append_many(entries)      # several, in one transaction
     ... only now let the answer leave ...
 
 `append` returns only after the entry, its search keys, its owner notification (for agents'
@@ -121,7 +122,18 @@ class AuditLog:
 
     def append(self, entry: AuditEntry) -> Appended:
         """Write `entry` durably at the end of this writer's chain, or raise AuditError."""
-        return self._appended(self._commit(_Pending([self._prepare(entry)]))[0])
+        return self.append_many([entry])[0]
+
+    def append_many(self, entries: list[AuditEntry]) -> list[Appended]:
+        """Write `entries` durably, in order and in one transaction: all of them or (raising
+        AuditError) none."""
+        try:
+            prepares = [self._prepare(entry) for entry in entries]
+        except AuditError:
+            raise
+        except Exception as exc:
+            raise AuditError(f"audit entry could not be serialised: {type(exc).__name__}") from exc
+        return [self._appended(new) for new in self._commit(_Pending(prepares))]
 
     def _prepare(self, entry: AuditEntry) -> Prepare:
         """Check and serialise the entry now (in the caller); chain it when its turn comes."""
@@ -193,16 +205,8 @@ class AuditLog:
         """`append` for the event loop: the writer thread commits it (see the module doc)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Appended] = loop.create_future()
-        self.append_later(entry, loop, future)
-        return await future
-
-    def append_later(self, entry: AuditEntry, loop: asyncio.AbstractEventLoop,
-                     future: asyncio.Future[Appended]) -> None:
-        """Hand `entry` to the writer thread from any thread; once it is committed, `future`
-        (created on `loop`) gets its Appended, or the AuditError. Raises AuditError at once
-        if the entry cannot be taken. A cancelled future stops nobody waiting: the write
-        itself goes ahead (an entry without an answer is the safe direction)."""
         self._hand_over(_AsyncAppend(self._prepare(entry), loop, future))
+        return await future
 
     def _hand_over(self, call: _AsyncAppend) -> None:
         # Under the lock that `close` takes: nothing is handed over after the writer's last
