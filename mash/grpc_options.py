@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import grpc
+
 # Lookups are small; answers carry at most a few dozen matches. Anything larger is refused
 # by gRPC itself with RESOURCE_EXHAUSTED before it reaches our code.
 MAX_MESSAGE_BYTES = 1 * 1024 * 1024
@@ -34,3 +36,17 @@ def channel_options(server_name: str | None = None) -> list[tuple[str, object]]:
 
 def server_options() -> list[tuple[str, object]]:
     return [*KEEPALIVE_SERVER, *MESSAGE_LIMITS, ("grpc.so_reuseport", 0)]
+
+
+def bind(server: grpc.aio.Server, address: str,
+         credentials: grpc.ServerCredentials | None = None) -> int:
+    """Listen on `address` and return the port, or raise OSError saying why not (grpc either
+    returns 0 or raises RuntimeError with a traceback-shaped message, by version)."""
+    try:
+        port = (server.add_secure_port(address, credentials) if credentials is not None
+                else server.add_insecure_port(address))
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        raise OSError(f"cannot listen on {address}: the address is in use or not valid here")
+    return port

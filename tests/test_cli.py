@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,20 @@ def test_misspelt_setting_is_named(fed, tmp_path: Path) -> None:
     code, _, err = run_mash("broker", "serve", "--config", str(path))
     assert code == 2
     assert "unknown setting 'deadline_secs'" in one_error_line(err)
+
+
+def test_a_broker_whose_port_is_taken_says_so_in_one_line(fed, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cfg = yaml.safe_load(fed.broker_config.read_text())
+        cfg["listen"] = f"127.0.0.1:{taken.getsockname()[1]}"
+        path = tmp_path / "broker.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        code, _, err = run_mash("broker", "serve", "--config", str(path))
+    assert code != 0 and "Traceback" not in err
+    # after the structured log lines of starting up, one line saying why it stopped
+    assert err.strip().splitlines()[-1].startswith("mash: error: cannot listen on 127.0.0.1:")
 
 
 def test_no_client_config(tmp_path: Path) -> None:

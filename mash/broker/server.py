@@ -15,7 +15,7 @@ from mash.broker.config import BrokerConfig
 from mash.broker.lookup import FederationService, LookupService
 from mash.broker.registry import Registry
 from mash.broker.routing import Routing
-from mash.grpc_options import server_options
+from mash.grpc_options import bind, server_options
 from mash.health import Health
 from mash.logs import get_logger
 from mash.policy.store import PolicyStore
@@ -64,9 +64,7 @@ class Broker:
         self.health.add_to(server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
-        port = server.add_secure_port(self.cfg.listen, self.cfg.tls.server_credentials())
-        if port == 0:
-            raise OSError(f"cannot listen on {self.cfg.listen}: address in use or not valid")
+        port = bind(server, self.cfg.listen, self.cfg.tls.server_credentials())
         await server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, True)
