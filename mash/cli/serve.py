@@ -21,7 +21,7 @@ def broker_serve(config: Path = typer.Option(..., "--config", help="broker.yaml"
     from mash.broker.server import serve
 
     cfg = guarded(lambda: broker_config.load(config))
-    configure(cfg.log_level, service="broker")
+    configure(cfg.log_level, service="broker", cache=True)
     guarded(lambda: eventloop.run(serve(cfg)))
 
 
@@ -32,7 +32,7 @@ def agent_serve(config: Path = typer.Option(..., "--config", help="agent.yaml"))
     from mash.agent.service import serve
 
     cfg = guarded(lambda: agent_config.load(config))
-    configure(cfg.log_level, service=f"agent-{cfg.agency}")
+    configure(cfg.log_level, service=f"agent-{cfg.agency}", cache=True)
     guarded(lambda: eventloop.run(serve(cfg)))
 
 
