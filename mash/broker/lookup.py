@@ -111,8 +111,10 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             if refused is not None:
                 tasks[agency] = _ready(refused)
                 continue
+            # unique without another uuid4 (os.urandom is a system call): one query per
+            # agency per lookup, and each agent's answers are matched within its own stream
             query = agent_pb2.Query(
-                query_id=uuid.uuid4().hex, lookup_id=plan.lookup_id,
+                query_id=f"{plan.lookup_id}-{agency}", lookup_id=plan.lookup_id,
                 analyst_token=token, subject=request.subject,
                 context=request.context, deadline=deadline)
             tasks[agency] = asyncio.ensure_future(self._ask(agency, query, plan.budget))
