@@ -82,7 +82,8 @@ class BrokerLink:
         return status
 
     def _hello(self) -> agent_pb2.ConnectRequest:
-        hello = agent_pb2.AgentHello(agent_version=__version__, **self._status())  # type: ignore[arg-type]
+        hello = agent_pb2.AgentHello(agent_version=__version__, accepts_batches=True,
+                                     **self._status())  # type: ignore[arg-type]
         snapshot = self.state.snapshot
         if snapshot is not None:
             hello.sources.extend(snapshot.sources_proto)
@@ -135,13 +136,18 @@ class BrokerLink:
         self._outbox = outbox
         tasks: set[asyncio.Task[None]] = set()
 
+        broker_batches = False  # until its welcome says otherwise
+
         async def requests() -> AsyncIterator[agent_pb2.ConnectRequest]:
             yield self._hello()
             while True:
-                message = await outbox.get()
-                if message is None:
-                    return
-                yield message
+                messages = [await outbox.get()]
+                while broker_batches and not outbox.empty():  # a batch's answers, together
+                    messages.append(outbox.get_nowait())
+                for message in _batched(messages):
+                    if message is None:
+                        return
+                    yield message
 
         credentials = self.cfg.tls.channel_credentials()
         async with grpc.aio.secure_channel(
@@ -172,15 +178,18 @@ class BrokerLink:
                     last_heard = time.monotonic()
                     kind = message.WhichOneof("message")
                     if kind == "welcome":
+                        broker_batches = message.welcome.accepts_batches
                         self._set_connected(True)
                         # The hello may predate the end of loading: send the status now.
                         await outbox.put(self._heartbeat())
                         log.info("broker_connected", broker=message.welcome.broker_id,
                                  agency=message.welcome.agency_id)
-                    elif kind == "query":
-                        task = asyncio.create_task(self._serve(message.query, outbox))
-                        tasks.add(task)
-                        task.add_done_callback(tasks.discard)
+                    elif kind in ("query", "queries"):
+                        for query in (message.queries.queries if kind == "queries"
+                                      else (message.query,)):
+                            task = asyncio.create_task(self._serve(query, outbox))
+                            tasks.add(task)
+                            task.add_done_callback(tasks.discard)
             except asyncio.CancelledError:
                 if not stop.is_set():
                     raise
@@ -204,3 +213,26 @@ class BrokerLink:
                      if answer.HasField("answer") else "SEALED")
             metrics.queries(self.cfg.agency, state).inc()
         await outbox.put(agent_pb2.ConnectRequest(answer=answer))
+
+
+def _batched(messages: list[agent_pb2.ConnectRequest | None],
+             ) -> list[agent_pb2.ConnectRequest | None]:
+    """The messages in order, with each run of two or more answers made one message."""
+    out: list[agent_pb2.ConnectRequest | None] = []
+    answers: list[agent_pb2.QueryAnswer] = []
+
+    def flush() -> None:
+        if len(answers) == 1:
+            out.append(agent_pb2.ConnectRequest(answer=answers[0]))
+        elif answers:
+            out.append(agent_pb2.ConnectRequest(answers=agent_pb2.QueryAnswers(answers=answers)))
+        answers.clear()
+
+    for message in messages:
+        if message is not None and message.WhichOneof("message") == "answer":
+            answers.append(message.answer)
+        else:
+            flush()
+            out.append(message)
+    flush()
+    return out

@@ -62,7 +62,8 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         try:
             yield agent_pb2.ConnectResponse(welcome=agent_pb2.BrokerWelcome(
                 broker_id=self.cfg.broker_id, agency_id=peer.name,
-                heartbeat_interval_seconds=int(self.cfg.heartbeat_seconds)))
+                heartbeat_interval_seconds=int(self.cfg.heartbeat_seconds),
+                accepts_batches=True))
             while True:
                 message = await session.outbox.get()
                 if message is None:
@@ -85,11 +86,13 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                     session.outbox.put_nowait(agent_pb2.ConnectResponse(
                         heartbeat=agent_pb2.Heartbeat(
                             sent_at=timestamp(dt.datetime.now(dt.UTC)))))
-                elif kind == "answer":
+                elif kind in ("answer", "answers"):
                     session.last_seen = dt.datetime.now(dt.UTC)
-                    if not session.deliver(message.answer):
-                        log.info("late_answer_dropped", agency=session.agency,
-                                 query_id=message.answer.query_id)
+                    for answer in (message.answers.answers if kind == "answers"
+                                   else (message.answer,)):
+                        if not session.deliver(answer):
+                            log.info("late_answer_dropped", agency=session.agency,
+                                     query_id=answer.query_id)
                 elif kind == "hello":
                     log.warning("agent_protocol_error", agency=session.agency,
                                 reason="second hello")

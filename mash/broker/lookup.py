@@ -243,13 +243,13 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             future = session.ask(query)
             return await asyncio.wait_for(future, timeout=budget)
         except TimeoutError:
-            session.forget(query.query_id)
             return not_checked(agency, R.NOT_CHECKED_REASON_TIMED_OUT,
                                f"{name} did not answer within {budget:.1f} s", name)
         except AgentGone:
             return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_DISCONNECTED,
                                f"{name}'s agent disconnected during the lookup", name)
         finally:
+            session.forget(query.query_id)  # answered, timed out or cancelled: nobody waits
             metrics.agency_seconds(agency).observe(time.monotonic() - started)
 
     def checked(self, agency: str,

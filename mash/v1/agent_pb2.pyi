@@ -13,50 +13,58 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("hello", "heartbeat", "answer")
+    __slots__ = ("hello", "heartbeat", "answer", "answers")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
     hello: AgentHello
     heartbeat: Heartbeat
     answer: QueryAnswer
-    def __init__(self, hello: _Optional[_Union[AgentHello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., answer: _Optional[_Union[QueryAnswer, _Mapping]] = ...) -> None: ...
+    answers: QueryAnswers
+    def __init__(self, hello: _Optional[_Union[AgentHello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., answer: _Optional[_Union[QueryAnswer, _Mapping]] = ..., answers: _Optional[_Union[QueryAnswers, _Mapping]] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
-    __slots__ = ("welcome", "query", "heartbeat")
+    __slots__ = ("welcome", "query", "heartbeat", "queries")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
     welcome: BrokerWelcome
     query: Query
     heartbeat: Heartbeat
-    def __init__(self, welcome: _Optional[_Union[BrokerWelcome, _Mapping]] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+    queries: Queries
+    def __init__(self, welcome: _Optional[_Union[BrokerWelcome, _Mapping]] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., queries: _Optional[_Union[Queries, _Mapping]] = ...) -> None: ...
 
 class AgentHello(_message.Message):
-    __slots__ = ("agent_version", "data_as_at", "policy_revision", "sources", "record_count", "ready")
+    __slots__ = ("agent_version", "data_as_at", "policy_revision", "sources", "record_count", "ready", "accepts_batches")
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     DATA_AS_AT_FIELD_NUMBER: _ClassVar[int]
     POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTS_BATCHES_FIELD_NUMBER: _ClassVar[int]
     agent_version: str
     data_as_at: _timestamp_pb2.Timestamp
     policy_revision: str
     sources: _containers.RepeatedCompositeFieldContainer[_answer_pb2.SourceSummary]
     record_count: int
     ready: bool
-    def __init__(self, agent_version: _Optional[str] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_answer_pb2.SourceSummary, _Mapping]]] = ..., record_count: _Optional[int] = ..., ready: _Optional[bool] = ...) -> None: ...
+    accepts_batches: bool
+    def __init__(self, agent_version: _Optional[str] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_answer_pb2.SourceSummary, _Mapping]]] = ..., record_count: _Optional[int] = ..., ready: _Optional[bool] = ..., accepts_batches: _Optional[bool] = ...) -> None: ...
 
 class BrokerWelcome(_message.Message):
-    __slots__ = ("broker_id", "agency_id", "heartbeat_interval_seconds")
+    __slots__ = ("broker_id", "agency_id", "heartbeat_interval_seconds", "accepts_batches")
     BROKER_ID_FIELD_NUMBER: _ClassVar[int]
     AGENCY_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTS_BATCHES_FIELD_NUMBER: _ClassVar[int]
     broker_id: str
     agency_id: str
     heartbeat_interval_seconds: int
-    def __init__(self, broker_id: _Optional[str] = ..., agency_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[int] = ...) -> None: ...
+    accepts_batches: bool
+    def __init__(self, broker_id: _Optional[str] = ..., agency_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[int] = ..., accepts_batches: _Optional[bool] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("sent_at", "data_as_at", "policy_revision", "ready", "record_count")
@@ -93,6 +101,18 @@ class Query(_message.Message):
     round: int
     sealed_subject: _blind_pb2.SealedBox
     def __init__(self, query_id: _Optional[str] = ..., lookup_id: _Optional[str] = ..., analyst_token: _Optional[str] = ..., subject: _Optional[_Union[_subject_pb2.Subject, _Mapping]] = ..., context: _Optional[_Union[_subject_pb2.RequestContext, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blind: _Optional[_Union[_blind_pb2.BlindQuery, _Mapping]] = ..., round: _Optional[int] = ..., sealed_subject: _Optional[_Union[_blind_pb2.SealedBox, _Mapping]] = ...) -> None: ...
+
+class Queries(_message.Message):
+    __slots__ = ("queries",)
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[Query]
+    def __init__(self, queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ...) -> None: ...
+
+class QueryAnswers(_message.Message):
+    __slots__ = ("answers",)
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[QueryAnswer]
+    def __init__(self, answers: _Optional[_Iterable[_Union[QueryAnswer, _Mapping]]] = ...) -> None: ...
 
 class QueryAnswer(_message.Message):
     __slots__ = ("query_id", "answer", "sealed_answer")
