@@ -1,7 +1,8 @@
 """The floors for the end-to-end benchmark: the cheapest possible answers.
 
 `agents` mode: one stream per agency to the broker (real certificates, real mTLS), answering
-every query at once with an empty NOT_KNOWN: the broker's fan-out with no agent work.
+every query at once with an empty NOT_KNOWN: the broker's fan-out with no agent work. Like
+real agents they take batches of queries and answer a batch in one message.
 `servers` mode: plain gRPC health servers with mTLS that the benchmark calls directly, eight
 at a time: the bare cost of asking eight parties, with no broker at all.
 
@@ -39,9 +40,14 @@ async def null_agent(root: Path, agency: str, broker: str, stop: asyncio.Event) 
 
     async def requests() -> AsyncIterator[agent_pb2.ConnectRequest]:
         yield agent_pb2.ConnectRequest(hello=agent_pb2.AgentHello(
-            agent_version="null", ready=True, data_as_at=now, policy_revision="null"))
+            agent_version="null", ready=True, data_as_at=now, policy_revision="null",
+            accepts_batches=True))
         while (message := await outbox.get()) is not None:
             yield message
+
+    def empty(query: agent_pb2.Query) -> agent_pb2.QueryAnswer:
+        return agent_pb2.QueryAnswer(query_id=query.query_id, answer=answer_pb2.AgencyAnswer(
+            agency_id=agency, state=answer_pb2.ANSWER_STATE_NOT_KNOWN, data_as_at=now))
 
     async with grpc.aio.secure_channel(broker, tls(root, f"{agency}-agent").channel_credentials(),
                                        options=channel_options("localhost")) as channel:
@@ -50,12 +56,12 @@ async def null_agent(root: Path, agency: str, broker: str, stop: asyncio.Event) 
         stop_task.add_done_callback(lambda _: (outbox.put_nowait(None), call.cancel()))
         try:
             async for message in call:
-                if message.WhichOneof("message") == "query":
-                    answer = answer_pb2.AgencyAnswer(agency_id=agency,
-                                                     state=answer_pb2.ANSWER_STATE_NOT_KNOWN,
-                                                     data_as_at=now)
-                    outbox.put_nowait(agent_pb2.ConnectRequest(answer=agent_pb2.QueryAnswer(
-                        query_id=message.query.query_id, answer=answer)))
+                kind = message.WhichOneof("message")
+                if kind == "query":
+                    outbox.put_nowait(agent_pb2.ConnectRequest(answer=empty(message.query)))
+                elif kind == "queries":
+                    outbox.put_nowait(agent_pb2.ConnectRequest(answers=agent_pb2.QueryAnswers(
+                        answers=[empty(query) for query in message.queries.queries])))
         except grpc.aio.AioRpcError:
             if not stop.is_set():
                 raise
