@@ -9,6 +9,8 @@ import asyncio
 import grpc
 
 from mash.agent.link import _batched
+from mash.batching import MAX_BATCH, batches
+from mash.broker import batches as broker_batches
 from mash.grpc_options import channel_options
 from mash.v1 import agent_pb2, agent_pb2_grpc, answer_pb2
 from tests.helpers import Running, client_tls, lookup_request, wait_until
@@ -29,10 +31,10 @@ async def _hand_driven_agent(running: Running, batches: bool):
     return channel, call, welcome.welcome
 
 
-async def _next(call) -> tuple[str, list[agent_pb2.Query]]:
+async def _next(call, within: float = 10) -> tuple[str, list[agent_pb2.Query]]:
     """The next queries to arrive, and whether they came as one `query` or as `queries`."""
     while True:
-        message = await asyncio.wait_for(call.read(), 10)
+        message = await asyncio.wait_for(call.read(), within)
         kind = message.WhichOneof("message")
         if kind == "query":
             return kind, [message.query]
@@ -65,7 +67,7 @@ async def test_queries_wait_while_a_batch_is_out_and_then_go_together(running: R
         # while that one is out, the next two are held at the broker ...
         later = [ask("BATCH-2"), ask("BATCH-3")]
         session = running.broker.registry.get("housing")
-        await wait_until(lambda: len(session.waiting) == 2)
+        await wait_until(lambda: len(session.held.waiting) == 2)
         await call.write(agent_pb2.ConnectRequest(answer=_answer(out[0])))
         # ... and sent together once it is answered; their answers go back together
         kind, held = await _next(call)
@@ -78,6 +80,67 @@ async def test_queries_wait_while_a_batch_is_out_and_then_go_together(running: R
         await channel.close()
     assert [_housing(r).state for r in responses] == [R.ANSWER_STATE_NOT_KNOWN] * 3
     assert {r.lookup_id for r in responses} == {q.lookup_id for q in [*out, *held]}
+
+
+async def test_an_agent_that_leaves_a_query_unanswered_holds_the_others_back_only_briefly(
+        running: Running, monkeypatch) -> None:
+    """Held queries go after HOLD_SECONDS even when the batch out is never answered, rather
+    than waiting for it to time out."""
+    monkeypatch.setattr(broker_batches, "HOLD_SECONDS", 0.3)
+    channel, call, _ = await _hand_driven_agent(running, batches=True)
+    analyst = running.analyst()
+    try:
+        first = asyncio.create_task(analyst.lookup(lookup_request(case="STUCK-1")))
+        _, (stuck,) = await _next(call)  # never answered
+        later = [asyncio.create_task(analyst.lookup(lookup_request(case=f"STUCK-{n}")))
+                 for n in (2, 3)]
+        kind, held = await _next(call, within=2)  # the lookups' deadline is far later
+        assert kind == "queries" and len(held) == 2
+        await call.write(agent_pb2.ConnectRequest(answers=agent_pb2.QueryAnswers(
+            answers=[_answer(q) for q in held])))
+        responses = await asyncio.wait_for(asyncio.gather(*later), 15)
+        assert [_housing(r).state for r in responses] == [R.ANSWER_STATE_NOT_KNOWN] * 2
+        await call.write(agent_pb2.ConnectRequest(answer=_answer(stuck)))
+        assert _housing(await asyncio.wait_for(first, 15)).state == R.ANSWER_STATE_NOT_KNOWN
+    finally:
+        await channel.close()
+
+
+async def test_an_agent_that_fails_to_answer_a_query_still_answers_it_not_checked(
+        running: Running) -> None:
+    """A query whose answering raises gets NOT_CHECKED, so the broker never waits for it
+    (and holds nothing back behind it)."""
+    link = running.agents["police"].link
+    respond = link.respond
+
+    async def broken(query, queries):
+        if query.context.case_reference == "BROKEN":
+            raise RuntimeError("a bug while answering")
+        return await respond(query, queries)
+
+    link.respond = broken
+    broken_answer = _answer_of(await running.analyst().lookup(lookup_request(case="BROKEN")))
+    assert broken_answer.state == R.ANSWER_STATE_NOT_CHECKED and not broken_answer.matches
+    assert broken_answer.not_checked_reason == R.NOT_CHECKED_REASON_AGENT_ERROR
+    assert "failed while answering" in broken_answer.detail
+    fine = _answer_of(await running.analyst().lookup(lookup_request(case="FINE")))
+    assert fine.state == R.ANSWER_STATE_KNOWN
+
+
+def _answer_of(response, agency: str = "police") -> R.AgencyAnswer:
+    return next(a for a in response.answers if a.agency_id == agency)
+
+
+def test_batches_keep_within_the_count_and_the_size_of_a_message() -> None:
+    small = [agent_pb2.QueryAnswer(query_id=f"q{n}") for n in range(MAX_BATCH + 1)]
+    assert [len(b) for b in batches(small)] == [MAX_BATCH, 1]
+    big = [agent_pb2.QueryAnswer(query_id=f"q{n}", answer=R.AgencyAnswer(detail="x" * 400))
+           for n in range(5)]
+    cut = list(batches(big, max_bytes=1000))
+    assert [len(b) for b in cut] == [2, 2, 1]
+    assert [a.query_id for b in cut for a in b] == [a.query_id for a in big]
+    huge = agent_pb2.QueryAnswer(query_id="huge", answer=R.AgencyAnswer(detail="x" * 5000))
+    assert [len(b) for b in batches([huge, *big[:1]], max_bytes=1000)] == [1, 1]
 
 
 async def test_an_agent_that_predates_batches_gets_one_query_a_message(

@@ -21,16 +21,17 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 
 from mash.agent import metrics
+from mash.batching import MAX_BATCH
 from mash.v1 import agent_pb2, answer_pb2
 
-MAX_BATCH = 16
-
 AnswerBatch = Callable[[list[agent_pb2.Query]], list[answer_pb2.AgencyAnswer]]
-Waiting = tuple[agent_pb2.Query, asyncio.Future[answer_pb2.AgencyAnswer]]
+Waiter = asyncio.Future[answer_pb2.AgencyAnswer]
+Waiting = tuple[agent_pb2.Query, Waiter]
+Outcome = tuple[Waiter, "answer_pb2.AgencyAnswer | Stopped"]
 
 
 class Stopped(Exception):
-    """The query threads shut down before this query was searched."""
+    """The query was never answered: the query threads shut down first, or failed."""
 
 
 class QueryQueue:
@@ -50,8 +51,7 @@ class QueryQueue:
 
     async def answer(self, query: agent_pb2.Query) -> answer_pb2.AgencyAnswer:
         """The query's answer; raises Stopped if the query threads shut down first."""
-        future: asyncio.Future[answer_pb2.AgencyAnswer] = (
-            asyncio.get_running_loop().create_future())
+        future: Waiter = asyncio.get_running_loop().create_future()
         with self._lock:
             self._waiting.append((query, future))
             start = self._jobs < self._threads
@@ -76,6 +76,8 @@ class QueryQueue:
         with self._lock:
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]
+        # a query whose waiter has gone (its stream closed) is not searched
+        batch = [(query, future) for query, future in batch if not future.cancelled()]
         try:
             if batch:
                 self._batch_sizes.observe(len(batch))
@@ -102,18 +104,15 @@ class QueryQueue:
         tell their waiters, rather than leaving them waiting for ever."""
         with self._lock:
             self._jobs -= 1
-            orphaned = self._jobs == 0
-        if orphaned:
-            with self._lock:
+            waiting: list[Waiting] = []
+            if self._jobs == 0:
                 waiting, self._waiting = self._waiting, []
-            _settle([(future, Stopped("stopped before it searched")) for _, future in waiting])
+        _settle([(future, Stopped("stopped before it searched")) for _, future in waiting])
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[answer_pb2.AgencyAnswer],
-                                 answer_pb2.AgencyAnswer | Stopped]]) -> None:
+def _settle(outcomes: list[Outcome]) -> None:
     """From any thread: give each waiter its outcome, one wake-up per event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[answer_pb2.AgencyAnswer],
-                                                        answer_pb2.AgencyAnswer | Stopped]]] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
     for future, outcome in outcomes:
         by_loop.setdefault(future.get_loop(), []).append((future, outcome))
     for loop, settled in by_loop.items():
@@ -121,8 +120,7 @@ def _settle(outcomes: list[tuple[asyncio.Future[answer_pb2.AgencyAnswer],
             loop.call_soon_threadsafe(_give, settled)
 
 
-def _give(settled: list[tuple[asyncio.Future[answer_pb2.AgencyAnswer],
-                              answer_pb2.AgencyAnswer | Stopped]]) -> None:
+def _give(settled: list[Outcome]) -> None:
     for future, outcome in settled:
         if future.done():  # its waiter was cancelled
             continue

@@ -14,7 +14,7 @@ from mash.agent.config import AgentConfig
 from mash.agent.disclosure import AgentPolicy, OwnerDecisions, PolicyError, Requester
 from mash.agent.state import AgentState, Snapshot
 from mash.answers import not_checked
-from mash.audit import AuditEntry, AuditError, AuditLog
+from mash.audit import AuditEntry, AuditError, AuditLog, Prepare
 from mash.audit import build as audit_build
 from mash.context import LookupContext
 from mash.errors import IdentityError, ValidationError
@@ -89,21 +89,21 @@ class QueryHandler:
         cannot be built fails closed for its own query, a commit that fails for all of them."""
         decided = [self.decide(query, self._answer) for query in queries]
         failed: list[AuditError | None] = [None] * len(decided)
-        entries: list[tuple[int, AuditEntry]] = []
+        prepared: list[tuple[int, Prepare]] = []
         for i, one in enumerate(decided):
             try:
-                entries.append((i, self.entry(one)))
+                prepared.append((i, self.audit.prepare(self.entry(one))))
             except AuditError as exc:
                 failed[i] = exc
             except Exception as exc:
                 log.exception("audit_entry_failed", query_id=one.query.query_id,
                               error=type(exc).__name__)
                 failed[i] = AuditError(f"its entry could not be built ({type(exc).__name__})")
-        if entries:
+        if prepared:
             try:
-                self.audit.append_many([entry for _, entry in entries])
+                self.audit.append_prepared([prepare for _, prepare in prepared])
             except AuditError as exc:
-                for i, _ in entries:
+                for i, _ in prepared:
                     failed[i] = exc
         return [self.finish(one, error) for one, error in zip(decided, failed, strict=True)]
 

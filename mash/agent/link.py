@@ -24,9 +24,10 @@ from mash.agent.config import AgentConfig
 from mash.agent.handler import QueryHandler
 from mash.agent.state import AgentState
 from mash.answers import STATE_LABELS, timestamp
+from mash.batching import batches
 from mash.grpc_options import channel_options
 from mash.logs import get_logger
-from mash.v1 import agent_pb2, agent_pb2_grpc
+from mash.v1 import agent_pb2, agent_pb2_grpc, answer_pb2
 
 log = get_logger(__name__)
 # Answers one query; plain queries go through the queue, blind ones to its executor.
@@ -207,7 +208,14 @@ class BrokerLink:
                      outbox: asyncio.Queue[agent_pb2.ConnectRequest | None]) -> None:
         async with self._slots:
             started = time.monotonic()
-            answer = await self.respond(query, self.queries)
+            try:
+                answer = await self.respond(query, self.queries)
+            except Exception as exc:  # every query gets an answer: the broker may hold others
+                log.exception("query_failed", query_id=query.query_id, error=type(exc).__name__)
+                answer = agent_pb2.QueryAnswer(query_id=query.query_id, answer=(
+                    self.handler.not_checked(answer_pb2.NOT_CHECKED_REASON_AGENT_ERROR,
+                                             "the agent failed while answering; the agency "
+                                             "has been alerted through its logs")))
             metrics.query_seconds(self.cfg.agency).observe(time.monotonic() - started)
             state = (STATE_LABELS.get(answer.answer.state, "NOT_CHECKED")
                      if answer.HasField("answer") else "SEALED")
@@ -217,20 +225,20 @@ class BrokerLink:
 
 def _batched(messages: list[agent_pb2.ConnectRequest | None],
              ) -> list[agent_pb2.ConnectRequest | None]:
-    """The messages in order, with each run of two or more answers made one message."""
+    """The messages in order, with each run of answers sent as few messages as gRPC's size
+    limit allows (see mash/batching.py)."""
     out: list[agent_pb2.ConnectRequest | None] = []
-    answers: list[agent_pb2.QueryAnswer] = []
+    run: list[agent_pb2.ConnectRequest] = []
 
     def flush() -> None:
-        if len(answers) == 1:
-            out.append(agent_pb2.ConnectRequest(answer=answers[0]))
-        elif answers:
-            out.append(agent_pb2.ConnectRequest(answers=agent_pb2.QueryAnswers(answers=answers)))
-        answers.clear()
+        for batch in batches(run):
+            out.append(batch[0] if len(batch) == 1 else agent_pb2.ConnectRequest(
+                answers=agent_pb2.QueryAnswers(answers=[m.answer for m in batch])))
+        run.clear()
 
     for message in messages:
         if message is not None and message.WhichOneof("message") == "answer":
-            answers.append(message.answer)
+            run.append(message)
         else:
             flush()
             out.append(message)

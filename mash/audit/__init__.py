@@ -23,8 +23,8 @@ from protobuf answers), config, keys. The CLI is `mash audit` (mash/cli/audit.py
 from mash.audit.config import AuditConfig
 from mash.audit.entry import AuditEntry, Outcome, Released
 from mash.audit.errors import AuditError
-from mash.audit.log import Appended, AuditLog
+from mash.audit.log import Appended, AuditLog, Prepare
 from mash.audit.subject_hash import SubjectHasher
 
 __all__ = ["Appended", "AuditConfig", "AuditEntry", "AuditError", "AuditLog", "Outcome",
-           "Released", "SubjectHasher"]
+           "Prepare", "Released", "SubjectHasher"]

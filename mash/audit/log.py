@@ -127,12 +127,21 @@ class AuditLog:
     def append_many(self, entries: list[AuditEntry]) -> list[Appended]:
         """Write `entries` durably, in order and in one transaction: all of them or (raising
         AuditError) none."""
+        return self.append_prepared([self.prepare(entry) for entry in entries])
+
+    def prepare(self, entry: AuditEntry) -> Prepare:
+        """Check and serialise `entry` now, for `append_prepared` (raises AuditError if it
+        cannot be): a caller appending several can tell which one is at fault."""
         try:
-            prepares = [self._prepare(entry) for entry in entries]
+            return self._prepare(entry)
         except AuditError:
             raise
         except Exception as exc:
             raise AuditError(f"audit entry could not be serialised: {type(exc).__name__}") from exc
+
+    def append_prepared(self, prepares: list[Prepare]) -> list[Appended]:
+        """Write prepared entries durably, in order and in one transaction: all of them or
+        (raising AuditError) none."""
         return [self._appended(new) for new in self._commit(_Pending(prepares))]
 
     def _prepare(self, entry: AuditEntry) -> Prepare:

@@ -8,14 +8,11 @@ import uuid
 from dataclasses import dataclass, field
 
 from mash.answers import timestamp
+from mash.broker.batches import HeldQueries
 from mash.logs import get_logger
 from mash.v1 import agent_pb2, lookup_pb2
 
 log = get_logger(__name__)
-
-
-# Queries in one Queries message at most; more waiting go as several messages.
-MAX_BATCH = 16
 
 
 class AgentGone(Exception):
@@ -37,17 +34,10 @@ class AgentSession:
     record_count: int = 0
     policy_revision: str = ""
     data_as_at: object = None  # Timestamp | None
-    # Batching, for an agent whose hello accepts it: while a batch of plain queries is out,
-    # the next ones wait here and go together when it is answered (or forgotten). An agent
-    # answers what it is sent as one batch anyway, with one audit transaction; holding the
-    # next ones here also makes one message of them, and lets the batch grow while the
-    # answers are on their way back. A lone lookup finds nothing out and waits for nobody.
-    batches: bool = False
-    waiting: list[agent_pb2.Query] = field(default_factory=list)
-    in_flight: set[str] = field(default_factory=set)
+    held: HeldQueries = field(init=False)  # plain queries, for an agent that takes batches
 
     def __post_init__(self) -> None:
-        self.batches = self.hello.accepts_batches
+        self.held = HeldQueries(self.outbox.put_nowait)
         self.update(self.hello)
 
     def update(self, status: agent_pb2.AgentHello | agent_pb2.Heartbeat) -> None:
@@ -64,41 +54,21 @@ class AgentSession:
         future: asyncio.Future[agent_pb2.QueryAnswer] = (
             asyncio.get_running_loop().create_future())
         self.pending[query.query_id] = future
-        if not self.batches or query.HasField("blind"):  # a blind round is never held
+        if self.hello.accepts_batches and not query.HasField("blind"):  # blind: never held
+            self.held.add(query)
+        else:
             self.outbox.put_nowait(agent_pb2.ConnectResponse(query=query))
-            return future
-        self.waiting.append(query)
-        if not self.in_flight:
-            self._send_waiting()
         return future
 
-    def _send_waiting(self) -> None:
-        waiting, self.waiting = self.waiting, []
-        for start in range(0, len(waiting), MAX_BATCH):
-            batch = waiting[start:start + MAX_BATCH]
-            self.in_flight.update(query.query_id for query in batch)
-            self.outbox.put_nowait(
-                agent_pb2.ConnectResponse(query=batch[0]) if len(batch) == 1 else
-                agent_pb2.ConnectResponse(queries=agent_pb2.Queries(queries=batch)))
-
-    def _settled(self, query_id: str) -> None:
-        """A query is answered or given up on: once the batch out is, send the next."""
-        self.in_flight.discard(query_id)
-        if not self.in_flight and self.waiting and not self.closed:
-            self._send_waiting()
-
     def forget(self, query_id: str) -> None:
-        """Nobody waits for this query any more (it timed out, or its lookup was cancelled);
-        if it is still waiting here it is never sent."""
+        """Nobody waits for this query any more (answered, timed out or cancelled)."""
         self.pending.pop(query_id, None)
-        if self.waiting:
-            self.waiting = [query for query in self.waiting if query.query_id != query_id]
-        self._settled(query_id)
+        self.held.settled(query_id)
 
     def deliver(self, answer: agent_pb2.QueryAnswer) -> bool:
         """Resolve the waiting lookup. False when nobody waits (late or unknown query id)."""
         future = self.pending.pop(answer.query_id, None)
-        self._settled(answer.query_id)
+        self.held.settled(answer.query_id)
         if future is None or future.done():
             return False
         future.set_result(answer)
@@ -108,7 +78,7 @@ class AgentSession:
         if self.closed:
             return
         self.closed = True
-        self.waiting.clear()
+        self.held.close()
         for future in self.pending.values():
             if not future.done():
                 future.set_exception(AgentGone(self.agency))
