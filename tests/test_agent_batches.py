@@ -5,6 +5,7 @@ answers may come back together; an agent that predates batches gets one query a 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 
@@ -52,7 +53,9 @@ def _housing(response) -> R.AgencyAnswer:
     return next(a for a in response.answers if a.agency_id == "housing")
 
 
-async def test_queries_wait_while_a_batch_is_out_and_then_go_together(running: Running) -> None:
+async def test_queries_wait_while_a_batch_is_out_and_then_go_together(
+        running: Running, monkeypatch) -> None:
+    monkeypatch.setattr(broker_batches, "HOLD_SECONDS", 30)  # only the answer releases them
     channel, call, welcome = await _hand_driven_agent(running, batches=True)
     assert welcome.accepts_batches
     analyst = running.analyst()
@@ -84,18 +87,20 @@ async def test_queries_wait_while_a_batch_is_out_and_then_go_together(running: R
 
 async def test_an_agent_that_leaves_a_query_unanswered_holds_the_others_back_only_briefly(
         running: Running, monkeypatch) -> None:
-    """Held queries go after HOLD_SECONDS even when the batch out is never answered, rather
-    than waiting for it to time out."""
+    """Held queries go after HOLD_SECONDS even when the batch out is never answered, long
+    before it would time out (the lookups' deadline is 5 s away)."""
     monkeypatch.setattr(broker_batches, "HOLD_SECONDS", 0.3)
     channel, call, _ = await _hand_driven_agent(running, batches=True)
     analyst = running.analyst()
     try:
         first = asyncio.create_task(analyst.lookup(lookup_request(case="STUCK-1")))
-        _, (stuck,) = await _next(call)  # never answered
+        _, (stuck,) = await _next(call)  # never answered, until the end
         later = [asyncio.create_task(analyst.lookup(lookup_request(case=f"STUCK-{n}")))
                  for n in (2, 3)]
-        kind, held = await _next(call, within=2)  # the lookups' deadline is far later
-        assert kind == "queries" and len(held) == 2
+        held: list[agent_pb2.Query] = []
+        while len(held) < 2:  # together, or one by one if the timer fell between them
+            held += (await _next(call, within=2))[1]
+        assert sorted(q.context.case_reference for q in held) == ["STUCK-2", "STUCK-3"]
         await call.write(agent_pb2.ConnectRequest(answers=agent_pb2.QueryAnswers(
             answers=[_answer(q) for q in held])))
         responses = await asyncio.wait_for(asyncio.gather(*later), 15)
@@ -104,6 +109,60 @@ async def test_an_agent_that_leaves_a_query_unanswered_holds_the_others_back_onl
         assert _housing(await asyncio.wait_for(first, 15)).state == R.ANSWER_STATE_NOT_KNOWN
     finally:
         await channel.close()
+
+
+def _query(query_id: str, seconds_left: float = 60) -> agent_pb2.Query:
+    query = agent_pb2.Query(query_id=query_id)
+    query.deadline.FromNanoseconds(int((time.time() + seconds_left) * 1e9))
+    return query
+
+
+def _sent_ids(sent: list[agent_pb2.ConnectResponse]) -> list[list[str]]:
+    return [[q.query_id for q in (m.queries.queries if m.HasField("queries") else [m.query])]
+            for m in sent]
+
+
+async def test_held_queries_go_when_the_last_batch_is_settled_and_never_once_forgotten(
+        monkeypatch) -> None:
+    monkeypatch.setattr(broker_batches, "HOLD_SECONDS", 30)
+    sent: list[agent_pb2.ConnectResponse] = []
+    held = broker_batches.HeldQueries(sent.append)
+    held.add(_query("a"))  # nothing out: at once
+    for name in "bcd":
+        held.add(_query(name))
+    held.settled("c")  # its lookup timed out while it was held: never sent
+    assert _sent_ids(sent) == [["a"]]
+    held.settled("a")
+    assert _sent_ids(sent) == [["a"], ["b", "d"]]
+    held.add(_query("e"))
+    held.close()  # the agent went away: nothing more is sent, and no timer is left behind
+    held.settled("b")
+    held.settled("d")
+    await asyncio.sleep(0.05)
+    assert _sent_ids(sent) == [["a"], ["b", "d"]] and not held.waiting
+
+
+async def test_a_stuck_query_holds_the_others_only_until_the_hold_or_half_their_deadline(
+        monkeypatch) -> None:
+    monkeypatch.setattr(broker_batches, "HOLD_SECONDS", 0.2)
+    sent: list[agent_pb2.ConnectResponse] = []
+    held = broker_batches.HeldQueries(sent.append)
+    held.add(_query("stuck"))
+    held.add(_query("b"))
+    await asyncio.sleep(0.1)
+    assert _sent_ids(sent) == [["stuck"]]
+    await asyncio.sleep(0.3)
+    assert _sent_ids(sent) == [["stuck"], ["b"]]  # the hold ran out
+    held.settled("b")
+    held.add(_query("c"))  # the last batch is settled: at once, though "stuck" is still out
+    assert _sent_ids(sent) == [["stuck"], ["b"], ["c"]]
+    monkeypatch.setattr(broker_batches, "HOLD_SECONDS", 30)
+    held = broker_batches.HeldQueries(sent.append)
+    held.add(_query("x"))
+    held.add(_query("y", seconds_left=0.2))  # half its time left, not the 30 s hold
+    await asyncio.sleep(0.3)
+    assert _sent_ids(sent)[-2:] == [["x"], ["y"]]
+    held.close()
 
 
 async def test_an_agent_that_fails_to_answer_a_query_still_answers_it_not_checked(

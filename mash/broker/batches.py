@@ -7,7 +7,9 @@ instead of many, and the batch grows while the answers are on their way back. A 
 finds nothing out and waits for nobody.
 
 An agent that never answered one query would hold the others back until that one timed out,
-so nothing is held more than HOLD_SECONDS after the batch out was sent.
+so nothing is held more than HOLD_SECONDS after the last batch was sent (nor past half of its
+time to the deadline), and once the last batch sent is settled the held ones go at once, even
+while an older query is still out.
 """
 
 from __future__ import annotations
@@ -29,24 +31,30 @@ class HeldQueries:
         self._send = send
         self._hold_seconds = HOLD_SECONDS
         self.waiting: dict[str, agent_pb2.Query] = {}
-        self.in_flight: set[str] = set()
+        self.latest: set[str] = set()  # the queries of the last send not yet settled
         self._sent_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, query: agent_pb2.Query) -> None:
         self.waiting[query.query_id] = query
-        if not self.in_flight:
+        if not self.latest:
             self._send_waiting()
         elif self._timer is None:
-            delay = max(0.0, self._sent_at + self._hold_seconds - time.monotonic())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._send_waiting)
+            now = time.monotonic()
+            delay = self._sent_at + self._hold_seconds - now
+            if query.HasField("deadline"):
+                left = query.deadline.ToNanoseconds() / 1e9 - time.time()
+                delay = min(delay, left / 2)
+            self._timer = asyncio.get_running_loop().call_later(max(0.0, delay),
+                                                                self._send_waiting)
 
     def settled(self, query_id: str) -> None:
         """The query is answered, or nobody waits for it any more (timed out, cancelled): a
-        held query is then never sent, and once the batch out is settled the next one goes."""
+        held query is then never sent, and once the last batch sent is settled the held ones
+        go."""
         self.waiting.pop(query_id, None)
-        self.in_flight.discard(query_id)
-        if not self.in_flight and self.waiting:
+        self.latest.discard(query_id)
+        if not self.latest and self.waiting:
             self._send_waiting()
 
     def close(self) -> None:
@@ -64,7 +72,7 @@ class HeldQueries:
         queries = list(self.waiting.values())
         self.waiting.clear()
         self._sent_at = time.monotonic()
+        self.latest = {query.query_id for query in queries}
         for batch in batches(queries):
-            self.in_flight.update(query.query_id for query in batch)
             self._send(agent_pb2.ConnectResponse(query=batch[0]) if len(batch) == 1 else
                        agent_pb2.ConnectResponse(queries=agent_pb2.Queries(queries=batch)))
