@@ -14,7 +14,6 @@ takes its turn between batches rather than waiting for the queue to empty.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import threading
 from collections.abc import Callable
@@ -22,12 +21,12 @@ from concurrent.futures import Executor, Future
 
 from mash.agent import metrics
 from mash.batching import MAX_BATCH
+from mash.futures import settle_from_thread
 from mash.v1 import agent_pb2, answer_pb2
 
 AnswerBatch = Callable[[list[agent_pb2.Query]], list[answer_pb2.AgencyAnswer]]
 Waiter = asyncio.Future[answer_pb2.AgencyAnswer]
 Waiting = tuple[agent_pb2.Query, Waiter]
-Outcome = tuple[Waiter, "answer_pb2.AgencyAnswer | Stopped"]
 
 
 class Stopped(Exception):
@@ -82,10 +81,10 @@ class QueryQueue:
             if batch:
                 self._batch_sizes.observe(len(batch))
                 answers = self._answer_batch([query for query, _ in batch])
-                _settle([(future, answer) for (_, future), answer in zip(
+                settle_from_thread([(future, answer) for (_, future), answer in zip(
                     batch, answers, strict=True)])
         except BaseException:  # answer_batch never raises: belt and braces
-            _settle([(future, Stopped("failed while searching")) for _, future in batch])
+            settle_from_thread([(future, Stopped("failed while searching")) for _, future in batch])
             raise
         finally:
             with self._lock:
@@ -107,24 +106,5 @@ class QueryQueue:
             waiting: list[Waiting] = []
             if self._jobs == 0:
                 waiting, self._waiting = self._waiting, []
-        _settle([(future, Stopped("stopped before it searched")) for _, future in waiting])
-
-
-def _settle(outcomes: list[Outcome]) -> None:
-    """From any thread: give each waiter its outcome, one wake-up per event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
-    for future, outcome in outcomes:
-        by_loop.setdefault(future.get_loop(), []).append((future, outcome))
-    for loop, settled in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # a loop that has closed has nobody waiting
-            loop.call_soon_threadsafe(_give, settled)
-
-
-def _give(settled: list[Outcome]) -> None:
-    for future, outcome in settled:
-        if future.done():  # its waiter was cancelled
-            continue
-        if isinstance(outcome, Stopped):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
+        stopped = Stopped("stopped before it searched")
+        settle_from_thread([(future, stopped) for _, future in waiting])

@@ -18,7 +18,6 @@ cancelled, the write still completes (an entry without an answer is the safe dir
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import queue
 import re
@@ -32,6 +31,7 @@ from mash.audit.checkpoint import Checkpoint, SignedCheckpoint, Signer
 from mash.audit.entry import AuditEntry
 from mash.audit.errors import AuditError
 from mash.audit.store import AuditStore, NewEntry
+from mash.futures import settle_from_thread
 from mash.logs import get_logger
 
 if TYPE_CHECKING:
@@ -74,7 +74,6 @@ class _AsyncAppend:
     """An `append_async` call waiting for the writer thread."""
 
     prepare: Prepare
-    loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Appended]
 
 
@@ -212,9 +211,8 @@ class AuditLog:
 
     async def append_async(self, entry: AuditEntry) -> Appended:
         """`append` for the event loop: the writer thread commits it (see the module doc)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Appended] = loop.create_future()
-        self._hand_over(_AsyncAppend(self._prepare(entry), loop, future))
+        future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+        self._hand_over(_AsyncAppend(self._prepare(entry), future))
         return await future
 
     def _hand_over(self, call: _AsyncAppend) -> None:
@@ -246,13 +244,8 @@ class AuditLog:
                     stop = True
                     break
                 calls.append(more)
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_AsyncAppend, object]]] = {}
-            for call, outcome in zip(calls, self._outcomes(calls), strict=True):
-                by_loop.setdefault(call.loop, []).append((call, outcome))
-            for loop, settled in by_loop.items():
-                # a loop that has closed has nobody waiting any more
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_settle, settled)
+            settle_from_thread([(call.future, outcome) for call, outcome in zip(
+                calls, self._outcomes(calls), strict=True)])
             if stop:
                 return
 
@@ -298,14 +291,3 @@ class AuditLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _settle(settled: list[tuple[_AsyncAppend, object]]) -> None:
-    """On the caller's loop: give each waiting append_async its outcome."""
-    for call, outcome in settled:
-        if call.future.cancelled():
-            continue
-        if isinstance(outcome, Appended):
-            call.future.set_result(outcome)
-        else:
-            call.future.set_exception(outcome)  # type: ignore[arg-type]
