@@ -117,7 +117,7 @@ class BlindResponder:
         if self.handler.state.snapshot is None:
             return self.handler.not_checked(
                 R.NOT_CHECKED_REASON_DATA_UNAVAILABLE,
-                f"{self.cfg.name}'s records are not loaded yet", admitted.decisions.revision)
+                self.handler.state.unavailable(self.cfg.name), admitted.decisions.revision)
         return admitted
 
     def _round_one(self, query: agent_pb2.Query, trace: Trace,
@@ -153,7 +153,7 @@ class BlindResponder:
             agency_id=self.cfg.agency, agency_name=self.cfg.name,
             contact_route=self.cfg.contact_route, policy_revision=admitted.decisions.revision,
             agreement_id=admitted.gate.agreement_id, state=R.ANSWER_STATE_NOT_KNOWN,
-            warnings=list(admitted.gate.warnings),
+            warnings=self.handler.warnings(admitted.gate),
             detail=(f"no record shares any of the lookup's {tokens} keyed match tokens; "
                     f"{self.cfg.name} never saw who was asked about"))
         answer.data_as_at.CopyFrom(snapshot.as_at_proto)

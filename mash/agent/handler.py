@@ -228,10 +228,8 @@ class QueryHandler:
                 f"{subject_mod.describe_minimum(self.cfg.minimum)}", decisions.revision)
         snapshot = self.state.snapshot
         if snapshot is None:
-            return self.not_checked(
-                R.NOT_CHECKED_REASON_DATA_UNAVAILABLE,
-                f"{self.cfg.name}'s records are not loaded"
-                + (f": {self.state.error}" if self.state.error else " yet"), decisions.revision)
+            return self.not_checked(R.NOT_CHECKED_REASON_DATA_UNAVAILABLE,
+                                     self.state.unavailable(self.cfg.name), decisions.revision)
         outcome = snapshot.matcher.search(subject)
         base = answer_pb2.AgencyAnswer(
             agency_id=self.cfg.agency,
@@ -240,7 +238,7 @@ class QueryHandler:
             policy_revision=decisions.revision,
             agreement_id=gate.agreement_id,
             searched=self._summary(outcome, snapshot),
-            warnings=list(gate.warnings),
+            warnings=self.warnings(gate),
         )
         base.data_as_at.CopyFrom(snapshot.as_at_proto)
         if not outcome.candidates:
@@ -283,6 +281,11 @@ class QueryHandler:
             base.detail = (f"{hidden} further record(s) may relate to this person but are "
                            f"restricted: contact {self.cfg.contact_route}")
         return base
+
+    def warnings(self, gate: Gate) -> list[str]:
+        """The agreement's warnings, and that the records are an older load if they are."""
+        stale = self.state.stale_warning(self.cfg.name)
+        return [*gate.warnings, stale] if stale else list(gate.warnings)
 
     def _summary(self, outcome: SearchOutcome, snapshot: Snapshot) -> answer_pb2.SearchSummary:
         summary = answer_pb2.SearchSummary(

@@ -77,6 +77,7 @@ class BrokerLink:
             "policy_revision": self.handler.policy.revision,
             "ready": snapshot is not None,
             "record_count": snapshot.record_count if snapshot else 0,
+            "data_status": self.state.data_status(),
         }
         if snapshot is not None:
             status["data_as_at"] = snapshot.as_at_proto

@@ -18,6 +18,19 @@ RECORDS = Gauge("mash_agent_records", "Records loaded and indexed", ["agency"])
 BATCH_QUERIES = Histogram(
     "mash_agent_batch_queries", "Queries answered together by one query thread (one audit "
     "transaction)", ["agency"], buckets=(1, 2, 4, 8, 16, 32))
+READY = Gauge("mash_agent_ready", "1 while the agent has records it may answer from",
+              ["agency"])
+SNAPSHOT_STALE = Gauge(
+    "mash_agent_snapshot_stale", "1 while the agent answers from an older load of its records "
+    "because its latest load was refused", ["agency"])
+DATA_AS_AT = Gauge("mash_agent_data_as_at_seconds",
+                   "As-at time (Unix seconds) of the records the agent answers from", ["agency"])
+LOADS_REFUSED = Counter(
+    "mash_agent_loads_refused_total", "Loads of the sources refused (incomplete or "
+    "implausible), by source and problem", ["agency", "source", "problem"])
+LAST_LOAD_REFUSED = Gauge(
+    "mash_agent_last_load_refused", "1 for the problem of the latest load while it stands "
+    "refused, 0 once a load is accepted", ["agency", "problem"])
 RECONNECTS = Counter("mash_agent_reconnects_total", "Connection attempts after a failure",
                      ["agency"])
 

@@ -18,7 +18,8 @@ from mash.agent.config import AgentConfig
 from mash.agent.disclosure import AgentPolicy, field_check
 from mash.agent.handler import QueryHandler
 from mash.agent.link import BrokerLink
-from mash.agent.state import AgentState
+from mash.agent.sources import Problem
+from mash.agent.state import AgentState, LoadStatus
 from mash.grpc_options import bind
 from mash.health import Health
 from mash.logs import get_logger
@@ -27,6 +28,11 @@ from mash.v1 import agent_pb2, answer_pb2
 
 log = get_logger(__name__)
 HEALTH_SERVICE = "mash.v1.Agent"
+# SERVING while the agent answers from its latest load of its records; NOT_SERVING while it
+# has none, or its latest load was refused and it answers from an older one (stale).
+DATA_HEALTH_SERVICE = "mash.v1.AgentData"
+# While no load has been accepted, try again this often (or every refresh_seconds, if less).
+RETRY_SECONDS = 10.0
 
 
 def build_policy(cfg: AgentConfig) -> AgentPolicy:
@@ -39,9 +45,9 @@ def build_policy(cfg: AgentConfig) -> AgentPolicy:
 class Agent:
     """One running agent. `start()` returns once the health port is up; `stop()` ends it."""
 
-    def __init__(self, cfg: AgentConfig) -> None:
+    def __init__(self, cfg: AgentConfig, accept_shrink: bool = False) -> None:
         self.cfg = cfg
-        self.state = AgentState()
+        self.state = AgentState(accept_shrink=accept_shrink)
         self.policy = build_policy(cfg)
         # Opened here, so that an agent that cannot write its audit trail never starts.
         self.audit = cfg.audit.open_log()
@@ -80,6 +86,7 @@ class Agent:
 
     async def _refresh_health(self) -> None:
         await self.health.set(HEALTH_SERVICE, self.state.ready and self.link.connected)
+        await self.health.set(DATA_HEALTH_SERVICE, self.state.ready and not self.state.stale)
         await self.health.set("", self.state.ready)
 
     async def start(self) -> None:
@@ -97,28 +104,48 @@ class Agent:
         self._tasks.append(asyncio.create_task(self.link.run(self._stop)))
         self._tasks.append(asyncio.create_task(self._load()))
 
-    async def _load(self) -> None:
-        await asyncio.to_thread(self.state.load, self.cfg.sources, self.cfg.index_path)
-        await self._loaded()
-        if self.cfg.refresh_seconds:
-            while not self._stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.cfg.refresh_seconds)
-                if self._stop.is_set():
-                    break
-                if await asyncio.to_thread(self.state.refresh, self.cfg.sources,
-                                           self.cfg.index_path):
-                    await self._loaded()
+    def _interval(self) -> float | None:
+        """Seconds to the next look at the sources; None: never again."""
+        refresh = self.cfg.refresh_seconds
+        if self.state.ready:
+            return refresh or None
+        return min(refresh, RETRY_SECONDS) if refresh else RETRY_SECONDS
 
-    async def _loaded(self) -> None:
-        # Hundreds of thousands of loaded records are long-lived: move them out of the
-        # collector's sight, or every full collection walks them all and stalls a query.
-        # (Unfreeze first, so that what a reload replaced can be collected.)
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
-        if self.state.snapshot:
-            metrics.RECORDS.labels(self.cfg.agency).set(self.state.snapshot.record_count)
+    async def _load(self) -> None:
+        status = await asyncio.to_thread(self.state.load, self.cfg.sources, self.cfg.index_path)
+        await self._attempted(status)
+        while not self._stop.is_set() and (interval := self._interval()) is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
+            if self._stop.is_set():
+                break
+            attempt = await asyncio.to_thread(self.state.refresh, self.cfg.sources,
+                                              self.cfg.index_path)
+            if attempt is not None:
+                await self._attempted(attempt)
+
+    async def _attempted(self, status: LoadStatus) -> None:
+        """After each load of the sources, accepted or refused: metrics, status, health."""
+        agency = self.cfg.agency
+        refusal = status.refusal
+        if refusal is None:
+            # Hundreds of thousands of loaded records are long-lived: move them out of the
+            # collector's sight, or every full collection walks them all and stalls a query.
+            # (Unfreeze first, so that what a reload replaced can be collected.)
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+        else:
+            metrics.LOADS_REFUSED.labels(agency, refusal.source, str(refusal.problem)).inc()
+        for problem in Problem:
+            metrics.LAST_LOAD_REFUSED.labels(agency, str(problem)).set(
+                1 if refusal is not None and refusal.problem == problem else 0)
+        snapshot = self.state.snapshot
+        metrics.READY.labels(agency).set(1 if snapshot is not None else 0)
+        metrics.SNAPSHOT_STALE.labels(agency).set(1 if self.state.stale else 0)
+        if snapshot is not None:
+            metrics.RECORDS.labels(agency).set(snapshot.record_count)
+            metrics.DATA_AS_AT.labels(agency).set(snapshot.as_at.timestamp())
         self.link.notify_status()
         await self._refresh_health()
 
@@ -145,8 +172,8 @@ class Agent:
         await self._stop.wait()
 
 
-async def serve(cfg: AgentConfig) -> None:
-    agent = Agent(cfg)
+async def serve(cfg: AgentConfig, accept_shrink: bool = False) -> None:
+    agent = Agent(cfg, accept_shrink)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent._stop.set)

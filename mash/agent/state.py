@@ -1,4 +1,10 @@
-"""The agent's loaded records: the matcher over them and how current they are."""
+"""The agent's loaded records: the matcher over them and how current they are.
+
+A load of the sources replaces the records answered from only when it is complete and
+plausible (see plausibility.py and sources/files.py); otherwise the agent keeps answering
+from the last good load, with its as-at time, and says so in its health, metrics, log and
+status. With no good load at all it answers NOT_CHECKED (data unavailable) and is not ready.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,17 @@ import datetime as dt
 import functools
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from mash.agent.sources import LoadedSource, SourceConfig, SourceError, load_source
+from mash.agent import plausibility
+from mash.agent.plausibility import Counts, Refusal
+from mash.agent.sources import LoadedSource, Problem, SourceConfig, SourceError, load_source
 from mash.answers import timestamp
 from mash.logs import get_logger
 from mash.matching import Matcher, persist
@@ -29,7 +39,7 @@ class Snapshot:
     matcher: Matcher
     sources: list[LoadedSource]
     loaded_at: dt.datetime
-    fingerprint: str = ""
+    fingerprint: str = ""  # the sources as read (persist.fingerprint): "" when not known
     index_reused: bool = False
 
     @property
@@ -55,72 +65,206 @@ class Snapshot:
     def record_count(self) -> int:
         return len(self.matcher)
 
+    def counts(self) -> dict[str, Counts]:
+        return {s.name: Counts.of(s) for s in self.sources}
 
-def load_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
-                  progress: Callable[[int], None] | None = None) -> Snapshot:
-    """Read every source and index it, reusing the saved index at ``index_path`` when it
-    was built from exactly these sources (and saving a fresh one when it was not)."""
-    try:
-        source_fingerprint = persist.fingerprint(sources)
-    except Exception as exc:  # e.g. a database that refuses COUNT(*): index, do not persist
-        log.warning("sources_fingerprint_failed", reason=type(exc).__name__)
-        source_fingerprint, index_path = "", None
-    loaded = [load_source(s) for s in sources]
+
+def _where(exc: BaseException) -> str:
+    """Where an exception was raised (file:line), for a log line that must not carry its
+    message (which may quote a value)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+
+
+def read_sources(sources: list[SourceConfig]) -> tuple[list[LoadedSource], str]:
+    """Read every source (raising SourceError), and the fingerprint of what was read: a
+    file's digest as read, a database's row count and latest as-at taken before its read
+    ("" when a database will not say)."""
+    before: dict[str, dict[str, Any]] = {}
+    known = True
+    for cfg in sources:
+        if cfg.type != "csv":
+            try:
+                before[cfg.name] = persist.source_digest(cfg)
+            except Exception as exc:  # the read below says what is wrong, if anything is
+                log.warning("sources_fingerprint_failed", source=cfg.name,
+                            error=type(exc).__name__)
+                known = False
+    loaded = [load_source(cfg) for cfg in sources]
+    for one in loaded:
+        if one.file_digest is not None:
+            before[one.name] = one.file_digest.as_dict()
+    return loaded, persist.fingerprint(sources, before) if known else ""
+
+
+def index_snapshot(sources: list[SourceConfig], loaded: list[LoadedSource],
+                   source_fingerprint: str = "", index_path: Path | None = None,
+                   progress: Callable[[int], None] | None = None) -> Snapshot:
+    """Index loaded sources, reusing the index saved at ``index_path`` only when it was
+    built from exactly this content and its arrays fit together (and saving a fresh one
+    when it was not)."""
     records = [r for source in loaded for r in source.records]
-    index = persist.load(index_path, source_fingerprint) if index_path else None
-    reused = index is not None and len(index) == len(records)
-    if not reused:
+    key = persist.index_fingerprint(sources, [one.content for one in loaded])
+    index = persist.load(index_path, key, len(records)) if index_path else None
+    reused = index is not None
+    if index is None:
         started = time.monotonic()
         index = build(records, progress)
         log.info("index_built", records=len(records),
                  seconds=round(time.monotonic() - started, 3))
         if index_path:
-            persist.save(index, index_path, source_fingerprint)
+            try:
+                persist.save(index, index_path, key)
+            except OSError as exc:  # serve from memory; the next start indexes again
+                log.warning("index_not_saved", error=type(exc).__name__)
     else:
         log.info("index_reused", records=len(records))
-    assert index is not None
     return Snapshot(Matcher(records, index=index), loaded, dt.datetime.now(dt.UTC),
                     source_fingerprint, reused)
+
+
+def load_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
+                  progress: Callable[[int], None] | None = None) -> Snapshot:
+    """Read and index every source (no plausibility checks: see AgentState.load)."""
+    loaded, source_fingerprint = read_sources(sources)
+    return index_snapshot(sources, loaded, source_fingerprint, index_path, progress)
+
+
+@dataclass(frozen=True)
+class LoadStatus:
+    """The latest attempt to load the sources: when, and why it was refused (if it was)."""
+
+    at: dt.datetime
+    refusal: Refusal | None = None
+    fingerprint: str = ""  # the sources as that attempt found them ("" when not known)
+
+    @property
+    def retry(self) -> bool:
+        """Try again at the next refresh even if the sources look unchanged."""
+        return not self.fingerprint or (self.refusal is not None
+                                        and self.refusal.problem.transient)
 
 
 @dataclass
 class AgentState:
     snapshot: Snapshot | None = None
-    error: str | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    status: LoadStatus | None = None
     # Run on each new snapshot before it is published (the blind token index is built here,
     # so that an agent reports ready only once it can answer every kind of query at speed).
     prepare: Callable[[Snapshot], None] | None = None
+    # The operator accepts the next good load whatever its size against the last one
+    # (`mash agent serve --accept-shrink`); cleared once a load is accepted.
+    accept_shrink: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def ready(self) -> bool:
         return self.snapshot is not None
 
-    def load(self, sources: list[SourceConfig], index_path: Path | None = None) -> None:
-        """Load every source and swap the snapshot in; keep the old one if loading fails."""
-        try:
-            snapshot = load_snapshot(sources, index_path)
-            if self.prepare is not None:
-                self.prepare(snapshot)
-        except SourceError as exc:
-            with self._lock:
-                self.error = str(exc)
-            log.error("sources_load_failed", reason=str(exc))
-            return
-        with self._lock:
-            self.snapshot = snapshot
-            self.error = None
-        log.info("records_indexed", records=snapshot.record_count, sources=len(sources))
+    @property
+    def refusal(self) -> Refusal | None:
+        """Why the latest load was refused (None: it was accepted, or none has finished)."""
+        status = self.status
+        return status.refusal if status is not None else None
 
-    def refresh(self, sources: list[SourceConfig], index_path: Path | None = None) -> bool:
-        """Reload when the sources' fingerprint has changed; True when it reloaded."""
-        current = self.snapshot
+    @property
+    def stale(self) -> bool:
+        """Answering from an older load because the latest was refused."""
+        return self.snapshot is not None and self.refusal is not None
+
+    @property
+    def error(self) -> str | None:
+        refusal = self.refusal
+        return refusal.detail if refusal is not None else None
+
+    def unavailable(self, agency_name: str) -> str:
+        """The detail of a DATA_UNAVAILABLE answer: why there are no records to search."""
+        refusal = self.refusal
+        if refusal is None:
+            return f"{agency_name}'s records are not loaded yet"
+        return (f"{agency_name}'s records are not loaded ({refusal.problem}): {refusal.detail}; "
+                "the agency has been alerted through its logs")
+
+    def stale_warning(self, agency_name: str) -> str | None:
+        """Said on every answer from an older load: how old, and why."""
+        snapshot, refusal = self.snapshot, self.refusal
+        if snapshot is None or refusal is None:
+            return None
+        return (f"{agency_name} answered from its records as at "
+                f"{snapshot.as_at:%Y-%m-%d %H:%M} UTC: a newer load was not used "
+                f"({refusal.problem})")
+
+    def data_status(self) -> answer_pb2.DataStatus:
+        """The status hellos and heartbeats carry to the broker."""
+        status = self.status
+        out = answer_pb2.DataStatus(stale=self.stale)
+        if status is not None and status.refusal is not None:
+            out.refused_problem = str(status.refusal.problem)
+            out.refused_detail = status.refusal.detail
+            out.refused_source = status.refusal.source
+            out.refused_at.CopyFrom(timestamp(status.at))
+        return out
+
+    def _last_good(self, index_path: Path | None) -> dict[str, Counts]:
+        if self.snapshot is not None:
+            return self.snapshot.counts()
+        if index_path is not None:
+            return plausibility.read_baseline(plausibility.baseline_path(index_path))
+        return {}
+
+    def load(self, sources: list[SourceConfig], index_path: Path | None = None) -> LoadStatus:
+        """Load every source and swap the snapshot in if the load is complete and plausible;
+        otherwise keep the old one (if any). Never raises."""
+        source_fingerprint = ""
+        snapshot: Snapshot | None = None
         try:
-            changed = current is None or persist.fingerprint(sources) != current.fingerprint
-        except Exception as exc:  # a database that is down: keep serving the last snapshot
-            log.warning("sources_fingerprint_failed", reason=type(exc).__name__)
-            return False
-        if changed:
-            log.info("sources_changed")
-            self.load(sources, index_path)
-        return changed
+            loaded, source_fingerprint = read_sources(sources)
+            refusal = plausibility.check_all(sources, loaded, self._last_good(index_path),
+                                             self.accept_shrink)
+            if refusal is None:
+                snapshot = index_snapshot(sources, loaded, source_fingerprint, index_path)
+                if self.prepare is not None:
+                    self.prepare(snapshot)
+        except SourceError as exc:
+            refusal = Refusal(exc.problem, str(exc), exc.source)
+        except Exception as exc:  # never die in the reload loop; never log the message
+            log.error("sources_load_error", error=type(exc).__name__, at=_where(exc))
+            refusal = Refusal(Problem.LOAD_FAILED,
+                              f"the agent failed while loading its records "
+                              f"({type(exc).__name__})")
+        status = LoadStatus(dt.datetime.now(dt.UTC), refusal, source_fingerprint)
+        if refusal is not None or snapshot is None:
+            with self._lock:
+                self.status = status
+            kept = self.snapshot
+            log.error("sources_refused", problem=str(refusal.problem) if refusal else "",
+                      source=refusal.source if refusal else "",
+                      detail=refusal.detail if refusal else "",
+                      serving="last good load" if kept is not None else "nothing",
+                      serving_as_at=kept.as_at.isoformat() if kept is not None else None)
+            return status
+        with self._lock:
+            self.snapshot, self.status = snapshot, status
+        self.accept_shrink = False
+        if index_path is not None:
+            plausibility.write_baseline(plausibility.baseline_path(index_path),
+                                        snapshot.sources, snapshot.loaded_at)
+        log.info("records_indexed", records=snapshot.record_count, sources=len(sources))
+        return status
+
+    def refresh(self, sources: list[SourceConfig],
+                index_path: Path | None = None) -> LoadStatus | None:
+        """Load again when the sources changed since the latest attempt, or when that
+        attempt failed in a way worth retrying; None when nothing was attempted."""
+        last = self.status
+        if last is None or last.retry:
+            return self.load(sources, index_path)
+        try:
+            current = persist.fingerprint(sources)
+        except Exception as exc:  # gone, unreadable or down: the load says which
+            log.warning("sources_fingerprint_failed", error=type(exc).__name__)
+            return self.load(sources, index_path)
+        if current == last.fingerprint:
+            return None
+        log.info("sources_changed")
+        return self.load(sources, index_path)

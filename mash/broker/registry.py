@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from mash.answers import timestamp
 from mash.broker.batches import HeldQueries
 from mash.logs import get_logger
-from mash.v1 import agent_pb2, lookup_pb2
+from mash.v1 import agent_pb2, answer_pb2, lookup_pb2
 
 log = get_logger(__name__)
 
@@ -34,6 +34,7 @@ class AgentSession:
     record_count: int = 0
     policy_revision: str = ""
     data_as_at: object = None  # Timestamp | None
+    data_status: answer_pb2.DataStatus | None = None  # as the agent last reported it
     held: HeldQueries = field(init=False)  # plain queries, for an agent that takes batches
 
     def __post_init__(self) -> None:
@@ -47,6 +48,7 @@ class AgentSession:
         self.policy_revision = status.policy_revision
         if status.HasField("data_as_at"):
             self.data_as_at = status.data_as_at
+        self.data_status = status.data_status if status.HasField("data_status") else None
 
     def ask(self, query: agent_pb2.Query) -> asyncio.Future[agent_pb2.QueryAnswer]:
         if self.closed:
@@ -141,6 +143,8 @@ class Registry:
                 status.record_count = session.record_count
                 if session.data_as_at is not None:
                     status.data_as_at.CopyFrom(session.data_as_at)  # type: ignore[arg-type]
+                if session.data_status is not None:
+                    status.data_status.CopyFrom(session.data_status)
             elif (seen := self._last_seen.get(agency)) is not None:
                 status.last_seen.CopyFrom(timestamp(seen))
             out.append(status)

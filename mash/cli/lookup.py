@@ -136,12 +136,25 @@ def agents(
         typer.echo(as_json(response))
         return
     table = Table(title="Agents")
-    for column in ("Agency", "Online", "Ready", "Records", "Data as at", "Policy", "Version"):
+    for column in ("Agency", "Online", "Ready", "Records", "Data as at", "Data", "Policy",
+                   "Version"):
         table.add_column(column)
     for a in response.agents:
         as_at = from_timestamp(a.data_as_at)
         table.add_row(a.agency_name, "yes" if a.online else "NO", "yes" if a.ready else "no",
                       str(a.record_count), f"{as_at:%Y-%m-%d %H:%M}" if as_at else "-",
-                      a.policy_revision or "-", a.agent_version or "-")
+                      _data_state(a), a.policy_revision or "-", a.agent_version or "-")
     Console().print(table)
+
+
+def _data_state(agent: lookup_pb2.AgentStatus) -> str:
+    """current; STALE (why the latest load was refused); or none (why)."""
+    if not agent.online:
+        return "-"
+    problem = agent.data_status.refused_problem
+    if agent.data_status.stale:
+        return f"STALE: {problem}"
+    if not agent.ready:
+        return f"none: {problem}" if problem else "loading"
+    return "current"
 

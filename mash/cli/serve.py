@@ -26,22 +26,32 @@ def broker_serve(config: Path = typer.Option(..., "--config", help="broker.yaml"
 
 
 @agent_app.command("serve")
-def agent_serve(config: Path = typer.Option(..., "--config", help="agent.yaml")) -> None:
+def agent_serve(
+    config: Path = typer.Option(..., "--config", help="agent.yaml"),
+    accept_shrink: bool = typer.Option(
+        False, "--accept-shrink",
+        help="Accept this run's first complete load of the sources even if it has far fewer "
+             "records than the last good load (beyond max_shrink_percent): for an extract "
+             "that really did shrink. min_records and the other checks still apply."),
+) -> None:
     """Load the agency's records, connect out to the broker and answer lookups."""
     from mash.agent import config as agent_config
     from mash.agent.service import serve
 
     cfg = guarded(lambda: agent_config.load(config))
     configure(cfg.log_level, service=f"agent-{cfg.agency}", cache=True)
-    guarded(lambda: eventloop.run(serve(cfg)))
+    guarded(lambda: eventloop.run(serve(cfg, accept_shrink)))
 
 
 @agent_app.command("check")
 def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml")) -> None:
-    """Validate agent.yaml and load every source once, reporting counts (no personal data)."""
+    """Validate agent.yaml and load every source once, reporting counts and whether the
+    agent would answer from each load (no personal data). Exits 1 if it would not."""
     from mash.agent import config as agent_config
+    from mash.agent import plausibility
     from mash.agent.service import build_policy
-    from mash.agent.sources import load_source
+    from mash.agent.sources import SourceError, load_source
+    from mash.cli.common import fail
 
     configure("warning", service="agent-check")
     cfg = guarded(lambda: agent_config.load(config))
@@ -51,8 +61,16 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
                    f"{policy.store.loaded().signer}")
     else:
         typer.echo(f"policy: NOT loaded ({policy.store.error}): the agent would share nothing")
+    last_good = (plausibility.read_baseline(plausibility.baseline_path(cfg.index_path))
+                 if cfg.index_path else {})
+    refused: list[str] = []
     for source in cfg.sources:
-        loaded = guarded(lambda s=source: load_source(s))
+        try:
+            loaded = load_source(source)
+        except SourceError as exc:
+            typer.echo(f"{source.name}: REFUSED ({exc.problem}): {exc}")
+            refused.append(source.name)
+            continue
         rejected = sum(loaded.rows_rejected.values())
         typer.echo(f"{source.name}: {loaded.rows_read} rows, {len(loaded.records)} records, "
                    f"{rejected} rejected, as at {loaded.as_at:%Y-%m-%d %H:%M} UTC")
@@ -60,6 +78,20 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
             typer.echo(f"  rejected {count}: {reason}")
         for reason, count in sorted(loaded.warnings.items()):
             typer.echo(f"  warning {count}: {reason}")
+        last = last_good.get(source.name)
+        refusal = plausibility.check(source, loaded, last)
+        if refusal is not None:
+            typer.echo(f"  REFUSED ({refusal.problem}): {refusal.detail}")
+            refused.append(source.name)
+            continue
+        against = (f"the last good load's {last.records} records" if last is not None
+                   else "no last good load on record")
+        typer.echo(f"  plausible: at least min_records ({source.min_records}), within "
+                   f"max_rejected_percent ({source.max_rejected_percent:g}) and "
+                   f"max_shrink_percent ({source.max_shrink_percent:g}) of {against}")
+    if refused:
+        fail(f"the agent would not answer from this load of {', '.join(refused)}: it would "
+             "keep its last good load or, with none, answer NOT_CHECKED (data unavailable)")
 
 
 @agent_app.command("index")

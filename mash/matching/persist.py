@@ -1,8 +1,12 @@
 """Saving the match index to disk, and knowing when it no longer fits its sources.
 
 The file is a numpy ``.npz`` archive (no pickle) holding the index's arrays, its interned
-strings and the fingerprint of the sources it was built from. A fingerprint mismatch, a
-different index format or an unreadable file means: rebuild.
+strings and the fingerprint of the content it was built from (`index_fingerprint`: the bytes
+or rows actually read, the mapping, the key and index formats). A fingerprint mismatch, a
+different index format, an unreadable, truncated or inconsistent file means: rebuild.
+
+`fingerprint` is cheaper and coarser (file size, mtime and hash; SQL row count and latest
+as-at): it tells a running agent when to read its sources again.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mash.logs import get_logger
 from mash.matching.blocking import KEY_VERSION
 from mash.matching.index import IDENTIFIER_WIDTHS, Interner, MatchIndex
 
 if TYPE_CHECKING:
     from mash.agent.sources import SourceConfig
 
+log = get_logger(__name__)
 FORMAT = 1
 _ARRAYS = ("name_start", "name_given", "name_other", "name_family", "dob", "sex", "postcode",
            "sector", "district", "key_hashes", "key_rows", "family_count", "given_count")
@@ -60,21 +66,46 @@ def _sql_digest(cfg: SourceConfig) -> dict[str, Any]:
         engine.dispose()
 
 
-def fingerprint(sources: list[SourceConfig]) -> str:
-    """What the index depends on: every source's content (files: size, mtime and SHA-256;
-    SQL: row count and latest as-at), its column mapping, and the key and index formats."""
+def source_digest(cfg: SourceConfig) -> dict[str, Any]:
+    """One source's part of `fingerprint`: a file's size, mtime and SHA-256 (an SQLite
+    file's write-ahead log too, where changes sit until a checkpoint); SQL: row count and
+    latest as-at."""
+    if cfg.type == "csv" and cfg.path is not None:
+        return _file_digest(cfg.path)
+    if cfg.type == "sqlite" and cfg.path is not None:
+        entry = _file_digest(cfg.path)
+        wal = cfg.path.with_name(cfg.path.name + "-wal")
+        if wal.exists():
+            entry["wal"] = _file_digest(wal)
+        return entry | {"table": cfg.table, "query": cfg.query}
+    return _sql_digest(cfg) | {"table": cfg.table, "query": cfg.query}
+
+
+def fingerprint(sources: list[SourceConfig],
+                digests: dict[str, dict[str, Any]] | None = None) -> str:
+    """What tells a running agent its sources changed: every source's digest (see
+    `source_digest`; taken from `digests` by source name when given, e.g. a file's as it
+    was read), its column mapping, and the key and index formats."""
     doc: list[Any] = [{"format": FORMAT, "keys": KEY_VERSION}]
     for cfg in sources:
         entry: dict[str, Any] = {"name": cfg.name, "type": cfg.type,
                                  "mapping": sorted(cfg.mapping.columns.items())}
-        if cfg.type == "csv" and cfg.path is not None:
-            entry.update(_file_digest(cfg.path))
-        elif cfg.type == "sqlite" and cfg.path is not None:
-            entry.update(_file_digest(cfg.path))
-            entry.update(table=cfg.table, query=cfg.query)
-        else:
-            entry.update(_sql_digest(cfg), table=cfg.table, query=cfg.query)
+        known = (digests or {}).get(cfg.name)
+        entry.update(known if known is not None else source_digest(cfg))
         doc.append(entry)
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def index_fingerprint(sources: list[SourceConfig], contents: list[str]) -> str:
+    """What a saved index was built from: each source's content as read (SHA-256 of a file's
+    bytes or a query's rows), its column mapping, and the key and index formats. Exact where
+    `fingerprint` is coarse: an SQL row edited in place without touching the as-at column
+    changes this, not that."""
+    doc: list[Any] = [{"format": FORMAT, "keys": KEY_VERSION}]
+    for cfg, content in zip(sources, contents, strict=True):
+        doc.append({"name": cfg.name, "type": cfg.type, "table": cfg.table,
+                    "query": cfg.query, "mapping": sorted(cfg.mapping.columns.items()),
+                    "content": content})
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -95,13 +126,51 @@ def save(index: MatchIndex, path: Path, source_fingerprint: str) -> None:
 def read_meta(path: Path) -> dict[str, Any] | None:
     try:
         with np.load(path, allow_pickle=False) as data:
-            return json.loads(data["meta"].tobytes())
-    except (OSError, ValueError, KeyError):
+            meta = json.loads(data["meta"].tobytes())
+    except Exception:  # unreadable, truncated, not an npz: no meta
         return None
+    return meta if isinstance(meta, dict) else None
 
 
-def load(path: Path, source_fingerprint: str) -> MatchIndex | None:
-    """The saved index when it was built from these sources in this format, else None."""
+class IndexRejected(Exception):
+    """A saved index that cannot be used (the message says why, for the log)."""
+
+
+def _check(index: MatchIndex, records: int | None) -> None:
+    """Raise IndexRejected unless the arrays fit together (a truncated or tampered file can
+    hold readable arrays of the wrong lengths, which would match the wrong rows)."""
+    n = len(index)
+    if records is not None and n != records:
+        raise IndexRejected(f"it holds {n} records, the sources {records}")
+    per_record = {"sex": index.sex, "postcode": index.postcode, "sector": index.sector,
+                  "district": index.district, **index.identifiers}
+    for name, array in per_record.items():
+        if len(array) != n:
+            raise IndexRejected(f"{name} has {len(array)} rows, not {n}")
+    names = len(index.name_family)
+    starts = index.name_start
+    if (len(starts) != n + 1 or (n and (starts[0] != 0 or starts[-1] != names))
+            or np.any(np.diff(starts) < 0)):
+        raise IndexRejected("the name offsets do not fit the names")
+    if len(index.name_given) != names or len(index.name_other) != names:
+        raise IndexRejected("the name columns differ in length")
+    if len(index.key_rows) != len(index.key_hashes):
+        raise IndexRejected("the blocking keys and their rows differ in length")
+    if len(index.key_rows) and (index.key_rows.min() < 0 or index.key_rows.max() >= n):
+        raise IndexRejected("a blocking key points past the records")
+    if np.any(index.key_hashes[1:] < index.key_hashes[:-1]):
+        raise IndexRejected("the blocking keys are not sorted")
+    strings = len(index.strings.strings)
+    for name in ("name_given", "name_other", "name_family", "sector", "district"):
+        ids = getattr(index, name)
+        if ids.size and (ids.min() < -1 or ids.max() >= strings):
+            raise IndexRejected(f"{name} names a string the index does not hold")
+
+
+def load(path: Path, source_fingerprint: str,
+         records: int | None = None) -> MatchIndex | None:
+    """The saved index when it was built from this content in this format and its arrays
+    fit together (and hold `records` rows, when given); else None (rebuild), logged."""
     if not path.exists():
         return None
     try:
@@ -112,6 +181,14 @@ def load(path: Path, source_fingerprint: str) -> MatchIndex | None:
             strings = Interner(json.loads(data["strings"].tobytes()))
             arrays = {name: data[name] for name in _ARRAYS}
             identifiers = {kind: data[f"id_{kind}"] for kind in IDENTIFIER_WIDTHS}
-    except (OSError, ValueError, KeyError):
+        index = MatchIndex(strings=strings, identifiers=identifiers, **arrays)
+        if meta.get("records") != len(index):
+            raise IndexRejected("its header and its arrays disagree on the record count")
+        _check(index, records)
+    except IndexRejected as exc:
+        log.warning("saved_index_rejected", reason=str(exc))
         return None
-    return MatchIndex(strings=strings, identifiers=identifiers, **arrays)
+    except Exception as exc:  # a truncated or corrupt archive: zip, CRC, JSON, numpy errors
+        log.warning("saved_index_rejected", reason=f"unreadable ({type(exc).__name__})")
+        return None
+    return index

@@ -37,7 +37,7 @@ class ConnectResponse(_message.Message):
     def __init__(self, welcome: _Optional[_Union[BrokerWelcome, _Mapping]] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., queries: _Optional[_Union[Queries, _Mapping]] = ...) -> None: ...
 
 class AgentHello(_message.Message):
-    __slots__ = ("agent_version", "data_as_at", "policy_revision", "sources", "record_count", "ready", "accepts_batches")
+    __slots__ = ("agent_version", "data_as_at", "policy_revision", "sources", "record_count", "ready", "accepts_batches", "data_status")
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     DATA_AS_AT_FIELD_NUMBER: _ClassVar[int]
     POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class AgentHello(_message.Message):
     RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     ACCEPTS_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    DATA_STATUS_FIELD_NUMBER: _ClassVar[int]
     agent_version: str
     data_as_at: _timestamp_pb2.Timestamp
     policy_revision: str
@@ -52,7 +53,8 @@ class AgentHello(_message.Message):
     record_count: int
     ready: bool
     accepts_batches: bool
-    def __init__(self, agent_version: _Optional[str] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_answer_pb2.SourceSummary, _Mapping]]] = ..., record_count: _Optional[int] = ..., ready: _Optional[bool] = ..., accepts_batches: _Optional[bool] = ...) -> None: ...
+    data_status: _answer_pb2.DataStatus
+    def __init__(self, agent_version: _Optional[str] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_answer_pb2.SourceSummary, _Mapping]]] = ..., record_count: _Optional[int] = ..., ready: _Optional[bool] = ..., accepts_batches: _Optional[bool] = ..., data_status: _Optional[_Union[_answer_pb2.DataStatus, _Mapping]] = ...) -> None: ...
 
 class BrokerWelcome(_message.Message):
     __slots__ = ("broker_id", "agency_id", "heartbeat_interval_seconds", "accepts_batches")
@@ -67,18 +69,20 @@ class BrokerWelcome(_message.Message):
     def __init__(self, broker_id: _Optional[str] = ..., agency_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[int] = ..., accepts_batches: _Optional[bool] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("sent_at", "data_as_at", "policy_revision", "ready", "record_count")
+    __slots__ = ("sent_at", "data_as_at", "policy_revision", "ready", "record_count", "data_status")
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
     DATA_AS_AT_FIELD_NUMBER: _ClassVar[int]
     POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DATA_STATUS_FIELD_NUMBER: _ClassVar[int]
     sent_at: _timestamp_pb2.Timestamp
     data_as_at: _timestamp_pb2.Timestamp
     policy_revision: str
     ready: bool
     record_count: int
-    def __init__(self, sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., ready: _Optional[bool] = ..., record_count: _Optional[int] = ...) -> None: ...
+    data_status: _answer_pb2.DataStatus
+    def __init__(self, sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., ready: _Optional[bool] = ..., record_count: _Optional[int] = ..., data_status: _Optional[_Union[_answer_pb2.DataStatus, _Mapping]] = ...) -> None: ...
 
 class Query(_message.Message):
     __slots__ = ("query_id", "lookup_id", "analyst_token", "subject", "context", "deadline", "blind", "round", "sealed_subject")

@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mash/v1/answer.proto\x12\x07mash.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"?\n\rReleasedField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x11\n\ttransform\x18\x03 \x01(\t\"-\n\rWithheldField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xd3\x01\n\x0bMatchResult\x12\'\n\nconfidence\x18\x01 \x01(\x0e\x32\x13.mash.v1.Confidence\x12\r\n\x05score\x18\x02 \x01(\x01\x12(\n\x08released\x18\x03 \x03(\x0b\x32\x16.mash.v1.ReleasedField\x12(\n\x08withheld\x18\x04 \x03(\x0b\x32\x16.mash.v1.WithheldField\x12\x12\n\nmatched_on\x18\x05 \x03(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x07 \x01(\t\"^\n\rSourceSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x05\x61s_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crecord_count\x18\x03 \x01(\x03\"\x82\x02\n\rSearchSummary\x12\x18\n\x10identifiers_used\x18\x01 \x03(\t\x12\x15\n\rname_variants\x18\x02 \x03(\t\x12$\n\x1c\x64\x61te_of_birth_tolerance_days\x18\x03 \x01(\x05\x12$\n\x1c\x64\x61te_of_birth_day_month_swap\x18\x04 \x01(\x08\x12\x11\n\tpostcodes\x18\x05 \x03(\t\x12\'\n\x07sources\x18\x06 \x03(\x0b\x32\x16.mash.v1.SourceSummary\x12\x1b\n\x13\x63\x61ndidates_examined\x18\x07 \x01(\x03\x12\x1b\n\x13\x64\x61te_of_birth_rules\x18\x08 \x03(\t\"\x8f\x03\n\x0c\x41gencyAnswer\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_name\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.mash.v1.AnswerState\x12\x35\n\x12not_checked_reason\x18\x04 \x01(\x0e\x32\x19.mash.v1.NotCheckedReason\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12%\n\x07matches\x18\x06 \x03(\x0b\x32\x14.mash.v1.MatchResult\x12(\n\x08searched\x18\x07 \x01(\x0b\x32\x16.mash.v1.SearchSummary\x12\x15\n\rcontact_route\x18\x08 \x01(\t\x12.\n\ndata_as_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpolicy_revision\x18\n \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x0b \x01(\t\x12\x12\n\nelapsed_ms\x18\x0c \x01(\r\x12\x10\n\x08warnings\x18\r \x03(\t*\x98\x01\n\x0b\x41nswerState\x12\x1c\n\x18\x41NSWER_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41NSWER_STATE_KNOWN\x10\x01\x12\x1a\n\x16\x41NSWER_STATE_NOT_KNOWN\x10\x02\x12\x19\n\x15\x41NSWER_STATE_WITHHELD\x10\x03\x12\x1c\n\x18\x41NSWER_STATE_NOT_CHECKED\x10\x04*\xb8\x03\n\x10NotCheckedReason\x12\"\n\x1eNOT_CHECKED_REASON_UNSPECIFIED\x10\x00\x12#\n\x1fNOT_CHECKED_REASON_NO_AGREEMENT\x10\x01\x12$\n NOT_CHECKED_REASON_AGENT_OFFLINE\x10\x02\x12 \n\x1cNOT_CHECKED_REASON_TIMED_OUT\x10\x03\x12#\n\x1fNOT_CHECKED_REASON_POLICY_ERROR\x10\x04\x12*\n&NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS\x10\x05\x12\"\n\x1eNOT_CHECKED_REASON_AGENT_ERROR\x10\x06\x12%\n!NOT_CHECKED_REASON_TOKEN_REJECTED\x10\x07\x12#\n\x1fNOT_CHECKED_REASON_AUDIT_FAILED\x10\x08\x12\'\n#NOT_CHECKED_REASON_DATA_UNAVAILABLE\x10\t\x12)\n%NOT_CHECKED_REASON_AGENT_DISCONNECTED\x10\n*W\n\nConfidence\x12\x1a\n\x16\x43ONFIDENCE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43ONFIDENCE_MATCH\x10\x01\x12\x17\n\x13\x43ONFIDENCE_POSSIBLE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mash/v1/answer.proto\x12\x07mash.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"?\n\rReleasedField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x11\n\ttransform\x18\x03 \x01(\t\"-\n\rWithheldField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xd3\x01\n\x0bMatchResult\x12\'\n\nconfidence\x18\x01 \x01(\x0e\x32\x13.mash.v1.Confidence\x12\r\n\x05score\x18\x02 \x01(\x01\x12(\n\x08released\x18\x03 \x03(\x0b\x32\x16.mash.v1.ReleasedField\x12(\n\x08withheld\x18\x04 \x03(\x0b\x32\x16.mash.v1.WithheldField\x12\x12\n\nmatched_on\x18\x05 \x03(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x07 \x01(\t\"^\n\rSourceSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x05\x61s_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crecord_count\x18\x03 \x01(\x03\"\x94\x01\n\nDataStatus\x12\r\n\x05stale\x18\x01 \x01(\x08\x12\x17\n\x0frefused_problem\x18\x02 \x01(\t\x12\x16\n\x0erefused_detail\x18\x03 \x01(\t\x12\x16\n\x0erefused_source\x18\x04 \x01(\t\x12.\n\nrefused_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x02\n\rSearchSummary\x12\x18\n\x10identifiers_used\x18\x01 \x03(\t\x12\x15\n\rname_variants\x18\x02 \x03(\t\x12$\n\x1c\x64\x61te_of_birth_tolerance_days\x18\x03 \x01(\x05\x12$\n\x1c\x64\x61te_of_birth_day_month_swap\x18\x04 \x01(\x08\x12\x11\n\tpostcodes\x18\x05 \x03(\t\x12\'\n\x07sources\x18\x06 \x03(\x0b\x32\x16.mash.v1.SourceSummary\x12\x1b\n\x13\x63\x61ndidates_examined\x18\x07 \x01(\x03\x12\x1b\n\x13\x64\x61te_of_birth_rules\x18\x08 \x03(\t\"\x8f\x03\n\x0c\x41gencyAnswer\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_name\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.mash.v1.AnswerState\x12\x35\n\x12not_checked_reason\x18\x04 \x01(\x0e\x32\x19.mash.v1.NotCheckedReason\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12%\n\x07matches\x18\x06 \x03(\x0b\x32\x14.mash.v1.MatchResult\x12(\n\x08searched\x18\x07 \x01(\x0b\x32\x16.mash.v1.SearchSummary\x12\x15\n\rcontact_route\x18\x08 \x01(\t\x12.\n\ndata_as_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpolicy_revision\x18\n \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x0b \x01(\t\x12\x12\n\nelapsed_ms\x18\x0c \x01(\r\x12\x10\n\x08warnings\x18\r \x03(\t*\x98\x01\n\x0b\x41nswerState\x12\x1c\n\x18\x41NSWER_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41NSWER_STATE_KNOWN\x10\x01\x12\x1a\n\x16\x41NSWER_STATE_NOT_KNOWN\x10\x02\x12\x19\n\x15\x41NSWER_STATE_WITHHELD\x10\x03\x12\x1c\n\x18\x41NSWER_STATE_NOT_CHECKED\x10\x04*\xb8\x03\n\x10NotCheckedReason\x12\"\n\x1eNOT_CHECKED_REASON_UNSPECIFIED\x10\x00\x12#\n\x1fNOT_CHECKED_REASON_NO_AGREEMENT\x10\x01\x12$\n NOT_CHECKED_REASON_AGENT_OFFLINE\x10\x02\x12 \n\x1cNOT_CHECKED_REASON_TIMED_OUT\x10\x03\x12#\n\x1fNOT_CHECKED_REASON_POLICY_ERROR\x10\x04\x12*\n&NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS\x10\x05\x12\"\n\x1eNOT_CHECKED_REASON_AGENT_ERROR\x10\x06\x12%\n!NOT_CHECKED_REASON_TOKEN_REJECTED\x10\x07\x12#\n\x1fNOT_CHECKED_REASON_AUDIT_FAILED\x10\x08\x12\'\n#NOT_CHECKED_REASON_DATA_UNAVAILABLE\x10\t\x12)\n%NOT_CHECKED_REASON_AGENT_DISCONNECTED\x10\n*W\n\nConfidence\x12\x1a\n\x16\x43ONFIDENCE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43ONFIDENCE_MATCH\x10\x01\x12\x17\n\x13\x43ONFIDENCE_POSSIBLE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mash.v1.answer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ANSWERSTATE']._serialized_start=1152
-  _globals['_ANSWERSTATE']._serialized_end=1304
-  _globals['_NOTCHECKEDREASON']._serialized_start=1307
-  _globals['_NOTCHECKEDREASON']._serialized_end=1747
-  _globals['_CONFIDENCE']._serialized_start=1749
-  _globals['_CONFIDENCE']._serialized_end=1836
+  _globals['_ANSWERSTATE']._serialized_start=1303
+  _globals['_ANSWERSTATE']._serialized_end=1455
+  _globals['_NOTCHECKEDREASON']._serialized_start=1458
+  _globals['_NOTCHECKEDREASON']._serialized_end=1898
+  _globals['_CONFIDENCE']._serialized_start=1900
+  _globals['_CONFIDENCE']._serialized_end=1987
   _globals['_RELEASEDFIELD']._serialized_start=66
   _globals['_RELEASEDFIELD']._serialized_end=129
   _globals['_WITHHELDFIELD']._serialized_start=131
@@ -46,8 +46,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MATCHRESULT']._serialized_end=390
   _globals['_SOURCESUMMARY']._serialized_start=392
   _globals['_SOURCESUMMARY']._serialized_end=486
-  _globals['_SEARCHSUMMARY']._serialized_start=489
-  _globals['_SEARCHSUMMARY']._serialized_end=747
-  _globals['_AGENCYANSWER']._serialized_start=750
-  _globals['_AGENCYANSWER']._serialized_end=1149
+  _globals['_DATASTATUS']._serialized_start=489
+  _globals['_DATASTATUS']._serialized_end=637
+  _globals['_SEARCHSUMMARY']._serialized_start=640
+  _globals['_SEARCHSUMMARY']._serialized_end=898
+  _globals['_AGENCYANSWER']._serialized_start=901
+  _globals['_AGENCYANSWER']._serialized_end=1300
 # @@protoc_insertion_point(module_scope)

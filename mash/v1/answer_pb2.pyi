@@ -103,6 +103,20 @@ class SourceSummary(_message.Message):
     record_count: int
     def __init__(self, name: _Optional[str] = ..., as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., record_count: _Optional[int] = ...) -> None: ...
 
+class DataStatus(_message.Message):
+    __slots__ = ("stale", "refused_problem", "refused_detail", "refused_source", "refused_at")
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_AT_FIELD_NUMBER: _ClassVar[int]
+    stale: bool
+    refused_problem: str
+    refused_detail: str
+    refused_source: str
+    refused_at: _timestamp_pb2.Timestamp
+    def __init__(self, stale: _Optional[bool] = ..., refused_problem: _Optional[str] = ..., refused_detail: _Optional[str] = ..., refused_source: _Optional[str] = ..., refused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class SearchSummary(_message.Message):
     __slots__ = ("identifiers_used", "name_variants", "date_of_birth_tolerance_days", "date_of_birth_day_month_swap", "postcodes", "sources", "candidates_examined", "date_of_birth_rules")
     IDENTIFIERS_USED_FIELD_NUMBER: _ClassVar[int]

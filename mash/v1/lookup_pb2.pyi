@@ -43,7 +43,7 @@ class ListAgentsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class AgentStatus(_message.Message):
-    __slots__ = ("agency_id", "agency_name", "online", "connected_at", "last_seen", "data_as_at", "policy_revision", "agent_version", "record_count", "ready")
+    __slots__ = ("agency_id", "agency_name", "online", "connected_at", "last_seen", "data_as_at", "policy_revision", "agent_version", "record_count", "ready", "data_status")
     AGENCY_ID_FIELD_NUMBER: _ClassVar[int]
     AGENCY_NAME_FIELD_NUMBER: _ClassVar[int]
     ONLINE_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class AgentStatus(_message.Message):
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
+    DATA_STATUS_FIELD_NUMBER: _ClassVar[int]
     agency_id: str
     agency_name: str
     online: bool
@@ -64,7 +65,8 @@ class AgentStatus(_message.Message):
     agent_version: str
     record_count: int
     ready: bool
-    def __init__(self, agency_id: _Optional[str] = ..., agency_name: _Optional[str] = ..., online: _Optional[bool] = ..., connected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., agent_version: _Optional[str] = ..., record_count: _Optional[int] = ..., ready: _Optional[bool] = ...) -> None: ...
+    data_status: _answer_pb2.DataStatus
+    def __init__(self, agency_id: _Optional[str] = ..., agency_name: _Optional[str] = ..., online: _Optional[bool] = ..., connected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., agent_version: _Optional[str] = ..., record_count: _Optional[int] = ..., ready: _Optional[bool] = ..., data_status: _Optional[_Union[_answer_pb2.DataStatus, _Mapping]] = ...) -> None: ...
 
 class ListAgentsResponse(_message.Message):
     __slots__ = ("agents",)

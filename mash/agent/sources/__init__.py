@@ -3,21 +3,50 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from mash.agent.sources import dberrors
+from mash.agent.sources.files import FileChanged, FileDigest, stable_text
 from mash.agent.sources.mapping import ColumnMapping, RowError, map_row
 from mash.config import Reader
-from mash.errors import ConfigError
+from mash.errors import ConfigError, MashError
 from mash.logs import get_logger
 from mash.records import PersonRecord
 
 log = get_logger(__name__)
 SOURCE_TYPES = ("csv", "sqlite", "sql")
+# Defaults of the plausibility bounds (see plausibility.py and the README).
+MIN_RECORDS = 1
+MAX_SHRINK_PERCENT = 10.0
+MAX_REJECTED_PERCENT = 10.0
+
+
+class Problem(StrEnum):
+    """Why a load of the sources was not used: a stable code for logs, metrics and status."""
+
+    UNREADABLE = "unreadable"  # missing, not permitted, not text in the encoding
+    COLUMNS_MISSING = "columns_missing"  # the mapping names columns the source lacks
+    DATABASE_ERROR = "database_error"  # the database could not be reached or refused
+    CHANGED_WHILE_READING = "changed_while_reading"  # a file rewritten as it was read
+    TOO_FEW_RECORDS = "too_few_records"  # below min_records (an empty extract)
+    SHRANK = "shrank"  # far fewer records than the last good load
+    ROWS_REJECTED = "rows_rejected"  # too many rows could not become records
+    VALUES_UNREADABLE = "values_unreadable"  # dates or identifiers unreadable en masse
+    VALUES_LOST = "values_lost"  # far fewer records with a date, postcode... than before
+    LOAD_FAILED = "load_failed"  # the agent itself failed while loading
+
+    @property
+    def transient(self) -> bool:
+        """Worth trying again at the next refresh even if the source looks unchanged."""
+        return self in (Problem.UNREADABLE, Problem.DATABASE_ERROR,
+                        Problem.CHANGED_WHILE_READING, Problem.LOAD_FAILED)
 
 
 @dataclass
@@ -31,6 +60,10 @@ class SourceConfig:
     query: str | None = None
     as_at_column: str | None = None
     encoding: str = "utf-8-sig"
+    # A load is served only within these bounds (see plausibility.py).
+    min_records: int = MIN_RECORDS
+    max_shrink_percent: float = MAX_SHRINK_PERCENT
+    max_rejected_percent: float = MAX_REJECTED_PERCENT
 
     @classmethod
     def read(cls, section: Reader) -> SourceConfig:
@@ -49,6 +82,11 @@ class SourceConfig:
             if bool(cfg.table) == bool(cfg.query):
                 raise section.error("table", "give either 'table' or 'query' (not both)")
             cfg.as_at_column = section.str("as_at_column", None)
+        cfg.min_records = section.int("min_records", MIN_RECORDS, minimum=0)
+        cfg.max_shrink_percent = section.float("max_shrink_percent", MAX_SHRINK_PERCENT,
+                                               minimum=0, maximum=100)
+        cfg.max_rejected_percent = section.float("max_rejected_percent", MAX_REJECTED_PERCENT,
+                                                 minimum=0, maximum=100)
         section.done()
         return cfg
 
@@ -76,95 +114,170 @@ class LoadedSource:
     rows_read: int
     rows_rejected: Counter[str] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)
+    # How many records have a name, a date of birth, a postcode, each identifier kind.
+    present: Counter[str] = field(default_factory=Counter)
+    # A file source: the file as read (size, mtime_ns, sha256), unchanged throughout.
+    file_digest: FileDigest | None = None
+    # SHA-256 of everything read (a file's bytes, a query's rows in order): the saved index
+    # is reused only for exactly this content.
+    content: str = ""
 
 
-class SourceError(Exception):
-    """A source cannot be read at all; the agent answers DATA_UNAVAILABLE until it can."""
+class SourceError(MashError):
+    """A source cannot be used; the agent answers DATA_UNAVAILABLE until it can (or from its
+    last good load). The message names the source and what to fix, never a value read."""
+
+    def __init__(self, source: str, problem: Problem, message: str) -> None:
+        super().__init__(f"source {source}: {message}")
+        self.source = source
+        self.problem = problem
 
 
-def _csv_rows(cfg: SourceConfig) -> Iterator[dict[str, Any]]:
+def _os_error(exc: OSError) -> str:
+    """An OS error without its file name (the caller names the file)."""
+    return exc.strerror or type(exc).__name__
+
+
+@dataclass
+class _Reading:
+    """One pass over a source: its rows, then what was read."""
+
+    rows: Iterator[dict[str, Any]]
+    file: Any = None  # files.StableRead for a CSV
+    content: Any = field(default_factory=hashlib.sha256)
+
+
+def _csv_rows(cfg: SourceConfig, reading: _Reading) -> Iterator[dict[str, Any]]:
     import csv
 
     assert cfg.path is not None
+    shown = cfg.path.name
     try:
-        with cfg.path.open(newline="", encoding=cfg.encoding) as fh:
+        with stable_text(cfg.path, cfg.encoding) as (fh, read):
+            reading.file = read
             reader = csv.DictReader(fh)
             missing = set(cfg.mapping.source_columns) - set(reader.fieldnames or [])
             if missing:
-                raise SourceError(f"source {cfg.name}: {cfg.path.name} has no column(s) "
-                                  f"{', '.join(sorted(missing))}")
+                raise SourceError(cfg.name, Problem.COLUMNS_MISSING,
+                                  f"{shown} has no column(s) {', '.join(sorted(missing))}")
             yield from reader
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise SourceError(f"source {cfg.name}: cannot read {cfg.path}: {exc}") from None
+    except FileChanged as exc:
+        raise SourceError(cfg.name, Problem.CHANGED_WHILE_READING,
+                          f"{shown} changed while it was read ({exc}); the agent reads it "
+                          "again at its next refresh") from None
+    except FileNotFoundError:
+        raise SourceError(cfg.name, Problem.UNREADABLE, f"{cfg.path} does not exist") from None
+    except OSError as exc:
+        raise SourceError(cfg.name, Problem.UNREADABLE,
+                          f"cannot read {cfg.path}: {_os_error(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(cfg.name, Problem.UNREADABLE,
+                          f"{shown} is not {cfg.encoding} text (at byte {exc.start}); set "
+                          "'encoding' to the file's encoding") from None
+    except csv.Error:
+        raise SourceError(cfg.name, Problem.UNREADABLE,
+                          f"{shown} is not a readable CSV file (csv.Error)") from None
 
 
-def _sql_rows(cfg: SourceConfig) -> Iterator[dict[str, Any]]:
+def _engine(cfg: SourceConfig) -> Any:
+    import sqlalchemy as sa
+
+    if cfg.type == "sqlite" and cfg.path is not None and not cfg.path.exists():
+        # SQLite would create an empty database there: say the file is gone instead.
+        raise SourceError(cfg.name, Problem.UNREADABLE, f"{cfg.path} does not exist")
+    try:
+        return sa.create_engine(cfg.database_url)
+    except ImportError as exc:
+        raise SourceError(cfg.name, Problem.DATABASE_ERROR,
+                          f"the database driver {exc.name or ''} is not installed") from None
+    except sa.exc.ArgumentError:
+        raise SourceError(cfg.name, Problem.DATABASE_ERROR,
+                          "the database URL is not valid (ArgumentError)") from None
+
+
+def _sql_rows(cfg: SourceConfig, reading: _Reading) -> Iterator[dict[str, Any]]:
     import sqlalchemy as sa
 
     wanted = cfg.mapping.source_columns + ([cfg.as_at_column] if cfg.as_at_column else [])
-    try:
-        engine = sa.create_engine(cfg.database_url)
-    except (sa.exc.ArgumentError, ImportError) as exc:
-        raise SourceError(f"source {cfg.name}: bad database URL: {exc}") from None
+    engine = _engine(cfg)
     try:
         with engine.connect() as conn:
             if cfg.table:
                 table = sa.Table(cfg.table, sa.MetaData(), autoload_with=conn)
                 missing = set(wanted) - set(table.c.keys())
                 if missing:
-                    raise SourceError(
-                        f"source {cfg.name}: table {cfg.table} has no column(s) "
-                        f"{', '.join(sorted(missing))}")
+                    raise SourceError(cfg.name, Problem.COLUMNS_MISSING,
+                                      f"table {cfg.table} has no column(s) "
+                                      f"{', '.join(sorted(missing))}")
                 stmt: Any = sa.select(*[table.c[c] for c in wanted])
             else:
                 stmt = sa.text(cfg.query or "")
+            # One statement: the database gives it one consistent view of the data.
             result = conn.execution_options(yield_per=5000).execute(stmt)
             keys = list(result.keys())
             if cfg.query:
                 missing = set(wanted) - set(keys)
                 if missing:
-                    raise SourceError(f"source {cfg.name}: query returns no column(s) "
+                    raise SourceError(cfg.name, Problem.COLUMNS_MISSING,
+                                      f"the query returns no column(s) "
                                       f"{', '.join(sorted(missing))}")
+            content = reading.content
             for row in result:
-                yield dict(zip(keys, row, strict=True))
+                values = tuple(row)
+                content.update(repr(values).encode())
+                yield dict(zip(keys, values, strict=True))
     except sa.exc.NoSuchTableError:
-        raise SourceError(f"source {cfg.name}: table {cfg.table} does not exist") from None
+        raise SourceError(cfg.name, Problem.DATABASE_ERROR,
+                          f"table {cfg.table} does not exist") from None
     except sa.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise SourceError(f"source {cfg.name}: database error: {reason}") from None
+        raise SourceError(cfg.name, Problem.DATABASE_ERROR,
+                          f"database error: {dberrors.describe(exc)}") from None
     finally:
         engine.dispose()
 
 
-def _as_at(cfg: SourceConfig) -> dt.datetime:
-    """When the data was last true: a CSV's modification time, else the time it was read."""
-    if cfg.type == "csv" and cfg.path is not None:
-        return dt.datetime.fromtimestamp(cfg.path.stat().st_mtime, dt.UTC)
-    return dt.datetime.now(dt.UTC)
-
-
-def iter_rows(cfg: SourceConfig) -> Iterator[dict[str, Any]]:
-    return _csv_rows(cfg) if cfg.type == "csv" else _sql_rows(cfg)
+def _count_present(record: PersonRecord, present: Counter[str]) -> None:
+    if record.names:
+        present["name"] += 1
+    if record.date_of_birth is not None:
+        present["date_of_birth"] += 1
+    if record.postcodes:
+        present["postcode"] += 1
+    for kind in record.identifiers:
+        present[kind] += 1
 
 
 def load_source(cfg: SourceConfig) -> LoadedSource:
-    """Read and map every row. Raises SourceError when the source cannot be read at all."""
+    """Read and map every row. Raises SourceError when the source cannot be read at all,
+    or (a file) changed while it was read."""
     started = time.monotonic()
-    loaded = LoadedSource(cfg.name, [], _as_at(cfg), 0)
+    read_at = dt.datetime.now(dt.UTC)
+    reading = _Reading(iter(()))
+    reading.rows = _csv_rows(cfg, reading) if cfg.type == "csv" else _sql_rows(cfg, reading)
+    loaded = LoadedSource(cfg.name, [], read_at, 0)
     latest: dt.datetime | None = None
-    for number, row in enumerate(iter_rows(cfg), start=1):
+    for number, row in enumerate(reading.rows, start=1):
         loaded.rows_read += 1
         try:
-            loaded.records.append(map_row(row, cfg.mapping, cfg.name, loaded.warnings))
+            record = map_row(row, cfg.mapping, cfg.name, loaded.warnings)
         except RowError as exc:
             loaded.rows_rejected[str(exc)] += 1
             if sum(loaded.rows_rejected.values()) <= 5:
                 log.warning("source_row_rejected", source=cfg.name, row=number, reason=str(exc))
+        else:
+            loaded.records.append(record)
+            _count_present(record, loaded.present)
         if cfg.as_at_column:
             value = row.get(cfg.as_at_column)
             if isinstance(value, dt.datetime):
                 value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
                 latest = value if latest is None or value > latest else latest
+    if reading.file is not None:  # a CSV: when the data was last true is its mtime
+        loaded.file_digest = reading.file.digest
+        loaded.as_at = dt.datetime.fromtimestamp(reading.file.mtime, dt.UTC)
+        loaded.content = loaded.file_digest.sha256 if loaded.file_digest else ""
+    else:
+        loaded.content = reading.content.hexdigest()
     if latest is not None:
         loaded.as_at = latest
     log.info(
