@@ -232,16 +232,21 @@ class AgentState:
             refusal = Refusal(Problem.LOAD_FAILED,
                               f"the agent failed while loading its records "
                               f"({type(exc).__name__})")
+        if snapshot is None:
+            refusal = refusal or Refusal(Problem.LOAD_FAILED, "the load did not complete")
         status = LoadStatus(dt.datetime.now(dt.UTC), refusal, source_fingerprint)
         if refusal is not None or snapshot is None:
             with self._lock:
                 self.status = status
             kept = self.snapshot
-            log.error("sources_refused", problem=str(refusal.problem) if refusal else "",
-                      source=refusal.source if refusal else "",
-                      detail=refusal.detail if refusal else "",
-                      serving="last good load" if kept is not None else "nothing",
-                      serving_as_at=kept.as_at.isoformat() if kept is not None else None)
+            # An export caught mid-write is routine (retried at the next refresh) while the
+            # agent has records to answer from; anything else needs the agency's attention.
+            assert refusal is not None
+            routine = kept is not None and refusal.problem == Problem.CHANGED_WHILE_READING
+            (log.warning if routine else log.error)(
+                "sources_refused", problem=str(refusal.problem), source=refusal.source,
+                detail=refusal.detail, serving="last good load" if kept else "nothing",
+                serving_as_at=kept.as_at.isoformat() if kept is not None else None)
             return status
         with self._lock:
             self.snapshot, self.status = snapshot, status

@@ -172,6 +172,9 @@ def agents_view(response: lookup_pb2.ListAgentsResponse) -> list[dict[str, Any]]
         out.append({
             "agency_id": a.agency_id, "name": a.agency_name or a.agency_id, "online": a.online,
             "ready": a.ready, "records": a.record_count,
+            # why the agent's latest load of its records was refused ("" if it was not), and
+            # whether it answers from an older load meanwhile
+            "data_problem": a.data_status.refused_problem, "stale": a.data_status.stale,
             "data_as_at": when(from_timestamp(a.data_as_at)) if a.HasField("data_as_at")
             else "unknown",
             "last_seen": when(from_timestamp(a.last_seen)) if a.HasField("last_seen")

@@ -102,7 +102,7 @@ class SourceConfig:
         if self.type == "sql":
             from sqlalchemy.engine import make_url
 
-            return make_url(self.url).render_as_string(hide_password=True)
+            return make_url(self.url or "").render_as_string(hide_password=True)
         return str(self.path)
 
 

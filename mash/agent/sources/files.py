@@ -97,7 +97,7 @@ def stable_text(path: Path, encoding: str) -> Iterator[tuple[io.TextIOWrapper, S
     with path.open("rb", buffering=0) as raw:
         if not _same(before, os.fstat(raw.fileno())):
             raise FileChanged("it was replaced as it was opened")
-        reader = read._reader = _HashingReader(raw)  # type: ignore[arg-type]
+        reader = read._reader = _HashingReader(raw)
         text = io.TextIOWrapper(io.BufferedReader(reader, buffer_size=READ_CHUNK),
                                 encoding=encoding, newline="")
         yield text, read
