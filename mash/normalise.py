@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# Titles and honorifics, dropped only in front of a name ("Mr Sean O'Brien" -> sean obrien),
+# never when they are the name itself: Lord, Master, Dean, Major, Bishop, Judge and Knight
+# are family names too, and a family name field holding "Lord" is the family name Lord.
 TITLES = frozenset(
-    {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "rev", "sir", "dame", "lady", "lord", "master"}
+    {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "rev", "revd", "sir", "dame", "lady",
+     "lord", "master"}
 )
 SUFFIXES = frozenset({"jr", "jnr", "sr", "snr", "ii", "iii", "iv"})
 _NON_LETTER = re.compile(r"[^a-z\s-]")
@@ -19,19 +23,29 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
 
-def name_tokens(text: str) -> list[str]:
-    """Words of a name, folded, without titles, suffixes, apostrophes or punctuation.
+def name_tokens(text: str, *, family: bool = False) -> list[str]:
+    """Words of a name, folded, without apostrophes or punctuation, and without the titles
+    in front of it or the suffixes after it.
 
-    "Mr Seán O'Brien-Smith Jnr" -> ["sean", "obrien", "smith"]
+    "Mr Seán O'Brien-Smith Jnr" -> ["sean", "obrien", "smith"]; "Lord" -> ["lord"].
+    ``family``: the text is a family name field, so a title is dropped only when it is
+    followed by another name ("Mr Lord" -> ["lord"]) and is otherwise the name itself.
     """
     folded = fold(text).replace("'", "").replace("\u2019", "").replace(".", " ")
     folded = _NON_LETTER.sub(" ", folded)
-    return [t for t in _SPACES.split(folded) if t and t not in TITLES and t not in SUFFIXES]
+    tokens = [t for t in _SPACES.split(folded) if t]
+    while len(tokens) > 1 and tokens[0] in TITLES:
+        tokens.pop(0)
+    while len(tokens) > 1 and tokens[-1] in SUFFIXES:
+        tokens.pop()
+    if not family and len(tokens) == 1 and tokens[0] in SUFFIXES:
+        return []
+    return tokens
 
 
-def normalise_name(text: str) -> str:
+def normalise_name(text: str, *, family: bool = False) -> str:
     """A name part as one comparable string: "O'Brien-Smith" -> "obrien smith"."""
-    return " ".join(name_tokens(text))
+    return " ".join(name_tokens(text, family=family))
 
 
 # Postcodes: the outward code (area + district) and the inward code (sector digit + unit).
@@ -46,6 +60,19 @@ def normalise_postcode(text: str) -> str | None:
     if not match:
         return None
     return f"{match[1]} {match[2]}"
+
+
+POSTCODE_IN_TEXT = re.compile(r"\b([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})\b")
+
+
+def postcode_in_text(text: str) -> str | None:
+    """The first UK postcode written in a line of text ('14 Acacia Rd, Leeds LS6 3AB' ->
+    'LS6 3AB'), or None."""
+    for found in POSTCODE_IN_TEXT.finditer(text.upper()):
+        postcode = normalise_postcode(found.group(0))
+        if postcode:
+            return postcode
+    return None
 
 
 def is_outward_code(text: str) -> bool:

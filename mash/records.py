@@ -20,6 +20,7 @@ CANONICAL_FIELDS = (
     "postcode",
     "previous_postcodes",
     "address",
+    "previous_addresses",
     "nhs_number",
     "upn",
     "pnc_id",
@@ -39,3 +40,6 @@ class PersonRecord:
     # Every releasable value as the agency holds it, by field name: canonical fields
     # (given_name, date_of_birth, postcode, ...) and agency fields (incident_summary, ...).
     values: dict[str, str] = field(default_factory=dict)
+    # The addresses as the agency wrote them, the current one first (matching parses them:
+    # mash.matching.address), up to MAX_ADDRESSES of mash.matching.index
+    addresses: tuple[str, ...] = ()

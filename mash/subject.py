@@ -17,6 +17,7 @@ from mash.normalise import (
     IDENTIFIER_NORMALISERS,
     name_tokens,
     normalise_postcode,
+    postcode_in_text,
 )
 from mash.v1 import subject_pb2
 
@@ -65,6 +66,7 @@ class SubjectQuery:
     postcodes: tuple[str, ...] = ()
     identifiers: dict[str, str] = field(default_factory=dict)  # kind -> normalised value
     local_ids: tuple[tuple[str, str], ...] = ()  # (issuing agency, value)
+    addresses: tuple[str, ...] = ()  # each address's lines joined by ", " (as typed)
 
     @property
     def has_name(self) -> bool:
@@ -81,12 +83,16 @@ class SubjectQuery:
             have.add("local_id")
         if self.has_name:
             have.add("name")
+        if any(n.given for n in self.names):
+            have.add("given_name")
         if self.has_family_name:
             have.add("family_name")
         if self.date_of_birth:
             have.add("date_of_birth")
         if self.postcodes:
             have.add("postcode")
+        if self.addresses:
+            have.add("address")
         if self.sex:
             have.add("sex")
         return have
@@ -107,7 +113,7 @@ def _name(msg: subject_pb2.PersonName, label: str) -> Name | None:
     parts = {}
     for part in ("given", "middle", "family"):
         raw = clean_text(getattr(msg, part), f"{label}.{part}", MAX_NAME_PART)
-        normalised = " ".join(name_tokens(raw))
+        normalised = " ".join(name_tokens(raw, family=part == "family"))
         if raw and not normalised:
             raise ValidationError(f"{label}.{part} has no letters in it")
         parts[part] = normalised
@@ -157,12 +163,18 @@ def from_proto(msg: subject_pb2.Subject, today: dt.date | None = None) -> Subjec
         raise ValidationError(
             f"subject has {len(msg.addresses)} addresses: at most {MAX_ADDRESSES}")
     postcodes: list[str] = []
+    addresses: list[str] = []
     for i, address in enumerate(msg.addresses):
         if len(address.lines) > MAX_ADDRESS_LINES:
             raise ValidationError(f"subject.addresses[{i}] has more than {MAX_ADDRESS_LINES} lines")
-        for j, line in enumerate(address.lines):
-            clean_text(line, f"subject.addresses[{i}].lines[{j}]", MAX_ADDRESS_LINE)
+        lines = [clean_text(line, f"subject.addresses[{i}].lines[{j}]", MAX_ADDRESS_LINE)
+                 for j, line in enumerate(address.lines)]
+        text = ", ".join(line for line in lines if line)
+        if text and text not in addresses:
+            addresses.append(text)
         raw = clean_text(address.postcode, f"subject.addresses[{i}].postcode", 16)
+        if not raw and text:
+            raw = postcode_in_text(text) or ""  # a postcode written into the address
         if raw:
             postcode = normalise_postcode(raw)
             if postcode is None:
@@ -205,6 +217,7 @@ def from_proto(msg: subject_pb2.Subject, today: dt.date | None = None) -> Subjec
         postcodes=tuple(postcodes),
         identifiers=identifiers,
         local_ids=tuple(local_ids),
+        addresses=tuple(addresses),
     )
     if not subject.names and not subject.identifiers and not subject.local_ids:
         raise ValidationError(
@@ -214,7 +227,8 @@ def from_proto(msg: subject_pb2.Subject, today: dt.date | None = None) -> Subjec
 
 # Evidence an agency may require before it searches (agent config `search.require_any_of`).
 EVIDENCE = frozenset(
-    {"name", "family_name", "date_of_birth", "postcode", "sex", "local_id",
+    {"name", "given_name", "family_name", "date_of_birth", "postcode", "address", "sex",
+     "local_id",
      *IDENTIFIER_NORMALISERS}
 )
 DEFAULT_MINIMUM: tuple[frozenset[str], ...] = (

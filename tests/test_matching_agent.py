@@ -47,3 +47,33 @@ async def test_swapped_names_and_a_nickname_are_still_known(running: Running) ->
     assert police.state == R.ANSWER_STATE_KNOWN
     assert "names_swapped" in police.matches[0].matched_on
     assert police.matches[0].confidence == R.CONFIDENCE_MATCH
+
+
+async def test_a_subject_too_thin_to_search_says_what_would_make_it_searchable(
+        running: Running) -> None:
+    """A family name alone cannot tell one person from others: NOT_CHECKED (too few
+    identifiers) with what to add; with a date of birth and a postcode it is searched."""
+    thin = lookup_request(None, None, ())
+    thin.subject.name.family = "Quarmby"
+    answers = by_agency(await running.analyst().lookup(thin))
+    for agency in ("police", "health", "csc", "education"):
+        answer = answers[agency]
+        assert answer.state == R.ANSWER_STATE_NOT_CHECKED, agency
+        assert answer.not_checked_reason == R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS
+        # health keeps a stricter rule of its own (search.require_any_of), which still holds
+        assert ("searches only with" if agency == "health" else "a date of birth") in (
+            answer.detail)
+    enough = lookup_request(None, "2013-04-07", ("LS6 2AA",))  # the issue's own example
+    enough.subject.name.family = "Quarmby"
+    for answer in (await running.analyst().lookup(enough)).answers:
+        if answer.agency_id in ("police", "csc", "education"):  # health: its own rule
+            assert answer.not_checked_reason != R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS
+
+
+async def test_not_known_names_the_addresses_searched(running: Running) -> None:
+    request = lookup_request("Katherine Quarmby", "2013-04-07", ())
+    request.subject.addresses.add(lines=["Flat 2, 14 Acacia Rd", "Leeds"], postcode="LS6 2AA")
+    police = by_agency(await running.analyst().lookup(request))["police"]
+    assert police.state == R.ANSWER_STATE_NOT_KNOWN
+    assert list(police.searched.addresses) == ["flat 2 14 acacia road leeds"]
+    assert list(police.searched.postcodes) == ["LS6 2AA"]

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from mash.matching import Matcher
-from mash.matching.calibration import evaluate, wilson
+from mash.matching.calibration import wilson
 from mash.matching.compare import Family, Given, compare_family, compare_given
 from mash.matching.score import score
 from mash.synth.corrupt import scenario
-from tests.matching_helpers import record, subject
+from tests.matching_helpers import evaluate, record, subject
 
 NHS = "9434765919"
 PEOPLE = [
@@ -109,12 +109,12 @@ def test_term_frequency_a_common_surname_counts_for_less(matcher: Matcher) -> No
     m = Matcher([*matcher.records, rare, usual])
     rows = np.array([len(m.records) - 2, len(m.records) - 1])
     w_rare = score(m.index, subject("Tobias", "Zzyzx", "2000-02-02", "LS1 1AA"), rows[:1],
-                   m.weights).total[0]
+                   m.model).total[0]
     w_usual = score(m.index, subject("Tobias", common_name, "2000-02-02", "LS1 1AA"), rows[1:],
-                    m.weights).total[0]
+                    m.model).total[0]
     assert w_rare - w_usual > 2.0  # bits of evidence lost to a common name
     total = m.index.name_rows
-    assert m.weights.exact_name("family", 1, total) > m.weights.exact_name("family", 500, total)
+    assert m.model.exact_name("family", 1, total) > m.model.exact_name("family", 500, total)
 
 
 def test_comparison_levels() -> None:
@@ -130,11 +130,15 @@ def test_comparison_levels() -> None:
 
 
 def test_calibrated_thresholds_on_unseen_data() -> None:
-    """Recall and false-known on a seed the thresholds were not chosen on (small sample)."""
-    sc = scenario(5000, 300, "low", seed=77)
+    """Recall and false-known with the index's own calibration, on records it never saw
+    labelled (a small sample: bench/accuracy.py measures the targets). The misses here are
+    mostly a given name replaced where everything else agrees, which scores as a same-sex
+    twin does: the household members' false-known rate keeps it out."""
+    sc = scenario(5000, 300, "low", seed=77, n_strangers=1000, n_household=1000)
     figures = evaluate(Matcher(sc.records), sc)
-    assert figures["recall"] >= 0.98
-    assert figures["false_known_rate"] <= 0.01
+    assert figures["recall"] >= 0.94
+    assert figures["false_known_rate"] <= 0.003
+    assert figures["household_known_rate"] <= 0.003
     # the counts behind the rates, and intervals that contain them
     assert figures["found"] / figures["queries_in_records"] == figures["recall"]
     lo, hi = figures["recall_ci95"]

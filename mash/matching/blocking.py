@@ -29,6 +29,11 @@ key                                        catches
                                            subjects ask for it, so its large blocks for
                                            common names are met only when nothing better is
                                            known, and a rare name alone can still be found)
+``pa:<postcode>:<number>``                 the house number at the same full postcode,
+                                           whatever the names and date say
+``an:<number>:<sx street>``                the house number on a street that sounds the
+                                           same (no postcode, or a wrong one)
+``nw:<given>:<family>:<sx street>``        the exact name on the same street, another number
 =========================================  =============================================
 
 The query side adds variants the record side does not need, because each is symmetric:
@@ -50,11 +55,13 @@ from functools import cache
 import jellyfish
 
 from mash.matching import nicknames
+from mash.matching.address import Address
+from mash.matching.address import parse as parse_address
 from mash.normalise import postcode_district, postcode_sector
 from mash.records import PersonRecord
 from mash.subject import Name, SubjectQuery
 
-KEY_VERSION = 3  # 3: pc and na keys added
+KEY_VERSION = 4  # 3: pc and na keys added; 4: address keys (pa, an, nw)
 
 # Identifier kinds and their key prefixes (local identifiers are agency-scoped: not keyed).
 _ID_PREFIX = {"nhs_number": "nhs", "upn": "upn", "pnc_id": "pnc", "ni_number": "ni"}
@@ -134,6 +141,29 @@ def _name_keys(name: Name, dob: dt.date | None, postcodes: Iterable[str],
     return keys
 
 
+def _address_keys(names: Iterable[Name], dob: dt.date | None, postcodes: Iterable[str],
+                  addresses: Iterable[Address], query: bool) -> set[str]:
+    keys: set[str] = set()
+    names = list(names)
+    for address in addresses:
+        # a record blocks on its street; a query on every line that may be its street
+        streets = [soundex(s.split(" ", 1)[0]) for s in
+                   (address.streets if query else address.streets[:1])]
+        for sx in streets:
+            for name in names:
+                given = first_given(name)
+                if given and name.family:
+                    keys.add(f"nw:{given}:{family_joined(name)}:{sx}")
+        number = address.number
+        if not number:
+            continue
+        for pc in postcodes:
+            keys.add(f"pa:{pc}:{number}")
+        for sx in streets:
+            keys.add(f"an:{number}:{sx}")
+    return keys
+
+
 def _identifier_keys(identifiers: dict[str, str]) -> set[str]:
     return {f"{_ID_PREFIX[kind]}:{value}" for kind, value in identifiers.items()
             if kind in _ID_PREFIX and value}
@@ -151,17 +181,32 @@ def record_keys(record: PersonRecord) -> set[str]:
     for name in record.names:
         keys |= _name_keys(name, record.date_of_birth, record.postcodes,
                            exact_name=record.date_of_birth is None, any_date_name=True)
-    return keys
+    addresses = [a for a in (parse_address(t) for t in record.addresses[:3]) if a]
+    return keys | _address_keys(record.names, record.date_of_birth, record.postcodes,
+                                addresses, query=False)
 
 
 def query_name_variants(subject: SubjectQuery) -> list[Name]:
-    """The subject's names, then each with given and family names swapped."""
-    out = list(subject.names)
-    for name in subject.names:
+    """The subject's names (each also with a given name split by a stray space joined up:
+    "ro nan" -> "ronan"), then each with given and family names swapped (the swapped ones
+    come after ``original_variants`` of them)."""
+    out = original_variants(subject)
+    for name in list(out):
         if name.given and name.family:
             swapped = Name(given=name.family, middle=name.middle, family=name.given)
             if swapped not in out:
                 out.append(swapped)
+    return out
+
+
+def original_variants(subject: SubjectQuery) -> list[Name]:
+    out = list(subject.names)
+    for name in subject.names:
+        words = name.given.split()
+        if len(words) > 1 and len(words[0]) <= 3:  # "ro nan", not "leah marie"
+            joined = Name(given="".join(words), middle=name.middle, family=name.family)
+            if joined not in out:
+                out.append(joined)
     return out
 
 
@@ -177,9 +222,17 @@ def query_dates(subject: SubjectQuery) -> list[dt.date | None]:
 def query_keys(subject: SubjectQuery) -> set[str]:
     """Every blocking key a record of this subject could carry."""
     keys = _identifier_keys(subject.identifiers)
+    addresses = subject_addresses(subject)
     for dob in query_dates(subject):
         keys |= _date_keys(dob)
         for name in query_name_variants(subject):
             keys |= _name_keys(name, dob, subject.postcodes, exact_name=True,
                                any_date_name=dob is None)
+        keys |= _address_keys(query_name_variants(subject), dob, subject.postcodes, addresses,
+                              query=True)
     return keys
+
+
+def subject_addresses(subject: SubjectQuery) -> list[Address]:
+    """The subject's parsed addresses that say anything."""
+    return [a for a in (parse_address(t) for t in subject.addresses) if a]

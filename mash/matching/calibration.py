@@ -1,69 +1,57 @@
-"""Choosing the match / possible thresholds from labelled synthetic data.
+"""Calibrating an index's match model on the agency's own records, without labels.
 
-The possible threshold is the lowest score at which queries for people who are NOT in the
-records still come back "known" no more often than the target false-known rate; the match
-threshold is the lowest score at which a wrong person (for anyone asked about, held or not)
-comes back as a match no more often than the target false-match rate. Calibrate on one
-seed, evaluate on another (bench/accuracy.py) so the figures are not flattered.
+`calibrate` estimates u and the household statistics from the records, m from corrupted
+copies of them (mash.matching.estimate), then sets the thresholds for a target false-known
+rate (default 0.1%, `search.target_false_known` in agent.yaml):
+
+- strangers: people the agency does not hold, each field drawn from a different record
+  (a given name, a family name, a date of birth, an address), then corrupted as a query is;
+- household members: someone living with a person the agency holds (the same family name
+  and address, another given name; a twin, a sibling or a parent), corrupted likewise.
+
+Every synthetic query is searched as a real one is (blocking, then scoring). The possible
+threshold is the lowest score that at most the target share of strangers, and of household
+members, reach; the match threshold is the lowest that half that share reach, and at least
+`MIN_GAP` above. Thresholds are chosen on one half of the synthetic queries and the
+false-known rates are estimated on the other, so the figures reported are not flattered.
+The result (thresholds, estimates, and how many pairs and queries each came from) is saved
+with the index and printed by `mash agent index` and `mash agent check`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import math
-from dataclasses import dataclass, field
+import random
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from mash.matching.engine import Matcher, bands
-from mash.matching.weights import Thresholds
-from mash.synth.corrupt import Scenario
+from mash.matching.blocking import query_keys
+from mash.matching.compare import Given, compare_given
+from mash.matching.corruption import (
+    RELATIONS,
+    Pools,
+    corrupt,
+    household_member,
+    relation_shares,
+    stranger,
+)
+from mash.matching.estimate import estimate_household, estimate_m, estimate_u, query_sample
+from mash.matching.index import MatchIndex
+from mash.matching.model import MIN_GAP, MatchModel, Thresholds
+from mash.matching.score import score
+from mash.records import PersonRecord
+from mash.subject import SubjectQuery
 
-MIN_GAP = 3.0  # the match threshold is at least this far above the possible one
-
-
-@dataclass
-class Collected:
-    """Best scores per query: of the true person, of anyone else, of anyone (strangers)."""
-
-    true_best: list[float] = field(default_factory=list)  # -inf: the true record not blocked
-    wrong_best: list[float] = field(default_factory=list)  # members' queries: anyone else
-    stranger_best: list[float] = field(default_factory=list)
-
-
-def _person_ids(matcher: Matcher, rows: np.ndarray) -> list[str]:
-    return [matcher.records[int(r)].values.get("person_id", "") for r in rows]
-
-
-def collect(matcher: Matcher, scenario: Scenario) -> Collected:
-    out = Collected()
-    for query, person_id in scenario.in_records:
-        scored = matcher.scored(query)
-        ids = np.array(_person_ids(matcher, scored.rows), dtype=object)
-        mine = ids == person_id
-        out.true_best.append(float(scored.total[mine].max()) if mine.any() else -np.inf)
-        out.wrong_best.append(float(scored.total[~mine].max()) if (~mine).any() else -np.inf)
-    for query in scenario.strangers:
-        scored = matcher.scored(query)
-        out.stranger_best.append(float(scored.total.max()) if len(scored.rows) else -np.inf)
-    return out
-
-
-def _threshold(scores: list[float], rate: float) -> float:
-    """The lowest threshold at which at most ``rate`` of these best scores reach it."""
-    ordered = np.sort(np.array(scores))[::-1]
-    allowed = int(np.floor(rate * len(ordered)))
-    if allowed >= len(ordered) or not np.isfinite(ordered[allowed]):
-        return 0.0
-    return float(ordered[allowed]) + 0.01
-
-
-def choose(collected: Collected, records: int, target_false_known: float = 0.001,
-           target_false_match: float = 0.0005) -> Thresholds:
-    possible = _threshold(collected.stranger_best, target_false_known)
-    match = _threshold(collected.wrong_best + collected.stranger_best, target_false_match)
-    return Thresholds(match=round(max(match, possible + MIN_GAP), 2),
-                      possible=round(possible, 2), records=records)
+TARGET_FALSE_KNOWN = 0.001
+_SAME_NAME = (Given.EXACT, Given.NICKNAME)
+STRANGERS = 3000  # per half
+HOUSEHOLD_MEMBERS = 2000  # per half
+SAMPLE = 2000  # records whose corrupted copies measure m (against themselves) and u
 
 
 def wilson(events: int, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -78,56 +66,254 @@ def wilson(events: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale))
 
 
-def evaluate(matcher: Matcher, scenario: Scenario) -> dict[str, Any]:
-    """Recall on people in the records, false-known rate on people who are not, and how
-    often a query for someone held also brings back someone else; with the counts and 95%
-    intervals of the two rates the target is about."""
-    found = found_as_match = wrong_person = wrong_match = 0
-    true_best: list[float] = []
-    stranger_best: list[float] = []
-    for query, person_id in scenario.in_records:
-        scored = matcher.scored(query)
-        band = bands(scored, matcher.weights, len(matcher))
-        ids = np.array(_person_ids(matcher, scored.rows), dtype=object)
-        mine = ids == person_id
-        true_best.append(float(scored.total[mine].max()) if mine.any() else -np.inf)
-        found += bool((band[mine] > 0).any())
-        found_as_match += bool((band[mine] == 2).any())
-        wrong_person += bool((band[~mine] > 0).any())
-        wrong_match += bool((band[~mine] == 2).any())
-    false_known = false_match = 0
-    for query in scenario.strangers:
-        scored = matcher.scored(query)
-        band = bands(scored, matcher.weights, len(matcher))
-        stranger_best.append(float(scored.total.max()) if len(scored.rows) else -np.inf)
-        false_known += bool((band > 0).any())
-        false_match += bool((band == 2).any())
-    members, strangers = len(scenario.in_records), len(scenario.strangers)
-    return {
-        "queries_in_records": members,
-        "queries_not_in_records": strangers,
-        "found": found,
-        "false_known": false_known,
-        "recall": found / members,
-        "recall_ci95": wilson(found, members),
-        "false_known_ci95": wilson(false_known, strangers),
-        "recall_as_match": found_as_match / members,
-        "false_known_rate": false_known / strangers,
-        "false_match_rate": false_match / strangers,
-        "other_person_also_returned_rate": wrong_person / members,
-        "other_person_as_match_rate": wrong_match / members,
-        "operating_points": operating_points(
-            true_best, stranger_best, matcher.weights.thresholds.at(len(matcher)).possible),
+def best_score(index: MatchIndex, model: MatchModel, subject: SubjectQuery) -> float:
+    """The best score any record reaches for this subject (-inf when none is blocked)."""
+    if not subject.names and not subject.identifiers:
+        return -math.inf
+    rows = index.candidates(query_keys(subject))
+    if not len(rows):
+        return -math.inf
+    return float(score(index, subject, rows, model).total.max())
+
+
+def _threshold(scores: np.ndarray, rate: float) -> float:
+    """The lowest threshold that at most ``rate`` of these best scores reach."""
+    ordered = np.sort(scores)[::-1]
+    allowed = int(np.floor(rate * len(ordered)))
+    if allowed >= len(ordered) or not np.isfinite(ordered[allowed]):
+        return -math.inf
+    return float(ordered[allowed]) + 0.01
+
+
+def _rate(scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    events, trials = int((scores >= threshold).sum()), len(scores)
+    low, high = wilson(events, trials)
+    return {"events": events, "queries": trials, "rate": round(events / max(trials, 1), 5),
+            "ci95": [round(low, 5), round(high, 5)]}
+
+
+def synthetic_queries(records: Sequence[PersonRecord], pools: Pools, rng: random.Random,
+                      strangers: int, members: int, today: dt.date,
+                      kind: str | None = None
+                      ) -> tuple[list[SubjectQuery], list[SubjectQuery]]:
+    """``strangers`` strangers and ``members`` household members of one relation (``kind``:
+    twin, sibling or generation; None: drawn at the prior shares)."""
+    out_s = [corrupt(stranger(pools, rng), pools, rng, today=today).subject()
+             for _ in range(strangers)]
+    housed = [r for r in records if r.names and r.names[0].family and (r.postcodes or
+                                                                       r.addresses)]
+    # the first names already used in each household the records show: parents do not
+    # give two children one name, so a synthetic member takes none of them
+    taken: dict[tuple[str, str], set[str]] = {}
+    for r in housed:
+        for place in (*r.postcodes[:1], *r.addresses[:1]):
+            taken.setdefault((r.names[0].family, place), set()).add(
+                r.names[0].given.split(" ", 1)[0])
+    out_h: list[SubjectQuery] = []
+    if housed:
+        for _ in range(members):
+            base = rng.choice(housed)
+            family = base.names[0].family
+            used = set().union(*(taken.get((family, p), set())
+                                 for p in (*base.postcodes[:1], *base.addresses[:1])))
+            member = household_member(base, pools, rng, today, avoid=used, kind=kind)
+            for _ in range(5):  # corrupted into a member's own name it is not them
+                query = corrupt(member, pools, rng, today=today)
+                first = query.given.split(" ", 1)[0]
+                if not any(compare_given(first, u) in _SAME_NAME for u in used):
+                    break
+            out_h.append(query.subject())
+    return out_s, out_h
+
+
+# The records show households when namesakes share a dwelling or postcode at least this many
+# times as often as chance, in at least HOUSEHOLD_PAIRS pairs.
+HOUSEHOLD_RATIO = 2.0
+HOUSEHOLD_PAIRS = 10
+
+
+def shows_households(model: MatchModel) -> bool:
+    h = model.household
+    return max(h.premises_ratio, h.postcode_ratio) >= HOUSEHOLD_RATIO and (
+        h.pairs >= HOUSEHOLD_PAIRS)
+
+
+Weighted = list[tuple[np.ndarray, float]]  # best scores of one kind of query, its share
+
+
+def weighted_rate(sets: Weighted, threshold: float) -> float:
+    """The share of queries with a candidate at or above ``threshold``, each kind weighed by
+    how often it is asked about."""
+    total = sum(w for _, w in sets)
+    return sum(w * float((s >= threshold).mean()) for s, w in sets if len(s)) / max(total, 1e-12)
+
+
+def weighted_threshold(sets: Weighted, rate: float) -> float:
+    """The lowest threshold at which the weighted share reaching it is at most ``rate``:
+    each relation is synthesised in numbers that place its own tail, then weighed by its
+    share (a twin is rare among household members, but scores highest)."""
+    candidates = np.unique(np.concatenate([s[np.isfinite(s)] for s, _ in sets if len(s)]
+                                          or [np.zeros(0)]))
+    if not len(candidates):
+        return -math.inf
+    lo, hi = 0, len(candidates)  # the answer is candidates[i] + 0.01 for the smallest fitting i
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if weighted_rate(sets, float(candidates[mid]) + 0.01) <= rate:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo == 0 and weighted_rate(sets, -math.inf) <= rate:
+        return -math.inf
+    return float(candidates[min(lo, len(candidates) - 1)]) + 0.01
+
+
+def choose_thresholds(strangers: np.ndarray, members: Weighted | None, records: int,
+                      target: float) -> Thresholds:
+    """``members``: the household members' best scores by relation with their shares, or
+    None when the records show no households (then the scores are reported, not used)."""
+    floor = math.log2(max(records, 2))  # the prior odds of any one record being the person
+    kinds: list[Weighted] = [[(strangers, 1.0)]] + ([members] if members is not None else [])
+    possible = max([weighted_threshold(k, target) for k in kinds] + [floor])
+    match = max([possible + MIN_GAP] + [weighted_threshold(k, target / 2) for k in kinds])
+    return Thresholds(match=round(match, 2), possible=round(possible, 2))
+
+
+def _rate_weighted(sets: Weighted, threshold: float) -> dict[str, Any]:
+    queries = sum(len(s) for s, _ in sets)
+    rate = weighted_rate(sets, threshold)
+    return {"rate": round(rate, 5), "queries": queries,
+            "by_relation_events": [int((s >= threshold).sum()) for s, _ in sets]}
+
+
+_MEMO: dict[bytes, MatchModel] = {}
+MEMO_SIZE = 16
+
+
+def content_digest(index: MatchIndex) -> bytes:
+    """What the index holds, as 16 bytes (every column calibration reads)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(len(index).to_bytes(8, "little"))
+    for array in (index.key_hashes, index.key_rows, index.dob, index.sex, index.name_start,
+                  index.name_given, index.name_family, index.postcode, index.addr_key):
+        digest.update(array.tobytes())
+    digest.update("\x00".join(index.strings.strings).encode())
+    return digest.digest()
+
+
+def calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
+              target_false_known: float = TARGET_FALSE_KNOWN, strangers: int = STRANGERS,
+              household_members: int = HOUSEHOLD_MEMBERS, seed: int | None = None,
+              today: dt.date | None = None, rows: Sequence[int] | None = None) -> MatchModel:
+    """The index's own match model. Deterministic for the same records and seed (by
+    default a seed derived from the index's content), so the same records calibrated
+    again in one process (an agent reloading unchanged sources, several agents of one
+    test) get the model already made. ``records`` may be a sample of the index's records,
+    ``rows`` then naming each one's row (every record by default, row i for records[i])."""
+    key = hashlib.blake2b(repr((target_false_known, strangers, household_members, seed,
+                                today)).encode() + content_digest(index)).digest()
+    if key in _MEMO:
+        return _MEMO[key]
+    model = _calibrate(index, records, target_false_known=target_false_known,
+                       strangers=strangers, household_members=household_members, seed=seed,
+                       today=today, rows=rows)
+    if len(_MEMO) >= MEMO_SIZE:
+        _MEMO.pop(next(iter(_MEMO)))
+    _MEMO[key] = model
+    return model
+
+
+def _calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
+               target_false_known: float, strangers: int, household_members: int,
+               seed: int | None, today: dt.date | None,
+               rows: Sequence[int] | None) -> MatchModel:
+    started = time.monotonic()
+    today = today or dt.date.today()
+    if seed is None:
+        seed = int.from_bytes(content_digest(index)[:8], "little")
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    model = MatchModel.prior()
+    model.records = len(index)
+    if len(index) < 2:
+        model.provenance = {"source": "priors: fewer than two records"}
+        return model
+    pools = Pools.of(records, rng)
+    sampled, queries = query_sample(records, pools, rng, SAMPLE, today, rows)
+    u_pairs = estimate_u(index, model, sampled, queries, nprng)
+    household = estimate_household(index, model)
+    model.changed()
+    m_pairs = estimate_m(index, model, sampled, queries)
+    model.changed()
+    twins = min(max(float(household["twin_share"]), 0.01), 0.2)
+    shares = relation_shares(twins)
+    s_all, _ = synthetic_queries(records, pools, rng, 2 * strangers, 0, today)
+    s_scores = np.array([best_score(index, model, q) for q in s_all])
+    s_cal, s_eval = s_scores[0::2], s_scores[1::2]
+    h_cal: Weighted = []
+    h_eval: Weighted = []
+    per_kind = max(1, 2 * household_members // len(RELATIONS))
+    for kind in RELATIONS:
+        _, members = synthetic_queries(records, pools, rng, 0, per_kind, today, kind)
+        scores = np.array([best_score(index, model, q) for q in members])
+        h_cal.append((scores[0::2], shares[kind]))
+        h_eval.append((scores[1::2], shares[kind]))
+    # Household members set the thresholds only where the records show households: where
+    # every record is alone at its address, namesakes sharing one are coincidences to this
+    # model (it has no evidence to tell a twin from the person), and the estimate below
+    # says what a household member would get.
+    households = shows_households(model)
+    model.thresholds = choose_thresholds(s_cal, h_cal if households else None, len(index),
+                                         target_false_known)
+    t = model.thresholds
+    model.provenance = {
+        "source": "estimated from this index's records",
+        "records": len(index), "seed": seed, "target_false_known": target_false_known,
+        "u_pairs": u_pairs, "m_simulated_pairs": m_pairs,
+        "household": {**household, "households_in_records": households},
+        "synthetic_queries": {"strangers": len(s_all),
+                              "household_members": sum(2 * len(s) for s, _ in h_eval),
+                              "relation_shares": {k: round(v, 4) for k, v in shares.items()}},
+        "estimated_false_known": {
+            "strangers": _rate(s_eval, t.possible),
+            "household_members": _rate_weighted(h_eval, t.possible)},
+        "estimated_false_match": {
+            "strangers": _rate(s_eval, t.match),
+            "household_members": _rate_weighted(h_eval, t.match)},
+        "possible_for": {"strangers": round(_threshold(s_cal, target_false_known), 2),
+                         "household_members": round(weighted_threshold(
+                             h_cal, target_false_known), 2)},
+        "seconds": round(time.monotonic() - started, 2),
     }
+    return model
 
 
-def operating_points(true_best: list[float], stranger_best: list[float], possible: float,
-                     offsets: tuple[float, ...] = (-2, -1, 0, 1, 2)) -> list[dict[str, float]]:
-    """Recall and false-known rate had the possible threshold been ``offset`` bits away: the
-    trade-off around the calibrated point (a candidate is returned when its score reaches
-    the possible threshold, whatever the match band needs)."""
-    held, strangers = np.array(true_best), np.array(stranger_best)
-    return [{"possible_threshold": round(possible + o, 2),
-             "recall": round(float((held >= possible + o).mean()), 4),
-             "false_known_rate": round(float((strangers >= possible + o).mean()), 5)}
-            for o in offsets]
+def describe(model: MatchModel) -> list[str]:
+    """The calibration in lines a person reads (`mash agent index`, `mash agent check`)."""
+    p = model.provenance
+    t = model.thresholds
+    if "estimated_false_known" not in p:
+        return [f"thresholds: match {t.match}, possible {t.possible} ({p.get('source')})"]
+    fk = p["estimated_false_known"]
+    fm = p["estimated_false_match"]
+    h = p["household"]
+    u = p["u_pairs"]
+    return [
+        f"calibrated on this index's {p['records']:,} records in {p['seconds']} s "
+        f"(target false known {p['target_false_known']:.2%})",
+        f"thresholds: possible {t.possible}, match {t.match}",
+        "estimated false known: strangers {:.3%} ({}/{}), household members {:.3%} (of {}, "
+        "twins, siblings and parents weighed by how often each is asked about)"
+        .format(fk["strangers"]["rate"], fk["strangers"]["events"], fk["strangers"]["queries"],
+                fk["household_members"]["rate"], fk["household_members"]["queries"]),
+        "estimated false match: strangers {:.3%}, household members {:.3%}".format(
+            fm["strangers"]["rate"], fm["household_members"]["rate"]),
+        f"u from random pairs of records: names {u['given']:,}, dates {u['dob']:,}, "
+        f"places {u['place']:,}",
+        f"m from {p['m_simulated_pairs']['given']:,} records against corrupted copies",
+        f"households: namesakes share an address {h['premises_ratio']}x and a postcode "
+        f"{h['postcode_ratio']}x as often as chance ({h['household_pairs']:,} pairs seen)"
+        + ("" if h.get("households_in_records") else
+           "; the records show no households, so household members did not set the "
+           "thresholds"),
+    ]

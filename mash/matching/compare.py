@@ -64,6 +64,48 @@ class Postcode:
     SIZE = 5
 
 
+class Address:
+    """How two addresses compare (before the postcode is taken into account)."""
+
+    PREMISES = 0  # the same house number or name (flats agree or one is unknown), same street
+    STREET = 1  # the same street (alike), another number or none
+    LOCALITY = 2  # a word of the locality in common (district, town)
+    DIFFERENT = 3
+    MISSING = 4
+    SIZE = 5
+
+
+class Place:
+    """Where the person lives: the postcode and the address compared together, so that one
+    place is not counted twice (a full postcode and a house number on its street are one
+    piece of evidence, not two independent ones)."""
+
+    PREMISES_POSTCODE = 0  # the same dwelling and the same full postcode
+    PREMISES = 1  # the same dwelling; no full postcode in common (one unknown, or a typo)
+    POSTCODE = 2  # the same full postcode, the dwelling another one or unknown
+    STREET = 3  # the same street, another number, the same area
+    SECTOR = 4  # the same postcode sector
+    AREA = 5  # the same postcode district, or a locality word in common
+    DIFFERENT = 6
+    MISSING = 7
+    SIZE = 8
+
+
+# Place by (postcode level, address level): rows are Postcode levels, columns Address levels
+PLACE_TABLE = np.array([
+    # PREMISES          STREET        LOCALITY      DIFFERENT        MISSING
+    [Place.PREMISES_POSTCODE, Place.POSTCODE, Place.POSTCODE, Place.POSTCODE, Place.POSTCODE],
+    [Place.PREMISES, Place.STREET, Place.SECTOR, Place.SECTOR, Place.SECTOR],  # SECTOR
+    [Place.PREMISES, Place.STREET, Place.AREA, Place.AREA, Place.AREA],  # DISTRICT
+    [Place.STREET, Place.DIFFERENT, Place.AREA, Place.DIFFERENT, Place.DIFFERENT],  # DIFFERENT
+    [Place.PREMISES, Place.STREET, Place.AREA, Place.DIFFERENT, Place.MISSING],  # MISSING
+], dtype=np.int8)
+
+
+def place_levels(postcode: np.ndarray, address: np.ndarray) -> np.ndarray:
+    return PLACE_TABLE[postcode, address]
+
+
 class Agree:
     AGREE = 0
     DISAGREE = 1
@@ -169,17 +211,24 @@ def compare_dob(query: dt.date | None, dobs: np.ndarray) -> np.ndarray:
 
 def compare_dob_many(query: dt.date, dobs: np.ndarray) -> np.ndarray:
     """`dob_level` over a whole column at once."""
+    return dob_levels(np.int64(dob_int(query)), dobs)
+
+
+def dob_levels(queries: np.ndarray, dobs: np.ndarray) -> np.ndarray:
+    """`dob_level` for yyyymmdd ints pairwise (``queries`` one value or one per row; 0 is
+    unknown on either side)."""
+    q = np.broadcast_to(np.asarray(queries, dtype=np.int64), dobs.shape)
+    dobs = dobs.astype(np.int64)
     out = np.full(len(dobs), Dob.MISSING, dtype=np.int8)
-    q = dob_int(query)
-    known = dobs != 0
+    known = (dobs != 0) & (q != 0)
     y, m, d = dobs // 10000, dobs // 100 % 100, dobs % 100
-    qy, qm, qd = query.year, query.month, query.day
+    qy, qm, qd = q // 10000, q // 100 % 100, q % 100
     digits = sum(((y // 10**k) % 10 != (qy // 10**k) % 10).astype(np.int8) for k in range(4))
     year_typo = (digits == 1) | ((y // 100 == qy // 100) & (y % 10 == (qy // 10) % 10)
                                  & ((y // 10) % 10 == qy % 10))
     same = (y == qy).astype(np.int8) + (m == qm) + (d == qd)
     same[(y != qy) & ~year_typo] = 0
-    placeholder = ((m == 1) & (d == 1)) | (qm == 1 and qd == 1)
+    placeholder = ((m == 1) & (d == 1)) | ((qm == 1) & (qd == 1))
     out[known] = Dob.DIFFERENT
     out[known & (same == 2)] = Dob.ONE_PART
     off_by_one = (np.abs(d - qd) == 1) | (np.abs(m - qm) == 1) | (np.abs(y - qy) == 1) | (
@@ -187,25 +236,74 @@ def compare_dob_many(query: dt.date, dobs: np.ndarray) -> np.ndarray:
     out[known & (same == 2) & off_by_one] = Dob.ONE_OFF
     out[known & placeholder] = Dob.DIFFERENT
     out[known & placeholder & (y == qy)] = Dob.YEAR_ONLY
-    if qd <= 12 and qd != qm:
-        out[known & (dobs == qy * 10000 + qd * 100 + qm)] = Dob.SWAPPED
-    out[dobs == q] = Dob.EXACT
+    swappable = (qd <= 12) & (qd != qm)
+    out[known & swappable & (dobs == qy * 10000 + qd * 100 + qm)] = Dob.SWAPPED
+    out[known & (dobs == q)] = Dob.EXACT
     return out
 
 
-def compare_postcodes(full: list[bytes], sectors: list[int], districts: list[int],
+def compare_postcodes(full: list[int], sectors: list[int], districts: list[int],
                       rec_full: np.ndarray, rec_sector: np.ndarray,
                       rec_district: np.ndarray) -> np.ndarray:
-    """Best level between any query postcode and any of each row's postcodes."""
+    """Best level between any query postcode and any of each row's postcodes (string ids;
+    -1 is none; a query postcode the index has never seen is any other negative id)."""
     out = np.full(len(rec_full), Postcode.MISSING, dtype=np.int8)
     if not full:
         return out
-    out[(rec_full != b"").any(axis=1)] = Postcode.DIFFERENT
+    out[(rec_full != -1).any(axis=1)] = Postcode.DIFFERENT
     for values, column, level in ((districts, rec_district, Postcode.DISTRICT),
                                   (sectors, rec_sector, Postcode.SECTOR),
                                   (full, rec_full, Postcode.FULL)):
         for value in values:  # one or two query postcodes: direct comparisons beat isin
             out[(column == value).any(axis=1)] = level
+    return out
+
+
+@lru_cache(maxsize=200_000)
+def streets_alike(a: str, b: str) -> bool:
+    """Two folded street names are one street: equal without their spaces
+    ('pridhamstreet'), or one slip apart, or Jaro-Winkler >= 0.92 on the name part."""
+    if not a or not b:
+        return False
+    qa, qb = a.replace(" ", ""), b.replace(" ", "")
+    if qa == qb:
+        return True
+    return _typos(qa, qb) or JaroWinkler.similarity(qa, qb) >= 0.92
+
+
+def compare_addresses(query: list[tuple[int, int, list[int], list[int]]],
+                      number: np.ndarray, flat: np.ndarray, street: np.ndarray,
+                      locality: np.ndarray) -> np.ndarray:
+    """Best `Address` level between any query address and any of each row's addresses.
+
+    ``query``: per address (number or name id, flat id, ids of the rows' streets alike its
+    own, ids of its locality words); the columns are (rows, addresses) of ids
+    and ``locality`` (rows, addresses, words); -1 is none."""
+    out = np.full(len(number), Address.MISSING, dtype=np.int8)
+    if not query:
+        return out
+    has = (number != -1) | (street != -1) | (locality != -1).any(axis=2)
+    out[has.any(axis=1)] = Address.DIFFERENT
+    for premises, q_flat, alike, words in query:
+        if words:
+            near = _any_of(locality, words).any(axis=(1, 2))
+            out[near & (out > Address.LOCALITY)] = Address.LOCALITY
+        if not alike:
+            continue
+        same_street = _any_of(street, alike)
+        out[same_street.any(axis=1) & (out > Address.STREET)] = Address.STREET
+        if premises != -1:
+            flats = (flat == q_flat) | (flat == -1) | (q_flat == -1)
+            here = (same_street & (number == premises) & flats).any(axis=1)
+            out[here] = Address.PREMISES
+    return out
+
+
+def _any_of(column: np.ndarray, values: list[int]) -> np.ndarray:
+    """column == any of a few values (direct comparisons beat np.isin for a handful)."""
+    out = column == values[0]
+    for value in values[1:]:
+        out |= column == value
     return out
 
 

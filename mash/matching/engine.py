@@ -13,11 +13,19 @@ from typing import Literal
 import numpy as np
 
 from mash.matching import nicknames
-from mash.matching.blocking import first_given, query_dates, query_keys, query_name_variants
+from mash.matching.blocking import (
+    first_given,
+    query_dates,
+    query_keys,
+    query_name_variants,
+    subject_addresses,
+)
+from mash.matching.calibration import calibrate
 from mash.matching.compare import Agree
+from mash.matching.evidence import Reach, reach, reach_of_kinds
 from mash.matching.index import MatchIndex, build
+from mash.matching.model import MatchModel
 from mash.matching.score import Scored, matched_on, score
-from mash.matching.weights import Weights
 from mash.records import PersonRecord
 from mash.subject import SubjectQuery
 
@@ -58,14 +66,15 @@ class SearchOutcome:
     date_of_birth_day_month_swap: bool = False
     date_of_birth_rules: list[str] = field(default_factory=list)
     postcodes: list[str] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)
     candidates_examined: int = 0
 
 
-def bands(scored: Scored, weights: Weights, records: int) -> np.ndarray:
+def bands(scored: Scored, model: MatchModel) -> np.ndarray:
     """0 none, 1 possible, 2 match. A match needs the names to agree or an identifier to
-    (a twin sharing surname, address and date of birth stays possible), and no identifier
-    may disagree (a different valid NHS number is for the analyst to look at)."""
-    t = weights.thresholds.at(records)
+    (someone known only by family name, date and address stays possible), and no
+    identifier may disagree (a different valid NHS number is for the analyst to look at)."""
+    t = model.thresholds
     out = np.zeros(len(scored.rows), dtype=np.int8)
     out[scored.total >= t.possible] = 1
     strong = (scored.names_agree() | scored.any_identifier(Agree.AGREE)) & ~(
@@ -92,14 +101,21 @@ class Matcher:
     """Finds a subject among records. ``records[i]`` is row i of the index."""
 
     def __init__(self, records: Sequence[PersonRecord] = (), *, index: MatchIndex | None = None,
-                 weights: Weights | None = None,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 model: MatchModel | None = None,
+                 progress: Callable[[int], None] | None = None,
+                 target_false_known: float | None = None) -> None:
+        """``model``: a saved calibration of this index; without one the index calibrates
+        itself on its records (mash.matching.calibration)."""
         self.records: Sequence[PersonRecord] = (
             records if isinstance(records, list) else list(records))
         self.index = index if index is not None else build(self.records, progress)
         if self.records and len(self.index) != len(self.records):
             raise ValueError("the index does not hold the same records")
-        self.weights = weights or Weights()
+        if model is None:
+            options = ({} if target_false_known is None else
+                       {"target_false_known": target_false_known})
+            model = calibrate(self.index, self.records, **options)
+        self.model = model
 
     def __len__(self) -> int:
         return len(self.index)
@@ -107,7 +123,7 @@ class Matcher:
     def scored(self, subject: SubjectQuery) -> Scored:
         """Every blocked candidate with its weights, before any threshold."""
         rows = self.index.candidates(query_keys(subject))
-        return score(self.index, subject, rows, self.weights)
+        return score(self.index, subject, rows, self.model)
 
     def rank(self, subject: SubjectQuery) -> tuple[list[Ranked], int]:
         """(candidates at or above the possible threshold, best first; rows examined)."""
@@ -115,13 +131,20 @@ class Matcher:
         rows = scored.rows
         if not len(rows):
             return [], 0
-        band = bands(scored, self.weights, len(self.index))
+        band = bands(scored, self.model)
         keep = np.nonzero(band > 0)[0]
         keep = keep[np.argsort(-scored.total[keep], kind="stable")]
         ranked = [Ranked(int(rows[i]), round(float(scored.total[i]), 2),
                          "match" if band[i] == 2 else "possible", matched_on(scored, int(i)))
                   for i in keep.tolist()]
         return ranked, len(rows)
+
+    def reach(self, subject: SubjectQuery) -> Reach:
+        """Whether the subject gives enough evidence to be searched (see evidence.py)."""
+        return reach(self.index, self.model, subject)
+
+    def reach_of_kinds(self, kinds: set[str]) -> Reach:
+        return reach_of_kinds(self.model, len(self.index), self.index.name_rows, kinds)
 
     def search(self, subject: SubjectQuery) -> SearchOutcome:
         ranked, examined = self.rank(subject)
@@ -135,5 +158,6 @@ class Matcher:
             date_of_birth_day_month_swap=len(dates) > 1,
             date_of_birth_rules=list(DATE_OF_BIRTH_RULES) if subject.date_of_birth else [],
             postcodes=list(subject.postcodes),
+            addresses=[a.text for a in subject_addresses(subject)],
             candidates_examined=examined,
         )

@@ -1,14 +1,18 @@
 """A compact match index: the fields matching needs, in numpy columns.
 
-One row per record, in the order the records were given (row i is the i-th record). Names
-and postcode sectors/districts are interned (a few thousand distinct strings); full
-postcodes and identifiers sit in fixed-width byte arrays; blocking keys are 64-bit hashes in
-one sorted array with the row each belongs to. A million records take a few hundred MB.
+One row per record, in the order the records were given (row i is the i-th record). Names,
+postcodes (whole, sector, district) and the parts of addresses are interned (strings become
+ids); identifiers sit in fixed-width byte arrays; blocking keys are 64-bit hashes in one
+sorted array with the row each belongs to. Beside the columns the index counts how often
+each value occurs among the agency's own records (names, dates of birth, postcodes,
+addresses, an address at its postcode): the term frequencies that make a common value
+weaker evidence than a rare one. A million records take a few hundred MB.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from array import array
 from collections.abc import Callable, Iterable
@@ -16,11 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mash.matching.address import Address, parse
 from mash.matching.blocking import record_keys
 from mash.normalise import postcode_district, postcode_sector
 from mash.records import PersonRecord
 
 MAX_POSTCODES = 3  # the current postcode and the two most recent previous ones
+MAX_ADDRESSES = 3  # the current address and the two most recent previous ones
+LOCALITY_WORDS = 3  # locality words kept per address (district, town...)
 NONE = -1
 SEX_CODES = {"": 0, "F": 1, "M": 2, "X": 3}
 # identifier kind -> fixed width in the byte column
@@ -39,6 +46,12 @@ def hash_keys(keys: Iterable[str]) -> np.ndarray:
 def dob_int(value: dt.date | None) -> int:
     """2014-05-17 -> 20140517; 0 for no date."""
     return value.year * 10000 + value.month * 100 + value.day if value else 0
+
+
+def pair_key(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two int32 ids as one uint64 (an address at a postcode, a family name at an address)."""
+    return (a.astype(np.int64).astype(np.uint64) << np.uint64(32)) | (
+        b.astype(np.int64) & 0xFFFFFFFF).astype(np.uint64)
 
 
 class Interner:
@@ -68,14 +81,25 @@ class MatchIndex:
     name_family: np.ndarray  # int32 string id of the family name (words joined by spaces)
     dob: np.ndarray  # int32 yyyymmdd, 0 when unknown
     sex: np.ndarray  # uint8, SEX_CODES
-    postcode: np.ndarray  # S8 (n, MAX_POSTCODES), b"" when absent
+    postcode: np.ndarray  # int32 (n, MAX_POSTCODES) string ids of whole postcodes, NONE
     sector: np.ndarray  # int32 (n, MAX_POSTCODES) string ids, NONE when absent
     district: np.ndarray  # int32 (n, MAX_POSTCODES)
+    addr_number: np.ndarray  # int32 (n, MAX_ADDRESSES) house number or name
+    addr_flat: np.ndarray  # int32 (n, MAX_ADDRESSES)
+    addr_street: np.ndarray  # int32 (n, MAX_ADDRESSES)
+    addr_locality: np.ndarray  # int32 (n, MAX_ADDRESSES, LOCALITY_WORDS)
+    addr_key: np.ndarray  # int32 (n, MAX_ADDRESSES) Address.key: the dwelling on its street
     identifiers: dict[str, np.ndarray]  # kind -> S<width> (n,), b"" when absent
     key_hashes: np.ndarray  # uint64, sorted
     key_rows: np.ndarray  # int32, the row of each key hash
     family_count: np.ndarray  # int32 by string id: name rows with that family name
     given_count: np.ndarray  # int32 by string id: name rows with that first given name
+    postcode_count: np.ndarray  # int32 by string id: records with that postcode
+    address_count: np.ndarray  # int32 by string id: records with that address key
+    dob_values: np.ndarray  # int32 sorted distinct dates of birth (0 excluded)
+    dob_counts: np.ndarray  # int32 records with each of them
+    premises_keys: np.ndarray  # uint64 sorted pair_key(address key, postcode)
+    premises_counts: np.ndarray  # int32 records with each
 
     def __len__(self) -> int:
         return len(self.dob)
@@ -95,47 +119,113 @@ class MatchIndex:
             return np.empty(0, dtype=np.int32)
         return np.unique(np.concatenate(parts))
 
+    def dob_frequency(self, dobs: np.ndarray) -> np.ndarray:
+        """How many records have each of these dates of birth (0 for an unknown date)."""
+        at = np.searchsorted(self.dob_values, dobs)
+        at = np.minimum(at, max(len(self.dob_values) - 1, 0))
+        if not len(self.dob_values):
+            return np.zeros(len(dobs), dtype=np.int64)
+        return np.where(self.dob_values[at] == dobs, self.dob_counts[at], 0).astype(np.int64)
+
+    def premises_frequency(self, keys: np.ndarray) -> np.ndarray:
+        """How many records have each pair_key(address key, postcode)."""
+        if not len(self.premises_keys):
+            return np.zeros(len(keys), dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.premises_keys, keys), len(self.premises_keys) - 1)
+        return np.where(self.premises_keys[at] == keys, self.premises_counts[at], 0
+                        ).astype(np.int64)
+
+    @functools.cached_property
+    def held_identifiers(self) -> frozenset[str]:
+        """The identifier kinds some record holds (only those can ever agree)."""
+        return frozenset(k for k, column in self.identifiers.items() if (column != b"").any())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every column by name (what persist saves)."""
+        return {name: getattr(self, name) for name in ARRAYS}
+
     def nbytes(self) -> int:
-        arrays = [self.name_start, self.name_given, self.name_other, self.name_family,
-                  self.dob, self.sex, self.postcode, self.sector, self.district,
-                  self.key_hashes, self.key_rows, self.family_count, self.given_count,
-                  *self.identifiers.values()]
-        return sum(a.nbytes for a in arrays)
+        return sum(a.nbytes for a in self.arrays().values()) + sum(
+            a.nbytes for a in self.identifiers.values())
+
+
+ARRAYS = ("name_start", "name_given", "name_other", "name_family", "dob", "sex", "postcode",
+          "sector", "district", "addr_number", "addr_flat", "addr_street", "addr_locality",
+          "addr_key", "key_hashes", "key_rows", "family_count", "given_count",
+          "postcode_count", "address_count", "dob_values", "dob_counts", "premises_keys",
+          "premises_counts")
 
 
 def _tokens(text: str) -> list[str]:
     return text.split() if text else []
 
 
+def addresses_of(record: PersonRecord) -> list[Address]:
+    """A record's parsed addresses that say anything, at most MAX_ADDRESSES."""
+    return [a for a in (parse(t) for t in record.addresses[:MAX_ADDRESSES]) if a]
+
+
+def _counts(ids: np.ndarray, size: int) -> np.ndarray:
+    return np.bincount(ids[ids >= 0], minlength=size).astype(np.int32)
+
+
+def _row_unique(ids: np.ndarray) -> np.ndarray:
+    """The ids of a (rows, k) column with repeats within a row replaced by NONE (a record
+    counts once for each value it has)."""
+    out = ids.copy()
+    for k in range(1, ids.shape[1]):
+        out[:, k][(ids[:, :k] == ids[:, k:k + 1]).any(axis=1)] = NONE
+    return out
+
+
 def build(records: Iterable[PersonRecord],
           progress: Callable[[int], None] | None = None) -> MatchIndex:
     """Index records in one pass; ``progress(rows)`` is called every 10,000 rows."""
     strings = Interner()
+    sid = strings.id
     name_start, name_given, name_other, name_family = array("q", [0]), array("i"), array(
         "i"), array("i")
     dobs, sexes = array("i"), array("B")
-    sectors, districts = array("i"), array("i")
-    postcodes: list[bytes] = []
+    pcs_out, sectors, districts = array("i"), array("i"), array("i")
+    numbers, flats, streets, keys_out = array("i"), array("i"), array("i"), array("i")
+    localities = array("i")
     idents: dict[str, list[bytes]] = {k: [] for k in IDENTIFIER_WIDTHS}
     hashes, rows = array("Q"), array("i")
     n = 0
+    blank_address = [NONE] * LOCALITY_WORDS
     for n, record in enumerate(records, start=1):
         row = n - 1
         for name in record.names:
             given = _tokens(name.given)
             others = given[1:] + _tokens(name.middle)
-            name_given.append(strings.id(given[0] if given else ""))
-            name_other.append(strings.id(others[0] if others else ""))
-            name_family.append(strings.id(name.family))
+            name_given.append(sid(given[0] if given else ""))
+            name_other.append(sid(others[0] if others else ""))
+            name_family.append(sid(name.family))
         name_start.append(len(name_family))
         dobs.append(dob_int(record.date_of_birth))
         sexes.append(SEX_CODES.get(record.sex, 0))
         pcs = list(record.postcodes[:MAX_POSTCODES])
         pcs += [""] * (MAX_POSTCODES - len(pcs))
         for pc in pcs:
-            postcodes.append(pc.encode())
-            sectors.append(strings.id(postcode_sector(pc)) if pc else NONE)
-            districts.append(strings.id(postcode_district(pc)) if pc else NONE)
+            pcs_out.append(sid(pc))
+            sectors.append(sid(postcode_sector(pc)) if pc else NONE)
+            districts.append(sid(postcode_district(pc)) if pc else NONE)
+        addrs = addresses_of(record)
+        for k in range(MAX_ADDRESSES):
+            if k < len(addrs):
+                a = addrs[k]
+                numbers.append(sid(a.number or a.name))
+                flats.append(sid(a.flat))
+                streets.append(sid(a.street))
+                keys_out.append(sid(a.key))
+                words = [sid(w) for w in a.locality[:LOCALITY_WORDS]]
+                localities.extend(words + blank_address[len(words):])
+            else:
+                numbers.append(NONE)
+                flats.append(NONE)
+                streets.append(NONE)
+                keys_out.append(NONE)
+                localities.extend(blank_address)
         for kind, column in idents.items():
             column.append(record.identifiers.get(kind, "").encode())
         for key in record_keys(record):
@@ -147,25 +237,56 @@ def build(records: Iterable[PersonRecord],
         progress(n)
     key_hashes = np.frombuffer(hashes, dtype=np.uint64)
     key_rows = np.frombuffer(rows, dtype=np.int32)
-    order = np.argsort(key_hashes, kind="stable")
+    key_order = np.argsort(key_hashes, kind="stable")
     family = np.frombuffer(name_family, dtype=np.int32)
     given = np.frombuffer(name_given, dtype=np.int32)
     size = len(strings.strings)
+
+    def grid(values: array, *shape: int) -> np.ndarray:
+        return np.frombuffer(values, dtype=np.int32).reshape(n, *shape).copy()
+
+    postcode = grid(pcs_out, MAX_POSTCODES)
+    addr_key = grid(keys_out, MAX_ADDRESSES)
+    dob = np.frombuffer(dobs, dtype=np.int32).copy()
+    dob_values, dob_counts = np.unique(dob[dob != 0], return_counts=True)
+    # an address at its postcode: each address with each of the record's postcodes
+    pairs = pair_key(np.repeat(addr_key, MAX_POSTCODES, axis=1),
+                     np.tile(postcode, (1, MAX_ADDRESSES)))
+    valid = (np.repeat(addr_key, MAX_POSTCODES, axis=1) >= 0) & (
+        np.tile(postcode, (1, MAX_ADDRESSES)) >= 0)
+    owners = np.repeat(np.arange(n), pairs.shape[1]).reshape(pairs.shape)[valid]
+    pairs = pairs[valid]
+    order = np.lexsort((owners, pairs))  # a record counts once for each pair it has
+    pairs, owners = pairs[order], owners[order]
+    first = np.r_[True, (pairs[1:] != pairs[:-1]) | (owners[1:] != owners[:-1])] if len(
+        pairs) else np.zeros(0, dtype=bool)
+    premises_keys, premises_counts = np.unique(pairs[first], return_counts=True)
     return MatchIndex(
         strings=strings,
         name_start=np.frombuffer(name_start, dtype=np.int64).copy(),
         name_given=given.copy(),
         name_other=np.frombuffer(name_other, dtype=np.int32).copy(),
         name_family=family.copy(),
-        dob=np.frombuffer(dobs, dtype=np.int32).copy(),
+        dob=dob,
         sex=np.frombuffer(sexes, dtype=np.uint8).copy(),
-        postcode=np.array(postcodes, dtype="S8").reshape(n, MAX_POSTCODES),
-        sector=np.frombuffer(sectors, dtype=np.int32).reshape(n, MAX_POSTCODES).copy(),
-        district=np.frombuffer(districts, dtype=np.int32).reshape(n, MAX_POSTCODES).copy(),
+        postcode=postcode,
+        sector=grid(sectors, MAX_POSTCODES),
+        district=grid(districts, MAX_POSTCODES),
+        addr_number=grid(numbers, MAX_ADDRESSES),
+        addr_flat=grid(flats, MAX_ADDRESSES),
+        addr_street=grid(streets, MAX_ADDRESSES),
+        addr_locality=grid(localities, MAX_ADDRESSES, LOCALITY_WORDS),
+        addr_key=addr_key,
         identifiers={k: np.array(v, dtype=f"S{IDENTIFIER_WIDTHS[k]}")
                      for k, v in idents.items()},
-        key_hashes=key_hashes[order],
-        key_rows=key_rows[order],
-        family_count=np.bincount(family[family >= 0], minlength=size).astype(np.int32),
-        given_count=np.bincount(given[given >= 0], minlength=size).astype(np.int32),
+        key_hashes=key_hashes[key_order],
+        key_rows=key_rows[key_order],
+        family_count=_counts(family, size),
+        given_count=_counts(given, size),
+        postcode_count=_counts(_row_unique(postcode).ravel(), size),
+        address_count=_counts(_row_unique(addr_key).ravel(), size),
+        dob_values=dob_values.astype(np.int32),
+        dob_counts=dob_counts.astype(np.int32),
+        premises_keys=premises_keys.astype(np.uint64),
+        premises_counts=premises_counts.astype(np.int32),
     )

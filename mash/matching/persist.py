@@ -1,9 +1,11 @@
 """Saving the match index to disk, and knowing when it no longer fits its sources.
 
 The file is a numpy ``.npz`` archive (no pickle) holding the index's arrays, its interned
-strings and the fingerprint of the content it was built from (`index_fingerprint`: the bytes
+strings, its match model (the calibration, as JSON) and the fingerprint of the content it was
+built from (`index_fingerprint`: the bytes
 or rows actually read, the mapping, the key and index formats). A fingerprint mismatch, a
-different index format, an unreadable, truncated or inconsistent file means: rebuild.
+different index format, an unreadable, truncated or inconsistent file means: rebuild (and
+calibrate again).
 
 `fingerprint` is cheaper and coarser (file size, mtime and hash; SQL row count and latest
 as-at): it tells a running agent when to read its sources again.
@@ -21,15 +23,14 @@ import numpy as np
 
 from mash.logs import get_logger
 from mash.matching.blocking import KEY_VERSION
-from mash.matching.index import IDENTIFIER_WIDTHS, Interner, MatchIndex
+from mash.matching.index import ARRAYS, IDENTIFIER_WIDTHS, Interner, MatchIndex
+from mash.matching.model import MatchModel
 
 if TYPE_CHECKING:
     from mash.agent.sources import SourceConfig
 
 log = get_logger(__name__)
-FORMAT = 1
-_ARRAYS = ("name_start", "name_given", "name_other", "name_family", "dob", "sex", "postcode",
-           "sector", "district", "key_hashes", "key_rows", "family_count", "given_count")
+FORMAT = 2  # 2: addresses, term-frequency counts and the match model
 
 
 def _file_digest(path: Path) -> dict[str, Any]:
@@ -109,14 +110,17 @@ def index_fingerprint(sources: list[SourceConfig], contents: list[str]) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def save(index: MatchIndex, path: Path, source_fingerprint: str) -> None:
+def save(index: MatchIndex, path: Path, source_fingerprint: str,
+         model: MatchModel | None = None) -> None:
     """Write atomically (a temporary file renamed into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "fingerprint": source_fingerprint, "records": len(index)}
-    arrays = {name: getattr(index, name) for name in _ARRAYS}
+    arrays = index.arrays()
     arrays.update({f"id_{kind}": column for kind, column in index.identifiers.items()})
     arrays["strings"] = np.frombuffer(json.dumps(index.strings.strings).encode(), np.uint8)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    if model is not None:
+        arrays["model"] = np.frombuffer(model.to_json().encode(), np.uint8)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as fh:
         np.savez(fh, **arrays)
@@ -143,7 +147,10 @@ def _check(index: MatchIndex, records: int | None) -> None:
     if records is not None and n != records:
         raise IndexRejected(f"it holds {n} records, the sources {records}")
     per_record = {"sex": index.sex, "postcode": index.postcode, "sector": index.sector,
-                  "district": index.district, **index.identifiers}
+                  "district": index.district, "addr_number": index.addr_number,
+                  "addr_flat": index.addr_flat, "addr_street": index.addr_street,
+                  "addr_locality": index.addr_locality, "addr_key": index.addr_key,
+                  **index.identifiers}
     for name, array in per_record.items():
         if len(array) != n:
             raise IndexRejected(f"{name} has {len(array)} rows, not {n}")
@@ -161,16 +168,24 @@ def _check(index: MatchIndex, records: int | None) -> None:
     if np.any(index.key_hashes[1:] < index.key_hashes[:-1]):
         raise IndexRejected("the blocking keys are not sorted")
     strings = len(index.strings.strings)
-    for name in ("name_given", "name_other", "name_family", "sector", "district"):
+    for name in ("name_given", "name_other", "name_family", "postcode", "sector", "district",
+                 "addr_number", "addr_flat", "addr_street", "addr_locality", "addr_key"):
         ids = getattr(index, name)
         if ids.size and (ids.min() < -1 or ids.max() >= strings):
-            raise IndexRejected(f"{name} names a string the index does not hold")
+                raise IndexRejected(f"{name} names a string the index does not hold")
+    for name in ("family_count", "given_count", "postcode_count", "address_count"):
+        if len(getattr(index, name)) != strings:
+            raise IndexRejected(f"{name} does not count every string")
+    if len(index.dob_values) != len(index.dob_counts) or len(index.premises_keys) != len(
+            index.premises_counts):
+        raise IndexRejected("a frequency table's values and counts differ in length")
 
 
-def load(path: Path, source_fingerprint: str,
-         records: int | None = None) -> MatchIndex | None:
-    """The saved index when it was built from this content in this format and its arrays
-    fit together (and hold `records` rows, when given); else None (rebuild), logged."""
+def load(path: Path, source_fingerprint: str, records: int | None = None
+         ) -> tuple[MatchIndex, MatchModel | None] | None:
+    """The saved index (and its calibration, when one was saved) when it was built from this
+    content in this format and its arrays fit together (and hold `records` rows, when
+    given); else None (rebuild), logged."""
     if not path.exists():
         return None
     try:
@@ -179,8 +194,10 @@ def load(path: Path, source_fingerprint: str,
             if meta.get("format") != FORMAT or meta.get("fingerprint") != source_fingerprint:
                 return None
             strings = Interner(json.loads(data["strings"].tobytes()))
-            arrays = {name: data[name] for name in _ARRAYS}
+            arrays = {name: data[name] for name in ARRAYS}
             identifiers = {kind: data[f"id_{kind}"] for kind in IDENTIFIER_WIDTHS}
+            model = (MatchModel.from_json(data["model"].tobytes().decode())
+                     if "model" in data.files else None)
         index = MatchIndex(strings=strings, identifiers=identifiers, **arrays)
         if meta.get("records") != len(index):
             raise IndexRejected("its header and its arrays disagree on the record count")
@@ -191,4 +208,4 @@ def load(path: Path, source_fingerprint: str,
     except Exception as exc:  # a truncated or corrupt archive: zip, CRC, JSON, numpy errors
         log.warning("saved_index_rejected", reason=f"unreadable ({type(exc).__name__})")
         return None
-    return index
+    return index, model

@@ -1,5 +1,6 @@
 """Scoring candidate rows: the sum of Fellegi-Sunter weights over every field, for all
-candidates of one subject at once."""
+candidates of one subject at once, with the household correction for namesakes who share
+a place (see `MatchModel` and `Household`)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,43 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mash.matching.blocking import first_given, query_name_variants
+from mash.matching.address import Address as ParsedAddress
+from mash.matching.blocking import (
+    first_given,
+    original_variants,
+    query_name_variants,
+    subject_addresses,
+)
 from mash.matching.compare import (
+    Address,
     Agree,
     Dob,
     Family,
     Given,
+    Place,
     Postcode,
+    compare_addresses,
     compare_dob,
     compare_exact,
     compare_family,
     compare_given,
     compare_postcodes,
+    place_levels,
+    streets_alike,
 )
-from mash.matching.index import NONE, SEX_CODES, MatchIndex
-from mash.matching.weights import SWAPPED_NAME_PENALTY, Weights
+from mash.matching.index import NONE, SEX_CODES, MatchIndex, pair_key
+from mash.matching.model import SWAPPED_NAME_PENALTY, MatchModel
 from mash.normalise import postcode_district, postcode_sector
 from mash.subject import SubjectQuery
 
 # Up to this many candidate rows, scoring loops in plain Python; above it, numpy (its cost
 # per call is outweighed only by larger sets: measured at 100,000 and 1,000,000 records)
 FEW_ROWS = 64
+# Family-name levels at which two people share a family name, and places they share:
+# together, a household more often than a coincidence
+SHARED_FAMILY = Family.FUZZY  # EXACT, PART or FUZZY: the levels up to it
+SHARED_PLACE = Place.STREET  # PREMISES_POSTCODE, PREMISES, POSTCODE or STREET
+HOUSEHOLD_ELSEWHERE = 0.25
 
 
 @dataclass
@@ -42,36 +59,38 @@ class Scored:
     swapped: np.ndarray
     dob: np.ndarray
     postcode: np.ndarray
+    address: np.ndarray
+    place: np.ndarray
     sex: np.ndarray
     identifiers: dict[str, np.ndarray] = field(default_factory=dict)
+    household: np.ndarray | None = None  # bits taken off as a likely household member
 
     def names_agree(self) -> np.ndarray:
         """Both names agree at least phonetically (or by nickname, initial, second forename)."""
         return (self.given <= Given.INITIAL) & (self.family <= Family.PHONETIC)
 
-    def any_identifier(self, level: Agree) -> np.ndarray:
+    def any_identifier(self, level: int) -> np.ndarray:
         out = np.zeros(len(self.rows), dtype=bool)
         for levels in self.identifiers.values():
             out |= levels == level
         return out
 
 
-def _levels(index: MatchIndex, weights: Weights, query: str, ids: list[int],
+def _levels(index: MatchIndex, model: MatchModel, query: str, ids: list[int],
             family: bool) -> tuple[list[int], list[float]]:
     """Level and weight of each distinct record name (string id) against one query name."""
     strings = index.strings.strings
-    compare, exact, table = ((compare_family, Family.EXACT, weights.family) if family else
-                             (compare_given, Given.EXACT, weights.given))
-    field_name = "family" if family else "given"
-    by_level = table.tolist()
+    compare, exact, field_name = ((compare_family, Family.EXACT, "family") if family else
+                                  (compare_given, Given.EXACT, "given"))
+    by_level = model.weights[field_name].tolist()
     levels, out = [], []
     for sid in ids:
         level = compare(query, strings[sid] if sid != NONE else "")
         levels.append(level)
         # how common the string is as any name: a surname typed as a given name (swapped
         # names) is as common as the surname
-        out.append(weights.exact_name(field_name, int(index.given_count[sid])
-                                      + int(index.family_count[sid]), index.name_rows)
+        out.append(model.exact_name(field_name, int(index.given_count[sid])
+                                    + int(index.family_count[sid]), index.name_rows)
                    if level == exact else by_level[level])
     return levels, out
 
@@ -81,32 +100,36 @@ def _by_id(ids: list[int], compared: tuple[list[int], list[float]]
     return dict(zip(ids, zip(*compared, strict=True), strict=True))
 
 
-def _best_names_few(index: MatchIndex, weights: Weights, subject: SubjectQuery,
-                    rows: np.ndarray) -> tuple[list[float], list[int], list[int], list[bool]]:
+Best = tuple[list[float], list[float], list[int], list[int], list[bool]]
+
+
+def _best_names_few(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
+                    rows: np.ndarray) -> Best:
     """`best_names` in plain Python, for the tens of rows most searches examine: numpy's
     cost per call would outweigh the work (the string comparisons themselves are cached)."""
     n = len(rows)
-    best_w, best_g = [0.0] * n, [Given.MISSING] * n
+    best_w, best_gw, best_g = [0.0] * n, [0.0] * n, [Given.MISSING] * n
     best_f, best_s = [Family.MISSING] * n, [False] * n
     variants = query_name_variants(subject)
     if not variants or not n:
-        return best_w, best_g, best_f, best_s
+        return best_w, best_gw, best_g, best_f, best_s
     starts = index.name_start[rows].tolist()
     ends = index.name_start[rows + 1].tolist()
     flat = [j for a, b in zip(starts, ends, strict=True) for j in range(a, b)]
     if not flat:
-        return best_w, best_g, best_f, best_s
+        return best_w, best_gw, best_g, best_f, best_s
     gids = index.name_given[flat].tolist()
     fids = index.name_family[flat].tolist()
     oids = index.name_other[flat].tolist()
-    other_gain = float(weights.given[Given.OTHER_FORENAME] - weights.given[Given.DIFFERENT])
-    originals = len(subject.names)
+    weights = model.weights["given"]
+    other_gain = float(weights[Given.OTHER_FORENAME] - weights[Given.DIFFERENT])
+    originals = len(original_variants(subject))
     g_ids, f_ids = list(set(gids)), list(set(fids))
     compared = []
     for v, variant in enumerate(variants):
         q_given = first_given(variant)
-        compared.append((_by_id(g_ids, _levels(index, weights, q_given, g_ids, family=False)),
-                         _by_id(f_ids, _levels(index, weights, variant.family, f_ids,
+        compared.append((_by_id(g_ids, _levels(index, model, q_given, g_ids, family=False)),
+                         _by_id(f_ids, _levels(index, model, variant.family, f_ids,
                                                family=True)),
                          index.strings.get(q_given), v >= originals))
     first = 0  # where candidate i's names start in the flat lists
@@ -117,17 +140,17 @@ def _best_names_few(index: MatchIndex, weights: Weights, subject: SubjectQuery,
             for given, family, other_id, swapped in compared:
                 g, gw = given[g_id]
                 f, fw = family[f_id]
-                w = gw + fw
                 # the query's given name is the record's second forename
                 if other_id != NONE and o_id == other_id and g == Given.DIFFERENT:
-                    w, g = w + other_gain, Given.OTHER_FORENAME
+                    gw, g = gw + other_gain, Given.OTHER_FORENAME
+                w = gw + fw
                 if swapped:
                     w = w - SWAPPED_NAME_PENALTY
                 if w > top:
                     top = best_w[i] = w
-                    best_g[i], best_f[i], best_s[i] = g, f, swapped
+                    best_gw[i], best_g[i], best_f[i], best_s[i] = gw, g, f, swapped
         first += b - a
-    return best_w, best_g, best_f, best_s
+    return best_w, best_gw, best_g, best_f, best_s
 
 
 def _name_rows(index: MatchIndex, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,92 +162,157 @@ def _name_rows(index: MatchIndex, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     return owner, np.repeat(starts, counts) + offsets
 
 
-def _best_names_many(index: MatchIndex, weights: Weights, subject: SubjectQuery,
+def _best_names_many(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
                      rows: np.ndarray) -> tuple[np.ndarray, ...]:
     """`best_names` with numpy, for the hundreds of rows a search of a large index can
     examine."""
     n = len(rows)
     best_w = np.zeros(n, dtype=np.float64)
+    best_gw = np.zeros(n, dtype=np.float64)
     best_g = np.full(n, Given.MISSING, dtype=np.int8)
     best_f = np.full(n, Family.MISSING, dtype=np.int8)
     best_s = np.zeros(n, dtype=bool)
     variants = query_name_variants(subject)
     if not variants or not n:
-        return best_w, best_g, best_f, best_s
+        return best_w, best_gw, best_g, best_f, best_s
     owner, name_rows = _name_rows(index, rows)
     if not len(name_rows):
-        return best_w, best_g, best_f, best_s
+        return best_w, best_gw, best_g, best_f, best_s
     oids = index.name_other[name_rows]
     uniq_g, inv_g = np.unique(index.name_given[name_rows], return_inverse=True)
     uniq_f, inv_f = np.unique(index.name_family[name_rows], return_inverse=True)
     g_ids, f_ids = uniq_g.tolist(), uniq_f.tolist()
     w_all = np.full(len(name_rows), -np.inf)
+    gw_all = np.zeros(len(name_rows))
     g_all = np.full(len(name_rows), Given.MISSING, dtype=np.int8)
     f_all = np.full(len(name_rows), Family.MISSING, dtype=np.int8)
     s_all = np.zeros(len(name_rows), dtype=bool)
-    originals = len(subject.names)
+    originals = len(original_variants(subject))
+    weights = model.weights["given"]
     for v, variant in enumerate(variants):
         q_given = first_given(variant)
-        gl, gw = (np.array(a) for a in _levels(index, weights, q_given, g_ids, family=False))
-        fl, fw = (np.array(a) for a in _levels(index, weights, variant.family, f_ids,
-                                               family=True))
-        g, f, w = gl[inv_g].astype(np.int8), fl[inv_f].astype(np.int8), gw[inv_g] + fw[inv_f]
+        gl, gwv = (np.array(a) for a in _levels(index, model, q_given, g_ids, family=False))
+        fl, fwv = (np.array(a) for a in _levels(index, model, variant.family, f_ids,
+                                                family=True))
+        g, f = gl[inv_g].astype(np.int8), fl[inv_f].astype(np.int8)
+        gw, fw = gwv[inv_g], fwv[inv_f]
         other_id = index.strings.get(q_given)
         if other_id != NONE:  # the query's given name is the record's second forename
             other = (oids == other_id) & (g == Given.DIFFERENT)
             if other.any():
-                w = w + np.where(other, weights.given[Given.OTHER_FORENAME]
-                                 - weights.given[Given.DIFFERENT], 0.0)
+                gw = gw + np.where(other, weights[Given.OTHER_FORENAME]
+                                   - weights[Given.DIFFERENT], 0.0)
                 g = np.where(other, Given.OTHER_FORENAME, g).astype(np.int8)
+        w = gw + fw
         if v >= originals:
             w = w - SWAPPED_NAME_PENALTY
         better = w > w_all
         w_all = np.where(better, w, w_all)
+        gw_all = np.where(better, gw, gw_all)
         g_all = np.where(better, g, g_all)
         f_all = np.where(better, f, f_all)
         s_all = np.where(better, v >= originals, s_all)
     order = np.lexsort((-w_all, owner))
     first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
     who = owner[first]
-    best_w[who], best_g[who], best_f[who], best_s[who] = (
-        w_all[first], g_all[first], f_all[first], s_all[first])
-    return best_w, best_g, best_f, best_s
+    best_w[who], best_gw[who], best_g[who], best_f[who], best_s[who] = (
+        w_all[first], gw_all[first], g_all[first], f_all[first], s_all[first])
+    return best_w, best_gw, best_g, best_f, best_s
 
 
-def best_names(index: MatchIndex, weights: Weights, subject: SubjectQuery,
-               rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def best_names(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
+               rows: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per candidate row: the best agreement over every (query name or swapped variant,
-    record name) pair, as arrays of (weight, given level, family level, swapped). Ties keep
-    the first variant and the first record name, in order. Two implementations of one rule,
-    chosen by size (tests/test_matching_score.py proves they agree)."""
+    record name) pair, as arrays of (weight, its given-name part, given level, family
+    level, swapped). Ties keep the first variant and the first record name, in order. Two
+    implementations of one rule, chosen by size (tests/test_matching_score.py proves they
+    agree)."""
     if len(rows) > FEW_ROWS:
-        return _best_names_many(index, weights, subject, rows)  # type: ignore[return-value]
-    w, g, f, s = _best_names_few(index, weights, subject, rows)
-    return (np.array(w, dtype=np.float64), np.array(g, dtype=np.int8),
-            np.array(f, dtype=np.int8), np.array(s, dtype=bool))
+        return _best_names_many(index, model, subject, rows)
+    w, gw, g, f, s = _best_names_few(index, model, subject, rows)
+    return (np.array(w, dtype=np.float64), np.array(gw, dtype=np.float64),
+            np.array(g, dtype=np.int8), np.array(f, dtype=np.int8), np.array(s, dtype=bool))
+
+
+def _query_addresses(index: MatchIndex, addresses: list[ParsedAddress], rows: np.ndarray
+                     ) -> list[tuple[int, int, list[int], list[int]]]:
+    """Each query address as ids: (number or name, flat, the candidate rows' street ids
+    that are alike its street, its locality words found in the index)."""
+    if not addresses:
+        return []
+    strings, get = index.strings.strings, index.strings.get
+    street_ids = [int(s) for s in np.unique(index.addr_street[rows]).tolist() if s != NONE]
+    out = []
+    for a in addresses:
+        alike = [s for s in street_ids
+                 if any(streets_alike(option, strings[s]) for option in a.streets)]
+        words = [w for w in (get(t) for t in a.locality) if w != NONE]
+        out.append((get(a.number or a.name) if (a.number or a.name) else NONE,
+                    get(a.flat) if a.flat else NONE, alike, words))
+    return out
+
+
+def _place_u(index: MatchIndex, model: MatchModel, rows: np.ndarray,
+             place: np.ndarray) -> np.ndarray:
+    """u of each row's place level: the share of the agency's records at that dwelling (at
+    that postcode) or postcode for the levels that name one, else the level's u."""
+    u = model.u["place"][place].copy()
+    total = len(index)
+    for level in (Place.PREMISES_POSTCODE, Place.PREMISES, Place.POSTCODE):
+        at = place == level
+        if not at.any():
+            continue
+        r = rows[at]
+        if level == Place.PREMISES_POSTCODE:
+            keys = index.addr_key[r][:, :, None].repeat(index.postcode.shape[1], axis=2)
+            pcs = index.postcode[r][:, None, :].repeat(index.addr_key.shape[1], axis=1)
+            counts = index.premises_frequency(pair_key(keys, pcs).reshape(-1)).reshape(
+                len(r), -1) * ((keys >= 0) & (pcs >= 0)).reshape(len(r), -1)
+        elif level == Place.PREMISES:
+            keys = index.addr_key[r]
+            counts = np.where(keys >= 0, index.address_count[np.maximum(keys, 0)], 0)
+        else:
+            pcs = index.postcode[r]
+            counts = np.where(pcs >= 0, index.postcode_count[np.maximum(pcs, 0)], 0)
+        u[at] = model.tf_u("place", level, np.maximum(counts.max(axis=1), 1), total)
+    return u
 
 
 def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
-          weights: Weights) -> Scored:
+          model: MatchModel) -> Scored:
     n = len(rows)
-    total = np.zeros(n, dtype=np.float64)
-    best_w, best_g, best_f, best_s = best_names(index, weights, subject, rows)
-    total += best_w
+    w = model.weights
+    best_w, best_gw, best_g, best_f, best_s = best_names(index, model, subject, rows)
+    total = best_w.copy()
 
     dob = compare_dob(subject.date_of_birth, index.dob[rows])
-    total += weights.dob[dob]
+    u_dob = model.u["dob"][dob].copy()
+    exact = dob == Dob.EXACT
+    if exact.any():
+        u_dob[exact] = model.exact_u("dob", index.dob_frequency(index.dob[rows][exact]),
+                                     len(index))
+    w_dob = np.log2(model.m["dob"][dob] / u_dob)
+    w_dob[dob == Dob.MISSING] = 0.0
+    total += w_dob
 
-    strings = index.strings
+    get = index.strings.get
     pcs = list(subject.postcodes)
     postcode = compare_postcodes(
-        [p.encode() for p in pcs],
-        [s for s in (strings.get(postcode_sector(p)) for p in pcs) if s != NONE],
-        [d for d in (strings.get(postcode_district(p)) for p in pcs) if d != NONE],
+        [p for p in (get(p) for p in pcs) if p != NONE] or ([-2] if pcs else []),
+        [s for s in (get(postcode_sector(p)) for p in pcs) if s != NONE],
+        [d for d in (get(postcode_district(p)) for p in pcs) if d != NONE],
         index.postcode[rows], index.sector[rows], index.district[rows])
-    total += weights.postcode[postcode]
+    address = compare_addresses(_query_addresses(index, subject_addresses(subject), rows),
+                                index.addr_number[rows], index.addr_flat[rows],
+                                index.addr_street[rows], index.addr_locality[rows])
+    place = place_levels(postcode, address)
+    u_place = _place_u(index, model, rows, place)
+    w_place = np.log2(model.m["place"][place] / u_place)
+    w_place[place == Place.MISSING] = 0.0
+    total += w_place
 
     sex = compare_exact(SEX_CODES[subject.sex] if subject.sex else None, index.sex[rows], 0)
-    total += weights.sex[sex]
+    total += w["sex"][sex]
 
     identifiers = {}
     for kind, value in subject.identifiers.items():
@@ -233,8 +321,26 @@ def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
             continue
         levels = compare_exact(value.encode(), column[rows], b"")
         identifiers[kind] = levels
-        total += weights.identifier[levels]
-    return Scored(rows, total, best_g, best_f, best_s, dob, postcode, sex, identifiers)
+        total += w["identifier"][levels]
+
+    household = np.zeros(n)
+    co = best_f <= SHARED_FAMILY
+    if co.any() and model.household.premises_rate > 0:
+        h = model.household
+        where = place[co]
+        # a household member's record names another place (an old address, a move) about
+        # HOUSEHOLD_ELSEWHERE of the time; no place on one side says nothing either way
+        rate = np.where(where == Place.POSTCODE, h.postcode_rate, h.premises_rate) * np.where(
+            where <= SHARED_PLACE, 1.0,
+            np.where(where == Place.MISSING, 1.0, HOUSEHOLD_ELSEWHERE))
+        u_given = model.m["given"][best_g[co]] / np.exp2(best_gw[co])
+        family_w = best_w[co] - best_gw[co] + np.where(best_s[co], SWAPPED_NAME_PENALTY, 0.0)
+        u_family = model.m["family"][best_f[co]] / np.exp2(family_w)
+        household[co] = h.correction(rate, u_family, u_place[co], best_g[co], dob[co],
+                                     u_given, u_dob[co])
+        total -= household
+    return Scored(rows, total, best_g, best_f, best_s, dob, postcode, address, place, sex,
+                  identifiers, household)
 
 
 _GIVEN_WHY = {Given.EXACT: "given_name", Given.NICKNAME: "given_name:nickname",
@@ -248,6 +354,8 @@ _DOB_WHY = {Dob.EXACT: "date_of_birth", Dob.SWAPPED: "date_of_birth:day_month_sw
             Dob.ONE_OFF: "date_of_birth:one_part_differs", Dob.YEAR_ONLY: "date_of_birth:year"}
 _POSTCODE_WHY = {Postcode.FULL: "postcode", Postcode.SECTOR: "postcode_sector",
                  Postcode.DISTRICT: "postcode_district"}
+_ADDRESS_WHY = {Address.PREMISES: "address", Address.STREET: "address:street",
+                Address.LOCALITY: "address:locality"}
 
 
 def matched_on(scored: Scored, i: int) -> tuple[str, ...]:
@@ -258,7 +366,8 @@ def matched_on(scored: Scored, i: int) -> tuple[str, ...]:
             why.append(table[int(level)])
     if scored.swapped[i]:
         why.append("names_swapped")
-    for table, level in ((_DOB_WHY, scored.dob[i]), (_POSTCODE_WHY, scored.postcode[i])):
+    for table, level in ((_DOB_WHY, scored.dob[i]), (_POSTCODE_WHY, scored.postcode[i]),
+                         (_ADDRESS_WHY, scored.address[i])):
         if int(level) in table:
             why.append(table[int(level)])
     if scored.sex[i] == Agree.AGREE:

@@ -12,18 +12,21 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from mash.matching import nicknames
+from mash.matching.corruption import typo
 from mash.normalise import name_tokens
 from mash.records import PersonRecord
 from mash.subject import Name, SubjectQuery
+from mash.synth import names
 from mash.synth.population import (
     Person,
     UniqueNumbers,
+    dwelling,
+    households,
     person,
-    population,
-    postcode,
+    surname,
     title,
 )
 
@@ -44,42 +47,29 @@ class Corruption:
     moved: float = 0.0  # the other side has an older or newer address
     postcode_missing: float = 0.0
     identifier_missing: float = 0.5  # the identifier is not recorded / not given
+    given_replaced: float = 0.0  # another given name altogether (known by another name)
+    family_replaced: float = 0.0  # another family name (married, a step-parent's)
+    dob_replaced: float = 0.0  # another date altogether
+    address_missing: float = 0.0  # the address lines not given (the postcode may be)
 
 
 LEVELS: dict[str, Corruption] = {
     "clean": Corruption("clean"),
     "low": Corruption("low", typo=0.03, nickname=0.03, swap_names=0.01, drop_barrel=0.2,
                       dob_swap=0.01, dob_placeholder=0.005, dob_typo=0.01, dob_missing=0.01,
-                      moved=0.1, postcode_missing=0.05),
+                      moved=0.1, postcode_missing=0.05, given_replaced=0.01,
+                      family_replaced=0.01, dob_replaced=0.005, address_missing=0.2),
     "medium": Corruption("medium", typo=0.08, nickname=0.08, swap_names=0.03, drop_barrel=0.3,
                          dob_swap=0.03, dob_placeholder=0.02, dob_typo=0.03, dob_missing=0.03,
-                         moved=0.2, postcode_missing=0.1, identifier_missing=0.6),
+                         moved=0.2, postcode_missing=0.1, identifier_missing=0.6,
+                         given_replaced=0.03, family_replaced=0.02, dob_replaced=0.01,
+                         address_missing=0.3),
     "high": Corruption("high", typo=0.15, nickname=0.15, swap_names=0.05, drop_barrel=0.5,
                        dob_swap=0.05, dob_placeholder=0.05, dob_typo=0.06, dob_missing=0.05,
-                       moved=0.35, postcode_missing=0.15, identifier_missing=0.7),
+                       moved=0.35, postcode_missing=0.15, identifier_missing=0.7,
+                       given_replaced=0.06, family_replaced=0.04, dob_replaced=0.03,
+                       address_missing=0.4),
 }
-
-_KEYBOARD = "qwertyuiopasdfghjklzxcvbnm"
-
-
-def typo(word: str, rng: random.Random) -> str:
-    """One substitution, deletion, insertion or transposition (not on the first letter more
-    often than real data entry does)."""
-    if len(word) < 3:
-        return word
-    i = rng.randrange(1, len(word))
-    kind = rng.randrange(4)
-    if kind == 0:
-        return word[:i] + rng.choice(_KEYBOARD) + word[i + 1:]
-    if kind == 1:
-        return word[:i] + word[i + 1:]
-    if kind == 2:
-        return word[:i] + rng.choice(_KEYBOARD) + word[i:]
-    j = min(i + 1, len(word) - 1)
-    chars = list(word)
-    chars[i], chars[j] = chars[j], chars[i]
-    return "".join(chars)
-
 
 def _nickname(given: str, rng: random.Random) -> str:
     options = nicknames.variants(given.lower())
@@ -114,10 +104,16 @@ class View:
     nhs_number: str
     upn: str
     pnc_id: str
+    addresses: list[str] = field(default_factory=list)
 
 
 def view(p: Person, level: Corruption, rng: random.Random, today: dt.date) -> View:
     given, family = p.given, p.family
+    if rng.random() < level.given_replaced:
+        pool = names.FEMALE if p.sex == "F" else names.MALE
+        given = title(rng.choice(pool))
+    if rng.random() < level.family_replaced:
+        family = title(surname(rng))
     if rng.random() < level.nickname:
         given = _nickname(given, rng)
     if "-" in family and rng.random() < level.drop_barrel:
@@ -139,22 +135,46 @@ def view(p: Person, level: Corruption, rng: random.Random, today: dt.date) -> Vi
         dob = dob.replace(month=dob.day, day=dob.month)
     elif r < level.dob_missing + level.dob_placeholder + level.dob_swap + level.dob_typo:
         dob = _dob_typo(dob, rng)
+    elif r < (level.dob_missing + level.dob_placeholder + level.dob_swap + level.dob_typo
+              + level.dob_replaced):
+        dob = dob.replace(year=max(1900, min(today.year, dob.year + rng.randint(-30, 30))),
+                          month=rng.randint(1, 12), day=rng.randint(1, 28))
     if dob is not None and dob > today:
         dob = p.date_of_birth
-    postcodes = [p.postcode]
+    postcodes, addresses = [p.postcode], [p.address] if p.address else []
     if rng.random() < level.moved:
         # an old address: the previous one when there is one, else one never seen elsewhere
-        postcodes = [p.previous_postcodes[0] if p.previous_postcodes else postcode(rng)]
+        if p.previous_postcodes:
+            postcodes = [p.previous_postcodes[0]]
+            addresses = list(p.previous_addresses[:1])
+        else:
+            new_postcode, new_address = dwelling(rng)
+            postcodes, addresses = [new_postcode], [new_address]
+    if addresses and rng.random() < level.typo:
+        addresses = [_address_typo(addresses[0], rng)]
     if rng.random() < level.postcode_missing:
         postcodes = []
+    if rng.random() < level.address_missing:
+        addresses = []
     keep = rng.random() >= level.identifier_missing
     return View(p.person_id, given, p.middle, family, p.sex, dob, postcodes,
                 p.nhs_number if keep else "", p.upn if keep else "",
-                p.pnc_id if keep else "")
+                p.pnc_id if keep else "", addresses)
+
+
+def _address_typo(address: str, rng: random.Random) -> str:
+    """A slip in the street name (the first word after the house number)."""
+    words = address.split(" ")
+    for i, w in enumerate(words):
+        if w.isalpha() and len(w) > 3 and i > 0 and words[i - 1].rstrip(",").isdigit():
+            words[i] = typo(w, rng)
+            break
+    return " ".join(words)
 
 
 def _name(given: str, middle: str, family: str) -> Name:
-    return Name(*(" ".join(name_tokens(part)) for part in (given, middle, family)))
+    return Name(*(" ".join(name_tokens(part, family=i == 2))
+                   for i, part in enumerate((given, middle, family))))
 
 
 def to_record(v: View, source: str, record_id: str) -> PersonRecord:
@@ -165,7 +185,7 @@ def to_record(v: View, source: str, record_id: str) -> PersonRecord:
                         names=(_name(v.given, v.middle, v.family),),
                         date_of_birth=v.date_of_birth, sex=v.sex,
                         postcodes=tuple(v.postcodes), identifiers=identifiers,
-                        values={"person_id": v.person_id})
+                        values={"person_id": v.person_id}, addresses=tuple(v.addresses))
 
 
 def to_query(v: View, with_identifiers: bool = True) -> SubjectQuery:
@@ -173,7 +193,8 @@ def to_query(v: View, with_identifiers: bool = True) -> SubjectQuery:
     identifiers = {k: val for k, val in (("nhs_number", v.nhs_number), ("upn", v.upn),
                                          ("pnc_id", v.pnc_id)) if val and with_identifiers}
     return SubjectQuery(names=(_name(v.given, "", v.family),), date_of_birth=v.date_of_birth,
-                        sex=v.sex, postcodes=tuple(v.postcodes), identifiers=identifiers)
+                        sex=v.sex, postcodes=tuple(v.postcodes), identifiers=identifiers,
+                        addresses=tuple(v.addresses))
 
 
 @dataclass
@@ -184,25 +205,42 @@ class Scenario:
     records: list[PersonRecord]
     in_records: list[tuple[SubjectQuery, str]]  # (query, the person_id it should find)
     strangers: list[SubjectQuery]  # people the agency does not hold
+    # people the agency does not hold who live with someone it does (a twin, a sibling, a
+    # parent): (query, the person_id of the held member they live with)
+    household: list[tuple[SubjectQuery, str]] = field(default_factory=list)
 
 
 def scenario(n_records: int, n_queries: int, level: str | Corruption, seed: int,
-             today: dt.date = dt.date(2026, 11, 1), n_strangers: int | None = None) -> Scenario:
-    """Records for ``n_records`` people, each corrupted at ``level``; queries for
-    ``n_queries`` of them and for ``n_strangers`` (default ``n_queries``) strangers,
+             today: dt.date = dt.date(2026, 11, 1), n_strangers: int | None = None,
+             n_household: int = 0, share: float = 0.5) -> Scenario:
+    """An agency holding ``n_records`` people of an area's households (``share`` of its
+    people, chosen at random, so that it holds some members of a household and not
+    others), each corrupted at ``level``; queries for ``n_queries`` of them, for
+    ``n_strangers`` (default ``n_queries``) people of other households, and for
+    ``n_household`` people it does not hold who live with someone it does; every view
     corrupted independently."""
     lvl = LEVELS[level] if isinstance(level, str) else level
     rng = random.Random(seed * 7919 + 1)
     numbers = UniqueNumbers()
-    people = population(n_records, seed=seed, today=today, numbers=numbers)
+    area = households(max(1, round(n_records / share)), seed=seed, today=today,
+                      numbers=numbers)
+    people = rng.sample(area, min(n_records, len(area)))
+    held = {p.person_id for p in people}
     records = [to_record(view(p, lvl, rng, today), "synthetic", f"R{i:08d}")
                for i, p in enumerate(people)]
     chosen = rng.sample(people, min(n_queries, len(people)))
     in_records = [(to_query(view(p, lvl, rng, today)), p.person_id) for p in chosen]
-    outsiders = population(n_queries if n_strangers is None else n_strangers,
-                           seed=seed + 10_007, today=today, numbers=numbers)
+    outsiders = households(n_queries if n_strangers is None else n_strangers,
+                           seed=seed + 10_007, today=today, numbers=numbers, prefix="S")
+    outsiders = outsiders[:n_queries if n_strangers is None else n_strangers]
     strangers = [to_query(view(p, lvl, rng, today)) for p in outsiders]
-    return Scenario(lvl, records, in_records, strangers)
+    held_in: dict[str, str] = {}
+    for p in people:
+        held_in.setdefault(p.household, p.person_id)
+    housemates = [p for p in area if p.person_id not in held and p.household in held_in]
+    members = rng.sample(housemates, min(n_household, len(housemates)))
+    household = [(to_query(view(p, lvl, rng, today)), held_in[p.household]) for p in members]
+    return Scenario(lvl, records, in_records, strangers, household)
 
 
 def agencies(people: list[Person], shares: dict[str, float], level: str, seed: int,

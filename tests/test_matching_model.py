@@ -1,0 +1,210 @@
+"""The per-index match model: addresses, households, evidence, calibration (issue 16)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mash.agent.sources.mapping import ColumnMapping, map_row
+from mash.config import Reader
+from mash.matching import Matcher, persist
+from mash.matching.address import parse
+from mash.matching.calibration import describe
+from mash.matching.compare import Place
+from mash.matching.corruption import Pools, stranger
+from mash.matching.index import build
+from mash.matching.model import MatchModel
+from mash.matching.score import score
+from mash.normalise import name_tokens
+from mash.synth.corrupt import scenario
+from tests.matching_helpers import evaluate, record, subject
+
+
+@pytest.mark.parametrize(("text", "flat", "number", "street"), [
+    ("Flat 2, 14 Acacia Rd, Headingley, Leeds LS6 3AB", "2", "14", "acacia road"),
+    ("2/14 Acacia Road", "2", "14", "acacia road"),
+    ("2, 14 Acacia Road", "2", "14", "acacia road"),
+    ("Apt 4B, 12-14 High St.", "4b", "12-14", "high street"),
+    ("177 pridhamstreet, milton", "", "177", "pridham street"),  # a street type typed on
+    ("3 St Johns St", "", "3", "saint johns street"),  # St: Saint before a name, Street at end
+])
+def test_uk_addresses_are_read_into_their_parts(text, flat, number, street) -> None:
+    a = parse(text)
+    assert (a.flat, a.number, a.street) == (flat, number, street)
+
+
+def test_an_address_gives_its_postcode_house_name_and_swapped_lines() -> None:
+    assert parse("Flat 2, 14 Acacia Rd, Leeds LS6 3AB").postcode == "LS6 3AB"
+    assert parse("Rose Cottage, Mill Lane, Otley").premises == "rose cottage"
+    swapped = parse("27 Jarrah, Mackinnon Street, Aspley")  # lines in the wrong order
+    assert "mackinnon street" in swapped.streets
+    assert parse("Leeds").street == "" and parse("Leeds").locality == ("leeds",)  # a town
+
+
+def test_addresses_compare_as_one_place_with_the_postcode() -> None:
+    records = [*scenario(400, 1, "clean", seed=11).records,
+               record("Zara", "Quill", "2001-01-01", "LS6 3AB", record_id="here",
+                      address="Flat 2, 14 Acacia Road, Leeds")]
+    m = Matcher(records)
+    row = np.array([len(records) - 1])
+
+    def place(query) -> int:
+        return int(score(m.index, query, row, m.model).place[0])
+
+    same = subject("Zara", "Quill", None, "LS6 3AB", address="flat 2 14 acacia rd")
+    assert place(same) == Place.PREMISES_POSTCODE
+    assert place(subject("Zara", "Quill", None, address="14 Acacia Road")) == Place.PREMISES
+    # another flat of the same building is not the same dwelling
+    assert place(subject("Zara", "Quill", None, "LS6 3AB", address="Flat 5, 14 Acacia Road")
+                 ) == Place.POSTCODE
+    assert place(subject("Zara", "Quill", None, "LS6 3AB", address="16 Acacia Road")
+                 ) == Place.POSTCODE
+    assert place(subject("Zara", "Quill", None, address="16 Acacia Road")) == Place.STREET
+    assert place(subject("Zara", "Quill", None, "BD5 7HJ", address="14 Acacia Road")
+                 ) == Place.STREET  # a street of that name in another town
+    assert place(subject("Zara", "Quill", None, "BD5 7HJ")) == Place.DIFFERENT
+
+
+@pytest.mark.parametrize(("raw", "family", "tokens"), [
+    ("Lord", True, ["lord"]),  # a family name that is also a title
+    ("Mr Lord", True, ["lord"]),
+    ("Knight", True, ["knight"]),
+    ("Sir John", False, ["john"]),
+    ("Jnr", True, ["jnr"]),
+])
+def test_titles_are_dropped_only_in_front_of_a_name(raw, family, tokens) -> None:
+    assert name_tokens(raw, family=family) == tokens
+
+
+def test_a_family_name_that_is_a_title_is_loaded_and_found(tmp_path: Path) -> None:
+    mapping = ColumnMapping.read(Reader({"mapping": {
+        "record_id": "id", "given_name": "first", "family_name": "last",
+        "date_of_birth": "dob", "address": ["line1", "line2", "town"]}}, "sources[0]",
+        tmp_path))
+    rec = map_row({"id": "1", "first": "Emma", "last": "Lord", "dob": "2015-03-02",
+                   "line1": "Flat 3", "line2": "9 Mill Lane", "town": "Leeds LS9 8AB"},
+                  mapping, "s", Counter())
+    assert rec.names[0].family == "lord"
+    assert rec.addresses == ("Flat 3, 9 Mill Lane, Leeds LS9 8AB",)
+    assert rec.postcodes == ("LS9 8AB",)  # a postcode written into the address counts
+
+
+@pytest.fixture(scope="module")
+def homes() -> tuple[Matcher, object]:
+    """An area's households, half of whose people are held (twins and siblings included)."""
+    sc = scenario(4000, 300, "low", seed=21, n_strangers=600, n_household=600)
+    return Matcher(sc.records), sc
+
+
+def test_the_calibration_says_what_it_estimated_and_from_how_much(homes) -> None:
+    m, _ = homes
+    p = m.model.provenance
+    assert p["source"] == "estimated from this index's records" and p["records"] == 4000
+    assert p["household"]["households_in_records"]  # the generator's families show
+    assert p["u_pairs"]["given"] > 10_000 and p["m_simulated_pairs"]["given"] > 1000
+    lines = describe(m.model)
+    assert any("estimated false known" in line for line in lines)
+    assert any(f"possible {m.model.thresholds.possible}" in line for line in lines)
+    assert m.model.thresholds.match >= m.model.thresholds.possible + 3
+
+
+def test_household_members_are_not_the_person_asked_about(homes) -> None:
+    """Twins, siblings and parents of held people: at most a few in 600 come back known,
+    while the held people themselves are found (the positive control)."""
+    m, sc = homes
+    figures = evaluate(m, sc)
+    assert figures["household_known_rate"] <= 0.005
+    assert figures["recall"] >= 0.93
+
+
+def test_a_twin_is_not_a_match_but_the_person_is() -> None:
+    background = scenario(3000, 1, "clean", seed=5).records
+    twins = [record("Kyle", "Fairclough", "2012-11-03", "LS6 1AA", sex="M", record_id="kyle",
+                    address="12 Orchard Way, Leeds"),
+             record("Nadia", "Fairclough", "1990-08-14", "LS6 1AA", sex="F", record_id="nadia",
+                    address="12 Orchard Way, Leeds")]
+    m = Matcher([*background, *twins])
+    twin = subject("Kian", "Fairclough", "2012-11-03", "LS6 1AA", sex="M",
+                   address="12 Orchard Way")
+    person = subject("Kyle", "Fairclough", "2012-11-03", "LS6 1AA", sex="M",
+                     address="12 Orchard Way")
+    assert "kyle" not in [c.record.record_id for c in m.search(twin).candidates
+                          if c.band == "match"]
+    assert [c.record.record_id for c in m.search(person).candidates][:1] == ["kyle"]
+
+
+def test_a_shared_address_is_weak_evidence_where_many_people_live() -> None:
+    """A hostel's address is held for many people: agreeing on it says less."""
+    background = scenario(2000, 1, "clean", seed=4).records
+    hostel = [record(f"Resident{i}", f"Person{i}", None, "LS2 7EW", record_id=f"h{i}",
+                     address="1 Station Road, Leeds") for i in range(40)]
+    home = record("Ann", "Other", None, "LS9 8AB", record_id="home",
+                  address="7 Quarry Close, Leeds")
+    records = [*background, *hostel, home]
+    m = Matcher(records)
+    at_hostel = score(m.index, subject("Ann", "Other", None, "LS2 7EW",
+                                       address="1 Station Road"),
+                      np.array([len(background)]), m.model)
+    at_home = score(m.index, subject("Ann", "Other", None, "LS9 8AB",
+                                     address="7 Quarry Close"),
+                    np.array([len(records) - 1]), m.model)
+    assert at_hostel.place[0] == at_home.place[0] == Place.PREMISES_POSTCODE
+    # the same level, but the names are different people's: compare the place's share alone
+    assert at_home.total[0] - at_hostel.total[0] > 3
+
+
+def test_minimum_evidence_is_decided_by_evidence(homes) -> None:
+    m, _ = homes
+    searched = m.reach(subject("", "Fairclough", "2012-11-03", "LS6 1AA"))
+    assert searched.searchable  # family name, date of birth and postcode: enough
+    refused = m.reach(subject("", "Smith", None, "LS6 1AA"))
+    assert not refused.searchable
+    assert "date of birth" in refused.explain()  # says what would make it searchable
+    assert m.reach(subject("Ann", "Smith", "2001-02-03")).searchable
+
+
+def test_strangers_are_drawn_from_different_records() -> None:
+    import random
+
+    records = scenario(300, 1, "clean", seed=8).records
+    pools = Pools.of(records, random.Random(1))
+    rng = random.Random(2)
+    by_name = {(r.names[0].given.split()[0], r.names[0].family): r for r in records}
+    same = sum((v.given, v.family) in by_name and by_name[(v.given, v.family)].date_of_birth
+               == v.dob for v in (stranger(pools, rng) for _ in range(2000)))
+    assert same <= 2  # one record's name and date together only as often as values repeat
+
+
+def test_the_calibration_is_saved_with_the_index_and_reused(tmp_path: Path) -> None:
+    records = scenario(800, 1, "low", seed=13).records
+    index = build(records)
+    m = Matcher(records, index=index)
+    path = tmp_path / "x.index"
+    persist.save(index, path, "fp", m.model)
+    loaded = persist.load(path, "fp", len(records))
+    assert loaded is not None and loaded[1] is not None
+    again = loaded[1]
+    assert again.thresholds == m.model.thresholds
+    assert all(np.array_equal(again.u[f], m.model.u[f]) for f in m.model.u)
+    assert json.loads(again.to_json()) == json.loads(m.model.to_json())
+    assert persist.load(path, "another fingerprint", len(records)) is None  # control
+
+
+def test_the_target_false_known_rate_moves_the_thresholds() -> None:
+    records = scenario(1500, 1, "low", seed=17).records
+    strict = Matcher(records, target_false_known=0.0005).model.thresholds
+    loose = Matcher(records, target_false_known=0.02).model.thresholds
+    assert strict.possible > loose.possible
+
+
+def test_a_model_with_the_wrong_levels_is_refused() -> None:
+    doc = json.loads(MatchModel.prior().to_json())
+    doc["m"]["given"] = doc["m"]["given"][:3]
+    with pytest.raises(ValueError, match="levels"):
+        MatchModel.from_json(json.dumps(doc))
+    assert dataclasses.asdict(MatchModel.prior().thresholds)  # positive control: priors load
