@@ -126,13 +126,20 @@ class BlindResponder:
         if isinstance(admitted, answer_pb2.AgencyAnswer):
             return admitted
         evidence = set(query.blind.evidence)
-        if not subject_mod.evidence_meets(evidence, self.cfg.minimum):
+        if self.cfg.minimum is not None and not subject_mod.evidence_meets(
+                evidence, self.cfg.minimum):
             return self.handler.not_checked(
                 R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS,
                 f"{self.cfg.name} searches only with: "
                 f"{subject_mod.describe_minimum(self.cfg.minimum)}", admitted.decisions.revision)
         snapshot = self.handler.state.snapshot
         assert snapshot is not None
+        enough = snapshot.matcher.reach_of_kinds(evidence)
+        if not enough.searchable:
+            return self.handler.not_checked(
+                R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS,
+                f"{self.cfg.name} did not search: {enough.explain()}",
+                admitted.decisions.revision)
         tokens = list(query.blind.match_tokens)
         hits = self._index(snapshot, query.blind.linkage_epoch).candidates(
             tokens, thin=is_thin(evidence))

@@ -14,7 +14,7 @@ from mash.identity.names import check_agency_id
 from mash.identity.tls import TlsFiles
 from mash.identity.tokens import TokenVerifier
 from mash.policy.store import PolicyConfig
-from mash.subject import DEFAULT_MINIMUM, EVIDENCE
+from mash.subject import EVIDENCE
 
 
 @dataclass
@@ -28,7 +28,7 @@ class AgentConfig:
     auth: TokenVerifier
     contact_route: str
     sources: list[SourceConfig]
-    minimum: tuple[frozenset[str], ...]
+    minimum: tuple[frozenset[str], ...] | None  # search.require_any_of (None: evidence only)
     max_matches: int
     policy: PolicyConfig
     audit: AuditConfig
@@ -42,6 +42,7 @@ class AgentConfig:
     index_path: Path | None = None  # where the match index is saved (None: in memory only)
     refresh_seconds: float = 0.0  # how often to look for changed sources (0: never)
     blind: BlindAgentConfig | None = None
+    target_false_known: float = 0.001  # what the index's thresholds are calibrated for
 
     @property
     def field_names(self) -> set[str]:
@@ -51,10 +52,10 @@ class AgentConfig:
         return names
 
 
-def _minimum(section: Reader) -> tuple[frozenset[str], ...]:
+def _minimum(section: Reader) -> tuple[frozenset[str], ...] | None:
     raw = section.list("require_any_of", None)
     if raw is None:
-        return DEFAULT_MINIMUM
+        return None
     rules = []
     for i, rule in enumerate(raw):
         if not isinstance(rule, list) or not rule:
@@ -88,6 +89,7 @@ def load(path: str | Path) -> AgentConfig:
     search = top.section("search", required=False)
     minimum = _minimum(search)
     max_matches = search.int("max_matches", 10, minimum=1, maximum=100)
+    target_false_known = search.float("target_false_known", 0.001, minimum=1e-5, maximum=0.05)
     search.done()
     hmac_key = b""
     if top.has("hmac_key_file"):
@@ -122,6 +124,7 @@ def load(path: str | Path) -> AgentConfig:
         sources=sources,
         minimum=minimum,
         max_matches=max_matches,
+        target_false_known=target_false_known,
         policy=PolicyConfig.read(top.section("policy")),
         audit=AuditConfig.read(top.section("audit")),
         hmac_key=hmac_key,

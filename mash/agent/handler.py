@@ -221,7 +221,8 @@ class QueryHandler:
     def search(self, admitted: Admitted, subject: subject_mod.SubjectQuery,
                trace: Trace) -> answer_pb2.AgencyAnswer:
         requester, decisions, gate = admitted.requester, admitted.decisions, admitted.gate
-        if not subject_mod.meets_minimum(subject, self.cfg.minimum):
+        if self.cfg.minimum is not None and not subject_mod.meets_minimum(
+                subject, self.cfg.minimum):
             return self.not_checked(
                 R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS,
                 f"{self.cfg.name} searches only with: "
@@ -230,6 +231,11 @@ class QueryHandler:
         if snapshot is None:
             return self.not_checked(R.NOT_CHECKED_REASON_DATA_UNAVAILABLE,
                                      self.state.unavailable(self.cfg.name), decisions.revision)
+        enough = snapshot.matcher.reach(subject)
+        if not enough.searchable:
+            return self.not_checked(R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS,
+                                    f"{self.cfg.name} did not search: {enough.explain()}",
+                                    decisions.revision)
         outcome = snapshot.matcher.search(subject)
         base = answer_pb2.AgencyAnswer(
             agency_id=self.cfg.agency,
@@ -295,6 +301,7 @@ class QueryHandler:
             date_of_birth_day_month_swap=outcome.date_of_birth_day_month_swap,
             date_of_birth_rules=outcome.date_of_birth_rules,
             postcodes=outcome.postcodes,
+            addresses=outcome.addresses,
             candidates_examined=outcome.candidates_examined,
             sources=snapshot.sources_proto,
         )

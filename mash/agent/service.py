@@ -47,7 +47,8 @@ class Agent:
 
     def __init__(self, cfg: AgentConfig, accept_shrink: bool = False) -> None:
         self.cfg = cfg
-        self.state = AgentState(accept_shrink=accept_shrink)
+        self.state = AgentState(accept_shrink=accept_shrink,
+                                target_false_known=cfg.target_false_known)
         self.policy = build_policy(cfg)
         # Opened here, so that an agent that cannot write its audit trail never starts.
         self.audit = cfg.audit.open_log()

@@ -26,6 +26,7 @@ from mash.agent.sources import LoadedSource, Problem, SourceConfig, SourceError,
 from mash.answers import timestamp
 from mash.logs import get_logger
 from mash.matching import Matcher, persist
+from mash.matching.calibration import TARGET_FALSE_KNOWN, calibrate
 from mash.matching.index import build
 from mash.v1 import answer_pb2
 
@@ -99,35 +100,47 @@ def read_sources(sources: list[SourceConfig]) -> tuple[list[LoadedSource], str]:
 
 def index_snapshot(sources: list[SourceConfig], loaded: list[LoadedSource],
                    source_fingerprint: str = "", index_path: Path | None = None,
-                   progress: Callable[[int], None] | None = None) -> Snapshot:
-    """Index loaded sources, reusing the index saved at ``index_path`` only when it was
-    built from exactly this content and its arrays fit together (and saving a fresh one
-    when it was not)."""
+                   progress: Callable[[int], None] | None = None, *,
+                   target_false_known: float = TARGET_FALSE_KNOWN) -> Snapshot:
+    """Index and calibrate loaded sources, reusing the index and calibration saved at
+    ``index_path`` only when they were made from exactly this content (the calibration for
+    this target) and the arrays fit together; saving fresh ones when they were not."""
     records = [r for source in loaded for r in source.records]
     key = persist.index_fingerprint(sources, [one.content for one in loaded])
-    index = persist.load(index_path, key, len(records)) if index_path else None
+    saved = persist.load(index_path, key, len(records)) if index_path else None
+    index, model = saved if saved is not None else (None, None)
+    if model is not None and model.provenance.get("target_false_known") != target_false_known:
+        model = None  # calibrated for another target
     reused = index is not None
     if index is None:
         started = time.monotonic()
         index = build(records, progress)
         log.info("index_built", records=len(records),
                  seconds=round(time.monotonic() - started, 3))
-        if index_path:
-            try:
-                persist.save(index, index_path, key)
-            except OSError as exc:  # serve from memory; the next start indexes again
-                log.warning("index_not_saved", error=type(exc).__name__)
     else:
         log.info("index_reused", records=len(records))
-    return Snapshot(Matcher(records, index=index), loaded, dt.datetime.now(dt.UTC),
-                    source_fingerprint, reused)
+    if model is None:
+        started = time.monotonic()
+        model = calibrate(index, records, target_false_known=target_false_known)
+        log.info("index_calibrated", records=len(records), possible=model.thresholds.possible,
+                 match=model.thresholds.match, seconds=round(time.monotonic() - started, 3))
+        if index_path:
+            try:
+                persist.save(index, index_path, key, model)
+            except OSError as exc:  # serve from memory; the next start indexes again
+                log.warning("index_not_saved", error=type(exc).__name__)
+    return Snapshot(Matcher(records, index=index, model=model), loaded,
+                    dt.datetime.now(dt.UTC), source_fingerprint, reused)
 
 
 def load_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
-                  progress: Callable[[int], None] | None = None) -> Snapshot:
-    """Read and index every source (no plausibility checks: see AgentState.load)."""
+                  progress: Callable[[int], None] | None = None, *,
+                  target_false_known: float = TARGET_FALSE_KNOWN) -> Snapshot:
+    """Read, index and calibrate every source (no plausibility checks: see
+    AgentState.load)."""
     loaded, source_fingerprint = read_sources(sources)
-    return index_snapshot(sources, loaded, source_fingerprint, index_path, progress)
+    return index_snapshot(sources, loaded, source_fingerprint, index_path, progress,
+                          target_false_known=target_false_known)
 
 
 @dataclass(frozen=True)
@@ -155,6 +168,7 @@ class AgentState:
     # The operator accepts the next good load whatever its size against the last one
     # (`mash agent serve --accept-shrink`); cleared once a load is accepted.
     accept_shrink: bool = False
+    target_false_known: float = TARGET_FALSE_KNOWN  # what the index is calibrated for
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -222,7 +236,8 @@ class AgentState:
             refusal = plausibility.check_all(sources, loaded, self._last_good(index_path),
                                              self.accept_shrink)
             if refusal is None:
-                snapshot = index_snapshot(sources, loaded, source_fingerprint, index_path)
+                snapshot = index_snapshot(sources, loaded, source_fingerprint, index_path,
+                                          target_false_known=self.target_false_known)
                 if self.prepare is not None:
                     self.prepare(snapshot)
         except SourceError as exc:

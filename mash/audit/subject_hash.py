@@ -119,7 +119,7 @@ def search_subject(
     for full in names or []:
         variants.extend(_name_variants(full))
     if given or family:
-        g, f = " ".join(name_tokens(given)), " ".join(name_tokens(family))
+        g, f = " ".join(name_tokens(given)), " ".join(name_tokens(family, family=True))
         if not (g and f):
             raise ValidationError("give both --given and --family")
         variants.append(Name(g, "", f))

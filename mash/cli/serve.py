@@ -92,6 +92,13 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
     if refused:
         fail(f"the agent would not answer from this load of {', '.join(refused)}: it would "
              "keep its last good load or, with none, answer NOT_CHECKED (data unavailable)")
+    from mash.agent.state import load_snapshot
+
+    snapshot = guarded(lambda: load_snapshot(cfg.sources, cfg.index_path,
+                                             target_false_known=cfg.target_false_known))
+    typer.echo(f"match index: {snapshot.record_count} records "
+               f"({'reused' if snapshot.index_reused else 'built'})")
+    print_calibration(snapshot.matcher.model)
 
 
 @agent_app.command("index")
@@ -115,9 +122,20 @@ def agent_index(config: Path = typer.Option(..., "--config", help="agent.yaml"))
         def progress(rows: int) -> None:
             bar.update(task, completed=rows)
 
-        snapshot = guarded(lambda: load_snapshot(cfg.sources, cfg.index_path, progress))
+        snapshot = guarded(lambda: load_snapshot(
+            cfg.sources, cfg.index_path, progress,
+            target_false_known=cfg.target_false_known))
         bar.update(task, total=snapshot.record_count, completed=snapshot.record_count)
     where = str(cfg.index_path) if cfg.index_path else "memory only (no index.path configured)"
     how = "reused (sources unchanged)" if snapshot.index_reused else "built"
     typer.echo(f"index {how}: {snapshot.record_count} records from {len(cfg.sources)} "
                f"source(s) in {time.monotonic() - started:.1f}s; saved to {where}")
+    print_calibration(snapshot.matcher.model)
+
+
+def print_calibration(model: object) -> None:
+    """The index's calibration: thresholds, estimated false-known rates, what from."""
+    from mash.matching.calibration import describe
+
+    for line in describe(model):  # type: ignore[arg-type]
+        typer.echo(f"  {line}")

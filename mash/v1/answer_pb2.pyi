@@ -118,7 +118,7 @@ class DataStatus(_message.Message):
     def __init__(self, stale: _Optional[bool] = ..., refused_problem: _Optional[str] = ..., refused_detail: _Optional[str] = ..., refused_source: _Optional[str] = ..., refused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SearchSummary(_message.Message):
-    __slots__ = ("identifiers_used", "name_variants", "date_of_birth_tolerance_days", "date_of_birth_day_month_swap", "postcodes", "sources", "candidates_examined", "date_of_birth_rules")
+    __slots__ = ("identifiers_used", "name_variants", "date_of_birth_tolerance_days", "date_of_birth_day_month_swap", "postcodes", "sources", "candidates_examined", "date_of_birth_rules", "addresses")
     IDENTIFIERS_USED_FIELD_NUMBER: _ClassVar[int]
     NAME_VARIANTS_FIELD_NUMBER: _ClassVar[int]
     DATE_OF_BIRTH_TOLERANCE_DAYS_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +127,7 @@ class SearchSummary(_message.Message):
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_EXAMINED_FIELD_NUMBER: _ClassVar[int]
     DATE_OF_BIRTH_RULES_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     identifiers_used: _containers.RepeatedScalarFieldContainer[str]
     name_variants: _containers.RepeatedScalarFieldContainer[str]
     date_of_birth_tolerance_days: int
@@ -135,7 +136,8 @@ class SearchSummary(_message.Message):
     sources: _containers.RepeatedCompositeFieldContainer[SourceSummary]
     candidates_examined: int
     date_of_birth_rules: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, identifiers_used: _Optional[_Iterable[str]] = ..., name_variants: _Optional[_Iterable[str]] = ..., date_of_birth_tolerance_days: _Optional[int] = ..., date_of_birth_day_month_swap: _Optional[bool] = ..., postcodes: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[SourceSummary, _Mapping]]] = ..., candidates_examined: _Optional[int] = ..., date_of_birth_rules: _Optional[_Iterable[str]] = ...) -> None: ...
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, identifiers_used: _Optional[_Iterable[str]] = ..., name_variants: _Optional[_Iterable[str]] = ..., date_of_birth_tolerance_days: _Optional[int] = ..., date_of_birth_day_month_swap: _Optional[bool] = ..., postcodes: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[SourceSummary, _Mapping]]] = ..., candidates_examined: _Optional[int] = ..., date_of_birth_rules: _Optional[_Iterable[str]] = ..., addresses: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AgencyAnswer(_message.Message):
     __slots__ = ("agency_id", "agency_name", "state", "not_checked_reason", "detail", "matches", "searched", "contact_route", "data_as_at", "policy_revision", "agreement_id", "elapsed_ms", "warnings")

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mash.config import Reader
-from mash.normalise import IDENTIFIER_NORMALISERS, name_tokens, normalise_postcode
+from mash.normalise import (
+    IDENTIFIER_NORMALISERS,
+    name_tokens,
+    normalise_postcode,
+    postcode_in_text,
+)
 from mash.records import CANONICAL_FIELDS, PersonRecord
 from mash.subject import Name
 
@@ -24,6 +29,9 @@ DEFAULT_SEX_VALUES = {
     "x": "X", "other": "X", "indeterminate": "X", "i": "X",
 }
 LIST_SEPARATOR = ";"
+# Canonical fields that may be mapped to several columns, joined in order with ", " (an
+# address held as line 1, line 2, town, postcode).
+MULTI_COLUMN_FIELDS = ("address",)
 
 
 class RowError(Exception):
@@ -32,23 +40,34 @@ class RowError(Exception):
 
 @dataclass
 class ColumnMapping:
-    columns: dict[str, str]  # canonical field -> source column
+    columns: dict[str, str]  # canonical field -> source column (the first, when several)
     fields: dict[str, str]  # agency field -> source column
     date_formats: tuple[str, ...] = DEFAULT_DATE_FORMATS
     sex_values: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SEX_VALUES))
+    # canonical field -> every column it is read from, in order (MULTI_COLUMN_FIELDS only)
+    joined: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, section: Reader) -> ColumnMapping:
         raw = section.mapping("mapping")
         columns: dict[str, str] = {}
+        joined: dict[str, tuple[str, ...]] = {}
         for canonical, column in raw.items():
             if canonical not in CANONICAL_FIELDS:
                 raise section.error(
                     f"mapping.{canonical}",
                     f"not a canonical field (known: {', '.join(CANONICAL_FIELDS)}); map agency "
                     "fields under 'fields'")
+            if isinstance(column, list) and canonical in MULTI_COLUMN_FIELDS:
+                if not column or not all(isinstance(c, str) and c for c in column):
+                    raise section.error(f"mapping.{canonical}",
+                                        "expected a column name or a list of column names")
+                joined[canonical] = tuple(column)
+                column = column[0]
             if not isinstance(column, str) or not column:
-                raise section.error(f"mapping.{canonical}", "expected a column name")
+                raise section.error(
+                    f"mapping.{canonical}", "expected a column name" + (
+                        " (or a list of them)" if canonical in MULTI_COLUMN_FIELDS else ""))
             columns[canonical] = column
         if "record_id" not in columns:
             raise section.error("mapping.record_id", "every source must map a record id column")
@@ -67,11 +86,12 @@ class ColumnMapping:
             if code not in ("F", "M", "X", ""):
                 raise section.error(f"sex_values.{raw_value}", "map to F, M, X or ''")
             sex_values[str(raw_value).strip().lower()] = code
-        return cls(columns, dict(fields), formats, sex_values)
+        return cls(columns, dict(fields), formats, sex_values, joined)
 
     @property
     def source_columns(self) -> list[str]:
-        return sorted(set(self.columns.values()) | set(self.fields.values()))
+        joined = {c for cols in self.joined.values() for c in cols}
+        return sorted(set(self.columns.values()) | set(self.fields.values()) | joined)
 
     @property
     def field_names(self) -> set[str]:
@@ -100,7 +120,7 @@ def _text(value: Any) -> str:
 
 
 def _name(given: str, middle: str, family: str) -> Name | None:
-    parts = [" ".join(name_tokens(p)) for p in (given, middle, family)]
+    parts = [" ".join(name_tokens(p, family=i == 2)) for i, p in enumerate((given, middle, family))]
     if not parts[0] and not parts[2]:
         return None
     return Name(*parts)
@@ -122,6 +142,9 @@ def map_row(row: Mapping[str, Any], mapping: ColumnMapping, source: str,
     col = mapping.columns
 
     def get(canonical: str) -> str:
+        several = mapping.joined.get(canonical)
+        if several:
+            return ", ".join(t for t in (_text(row.get(c)) for c in several) if t)
         column = col.get(canonical)
         return _text(row.get(column)) if column else ""
 
@@ -166,6 +189,11 @@ def map_row(row: Mapping[str, Any], mapping: ColumnMapping, source: str,
         if not sex:
             warnings["sex value not mapped"] += 1
 
+    addresses: list[str] = []
+    for text in [get("address"), *get("previous_addresses").split(LIST_SEPARATOR)]:
+        text = " ".join(text.split())
+        if text and text not in addresses:
+            addresses.append(text)
     postcodes: list[str] = []
     for text in [get("postcode"), *get("previous_postcodes").split(LIST_SEPARATOR)]:
         if not text.strip():
@@ -174,6 +202,10 @@ def map_row(row: Mapping[str, Any], mapping: ColumnMapping, source: str,
         if postcode is None:
             warnings["postcode not a UK postcode"] += 1
         elif postcode not in postcodes:
+            postcodes.append(postcode)
+    for address in addresses:  # a postcode written into an address line counts too
+        postcode = postcode_in_text(address)
+        if postcode and postcode not in postcodes:
             postcodes.append(postcode)
 
     identifiers: dict[str, str] = {}
@@ -200,4 +232,5 @@ def map_row(row: Mapping[str, Any], mapping: ColumnMapping, source: str,
         postcodes=tuple(postcodes),
         identifiers=identifiers,
         values=values,
+        addresses=tuple(addresses),
     )
