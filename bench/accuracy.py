@@ -174,6 +174,7 @@ def run(datasets: tuple[str, ...], seeds: tuple[int, ...], records: int, queries
                 seed_doc["splink"] = {
                     "threshold_from_calibration_half": round(s_threshold, 2),
                     "blocking": peer.get("blocking"), "version": peer.get("splink_version"),
+                    "training": peer.get("training"),
                     "seconds_per_query_with_training": peer.get(
                         "seconds_per_query_with_training")}
             per_seed.append(seed_doc)
