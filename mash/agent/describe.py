@@ -5,7 +5,8 @@ subject: "postcode_sector" says the record's postcode shares the subject's secto
 the agreement releases no postcode, that is the postcode itself, a few lookups at a time.
 So a level is sent only when every field it describes is released at this stage by a
 transform that shows at least as much as the level says (a postcode released as its district
-may say `postcode_district`, never `postcode`); any level not named here is never sent.
+may say `postcode_district`, never `postcode`: a full agreement is then said as the district's);
+any level not named here is never sent.
 
 The score is a sum over every comparison the subject allowed, so it is sent only when every
 field those comparisons read is released unmodified (`keep`); otherwise it is 0 and the
@@ -63,6 +64,13 @@ LEVELS: dict[str, Reveals] = {
     "sex": Reveals(frozenset({"sex"})),
     **{kind: Reveals(frozenset({kind})) for kind in IDENTIFIERS},
 }
+# A level not shown is said as the finest coarser level that is: a full postcode agrees in
+# its sector and district too. Saying nothing instead would be an oracle of its own (with the
+# district released, "no postcode level" would mean "sector or full").
+COARSER: dict[str, tuple[str, ...]] = {
+    "postcode": ("postcode_sector", "postcode_district"),
+    "postcode_sector": ("postcode_district",),
+}
 
 
 @dataclass(frozen=True)
@@ -79,11 +87,14 @@ class Describer:
 
     def matched_on(self, levels: Iterable[str]) -> list[str]:
         """The levels the agreement lets this answer state, in the matcher's order."""
-        out = []
+        out: list[str] = []
         for level in levels:
-            reveals = LEVELS.get(level)
-            if reveals is not None and self.shown(reveals):
-                out.append(level)
+            for said in (level, *COARSER.get(level, ())):
+                reveals = LEVELS.get(said)
+                if reveals is not None and self.shown(reveals):
+                    if said not in out:
+                        out.append(said)
+                    break
         return out
 
     def score_shown(self, subject: SubjectQuery) -> bool:
