@@ -256,6 +256,9 @@ def _calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
         model.provenance = {"source": "priors: fewer than two records"}
         return model
     pools = Pools.of(records, rng)
+    if rows is not None:  # records are a sample: their positions become index rows
+        pools.people_rows = [rows[i] for i in pools.people_rows]
+        pools.place_rows = [rows[i] for i in pools.place_rows]
     sampled, queries = query_sample(records, pools, rng, SAMPLE, today, rows)
     u_pairs = estimate_u(index, model, sampled, queries, nprng)
     household = estimate_household(index, model)
