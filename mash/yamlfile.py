@@ -9,8 +9,9 @@ agreements, policy test cases) goes through `read_yaml`, which refuses:
 - a file larger than `MAX_BYTES` (read at most that much, so a growing file or a device
   cannot make it read more);
 - more than `MAX_ALIASES` aliases, merge keys (`<<: *x`) included;
-- a document whose nodes, counted as they would be once every alias is expanded, exceed
-  `MAX_NODES`, or that refers to itself (a recursive alias);
+- a document whose values, counted as they would be once every alias is expanded, exceed
+  `MAX_NODES`, or their text `MAX_EXPANDED_CHARS` (a long string reused), or that refers to
+  itself (a recursive alias);
 - nesting deeper than `MAX_DEPTH`.
 
 Each refusal is a `YamlFileError` (a `ConfigError`): one line naming the file and the limit.
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mash.errors import ConfigError
 
@@ -30,6 +31,7 @@ MAX_BYTES = 1 << 20  # 1 MiB: the largest agreement today is a few KB
 MAX_ALIASES = 64  # a handful of anchors reused in a config is fine; a bomb needs many
 MAX_NODES = 100_000  # values once every alias is expanded
 MAX_DEPTH = 64  # nesting of mappings and lists
+MAX_EXPANDED_CHARS = 8 << 20  # text once every alias is expanded (a long string reused)
 
 
 class YamlFileError(ConfigError):
@@ -56,13 +58,15 @@ def _loader_class(max_aliases: int) -> type[yaml.SafeLoader]:
     return BoundedLoader
 
 
-def _expanded_size(root: Node, *, max_nodes: int, max_depth: int) -> str | None:
+def _expanded_size(root: Node, *, max_nodes: int, max_depth: int,
+                   max_chars: int = 0) -> str | None:
     """Why the node graph is refused (too many nodes expanded, too deep, recursive), or None.
 
     Linear in the graph's distinct nodes: each node's expanded size is computed once and
     reused wherever an alias shares it.
     """
-    sizes: dict[int, int] = {}
+    max_chars = max_chars or MAX_EXPANDED_CHARS
+    sizes: dict[int, tuple[int, int]] = {}  # node -> (values, characters) once expanded
     on_path: set[int] = set()
     # An explicit stack: (node, depth, children expanded yet?)
     stack: list[tuple[Node, int, bool]] = [(root, 1, False)]
@@ -71,10 +75,16 @@ def _expanded_size(root: Node, *, max_nodes: int, max_depth: int) -> str | None:
         key = id(node)
         if expanded:
             on_path.discard(key)
-            total = 1 + sum(sizes[id(child)] for child in _children(node))
+            parts = [sizes[id(child)] for child in _children(node)]
+            total = 1 + sum(n for n, _ in parts)
+            chars = (sum(c for _, c in parts) if parts or not isinstance(node, ScalarNode)
+                     else len(node.value))
             if total > max_nodes:
                 return f"expands to more than {max_nodes:,} values through its aliases"
-            sizes[key] = total
+            if chars > max_chars:
+                return (f"expands to more than {_size(max_chars)} of text through its "
+                        "aliases")
+            sizes[key] = (total, chars)
             continue
         if key in sizes:
             continue

@@ -160,6 +160,10 @@ def test_liveness_rules_and_the_probe() -> None:
     assert live.take_probe("q2") and not live.take_probe("q3")  # one probe at a time
     live.probe_done("q2")
     assert live.take_probe("q3")
-    live.answered()  # ... an answer does
+    assert not live.answer_counts("made-up", delivered=False)  # an answer to nothing: no
+    live.timed_out(sent, "q4")
+    assert live.answer_counts("q4", delivered=False)  # a late answer to a real query: yes
+    assert not live.answer_counts("q4", delivered=False)  # (once)
+    live.answered()  # ... and an answer brings it back
     assert live.state() is None
     assert [c.kind if c else None for c in changes] == [SILENT, None, NOT_ANSWERING, None]

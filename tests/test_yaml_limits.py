@@ -109,6 +109,12 @@ def test_wide_bomb_with_few_aliases_is_refused_by_expansion(tmp_path: Path) -> N
         read_yaml(path)
     path.write_text(f"a: &a [{wide}]\nb: [*a, *a]\n", encoding="utf-8")
     assert len(read_yaml(path)["b"][1]) == 2000
+    long = "y" * 500_000  # one long string reused: bounded by the text it expands to
+    path.write_text(f"a: &a {long}\nb: [" + ", ".join(["*a"] * 20) + "]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="expands to more than 8 MiB of text"):
+        read_yaml(path)
+    path.write_text(f"a: &a {long}\nb: [*a, *a]\n", encoding="utf-8")
+    assert read_yaml(path)["b"][1] == long
 
 
 def test_recursive_alias_and_oversize_file_are_refused(tmp_path: Path) -> None:

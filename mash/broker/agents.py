@@ -116,10 +116,15 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                             sent_at=timestamp(dt.datetime.now(dt.UTC)))))
                 elif kind in ("answer", "answers"):
                     session.last_seen = dt.datetime.now(dt.UTC)
-                    session.liveness.answered()  # late answers too: it answers again
+                    session.liveness.heard()
                     for answer in (message.answers.answers if kind == "answers"
                                    else (message.answer,)):
-                        if not session.deliver(answer):
+                        delivered = session.deliver(answer)
+                        # an answer to a query it was sent (late ones too): it answers again
+                        if session.liveness.answer_counts(answer.query_id,
+                                                          delivered=delivered):
+                            session.liveness.answered()
+                        if not delivered:
                             log.info("late_answer_dropped", agency=session.agency,
                                      query_id=answer.query_id)
                 elif kind == "hello":

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from mash.config import Reader
 
+LATE_KEPT = 256  # timed-out query ids remembered, so that their late answers count
 SILENT = "silent"
 NOT_ANSWERING = "not_answering"
 
@@ -74,6 +75,7 @@ class Liveness:
         self._first_unanswered: dt.datetime | None = None
         self._marked: Unresponsive | None = None
         self.probe: str | None = None  # the query id out as a probe, if any
+        self._late: dict[str, None] = {}  # queries that timed out, oldest first (bounded)
 
     # -- what the agent did -----------------------------------------------------------------
 
@@ -92,8 +94,23 @@ class Liveness:
         if self._marked is not None:
             self._set(None)
 
-    def timed_out(self, sent_at: dt.datetime) -> None:
+    def answer_counts(self, query_id: str, *, delivered: bool) -> bool:
+        """Whether an answer shows the agent answering: one a lookup was waiting for, or a
+        late one to a query that timed out. An answer to a query never sent shows nothing
+        (an agent cannot keep itself "answering" with made-up answers)."""
+        if delivered:
+            return True
+        if query_id in self._late:
+            del self._late[query_id]
+            return True
+        return False
+
+    def timed_out(self, sent_at: dt.datetime, query_id: str = "") -> None:
         """A query sent at `sent_at` was not answered by its deadline."""
+        if query_id:
+            self._late[query_id] = None
+            while len(self._late) > LATE_KEPT:
+                del self._late[next(iter(self._late))]
         self._timeouts += 1
         if self._first_unanswered is None:
             self._first_unanswered = sent_at

@@ -250,7 +250,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             future = session.ask(query)
             return await asyncio.wait_for(future, timeout=budget)
         except TimeoutError:
-            session.liveness.timed_out(sent_at)
+            session.liveness.timed_out(sent_at, query.query_id)
             return not_checked(agency, R.NOT_CHECKED_REASON_TIMED_OUT,
                                f"{name} did not answer within {budget:.1f} s", name)
         except AgentGone:
@@ -271,10 +271,14 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             session.liveness.probe_done(query.query_id)
             return
 
+        sent_at = dt.datetime.now(dt.UTC)
+
         async def settle() -> None:
             try:
                 await asyncio.wait_for(future, timeout=budget)
-            except (TimeoutError, AgentGone):
+            except TimeoutError:
+                session.liveness.timed_out(sent_at, query.query_id)  # a late answer counts
+            except AgentGone:
                 pass
             finally:
                 session.forget(query.query_id)
