@@ -18,7 +18,10 @@ routed again and answers as before.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -69,6 +72,21 @@ def _states(response) -> dict[str, tuple[int, int]]:
     return {a.agency_id: (a.state, a.not_checked_reason) for a in response.answers}
 
 
+def _agents_page(response) -> str:
+    """The console's agents page for this status (its own template and view code)."""
+    import datetime as dt
+
+    import jinja2
+
+    from mash.console import views
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(
+        Path(views.__file__).parent / "templates"), autoescape=True)
+    return env.get_template("agents.html").render(
+        agents=views.agents_view(response), checked_at=dt.datetime.now(dt.UTC),
+        session=None, path="/agents")
+
+
 def _unresponsive_gauge(agency: str) -> float | None:
     return REGISTRY.get_sample_value("mash_broker_agent_unresponsive", {"agency": agency})
 
@@ -115,6 +133,18 @@ async def test_a_silent_agent_is_answered_at_once_and_routed_again_when_it_answe
         assert _states(response)["police"] == before["police"]  # the rest as before
         assert _unresponsive_gauge("health") == 1 and _unresponsive_gauge("csc") == 1
         assert _unresponsive_gauge("police") in (None, 0)
+        # what people see: `mash agents` (the real CLI) and the console's agents page
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mash", "agents", "--config", str(fed.client_config),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        rows = {line.split("│")[1].strip(): line for line in out.decode().splitlines()
+                if line.count("│") > 3}
+        assert proc.returncode == 0, err
+        assert "NOT ANSWERING" in rows[status["csc"].agency_name], out.decode()
+        assert "NOT ANSWERING" not in rows[status["police"].agency_name]
+        page = _agents_page(await analyst.agents())
+        assert page.count("NOT ANSWERING since") == 2 and "answered NOT CHECKED at once" in page
 
         for agency in stopped:
             agents[agency].signal(signal.SIGCONT)
