@@ -20,6 +20,9 @@ NOT_CHECKED_LABELS = {
     answer_pb2.NOT_CHECKED_REASON_DATA_UNAVAILABLE: "data unavailable",
     answer_pb2.NOT_CHECKED_REASON_AGENT_DISCONNECTED: "agent disconnected",
     answer_pb2.NOT_CHECKED_REASON_APPROVAL_REQUIRED: "approval required",
+    answer_pb2.NOT_CHECKED_REASON_NOT_RELAYED: "no answer relayed",
+    answer_pb2.NOT_CHECKED_REASON_AGENT_UNRESPONSIVE: "agent not answering",
+    answer_pb2.NOT_CHECKED_REASON_VERIFICATION_FAILED: "answer failed verification",
 }
 STATE_LABELS = {
     answer_pb2.ANSWER_STATE_KNOWN: "KNOWN",

@@ -10,27 +10,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mash.errors import ConfigError
+from mash.yamlfile import read_yaml
 
 _MISSING: Any = object()
 
 
 def load_yaml(path: str | Path) -> Reader:
+    """Read a YAML config file (bounded: see mash.yamlfile) as a Reader of its top level."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    data = read_yaml(path)
     if data is None:
         data = {}
     if not isinstance(data, Mapping):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
@@ -51,6 +53,45 @@ def drop_personal_data(_logger: Any, _method: str, event_dict: dict[str, Any]) -
     return event_dict
 
 
+def exception_without_message(_logger: Any, _method: str,
+                              event_dict: dict[str, Any]) -> dict[str, Any]:
+    """`log.exception(...)` writes where an error happened, never what it said.
+
+    An exception's message may quote the value it failed on (a database error quoting an NHS
+    number, a date parser quoting a date of birth), so the line gets the exception's class and
+    its frames (file:line function), and the same for each exception it was raised from.
+    """
+    exc_info = event_dict.pop("exc_info", None)
+    if not exc_info:
+        return event_dict
+    if isinstance(exc_info, BaseException):
+        exc: BaseException | None = exc_info
+    elif isinstance(exc_info, tuple):
+        exc = exc_info[1]
+    else:
+        exc = sys.exc_info()[1]
+    if exc is not None:
+        event_dict["exception"] = describe_exception(exc)
+    return event_dict
+
+
+def describe_exception(exc: BaseException, limit: int = 3) -> str:
+    """`ValueError at index.py:12 search <- state.py:40 load; from KeyError at ...`:
+    classes and frames only, innermost frame first (at most 12 frames each)."""
+    parts = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(parts) < limit:
+        seen.add(id(current))
+        frames = traceback.extract_tb(current.__traceback__)[-12:]
+        where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                            for f in reversed(frames))
+        parts.append(f"{type(current).__name__}" + (f" at {where}" if where else ""))
+        current = current.__cause__ or (None if current.__suppress_context__
+                                        else current.__context__)
+    return "; from ".join(parts)
+
+
 def configure(level: str = "info", stream: TextIO | None = None, service: str = "mash",
               cache: bool = False) -> None:
     """Configure structlog for JSON lines on `stream` (stderr by default).
@@ -67,7 +108,7 @@ def configure(level: str = "info", stream: TextIO | None = None, service: str = 
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             drop_personal_data,
-            structlog.processors.format_exc_info,
+            exception_without_message,
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -79,8 +79,9 @@ def test_a_commit_that_fails_raises_and_writes_nothing(db, keys):
     else:  # SQLite has no deferred triggers: fail the last statement before COMMIT
         db.execute("CREATE TRIGGER refuse_commit BEFORE UPDATE ON audit_heads "
                    "BEGIN SELECT RAISE(ABORT, 'disk full at commit'); END")
-    with pytest.raises(AuditError, match="disk full at commit"):
+    with pytest.raises(AuditError, match=r"SQLSTATE P0001|SQLITE_CONSTRAINT_TRIGGER") as err:
         log.append(entry(2))
+    assert "disk full at commit" not in str(err.value)  # the database's text may quote values
     assert count_rows(db, "audit_entries") == 2
     db.execute("DROP TRIGGER refuse_commit" + (" ON audit_entries" if db.kind == "postgres"
                                                else ""))

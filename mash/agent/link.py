@@ -84,8 +84,10 @@ class BrokerLink:
         return status
 
     def _hello(self) -> agent_pb2.ConnectRequest:
-        hello = agent_pb2.AgentHello(agent_version=__version__, accepts_batches=True,
-                                     **self._status())  # type: ignore[arg-type]
+        hello = agent_pb2.AgentHello(
+            agent_version=__version__, accepts_batches=True,
+            heartbeat_interval_ms=round(self.cfg.heartbeat_seconds * 1000),
+            **self._status())  # type: ignore[arg-type]
         snapshot = self.state.snapshot
         if snapshot is not None:
             hello.sources.extend(snapshot.sources_proto)
@@ -158,12 +160,15 @@ class BrokerLink:
             call = agent_pb2_grpc.AgentServiceStub(channel).Connect(requests())
             last_heard = time.monotonic()
             silence_limit = self.cfg.heartbeat_seconds * 3 + 2
+            broker_silent = False
 
             async def heartbeats() -> None:
+                nonlocal broker_silent
                 while True:
                     await asyncio.sleep(self.cfg.heartbeat_seconds)
                     if time.monotonic() - last_heard > silence_limit:
                         log.warning("broker_silent", seconds=round(time.monotonic() - last_heard))
+                        broker_silent = True
                         call.cancel()
                         return
                     await outbox.put(self._heartbeat())
@@ -193,6 +198,9 @@ class BrokerLink:
                             tasks.add(task)
                             task.add_done_callback(tasks.discard)
             except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if broker_silent and not (task is not None and task.cancelling()):
+                    return  # the call was cancelled for silence: run() reconnects
                 if not stop.is_set():
                     raise
             except grpc.aio.AioRpcError as exc:

@@ -22,6 +22,7 @@ from psycopg import sql
 from mash.audit.chain import Head
 from mash.audit.errors import AuditError
 from mash.audit.store import SqlStore
+from mash.dberrors import describe
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -94,7 +95,7 @@ class PostgresStore(SqlStore):
                 with conn.transaction(), conn.cursor() as cur:
                     yield cur
             except psycopg.Error as exc:
-                raise AuditError(f"{self.description}: {_first_line(exc)}") from exc
+                raise AuditError(f"{self.description}: {describe(exc)}") from exc
 
     def _lock_head(self, cur: psycopg.Cursor[Any], writer_id: str) -> Head:
         head = self._select_head(cur, writer_id, " FOR UPDATE")

@@ -10,7 +10,6 @@ review. Exports never contain the subject hashes, only what matched.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from mash.audit.entry import AuditEntry
 from mash.audit.errors import AuditError
 from mash.audit.store import AuditStore, Filter
 from mash.audit.subject_hash import SubjectHasher
+from mash.csvcells import write_dicts
 from mash.errors import ValidationError
 from mash.subject import SubjectQuery
 
@@ -167,9 +167,8 @@ def csv_rows(found: list[Found]) -> list[dict[str, Any]]:
 
 
 def write_csv(found: list[Found], out: TextIO) -> None:
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(csv_rows(found))
+    """One row per agency outcome; every cell neutralised against spreadsheet formulas."""
+    write_dicts(out, fieldnames=CSV_COLUMNS, rows=csv_rows(found))
 
 
 def write_json(found: list[Found], out: TextIO, criteria: Criteria) -> None:

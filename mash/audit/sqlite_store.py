@@ -18,6 +18,7 @@ from pathlib import Path
 from mash.audit.chain import Head
 from mash.audit.errors import AuditError
 from mash.audit.store import SqlStore
+from mash.dberrors import describe
 
 
 def sqlite_path(url: str, base_dir: Path | None = None) -> Path:
@@ -62,7 +63,8 @@ class SqliteStore(SqlStore):
             try:
                 cur = conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             except sqlite3.Error as exc:
-                raise AuditError(f"{self.description}: cannot start a transaction: {exc}") from exc
+                raise AuditError(f"{self.description}: cannot start a transaction: "
+                                 f"{describe(exc)}") from exc
             try:
                 yield cur
                 cur.execute("COMMIT")
@@ -71,7 +73,7 @@ class SqliteStore(SqlStore):
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise AuditError(f"{self.description}: {exc}") from exc
+                    raise AuditError(f"{self.description}: {describe(exc)}") from exc
                 raise
             finally:
                 cur.close()

@@ -86,15 +86,20 @@ class BlindSession:
             self._final[answer.agency_id] = self._from_broker(answer)
         out = blind_pb2.SealedSubjects()
         envelopes: dict[str, blind_pb2.SubjectEnvelope] = {}
+        twice = _twice(one.answers)
         for sealed in one.answers:
             agency = sealed.agency_id
             try:
+                if agency in twice:
+                    raise signed_answers.AnswerRejected(
+                        f"the broker relayed {twice[agency]} answers for {agency}")
                 opened = self._open(sealed, 1)
             except (signed_answers.AnswerRejected, SealError) as exc:
                 self._final[agency] = self._rejected(agency, exc)
                 opened = _Opened(False, self._final[agency])
             else:
                 self._first[agency] = opened
+                self._final.pop(agency, None)  # its own signed answer, not the broker's word
             envelope = blind_pb2.SubjectEnvelope()
             if opened.candidate:
                 envelope.subject.CopyFrom(self.request.subject)
@@ -115,14 +120,35 @@ class BlindSession:
             out.subjects.add(agency_id=agency, box=blind_pb2.SealedBox(
                 key_id=box.key_id, encapsulated_key=box.encapsulated_key,
                 ciphertext=box.ciphertext))
+        # Every agency that should have answered and of which the broker said nothing: a
+        # broker that drops an agency's sealed answer cannot make the agency vanish.
+        for agency in self.expected():
+            if agency not in self._final and agency not in self._first:
+                self._final[agency] = not_checked(
+                    agency, R.NOT_CHECKED_REASON_NOT_RELAYED,
+                    f"no answer from {agency} was relayed by the broker, though the signed "
+                    "key directory lists it for blind lookups: it is not known whether "
+                    f"{agency} was searched")
         return blind_pb2.BlindLookupRequest(subjects=out)
+
+    def expected(self) -> list[str]:
+        """The agencies that should answer: every agency the signed key directory lists with
+        a key valid today to sign its answers (narrowed to those the request names)."""
+        listed = {a for a in self.directory.answer if self.directory.answer_keys(a, self.today)}
+        wanted = set(self.request.agencies)
+        return sorted(listed & wanted if wanted else listed)
 
     def result(self, two: blind_pb2.BlindRound) -> lookup_pb2.LookupResponse:
         self._check_round(two)
         late = {a.agency_id: a for a in two.broker_answers}
         second: dict[str, answer_pb2.AgencyAnswer] = {}
+        twice = _twice(two.answers)
         for sealed in two.answers:
             try:
+                if sealed.agency_id in twice:
+                    raise signed_answers.AnswerRejected(
+                        f"the broker relayed {twice[sealed.agency_id]} second answers for "
+                        f"{sealed.agency_id}")
                 second[sealed.agency_id] = self._open(sealed, 2).answer
             except (signed_answers.AnswerRejected, SealError) as exc:
                 second[sealed.agency_id] = self._rejected(sealed.agency_id, exc)
@@ -136,8 +162,9 @@ class BlindSession:
                 self._final[agency] = self._from_broker(late[agency])
             elif agency not in self._final:
                 self._final[agency] = not_checked(
-                    agency, R.NOT_CHECKED_REASON_AGENT_ERROR,
-                    f"{agency} had a candidate but the broker returned no second answer")
+                    agency, R.NOT_CHECKED_REASON_NOT_RELAYED,
+                    f"{agency} had a candidate but the broker relayed no second answer from "
+                    f"it: it is not known what {agency} holds")
         response = lookup_pb2.LookupResponse(
             lookup_id=self._lookup_id, routing_revision=self._revision,
             answers=[self._final[a] for a in sorted(self._final)])
@@ -178,7 +205,7 @@ class BlindSession:
 
     @staticmethod
     def _rejected(agency: str, exc: Exception) -> answer_pb2.AgencyAnswer:
-        return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_ERROR,
+        return not_checked(agency, R.NOT_CHECKED_REASON_VERIFICATION_FAILED,
                            f"{agency}'s answer was rejected: {exc}")
 
     @staticmethod
@@ -189,6 +216,14 @@ class BlindSession:
                                "the broker sent an unsigned answer that is not NOT_CHECKED; "
                                "it is not believed")
         return answer
+
+
+def _twice(answers: object) -> dict[str, int]:
+    """Agencies with more than one sealed answer in a round, and how many."""
+    counts: dict[str, int] = {}
+    for sealed in answers:  # type: ignore[attr-defined]
+        counts[sealed.agency_id] = counts.get(sealed.agency_id, 0) + 1
+    return {agency: n for agency, n in counts.items() if n > 1}
 
 
 def _pad_envelope(envelope: blind_pb2.SubjectEnvelope, size: int) -> bytes:

@@ -11,6 +11,7 @@ import grpc
 from mash.answers import timestamp
 from mash.broker import metrics
 from mash.broker.config import BrokerConfig
+from mash.broker.liveness import Liveness, Unresponsive
 from mash.broker.registry import AgentSession, Registry
 from mash.identity.tls import peer_identity
 from mash.logs import get_logger
@@ -55,10 +56,12 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         if first.WhichOneof("message") != "hello":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 "the first message on the stream must be a hello")
-        session = AgentSession(peer.name, first.hello)
+        session = AgentSession(peer.name, first.hello,
+                               liveness=self._liveness(peer.name, first.hello))
         self.registry.attach(session)
         metrics.AGENTS_ONLINE.set(self.registry.online)
         reader = asyncio.create_task(self._read(session, request_iterator))
+        watch = asyncio.create_task(self._watch(session))
         try:
             yield agent_pb2.ConnectResponse(welcome=agent_pb2.BrokerWelcome(
                 broker_id=self.cfg.broker_id, agency_id=peer.name,
@@ -71,10 +74,34 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 yield message
         finally:
             reader.cancel()
+            watch.cancel()
             self.registry.detach(session)
+            if self.registry.get(session.agency) is None:
+                metrics.AGENT_UNRESPONSIVE.labels(session.agency).set(0)
             metrics.AGENTS_ONLINE.set(self.registry.online)
         if session.protocol_error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, session.protocol_error)
+
+    def _liveness(self, agency: str, hello: agent_pb2.AgentHello) -> Liveness:
+        interval = (hello.heartbeat_interval_ms / 1000 if hello.heartbeat_interval_ms
+                    else self.cfg.heartbeat_seconds)
+
+        def changed(state: Unresponsive | None) -> None:
+            metrics.AGENT_UNRESPONSIVE.labels(agency).set(0 if state is None else 1)
+            metrics.LIVENESS_CHANGES.labels(agency, state.kind if state else "answering").inc()
+            if state is None:
+                log.info("agent_answering_again", agency=agency)
+            else:
+                log.warning("agent_unresponsive", agency=agency, kind=state.kind,
+                            since=state.since.isoformat(), reason=state.reason)
+
+        return Liveness(config=self.cfg.liveness, heartbeat_seconds=interval, on_change=changed)
+
+    async def _watch(self, session: AgentSession) -> None:
+        """Notice a silent agent between lookups too (for the log, metrics and status)."""
+        while not session.closed:
+            await asyncio.sleep(session.liveness.heartbeat_seconds)
+            session.liveness.state()
 
     async def _read(self, session: AgentSession,
                     request_iterator: AsyncIterator[agent_pb2.ConnectRequest]) -> None:
@@ -82,15 +109,22 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             async for message in request_iterator:
                 kind = message.WhichOneof("message")
                 if kind == "heartbeat":
+                    session.liveness.heard()
                     session.update(message.heartbeat)
                     session.outbox.put_nowait(agent_pb2.ConnectResponse(
                         heartbeat=agent_pb2.Heartbeat(
                             sent_at=timestamp(dt.datetime.now(dt.UTC)))))
                 elif kind in ("answer", "answers"):
                     session.last_seen = dt.datetime.now(dt.UTC)
+                    session.liveness.heard()
                     for answer in (message.answers.answers if kind == "answers"
                                    else (message.answer,)):
-                        if not session.deliver(answer):
+                        delivered = session.deliver(answer)
+                        # an answer to a query it was sent (late ones too): it answers again
+                        if session.liveness.answer_counts(answer.query_id,
+                                                          delivered=delivered):
+                            session.liveness.answered()
+                        if not delivered:
                             log.info("late_answer_dropped", agency=session.agency,
                                      query_id=answer.query_id)
                 elif kind == "hello":

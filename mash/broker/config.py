@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mash.audit import AuditConfig
+from mash.broker.liveness import LivenessConfig
 from mash.broker.ratelimit import RateLimitConfig
 from mash.config import load_yaml
 from mash.errors import ConfigError, IdentityError
@@ -34,6 +35,7 @@ class BrokerConfig:
     heartbeat_seconds: float
     hello_timeout_seconds: float
     rate_limit: RateLimitConfig
+    liveness: LivenessConfig
     audit: AuditConfig
     metrics_port: int | None
     log_level: str
@@ -66,6 +68,7 @@ def load(path: str | Path) -> BrokerConfig:
         heartbeat_seconds=top.float("heartbeat_seconds", 5.0, minimum=0.2, maximum=60),
         hello_timeout_seconds=top.float("hello_timeout_seconds", 10.0, minimum=0.1, maximum=120),
         rate_limit=RateLimitConfig.read(top.section("rate_limit", required=False)),
+        liveness=LivenessConfig.read(top.section("liveness", required=False)),
         audit=AuditConfig.read(top.section("audit")),
         metrics_port=top.int("metrics_port", None, minimum=1, maximum=65535),
         log_level=top.str("log_level", "info", choices=("debug", "info", "warning", "error")),

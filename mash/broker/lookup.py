@@ -22,7 +22,7 @@ from mash.broker.auth import approval_metadata, authenticate, bearer_token
 from mash.broker.blind import BlindRelay
 from mash.broker.config import BrokerConfig
 from mash.broker.ratelimit import RateLimiter
-from mash.broker.registry import AgentGone, Registry
+from mash.broker.registry import AgentGone, AgentSession, Registry
 from mash.broker.routing import RouteDecision, Routing
 from mash.errors import ValidationError
 from mash.identity import approvals
@@ -86,6 +86,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         self.limiter = RateLimiter(cfg.rate_limit)
         self.audit = audit
         self.hasher = cfg.audit.hasher
+        self._probes: set[asyncio.Future[None]] = set()
 
     async def Lookup(
         self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext
@@ -266,11 +267,18 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             when = f" (last seen {seen:%Y-%m-%d %H:%M} UTC)" if seen else ""
             return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_OFFLINE,
                                f"{name}'s agent is not connected to the broker{when}", name)
+        unresponsive = session.liveness.state()
+        if unresponsive is not None:  # answer at once; one query goes to it as a probe
+            self._probe(session, query, budget)
+            return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_UNRESPONSIVE,
+                               unresponsive.detail(name), name)
         started = time.monotonic()
+        sent_at = dt.datetime.now(dt.UTC)
         try:
             future = session.ask(query)
             return await asyncio.wait_for(future, timeout=budget)
         except TimeoutError:
+            session.liveness.timed_out(sent_at, query.query_id)
             return not_checked(agency, R.NOT_CHECKED_REASON_TIMED_OUT,
                                f"{name} did not answer within {budget:.1f} s", name)
         except AgentGone:
@@ -279,6 +287,34 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         finally:
             session.forget(query.query_id)  # answered, timed out or cancelled: nobody waits
             metrics.agency_seconds(agency).observe(time.monotonic() - started)
+
+    def _probe(self, session: AgentSession, query: agent_pb2.Query, budget: float) -> None:
+        """Send `query` to an agent taken as not answering, without waiting for it: its
+        answer (seen by AgentService) brings the agent back. One probe at a time."""
+        if not session.liveness.take_probe(query.query_id):
+            return
+        try:
+            future = session.ask(query)
+        except AgentGone:
+            session.liveness.probe_done(query.query_id)
+            return
+
+        sent_at = dt.datetime.now(dt.UTC)
+
+        async def settle() -> None:
+            try:
+                await asyncio.wait_for(future, timeout=budget)
+            except TimeoutError:
+                session.liveness.timed_out(sent_at, query.query_id)  # a late answer counts
+            except AgentGone:
+                pass
+            finally:
+                session.forget(query.query_id)
+                session.liveness.probe_done(query.query_id)
+
+        task = asyncio.ensure_future(settle())
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
 
     def checked(self, agency: str,
                 answer: answer_pb2.AgencyAnswer) -> answer_pb2.AgencyAnswer:

@@ -18,6 +18,13 @@ AGENCY_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 AGENTS_ONLINE = Gauge("mash_broker_agents_online", "Agents holding a stream to this broker")
+AGENT_UNRESPONSIVE = Gauge(
+    "mash_broker_agent_unresponsive",
+    "1 while an agency's connected agent is taken as not answering (see liveness.py)",
+    ["agency"])
+LIVENESS_CHANGES = Counter(
+    "mash_broker_agent_liveness_changes_total",
+    "Agents taken as silent or not answering, and back to answering", ["agency", "to"])
 
 
 # Labelled series, looked up once each rather than on every lookup (labels() takes a lock and

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from mash.answers import timestamp
 from mash.broker.batches import HeldQueries
+from mash.broker.liveness import Liveness, LivenessConfig
 from mash.logs import get_logger
 from mash.v1 import agent_pb2, answer_pb2, lookup_pb2
 
@@ -36,6 +37,9 @@ class AgentSession:
     data_as_at: object = None  # Timestamp | None
     data_status: answer_pb2.DataStatus | None = None  # as the agent last reported it
     held: HeldQueries = field(init=False)  # plain queries, for an agent that takes batches
+    # whether it still answers (the broker's settings are given by AgentService)
+    liveness: Liveness = field(default_factory=lambda: Liveness(
+        config=LivenessConfig(), heartbeat_seconds=5.0))
 
     def __post_init__(self) -> None:
         self.held = HeldQueries(self.outbox.put_nowait)
@@ -145,6 +149,11 @@ class Registry:
                     status.data_as_at.CopyFrom(session.data_as_at)  # type: ignore[arg-type]
                 if session.data_status is not None:
                     status.data_status.CopyFrom(session.data_status)
+                unresponsive = session.liveness.state()
+                if unresponsive is not None:
+                    status.unresponsive = True
+                    status.unresponsive_since.CopyFrom(timestamp(unresponsive.since))
+                    status.unresponsive_reason = unresponsive.reason
             elif (seen := self._last_seen.get(agency)) is not None:
                 status.last_seen.CopyFrom(timestamp(seen))
             out.append(status)

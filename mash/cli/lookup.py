@@ -147,7 +147,9 @@ def agents(
         table.add_column(column)
     for a in response.agents:
         as_at = from_timestamp(a.data_as_at)
-        table.add_row(a.agency_name, "yes" if a.online else "NO", "yes" if a.ready else "no",
+        online = ("NOT ANSWERING" if a.online and a.unresponsive
+                  else "yes" if a.online else "NO")
+        table.add_row(a.agency_name, online, "yes" if a.ready else "no",
                       str(a.record_count), f"{as_at:%Y-%m-%d %H:%M}" if as_at else "-",
                       _data_state(a), a.policy_revision or "-", a.agent_version or "-")
     Console().print(table)

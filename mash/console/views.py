@@ -174,6 +174,10 @@ def agents_view(response: lookup_pb2.ListAgentsResponse) -> list[dict[str, Any]]
             # why the agent's latest load of its records was refused ("" if it was not), and
             # whether it answers from an older load meanwhile
             "data_problem": a.data_status.refused_problem, "stale": a.data_status.stale,
+            # connected but not answering (the broker answers NOT_CHECKED at once for it)
+            "unresponsive": a.unresponsive, "unresponsive_reason": a.unresponsive_reason,
+            "unresponsive_since": when(from_timestamp(a.unresponsive_since))
+            if a.HasField("unresponsive_since") else "unknown",
             "data_as_at": when(from_timestamp(a.data_as_at)) if a.HasField("data_as_at")
             else "unknown",
             "last_seen": when(from_timestamp(a.last_seen)) if a.HasField("last_seen")

@@ -60,11 +60,13 @@ class RegoEngine:
             try:
                 self._rego.set_input(Input(input_doc))
                 output = self._rego.query_bundle_entrypoint(self._compiled, entrypoint)
-            except RegoError as exc:
-                raise PolicyError(f"policy evaluation failed at {entrypoint}: {exc}") from None
+            except RegoError:
+                # Rego's own text may quote the input (a record's values): never pass it on.
+                raise PolicyError(f"policy evaluation failed at {entrypoint} "
+                                  "(RegoError)") from None
             if not output.ok():
-                raise PolicyError(f"policy evaluation failed at {entrypoint}: "
-                                  f"{str(output)[:300]}")
+                raise PolicyError(f"policy evaluation failed at {entrypoint} "
+                                  "(the policy raised an error)")
             if not output.results or not output.results[0].expressions:
                 return None  # undefined
             return output.results[0].expressions[0]
@@ -101,8 +103,9 @@ class OpaEngine:
     def evaluate(self, entrypoint: str, input_doc: dict[str, Any]) -> Any:
         try:
             reply = self._client.query_rule(input_doc, entrypoint.replace("/", "."))
-        except Exception as exc:
-            raise PolicyError(f"OPA did not answer for {entrypoint}: {exc}") from None
+        except Exception as exc:  # OPA's reply may quote the input: only the error's class
+            raise PolicyError(f"OPA did not answer for {entrypoint} "
+                              f"({type(exc).__name__})") from None
         if not isinstance(reply, dict):
             raise PolicyError(f"OPA sent an unreadable answer for {entrypoint}")
         return reply.get("result")

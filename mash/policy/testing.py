@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mash.errors import ConfigError
 from mash.policy import transforms
 from mash.policy.bundle import LIBRARY_DIR, Bundle
 from mash.policy.decisions import LoadedPolicy
 from mash.policy.errors import AgreementError, PolicyError
 from mash.policy.model import Requester
 from mash.records import PersonRecord
+from mash.yamlfile import read_yaml
 
 TEST_RULE = re.compile(r"^(test_\w+)\s+if\b", re.MULTILINE)
 PACKAGE = re.compile(r"^package\s+([\w.]+)", re.MULTILINE)
@@ -142,9 +142,9 @@ def run_cases(src: Path, policy: LoadedPolicy, hmac_key: bytes = b"t" * 32,
     context = transforms.TransformContext(hmac_key=hmac_key, today=today)
     for path in sorted((src / "tests").glob("*.yaml")):
         try:
-            cases = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-        except yaml.YAMLError:
-            raise AgreementError(f"{path}: not valid YAML") from None
+            cases = read_yaml(path) or []
+        except ConfigError as exc:
+            raise AgreementError(str(exc)) from None
         if not isinstance(cases, list):
             raise AgreementError(f"{path}: expected a list of cases")
         for i, case in enumerate(cases):

@@ -32,6 +32,9 @@ class NotCheckedReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOT_CHECKED_REASON_DATA_UNAVAILABLE: _ClassVar[NotCheckedReason]
     NOT_CHECKED_REASON_AGENT_DISCONNECTED: _ClassVar[NotCheckedReason]
     NOT_CHECKED_REASON_APPROVAL_REQUIRED: _ClassVar[NotCheckedReason]
+    NOT_CHECKED_REASON_NOT_RELAYED: _ClassVar[NotCheckedReason]
+    NOT_CHECKED_REASON_AGENT_UNRESPONSIVE: _ClassVar[NotCheckedReason]
+    NOT_CHECKED_REASON_VERIFICATION_FAILED: _ClassVar[NotCheckedReason]
 
 class Confidence(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -55,6 +58,9 @@ NOT_CHECKED_REASON_AUDIT_FAILED: NotCheckedReason
 NOT_CHECKED_REASON_DATA_UNAVAILABLE: NotCheckedReason
 NOT_CHECKED_REASON_AGENT_DISCONNECTED: NotCheckedReason
 NOT_CHECKED_REASON_APPROVAL_REQUIRED: NotCheckedReason
+NOT_CHECKED_REASON_NOT_RELAYED: NotCheckedReason
+NOT_CHECKED_REASON_AGENT_UNRESPONSIVE: NotCheckedReason
+NOT_CHECKED_REASON_VERIFICATION_FAILED: NotCheckedReason
 CONFIDENCE_UNSPECIFIED: Confidence
 CONFIDENCE_MATCH: Confidence
 CONFIDENCE_POSSIBLE: Confidence

@@ -45,7 +45,7 @@ class ListAgentsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class AgentStatus(_message.Message):
-    __slots__ = ("agency_id", "agency_name", "online", "connected_at", "last_seen", "data_as_at", "policy_revision", "agent_version", "record_count", "ready", "data_status")
+    __slots__ = ("agency_id", "agency_name", "online", "connected_at", "last_seen", "data_as_at", "policy_revision", "agent_version", "record_count", "ready", "data_status", "unresponsive", "unresponsive_since", "unresponsive_reason")
     AGENCY_ID_FIELD_NUMBER: _ClassVar[int]
     AGENCY_NAME_FIELD_NUMBER: _ClassVar[int]
     ONLINE_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,9 @@ class AgentStatus(_message.Message):
     RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     DATA_STATUS_FIELD_NUMBER: _ClassVar[int]
+    UNRESPONSIVE_FIELD_NUMBER: _ClassVar[int]
+    UNRESPONSIVE_SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNRESPONSIVE_REASON_FIELD_NUMBER: _ClassVar[int]
     agency_id: str
     agency_name: str
     online: bool
@@ -68,7 +71,10 @@ class AgentStatus(_message.Message):
     record_count: int
     ready: bool
     data_status: _answer_pb2.DataStatus
-    def __init__(self, agency_id: _Optional[str] = ..., agency_name: _Optional[str] = ..., online: _Optional[bool] = ..., connected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., agent_version: _Optional[str] = ..., record_count: _Optional[int] = ..., ready: _Optional[bool] = ..., data_status: _Optional[_Union[_answer_pb2.DataStatus, _Mapping]] = ...) -> None: ...
+    unresponsive: bool
+    unresponsive_since: _timestamp_pb2.Timestamp
+    unresponsive_reason: str
+    def __init__(self, agency_id: _Optional[str] = ..., agency_name: _Optional[str] = ..., online: _Optional[bool] = ..., connected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., agent_version: _Optional[str] = ..., record_count: _Optional[int] = ..., ready: _Optional[bool] = ..., data_status: _Optional[_Union[_answer_pb2.DataStatus, _Mapping]] = ..., unresponsive: _Optional[bool] = ..., unresponsive_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., unresponsive_reason: _Optional[str] = ...) -> None: ...
 
 class ListAgentsResponse(_message.Message):
     __slots__ = ("agents",)

@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from mash.agent.sources import dberrors
+from mash import dberrors
 from mash.agent.sources.files import FileChanged, FileDigest, stable_text
 from mash.agent.sources.mapping import ColumnMapping, RowError, map_row
 from mash.config import Reader

@@ -3,7 +3,8 @@
 A database's error message may quote the data it failed on (PostgreSQL: `invalid input
 syntax for type integer: "9434765919"`), so it never reaches a log line or an answer. What
 does: the error's class, a stable code (the SQLSTATE, SQLite's error name, or SQLAlchemy's
-error code) and what that kind of error usually means.
+error code) and what that kind of error usually means. Used for every database the project
+touches: an agent's SQL sources and the audit stores (SQLite and PostgreSQL) alike.
 """
 
 from __future__ import annotations
@@ -35,6 +36,23 @@ _SQLSTATES = {
     "57P01": "the database was shut down",
 }
 
+# SQLite's primary error names (the part before any "_" detail), in words.
+_SQLITE = {
+    "SQLITE_BUSY": "the database is locked by another connection",
+    "SQLITE_LOCKED": "the database is locked by another connection",
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_READONLY": "the database is read-only",
+    "SQLITE_IOERR": "the database had an input/output error",
+    "SQLITE_CORRUPT": "the database file is corrupt",
+    "SQLITE_NOTADB": "the file is not a database",
+    "SQLITE_CANTOPEN": "the database file cannot be opened",
+    "SQLITE_CONSTRAINT": "a constraint or trigger refused the write",
+    "SQLITE_PERM": "the database may not be written here",
+    "SQLITE_ERROR": "the query is not valid here (a missing table or column?)",
+    "SQLITE_MISMATCH": "a value has the wrong type for its column",
+    "SQLITE_TOOBIG": "a value is too large for the database",
+}
+
 
 def describe(exc: BaseException) -> str:
     """`(DataError, SQLSTATE 22P02): a value could not be converted...`, never the
@@ -48,7 +66,9 @@ def describe(exc: BaseException) -> str:
         return f"{words} ({kind}, SQLSTATE {sqlstate})"
     sqlite_name = getattr(orig, "sqlite_errorname", None)
     if isinstance(sqlite_name, str) and sqlite_name:
-        return f"the database refused the query ({kind}, {sqlite_name})"
+        words = _SQLITE.get(sqlite_name) or _SQLITE.get(
+            "_".join(sqlite_name.split("_")[:2]), "the database refused the query")
+        return f"{words} ({kind}, {sqlite_name})"
     code = getattr(exc, "code", None)
     where = f"{kind}, SQLAlchemy code {code}" if isinstance(code, str) and code else kind
     if kind == "OperationalError":
