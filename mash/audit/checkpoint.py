@@ -130,6 +130,10 @@ class Signer:
             raise ConfigError(f"{path}: the audit signing key must be Ed25519")
         return cls(key)
 
+    def sign_bytes(self, data: bytes) -> str:
+        """A base64 Ed25519 signature over `data` (witness countersignatures)."""
+        return base64.b64encode(self._key.sign(data)).decode()
+
     def sign(self, checkpoint: Checkpoint) -> SignedCheckpoint:
         if checkpoint.key_id != self.key_id:
             raise AuditError("checkpoint names another key than the one signing it")

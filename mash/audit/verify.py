@@ -127,10 +127,9 @@ class _Checker:
                   for c in self.store.checkpoints(self.writer)]
         stored += [(w.checkpoint.writer_id, w.checkpoint.seq, w.payload, w.signature, True)
                    for w in witnesses if w.checkpoint.writer_id == self.writer]
+        self.witnessed = {payload for *_, payload, _sig, witnessed in stored if witnessed}
         seen: set[str] = set()
-        for writer, seq, payload, signature, witnessed in stored:
-            if witnessed:
-                self.witnessed.add(payload)
+        for writer, seq, payload, signature, _witnessed in stored:
             if payload in seen:
                 continue
             seen.add(payload)

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from mash.answers import timestamp
+from mash.audit.exchange import StreamWitnessing
 from mash.broker.batches import HeldQueries
 from mash.logs import get_logger
 from mash.v1 import agent_pb2, answer_pb2, lookup_pb2
@@ -36,6 +37,8 @@ class AgentSession:
     data_as_at: object = None  # Timestamp | None
     data_status: answer_pb2.DataStatus | None = None  # as the agent last reported it
     held: HeldQueries = field(init=False)  # plain queries, for an agent that takes batches
+    witnessing: StreamWitnessing | None = None  # audit heads on this stream
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # witnessing work in flight
 
     def __post_init__(self) -> None:
         self.held = HeldQueries(self.outbox.put_nowait)
@@ -123,6 +126,9 @@ class Registry:
     @property
     def online(self) -> int:
         return len(self._sessions)
+
+    def sessions(self) -> list[AgentSession]:
+        return [s for s in self._sessions.values() if not s.closed]
 
     def close_all(self) -> None:
         for session in list(self._sessions.values()):

@@ -25,6 +25,7 @@ from mash.audit.retention import RetentionPolicy, preview, purge
 from mash.audit.store import AuditStore, open_store
 from mash.audit.subject_hash import search_subject
 from mash.audit.verify import ChainReport, verify_store
+from mash.audit.witness import load_heads
 from mash.cli.common import FAILED, USAGE, fail, guarded
 from mash.errors import ConfigError, ValidationError
 
@@ -96,21 +97,34 @@ def verify(
                                           help="Trust checkpoints signed by this key."),
     witness: Path | None = typer.Option(None, "--witness", exists=True, dir_okay=False,
                                         help="Checkpoint lines kept outside the store."),
+    witnesses: list[Path] = typer.Option(
+        [], "--witnesses", help="Another party's witness directory: the heads of this store's "
+                                "writers it holds (repeatable; adds to audit.witnesses)."),
+    every: int = typer.Option(0, "--checkpoint-every", min=0,
+                              help="The writers' checkpoint cadence in entries (default: "
+                                   "audit.checkpoint_every; with --store, not checked)."),
     writer: list[str] = typer.Option([], "--writer", help="Only these writers."),
 ) -> None:
     """Check every chain; name the first break (edited, missing, reordered, truncated)."""
     def run() -> list[ChainReport]:
+        dirs = list(witnesses)
         if store_url:
             verifier = Verifier([load_public_key(p) for p in public_key])
             if not verifier.key_ids:
                 raise ValidationError("with --store, give the writers' --public-key files")
             store = open_store(store_url)
+            cadence = every or None
         else:
             cfg = _config(config)
             verifier = cfg.verifier(tuple(public_key))
             store = cfg.open_store()
+            cadence = every or cfg.checkpoint_every
+            dirs += [d for d in cfg.witnesses if d not in dirs]
+        held = _witnesses(witness)
+        for directory in dirs:
+            held += load_heads(directory)
         with store:
-            return verify_store(store, verifier, _witnesses(witness), writer or None)
+            return verify_store(store, verifier, held, writer or None, cadence)
 
     reports = guarded(run)
     for report in reports:

@@ -74,6 +74,7 @@ def _audit(root: Path, writer: str) -> dict[str, Any]:
     return {"store": f"sqlite:///{root / 'audit' / f'{writer}.db'}", "writer_id": writer,
             "hash_key_file": str(keys / audit_keys.HASH_KEY),
             "signing_key_file": str(keys / audit_keys.SIGNING_KEY), "checkpoint_every": 50,
+            "exchange_seconds": 2,
             "write_timeout_seconds": float(os.environ.get("MASH_AUDIT_WRITE_TIMEOUT", 5))}
 
 
