@@ -3,10 +3,11 @@
 A subject is searched when it could reach the index's possible threshold, the least
 evidence an answer is ever given on: the most it could score, every field it gives agreeing
 exactly with a record as rare as any in the index holding that value. So a NOT_KNOWN always
-means that a record with these details would have come back. A family name, a date of birth
-and a postcode can; a family name and a postcode alone cannot in a large index. A subject that cannot is NOT_CHECKED (too few
-identifiers), and the answer says which further detail would make it searchable. An agency
-may add its own stricter rule (`search.require_any_of` in agent.yaml).
+means that a record with these details would have come back. A family name, a date of
+birth and a postcode can; a family name and a postcode alone cannot in a large index. A
+subject that cannot is NOT_CHECKED (too few identifiers), and the answer says which further
+detail would make it searchable. An agency may add its own stricter rule
+(`search.require_any_of` in agent.yaml).
 
 In a blind lookup's first round the agent knows only which kinds of evidence the subject
 has, not their values: `reach_of_kinds` bounds what any values of those kinds could score.
