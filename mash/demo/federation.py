@@ -142,7 +142,7 @@ def sign_policies(root: Path, src: Path = POLICIES, signer: str = "Demo IG lead"
         key_path.with_suffix(".pub").write_bytes(public)
     out = root / "policy" / "bundle.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    raw = bundle.build(src).to_json()
+    raw = bundle.build(src, serial=bundle.next_serial(bundle.serial_of(out))).to_json()
     tmp = out.with_suffix(".tmp")
     tmp.write_bytes(raw)
     signing.signature_path(out).write_bytes(
