@@ -57,14 +57,13 @@ async def exchanged(request, tmp_path):
     root = (tmp_path / "fed").resolve()
     schema = f"witness_{uuid.uuid4().hex[:10]}"
     fed = build_federation(
-        root, ["police", "health"],
+        root, ["police"],
         broker_overrides={"audit": _audit(kind, root, "broker", schema)},
         agent_overrides={a: {"audit": _audit(kind, root, a, schema)}
-                         for a in ("police", "health")})
+                         for a in ("police",)})
     run = Running(fed)
     await run.start_broker()
     await run.start_agent("police")
-    await run.start_agent("health")
     analyst = run.analyst()
     for n in range(LOOKUPS):
         await analyst.lookup(lookup_request(case=f"MASH-W-{n}"))

@@ -19,7 +19,15 @@ from mash.audit.checkpoint import SignedCheckpoint, Verifier, load_public_key
 from mash.audit.config import AuditConfig
 from mash.audit.keys import write_keys
 from mash.audit.notifications import Notice, list_notices, mark_seen
-from mash.audit.report import Criteria, Found, outcome_text, parse_when, search, write_csv
+from mash.audit.report import (
+    Criteria,
+    Found,
+    outcome_text,
+    parse_when,
+    read_lookup_ids,
+    search,
+    write_csv,
+)
 from mash.audit.report import write_json as write_json_report
 from mash.audit.retention import RetentionPolicy, preview, purge
 from mash.audit.store import AuditStore, open_store
@@ -234,7 +242,7 @@ def _describe(found: Found) -> str:
 
 
 def _filters_given(criteria: Criteria) -> bool:
-    return bool(criteria.subject or criteria.case_reference or criteria.requester
+    return bool(criteria.names_a_person or criteria.case_reference or criteria.requester
                 or criteria.lookup_id)
 
 
@@ -250,6 +258,41 @@ DOB = typer.Option("", "--dob", help="Date of birth, e.g. 2012-01-02.")
 CASE = typer.Option("", "--case-reference", help="A case reference.")
 REQUESTER = typer.Option("", "--requester", help="An analyst's user id.")
 LOOKUP = typer.Option("", "--lookup-id", help="One lookup, across broker and agents.")
+RECORD = typer.Option([], "--record", help="Agency: one of its records, as SOURCE:RECORD_ID: "
+                                           "every lookup that matched it (repeatable).")
+HELD = typer.Option(False, "--held", help="Agency: find the person given in the agency's own "
+                                          "records and list every lookup that matched them, "
+                                          "however the analyst typed the subject.")
+LOOKUPS_FROM = typer.Option(None, "--lookups-from", exists=True, dir_okay=False,
+                            help="Broker: also the lookups an agency's subject access report "
+                                 "names (its `mash audit export --format json`).")
+
+
+def _person(config: Path | None, criteria: Criteria, record: list[str], held: bool,
+            lookups_from: Path | None) -> Criteria:
+    """Add the person as an agency holds them (records) or as its report names them."""
+    if not (record or held or lookups_from):
+        return criteria
+    cfg = _config(config)
+    refs: list[str] = []
+    for item in record:
+        source, sep, record_id = item.partition(":")
+        if not sep or not source or not record_id:
+            raise ValidationError(f"--record {item!r}: write SOURCE:RECORD_ID")
+        refs.append(cfg.hasher.record_ref(source, record_id))
+    if held:
+        if criteria.subject is None:
+            raise ValidationError("--held needs the person: a name with --dob, or an identifier")
+        from mash.agent import config as agent_config
+        from mash.agent.subject_access import held_records
+
+        assert config is not None
+        found = held_records(agent_config.load(config), criteria.subject)
+        typer.echo(f"held: {len(found)} record{'' if len(found) == 1 else 's'} of this agency"
+                   + (": " + ", ".join(map(str, found)) if found else ""), err=True)
+        refs += [cfg.hasher.record_ref(r.source, r.record_id) for r in found]
+    lookups = read_lookup_ids(lookups_from) if lookups_from is not None else ()
+    return dataclasses.replace(criteria, record_refs=tuple(refs), lookup_ids=lookups)
 
 
 @app.command("search")
@@ -260,10 +303,12 @@ def search_command(
     lookup_id: str = LOOKUP, since: str = SinceOption, until: str = UntilOption,
     writer: str = WriterOption,
     limit: int = typer.Option(1000, min=1, help="At most this many entries."),
+    record: list[str] = RECORD, held: bool = HELD, lookups_from: Path | None = LOOKUPS_FROM,
 ) -> None:
     """Who looked up this person (or case, or analyst), when and why."""
     criteria = guarded(lambda: _criteria(nhs, upn, pnc, ni, local, name, given, family, dob,
                                          case, requester, lookup_id, since, until, writer))
+    criteria = guarded(lambda: _person(config, criteria, record, held, lookups_from))
     if not _filters_given(criteria):
         fail("say what to search for: an identifier, --name with --dob, --case-reference, "
              "--requester or --lookup-id (mash audit export lists everything)", USAGE)
@@ -282,12 +327,14 @@ def export(
     name: list[str] = NAME, given: str = GIVEN, family: str = FAMILY, dob: str = DOB,
     case: str = CASE, requester: str = REQUESTER, lookup_id: str = LOOKUP,
     since: str = SinceOption, until: str = UntilOption, writer: str = WriterOption,
+    record: list[str] = RECORD, held: bool = HELD, lookups_from: Path | None = LOOKUPS_FROM,
 ) -> None:
     """Write a report for a subject access request or a case review (everything if no filter)."""
     if fmt not in ("csv", "json"):
         fail(f"--format {fmt!r}: use csv or json", USAGE)
     criteria = guarded(lambda: _criteria(nhs, upn, pnc, ni, local, name, given, family, dob,
                                          case, requester, lookup_id, since, until, writer))
+    criteria = guarded(lambda: _person(config, criteria, record, held, lookups_from))
     found = _search(config, criteria)
 
     def write() -> None:
