@@ -232,3 +232,65 @@ def _log_reopen(tmp_path: Path, keys):
 
     return AuditLog(open_store(f"sqlite:///{tmp_path / 'police.db'}"), "police",
                     Signer.from_file(keys.signing_key), checkpoint_every=EVERY), keys
+
+
+def test_one_entry_is_proven_to_an_inspector_without_the_rest(tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from mash.cli import app
+    from tests.audit_support import fill
+
+    log, keys = _log(tmp_path, "police")
+    fill(log, 23)
+    log.close()
+    config = tmp_path / "agent.yaml"
+    config.write_text(yaml.safe_dump({"audit": {
+        "store": f"sqlite:///{tmp_path / 'police.db'}", "writer_id": "police",
+        "hash_key_file": str(keys.hash_key), "signing_key_file": str(keys.signing_key),
+        "checkpoint_every": EVERY}}))
+    runner = CliRunner()
+
+    def mash(*args: str):
+        result = runner.invoke(app, list(args))
+        return result.exit_code, result.stdout, result.stderr
+
+    proof = tmp_path / "proof.json"
+    code, out, err = mash("audit", "prove", "--config", str(config), "--entry", "7",
+                          "--out", str(proof))
+    assert code == 0, err
+    check = ("audit", "check-proof", "--proof", str(proof), "--public-key",
+             str(keys.public_key))
+    code, out, err = mash(*check)  # positive control
+    assert code == 0 and out.startswith("OK: police seq 7 (query") and "log of 20" in out
+    doc = json.loads(proof.read_text())
+    assert len(doc["path"]) <= 5 and "lookup-6" in doc["entry"]["body"]
+    assert "lookup-5" not in proof.read_text()  # no other entry is handed over
+
+    # the entry's content changed: caught by its hash
+    edited = json.loads(proof.read_text())
+    edited["entry"]["body"] = edited["entry"]["body"].replace("bruising", "nothing")
+    proof.write_text(json.dumps(edited))
+    code, _, err = mash(*check)
+    assert code == 1 and err.startswith("mash: error: the proof does not hold: the entry's "
+                                        "content does not match")
+    # ... and with its hash recomputed: not in the signed tree
+    from mash.audit.chain import body_hash
+
+    edited["entry"]["body_hash"] = body_hash(edited["entry"]["body"].encode())
+    proof.write_text(json.dumps(edited))
+    code, _, err = mash(*check)
+    assert code == 1 and "is not in police's log as signed at seq 20" in err
+    # another key than the writer's
+    other = tmp_path / "other"
+    _, other_keys = _log(other, "police")
+    proof.write_text(json.dumps(doc))
+    code, _, err = mash("audit", "check-proof", "--proof", str(proof), "--public-key",
+                        str(other_keys.public_key))
+    assert code == 1 and "untrusted key" in err
+    # an entry after the last checkpoint: sign one first
+    code, _, err = mash("audit", "prove", "--config", str(config), "--entry", "23")
+    assert code == 1 and "no signed checkpoint" in err and "Traceback" not in err
+    assert mash("audit", "checkpoint", "--config", str(config))[0] == 0
+    code, out, _ = mash("audit", "prove", "--config", str(config), "--entry", "23")
+    assert code == 0 and json.loads(out)["tree_size"] == 23

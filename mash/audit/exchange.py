@@ -22,9 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mash.audit import merkle
-from mash.audit.checkpoint import SignedCheckpoint, parse_payload
+from mash.audit.checkpoint import SignedCheckpoint
 from mash.audit.errors import AuditError
 from mash.audit.log import AuditLog
+from mash.audit.proof import writer_tree
 from mash.audit.witness import ACCEPTED, CONFLICT, REFUSED, WitnessFiles, raw_public
 from mash.logs import get_logger
 from mash.v1 import audit_pb2
@@ -66,18 +67,7 @@ class HeadExchange:
     def _leaves(self, size: int) -> merkle.Tree:
         tree = self._tree
         if tree is None:
-            head = self.audit.store.head(self.writer_id)
-            known: dict[tuple[int, int], bytes] = {}
-            offset = head.base_seq if head is not None else 0
-            if offset:
-                frontier = next((cp.base_frontier for cp in map(
-                    lambda c: parse_payload(c.payload), self.audit.store.checkpoints(
-                        self.writer_id)) if cp.kind == "purge" and cp.base_seq == offset
-                    and cp.base_frontier is not None), None)
-                if frontier is None:
-                    raise AuditError("the chain was purged before its tree existed")
-                known = merkle.frontier_nodes(frontier, offset)
-            tree = self._tree = merkle.Tree([], offset, known)
+            tree = self._tree = writer_tree(self.audit.store, self.writer_id, size)
         if tree.size < size:
             hashes = self.audit.store.entry_hashes(self.writer_id, tree.size, size)
             if len(hashes) != size - tree.size:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import getpass
+import json
 import sys
 from pathlib import Path
 
@@ -17,8 +18,11 @@ import typer
 
 from mash.audit.checkpoint import SignedCheckpoint, Verifier, load_public_key
 from mash.audit.config import AuditConfig
+from mash.audit.errors import AuditError
 from mash.audit.keys import write_keys
 from mash.audit.notifications import Notice, list_notices, mark_seen
+from mash.audit.proof import check as check_inclusion
+from mash.audit.proof import prove as prove_entry
 from mash.audit.report import (
     Criteria,
     Found,
@@ -169,6 +173,59 @@ def checkpoint(
         cp = s.checkpoint
         typer.echo(f"{cp.writer_id}: seq {cp.seq} head {cp.entry_hash} signed {cp.signed_at} "
                    f"by key {cp.key_id}")
+
+
+@app.command("prove")
+def prove_command(
+    config: Path | None = ConfigOption,
+    entry: int = typer.Option(..., "--entry", min=1, help="The entry's sequence number."),
+    writer: str = typer.Option("", "--writer", help="Whose chain (default: this config's "
+                                                    "writer)."),
+    out: str = typer.Option("-", "--out", help="Proof file, or - for standard output."),
+) -> None:
+    """Prove one entry is in the signed log, for an inspector, without the other entries."""
+    cfg = _config(config)
+
+    def run() -> dict[str, object]:
+        with cfg.open_store() as store:
+            return prove_entry(store, cfg.verifier(), writer or cfg.writer_id, entry)
+
+    proof = guarded(run)
+    text = json.dumps(proof, indent=1, ensure_ascii=False) + "\n"
+    if out == "-":
+        typer.echo(text, nl=False)
+        return
+    guarded(lambda: Path(out).write_text(text, encoding="utf-8"))
+    typer.echo(f"{proof['writer_id']} seq {entry}: proof against the checkpoint at seq "
+               f"{proof['tree_size']} written to {out}")
+
+
+@app.command("check-proof")
+def check_proof(
+    proof: Path = typer.Option(..., "--proof", exists=True, dir_okay=False,
+                               help="A file written by mash audit prove."),
+    public_key: list[Path] = typer.Option(..., "--public-key",
+                                          help="The writer's checkpoint public key."),
+) -> None:
+    """Check an inclusion proof offline, with the writer's public key only."""
+    def run() -> str:
+        try:
+            doc = json.loads(proof.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            raise ValidationError(f"{proof}: not a proof file (JSON)") from None
+        if not isinstance(doc, dict):
+            raise ValidationError(f"{proof}: not a proof file")
+        verifier = Verifier([load_public_key(p) for p in public_key])
+        try:
+            checked = check_inclusion(doc, verifier)
+        except AuditError as exc:
+            raise AuditError(f"the proof does not hold: {exc}") from None
+        cp = checked.checkpoint
+        return (f"OK: {checked.writer_id} seq {checked.seq} ({checked.event or 'entry'}, "
+                f"recorded {checked.recorded_at}) is in the log of {cp.seq} entries signed at "
+                f"{cp.signed_at} by key {cp.key_id}")
+
+    typer.echo(guarded(run))
 
 
 # search and export
