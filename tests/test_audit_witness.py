@@ -294,3 +294,28 @@ def test_one_entry_is_proven_to_an_inspector_without_the_rest(tmp_path):
     assert mash("audit", "checkpoint", "--config", str(config))[0] == 0
     code, out, _ = mash("audit", "prove", "--config", str(config), "--entry", "23")
     assert code == 0 and json.loads(out)["tree_size"] == 23
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_version_1_store_is_migrated_to_the_tree(kind, tmp_path):
+    from mash.audit import merkle
+    from mash.audit.log import AuditLog
+    from tests.audit_support import Keys, backend, fill
+
+    keys = Keys(tmp_path / "keys")
+    with backend(kind, tmp_path) as db:
+        with AuditLog(db.open(), "police", keys.signer, checkpoint_every=EVERY) as log:
+            fill(log, 12)
+        # as version 1 left it: no frontier column
+        db.execute("ALTER TABLE audit_heads DROP COLUMN frontier")
+        db.execute("UPDATE audit_meta SET value = '1' WHERE name = 'schema_version'")
+        with AuditLog(db.open(), "police", keys.signer, checkpoint_every=EVERY) as log:
+            head = log.store.head("police")
+            hashes = log.store.entry_hashes("police", 0, 12)
+            assert head is not None and head.frontier is not None
+            assert merkle.frontier_root(head.frontier) == merkle.Tree.of_entries(hashes).root()
+            fill(log, 8)
+            reports = verify_store(log.store, keys.verifier(), checkpoint_every=EVERY)
+            assert all(r.ok for r in reports), [str(p) for r in reports for p in r.problems]
+            assert db.execute("SELECT value FROM audit_meta WHERE name = 'schema_version'"
+                              ) == [("2",)]
