@@ -79,8 +79,9 @@ def _rate(events: int, trials: int) -> dict[str, Any]:
             "ci95": [round(low, 5), round(high, 5)]}
 
 
-def at_threshold(rows: list[dict[str, Any]], threshold: float) -> dict[str, int]:
-    """Counts on the evaluation half at one threshold."""
+def _counts(rows: list[dict[str, Any]], found: Any, known: Any) -> dict[str, int]:
+    """Counts on the evaluation half: ``found(row)`` for a held person's row (their record
+    came back), ``known(row)`` for another's (anyone came back)."""
     out = {"held": 0, "found": 0, "right_record": 0}
     for kind in NON_HELD:
         out[kind] = out[f"{kind}_known"] = 0
@@ -89,31 +90,24 @@ def at_threshold(rows: list[dict[str, Any]], threshold: float) -> dict[str, int]
             continue
         if r["kind"] == "held":
             out["held"] += 1
-            found = _score(r, "best_true") >= threshold
-            out["found"] += found
-            out["right_record"] += found and bool(r["top_is_true"])
+            hit = bool(found(r))
+            out["found"] += hit
+            out["right_record"] += hit and bool(r["top_is_true"])
         else:
             out[r["kind"]] += 1
-            out[f"{r['kind']}_known"] += _score(r, "best_any") >= threshold
+            out[f"{r['kind']}_known"] += bool(known(r))
     return out
+
+
+def at_threshold(rows: list[dict[str, Any]], threshold: float) -> dict[str, int]:
+    """Counts on the evaluation half at one threshold."""
+    return _counts(rows, lambda r: _score(r, "best_true") >= threshold,
+                   lambda r: _score(r, "best_any") >= threshold)
 
 
 def as_shipped(rows: list[dict[str, Any]]) -> dict[str, int]:
     """Counts on the evaluation half of what the agent answered with its own thresholds."""
-    out = {"held": 0, "found": 0, "right_record": 0}
-    for kind in NON_HELD:
-        out[kind] = out[f"{kind}_known"] = 0
-    for r in rows:
-        if r["half"] != "evaluation":
-            continue
-        if r["kind"] == "held":
-            out["held"] += 1
-            out["found"] += bool(r["true_known"])
-            out["right_record"] += bool(r["true_known"]) and bool(r["top_is_true"])
-        else:
-            out[r["kind"]] += 1
-            out[f"{r['kind']}_known"] += bool(r["known"])
-    return out
+    return _counts(rows, lambda r: r["true_known"], lambda r: r["known"])
 
 
 def _add(total: dict[str, int], more: dict[str, int]) -> None:
@@ -174,6 +168,7 @@ def run(datasets: tuple[str, ...], seeds: tuple[int, ...], records: int, queries
                 seed_doc["splink"] = {
                     "threshold_from_calibration_half": round(s_threshold, 2),
                     "blocking": peer.get("blocking"), "version": peer.get("splink_version"),
+                    "training": peer.get("training"),
                     "seconds_per_query_with_training": peer.get(
                         "seconds_per_query_with_training")}
             per_seed.append(seed_doc)

@@ -19,6 +19,7 @@ NOT_CHECKED_LABELS = {
     answer_pb2.NOT_CHECKED_REASON_AUDIT_FAILED: "audit failed",
     answer_pb2.NOT_CHECKED_REASON_DATA_UNAVAILABLE: "data unavailable",
     answer_pb2.NOT_CHECKED_REASON_AGENT_DISCONNECTED: "agent disconnected",
+    answer_pb2.NOT_CHECKED_REASON_APPROVAL_REQUIRED: "approval required",
 }
 STATE_LABELS = {
     answer_pb2.ANSWER_STATE_KNOWN: "KNOWN",

@@ -88,7 +88,10 @@ class BrokerClient:
             while (item := outbox.get()) is not None:
                 yield item
 
-        call = self._lookup.BlindLookup(requests(), timeout=timeout, metadata=self._metadata())
+        metadata = self._metadata()
+        if request.approval:  # the blind query has no field for it: the broker passes it on
+            metadata += (("mash-approval", request.approval),)
+        call = self._lookup.BlindLookup(requests(), timeout=timeout, metadata=metadata)
         try:
             one = next(call)
             outbox.put(session.second(one.round_one))

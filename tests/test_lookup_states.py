@@ -67,7 +67,10 @@ async def test_every_answer_state_and_reason(running: Running) -> None:
         assert answer.searched.name_variants
         assert answer.searched.sources[0].HasField("as_at")
 
-    name_only = by_agency(await analyst.lookup(lookup_request(dob=None, postcodes=())))
+    # a given name alone could not reach any of these indexes' match thresholds
+    given_only = lookup_request(None, dob=None, postcodes=())
+    given_only.subject.name.given = "Leah"
+    name_only = by_agency(await analyst.lookup(given_only))
     for agency in ("police", "health", "csc", "education"):
         assert name_only[agency].state == R.ANSWER_STATE_NOT_CHECKED
         assert name_only[agency].not_checked_reason == R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS

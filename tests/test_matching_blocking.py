@@ -22,7 +22,7 @@ def prefixes(keys: set[str]) -> set[str]:
 
 def test_record_keys_are_exactly_these() -> None:
     # A golden value: the blind broker hashes these strings, so they must never drift.
-    assert KEY_VERSION == 4
+    assert KEY_VERSION == 5
     assert record_keys(LEAH) == {
         "nhs:9434765919",
         "db:2014-05-07",
@@ -38,16 +38,23 @@ def test_record_keys_are_exactly_these() -> None:
 
 
 def test_address_keys_are_exactly_these() -> None:
-    """A house number at its postcode, on its street, and the exact name on the street."""
+    """A house number at its postcode, on its street, and the exact name (and the family name
+    alone) on the street."""
     at_home = record("Leah", "Thompson", None, "LS9 8AB", address="Flat 2, 14 Beech Grove, Leeds")
-    assert {k for k in record_keys(at_home) if k[:2] in ("pa", "an", "nw")} == {
-        "pa:LS9 8AB:14", "an:14:B200", "nw:leah:thompson:B200"}
+    assert {k for k in record_keys(at_home) if k[:2] in ("pa", "an", "nw", "fw")} == {
+        "pa:LS9 8AB:14", "an:14:B200", "nw:leah:thompson:B200", "fw:thompson:B200"}
 
 
 def test_the_address_finds_a_person_whose_names_and_date_are_damaged() -> None:
     held = record("Leah", "Thompson", "2014-05-07", address="14 Beech Grove, Leeds")
     damaged = subject("Lea", "Tomson", "2014-07-05", address="14 Beach Grove")  # no postcode
     assert prefixes(shared(held, damaged)) >= {"an"}
+
+
+def test_the_street_finds_a_family_name_whose_given_name_and_date_are_wrong() -> None:
+    held = record("Josephine", "Kilby", "1994-11-16", address="Collicott Circuit, Success")
+    asked = subject("", "Kilby", "1904-03-02", address="Collicott Circuit, Lassaan, Success")
+    assert prefixes(shared(held, asked)) == {"fw"}
 
 
 def test_keys_are_deterministic_across_processes() -> None:

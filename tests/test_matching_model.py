@@ -180,6 +180,31 @@ def test_strangers_are_drawn_from_different_records() -> None:
     assert same <= 2  # one record's name and date together only as often as values repeat
 
 
+def test_a_stranger_is_searched_without_the_records_it_was_drawn_from() -> None:
+    """Leave one out: a stranger meets its donors' values only where other records share
+    them. Positive control: searched against every record, it finds its donors."""
+    import random
+
+    from mash.matching.calibration import best_score
+    from mash.matching.corruption import stranger_from
+
+    records = scenario(300, 1, "clean", seed=8).records
+    index = build(records)
+    model = MatchModel.prior()
+    pools = Pools.of(records, random.Random(1))
+    rng = random.Random(3)
+    drawn = [stranger_from(pools, rng) for _ in range(200)]
+    for view, donors in drawn:
+        assert any(records[row].names and records[row].names[0].family == view.family
+                   for row in donors)
+    with_donors = [best_score(index, model, v.subject()) for v, _ in drawn]
+    without = [best_score(index, model, v.subject(), leave_out=d) for v, d in drawn]
+    assert all(b <= a for a, b in zip(with_donors, without, strict=True))
+    assert all(np.isfinite(with_donors))  # every stranger meets its donors
+    floor = -50.0  # no candidate left at all counts as this
+    assert np.mean(np.maximum(without, floor)) < np.mean(with_donors) - 1.0
+
+
 def test_the_calibration_is_saved_with_the_index_and_reused(tmp_path: Path) -> None:
     records = scenario(800, 1, "low", seed=13).records
     index = build(records)

@@ -8,7 +8,7 @@ answers NOT_CHECKED(POLICY_ERROR) and shares nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from mash.policy import transforms
@@ -39,10 +39,12 @@ class OwnerDecisions:
     def gate(self, requester: Requester) -> Gate:
         return self.policy.gate(self.owner, requester, _today())
 
-    def disclose(self, requester: Requester, gate: Gate,
-                 records: list[PersonRecord]) -> list[RecordDisclosure]:
+    def disclose(self, requester: Requester, gate: Gate, records: list[PersonRecord],
+                 fields: Iterable[str] | None = None) -> list[RecordDisclosure]:
+        """`fields`: every field the agent maps, so the withheld list is the agreement's
+        alone (see LoadedPolicy.disclose_all)."""
         return self.policy.disclose_all(self.owner, requester, gate, records, _today(),
-                                        self.context)
+                                        self.context, fields)
 
 
 class AgentPolicy:

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 
 from mash import context as lookup_context
 from mash import subject as subject_mod
+from mash.agent import consistency
 from mash.agent.batches import QueryQueue, Stopped
 from mash.agent.config import AgentConfig
+from mash.agent.describe import describer
 from mash.agent.disclosure import AgentPolicy, OwnerDecisions, PolicyError, Requester
 from mash.agent.state import AgentState, Snapshot
 from mash.answers import not_checked
@@ -18,6 +20,7 @@ from mash.audit import AuditEntry, AuditError, AuditLog, Prepare
 from mash.audit import build as audit_build
 from mash.context import LookupContext
 from mash.errors import IdentityError, ValidationError
+from mash.identity import approvals
 from mash.identity.tokens import Analyst
 from mash.logs import get_logger
 from mash.matching import Candidate, SearchOutcome
@@ -48,6 +51,7 @@ class Trace:
     matched: list[PersonRecord] = field(default_factory=list)
     audit_state: str = ""  # overrides the answer's state in the audit (blind: CANDIDATE)
     audit_detail: str = ""
+    approval: str = ""  # the stage approval checked, or why it was refused (for the audit)
 
 
 @dataclass
@@ -140,7 +144,8 @@ class QueryHandler:
             lookup_id=query.lookup_id, query_id=query.query_id, analyst=trace.analyst,
             context=trace.context,
             subject=self.hasher.hashes(trace.subject) if trace.subject else (),
-            answer=answer, state=trace.audit_state, detail=trace.audit_detail,
+            answer=answer, state=trace.audit_state,
+            detail="; ".join(d for d in (trace.audit_detail, trace.approval) if d),
             record_refs=[self.hasher.record_ref(r.source, r.record_id) for r in trace.matched])
 
     def finish(self, decided: Decided, failed: AuditError | None) -> answer_pb2.AgencyAnswer:
@@ -216,7 +221,31 @@ class QueryHandler:
             reason = (R.NOT_CHECKED_REASON_NO_AGREEMENT if gate.refusal == "no_agreement"
                       else R.NOT_CHECKED_REASON_POLICY_ERROR)
             return self.not_checked(reason, gate.reason, decisions.revision)
+        refused = self.check_approval(query, analyst, ctx, decisions, trace)
+        if refused is not None:
+            return refused
         return Admitted(requester, decisions, gate)
+
+    def check_approval(self, query: agent_pb2.Query, analyst: Analyst, ctx: LookupContext,
+                       decisions: OwnerDecisions,
+                       trace: Trace) -> answer_pb2.AgencyAnswer | None:
+        """At a stage the signed federation policy says needs approval, the agent verifies
+        the approval itself (mash/identity/approvals.py): None when it may search."""
+        rules = approvals.ApprovalRules.from_federation(decisions.policy.bundle.federation)
+        if not rules.required(ctx.stage):
+            return None
+        try:
+            approval = approvals.verify_approval(
+                query.approval, verifier=self.cfg.auth, rules=rules, analyst=analyst,
+                case_reference=ctx.case_reference, purpose=ctx.purpose, stage=ctx.stage,
+                now=dt.datetime.now(dt.UTC))
+        except approvals.ApprovalError as exc:
+            trace.approval = (f"stage approval refused (sha256:{approvals.digest(query.approval)})"
+                              if query.approval else "no stage approval")
+            return self.not_checked(R.NOT_CHECKED_REASON_APPROVAL_REQUIRED,
+                                    f"{self.cfg.name} did not search: {exc}", decisions.revision)
+        trace.approval = approval.describe()
+        return None
 
     def search(self, admitted: Admitted, subject: subject_mod.SubjectQuery,
                trace: Trace) -> answer_pb2.AgencyAnswer:
@@ -250,10 +279,27 @@ class QueryHandler:
         if not outcome.candidates:
             base.state = R.ANSWER_STATE_NOT_KNOWN
             return base
-        candidates = outcome.candidates[: self.cfg.max_matches]
+        matcher = snapshot.matcher
+        selection = consistency.select(
+            outcome.candidates, subject, lambda: {
+                (c.record.source, c.record.record_id)
+                for c in matcher.search(consistency.primary_subject(subject)).candidates})
+        if selection.left_out:
+            base.warnings.append(selection.summary())
+        base.warnings.extend(selection.warnings)
+        if not selection.released:
+            trace.matched = [c.record for c in selection.left_out[: self.cfg.max_matches]]
+            base.state = R.ANSWER_STATE_WITHHELD
+            base.detail = (f"{self.cfg.name} holds records that may relate to this person but "
+                           "cannot be told apart from the details given (see the warnings); "
+                           f"add a date of birth or an identifier, or contact "
+                           f"{self.cfg.contact_route}.")
+            return base
+        candidates = selection.released[: self.cfg.max_matches]
         trace.matched = [c.record for c in candidates]
         try:
-            decided = decisions.disclose(requester, gate, [c.record for c in candidates])
+            decided = decisions.disclose(requester, gate, [c.record for c in candidates],
+                                         fields=self.cfg.field_names)
             disclosures: list[tuple[Candidate, RecordDisclosure]] = list(
                 zip(candidates, decided, strict=True))
         except PolicyError as exc:
@@ -268,12 +314,17 @@ class QueryHandler:
                            f"{'; '.join(reasons)}.")
             return base
         base.state = R.ANSWER_STATE_KNOWN
+        describe = describer(gate.rules.release if gate.rules else {}, self.cfg.field_names)
+        if not describe.score_shown(subject):
+            # no score to rank by: match before possible, then as the records lie
+            shown.sort(key=lambda cd: (cd[0].band != "match", cd[0].record.source,
+                                       cd[0].record.record_id))
         for candidate, disclosure in shown:
             match = base.matches.add(
                 confidence=(R.CONFIDENCE_MATCH if candidate.band == "match"
                             else R.CONFIDENCE_POSSIBLE),
-                score=candidate.score,
-                matched_on=list(candidate.matched_on),
+                score=describe.score(subject, candidate.score),
+                matched_on=describe.matched_on(candidate.matched_on),
                 source=candidate.record.source,
                 agreement_id=disclosure.agreement_id,
             )
@@ -302,7 +353,8 @@ class QueryHandler:
             date_of_birth_rules=outcome.date_of_birth_rules,
             postcodes=outcome.postcodes,
             addresses=outcome.addresses,
-            candidates_examined=outcome.candidates_examined,
+            # never candidates_examined: how many records shared a blocking key with the
+            # subject depends on the records held, not on what was searched (an oracle)
             sources=snapshot.sources_proto,
         )
         return summary

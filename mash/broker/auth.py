@@ -18,6 +18,18 @@ def bearer_token(context: grpc.aio.ServicerContext) -> str:
     return ""
 
 
+APPROVAL_METADATA = "mash-approval"
+
+
+def approval_metadata(context: grpc.aio.ServicerContext) -> str:
+    """A stage approval sent as call metadata (blind lookups carry it this way; a plain
+    lookup's is LookupRequest.approval)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == APPROVAL_METADATA:
+            return str(value).strip()
+    return ""
+
+
 async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifier) -> Analyst:
     """The analyst on this call, or abort with UNAUTHENTICATED / PERMISSION_DENIED."""
     peer = peer_identity(context)

@@ -22,7 +22,7 @@ from mash import context as lookup_context
 from mash.answers import not_checked, timestamp
 from mash.audit import build as audit_build
 from mash.blind.answers import TOKEN_BYTES, request_hash
-from mash.broker.auth import bearer_token
+from mash.broker.auth import approval_metadata, bearer_token
 from mash.errors import ValidationError
 from mash.identity.tokens import Analyst
 from mash.rpc import BadMessage
@@ -58,6 +58,7 @@ def check_query(query: blind_pb2.BlindQuery) -> None:
 class BlindRelay:
     def __init__(self, service: LookupService) -> None:
         self.svc = service
+        self.approval = ""  # the stage approval sent as call metadata, passed to agents
 
     async def run(self, requests: AsyncIterator[blind_pb2.BlindLookupRequest],
                   context: grpc.aio.ServicerContext,
@@ -72,13 +73,15 @@ class BlindRelay:
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         plan = await self.svc.plan(context, analyst, ctx, set(query.agencies))
+        self.approval = approval_metadata(context)
+        approved = await self.svc.check_approval(context, analyst, ctx, self.approval)
         digest = request_hash(query)
         await self.svc.record(context, audit_build.lookup_entry(
             lookup_id=plan.lookup_id, analyst=analyst, context=ctx, subject=(),
             asked=plan.asked, policy_revision=plan.revision,
             agreements=[plan.decided[a].agreement_id for a in plan.asked],
             detail=f"blind lookup: {len(query.match_tokens)} match tokens, linkage epoch "
-                   f"{query.linkage_epoch}"))
+                   f"{query.linkage_epoch}" + (f"; {approved}" if approved else "")))
 
         queries = {a: self._query(plan, context, query, 1) for a in plan.asked}
         one = await self._round(plan, analyst, ctx, context, 1, queries, digest)
@@ -131,7 +134,7 @@ class BlindRelay:
         return agent_pb2.Query(
             query_id=uuid.uuid4().hex, lookup_id=plan.lookup_id,
             analyst_token=bearer_token(context), context=query.context,
-            deadline=timestamp(deadline), blind=query, round=round_)
+            deadline=timestamp(deadline), blind=query, round=round_, approval=self.approval)
 
     async def _round(self, plan: Plan, analyst: Analyst, ctx: lookup_context.LookupContext,
                      context: grpc.aio.ServicerContext, round_: int,

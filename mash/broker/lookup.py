@@ -18,13 +18,14 @@ from mash.answers import NOT_CHECKED_LABELS, STATE_LABELS, not_checked, problem,
 from mash.audit import AuditEntry, AuditError, AuditLog
 from mash.audit import build as audit_build
 from mash.broker import metrics
-from mash.broker.auth import authenticate, bearer_token
+from mash.broker.auth import approval_metadata, authenticate, bearer_token
 from mash.broker.blind import BlindRelay
 from mash.broker.config import BrokerConfig
 from mash.broker.ratelimit import RateLimiter
 from mash.broker.registry import AgentGone, Registry
 from mash.broker.routing import RouteDecision, Routing
 from mash.errors import ValidationError
+from mash.identity import approvals
 from mash.identity.tokens import Analyst
 from mash.logs import get_logger
 from mash.policy.errors import PolicyError
@@ -98,12 +99,14 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             metrics.lookups("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         plan = await self.plan(context, analyst, ctx, set(request.agencies))
+        approval = request.approval or approval_metadata(context)
+        approved = await self.check_approval(context, analyst, ctx, approval)
         hashes = self.hasher.hashes(subject)
         # The question is on the record before anyone is asked: no audit, no lookup.
         await self.record(context, audit_build.lookup_entry(
             lookup_id=plan.lookup_id, analyst=analyst, context=ctx, subject=hashes,
             asked=plan.asked, policy_revision=plan.revision,
-            agreements=[plan.decided[a].agreement_id for a in plan.asked]))
+            agreements=[plan.decided[a].agreement_id for a in plan.asked], detail=approved))
         tasks = {}
         token, deadline = bearer_token(context), timestamp(plan.deadline)
         for agency in plan.agencies:
@@ -116,7 +119,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             query = agent_pb2.Query(
                 query_id=f"{plan.lookup_id}-{agency}", lookup_id=plan.lookup_id,
                 analyst_token=token, subject=request.subject,
-                context=request.context, deadline=deadline)
+                context=request.context, deadline=deadline, approval=approval)
             tasks[agency] = asyncio.ensure_future(self._ask(agency, query, plan.budget))
         answers = await asyncio.gather(*tasks.values())
         # ... and so is every answer, before any of them leaves.
@@ -150,6 +153,31 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                 f"minute per analyst (bursts of {self.cfg.rate_limit.burst}); try again in "
                 f"{math.ceil(wait)} s")
         return analyst
+
+    async def check_approval(self, context: grpc.aio.ServicerContext, analyst: Analyst,
+                             ctx: lookup_context.LookupContext, approval: str) -> str:
+        """At a stage that needs a stage approval, refuse early (FAILED_PRECONDITION) when it
+        is missing or would be refused; the agents check it again themselves, and theirs is
+        the check that matters. Returns what the audit records of it ("" when none needed)."""
+        try:
+            rules = approvals.ApprovalRules.from_federation(
+                self.routing.loaded().bundle.federation)
+        except PolicyError:
+            return ""  # no policy: nobody is asked, and every answer says why
+        if not rules.required(ctx.stage):
+            return ""
+        try:
+            checked = approvals.verify_approval(
+                approval, verifier=self.cfg.auth, rules=rules, analyst=analyst,
+                case_reference=ctx.case_reference, purpose=ctx.purpose, stage=ctx.stage,
+                now=dt.datetime.now(dt.UTC))
+        except approvals.ApprovalError as exc:
+            metrics.lookups("approval_refused").inc()
+            log.warning("lookup_approval_refused", requester=analyst.subject,
+                        purpose=ctx.purpose, stage=ctx.stage, present=bool(approval))
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            raise  # unreachable: abort raises
+        return checked.describe()
 
     async def plan(self, context: grpc.aio.ServicerContext, analyst: Analyst,
                    ctx: lookup_context.LookupContext, wanted: set[str]) -> Plan:

@@ -11,7 +11,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 import typer
 
 from mash import __version__
-from mash.cli import audit, blind, certs, console, lookup, policy, serve, token
+from mash.cli import approval, audit, blind, certs, console, lookup, policy, serve, token
 
 app = typer.Typer(
     name="mash",
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(certs.app, name="certs")
 app.add_typer(token.app, name="token")
+app.add_typer(approval.app, name="approval")
 app.add_typer(policy.app, name="policy")
 app.add_typer(audit.app, name="audit")
 app.add_typer(blind.app, name="blind")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from mash.cli.approval import read_approval
 from mash.cli.common import OK, PARTIAL, USAGE, fail, guarded
 from mash.cli.render import as_json, print_lookup
 from mash.client import BrokerClient, ClientConfig, identifier, parse_date, split_name
@@ -87,6 +88,9 @@ def lookup(
     reason: str = typer.Option(..., help="Why this lookup is necessary (recorded in the audit)."),
     urgency: str = typer.Option("amber", help="RAG rating: red, amber or green."),
     agency: list[str] = typer.Option([], help="Ask only this agency (repeatable)."),
+    approval: Path = typer.Option(
+        None, help="A supervisor's stage approval file (mash approval grant), for stages "
+                   "that need one (e.g. s47)."),
     timeout: float = typer.Option(15.0, min=0.5, help="Seconds to wait for the answers."),
     json_out: bool = typer.Option(False, "--json", help="Print the response as JSON."),
     config: Path = ConfigOption,
@@ -100,6 +104,8 @@ def lookup(
     def run() -> lookup_pb2.LookupResponse:
         request = build_request(name, given, family, alias, dob, sex, postcode, nhs, upn, pnc,
                                 ni, local, purpose, stage, case, reason, urgency, agency)
+        if approval is not None:
+            request.approval = read_approval(approval)
         with _client(config, token) as client:
             return client.lookup(request, timeout=timeout)
 

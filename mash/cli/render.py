@@ -37,6 +37,15 @@ def _when(ts: object) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC" if value else "unknown"
 
 
+def _how(match: answer_pb2.MatchResult) -> str:
+    """Score and levels are sent only where the agreement releases the fields they describe
+    (mash/agent/describe.py): otherwise the band alone."""
+    parts = [f"score {match.score:.1f}"] if match.score else []
+    if match.matched_on:
+        parts.append(f"agreed on {', '.join(match.matched_on)}")
+    return f"({'; '.join(parts)})" if parts else "(band only: the agreement releases no more)"
+
+
 def describe(answer: answer_pb2.AgencyAnswer) -> Text:
     out = Text()
     if answer.state == R.ANSWER_STATE_NOT_CHECKED:
@@ -49,7 +58,7 @@ def describe(answer: answer_pb2.AgencyAnswer) -> Text:
             if i:
                 out.append("\n")
             out.append(f"{CONFIDENCE_LABELS.get(match.confidence, '?')} ", style="bold")
-            out.append(f"(score {match.score:.1f}; agreed on {', '.join(match.matched_on)})")
+            out.append(_how(match))
             for field in match.released:
                 suffix = "" if field.transform == "keep" else f" [{field.transform}]"
                 out.append(f"\n  {field.name}: {field.value}{suffix}")

@@ -267,6 +267,9 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
             message = GRPC_MESSAGES.get(code)
             if code == grpc.StatusCode.INVALID_ARGUMENT:
                 message = f"The broker refused the request: {exc.details()}"  # type: ignore[attr-defined]
+            if code == grpc.StatusCode.FAILED_PRECONDITION:  # a stage approval missing/refused
+                form.error("approval", f"{exc.details()}")  # type: ignore[attr-defined]
+                return lookup_page(request, session, form, status=422)
             form.general.append(message or f"The lookup failed ({code.name.lower()}).")
             return lookup_page(request, session, form, status=502)
         view = lookup_view(response)

@@ -22,14 +22,15 @@ from mash.v1 import lookup_pb2, subject_pb2
 IDENTIFIER_FIELDS = (("nhs", "nhs_number"), ("upn", "upn"), ("pnc", "pnc_id"),
                      ("ni", "ni_number"))
 TEXT_FIELDS = ("name", "aliases", "dob", "sex", "postcodes", "nhs", "upn", "pnc", "ni", "local",
-               "purpose", "stage", "case", "reason", "urgency")
+               "purpose", "stage", "case", "reason", "urgency", "approval")
 LABELS = {
     "name": "Full name", "aliases": "Other names (aliases)", "dob": "Date of birth",
     "sex": "Sex", "postcodes": "Postcodes", "nhs": "NHS number", "upn": "Unique Pupil Number",
     "pnc": "PNC ID", "ni": "National Insurance number", "local": "Agency identifiers",
     "purpose": "Purpose", "stage": "Stage", "case": "Case reference",
-    "reason": "Justification", "urgency": "RAG urgency",
+    "reason": "Justification", "urgency": "RAG urgency", "approval": "Stage approval",
 }
+MAX_APPROVAL = 8192
 # Which form field a validation message from mash.subject / mash.context is about.
 _PREFIXES = (
     ("subject.name", "name"), ("subject.aliases", "aliases"), ("subject has", "aliases"),
@@ -163,4 +164,11 @@ def validate(form: LookupForm,
         subject_mod.from_proto(request.subject)
     except ValidationError as exc:
         _place(form, str(exc), identifier_fields)
+    approval = "".join(v["approval"].split())
+    if approval:
+        if (len(approval) > MAX_APPROVAL or approval.count(".") != 2
+                or not approval.isascii()):
+            form.error("approval", "This is not a stage approval: paste the whole content of "
+                                   "the file a supervisor wrote with mash approval grant.")
+        request.approval = approval
     return request if form.ok else None

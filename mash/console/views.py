@@ -71,7 +71,7 @@ def answer_view(answer: answer_pb2.AgencyAnswer) -> AnswerView:
     for match in answer.matches:
         view.matches.append({
             "confidence": CONFIDENCE_LABELS.get(match.confidence, "unknown"),
-            "score": f"{match.score:.1f}",
+            "score": f"{match.score:.1f}" if match.score else "",
             "matched_on": list(match.matched_on),
             "source": match.source,
             "agreement_id": match.agreement_id,
@@ -87,7 +87,6 @@ def answer_view(answer: answer_pb2.AgencyAnswer) -> AnswerView:
             "dob_tolerance_days": s.date_of_birth_tolerance_days,
             "dob_swap": s.date_of_birth_day_month_swap,
             "postcodes": list(s.postcodes),
-            "candidates": s.candidates_examined,
             "sources": [{"name": src.name, "records": src.record_count,
                          "as_at": when(from_timestamp(src.as_at))} for src in s.sources],
         }

@@ -179,6 +179,11 @@ class TokenVerifier:
         return cls(issuers, audience, max_lifetime=dt.timedelta(hours=max_hours),
                    require_binding=require_binding)
 
+    def issuer(self, name: str) -> TrustedIssuer | None:
+        """The trusted issuer of that name (stage approvals are checked against the same
+        issuers as analyst tokens: mash/identity/approvals.py)."""
+        return self._issuers.get(name)
+
     def verify(self, token: str) -> Analyst:
         """Return the analyst, or raise IdentityError saying why the token is refused."""
         cached = self._verified.get(token)

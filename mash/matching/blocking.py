@@ -34,6 +34,9 @@ key                                        catches
 ``an:<number>:<sx street>``                the house number on a street that sounds the
                                            same (no postcode, or a wrong one)
 ``nw:<given>:<family>:<sx street>``        the exact name on the same street, another number
+``fw:<family>:<sx street>``                the exact family name on the same street: the
+                                           given name missing or mistyped and the date of
+                                           birth wrong, no postcode
 =========================================  =============================================
 
 The query side adds variants the record side does not need, because each is symmetric:
@@ -61,7 +64,7 @@ from mash.normalise import postcode_district, postcode_sector
 from mash.records import PersonRecord
 from mash.subject import Name, SubjectQuery
 
-KEY_VERSION = 4  # 3: pc and na keys added; 4: address keys (pa, an, nw)
+KEY_VERSION = 5  # 3: pc and na keys added; 4: address keys (pa, an, nw); 5: fw
 
 # Identifier kinds and their key prefixes (local identifiers are agency-scoped: not keyed).
 _ID_PREFIX = {"nhs_number": "nhs", "upn": "upn", "pnc_id": "pnc", "ni_number": "ni"}
@@ -152,8 +155,11 @@ def _address_keys(names: Iterable[Name], dob: dt.date | None, postcodes: Iterabl
         for sx in streets:
             for name in names:
                 given = first_given(name)
-                if given and name.family:
-                    keys.add(f"nw:{given}:{family_joined(name)}:{sx}")
+                family = family_joined(name)
+                if family:
+                    keys.add(f"fw:{family}:{sx}")
+                if given and family:
+                    keys.add(f"nw:{given}:{family}:{sx}")
         number = address.number
         if not number:
             continue

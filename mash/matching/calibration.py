@@ -38,7 +38,7 @@ from mash.matching.corruption import (
     corrupt,
     household_member,
     relation_shares,
-    stranger,
+    stranger_from,
 )
 from mash.matching.estimate import estimate_household, estimate_m, estimate_u, query_sample
 from mash.matching.index import MatchIndex
@@ -66,11 +66,15 @@ def wilson(events: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale))
 
 
-def best_score(index: MatchIndex, model: MatchModel, subject: SubjectQuery) -> float:
-    """The best score any record reaches for this subject (-inf when none is blocked)."""
+def best_score(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
+               leave_out: set[int] | frozenset[int] = frozenset()) -> float:
+    """The best score any record (but those of ``leave_out``) reaches for this subject
+    (-inf when none is blocked)."""
     if not subject.names and not subject.identifiers:
         return -math.inf
     rows = index.candidates(query_keys(subject))
+    if leave_out and len(rows):
+        rows = rows[~np.isin(rows, np.fromiter(leave_out, dtype=rows.dtype))]
     if not len(rows):
         return -math.inf
     return float(score(index, subject, rows, model).total.max())
@@ -92,14 +96,22 @@ def _rate(scores: np.ndarray, threshold: float) -> dict[str, Any]:
             "ci95": [round(low, 5), round(high, 5)]}
 
 
-def synthetic_queries(records: Sequence[PersonRecord], pools: Pools, rng: random.Random,
-                      strangers: int, members: int, today: dt.date,
-                      kind: str | None = None
-                      ) -> tuple[list[SubjectQuery], list[SubjectQuery]]:
-    """``strangers`` strangers and ``members`` household members of one relation (``kind``:
-    twin, sibling or generation; None: drawn at the prior shares)."""
-    out_s = [corrupt(stranger(pools, rng), pools, rng, today=today).subject()
-             for _ in range(strangers)]
+def synthetic_strangers(pools: Pools, rng: random.Random, count: int, today: dt.date
+                        ) -> list[tuple[SubjectQuery, set[int]]]:
+    """``count`` strangers, corrupted as queries are, each with the rows it was drawn from
+    (searched without them: see ``stranger_from``)."""
+    out = []
+    for _ in range(count):
+        view, donors = stranger_from(pools, rng)
+        out.append((corrupt(view, pools, rng, today=today).subject(), donors))
+    return out
+
+
+def synthetic_members(records: Sequence[PersonRecord], pools: Pools, rng: random.Random,
+                      members: int, today: dt.date, kind: str | None = None
+                      ) -> list[SubjectQuery]:
+    """``members`` household members of held people, of one relation (``kind``: twin,
+    sibling or generation; None: drawn at the prior shares)."""
     housed = [r for r in records if r.names and r.names[0].family and (r.postcodes or
                                                                        r.addresses)]
     # the first names already used in each household the records show: parents do not
@@ -123,8 +135,10 @@ def synthetic_queries(records: Sequence[PersonRecord], pools: Pools, rng: random
                 if not any(compare_given(first, u) in _SAME_NAME for u in used):
                     break
             out_h.append(query.subject())
-    return out_s, out_h
+    return out_h
 
+
+SMALL_INDEX = 1024
 
 # The records show households when namesakes share a dwelling or postcode at least this many
 # times as often as chance, in at least HOUSEHOLD_PAIRS pairs.
@@ -172,7 +186,10 @@ def choose_thresholds(strangers: np.ndarray, members: Weighted | None, records: 
                       target: float) -> Thresholds:
     """``members``: the household members' best scores by relation with their shares, or
     None when the records show no households (then the scores are reported, not used)."""
-    floor = math.log2(max(records, 2))  # the prior odds of any one record being the person
+    # the prior odds of any one record being the person; an index smaller than
+    # SMALL_INDEX is held to that size's, since its few records show neither the tail of
+    # the strangers' scores nor how common its names really are
+    floor = math.log2(max(records, SMALL_INDEX))
     kinds: list[Weighted] = [[(strangers, 1.0)]] + ([members] if members is not None else [])
     possible = max([weighted_threshold(k, target) for k in kinds] + [floor])
     match = max([possible + MIN_GAP] + [weighted_threshold(k, target / 2) for k in kinds])
@@ -239,6 +256,9 @@ def _calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
         model.provenance = {"source": "priors: fewer than two records"}
         return model
     pools = Pools.of(records, rng)
+    if rows is not None:  # records are a sample: their positions become index rows
+        pools.people_rows = [rows[i] for i in pools.people_rows]
+        pools.place_rows = [rows[i] for i in pools.place_rows]
     sampled, queries = query_sample(records, pools, rng, SAMPLE, today, rows)
     u_pairs = estimate_u(index, model, sampled, queries, nprng)
     household = estimate_household(index, model)
@@ -247,14 +267,15 @@ def _calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
     model.changed()
     twins = min(max(float(household["twin_share"]), 0.01), 0.2)
     shares = relation_shares(twins)
-    s_all, _ = synthetic_queries(records, pools, rng, 2 * strangers, 0, today)
-    s_scores = np.array([best_score(index, model, q) for q in s_all])
+    s_all = synthetic_strangers(pools, rng, 2 * strangers, today)
+    s_scores = np.array([best_score(index, model, q, leave_out=donors)
+                         for q, donors in s_all])
     s_cal, s_eval = s_scores[0::2], s_scores[1::2]
     h_cal: Weighted = []
     h_eval: Weighted = []
     per_kind = max(1, 2 * household_members // len(RELATIONS))
     for kind in RELATIONS:
-        _, members = synthetic_queries(records, pools, rng, 0, per_kind, today, kind)
+        members = synthetic_members(records, pools, rng, per_kind, today, kind)
         scores = np.array([best_score(index, model, q) for q in members])
         h_cal.append((scores[0::2], shares[kind]))
         h_eval.append((scores[1::2], shares[kind]))

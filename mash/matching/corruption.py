@@ -121,27 +121,44 @@ class Pools:
     # per sampled record: (given name, sex, family name, date of birth), to draw a
     # stranger's fields from different records
     people: list[tuple[str, str, str, dt.date | None]] = field(default_factory=list)
+    # the row (position in the records) each entry of people and of places came from
+    people_rows: list[int] = field(default_factory=list)
+    place_rows: list[int] = field(default_factory=list)
 
     def a_place(self, rng: random.Random) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return self.a_place_from(rng)[0]
+
+    def a_place_from(self, rng: random.Random
+                     ) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], set[int]]:
         """A place put together from three different records: one's postcode, another's
         house number and a third's street and locality. A stranger lives somewhere like the
-        agency's people, at a dwelling of theirs only as often as chance has it."""
+        agency's people, at a dwelling of theirs only as often as chance has it. Also the
+        rows it came from."""
         if len(self.places) < 3:
-            return rng.choice(self.places) if self.places else ((), ())
-        (pcs, _), (_, numbered), (_, streets) = rng.sample(self.places, 3)
+            if not self.places:
+                return ((), ()), set()
+            i = rng.randrange(len(self.places))
+            return self.places[i], set(self.place_rows[i:i + 1])
+        i, j, k = rng.sample(range(len(self.places)), 3)
+        (pcs, _), (_, numbered), (_, streets) = self.places[i], self.places[j], self.places[k]
         number = parse_address(numbered[0]).number if numbered else ""
         where = parse_address(streets[0]) if streets else None
         address = (render("", number, where.name if not number else "", where.street,
                           where.locality),) if where is not None and where else ()
-        return pcs[:1], address
+        return (pcs[:1], address), set(self.place_rows[n] for n in (i, j, k)
+                                       if n < len(self.place_rows))
 
     @classmethod
     def of(cls, records: Sequence[PersonRecord], rng: random.Random,
            limit: int = 50_000) -> Pools:
-        sample = list(records) if len(records) <= limit else rng.sample(list(records), limit)
+        order = (range(len(records)) if len(records) <= limit
+                 else rng.sample(range(len(records)), limit))
         given: dict[str, list[str]] = {"": [], "F": [], "M": []}
         family, dobs, places, people = [], [], [], []
-        for r in sample:
+        people_rows: list[int] = []
+        place_rows: list[int] = []
+        for row in order:
+            r = records[row]
             first = last = ""
             if r.names:
                 first = r.names[0].given.split(" ", 1)[0] if r.names[0].given else ""
@@ -156,8 +173,10 @@ class Pools:
                 dobs.append(r.date_of_birth)
             if r.postcodes or r.addresses:
                 places.append((r.postcodes, r.addresses))
+                place_rows.append(row)
             people.append((first, r.sex, last, r.date_of_birth))
-        return cls(given, family, dobs, places, people)
+            people_rows.append(row)
+        return cls(given, family, dobs, places, people, people_rows, place_rows)
 
     def a_given(self, rng: random.Random, sex: str = "") -> str:
         pool = self.given.get(sex) or self.given[""]
@@ -316,21 +335,35 @@ def corrupt(v: View, pools: Pools, rng: random.Random, rates: ErrorRates = RATES
 
 
 def stranger(pools: Pools, rng: random.Random) -> View:
+    return stranger_from(pools, rng)[0]
+
+
+def stranger_from(pools: Pools, rng: random.Random) -> tuple[View, set[int]]:
     """A person the agency does not hold: each field from a different record (a given name
-    of the right sex for a sex drawn too), no identifiers. The pools are shuffled samples
-    of different records, so two fields come from one record no more often than two
-    records share values (drawing both from one record would make a coincidence of
-    family name and date of birth once in N strangers, far more often than real ones)."""
-    postcodes, addresses = pools.a_place(rng)
+    of the right sex for a sex drawn too), no identifiers; and the rows of the records
+    its fields came from. The pools are shuffled samples of different records, so two
+    fields come from one record no more often than two records share values (drawing both
+    from one record would make a coincidence of family name and date of birth once in N
+    strangers, far more often than real ones).
+
+    A real stranger's values come from the population, not from the agency's records: a
+    name held by one record is as likely to belong to nobody the agency holds. So the
+    stranger is searched against the records without the ones it was drawn from (leave
+    one out): it meets a value of theirs only as often as the other records share it."""
+    (postcodes, addresses), donors = pools.a_place_from(rng)
     people = pools.people
     if len(people) < 3:
         sex = rng.choice(("F", "M"))
         return View(given=pools.a_given(rng, sex), sex=sex, postcodes=postcodes,
-                    addresses=addresses)
-    a, b, c = rng.sample(people, 3)
+                    addresses=addresses), donors
+    i, j, k = rng.sample(range(len(people)), 3)
+    a, b, c = people[i], people[j], people[k]
     sex = a[1] or rng.choice(("F", "M"))
+    if a[0]:
+        donors.add(pools.people_rows[i])
+    donors.update((pools.people_rows[j], pools.people_rows[k]))
     return View(given=a[0] or pools.a_given(rng, sex), family=b[2], dob=c[3], sex=sex,
-                postcodes=postcodes, addresses=addresses)
+                postcodes=postcodes, addresses=addresses), donors
 
 
 # How a household member the agency does not hold relates to one it does, when the

@@ -1,13 +1,15 @@
 """Minimum evidence decided by evidence: is a subject worth searching for?
 
-A subject is searched when it could reach the index's possible threshold, the least
-evidence an answer is ever given on: the most it could score, every field it gives agreeing
-exactly with a record as rare as any in the index holding that value. So a NOT_KNOWN always
-means that a record with these details would have come back. A family name, a date of
-birth and a postcode can; a family name and a postcode alone cannot in a large index. A
-subject that cannot is NOT_CHECKED (too few identifiers), and the answer says which further
-detail would make it searchable. An agency may add its own stricter rule
-(`search.require_any_of` in agent.yaml).
+A subject is searched when it could reach the index's match threshold: the most it could
+score, every field it gives agreeing exactly with a record as rare as any in the index
+holding that value. So a NOT_KNOWN always means that a record with these details would have
+come back, and as a match. (The possible threshold, a few bits lower, would let a subject
+whose few fields all agree by chance come back as a possible: calibration meets strangers
+who give every field, so it cannot vouch for subjects that give almost none.) A family
+name, a date of birth and a postcode can; a family name and a postcode alone cannot in a
+large index. A subject that cannot is NOT_CHECKED (too few identifiers), and the answer
+says which further detail would make it searchable. An agency may add its own stricter
+rule (`search.require_any_of` in agent.yaml).
 
 In a blind lookup's first round the agent knows only which kinds of evidence the subject
 has, not their values: `reach_of_kinds` bounds what any values of those kinds could score.
@@ -36,7 +38,7 @@ _IDENTIFIER_KINDS = ("nhs_number", "upn", "pnc_id", "ni_number")
 @dataclass(frozen=True)
 class Reach:
     best: float  # the most the subject could score against any record of this index
-    needed: float  # the possible threshold
+    needed: float  # the match threshold
     additions: tuple[str, ...] = ()  # details that would each make it searchable
 
     @property
@@ -151,7 +153,7 @@ def reach(index: MatchIndex, model: MatchModel, subject: SubjectQuery) -> Reach:
     if family:
         bounds["family_name"] = max(_name_bound(index, model, "family", f) for f in family)
     have = kinds_of(subject, index)
-    needed = model.thresholds.possible
+    needed = model.thresholds.match
     total = _total(bounds, have)
     return Reach(round(total, 2), needed,
                  () if total >= needed else _additions(bounds, have, needed))
@@ -165,7 +167,7 @@ def reach_of_kinds(model: MatchModel, records: int, names: int, kinds: set[str])
     have = set(kinds)
     if "name" in have:  # the blind round's evidence says "name" for a given + family name
         have |= {"given_name", "family_name"}
-    needed = model.thresholds.possible
+    needed = model.thresholds.match
     total = _total(bounds, have)
     return Reach(round(total, 2), needed,
                  () if total >= needed else _additions(bounds, have, needed))

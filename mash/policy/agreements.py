@@ -32,9 +32,20 @@ class Federation:
     agencies: dict[str, str]
     purposes: dict[str, dict[str, Any]]  # purpose -> {title, stages}
     roles: tuple[str, ...]
+    # Stages at which a lookup needs a stage approval, and who may give one
+    # (mash/identity/approvals.py). Absent from the bundle when none is required.
+    approval_required: tuple[str, ...] = ()
+    approver_roles: tuple[str, ...] = ()
+    approval_max_hours: float = 72.0
 
     def data(self) -> dict[str, Any]:
-        return {"agencies": self.agencies, "purposes": self.purposes, "roles": list(self.roles)}
+        out: dict[str, Any] = {"agencies": self.agencies, "purposes": self.purposes,
+                               "roles": list(self.roles)}
+        if self.approval_required:
+            out.update(approval_required=list(self.approval_required),
+                       approvers={"roles": list(self.approver_roles)},
+                       approval_max_hours=self.approval_max_hours)
+        return out
 
 
 def load_federation(path: Path) -> Federation:
@@ -48,10 +59,25 @@ def load_federation(path: Path) -> Federation:
                                    "stages": section.str_list("stages")}
             section.done()
         roles = tuple(top.str_list("roles"))
+        required = tuple(top.str_list("approval_required", []))
+        stages = {s for spec in purposes.values() for s in spec["stages"]}
+        for stage in required:
+            if stage not in stages:
+                raise top.error("approval_required",
+                                f"{stage!r} is not a stage of any purpose "
+                                f"(known: {', '.join(sorted(stages))})")
+        approvers = top.section("approvers", required=False)
+        approver_roles = tuple(approvers.str_list("roles", ["supervisor"]))
+        approvers.done()
+        for role in approver_roles:
+            if role not in roles:
+                raise top.error("approvers.roles", f"{role!r} is not one of the roles "
+                                                   f"({', '.join(roles)})")
+        max_hours = top.float("approval_max_hours", 72.0, minimum=0.1, maximum=24 * 31)
         top.done()
     except ConfigError as exc:
         raise AgreementError(str(exc)) from None
-    return Federation(agencies, purposes, roles)
+    return Federation(agencies, purposes, roles, required, approver_roles, max_hours)
 
 
 def _date(reader: Reader, key: str) -> str:

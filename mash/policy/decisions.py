@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -133,13 +133,20 @@ class LoadedPolicy:
 
     def disclose_all(self, owner: str, requester: Requester, gate: Gate,
                      records: list[PersonRecord], today: dt.date,
-                     context: transforms.TransformContext) -> list[RecordDisclosure]:
+                     context: transforms.TransformContext,
+                     fields: Iterable[str] | None = None) -> list[RecordDisclosure]:
         """Decide every matched record of one query in one evaluation, under `gate`'s rules.
 
         The policy decides per record whether it may be shown at all (restrictions, stages
         that allow no detail); the stage's release rules come from the gate. Transforms are
         applied here; a value a transform cannot take is withheld with the reason.
+
+        `fields`: every field the owner's sources map. The withheld list then names each of
+        them the stage does not release, whether or not the record holds a value for it (a
+        list of the record's own fields would say which of them hold data). Without it (tools
+        and tests), the record's own fields.
         """
+        universe = None if fields is None else frozenset(fields) - {"record_id"}
         if not gate.allowed or gate.rules is None:
             raise PolicyError("no agreement allows disclosure for this request")
         conditions = self.bundle.condition_fields(owner)
@@ -160,11 +167,12 @@ class LoadedPolicy:
             for key, decision in zip(new, raw, strict=True):
                 decided[key] = decision
                 self._keep(key, decision)
-        return [self._apply(gate, r, decided[k], context)
+        return [self._apply(gate, r, decided[k], context, universe)
                 for r, k in zip(records, keys, strict=True)]
 
     def _apply(self, gate: Gate, record: PersonRecord, decision: Any,
-               context: transforms.TransformContext) -> RecordDisclosure:
+               context: transforms.TransformContext,
+               universe: frozenset[str] | None) -> RecordDisclosure:
         rules = gate.rules
         assert rules is not None
         if not isinstance(decision, dict) or decision.get("level") not in ("fields",
@@ -174,8 +182,11 @@ class LoadedPolicy:
             return RecordDisclosure("existence", gate.agreement_id,
                                     reason="; ".join(decision.get("reasons", ())))
         out = RecordDisclosure("fields", gate.agreement_id)
-        for name in sorted(k for k in record.values if k != "record_id"):
+        names = universe if universe is not None else frozenset(record.values) - {"record_id"}
+        for name in sorted(names):
             if name in rules.release:
+                if name not in record.values:
+                    continue  # released, and the record holds nothing to release
                 transform, params = rules.release[name]
                 try:
                     value = transforms.apply(transform, record.values[name], params, context)

@@ -137,6 +137,11 @@ def person(rng: random.Random, person_id: str, today: dt.date,
         previous, previous_address = dwelling(rng)
         p.previous_postcodes.append(previous)
         p.previous_addresses.append(previous_address)
+    return _with_identifiers(p, rng, today, dob)
+
+
+def _with_identifiers(p: Person, rng: random.Random, today: dt.date, dob: dt.date) -> Person:
+    """A UPN for school ages, a PNC ID for some of those ten and over."""
     age = (today - dob).days // 365
     if 4 <= age <= 19:
         p.upn = upn(rng)
@@ -198,12 +203,7 @@ def _member(rng: random.Random, pid: str, household: str, sex: str, given: str, 
     if moved is not None:
         p.previous_postcodes.append(moved[0])
         p.previous_addresses.append(moved[1])
-    age = (today - dob).days // 365
-    if 4 <= age <= 19:
-        p.upn = upn(rng)
-    if age >= 10 and rng.random() < 0.15:
-        p.pnc_id = pnc_id(rng, today.year - rng.randrange(0, max(1, age - 9)))
-    return p
+    return _with_identifiers(p, rng, today, dob)
 
 
 def _birthday(rng: random.Random, born: int, today: dt.date) -> dt.date:

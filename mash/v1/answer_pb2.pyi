@@ -31,6 +31,7 @@ class NotCheckedReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOT_CHECKED_REASON_AUDIT_FAILED: _ClassVar[NotCheckedReason]
     NOT_CHECKED_REASON_DATA_UNAVAILABLE: _ClassVar[NotCheckedReason]
     NOT_CHECKED_REASON_AGENT_DISCONNECTED: _ClassVar[NotCheckedReason]
+    NOT_CHECKED_REASON_APPROVAL_REQUIRED: _ClassVar[NotCheckedReason]
 
 class Confidence(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -53,6 +54,7 @@ NOT_CHECKED_REASON_TOKEN_REJECTED: NotCheckedReason
 NOT_CHECKED_REASON_AUDIT_FAILED: NotCheckedReason
 NOT_CHECKED_REASON_DATA_UNAVAILABLE: NotCheckedReason
 NOT_CHECKED_REASON_AGENT_DISCONNECTED: NotCheckedReason
+NOT_CHECKED_REASON_APPROVAL_REQUIRED: NotCheckedReason
 CONFIDENCE_UNSPECIFIED: Confidence
 CONFIDENCE_MATCH: Confidence
 CONFIDENCE_POSSIBLE: Confidence
