@@ -1,7 +1,8 @@
 """Subject access by the records matched: a lookup that found an agency's record is listed by
 that agency's "who looked up this person?" however the analyst typed the subject (a nickname,
-a postcode without a date of birth), and the broker's report includes it from the agency's
-list; a lookup that matched someone else is not. Real broker and agents, real audit stores."""
+a postcode without a date of birth, an alias in a lookup about someone else), and the broker's
+report includes it from the agency's list; a lookup that matched someone else is not. Real
+broker and agents, real audit stores."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ from typer.testing import CliRunner
 
 from mash.cli import app
 from mash.demo import data
-from mash.v1 import answer_pb2
-from tests.helpers import Running, build_federation, lookup_request
+from mash.v1 import answer_pb2, lookup_pb2
+from tests.helpers import Running, build_federation, lookup_request, split_name
 
 R = answer_pb2
 runner = CliRunner()
 TYLER = data.cast()["tyler"]
+
+
+def _aliases(request: lookup_pb2.LookupRequest, *names: str) -> lookup_pb2.LookupRequest:
+    for name in names:
+        request.subject.aliases.add().CopyFrom(split_name(name))
+    return request
 
 
 def mash(*args: str) -> tuple[int, str, str]:
@@ -45,6 +52,11 @@ async def test_an_agencys_search_finds_every_lookup_that_matched_its_record(tmp_
             # name and postcode, no date of birth
             "MASH-SAR-PC": lookup_request("Tyler Mason", None, ("BD5 7HJ",),
                                           case="MASH-SAR-PC"),
+            # about somebody else, with aliases naming Tyler among others: Tyler's record is
+            # matched and left out of the answer, yet his search must find the lookup
+            "MASH-SAR-ALIAS": _aliases(lookup_request(postcodes=("LS9 8AB", "BD5 7HJ"),
+                                                      case="MASH-SAR-ALIAS"),
+                                       "Darren Thompson", "Tyler Mason"),
             # somebody else the police hold: must not be listed
             "MASH-SAR-OTHER": lookup_request("Darren Thompson", "1986-07-21", ("LS9 8AB",),
                                              case="MASH-SAR-OTHER"),
@@ -68,22 +80,22 @@ async def test_an_agencys_search_finds_every_lookup_that_matched_its_record(tmp_
     assert code == 0, err
     assert "held: 1 record of this agency: niche_rms:" in err
     report = json.loads(sar.read_text())
-    assert _cases(report) == {"MASH-SAR-NICK", "MASH-SAR-PC"}
+    assert _cases(report) == {"MASH-SAR-NICK", "MASH-SAR-PC", "MASH-SAR-ALIAS"}
     assert all("matched record" in e["matched_on"] for e in report["entries"])
-    assert len(report["lookup_ids"]) == 2
+    assert len(report["lookup_ids"]) == 3
 
     # by PNC ID: the same two
     code, out, _ = mash("audit", "search", "--config", police, "--held", "--pnc",
                         TYLER.pnc_id)
     assert code == 0 and "MASH-SAR-NICK" in out and "MASH-SAR-PC" in out
-    assert "MASH-SAR-OTHER" not in out
+    assert "MASH-SAR-ALIAS" in out and "MASH-SAR-OTHER" not in out
 
     # the broker's report takes the agency's list: its own entries of those two lookups
     code, out, err = mash("audit", "export", "--config", broker, "--format", "json", "--out",
                           "-", "--lookups-from", str(sar))
     assert code == 0, err
     at_broker = json.loads(out)
-    assert _cases(at_broker) == {"MASH-SAR-NICK", "MASH-SAR-PC"}
+    assert _cases(at_broker) == {"MASH-SAR-NICK", "MASH-SAR-PC", "MASH-SAR-ALIAS"}
     assert {e["event"] for e in at_broker["entries"]} == {"lookup", "answers"}
     # positive control: without the agency's list the broker finds them by the typed name only
     code, out, _ = mash("audit", "search", "--config", broker, "--name", "Tyler Mason",
