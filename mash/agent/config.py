@@ -125,7 +125,7 @@ def load(path: str | Path) -> AgentConfig:
         minimum=minimum,
         max_matches=max_matches,
         target_false_known=target_false_known,
-        policy=PolicyConfig.read(top.section("policy")),
+        policy=PolicyConfig.read(top.section("policy"), agency),
         audit=AuditConfig.read(top.section("audit")),
         hmac_key=hmac_key,
         heartbeat_seconds=heartbeat,

@@ -296,7 +296,10 @@ class QueryHandler:
                            f"{self.cfg.contact_route}.")
             return base
         candidates = selection.released[: self.cfg.max_matches]
-        trace.matched = [c.record for c in candidates]
+        # the audit names every record this lookup matched, released or left out, so that
+        # each person's subject access search finds it (mash audit search --held)
+        trace.matched = [c.record for c in
+                         (*candidates, *selection.left_out[: self.cfg.max_matches])]
         try:
             decided = decisions.disclose(requester, gate, [c.record for c in candidates],
                                          fields=self.cfg.field_names)

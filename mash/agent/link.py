@@ -12,8 +12,9 @@ import contextlib
 import datetime as dt
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 
@@ -24,6 +25,7 @@ from mash.agent.config import AgentConfig
 from mash.agent.handler import QueryHandler
 from mash.agent.state import AgentState
 from mash.answers import STATE_LABELS, timestamp
+from mash.audit.exchange import HeadExchange, StreamWitnessing
 from mash.batching import batches
 from mash.grpc_options import channel_options
 from mash.logs import get_logger
@@ -47,8 +49,9 @@ BATCH_THREADS = 1
 class BrokerLink:
     def __init__(self, cfg: AgentConfig, state: AgentState, handler: QueryHandler,
                  on_connected: Callable[[bool], None] | None = None,
-                 respond: Respond | None = None) -> None:
+                 respond: Respond | None = None, exchange: HeadExchange | None = None) -> None:
         self.cfg = cfg
+        self.exchange = exchange  # audit heads to and from the broker (mash.audit.exchange)
         self.state = state
         self.handler = handler
         self.respond = respond or self._respond
@@ -173,10 +176,29 @@ class BrokerLink:
                         return
                     await outbox.put(self._heartbeat())
 
+            witnessing: list[StreamWitnessing] = []
+
             async def stopper() -> None:
                 await stop.wait()
+                for w in witnessing:  # our last head, for the broker to hold
+                    await w.final()
                 await outbox.put(None)
                 call.cancel()
+
+            def start_witnessing(broker_id: str) -> None:
+                if self.exchange is None or witnessing:
+                    return
+                w = StreamWitnessing(
+                    self.exchange, broker_id,
+                    lambda m: outbox.put_nowait(agent_pb2.ConnectRequest(audit_head=m)),
+                    lambda m: outbox.put_nowait(agent_pb2.ConnectRequest(audit_witness=m)))
+                witnessing.append(w)
+                spawn(w.run())
+
+            def spawn(coro: Coroutine[Any, Any, None]) -> None:
+                task = asyncio.create_task(coro)
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
 
             beat = asyncio.create_task(heartbeats())
             stopping = asyncio.create_task(stopper())
@@ -191,6 +213,11 @@ class BrokerLink:
                         await outbox.put(self._heartbeat())
                         log.info("broker_connected", broker=message.welcome.broker_id,
                                  agency=message.welcome.agency_id)
+                        start_witnessing(message.welcome.broker_id or "broker")
+                    elif kind == "audit_head" and witnessing:
+                        spawn(witnessing[0].on_head(message.audit_head))
+                    elif kind == "audit_witness" and witnessing:
+                        spawn(witnessing[0].on_witness(message.audit_witness))
                     elif kind in ("query", "queries"):
                         for query in (message.queries.queries if kind == "queries"
                                       else (message.query,)):

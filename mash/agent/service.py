@@ -58,7 +58,7 @@ class Agent:
             self.state.prepare = self.blind.prepare
         self.health = Health()
         self.link = BrokerLink(cfg, self.state, self.handler, self._connected_changed,
-                               self.respond)
+                               self.respond, cfg.audit.exchange(self.audit))
         self._stop = asyncio.Event()
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -37,6 +37,9 @@ class Head:
     entry_hash: str = GENESIS
     base_seq: int = 0
     base_hash: str = GENESIS
+    # The Merkle frontier of the chain's tree at `seq` (mash.audit.merkle); None when unknown
+    # (a store purged before the tree existed): its checkpoints then carry no root.
+    frontier: tuple[str, ...] | None = ()
 
 
 @dataclass(frozen=True)

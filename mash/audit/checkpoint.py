@@ -6,10 +6,12 @@ checkpoint over (writer id, sequence, head hash, time) pins the chain: verificat
 entry at that sequence no longer has that hash, or if the chain ends before it (truncation).
 
 Kinds: "periodic" (written in the same transaction as every N-th entry), "manual"
-(`mash audit checkpoint`, e.g. from cron, printable for an external witness) and "purge"
-(retention: carries the new base of the chain and the cut-offs it applied, so deleted entries
-are accounted for). The signed bytes are the canonical JSON payload; the stored columns are
-only for lookup, verification reads the payload.
+(`mash audit checkpoint`, e.g. from cron, printable for an external witness), "exchange" (the
+head sent to the other parties over the federation's streams, see mash.audit.exchange) and
+"purge" (retention: carries the new base of the chain and the cut-offs it applied, so deleted
+entries are accounted for). Each carries the Merkle root of the chain at its sequence. The
+signed bytes are the canonical JSON payload; the stored columns are only for lookup,
+verification reads the payload.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from mash.audit.errors import AuditError
 from mash.errors import ConfigError
 
 GENESIS = "0" * 64  # the "previous hash" of a chain's first entry
-KINDS = ("periodic", "manual", "purge")
+KINDS = ("periodic", "manual", "purge", "exchange")
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,19 @@ class Checkpoint:
     base_hash: str = GENESIS
     cutoffs: dict[str, str] = field(default_factory=dict)
     purged: int = 0
+    # The Merkle root of the chain's first `seq` entries (mash.audit.merkle): with `seq` as the
+    # tree size, (writer_id, seq, root) is the checkpoint in the C2SP tlog-checkpoint sense.
+    # "" in checkpoints written before the tree existed, or for a chain whose tree is unknown.
+    root: str = ""
+    # purge checkpoints only: the tree's frontier at base_seq (the purged rows' stand-in).
+    base_frontier: list[str] | None = None
 
     def payload(self) -> bytes:
-        return canonical_json(asdict(self))
+        data = asdict(self)
+        for name, empty in (("root", ""), ("base_frontier", None)):
+            if data[name] == empty:  # older checkpoints' payloads stay as they were
+                del data[name]
+        return canonical_json(data)
 
     def cutoff_for(self, agreements: Iterable[str]) -> str | None:
         """Entries recorded before this time were due for purge; None: kept for ever."""
@@ -117,6 +129,10 @@ class Signer:
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise ConfigError(f"{path}: the audit signing key must be Ed25519")
         return cls(key)
+
+    def sign_bytes(self, data: bytes) -> str:
+        """A base64 Ed25519 signature over `data` (witness countersignatures)."""
+        return base64.b64encode(self._key.sign(data)).decode()
 
     def sign(self, checkpoint: Checkpoint) -> SignedCheckpoint:
         if checkpoint.key_id != self.key_id:

@@ -7,6 +7,9 @@
       signing_key_file: keys/audit-signing.key  # Ed25519 PEM, signs checkpoints
       trusted_keys: [keys/broker-2-audit.pub]   # optional: other writers' public keys
       checkpoint_every: 100                     # sign the chain head every N entries
+      exchange_seconds: 60                      # send the signed head to the other parties
+      witness_dir: witness/broker-1             # the others' heads kept here (not in the store)
+      witnesses: [/mnt/from-police/witness]     # verify: other parties' witness directories
       write_timeout_seconds: 5                  # wait at most this for another writer's lock
       retention:                                # optional; without it nothing is purged
         default_days: 2190                      # entries without a listed agreement
@@ -24,10 +27,12 @@ from pathlib import Path
 
 from mash.audit.checkpoint import Signer, Verifier, load_public_key
 from mash.audit.errors import AuditError
+from mash.audit.exchange import HeadExchange
 from mash.audit.log import AuditLog, check_writer_id
 from mash.audit.retention import RetentionPolicy
 from mash.audit.store import AuditStore, open_store
 from mash.audit.subject_hash import SubjectHasher
+from mash.audit.witness import WitnessFiles
 from mash.config import Reader, load_yaml
 from mash.errors import ConfigError
 
@@ -80,6 +85,9 @@ class AuditConfig:
     checkpoint_every: int = 100
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     write_timeout_seconds: float = 5.0
+    witness_dir: Path | None = None  # default: witness/<writer_id> beside the config file
+    exchange_seconds: float = 60.0
+    witnesses: tuple[Path, ...] = ()  # other parties' witness directories, for verify
 
     @classmethod
     def read(cls, section: Reader) -> AuditConfig:
@@ -97,8 +105,12 @@ class AuditConfig:
         every = section.int("checkpoint_every", 100, minimum=1, maximum=1_000_000)
         retention = _retention(section)
         write_timeout = section.float("write_timeout_seconds", 5.0, minimum=0.05, maximum=300)
+        witness_dir = _relative(section, section.str("witness_dir", f"witness/{writer_id}"))
+        exchange = section.float("exchange_seconds", 60.0, minimum=0.2, maximum=86400)
+        witnesses = tuple(_relative(section, p) for p in section.str_list("witnesses", []))
         section.done()
-        return cls(store, writer_id, hasher, signer, trusted, every, retention, write_timeout)
+        return cls(store, writer_id, hasher, signer, trusted, every, retention, write_timeout,
+                   witness_dir, exchange, witnesses)
 
     @classmethod
     def load(cls, path: Path, section: str = SECTION) -> AuditConfig:
@@ -113,6 +125,15 @@ class AuditConfig:
 
     def open_log(self) -> AuditLog:
         return AuditLog(self.open_store(), self.writer_id, self.signer, self.checkpoint_every)
+
+    def witness_files(self) -> WitnessFiles:
+        """This writer's witness directory (the other parties' heads, countersigned)."""
+        return WitnessFiles(self.witness_dir or Path("witness") / self.writer_id, self.signer,
+                            self.writer_id)
+
+    def exchange(self, log: AuditLog) -> HeadExchange:
+        """The head exchange over the federation's streams, for this writer's log."""
+        return HeadExchange(log, self.witness_files(), self.exchange_seconds)
 
     def verifier(self, extra: tuple[Path, ...] = ()) -> Verifier:
         """Trusts this writer's own key, `trusted_keys` and any extra public key files."""

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mash.audit import merkle
 from mash.audit.chain import Head, format_time, make_row
 from mash.audit.checkpoint import Checkpoint, SignedCheckpoint, Signer
 from mash.audit.entry import AuditEntry
@@ -114,9 +115,11 @@ class AuditLog:
                    config.checkpoint_every)
 
     def sign(self, kind: str, writer_id: str, head: Head, **extra: object) -> SignedCheckpoint:
+        root = "" if head.frontier is None else merkle.frontier_root(head.frontier)
         checkpoint = Checkpoint(kind=kind, writer_id=writer_id, seq=head.seq,
                                 entry_hash=head.entry_hash, signed_at=format_time(self._clock()),
-                                key_id=self.signer.key_id, **extra)  # type: ignore[arg-type]
+                                key_id=self.signer.key_id, root=root,
+                                **extra)  # type: ignore[arg-type]
         return self.signer.sign(checkpoint)
 
     def append(self, entry: AuditEntry) -> Appended:
@@ -158,11 +161,14 @@ class AuditLog:
             seq = head.seq + 1
             row = make_row(self.writer_id, seq, head.entry_hash, format_time(self._clock()),
                            agreements, body)
+            frontier = (None if head.frontier is None
+                        else merkle.extend(head.frontier, head.seq, row.entry_hash))
             checkpoint = None
             if self.checkpoint_every and seq % self.checkpoint_every == 0:
                 checkpoint = self.sign("periodic", self.writer_id,
-                                       Head(self.writer_id, seq, row.entry_hash))
-            return NewEntry(row, keys, notify, checkpoint)
+                                       Head(self.writer_id, seq, row.entry_hash,
+                                            frontier=frontier))
+            return NewEntry(row, keys, notify, checkpoint, frontier)
 
         return prepare
 
@@ -266,11 +272,11 @@ class AuditLog:
         row = new.row
         return Appended(self.writer_id, row.seq, row.entry_hash, row.recorded_at)
 
-    def checkpoint(self, writer_id: str | None = None) -> SignedCheckpoint:
+    def checkpoint(self, writer_id: str | None = None, kind: str = "manual") -> SignedCheckpoint:
         """Sign a writer's current head now (this log's writer unless another is named)."""
         writer = check_writer_id(writer_id or self.writer_id)
         try:
-            return self.store.add_checkpoint(writer, lambda head: self.sign("manual", writer, head))
+            return self.store.add_checkpoint(writer, lambda head: self.sign(kind, writer, head))
         except AuditError:
             raise
         except Exception as exc:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from mash.audit.chain import EntryRow, format_time, row_fault
@@ -34,6 +36,12 @@ class Criteria:
     since: str = ""  # format_time text; see parse_when
     until: str = ""
     writer_id: str = ""
+    # The person as an agency holds them: keyed hashes of its matched records (an agent's
+    # entries record them for every KNOWN or WITHHELD answer), and lookups another party's
+    # subject access search found (an agency's report handed to the broker). Either finds a
+    # lookup however the analyst typed the subject; they and `subject` are alternatives.
+    record_refs: tuple[str, ...] = ()
+    lookup_ids: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, str]:
         """The criteria for a report header, without the subject's identifiers."""
@@ -43,7 +51,15 @@ class Criteria:
                                  ("writer_id", self.writer_id)) if v}
         if self.subject is not None:
             out["subject"] = "given (identifiers hashed with the audit key)"
+        if self.record_refs:
+            out["records"] = f"{len(self.record_refs)} of the agency's records"
+        if self.lookup_ids:
+            out["lookups"] = f"{len(self.lookup_ids)} lookups named by another party's search"
         return out
+
+    @property
+    def names_a_person(self) -> bool:
+        return bool(self.subject or self.record_refs or self.lookup_ids)
 
 
 @dataclass(frozen=True)
@@ -91,12 +107,15 @@ def search(store: AuditStore, criteria: Criteria, hasher: SubjectHasher | None =
         if hasher is None:
             raise AuditError("searching by subject needs the audit hash key")
         labels = hasher.keys(criteria.subject)
-        if not labels:
+        if not labels and not (criteria.record_refs or criteria.lookup_ids):
             raise ValidationError("the subject gives nothing to search by: add an identifier, "
                                   "or a name with the date of birth")
     checks = {"c": criteria.case_reference, "r": criteria.requester, "l": criteria.lookup_id}
-    if labels:
-        keys = tuple(f"s:{h}" for h in labels)
+    person = {f"s:{h}": labels[h] for h in labels}
+    person |= {f"m:{r}": "matched record" for r in criteria.record_refs}
+    person |= {f"l:{i}": "lookup found by the agency" for i in criteria.lookup_ids}
+    if person:
+        keys = tuple(sorted(person))
     else:
         kind = next((k for k, v in checks.items() if v), "")
         keys = (f"{kind}:{checks[kind]}",) if kind else ()
@@ -110,8 +129,8 @@ def search(store: AuditStore, criteria: Criteria, hasher: SubjectHasher | None =
                 continue
         elif any(checks.values()) and not labels:
             continue
-        matched = tuple(sorted({labels[h] for h in (entry.subject if entry else ())
-                                if h in labels}))
+        matched = tuple(sorted({person[k] for k in (entry.index_keys() if entry else ())
+                                if k in person}))
         out.append(Found(row, entry, row_fault(row) is None, matched))
     return out
 
@@ -173,7 +192,11 @@ def write_csv(found: list[Found], out: TextIO) -> None:
 
 def write_json(found: list[Found], out: TextIO, criteria: Criteria) -> None:
     doc = {"report": "mash audit export", "generated_at": format_time(),
-           "criteria": criteria.describe(), "entries": [_strip(_entry_record(f)) for f in found]}
+           "criteria": criteria.describe(),
+           # hand these to the broker (mash audit export --lookups-from) for its side
+           "lookup_ids": sorted({f.entry.lookup_id for f in found
+                                 if f.entry is not None and f.entry.lookup_id}),
+           "entries": [_strip(_entry_record(f)) for f in found]}
     json.dump(doc, out, indent=2, ensure_ascii=False)
     out.write("\n")
 
@@ -183,3 +206,32 @@ def _strip(record: dict[str, Any]) -> dict[str, Any]:
     for outcome in record.get("outcomes", []):
         outcome.pop("record_refs", None)
     return record
+
+
+_LOOKUP_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_LOOKUP_IDS = 100_000
+
+
+def read_lookup_ids(path: Path) -> tuple[str, ...]:
+    """The lookup ids an agency's subject access report names: its JSON export
+    (`lookup_ids`), or a text file with one id a line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{path}: cannot read it ({type(exc).__name__})") from None
+    ids: list[str]
+    if text.lstrip().startswith("{"):
+        try:
+            doc = json.loads(text)
+            ids = [str(i) for i in doc["lookup_ids"]]
+        except (ValueError, KeyError, TypeError):
+            raise ValidationError(f"{path}: a JSON report without a list of lookup_ids "
+                                  "(write it with mash audit export --format json)") from None
+    else:
+        ids = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(ids) > MAX_LOOKUP_IDS:
+        raise ValidationError(f"{path}: more than {MAX_LOOKUP_IDS} lookup ids")
+    bad = next((i for i in ids if not _LOOKUP_ID.match(i)), None)
+    if bad is not None:
+        raise ValidationError(f"{path}: {bad[:40]!r} is not a lookup id")
+    return tuple(sorted(set(ids)))

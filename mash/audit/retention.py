@@ -95,9 +95,11 @@ def purge(log: AuditLog, policy: RetentionPolicy, operator: str,
     results = []
     for writer in writers if writers is not None else log.store.writers():
         def seal(head: Head, base_seq: int, base_hash: str, purged: int,
+                 base_frontier: tuple[str, ...] | None,
                  writer: str = writer) -> SignedCheckpoint:
             return log.sign("purge", writer, head, base_seq=base_seq, base_hash=base_hash,
-                            cutoffs=cutoffs, purged=purged)
+                            cutoffs=cutoffs, purged=purged,
+                            base_frontier=None if base_frontier is None else list(base_frontier))
 
         results.append(log.store.purge(writer, latest, due, seal))
     done = [r for r in results if r.purged]

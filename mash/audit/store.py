@@ -26,15 +26,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mash.audit import merkle
 from mash.audit.chain import EntryRow, Head
 from mash.audit.checkpoint import SignedCheckpoint
 from mash.audit.errors import AuditError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: audit_heads.frontier (the Merkle tree)
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS audit_heads (writer_id TEXT PRIMARY KEY, seq {int} NOT NULL, "
-    "entry_hash TEXT NOT NULL, base_seq {int} NOT NULL, base_hash TEXT NOT NULL)",
+    "entry_hash TEXT NOT NULL, base_seq {int} NOT NULL, base_hash TEXT NOT NULL, "
+    "frontier TEXT)",
     "CREATE TABLE IF NOT EXISTS audit_entries (writer_id TEXT NOT NULL, seq {int} NOT NULL, "
     "recorded_at TEXT NOT NULL, prev_hash TEXT NOT NULL, body_hash TEXT NOT NULL, "
     "entry_hash TEXT NOT NULL, agreements TEXT NOT NULL, body TEXT, "
@@ -62,6 +64,7 @@ class NewEntry:
     index_keys: tuple[str, ...]
     notify: bool
     checkpoint: SignedCheckpoint | None = None
+    frontier: tuple[str, ...] | None = None  # the writer's tree after this entry
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ class Filter:
 
 
 Prepare = Callable[[Head], NewEntry]
-Seal = Callable[[Head, int, str, int], SignedCheckpoint]  # head, base seq, base hash, purged
+Seal = Callable[[Head, int, str, int, "tuple[str, ...] | None"], SignedCheckpoint]
+# head, base seq, base hash, purged, the tree frontier at the base
 Due = Callable[[str, tuple[str, ...]], bool]  # recorded_at, agreements -> purge the body?
 
 
@@ -143,6 +147,10 @@ class AuditStore(ABC):
 
     @abstractmethod
     def seq_of_hash(self, writer_id: str, entry_hash: str) -> int | None: ...
+
+    @abstractmethod
+    def entry_hashes(self, writer_id: str, after_seq: int, upto_seq: int) -> list[str]:
+        """The entry hashes (Merkle leaves) of seq after_seq + 1 .. upto_seq, in order."""
 
     @abstractmethod
     def checkpoints(self, writer_id: str) -> list[StoredCheckpoint]: ...
@@ -209,22 +217,46 @@ class SqlStore(AuditStore):
                       "ON CONFLICT (name) DO NOTHING", ("schema_version", SCHEMA_VERSION))
         version = self._ex(cur, "SELECT value FROM audit_meta WHERE name = ?",
                            ("schema_version",)).fetchone()[0]
+        if version == "1":
+            self._migrate_1_to_2(cur)
+            version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise AuditError(f"{self.description}: audit schema version {version} is not "
                              f"supported (this version reads {SCHEMA_VERSION})")
 
+    def _migrate_1_to_2(self, cur: Any) -> None:
+        """Version 2 adds each writer's Merkle frontier, computed from its entries. A chain
+        whose first rows were purged under version 1 cannot be rebuilt: its frontier stays
+        unknown (NULL) and its checkpoints carry no root."""
+        cur.execute("ALTER TABLE audit_heads ADD COLUMN frontier TEXT")
+        heads = self._ex(cur, "SELECT writer_id, seq, base_seq FROM audit_heads").fetchall()
+        for writer_id, seq, base_seq in heads:
+            if int(base_seq) != 0:
+                continue
+            hashes = [r[0] for r in self._ex(
+                cur, "SELECT entry_hash FROM audit_entries WHERE writer_id = ? AND seq <= ? "
+                     "ORDER BY seq", (writer_id, int(seq))).fetchall()]
+            if len(hashes) != int(seq):
+                continue  # rows missing: tampered, or purged; verify will say which
+            nodes = merkle.frontier_of(merkle.leaf_hash(h) for h in hashes)
+            self._ex(cur, "UPDATE audit_heads SET frontier = ? WHERE writer_id = ?",
+                     (json.dumps([n.hex() for n in nodes]), writer_id))
+        self._ex(cur, "UPDATE audit_meta SET value = ? WHERE name = ?",
+                 (SCHEMA_VERSION, "schema_version"))
+
     def _select_head(self, cur: Any, writer_id: str, lock: str = "") -> Head | None:
-        found = self._ex(cur, "SELECT seq, entry_hash, base_seq, base_hash FROM audit_heads "
-                              f"WHERE writer_id = ?{lock}", (writer_id,)).fetchone()
+        found = self._ex(cur, "SELECT seq, entry_hash, base_seq, base_hash, frontier FROM "
+                              f"audit_heads WHERE writer_id = ?{lock}", (writer_id,)).fetchone()
         if found is None:
             return None
-        return Head(writer_id, int(found[0]), found[1], int(found[2]), found[3])
+        frontier = None if found[4] is None else tuple(json.loads(found[4]))
+        return Head(writer_id, int(found[0]), found[1], int(found[2]), found[3], frontier)
 
     def _insert_head(self, cur: Any, writer_id: str) -> None:
         head = Head(writer_id)
-        self._ex(cur, "INSERT INTO audit_heads (writer_id, seq, entry_hash, base_seq, base_hash) "
-                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (writer_id) DO NOTHING",
-                 (writer_id, head.seq, head.entry_hash, head.base_seq, head.base_hash))
+        self._ex(cur, "INSERT INTO audit_heads (writer_id, seq, entry_hash, base_seq, base_hash, "
+                      "frontier) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (writer_id) DO NOTHING",
+                 (writer_id, head.seq, head.entry_hash, head.base_seq, head.base_hash, "[]"))
 
     def _insert_checkpoint(self, cur: Any, signed: SignedCheckpoint) -> None:
         cp = signed.checkpoint
@@ -246,9 +278,11 @@ class SqlStore(AuditStore):
                 new = prepare(head)
                 self._insert(cur, writer_id, head, new)
                 out.append(new)
-                head = replace(head, seq=new.row.seq, entry_hash=new.row.entry_hash)
-            self._ex(cur, "UPDATE audit_heads SET seq = ?, entry_hash = ? WHERE writer_id = ?",
-                     (head.seq, head.entry_hash, writer_id))
+                head = replace(head, seq=new.row.seq, entry_hash=new.row.entry_hash,
+                               frontier=new.frontier)
+            frontier = None if head.frontier is None else json.dumps(list(head.frontier))
+            self._ex(cur, "UPDATE audit_heads SET seq = ?, entry_hash = ?, frontier = ? "
+                          "WHERE writer_id = ?", (head.seq, head.entry_hash, frontier, writer_id))
         return out
 
     def _insert(self, cur: Any, writer_id: str, head: Head, new: NewEntry) -> None:
@@ -304,15 +338,48 @@ class SqlStore(AuditStore):
                                       "AND seq = ?", (writer_id, int(first_live) - 1)).fetchone()
                 if found is not None:  # a gap (tampering) keeps the old base: evidence stays
                     base_seq, base_hash = int(first_live) - 1, found[0]
+            base_frontier = self._frontier_at(cur, writer_id, head, base_seq)
             deleted = 0
             if base_seq > head.base_seq:
                 deleted = self._ex(cur, "DELETE FROM audit_entries WHERE writer_id = ? "
                                         "AND seq <= ?", (writer_id, base_seq)).rowcount
                 self._ex(cur, "UPDATE audit_heads SET base_seq = ?, base_hash = ? "
                               "WHERE writer_id = ?", (base_seq, base_hash, writer_id))
-            signed = seal(head, base_seq, base_hash, len(expired))
+            signed = seal(head, base_seq, base_hash, len(expired), base_frontier)
             self._insert_checkpoint(cur, signed)
         return PurgeResult(writer_id, len(expired), deleted, base_seq, signed)
+
+    def _frontier_at(self, cur: Any, writer_id: str, head: Head,
+                     size: int) -> tuple[str, ...] | None:
+        """The writer's tree frontier at `size`, from the rows still there (and the last
+        purge's frontier for those before its base); None when it cannot be known."""
+        if size == head.seq:
+            return head.frontier
+        known: dict[tuple[int, int], bytes] = {}
+        if head.base_seq:
+            if (prior := self._base_frontier(cur, writer_id, head.base_seq)) is None:
+                return None
+            known = merkle.frontier_nodes(prior, head.base_seq)
+        hashes = [r[0] for r in self._ex(
+            cur, "SELECT entry_hash FROM audit_entries WHERE writer_id = ? AND seq > ? AND "
+                 "seq <= ? ORDER BY seq", (writer_id, head.base_seq, size)).fetchall()]
+        if len(hashes) != size - head.base_seq:
+            return None
+        tree = merkle.Tree.of_entries(hashes, head.base_seq, known)
+        try:
+            nodes = frontier_nodes_of(tree, size)
+        except AuditError:
+            return None
+        return tuple(n.hex() for n in nodes)
+
+    def _base_frontier(self, cur: Any, writer_id: str, base_seq: int) -> tuple[str, ...] | None:
+        rows = self._ex(cur, "SELECT payload FROM audit_checkpoints WHERE writer_id = ? AND "
+                             "kind = ? ORDER BY id DESC", (writer_id, "purge")).fetchall()
+        for (payload,) in rows:
+            data = json.loads(payload)
+            if data.get("base_seq") == base_seq and data.get("base_frontier") is not None:
+                return tuple(data["base_frontier"])
+        return None
 
     def mark_seen(self, items: list[tuple[str, int]], at: str) -> int:
         with self._tx(write=True) as cur:
@@ -340,6 +407,13 @@ class SqlStore(AuditStore):
                                  "AND seq > ? ORDER BY seq LIMIT ?",
                             (writer_id, after_seq, limit)).fetchall()
         return [_row(r) for r in rows]
+
+    def entry_hashes(self, writer_id: str, after_seq: int, upto_seq: int) -> list[str]:
+        with self._tx(write=False) as cur:
+            rows = self._ex(cur, "SELECT entry_hash FROM audit_entries WHERE writer_id = ? "
+                                 "AND seq > ? AND seq <= ? ORDER BY seq",
+                            (writer_id, after_seq, upto_seq)).fetchall()
+        return [r[0] for r in rows]
 
     def seq_of_hash(self, writer_id: str, entry_hash: str) -> int | None:
         with self._tx(write=False) as cur:
@@ -411,6 +485,16 @@ class SqlStore(AuditStore):
         with self._tx(write=False) as cur:
             rows = self._ex(cur, query, params).fetchall()
         return [Notification(_row(r[:-1]), r[-1]) for r in rows]
+
+
+def frontier_nodes_of(tree: merkle.Tree, size: int) -> list[bytes]:
+    """The frontier of the first `size` leaves of `tree`: its complete subtrees."""
+    nodes, start = [], 0
+    for bit in reversed(range(size.bit_length())):
+        if size >> bit & 1:
+            nodes.append(tree.hash(start, start + (1 << bit)))
+            start += 1 << bit
+    return nodes
 
 
 def open_store(url: str, base_dir: Path | None = None,

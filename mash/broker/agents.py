@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from mash.answers import timestamp
+from mash.audit.exchange import HeadExchange, StreamWitnessing
 from mash.broker import metrics
 from mash.broker.config import BrokerConfig
 from mash.broker.liveness import Liveness, Unresponsive
@@ -22,9 +23,11 @@ log = get_logger(__name__)
 
 
 class AgentService(agent_pb2_grpc.AgentServiceServicer):
-    def __init__(self, cfg: BrokerConfig, registry: Registry) -> None:
+    def __init__(self, cfg: BrokerConfig, registry: Registry,
+                 exchange: HeadExchange | None = None) -> None:
         self.cfg = cfg
         self.registry = registry
+        self.exchange = exchange  # audit heads to and from agents (mash.audit.exchange)
 
     async def Connect(
         self, request_iterator: AsyncIterator[agent_pb2.ConnectRequest],
@@ -58,15 +61,24 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                                 "the first message on the stream must be a hello")
         session = AgentSession(peer.name, first.hello,
                                liveness=self._liveness(peer.name, first.hello))
+        if self.exchange is not None:
+            outbox = session.outbox
+            session.witnessing = StreamWitnessing(
+                self.exchange, peer.name,
+                lambda m: outbox.put_nowait(agent_pb2.ConnectResponse(audit_head=m)),
+                lambda m: outbox.put_nowait(agent_pb2.ConnectResponse(audit_witness=m)))
         self.registry.attach(session)
         metrics.AGENTS_ONLINE.set(self.registry.online)
         reader = asyncio.create_task(self._read(session, request_iterator))
         watch = asyncio.create_task(self._watch(session))
+        exchanging: asyncio.Task[None] | None = None
         try:
             yield agent_pb2.ConnectResponse(welcome=agent_pb2.BrokerWelcome(
                 broker_id=self.cfg.broker_id, agency_id=peer.name,
                 heartbeat_interval_seconds=int(self.cfg.heartbeat_seconds),
                 accepts_batches=True))
+            if session.witnessing is not None:
+                exchanging = asyncio.create_task(session.witnessing.run())
             while True:
                 message = await session.outbox.get()
                 if message is None:
@@ -75,6 +87,8 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         finally:
             reader.cancel()
             watch.cancel()
+            if exchanging is not None:
+                exchanging.cancel()
             self.registry.detach(session)
             if self.registry.get(session.agency) is None:
                 metrics.AGENT_UNRESPONSIVE.labels(session.agency).set(0)
@@ -127,6 +141,13 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                         if not delivered:
                             log.info("late_answer_dropped", agency=session.agency,
                                      query_id=answer.query_id)
+                elif kind in ("audit_head", "audit_witness") and session.witnessing:
+                    w = session.witnessing
+                    task = asyncio.create_task(w.on_head(message.audit_head)
+                                               if kind == "audit_head"
+                                               else w.on_witness(message.audit_witness))
+                    session.tasks.add(task)
+                    task.add_done_callback(session.tasks.discard)
                 elif kind == "hello":
                     log.warning("agent_protocol_error", agency=session.agency,
                                 reason="second hello")

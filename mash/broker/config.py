@@ -56,14 +56,15 @@ def load(path: str | Path) -> BrokerConfig:
         a.done()
     if not agencies:
         raise ConfigError(f"{path}: agencies: register at least one agency")
+    broker_id = top.str("broker_id", "broker")
     cfg = BrokerConfig(
         path=Path(path),
-        broker_id=top.str("broker_id", "broker"),
+        broker_id=broker_id,
         listen=top.str("listen"),
         tls=TlsFiles.read(top.section("tls")),
         auth=TokenVerifier.read(top.section("auth")),
         agencies=agencies,
-        policy=PolicyConfig.read(top.section("policy")),
+        policy=PolicyConfig.read(top.section("policy"), broker_id),
         deadline_seconds=top.float("deadline_seconds", 10.0, minimum=0.1, maximum=300),
         heartbeat_seconds=top.float("heartbeat_seconds", 5.0, minimum=0.2, maximum=60),
         hello_timeout_seconds=top.float("hello_timeout_seconds", 10.0, minimum=0.1, maximum=120),

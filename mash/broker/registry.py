@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from mash.answers import timestamp
+from mash.audit.exchange import StreamWitnessing
 from mash.broker.batches import HeldQueries
 from mash.broker.liveness import Liveness, LivenessConfig
 from mash.logs import get_logger
@@ -40,6 +41,8 @@ class AgentSession:
     # whether it still answers (the broker's settings are given by AgentService)
     liveness: Liveness = field(default_factory=lambda: Liveness(
         config=LivenessConfig(), heartbeat_seconds=5.0))
+    witnessing: StreamWitnessing | None = None  # audit heads on this stream
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # witnessing work in flight
 
     def __post_init__(self) -> None:
         self.held = HeldQueries(self.outbox.put_nowait)
@@ -127,6 +130,9 @@ class Registry:
     @property
     def online(self) -> int:
         return len(self._sessions)
+
+    def sessions(self) -> list[AgentSession]:
+        return [s for s in self._sessions.values() if not s.closed]
 
     def close_all(self) -> None:
         for session in list(self._sessions.values()):

@@ -59,7 +59,8 @@ class Broker:
                  services["LookupService"])
         register(server, FederationService(self.cfg, self.registry),
                  services["FederationService"])
-        register(server, AgentService(self.cfg, self.registry),
+        register(server, AgentService(self.cfg, self.registry,
+                                      self.cfg.audit.exchange(self.audit)),
                  agent_pb2.DESCRIPTOR.services_by_name["AgentService"])
         self.health.add_to(server)
         reflection.enable_server_reflection(
@@ -77,6 +78,9 @@ class Broker:
         self._stop_watch.set()
         await self._watch
         await self.health.shutdown()
+        # the broker's last head, for every connected agent to hold
+        await asyncio.gather(*(s.witnessing.final(timeout=1.0)
+                               for s in self.registry.sessions() if s.witnessing is not None))
         self.registry.close_all()
         if self.server is not None:
             await self.server.stop(grace)

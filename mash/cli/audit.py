@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import getpass
+import json
 import sys
 from pathlib import Path
 
@@ -17,14 +18,26 @@ import typer
 
 from mash.audit.checkpoint import SignedCheckpoint, Verifier, load_public_key
 from mash.audit.config import AuditConfig
+from mash.audit.errors import AuditError
 from mash.audit.keys import write_keys
 from mash.audit.notifications import Notice, list_notices, mark_seen
-from mash.audit.report import Criteria, Found, outcome_text, parse_when, search, write_csv
+from mash.audit.proof import check as check_inclusion
+from mash.audit.proof import prove as prove_entry
+from mash.audit.report import (
+    Criteria,
+    Found,
+    outcome_text,
+    parse_when,
+    read_lookup_ids,
+    search,
+    write_csv,
+)
 from mash.audit.report import write_json as write_json_report
 from mash.audit.retention import RetentionPolicy, preview, purge
 from mash.audit.store import AuditStore, open_store
 from mash.audit.subject_hash import search_subject
 from mash.audit.verify import ChainReport, verify_store
+from mash.audit.witness import load_heads
 from mash.cli.common import FAILED, USAGE, fail, guarded
 from mash.errors import ConfigError, ValidationError
 
@@ -96,21 +109,34 @@ def verify(
                                           help="Trust checkpoints signed by this key."),
     witness: Path | None = typer.Option(None, "--witness", exists=True, dir_okay=False,
                                         help="Checkpoint lines kept outside the store."),
+    witnesses: list[Path] = typer.Option(
+        [], "--witnesses", help="Another party's witness directory: the heads of this store's "
+                                "writers it holds (repeatable; adds to audit.witnesses)."),
+    every: int = typer.Option(0, "--checkpoint-every", min=0,
+                              help="The writers' checkpoint cadence in entries (default: "
+                                   "audit.checkpoint_every; with --store, not checked)."),
     writer: list[str] = typer.Option([], "--writer", help="Only these writers."),
 ) -> None:
     """Check every chain; name the first break (edited, missing, reordered, truncated)."""
     def run() -> list[ChainReport]:
+        dirs = list(witnesses)
         if store_url:
             verifier = Verifier([load_public_key(p) for p in public_key])
             if not verifier.key_ids:
                 raise ValidationError("with --store, give the writers' --public-key files")
             store = open_store(store_url)
+            cadence = every or None
         else:
             cfg = _config(config)
             verifier = cfg.verifier(tuple(public_key))
             store = cfg.open_store()
+            cadence = every or cfg.checkpoint_every
+            dirs += [d for d in cfg.witnesses if d not in dirs]
+        held = _witnesses(witness)
+        for directory in dirs:
+            held += load_heads(directory)
         with store:
-            return verify_store(store, verifier, _witnesses(witness), writer or None)
+            return verify_store(store, verifier, held, writer or None, cadence)
 
     reports = guarded(run)
     for report in reports:
@@ -147,6 +173,59 @@ def checkpoint(
         cp = s.checkpoint
         typer.echo(f"{cp.writer_id}: seq {cp.seq} head {cp.entry_hash} signed {cp.signed_at} "
                    f"by key {cp.key_id}")
+
+
+@app.command("prove")
+def prove_command(
+    config: Path | None = ConfigOption,
+    entry: int = typer.Option(..., "--entry", min=1, help="The entry's sequence number."),
+    writer: str = typer.Option("", "--writer", help="Whose chain (default: this config's "
+                                                    "writer)."),
+    out: str = typer.Option("-", "--out", help="Proof file, or - for standard output."),
+) -> None:
+    """Prove one entry is in the signed log, for an inspector, without the other entries."""
+    cfg = _config(config)
+
+    def run() -> dict[str, object]:
+        with cfg.open_store() as store:
+            return prove_entry(store, cfg.verifier(), writer or cfg.writer_id, entry)
+
+    proof = guarded(run)
+    text = json.dumps(proof, indent=1, ensure_ascii=False) + "\n"
+    if out == "-":
+        typer.echo(text, nl=False)
+        return
+    guarded(lambda: Path(out).write_text(text, encoding="utf-8"))
+    typer.echo(f"{proof['writer_id']} seq {entry}: proof against the checkpoint at seq "
+               f"{proof['tree_size']} written to {out}")
+
+
+@app.command("check-proof")
+def check_proof(
+    proof: Path = typer.Option(..., "--proof", exists=True, dir_okay=False,
+                               help="A file written by mash audit prove."),
+    public_key: list[Path] = typer.Option(..., "--public-key",
+                                          help="The writer's checkpoint public key."),
+) -> None:
+    """Check an inclusion proof offline, with the writer's public key only."""
+    def run() -> str:
+        try:
+            doc = json.loads(proof.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            raise ValidationError(f"{proof}: not a proof file (JSON)") from None
+        if not isinstance(doc, dict):
+            raise ValidationError(f"{proof}: not a proof file")
+        verifier = Verifier([load_public_key(p) for p in public_key])
+        try:
+            checked = check_inclusion(doc, verifier)
+        except AuditError as exc:
+            raise AuditError(f"the proof does not hold: {exc}") from None
+        cp = checked.checkpoint
+        return (f"OK: {checked.writer_id} seq {checked.seq} ({checked.event or 'entry'}, "
+                f"recorded {checked.recorded_at}) is in the log of {cp.seq} entries signed at "
+                f"{cp.signed_at} by key {cp.key_id}")
+
+    typer.echo(guarded(run))
 
 
 # search and export
@@ -220,7 +299,7 @@ def _describe(found: Found) -> str:
 
 
 def _filters_given(criteria: Criteria) -> bool:
-    return bool(criteria.subject or criteria.case_reference or criteria.requester
+    return bool(criteria.names_a_person or criteria.case_reference or criteria.requester
                 or criteria.lookup_id)
 
 
@@ -236,6 +315,41 @@ DOB = typer.Option("", "--dob", help="Date of birth, e.g. 2012-01-02.")
 CASE = typer.Option("", "--case-reference", help="A case reference.")
 REQUESTER = typer.Option("", "--requester", help="An analyst's user id.")
 LOOKUP = typer.Option("", "--lookup-id", help="One lookup, across broker and agents.")
+RECORD = typer.Option([], "--record", help="Agency: one of its records, as SOURCE:RECORD_ID: "
+                                           "every lookup that matched it (repeatable).")
+HELD = typer.Option(False, "--held", help="Agency: find the person given in the agency's own "
+                                          "records and list every lookup that matched them, "
+                                          "however the analyst typed the subject.")
+LOOKUPS_FROM = typer.Option(None, "--lookups-from", exists=True, dir_okay=False,
+                            help="Broker: also the lookups an agency's subject access report "
+                                 "names (its `mash audit export --format json`).")
+
+
+def _person(config: Path | None, criteria: Criteria, record: list[str], held: bool,
+            lookups_from: Path | None) -> Criteria:
+    """Add the person as an agency holds them (records) or as its report names them."""
+    if not (record or held or lookups_from):
+        return criteria
+    cfg = _config(config)
+    refs: list[str] = []
+    for item in record:
+        source, sep, record_id = item.partition(":")
+        if not sep or not source or not record_id:
+            raise ValidationError(f"--record {item!r}: write SOURCE:RECORD_ID")
+        refs.append(cfg.hasher.record_ref(source, record_id))
+    if held:
+        if criteria.subject is None:
+            raise ValidationError("--held needs the person: a name with --dob, or an identifier")
+        from mash.agent import config as agent_config
+        from mash.agent.subject_access import held_records
+
+        assert config is not None
+        found = held_records(agent_config.load(config), criteria.subject)
+        typer.echo(f"held: {len(found)} record{'' if len(found) == 1 else 's'} of this agency"
+                   + (": " + ", ".join(map(str, found)) if found else ""), err=True)
+        refs += [cfg.hasher.record_ref(r.source, r.record_id) for r in found]
+    lookups = read_lookup_ids(lookups_from) if lookups_from is not None else ()
+    return dataclasses.replace(criteria, record_refs=tuple(refs), lookup_ids=lookups)
 
 
 @app.command("search")
@@ -246,10 +360,12 @@ def search_command(
     lookup_id: str = LOOKUP, since: str = SinceOption, until: str = UntilOption,
     writer: str = WriterOption,
     limit: int = typer.Option(1000, min=1, help="At most this many entries."),
+    record: list[str] = RECORD, held: bool = HELD, lookups_from: Path | None = LOOKUPS_FROM,
 ) -> None:
     """Who looked up this person (or case, or analyst), when and why."""
     criteria = guarded(lambda: _criteria(nhs, upn, pnc, ni, local, name, given, family, dob,
                                          case, requester, lookup_id, since, until, writer))
+    criteria = guarded(lambda: _person(config, criteria, record, held, lookups_from))
     if not _filters_given(criteria):
         fail("say what to search for: an identifier, --name with --dob, --case-reference, "
              "--requester or --lookup-id (mash audit export lists everything)", USAGE)
@@ -268,12 +384,14 @@ def export(
     name: list[str] = NAME, given: str = GIVEN, family: str = FAMILY, dob: str = DOB,
     case: str = CASE, requester: str = REQUESTER, lookup_id: str = LOOKUP,
     since: str = SinceOption, until: str = UntilOption, writer: str = WriterOption,
+    record: list[str] = RECORD, held: bool = HELD, lookups_from: Path | None = LOOKUPS_FROM,
 ) -> None:
     """Write a report for a subject access request or a case review (everything if no filter)."""
     if fmt not in ("csv", "json"):
         fail(f"--format {fmt!r}: use csv or json", USAGE)
     criteria = guarded(lambda: _criteria(nhs, upn, pnc, ni, local, name, given, family, dob,
                                          case, requester, lookup_id, since, until, writer))
+    criteria = guarded(lambda: _person(config, criteria, record, held, lookups_from))
     found = _search(config, criteria)
 
     def write() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
@@ -202,6 +203,9 @@ def sign(
     signer: str = typer.Option(..., help="Your name and role, recorded in the signature."),
     out: Path = typer.Option(..., help="Bundle file to write; the signature goes beside it."),
     src: Path = SrcOption,
+    serial: int = typer.Option(0, min=0, help="The bundle's serial (default: the time in "
+                                              "milliseconds, or one more than the bundle at "
+                                              "--out). Services refuse lower serials."),
 ) -> None:
     """Check and test the agreements, then write a signed bundle for brokers and agents."""
     policy = _load(src)
@@ -215,16 +219,21 @@ def sign(
         fail(f"not signing: policy test {failed[0].suite}/{failed[0].name} fails: "
              f"{failed[0].detail}")
     private = guarded(lambda: signing.load_private_key(key))
-    raw = policy.bundle.to_json()
+    previous = bundle_mod.serial_of(out)
+    if serial and serial <= previous:
+        fail(f"--serial {serial} is not above the serial of {out} ({previous}): brokers and "
+             "agents that accepted it would refuse this bundle as a rollback", USAGE)
+    chosen = serial or bundle_mod.next_serial(previous)
+    raw = dataclasses.replace(policy.bundle, serial=chosen).to_json()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(raw)
     # Signature first, then the bundle: an agent polling in between sees the old pair
     # fail verification once and keeps its last good policy.
-    signing.signature_path(out).write_bytes(signing.sign(raw, private, signer))
+    signing.signature_path(out).write_bytes(guarded(lambda: signing.sign(raw, private, signer)))
     tmp.replace(out)
-    typer.echo(f"signed revision {policy.revision} ({len(policy.bundle.agreements)} "
-               f"agreements) as {signer}: {out}")
+    typer.echo(f"signed revision {policy.revision} serial {chosen} "
+               f"({len(policy.bundle.agreements)} agreements) as {signer}: {out}")
 
 
 @app.command("show")
@@ -240,10 +249,11 @@ def show(
     if trusted:
         keys = [guarded(lambda p=p: signing.load_public_key(p)) for p in trusted]
         verified = guarded(lambda: signing.verify(raw, sig, keys))
-        typer.echo(f"signature: valid, signed by {verified.signer} (key {verified.key_id})")
+        typer.echo(f"signature: valid, signed by {verified.signer} (key {verified.key_id}"
+                   + (f", {verified.signed_at}" if verified.signed_at else "") + ")")
     else:
         typer.echo("signature: not checked (pass --trusted KEY.pub)")
-    typer.echo(f"revision: {parsed.revision}\nbuilt: {parsed.built_at}")
+    typer.echo(f"revision: {parsed.revision}\nserial: {parsed.serial}\nbuilt: {parsed.built_at}")
     for agreement_id, agreement in sorted(parsed.agreements.items()):
         typer.echo(f"  {agreement_id}: {agreement['title']} "
                    f"({agreement['valid_from']} to {agreement['expires']})")

@@ -74,6 +74,7 @@ def _audit(root: Path, writer: str) -> dict[str, Any]:
     return {"store": f"sqlite:///{root / 'audit' / f'{writer}.db'}", "writer_id": writer,
             "hash_key_file": str(keys / audit_keys.HASH_KEY),
             "signing_key_file": str(keys / audit_keys.SIGNING_KEY), "checkpoint_every": 50,
+            "exchange_seconds": 2,
             "write_timeout_seconds": float(os.environ.get("MASH_AUDIT_WRITE_TIMEOUT", 5))}
 
 
@@ -141,7 +142,7 @@ def sign_policies(root: Path, src: Path = POLICIES, signer: str = "Demo IG lead"
         key_path.with_suffix(".pub").write_bytes(public)
     out = root / "policy" / "bundle.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    raw = bundle.build(src).to_json()
+    raw = bundle.build(src, serial=bundle.next_serial(bundle.serial_of(out))).to_json()
     tmp = out.with_suffix(".tmp")
     tmp.write_bytes(raw)
     signing.signature_path(out).write_bytes(

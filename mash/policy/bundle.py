@@ -2,6 +2,10 @@
 
 A bundle is canonical JSON. Its revision is a hash of its content, so the same policies
 always give the same revision and every answer can name exactly the rules it was decided by.
+Its serial grows with every bundle signed (by default the signing time in milliseconds, or one
+more than the bundle it replaces): brokers and agents refuse a bundle older than the newest
+they accepted (mash.policy.serial), so a genuinely signed but superseded, more permissive
+bundle cannot be copied back into place. The serial is inside the signed file.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 from mash.policy.agreements import Federation, load_all
 from mash.policy.errors import AgreementError
 
-FORMAT = "mash-policy-bundle/1"
+FORMAT = "mash-policy-bundle/2"  # 2: the serial
 LIBRARY_DIR = "mash"
 
 
@@ -27,6 +31,7 @@ class Bundle:
     federation: dict[str, Any]
     agreements: dict[str, dict[str, Any]]  # id -> compiled agreement
     built_at: str = ""
+    serial: int = 0  # grows with every bundle signed; see the module docstring
 
     def data(self) -> dict[str, Any]:
         """The base document the Rego library reads."""
@@ -36,6 +41,7 @@ class Bundle:
     def to_json(self) -> bytes:
         return json.dumps({
             "format": FORMAT, "revision": self.revision, "built_at": self.built_at,
+            "serial": self.serial,
             "modules": self.modules, "federation": self.federation,
             "agreements": self.agreements,
         }, sort_keys=True, indent=1).encode()
@@ -100,22 +106,41 @@ def library_modules(src: Path) -> dict[str, str]:
     return modules
 
 
-def build(src: Path, now: dt.datetime | None = None) -> Bundle:
+def next_serial(previous: int = 0, now: dt.datetime | None = None) -> int:
+    """The serial for a new bundle: the time in milliseconds, or one more than `previous`."""
+    moment = now or dt.datetime.now(dt.UTC)
+    return max(int(moment.timestamp() * 1000), previous + 1)
+
+
+def build(src: Path, now: dt.datetime | None = None, serial: int | None = None) -> Bundle:
     """Validate every agreement under `src` and assemble a bundle (not yet signed)."""
     federation, agreements = load_all(src)
-    return assemble(library_modules(src), federation, {a.id: a.data for a in agreements}, now)
+    return assemble(library_modules(src), federation, {a.id: a.data for a in agreements}, now,
+                    serial)
 
 
 def assemble(modules: dict[str, str], federation: Federation,
-             agreements: dict[str, dict[str, Any]], now: dt.datetime | None = None) -> Bundle:
+             agreements: dict[str, dict[str, Any]], now: dt.datetime | None = None,
+             serial: int | None = None) -> Bundle:
     fed = federation.data()
+    now = now or dt.datetime.now(dt.UTC)
     return Bundle(
         revision=_revision(modules, fed, agreements),
         modules=modules,
         federation=fed,
         agreements=agreements,
-        built_at=(now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+        built_at=now.isoformat(timespec="seconds"),
+        serial=next_serial(0, now) if serial is None else serial,
     )
+
+
+def serial_of(path: Path) -> int:
+    """The serial of the bundle file at `path` (0 if there is none, or it is unreadable)."""
+    try:
+        doc = json.loads(path.read_bytes())
+        return int(doc.get("serial", 0)) if isinstance(doc, dict) else 0
+    except (OSError, ValueError, TypeError):
+        return 0
 
 
 def parse(raw: bytes, where: str = "bundle") -> Bundle:
@@ -128,9 +153,12 @@ def parse(raw: bytes, where: str = "bundle") -> Bundle:
     try:
         bundle = Bundle(revision=str(doc["revision"]), modules=dict(doc["modules"]),
                         federation=dict(doc["federation"]), agreements=dict(doc["agreements"]),
-                        built_at=str(doc.get("built_at", "")))
+                        built_at=str(doc.get("built_at", "")), serial=doc["serial"])
     except (KeyError, TypeError, ValueError):
         raise AgreementError(f"{where}: bundle is missing parts") from None
+    if isinstance(bundle.serial, bool) or not isinstance(bundle.serial, int) \
+            or bundle.serial < 1:
+        raise AgreementError(f"{where}: the bundle's serial must be a positive whole number")
     if _revision(bundle.modules, bundle.federation, bundle.agreements) != bundle.revision:
         raise AgreementError(f"{where}: content does not match its revision")
     return bundle

@@ -26,6 +26,7 @@ from mash.policy import bundle as bundle_mod
 from mash.policy.decisions import LoadedPolicy
 from mash.policy.engine import Engine, OpaEngine, RegoEngine
 from mash.policy.errors import AgreementError, PolicyError
+from mash.policy.serial import SerialState
 
 log = get_logger(__name__)
 
@@ -38,9 +39,13 @@ class PolicyConfig:
     engine: str = "rego"  # rego | opa
     opa_url: str = ""
     opa_timeout_seconds: float = 1.0
+    # The newest bundle serial accepted (mash.policy.serial); None: remembered in memory only.
+    state_file: Path | None = None
 
     @classmethod
-    def read(cls, section: Reader) -> PolicyConfig:
+    def read(cls, section: Reader, state_name: str | None = None) -> PolicyConfig:
+        """`state_name` (the agency or broker id): the default state file is
+        state/<state_name>-policy.json beside the config file."""
         signer_files = section.str_list("trusted_signers")
         if not signer_files:
             raise section.error("trusted_signers", "name at least one IG lead's public key")
@@ -56,6 +61,11 @@ class PolicyConfig:
             reload_seconds=section.float("reload_seconds", 5.0, minimum=0.1, maximum=3600),
             engine=section.str("engine", "rego", choices=("rego", "opa")),
         )
+        default_state = f"state/{state_name}-policy.json" if state_name else ""
+        state = section.str("state_file", default_state)
+        if state:
+            path = Path(state).expanduser()
+            cfg.state_file = path if path.is_absolute() else section.base_dir / path
         opa = section.section("opa", required=cfg.engine == "opa")
         if cfg.engine == "opa":
             cfg.opa_url = opa.str("url")
@@ -75,6 +85,10 @@ class PolicyStore:
     error: str | None = None
     _fingerprint: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    serials: SerialState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.serials = SerialState(self.config.state_file)
 
     @property
     def revision(self) -> str:
@@ -107,9 +121,11 @@ class PolicyStore:
         try:
             verified = signing.verify(raw, sig, self.config.trusted_signers)
             bundle = bundle_mod.parse(raw, str(path))
+            self.serials.check(bundle)  # no rollback to an older bundle
             self.validate(bundle)
             policy = LoadedPolicy(bundle, self._engine(bundle), verified.signer)
             policy.purposes()  # the library answers at all: a smoke test before swapping in
+            self.serials.remember(bundle)
         except (AgreementError, PolicyError, ConfigError, SignatureError) as exc:
             self._fingerprint = fingerprint  # don't retry the same bad bytes every poll
             return self._refuse(str(exc))
@@ -117,7 +133,7 @@ class PolicyStore:
             previous = self.current.revision if self.current else None
             self.current, self.error, self._fingerprint = policy, None, fingerprint
         log.info("policy_loaded", revision=policy.revision, previous=previous,
-                 signer=verified.signer, agreements=len(bundle.agreements),
+                 serial=bundle.serial, signer=verified.signer, agreements=len(bundle.agreements),
                  engine=self.config.engine)
         return True
 

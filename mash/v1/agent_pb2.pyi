@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from mash.v1 import answer_pb2 as _answer_pb2
+from mash.v1 import audit_pb2 as _audit_pb2
 from mash.v1 import blind_pb2 as _blind_pb2
 from mash.v1 import subject_pb2 as _subject_pb2
 from google.protobuf.internal import containers as _containers
@@ -13,28 +14,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("hello", "heartbeat", "answer", "answers")
+    __slots__ = ("hello", "heartbeat", "answer", "answers", "audit_head", "audit_witness")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_HEAD_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_WITNESS_FIELD_NUMBER: _ClassVar[int]
     hello: AgentHello
     heartbeat: Heartbeat
     answer: QueryAnswer
     answers: QueryAnswers
-    def __init__(self, hello: _Optional[_Union[AgentHello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., answer: _Optional[_Union[QueryAnswer, _Mapping]] = ..., answers: _Optional[_Union[QueryAnswers, _Mapping]] = ...) -> None: ...
+    audit_head: _audit_pb2.AuditHead
+    audit_witness: _audit_pb2.AuditWitness
+    def __init__(self, hello: _Optional[_Union[AgentHello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., answer: _Optional[_Union[QueryAnswer, _Mapping]] = ..., answers: _Optional[_Union[QueryAnswers, _Mapping]] = ..., audit_head: _Optional[_Union[_audit_pb2.AuditHead, _Mapping]] = ..., audit_witness: _Optional[_Union[_audit_pb2.AuditWitness, _Mapping]] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
-    __slots__ = ("welcome", "query", "heartbeat", "queries")
+    __slots__ = ("welcome", "query", "heartbeat", "queries", "audit_head", "audit_witness")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_HEAD_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_WITNESS_FIELD_NUMBER: _ClassVar[int]
     welcome: BrokerWelcome
     query: Query
     heartbeat: Heartbeat
     queries: Queries
-    def __init__(self, welcome: _Optional[_Union[BrokerWelcome, _Mapping]] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., queries: _Optional[_Union[Queries, _Mapping]] = ...) -> None: ...
+    audit_head: _audit_pb2.AuditHead
+    audit_witness: _audit_pb2.AuditWitness
+    def __init__(self, welcome: _Optional[_Union[BrokerWelcome, _Mapping]] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., queries: _Optional[_Union[Queries, _Mapping]] = ..., audit_head: _Optional[_Union[_audit_pb2.AuditHead, _Mapping]] = ..., audit_witness: _Optional[_Union[_audit_pb2.AuditWitness, _Mapping]] = ...) -> None: ...
 
 class AgentHello(_message.Message):
     __slots__ = ("agent_version", "data_as_at", "policy_revision", "sources", "record_count", "ready", "accepts_batches", "data_status", "heartbeat_interval_ms")
