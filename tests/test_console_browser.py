@@ -144,7 +144,7 @@ def fill_lookup(page: Any, name: str, dob: str, stage: str, case: str, urgency: 
     if postcode:
         page.get_by_label("Postcodes").fill(postcode)
     page.get_by_label("Purpose").select_option("child_safeguarding")
-    page.get_by_label("Stage (required)").select_option(stage)
+    page.get_by_role("combobox", name="Stage").select_option(stage)
     page.get_by_label("Case reference").fill(case)
     page.get_by_label("Justification").fill("Referral from school: concern about exploitation")
     page.get_by_role("radio", name=re.compile(f"^{urgency.capitalize()} ")).check()
@@ -374,7 +374,7 @@ def test_ig_lead_pages_agreements_explain_audit(console: Console) -> None:
 
     page.get_by_role("link", name="Explain", exact=True).click()
     page.get_by_label("Purpose").select_option("child_safeguarding")
-    page.get_by_label("Stage (required)").select_option("research")
+    page.get_by_role("combobox", name="Stage").select_option("research")
     page.get_by_role("button", name="Explain").click()
     police = page.locator("#explain-police").inner_text()
     assert "police-mash-safeguarding" in police and "Lawful basis" in police
