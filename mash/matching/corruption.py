@@ -125,9 +125,6 @@ class Pools:
     people_rows: list[int] = field(default_factory=list)
     place_rows: list[int] = field(default_factory=list)
 
-    def a_place(self, rng: random.Random) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return self.a_place_from(rng)[0]
-
     def a_place_from(self, rng: random.Random
                      ) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], set[int]]:
         """A place put together from three different records: one's postcode, another's
@@ -332,10 +329,6 @@ def corrupt(v: View, pools: Pools, rng: random.Random, rates: ErrorRates = RATES
         out.identifiers = {}
     out.middle = ""
     return out
-
-
-def stranger(pools: Pools, rng: random.Random) -> View:
-    return stranger_from(pools, rng)[0]
 
 
 def stranger_from(pools: Pools, rng: random.Random) -> tuple[View, set[int]]:
