@@ -6,15 +6,27 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from mash import signing
 from mash import subject as subject_mod
 from mash.blind import answers, directory, keys, setup
-from mash.blind.seal import SealError, open_box, pad, seal, unpad
+from mash.blind.seal import (
+    VERSION_HPKE,
+    VERSION_LEGACY,
+    Box,
+    SealError,
+    open_box,
+    pad,
+    seal,
+    seal_legacy,
+    unpad,
+)
 from mash.blind.tokens import STRONG_KINDS, WEAK_KINDS, TokenIndex, subject_tokens
 from mash.errors import ConfigError
 from mash.matching import blocking
@@ -28,19 +40,48 @@ from tests.helpers import lookup_request
 TODAY = dt.date(2026, 11, 30)
 
 
-def test_sealed_box_opens_only_for_its_recipient_and_context() -> None:
+@pytest.mark.parametrize("sealer", [seal, seal_legacy], ids=["hpke", "legacy"])
+def test_sealed_box_opens_only_for_its_recipient_and_context(sealer) -> None:
     bob = x25519.X25519PrivateKey.generate()
-    box = seal(bob.public_key(), "k1", b"subject", aad=b"request|police", label=b"subject")
+    box = sealer(bob.public_key(), "k1", b"subject", aad=b"request|police", label=b"subject")
     assert open_box(bob, box, b"request|police", b"subject") == b"subject"
+    # The same box as it crosses the wire, and back.
+    assert open_box(bob, Box.from_message(box.message()), b"request|police",
+                    b"subject") == b"subject"
     for key, aad, label in ((x25519.X25519PrivateKey.generate(), b"request|police", b"subject"),
                             (bob, b"request|health", b"subject"),
-                            (bob, b"request|police", b"answer")):
-        with pytest.raises(SealError):
+                            (bob, b"request|police", b"answer"),
+                            (bob, b"request|polic", b"esubject")):
+        with pytest.raises(SealError, match="does not open"):
             open_box(key, box, aad, label)
-    altered = box.__class__(box.key_id, box.encapsulated_key,
-                            box.ciphertext[:-1] + bytes([box.ciphertext[-1] ^ 1]))
-    with pytest.raises(SealError):
+    altered = replace(box, ciphertext=box.ciphertext[:-1] + bytes([box.ciphertext[-1] ^ 1]))
+    with pytest.raises(SealError, match="does not open"):
         open_box(bob, altered, b"request|police", b"subject")
+    with pytest.raises(SealError, match="ephemeral key"):
+        open_box(bob, replace(box, encapsulated_key=box.encapsulated_key[:31]),
+                 b"request|police", b"subject")
+
+
+def test_seal_writes_rfc9180_hpke_and_opens_both_versions() -> None:
+    bob = x25519.X25519PrivateKey.generate()
+    new, old = (s(bob.public_key(), "k1", b"hello", aad=b"a", label=b"l")
+                for s in (seal, seal_legacy))
+    assert new.version == VERSION_HPKE and new.message().version == 2
+    assert old.version == VERSION_LEGACY
+    # Version 2 is plain RFC 9180: any HPKE implementation opens it with the framed info.
+    suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+    info = b"mash-seal-v2" + (1).to_bytes(4, "big") + b"l" + (1).to_bytes(4, "big") + b"a"
+    assert suite.decrypt(new.encapsulated_key + new.ciphertext, bob, info=info) == b"hello"
+    # A box from a build before versions has none on the wire: it is read as version 1.
+    wire = old.message()
+    wire.ClearField("version")
+    assert open_box(bob, Box.from_message(wire), b"a", b"l") == b"hello"
+    # The version is not a free choice: each box opens only as what it is.
+    for box, wrong in ((new, VERSION_LEGACY), (old, VERSION_HPKE)):
+        with pytest.raises(SealError, match="does not open"):
+            open_box(bob, replace(box, version=wrong), b"a", b"l")
+    with pytest.raises(SealError, match="format version 9, which this build does not know"):
+        open_box(bob, replace(new, version=9), b"a", b"l")
 
 
 def test_padding_hides_size_and_round_trips() -> None:

@@ -14,17 +14,20 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
+import mash.agent.blind as agent_blind
+import mash.blind.session as blind_session
 import mash.broker.server as broker_server
 from mash.answers import STATE_LABELS
 from mash.blind import answers as signed_answers
 from mash.blind.keys import load_sealing_key
-from mash.blind.seal import Box, SealError, open_box
+from mash.blind.seal import VERSION_HPKE, Box, SealError, open_box, seal_legacy
 from mash.blind.session import BlindLookupError, BlindSession
 from mash.client import BrokerClient, ClientConfig, identifier
 from mash.demo import data, federation
@@ -217,15 +220,14 @@ def test_agencies_without_a_candidate_never_receive_the_subject(
     # Uniform second round: every agency that answered round one gets a box of one size.
     assert len(second) == 4
     assert len({len(q.sealed_subject.ciphertext) for q in second}) == 1
+    assert {q.sealed_subject.version for q in second} == {VERSION_HPKE}  # RFC 9180 HPKE
     digest = signed_answers.request_hash(second[0].blind)
     opened: dict[str, blind_pb2.SubjectEnvelope] = {}
     for agency in AGENCIES:
         key = load_sealing_key(blind_keys.agencies[agency].sealing)
         for q in second:
             try:
-                plain = open_box(key, Box(q.sealed_subject.key_id,
-                                          q.sealed_subject.encapsulated_key,
-                                          q.sealed_subject.ciphertext),
+                plain = open_box(key, Box.from_message(q.sealed_subject),
                                  signed_answers.subject_aad(digest, agency),
                                  signed_answers.SUBJECT_LABEL)
             except SealError:
@@ -321,6 +323,60 @@ def test_tampered_answer_is_rejected(world: tuple[ThreadedFederation, Recorder])
     assert states["police"].state == R.ANSWER_STATE_NOT_CHECKED
     assert "rejected" in states["police"].detail
     assert states["health"].state == R.ANSWER_STATE_KNOWN  # the others still arrive
+
+
+def test_answers_arrive_sealed_with_hpke(world: tuple[ThreadedFederation, Recorder]) -> None:
+    _, one, two = ManualLookup(world[0]).rounds(lookup_request(**CAST["leah"]))
+    assert one.answers and two.answers
+    assert {s.box.version for s in [*one.answers, *two.answers]} == {VERSION_HPKE}
+
+
+def test_a_box_in_an_unknown_or_wrong_format_version_fails_closed(
+        world: tuple[ThreadedFederation, Recorder]) -> None:
+    manual = ManualLookup(world[0])
+
+    def relabel(two: blind_pb2.BlindRound) -> None:
+        for sealed in two.answers:
+            if sealed.agency_id == "police":
+                sealed.box.version = 3  # a format this build does not know
+            if sealed.agency_id == "csc":
+                sealed.box.version = 1  # an HPKE box claimed to be the earlier format
+
+    answers = {a.agency_id: a for a in manual.run(
+        manual.session(lookup_request(**CAST["leah"])), tamper_two=relabel).answers}
+    assert answers["police"].state == R.ANSWER_STATE_NOT_CHECKED
+    assert "format version 3, which this build does not know" in answers["police"].detail
+    assert answers["csc"].state == R.ANSWER_STATE_NOT_CHECKED
+    assert "does not open" in answers["csc"].detail
+    assert answers["health"].state == R.ANSWER_STATE_KNOWN  # positive control
+
+
+def test_an_analyst_on_the_earlier_format_is_still_answered(
+        world: tuple[ThreadedFederation, Recorder], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The move-over, analyst to agent: subjects sealed in format 1 (no version on the wire,
+    as a build before HPKE sent them) still open at the agents, which answer in HPKE."""
+    threaded, recorder = world
+
+    def old_sender(*args: Any) -> Box:
+        return replace(seal_legacy(*args), version=0)
+
+    monkeypatch.setattr(blind_session, "seal", old_sender)
+    recorder.clear()
+    with _client(threaded.fed) as client:
+        states = _states(client.blind_lookup(lookup_request(**CAST["leah"])).response)
+    second = [q for q in recorder.queries_to() if q.round == 2]
+    assert second and {q.sealed_subject.version for q in second} == {0}
+    assert states["health"] == "KNOWN" and states["csc"] == "KNOWN"
+
+
+def test_an_agent_on_the_earlier_format_is_still_read(
+        world: tuple[ThreadedFederation, Recorder], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The move-over, agent to analyst: answers sealed in format 1 still open."""
+    monkeypatch.setattr(agent_blind, "seal", seal_legacy)
+    _, one, two = (manual := ManualLookup(world[0])).rounds(lookup_request(**CAST["leah"]))
+    assert {s.box.version for s in [*one.answers, *two.answers]} == {1}
+    states = _states(manual.run(manual.session(lookup_request(**CAST["leah"]))))
+    assert states["health"] == "KNOWN" and states["csc"] == "KNOWN"
 
 
 def test_swapped_answers_are_rejected(world: tuple[ThreadedFederation, Recorder]) -> None:

@@ -99,9 +99,7 @@ class BlindResponder:
         box = seal(recipient, "", pad(signed.SerializeToString()),
                    signed_answers.answer_aad(digest, self.cfg.agency, query.round),
                    signed_answers.ANSWER_LABEL)
-        return agent_pb2.QueryAnswer(query_id=query.query_id, sealed_answer=blind_pb2.SealedBox(
-            key_id=box.key_id, encapsulated_key=box.encapsulated_key,
-            ciphertext=box.ciphertext))
+        return agent_pb2.QueryAnswer(query_id=query.query_id, sealed_answer=box.message())
 
     def _admit(self, query: agent_pb2.Query,
                trace: Trace) -> Admitted | answer_pb2.AgencyAnswer:
@@ -180,8 +178,7 @@ class BlindResponder:
                 f"the subject was sealed to key {sealed.key_id or '(none)'}, which "
                 f"{self.cfg.name} does not hold", admitted.decisions.revision)
         try:
-            plain = open_box(key, Box(sealed.key_id, sealed.encapsulated_key,
-                                      sealed.ciphertext),
+            plain = open_box(key, Box.from_message(sealed),
                              signed_answers.subject_aad(digest, self.cfg.agency),
                              signed_answers.SUBJECT_LABEL)
             envelope = blind_pb2.SubjectEnvelope.FromString(plain)

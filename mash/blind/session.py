@@ -117,9 +117,7 @@ class BlindSession:
             box = seal(public, key_id, _pad_envelope(envelope, size),
                        signed_answers.subject_aad(self.digest, agency),
                        signed_answers.SUBJECT_LABEL)
-            out.subjects.add(agency_id=agency, box=blind_pb2.SealedBox(
-                key_id=box.key_id, encapsulated_key=box.encapsulated_key,
-                ciphertext=box.ciphertext))
+            out.subjects.add(agency_id=agency, box=box.message())
         # Every agency that should have answered and of which the broker said nothing: a
         # broker that drops an agency's sealed answer cannot make the agency vanish.
         for agency in self.expected():
@@ -184,7 +182,7 @@ class BlindSession:
 
     def _open(self, sealed: blind_pb2.SealedAnswer, round_: int) -> _Opened:
         agency = sealed.agency_id
-        box = Box(sealed.box.key_id, sealed.box.encapsulated_key, sealed.box.ciphertext)
+        box = Box.from_message(sealed.box)
         plain = unpad(open_box(self._answer_key, box,
                                signed_answers.answer_aad(self.digest, agency, round_),
                                signed_answers.ANSWER_LABEL))

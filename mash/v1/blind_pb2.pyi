@@ -9,14 +9,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SealedBox(_message.Message):
-    __slots__ = ("key_id", "encapsulated_key", "ciphertext")
+    __slots__ = ("key_id", "encapsulated_key", "ciphertext", "version")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ENCAPSULATED_KEY_FIELD_NUMBER: _ClassVar[int]
     CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     encapsulated_key: bytes
     ciphertext: bytes
-    def __init__(self, key_id: _Optional[str] = ..., encapsulated_key: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ...) -> None: ...
+    version: int
+    def __init__(self, key_id: _Optional[str] = ..., encapsulated_key: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ..., version: _Optional[int] = ...) -> None: ...
 
 class BlindQuery(_message.Message):
     __slots__ = ("context", "linkage_epoch", "match_tokens", "answer_key", "nonce", "agencies", "evidence")
