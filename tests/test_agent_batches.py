@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import grpc
+import pytest
 
 from mash.agent.link import _batched
 from mash.batching import MAX_BATCH, batches
@@ -111,9 +113,44 @@ async def test_an_agent_that_leaves_a_query_unanswered_holds_the_others_back_onl
         await channel.close()
 
 
-def _query(query_id: str, seconds_left: float = 60) -> agent_pb2.Query:
+class ManualClock:
+    """A clock the test moves by hand: timers fire in `advance`, never on their own."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.timers: list[tuple[float, int, Callable[[], None], list[bool]]] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.now + 1_700_000_000.0
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> broker_batches.Timer:
+        cancelled = [False]
+        self.timers.append((self.now + delay, len(self.timers), callback, cancelled))
+
+        class Handle:
+            def cancel(self) -> None:
+                cancelled[0] = True
+
+        return Handle()
+
+    def advance(self, seconds: float) -> None:
+        until = self.now + seconds
+        while due := sorted(t for t in self.timers if not t[3][0] and t[0] <= until):
+            when, _, callback, cancelled = due[0]
+            self.now = when
+            cancelled[0] = True  # fired
+            callback()
+        self.now = until
+
+
+def _query(query_id: str, seconds_left: float = 60, clock: ManualClock | None = None
+           ) -> agent_pb2.Query:
     query = agent_pb2.Query(query_id=query_id)
-    query.deadline.FromNanoseconds(int((time.time() + seconds_left) * 1e9))
+    wall = clock.wall() if clock else time.time()
+    query.deadline.FromNanoseconds(int((wall + seconds_left) * 1e9))
     return query
 
 
@@ -122,47 +159,81 @@ def _sent_ids(sent: list[agent_pb2.ConnectResponse]) -> list[list[str]]:
             for m in sent]
 
 
-async def test_held_queries_go_when_the_last_batch_is_settled_and_never_once_forgotten(
-        monkeypatch) -> None:
-    monkeypatch.setattr(broker_batches, "HOLD_SECONDS", 30)
+def _held(monkeypatch, hold: float) -> tuple[broker_batches.HeldQueries, ManualClock,
+                                             list[agent_pb2.ConnectResponse]]:
+    monkeypatch.setattr(broker_batches, "HOLD_SECONDS", hold)
     sent: list[agent_pb2.ConnectResponse] = []
-    held = broker_batches.HeldQueries(sent.append)
-    held.add(_query("a"))  # nothing out: at once
+    clock = ManualClock()
+    return broker_batches.HeldQueries(sent.append, clock=clock), clock, sent
+
+
+def test_held_queries_go_when_the_last_batch_is_settled_and_never_once_forgotten(
+        monkeypatch) -> None:
+    held, clock, sent = _held(monkeypatch, 30)
+    held.add(_query("a", clock=clock))  # nothing out: at once
     for name in "bcd":
-        held.add(_query(name))
+        held.add(_query(name, clock=clock))
     held.settled("c")  # its lookup timed out while it was held: never sent
     assert _sent_ids(sent) == [["a"]]
     held.settled("a")
     assert _sent_ids(sent) == [["a"], ["b", "d"]]
-    held.add(_query("e"))
+    held.add(_query("e", clock=clock))
     held.close()  # the agent went away: nothing more is sent, and no timer is left behind
     held.settled("b")
     held.settled("d")
-    await asyncio.sleep(0.05)
+    clock.advance(60)
     assert _sent_ids(sent) == [["a"], ["b", "d"]] and not held.waiting
 
 
-async def test_a_stuck_query_holds_the_others_only_until_the_hold_or_half_their_deadline(
+def test_a_stuck_query_holds_the_others_only_until_the_hold_or_half_their_deadline(
         monkeypatch) -> None:
-    monkeypatch.setattr(broker_batches, "HOLD_SECONDS", 0.2)
-    sent: list[agent_pb2.ConnectResponse] = []
-    held = broker_batches.HeldQueries(sent.append)
-    held.add(_query("stuck"))
-    held.add(_query("b"))
-    await asyncio.sleep(0.1)
+    held, clock, sent = _held(monkeypatch, 0.2)
+    held.add(_query("stuck", clock=clock))
+    held.add(_query("b", clock=clock))
+    clock.advance(0.1)
     assert _sent_ids(sent) == [["stuck"]]
-    await asyncio.sleep(0.3)
+    clock.advance(0.1)
     assert _sent_ids(sent) == [["stuck"], ["b"]]  # the hold ran out
     held.settled("b")
-    held.add(_query("c"))  # the last batch is settled: at once, though "stuck" is still out
-    assert _sent_ids(sent) == [["stuck"], ["b"], ["c"]]
-    monkeypatch.setattr(broker_batches, "HOLD_SECONDS", 30)
-    held = broker_batches.HeldQueries(sent.append)
-    held.add(_query("x"))
-    held.add(_query("y", seconds_left=0.2))  # half its time left, not the 30 s hold
-    await asyncio.sleep(0.3)
-    assert _sent_ids(sent)[-2:] == [["x"], ["y"]]
+    held.add(_query("c", clock=clock))  # the last batch is settled: at once, though "stuck" is
+    assert _sent_ids(sent) == [["stuck"], ["b"], ["c"]]  # still out
+    held, clock, sent = _held(monkeypatch, 30)
+    held.add(_query("x", clock=clock))
+    held.add(_query("y", seconds_left=0.2, clock=clock))  # half its time left, not the 30 s hold
+    clock.advance(0.099)
+    assert _sent_ids(sent) == [["x"]]
+    clock.advance(0.002)
+    assert _sent_ids(sent) == [["x"], ["y"]]
     held.close()
+
+
+def test_every_held_query_bounds_the_hold_by_its_own_deadline(monkeypatch) -> None:
+    """The first held query has time to spare; the second, with 0.4 s left, must not wait
+    for the first one's release (1 s after the batch out was sent, past its deadline)."""
+    held, clock, sent = _held(monkeypatch, 1.0)
+    held.add(_query("out", clock=clock))
+    held.add(_query("patient", seconds_left=60, clock=clock))
+    assert held.release_at == pytest.approx(clock.now + 1.0)  # the hold
+    clock.advance(0.1)
+    hurried = _query("hurried", seconds_left=0.4, clock=clock)
+    held.add(hurried)
+    assert held.release_at == pytest.approx(clock.now + 0.2)  # half its 0.4 s left
+    clock.advance(0.199)
+    assert _sent_ids(sent) == [["out"]]
+    clock.advance(0.002)
+    assert _sent_ids(sent) == [["out"], ["patient", "hurried"]]
+    assert clock.wall() < hurried.deadline.ToNanoseconds() / 1e9  # before its deadline
+    # A later query with more time left never puts the release back.
+    held.add(_query("later", seconds_left=0.4, clock=clock))
+    release = held.release_at
+    held.add(_query("relaxed", seconds_left=60, clock=clock))
+    assert held.release_at == release
+    # And a held query already past its deadline goes at once, not after the hold.
+    held, clock, sent = _held(monkeypatch, 1.0)
+    held.add(_query("out", clock=clock))
+    held.add(_query("late", seconds_left=-1, clock=clock))
+    clock.advance(0)
+    assert _sent_ids(sent) == [["out"], ["late"]]
 
 
 async def test_an_agent_that_fails_to_answer_a_query_still_answers_it_not_checked(
