@@ -23,6 +23,22 @@ ENTRYPOINTS = (
 )
 
 
+# The OPA engine is an extra: its client pulls aiohttp and requests, which the default
+# in-process engine does not need.
+OPA_EXTRA_MISSING = ("opa needs the OPA client (opa-python-client), which this install "
+                     "lacks: pip install 'mash-exchange[opa]', or use engine: rego (in "
+                     "process)")
+
+
+def opa_available() -> bool:
+    """Whether the `opa` extra (opa-python-client) is installed."""
+    try:
+        import opa_client  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class Engine(Protocol):
     def evaluate(self, entrypoint: str, input_doc: dict[str, Any]) -> Any: ...
 
@@ -84,7 +100,10 @@ class OpaEngine:
     def __init__(self, bundle: Bundle, url: str, timeout: float = 1.0) -> None:
         from urllib.parse import urlparse
 
-        from opa_client import OpaClient
+        try:
+            from opa_client import OpaClient
+        except ImportError:
+            raise AgreementError(f"engine {OPA_EXTRA_MISSING}") from None
 
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:

@@ -24,7 +24,7 @@ from mash.errors import ConfigError, SignatureError
 from mash.logs import get_logger
 from mash.policy import bundle as bundle_mod
 from mash.policy.decisions import LoadedPolicy
-from mash.policy.engine import Engine, OpaEngine, RegoEngine
+from mash.policy.engine import OPA_EXTRA_MISSING, Engine, OpaEngine, RegoEngine, opa_available
 from mash.policy.errors import AgreementError, PolicyError
 from mash.policy.serial import SerialState
 
@@ -68,6 +68,8 @@ class PolicyConfig:
             cfg.state_file = path if path.is_absolute() else section.base_dir / path
         opa = section.section("opa", required=cfg.engine == "opa")
         if cfg.engine == "opa":
+            if not opa_available():
+                raise section.error("engine", OPA_EXTRA_MISSING)
             cfg.opa_url = opa.str("url")
             cfg.opa_timeout_seconds = opa.float("timeout_seconds", 1.0, minimum=0.05,
                                                 maximum=30)
