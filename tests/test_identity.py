@@ -47,12 +47,23 @@ async def _denied(running: Running, tls: TlsFiles, token: str | None = "default"
     return err.value
 
 
+async def _served(running: Running) -> None:
+    """Positive control: the same broker, up and serving, answers the federation's own
+    analyst certificate (so an UNAVAILABLE beside it is the refusal, not a stopped broker)."""
+    response = await running.analyst().lookup(lookup_request(), timeout=10)
+    assert {a.agency_id for a in response.answers} >= {"police"}
+
+
+def _handshake_refused(err: grpc.aio.AioRpcError) -> None:
+    assert err.code() == grpc.StatusCode.UNAVAILABLE  # the TLS handshake itself fails
+
+
 async def test_client_certificate_from_a_foreign_ca_is_refused(running: Running, tmp_path) -> None:
     foreign = _foreign_tls(tmp_path, "client", "mash")
     # trust our broker's CA, but present a certificate our CA never signed
     tls = TlsFiles(ca=running.fed.certs / "ca.pem", cert=foreign.cert, key=foreign.key)
-    err = await _denied(running, tls)
-    assert err.code() == grpc.StatusCode.UNAVAILABLE  # the TLS handshake itself fails
+    _handshake_refused(await _denied(running, tls))
+    await _served(running)
 
 
 async def test_expired_client_certificate_is_refused(running: Running) -> None:
@@ -60,8 +71,8 @@ async def test_expired_client_certificate_is_refused(running: Running) -> None:
                         not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
                         out_stem="expired-client")
     tls = TlsFiles(ca=running.fed.certs / "ca.pem", cert=paths.cert, key=paths.key)
-    err = await _denied(running, tls)
-    assert err.code() == grpc.StatusCode.UNAVAILABLE
+    _handshake_refused(await _denied(running, tls))
+    await _served(running)
 
 
 async def test_agent_certificate_cannot_be_used_as_an_analyst(running: Running) -> None:
@@ -151,6 +162,12 @@ async def test_agent_with_foreign_certificate_never_comes_online(running: Runnin
         await call.read()
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert running.broker.registry.get("housing") is None
+    await channel.close()
+    # Positive control: the same broker takes housing's own agent certificate.
+    channel, stub = _agent_stub(running, "housing-agent")
+    call = await _connect(stub)
+    assert (await call.read()).welcome.agency_id == "housing"
+    assert running.broker.registry.get("housing") is not None
     await channel.close()
 
 
