@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mash.config import Reader
+
+# The clock buckets refill by (monotonic seconds); a test holds it still to read exact waits.
+clock: Callable[[], float] = time.monotonic
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class RateLimiter:
 
     def take(self, who: str, now: float | None = None) -> float:
         """0 when a lookup may go ahead; otherwise the seconds until one may."""
-        now = time.monotonic() if now is None else now
+        now = clock() if now is None else now
         rate = self.config.per_minute / 60.0
         with self._lock:
             bucket = self._buckets.get(who)
