@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from mash.v1 import answer_pb2
-from tests.helpers import Running, build_federation, lookup_request, processes, spawn
+from tests.helpers import (
+    Running,
+    build_federation,
+    lookup_request,
+    processes,
+    spawn,
+    wait_until,
+)
 
 R = answer_pb2
 pytestmark = pytest.mark.slow
@@ -66,7 +73,8 @@ async def test_agent_killed_mid_lookup_is_not_checked(fast_fed) -> None:
         await _online(analyst, {"police", "health"})
         procs[0].signal(signal.SIGSTOP)
         lookup = asyncio.create_task(analyst.lookup(lookup_request()))
-        await asyncio.sleep(0.5)  # the query is now in flight at the stopped agent
+        # the broker is waiting on police's answer to this lookup's query
+        await wait_until(lambda: bool((s := run.broker.registry.get("police")) and s.pending))
         procs[0].signal(signal.SIGKILL)
         answers = _by_agency(await lookup)
         assert answers["police"].state == R.ANSWER_STATE_NOT_CHECKED
@@ -74,7 +82,7 @@ async def test_agent_killed_mid_lookup_is_not_checked(fast_fed) -> None:
             R.NOT_CHECKED_REASON_AGENT_DISCONNECTED, R.NOT_CHECKED_REASON_TIMED_OUT)
         assert answers["health"].state == R.ANSWER_STATE_KNOWN
         # afterwards police is offline, said so, and still never NOT_KNOWN
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: run.broker.registry.get("police") is None)
         answers = _by_agency(await analyst.lookup(lookup_request()))
         assert answers["police"].not_checked_reason == R.NOT_CHECKED_REASON_AGENT_OFFLINE
         # the agent restarts and is asked again
