@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import socket
 import subprocess
@@ -161,10 +162,30 @@ def test_certs_and_tokens(tmp_path: Path) -> None:
     assert code == 2 and "not like 30m" in one_error_line(err)
 
 
-def test_agent_check_reports_counts(fed) -> None:
-    code, out, err = run_mash("agent", "check", "--config", str(fed.agent_configs["police"]))
+def test_agent_check_reports_counts(fed, tmp_path: Path) -> None:
+    """The counts are the file's: every row read, the good ones as records, each rejection
+    and warning by its reason (three rows added here: two rejected, one with a bad date)."""
+    cfg = yaml.safe_load(fed.agent_configs["police"].read_text())
+    source = Path(cfg["sources"][0]["path"])
+    with source.open(newline="", encoding="utf-8") as fh:
+        held = sum(1 for _ in csv.DictReader(fh))
+    assert held > 10
+    extract = tmp_path / "police.csv"
+    extract.write_text(source.read_text(encoding="utf-8")
+                       + ",Nobody,,Atall,,01/01/2010,Male,LS1 1AA,,,,,,,N\n"  # no record id
+                       + "NCH0000001,Bad,,Date,,31/02/2014,Male,LS1 1AA,,,,,,,N\n"
+                       + "NCH0000002,,,,,,,,,,,,,,N\n",  # nobody: no name, no identifier
+                       encoding="utf-8")
+    cfg["sources"][0]["path"] = str(extract)
+    config = tmp_path / "agent.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    code, out, err = run_mash("agent", "check", "--config", str(config))
     assert code == 0, err
-    assert "niche_rms:" in out and "records" in out
+    assert f"niche_rms: {held + 3} rows, {held + 1} records, 2 rejected, as at " in out
+    assert "  rejected 1: record_id is empty" in out
+    assert "  rejected 1: no name and no identifier" in out
+    assert "  warning 1: date_of_birth unparseable" in out
+    assert f"match index: {held + 1} records" in out
 
 
 @pytest.mark.slow
