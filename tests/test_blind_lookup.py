@@ -465,17 +465,24 @@ def test_round_two_only_for_agencies_that_answered(world: tuple[ThreadedFederati
     assert "probation" in err.value.details()
 
 
-def test_agent_without_blind_keys_is_not_checked(tmp_path: Path) -> None:
+def test_agent_without_blind_keys_is_never_sent_a_blind_query(tmp_path: Path) -> None:
+    """Its hello says it takes no blind lookups, so the broker answers NOT_CHECKED for it
+    without asking it (the words are the broker's, not the agent's)."""
     fed = build_federation(tmp_path / "fed", agent_overrides={"education": {"blind": None}})
     threaded = ThreadedFederation(fed, ["police", "education"])
     try:
+        registry = threaded.run.broker.registry
+        assert registry.get("police").hello.accepts_blind  # positive control
+        assert not registry.get("education").hello.accepts_blind
         with _client(fed) as client:
             answers = {a.agency_id: a for a in client.lookup(
                 lookup_request(**CAST["leah"])).answers}
     finally:
         threaded.close()
     assert answers["education"].state == R.ANSWER_STATE_NOT_CHECKED
-    assert "not set up for blind lookups" in answers["education"].detail
+    assert answers["education"].not_checked_reason == R.NOT_CHECKED_REASON_AGENT_ERROR
+    assert "agent does not take blind lookups" in answers["education"].detail
+    assert "so it was not asked" in answers["education"].detail
     assert answers["police"].state == R.ANSWER_STATE_KNOWN
 
 

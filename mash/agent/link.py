@@ -89,6 +89,7 @@ class BrokerLink:
     def _hello(self) -> agent_pb2.ConnectRequest:
         hello = agent_pb2.AgentHello(
             agent_version=__version__, accepts_batches=True,
+            accepts_blind=self.cfg.blind is not None,
             heartbeat_interval_ms=round(self.cfg.heartbeat_seconds * 1000),
             **self._status())  # type: ignore[arg-type]
         snapshot = self.state.snapshot

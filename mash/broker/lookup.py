@@ -267,6 +267,11 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             when = f" (last seen {seen:%Y-%m-%d %H:%M} UTC)" if seen else ""
             return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_OFFLINE,
                                f"{name}'s agent is not connected to the broker{when}", name)
+        if query.HasField("blind") and not session.hello.accepts_blind:
+            return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_ERROR,
+                               f"{name}'s agent does not take blind lookups (its hello does not "
+                               "say accepts_blind: no blind keys, or a release before blind "
+                               "lookups), so it was not asked", name)
         unresponsive = session.liveness.state()
         if unresponsive is not None:  # answer at once; one query goes to it as a probe
             self._probe(session, query, budget)

@@ -29,7 +29,7 @@ from mash.v1 import blind_pb2 as mash_dot_v1_dot_blind__pb2
 from mash.v1 import subject_pb2 as mash_dot_v1_dot_subject__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13mash/v1/agent.proto\x12\x07mash.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14mash/v1/answer.proto\x1a\x13mash/v1/audit.proto\x1a\x13mash/v1/blind.proto\x1a\x15mash/v1/subject.proto\"\x96\x02\n\x0e\x43onnectRequest\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.mash.v1.AgentHelloH\x00\x12\'\n\theartbeat\x18\x02 \x01(\x0b\x32\x12.mash.v1.HeartbeatH\x00\x12&\n\x06\x61nswer\x18\x03 \x01(\x0b\x32\x14.mash.v1.QueryAnswerH\x00\x12(\n\x07\x61nswers\x18\x04 \x01(\x0b\x32\x15.mash.v1.QueryAnswersH\x00\x12(\n\naudit_head\x18( \x01(\x0b\x32\x12.mash.v1.AuditHeadH\x00\x12.\n\raudit_witness\x18) \x01(\x0b\x32\x15.mash.v1.AuditWitnessH\x00\x42\t\n\x07message\"\x90\x02\n\x0f\x43onnectResponse\x12)\n\x07welcome\x18\x01 \x01(\x0b\x32\x16.mash.v1.BrokerWelcomeH\x00\x12\x1f\n\x05query\x18\x02 \x01(\x0b\x32\x0e.mash.v1.QueryH\x00\x12\'\n\theartbeat\x18\x03 \x01(\x0b\x32\x12.mash.v1.HeartbeatH\x00\x12#\n\x07queries\x18\x04 \x01(\x0b\x32\x10.mash.v1.QueriesH\x00\x12(\n\naudit_head\x18( \x01(\x0b\x32\x12.mash.v1.AuditHeadH\x00\x12.\n\raudit_witness\x18) \x01(\x0b\x32\x15.mash.v1.AuditWitnessH\x00\x42\t\n\x07message\"\x9c\x02\n\nAgentHello\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12.\n\ndata_as_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpolicy_revision\x18\x03 \x01(\t\x12\'\n\x07sources\x18\x04 \x03(\x0b\x32\x16.mash.v1.SourceSummary\x12\x14\n\x0crecord_count\x18\x05 \x01(\x03\x12\r\n\x05ready\x18\x06 \x01(\x08\x12\x17\n\x0f\x61\x63\x63\x65pts_batches\x18\x07 \x01(\x08\x12(\n\x0b\x64\x61ta_status\x18\x08 \x01(\x0b\x32\x13.mash.v1.DataStatus\x12\x1d\n\x15heartbeat_interval_ms\x18\x32 \x01(\r\"r\n\rBrokerWelcome\x12\x11\n\tbroker_id\x18\x01 \x01(\t\x12\x11\n\tagency_id\x18\x02 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\r\x12\x17\n\x0f\x61\x63\x63\x65pts_batches\x18\x04 \x01(\x08\"\xd0\x01\n\tHeartbeat\x12+\n\x07sent_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndata_as_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpolicy_revision\x18\x03 \x01(\t\x12\r\n\x05ready\x18\x04 \x01(\x08\x12\x14\n\x0crecord_count\x18\x05 \x01(\x03\x12(\n\x0b\x64\x61ta_status\x18\x06 \x01(\x0b\x32\x13.mash.v1.DataStatus\"\xaf\x02\n\x05Query\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x11\n\tlookup_id\x18\x02 \x01(\t\x12\x15\n\ranalyst_token\x18\x03 \x01(\t\x12!\n\x07subject\x18\x04 \x01(\x0b\x32\x10.mash.v1.Subject\x12(\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x17.mash.v1.RequestContext\x12,\n\x08\x64\x65\x61\x64line\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05\x62lind\x18\x07 \x01(\x0b\x32\x13.mash.v1.BlindQuery\x12\r\n\x05round\x18\x08 \x01(\r\x12*\n\x0esealed_subject\x18\t \x01(\x0b\x32\x12.mash.v1.SealedBox\x12\x10\n\x08\x61pproval\x18\x1e \x01(\t\"*\n\x07Queries\x12\x1f\n\x07queries\x18\x01 \x03(\x0b\x32\x0e.mash.v1.Query\"5\n\x0cQueryAnswers\x12%\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x14.mash.v1.QueryAnswer\"q\n\x0bQueryAnswer\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12%\n\x06\x61nswer\x18\x02 \x01(\x0b\x32\x15.mash.v1.AgencyAnswer\x12)\n\rsealed_answer\x18\x03 \x01(\x0b\x32\x12.mash.v1.SealedBox2P\n\x0c\x41gentService\x12@\n\x07\x43onnect\x12\x17.mash.v1.ConnectRequest\x1a\x18.mash.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13mash/v1/agent.proto\x12\x07mash.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14mash/v1/answer.proto\x1a\x13mash/v1/audit.proto\x1a\x13mash/v1/blind.proto\x1a\x15mash/v1/subject.proto\"\x96\x02\n\x0e\x43onnectRequest\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.mash.v1.AgentHelloH\x00\x12\'\n\theartbeat\x18\x02 \x01(\x0b\x32\x12.mash.v1.HeartbeatH\x00\x12&\n\x06\x61nswer\x18\x03 \x01(\x0b\x32\x14.mash.v1.QueryAnswerH\x00\x12(\n\x07\x61nswers\x18\x04 \x01(\x0b\x32\x15.mash.v1.QueryAnswersH\x00\x12(\n\naudit_head\x18( \x01(\x0b\x32\x12.mash.v1.AuditHeadH\x00\x12.\n\raudit_witness\x18) \x01(\x0b\x32\x15.mash.v1.AuditWitnessH\x00\x42\t\n\x07message\"\x90\x02\n\x0f\x43onnectResponse\x12)\n\x07welcome\x18\x01 \x01(\x0b\x32\x16.mash.v1.BrokerWelcomeH\x00\x12\x1f\n\x05query\x18\x02 \x01(\x0b\x32\x0e.mash.v1.QueryH\x00\x12\'\n\theartbeat\x18\x03 \x01(\x0b\x32\x12.mash.v1.HeartbeatH\x00\x12#\n\x07queries\x18\x04 \x01(\x0b\x32\x10.mash.v1.QueriesH\x00\x12(\n\naudit_head\x18( \x01(\x0b\x32\x12.mash.v1.AuditHeadH\x00\x12.\n\raudit_witness\x18) \x01(\x0b\x32\x15.mash.v1.AuditWitnessH\x00\x42\t\n\x07message\"\xb3\x02\n\nAgentHello\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12.\n\ndata_as_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpolicy_revision\x18\x03 \x01(\t\x12\'\n\x07sources\x18\x04 \x03(\x0b\x32\x16.mash.v1.SourceSummary\x12\x14\n\x0crecord_count\x18\x05 \x01(\x03\x12\r\n\x05ready\x18\x06 \x01(\x08\x12\x17\n\x0f\x61\x63\x63\x65pts_batches\x18\x07 \x01(\x08\x12(\n\x0b\x64\x61ta_status\x18\x08 \x01(\x0b\x32\x13.mash.v1.DataStatus\x12\x1d\n\x15heartbeat_interval_ms\x18\x32 \x01(\r\x12\x15\n\raccepts_blind\x18< \x01(\x08\"r\n\rBrokerWelcome\x12\x11\n\tbroker_id\x18\x01 \x01(\t\x12\x11\n\tagency_id\x18\x02 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\r\x12\x17\n\x0f\x61\x63\x63\x65pts_batches\x18\x04 \x01(\x08\"\xd0\x01\n\tHeartbeat\x12+\n\x07sent_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndata_as_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpolicy_revision\x18\x03 \x01(\t\x12\r\n\x05ready\x18\x04 \x01(\x08\x12\x14\n\x0crecord_count\x18\x05 \x01(\x03\x12(\n\x0b\x64\x61ta_status\x18\x06 \x01(\x0b\x32\x13.mash.v1.DataStatus\"\xaf\x02\n\x05Query\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x11\n\tlookup_id\x18\x02 \x01(\t\x12\x15\n\ranalyst_token\x18\x03 \x01(\t\x12!\n\x07subject\x18\x04 \x01(\x0b\x32\x10.mash.v1.Subject\x12(\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x17.mash.v1.RequestContext\x12,\n\x08\x64\x65\x61\x64line\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05\x62lind\x18\x07 \x01(\x0b\x32\x13.mash.v1.BlindQuery\x12\r\n\x05round\x18\x08 \x01(\r\x12*\n\x0esealed_subject\x18\t \x01(\x0b\x32\x12.mash.v1.SealedBox\x12\x10\n\x08\x61pproval\x18\x1e \x01(\t\"*\n\x07Queries\x12\x1f\n\x07queries\x18\x01 \x03(\x0b\x32\x0e.mash.v1.Query\"5\n\x0cQueryAnswers\x12%\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x14.mash.v1.QueryAnswer\"q\n\x0bQueryAnswer\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12%\n\x06\x61nswer\x18\x02 \x01(\x0b\x32\x15.mash.v1.AgencyAnswer\x12)\n\rsealed_answer\x18\x03 \x01(\x0b\x32\x12.mash.v1.SealedBox2P\n\x0c\x41gentService\x12@\n\x07\x43onnect\x12\x17.mash.v1.ConnectRequest\x1a\x18.mash.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,19 +41,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONNECTRESPONSE']._serialized_start=434
   _globals['_CONNECTRESPONSE']._serialized_end=706
   _globals['_AGENTHELLO']._serialized_start=709
-  _globals['_AGENTHELLO']._serialized_end=993
-  _globals['_BROKERWELCOME']._serialized_start=995
-  _globals['_BROKERWELCOME']._serialized_end=1109
-  _globals['_HEARTBEAT']._serialized_start=1112
-  _globals['_HEARTBEAT']._serialized_end=1320
-  _globals['_QUERY']._serialized_start=1323
-  _globals['_QUERY']._serialized_end=1626
-  _globals['_QUERIES']._serialized_start=1628
-  _globals['_QUERIES']._serialized_end=1670
-  _globals['_QUERYANSWERS']._serialized_start=1672
-  _globals['_QUERYANSWERS']._serialized_end=1725
-  _globals['_QUERYANSWER']._serialized_start=1727
-  _globals['_QUERYANSWER']._serialized_end=1840
-  _globals['_AGENTSERVICE']._serialized_start=1842
-  _globals['_AGENTSERVICE']._serialized_end=1922
+  _globals['_AGENTHELLO']._serialized_end=1016
+  _globals['_BROKERWELCOME']._serialized_start=1018
+  _globals['_BROKERWELCOME']._serialized_end=1132
+  _globals['_HEARTBEAT']._serialized_start=1135
+  _globals['_HEARTBEAT']._serialized_end=1343
+  _globals['_QUERY']._serialized_start=1346
+  _globals['_QUERY']._serialized_end=1649
+  _globals['_QUERIES']._serialized_start=1651
+  _globals['_QUERIES']._serialized_end=1693
+  _globals['_QUERYANSWERS']._serialized_start=1695
+  _globals['_QUERYANSWERS']._serialized_end=1748
+  _globals['_QUERYANSWER']._serialized_start=1750
+  _globals['_QUERYANSWER']._serialized_end=1863
+  _globals['_AGENTSERVICE']._serialized_start=1865
+  _globals['_AGENTSERVICE']._serialized_end=1945
 # @@protoc_insertion_point(module_scope)

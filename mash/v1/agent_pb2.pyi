@@ -46,7 +46,7 @@ class ConnectResponse(_message.Message):
     def __init__(self, welcome: _Optional[_Union[BrokerWelcome, _Mapping]] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., queries: _Optional[_Union[Queries, _Mapping]] = ..., audit_head: _Optional[_Union[_audit_pb2.AuditHead, _Mapping]] = ..., audit_witness: _Optional[_Union[_audit_pb2.AuditWitness, _Mapping]] = ...) -> None: ...
 
 class AgentHello(_message.Message):
-    __slots__ = ("agent_version", "data_as_at", "policy_revision", "sources", "record_count", "ready", "accepts_batches", "data_status", "heartbeat_interval_ms")
+    __slots__ = ("agent_version", "data_as_at", "policy_revision", "sources", "record_count", "ready", "accepts_batches", "data_status", "heartbeat_interval_ms", "accepts_blind")
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     DATA_AS_AT_FIELD_NUMBER: _ClassVar[int]
     POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class AgentHello(_message.Message):
     ACCEPTS_BATCHES_FIELD_NUMBER: _ClassVar[int]
     DATA_STATUS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTS_BLIND_FIELD_NUMBER: _ClassVar[int]
     agent_version: str
     data_as_at: _timestamp_pb2.Timestamp
     policy_revision: str
@@ -65,7 +66,8 @@ class AgentHello(_message.Message):
     accepts_batches: bool
     data_status: _answer_pb2.DataStatus
     heartbeat_interval_ms: int
-    def __init__(self, agent_version: _Optional[str] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_answer_pb2.SourceSummary, _Mapping]]] = ..., record_count: _Optional[int] = ..., ready: _Optional[bool] = ..., accepts_batches: _Optional[bool] = ..., data_status: _Optional[_Union[_answer_pb2.DataStatus, _Mapping]] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
+    accepts_blind: bool
+    def __init__(self, agent_version: _Optional[str] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_answer_pb2.SourceSummary, _Mapping]]] = ..., record_count: _Optional[int] = ..., ready: _Optional[bool] = ..., accepts_batches: _Optional[bool] = ..., data_status: _Optional[_Union[_answer_pb2.DataStatus, _Mapping]] = ..., heartbeat_interval_ms: _Optional[int] = ..., accepts_blind: _Optional[bool] = ...) -> None: ...
 
 class BrokerWelcome(_message.Message):
     __slots__ = ("broker_id", "agency_id", "heartbeat_interval_seconds", "accepts_batches")
