@@ -1,6 +1,8 @@
-"""The standard gRPC health service, shared by broker and agents."""
+"""The standard gRPC health service, shared by broker and agents: Check, Watch and List."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -9,17 +11,39 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-class Health:
-    """Wraps grpc_health's servicer; `set(service, ok)` flips a service's status."""
+class _Servicer(health.aio.HealthServicer):
+    """grpcio-health-checking's servicer, which leaves List unimplemented, with List."""
 
     def __init__(self) -> None:
-        self.servicer = health.aio.HealthServicer()
+        super().__init__()
+        self.statuses: dict[str, Any] = {"": SERVING}  # as set, mirrored here for List
+
+    async def List(self, request: health_pb2.HealthListRequest,
+                   context: grpc.aio.ServicerContext) -> health_pb2.HealthListResponse:
+        return health_pb2.HealthListResponse(statuses={
+            name: health_pb2.HealthCheckResponse(status=status)
+            for name, status in sorted(self.statuses.items())})
+
+
+class Health:
+    """Wraps the servicer; `set(service, ok)` flips a service's status."""
+
+    def __init__(self) -> None:
+        self.servicer = _Servicer()
+        self._shut = False
 
     def add_to(self, server: grpc.aio.Server) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
 
     async def set(self, service: str, ok: bool) -> None:
-        await self.servicer.set(service, SERVING if ok else NOT_SERVING)
+        if self._shut:
+            return  # as the servicer: after shutdown nothing goes back to SERVING
+        status = SERVING if ok else NOT_SERVING
+        self.servicer.statuses[service] = status
+        await self.servicer.set(service, status)
 
     async def shutdown(self) -> None:
+        self._shut = True
+        for name in self.servicer.statuses:
+            self.servicer.statuses[name] = NOT_SERVING
         await self.servicer.enter_graceful_shutdown()

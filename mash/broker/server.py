@@ -6,9 +6,9 @@ import asyncio
 import signal
 
 import grpc
-from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from mash import reflection
 from mash.audit import AuditLog
 from mash.broker.agents import AgentService
 from mash.broker.config import BrokerConfig
@@ -63,8 +63,7 @@ class Broker:
                                       self.cfg.audit.exchange(self.audit)),
                  agent_pb2.DESCRIPTOR.services_by_name["AgentService"])
         self.health.add_to(server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
+        reflection.enable(server, (*SERVICE_NAMES, "grpc.health.v1.Health"))
         port = bind(server, self.cfg.listen, self.cfg.tls.server_credentials())
         await server.start()
         for name in ("", *SERVICE_NAMES):
