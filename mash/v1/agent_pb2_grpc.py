@@ -49,7 +49,8 @@ class AgentServiceServicer:
     """
 
     def Connect(self, request_iterator, context):
-        """Missing associated documentation comment in .proto file."""
+        """The agent's one stream: a hello first, then heartbeats and answers; the broker sends a welcome, then queries, heartbeats and audit heads. Needs an agent certificate of a registered agency.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

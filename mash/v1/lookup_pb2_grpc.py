@@ -53,7 +53,8 @@ class LookupServiceServicer:
     """
 
     def Lookup(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A plain lookup: the broker validates, routes by the agreements and asks each agency's agent; one answer per agency comes back. Needs the analyst's JWT (authorization: Bearer) and a client certificate.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -168,7 +169,8 @@ class FederationServiceServicer:
     """
 
     def ListAgents(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every registered agency and whether its agent is connected and ready. Needs an analyst token.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
