@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 BUF    := node_modules/.bin/buf
 
-.PHONY: venv demo test lint protos check-protos buf-lint bench clean
+.PHONY: venv demo test lint protos check-protos buf-lint buf-breaking bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,20 @@ demo: $(STAMP)
 test: $(STAMP) $(BUF)
 	$(BIN)/ruff check .
 	$(BUF) lint
+	$(MAKE) --no-print-directory buf-breaking
 	$(BIN)/python -m pytest
+
+# The protos stay wire-compatible with main (buf's FILE rules): against the local main branch,
+# or origin/main in a CI clone; skipped, saying so, outside a git checkout or without main.
+buf-breaking: $(BUF)
+	@ref=$$(git rev-parse --verify --quiet main 2>/dev/null || \
+	        git rev-parse --verify --quiet origin/main 2>/dev/null); \
+	if [ -n "$$ref" ]; then \
+	  echo "buf breaking --against main ($$ref)"; \
+	  $(BUF) breaking --against ".git#ref=$$ref"; \
+	else \
+	  echo "buf breaking: skipped (not a git checkout with a main branch)"; \
+	fi
 
 lint: $(STAMP) $(BUF)
 	$(BIN)/ruff check .
