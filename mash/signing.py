@@ -30,10 +30,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mash.errors import ConfigError, SignatureError
+from mash.files import write_atomic
 
 
 def signature_path(bundle_path: Path) -> Path:
     return bundle_path.with_name(bundle_path.name + ".sig")
+
+
+def write_signed(path: Path, data: bytes, signature: bytes) -> None:
+    """Replace a signed file and its signature, each atomically, the signature first: a reader
+    polling in between sees the old file fail against the new signature once and keeps its
+    last good copy; it never sees a new file without its signature."""
+    write_atomic(signature_path(path), signature)
+    write_atomic(path, data)
 
 
 def key_id(public: ed25519.Ed25519PublicKey) -> str:

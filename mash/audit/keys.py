@@ -7,13 +7,13 @@ forced. Secrets are written with mode 0600.
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from mash.audit.checkpoint import Signer, generate_signing_key
 from mash.audit.errors import AuditError
+from mash.files import write_atomic
 
 HASH_KEY = "audit-hash.key"
 SIGNING_KEY = "audit-signing.key"
@@ -28,16 +28,6 @@ class KeyFiles:
     key_id: str
 
 
-def _write(path: Path, data: bytes, private: bool) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def write_keys(directory: Path, force: bool = False) -> KeyFiles:
     directory.mkdir(parents=True, exist_ok=True)
     paths = KeyFiles(directory / HASH_KEY, directory / SIGNING_KEY, directory / PUBLIC_KEY, "")
@@ -46,8 +36,8 @@ def write_keys(directory: Path, force: bool = False) -> KeyFiles:
         raise AuditError(f"{existing[0]} already exists: replacing it makes old entries "
                          "unsearchable or unverifiable; pass --force if that is intended")
     private, public = generate_signing_key()
-    _write(paths.hash_key, (secrets.token_hex(32) + "\n").encode(), private=True)
-    _write(paths.signing_key, private, private=True)
-    _write(paths.public_key, public, private=False)
+    write_atomic(paths.hash_key, (secrets.token_hex(32) + "\n").encode(), private=True)
+    write_atomic(paths.signing_key, private, private=True)
+    write_atomic(paths.public_key, public, private=False)
     key_id = Signer.from_file(paths.signing_key).key_id
     return KeyFiles(paths.hash_key, paths.signing_key, paths.public_key, key_id)

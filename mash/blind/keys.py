@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -19,19 +18,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from mash.errors import ConfigError
+from mash.files import write_atomic
 
 SEALING_KEY = "{agency}-sealing.key"
 ANSWER_KEY = "{agency}-answer.key"
 LINKAGE_KEY = re.compile(r"^linkage-(\d{1,6})\.key$")
-
-
-def _write(path: Path, data: bytes, private: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 def b64(data: bytes) -> str:
@@ -68,8 +59,8 @@ def generate_agency_keys(directory: Path, agency: str, force: bool = False) -> A
         if path.exists() and not force:
             raise ConfigError(f"{path} already exists: pass --force to replace it (answers "
                               "sealed to the old key can then no longer be opened)")
-    _write(files.sealing, _pem(x25519.X25519PrivateKey.generate()), private=True)
-    _write(files.answer, _pem(ed25519.Ed25519PrivateKey.generate()), private=True)
+    write_atomic(files.sealing, _pem(x25519.X25519PrivateKey.generate()), private=True)
+    write_atomic(files.answer, _pem(ed25519.Ed25519PrivateKey.generate()), private=True)
     return files
 
 
@@ -98,7 +89,7 @@ def generate_linkage_key(directory: Path, epoch: int, force: bool = False) -> Pa
     path = directory / f"linkage-{epoch}.key"
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists")
-    _write(path, (secrets.token_hex(32) + "\n").encode(), private=True)
+    write_atomic(path, (secrets.token_hex(32) + "\n").encode(), private=True)
     return path
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mash import signing
 from mash.blind import directory, keys
+from mash.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -33,17 +34,15 @@ def create(root: Path, agencies: list[str], epoch: int = 1, valid_days: int = 36
     keys.generate_linkage_key(linkage, epoch, force=True)
     private, public = signing.generate_key()
     authority = root / "authority.key"
-    authority.write_bytes(private)
-    authority.chmod(0o600)
+    write_atomic(authority, private, private=True)
     authority_public = root / "authority.pub"
-    authority_public.write_bytes(public)
+    write_atomic(authority_public, public)
     published = {a: ([sealing], [answer]) for a, (sealing, answer) in
                  ((a, keys.public_keys(f)) for a, f in files.items())}
     doc = directory.build(published, [(epoch, start, end)], start, end)
     path = root / "federation-keys.json"
-    path.write_bytes(doc)
-    signing.signature_path(path).write_bytes(
-        signing.sign(doc, signing.load_private_key(authority), "Demo key authority"))
+    signing.write_signed(path, doc, signing.sign(doc, signing.load_private_key(authority),
+                                                 "Demo key authority"))
     return BlindKeys(root, path, authority_public, linkage, files)
 
 

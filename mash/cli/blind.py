@@ -22,6 +22,7 @@ from mash.blind import directory as directory_mod
 from mash.blind import keys
 from mash.cli.common import fail, guarded
 from mash.errors import ConfigError
+from mash.files import write_atomic
 
 app = typer.Typer(help="Keys for blind lookups: agency keys, linkage keys, the key directory.",
                   no_args_is_help=True)
@@ -47,10 +48,10 @@ def keygen(
         files = keys.generate_agency_keys(directory, agency, force=force)
         sealing, answer = keys.public_keys(files)
         public = directory / f"{agency}.public.json"
-        public.write_text(json.dumps({
+        write_atomic(public, (json.dumps({
             "agency": agency,
             "sealing": keys.b64(keys.raw(sealing)), "answer": keys.b64(keys.raw(answer)),
-        }, indent=1) + "\n")
+        }, indent=1) + "\n").encode())
         return public
     public = guarded(run)
     typer.echo(f"private keys (keep at the agency): {directory}/{agency}-sealing.key, "
@@ -114,9 +115,7 @@ def directory_cmd(
                    issued_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         raw = json.dumps(doc, indent=1, sort_keys=True).encode()
         directory_mod.parse(raw)
-        out.write_bytes(raw)
-        signing.signature_path(out).write_bytes(
-            signing.sign(raw, signing.load_private_key(key), signer))
+        signing.write_signed(out, raw, signing.sign(raw, signing.load_private_key(key), signer))
         return int(doc["version"])
     version = guarded(run)
     typer.echo(f"key directory version {version} written to {out}, signed by {signer}")

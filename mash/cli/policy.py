@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 from pathlib import Path
 
 import typer
@@ -13,6 +12,7 @@ from rich.table import Table
 
 from mash import signing
 from mash.cli.common import FAILED, USAGE, fail, guarded
+from mash.files import write_atomic
 from mash.policy import agreements as agreements_mod
 from mash.policy import bundle as bundle_mod
 from mash.policy.decisions import LoadedPolicy
@@ -187,11 +187,8 @@ def keygen(
 ) -> None:
     """Create an IG lead's Ed25519 signing key pair."""
     private, public = signing.generate_key()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private)
-    out.with_suffix(".pub").write_bytes(public)
+    write_atomic(out, private, private=True)
+    write_atomic(out.with_suffix(".pub"), public)
     typer.echo(f"private key (keep secret): {out}\n"
                f"public key (list it in brokers' and agents' trusted_signers): "
                f"{out.with_suffix('.pub')}")
@@ -225,13 +222,8 @@ def sign(
              "agents that accepted it would refuse this bundle as a rollback", USAGE)
     chosen = serial or bundle_mod.next_serial(previous)
     raw = dataclasses.replace(policy.bundle, serial=chosen).to_json()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(raw)
-    # Signature first, then the bundle: an agent polling in between sees the old pair
-    # fail verification once and keeps its last good policy.
-    signing.signature_path(out).write_bytes(guarded(lambda: signing.sign(raw, private, signer)))
-    tmp.replace(out)
+    signature = guarded(lambda: signing.sign(raw, private, signer))
+    guarded(lambda: signing.write_signed(out, raw, signature))
     typer.echo(f"signed revision {policy.revision} serial {chosen} "
                f"({len(policy.bundle.agreements)} agreements) as {signer}: {out}")
 

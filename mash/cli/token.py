@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import typer
 
 from mash.cli.common import USAGE, fail, guarded
+from mash.files import write_atomic
 from mash.identity import tokens
 
 app = typer.Typer(help="Development analyst tokens (JWT, ES256 or EdDSA).", no_args_is_help=True)
@@ -32,12 +32,9 @@ def keygen(
 ) -> None:
     """Create an identity provider's signing key pair."""
     private, public = guarded(lambda: tokens.generate_issuer_key(algorithm))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private)
+    write_atomic(out, private, private=True)
     pub = out.with_suffix(".pub")
-    pub.write_bytes(public)
+    write_atomic(pub, public)
     typer.echo(f"private key (keep secret): {out}\npublic key (give to brokers and agents): {pub}")
 
 

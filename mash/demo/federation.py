@@ -19,6 +19,7 @@ from mash import signing
 from mash.audit import keys as audit_keys
 from mash.blind import setup as blind_setup
 from mash.demo.agencies import AGENCIES
+from mash.files import write_atomic
 from mash.identity import certs, tokens
 from mash.identity.names import PeerIdentity
 from mash.policy import bundle
@@ -137,17 +138,11 @@ def sign_policies(root: Path, src: Path = POLICIES, signer: str = "Demo IG lead"
     key_path = root / "certs" / "ig-lead.key"
     if not key_path.exists():
         private, public = signing.generate_key()
-        key_path.write_bytes(private)
-        key_path.chmod(0o600)
-        key_path.with_suffix(".pub").write_bytes(public)
+        write_atomic(key_path, private, private=True)
+        write_atomic(key_path.with_suffix(".pub"), public)
     out = root / "policy" / "bundle.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     raw = bundle.build(src, serial=bundle.next_serial(bundle.serial_of(out))).to_json()
-    tmp = out.with_suffix(".tmp")
-    tmp.write_bytes(raw)
-    signing.signature_path(out).write_bytes(
-        signing.sign(raw, signing.load_private_key(key_path), signer))
-    tmp.replace(out)
+    signing.write_signed(out, raw, signing.sign(raw, signing.load_private_key(key_path), signer))
     return out
 
 
@@ -172,9 +167,8 @@ def build(root: Path, agencies: list[str], data_files: dict[str, Path],
         certs.issue(fed_certs, PeerIdentity("agent", agency))
     private, public = tokens.generate_issuer_key("ES256")
     issuer_key = fed_certs / "issuer.key"
-    issuer_key.write_bytes(private)
-    issuer_key.chmod(0o600)
-    (fed_certs / "issuer.pub").write_bytes(public)
+    write_atomic(issuer_key, private, private=True)
+    write_atomic(fed_certs / "issuer.pub", public)
 
     sign_policies(root, policies or POLICIES)
     (root / "audit").mkdir(exist_ok=True)
@@ -192,8 +186,7 @@ def build(root: Path, agencies: list[str], data_files: dict[str, Path],
             root, agency, data_files[agency], port, blind,
             **(agent_overrides or {}).get(agency, {})))
     token_file = root / "analyst.jwt"
-    token_file.write_text(fed.token(ttl=dt.timedelta(hours=8)))
-    token_file.chmod(0o600)
+    write_atomic(token_file, fed.token(ttl=dt.timedelta(hours=8)).encode(), private=True)
     client = {
         "broker": {"address": f"127.0.0.1:{port}", "server_name": "localhost"},
         "tls": _tls(fed_certs, f"{REQUESTER}-client"),

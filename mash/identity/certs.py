@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mash.errors import IdentityError
+from mash.files import write_atomic
 from mash.identity.names import PeerIdentity, parse_identity_uri
 
 CA_CERT = "ca.pem"
@@ -41,15 +41,6 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-
-
-def _write(path: Path, data: bytes, private: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 def create_ca(
@@ -82,8 +73,8 @@ def create_ca(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write(key_path, _key_pem(key), private=True)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
+    write_atomic(key_path, _key_pem(key), private=True)
+    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
     return IssuedPaths(cert_path, key_path)
 
 
@@ -151,8 +142,8 @@ def issue(
         else f"{identity.name}-{identity.kind}"
     )
     paths = IssuedPaths(directory / f"{stem}.pem", directory / f"{stem}.key")
-    _write(paths.key, _key_pem(key), private=True)
-    _write(paths.cert, cert.public_bytes(serialization.Encoding.PEM), private=False)
+    write_atomic(paths.key, _key_pem(key), private=True)
+    write_atomic(paths.cert, cert.public_bytes(serialization.Encoding.PEM), private=False)
     return paths
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mash.files import atomic_writer
 from mash.logs import get_logger
 from mash.matching.blocking import KEY_VERSION
 from mash.matching.index import ARRAYS, IDENTIFIER_WIDTHS, Interner, MatchIndex
@@ -112,8 +112,7 @@ def index_fingerprint(sources: list[SourceConfig], contents: list[str]) -> str:
 
 def save(index: MatchIndex, path: Path, source_fingerprint: str,
          model: MatchModel | None = None) -> None:
-    """Write atomically (a temporary file renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically (mash.files: a temporary file flushed and renamed into place)."""
     meta = {"format": FORMAT, "fingerprint": source_fingerprint, "records": len(index)}
     arrays = index.arrays()
     arrays.update({f"id_{kind}": column for kind, column in index.identifiers.items()})
@@ -121,10 +120,8 @@ def save(index: MatchIndex, path: Path, source_fingerprint: str,
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     if model is not None:
         arrays["model"] = np.frombuffer(model.to_json().encode(), np.uint8)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
+    with atomic_writer(path) as fh:
         np.savez(fh, **arrays)
-    os.replace(tmp, path)
 
 
 def read_meta(path: Path) -> dict[str, Any] | None:
