@@ -24,12 +24,15 @@ NOT_CHECKED_LABELS = {
     answer_pb2.NOT_CHECKED_REASON_AGENT_UNRESPONSIVE: "agent not answering",
     answer_pb2.NOT_CHECKED_REASON_VERIFICATION_FAILED: "answer failed verification",
 }
+# The one table of answer states: the code (audit entries, JSON, metrics) ...
 STATE_LABELS = {
     answer_pb2.ANSWER_STATE_KNOWN: "KNOWN",
     answer_pb2.ANSWER_STATE_NOT_KNOWN: "NOT_KNOWN",
     answer_pb2.ANSWER_STATE_WITHHELD: "WITHHELD",
     answer_pb2.ANSWER_STATE_NOT_CHECKED: "NOT_CHECKED",
 }
+# ... and as people read it (the CLI's table, the console): "NOT CHECKED".
+STATE_TEXT = {state: label.replace("_", " ") for state, label in STATE_LABELS.items()}
 CONFIDENCE_LABELS = {
     answer_pb2.CONFIDENCE_MATCH: "match",
     answer_pb2.CONFIDENCE_POSSIBLE: "possible",

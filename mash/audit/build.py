@@ -36,17 +36,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from mash.answers import STATE_LABELS
 from mash.audit.entry import AuditEntry, Outcome, Released
 from mash.context import LookupContext
 from mash.identity.tokens import Analyst
 from mash.v1 import answer_pb2
 
-STATE_NAMES = {
-    answer_pb2.ANSWER_STATE_KNOWN: "KNOWN",
-    answer_pb2.ANSWER_STATE_NOT_KNOWN: "NOT_KNOWN",
-    answer_pb2.ANSWER_STATE_WITHHELD: "WITHHELD",
-    answer_pb2.ANSWER_STATE_NOT_CHECKED: "NOT_CHECKED",
-}
 _REASON_PREFIX = "NOT_CHECKED_REASON_"
 
 
@@ -61,7 +56,7 @@ def outcome_from_answer(answer: answer_pb2.AgencyAnswer,
     if answer.not_checked_reason:
         reason = answer_pb2.NotCheckedReason.Name(answer.not_checked_reason)
         reason = reason.removeprefix(_REASON_PREFIX).lower()
-    state = state or STATE_NAMES.get(answer.state) or ""
+    state = state or STATE_LABELS.get(answer.state) or ""
     if not state:  # a malformed answer released nothing the analyst may rely on
         state, reason = "NOT_CHECKED", reason or "unspecified_state"
     released = sorted({(f.name, f.transform) for m in answer.matches for f in m.released})

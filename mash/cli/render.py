@@ -9,7 +9,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mash.answers import CONFIDENCE_LABELS, NOT_CHECKED_LABELS, STATE_LABELS, from_timestamp
+from mash.answers import (
+    CONFIDENCE_LABELS,
+    NOT_CHECKED_LABELS,
+    STATE_LABELS,
+    STATE_TEXT,
+    from_timestamp,
+)
 from mash.v1 import answer_pb2, lookup_pb2
 
 R = answer_pb2
@@ -18,12 +24,6 @@ STYLES = {
     R.ANSWER_STATE_NOT_KNOWN: "bold blue",
     R.ANSWER_STATE_WITHHELD: "bold yellow",
     R.ANSWER_STATE_NOT_CHECKED: "bold white on red",
-}
-STATE_TEXT = {
-    R.ANSWER_STATE_KNOWN: "KNOWN",
-    R.ANSWER_STATE_NOT_KNOWN: "NOT KNOWN",
-    R.ANSWER_STATE_WITHHELD: "WITHHELD",
-    R.ANSWER_STATE_NOT_CHECKED: "NOT CHECKED",
 }
 
 

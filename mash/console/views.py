@@ -10,21 +10,28 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from mash.answers import CONFIDENCE_LABELS, NOT_CHECKED_LABELS, from_timestamp
+from mash.answers import (
+    CONFIDENCE_LABELS,
+    NOT_CHECKED_LABELS,
+    STATE_LABELS,
+    STATE_TEXT,
+    from_timestamp,
+)
 from mash.v1 import answer_pb2, lookup_pb2
 
 R = answer_pb2
-STATES = {
-    R.ANSWER_STATE_KNOWN: ("known", "KNOWN", "●",
-                           "The agency holds information about this person."),
-    R.ANSWER_STATE_NOT_KNOWN: ("not-known", "NOT KNOWN", "○",
-                               "Searched: nothing found."),
-    R.ANSWER_STATE_WITHHELD: ("withheld", "WITHHELD", "◆",
+# What the console adds to mash.answers' state table: a symbol and a sentence per state.
+SYMBOLS = {
+    R.ANSWER_STATE_KNOWN: ("●", "The agency holds information about this person."),
+    R.ANSWER_STATE_NOT_KNOWN: ("○", "Searched: nothing found."),
+    R.ANSWER_STATE_WITHHELD: ("◆",
                               "The agency holds something it may not share here: contact it."),
-    R.ANSWER_STATE_NOT_CHECKED: ("not-checked", "NOT CHECKED", "⚠",
-                                 "NOT searched. This is not the same as not known: "
-                                 "treat this agency as unknown."),
+    R.ANSWER_STATE_NOT_CHECKED: ("⚠", "NOT searched. This is not the same as not known: "
+                                      "treat this agency as unknown."),
 }
+# (css class / test hook, label, symbol, explanation) by state: known, not-known, ...
+STATES = {state: (STATE_LABELS[state].lower().replace("_", "-"), STATE_TEXT[state], *shown)
+          for state, shown in SYMBOLS.items()}
 
 
 def when(value: dt.datetime | None) -> str:
