@@ -71,3 +71,32 @@ def test_the_client_yaml_example_loads(fed: federation.Federation, tmp_path: Pat
     assert cfg.broker == "mash-broker.example:7443"
     assert cfg.token == token  # read from ~/.mash/analyst.jwt
     assert cfg.blind is not None
+
+
+def test_the_demo_folder_can_be_moved(tmp_path: Path) -> None:
+    """`mash demo`'s configs name their files relative to their folder: moved elsewhere, the
+    broker's, an agent's and the client's configs still load, from the new place only."""
+    from mash.agent import config as agent_config
+    from mash.demo import data
+
+    built = tmp_path / "var" / "demo"
+    fed = federation.build(built, ["police"], data.write_all(built / "data", background=20),
+                           relative_paths=True)
+    texts = [fed.broker_config.read_text(), fed.agent_configs["police"].read_text(),
+             fed.client_config.read_text(), fed.blind_client_config.read_text()]
+    assert all(str(built) not in text for text in texts)  # no absolute path left
+    moved = tmp_path / "elsewhere" / "demo"
+    moved.parent.mkdir()
+    built.rename(moved)
+    broker = broker_config.load(moved / "broker.yaml")
+    assert broker.policy.bundle == moved / "policy" / "bundle.json"
+    assert broker.audit.store == f"sqlite:///{moved / 'audit' / 'broker.db'}"
+    agent = agent_config.load(moved / "agent-police.yaml")
+    assert agent.sources[0].path.is_relative_to(moved) and agent.sources[0].path.exists()
+    assert agent.tls.cert == moved / "certs" / "police-agent.pem"
+    client = ClientConfig.load(moved / "client-blind.yaml")
+    assert client.tls.ca == moved / "certs" / "ca.pem" and client.blind is not None
+    # Positive control: the default (what the tests copy around) names absolute paths.
+    absolute = federation.build(tmp_path / "abs", ["police"],
+                                data.write_all(tmp_path / "abs" / "data", background=20))
+    assert str(absolute.root) in absolute.broker_config.read_text()

@@ -146,7 +146,30 @@ def sign_policies(root: Path, src: Path = POLICIES, signer: str = "Demo IG lead"
     return out
 
 
-def _dump(path: Path, data: dict[str, Any]) -> Path:
+SQLITE = "sqlite:///"
+
+
+def _portable(value: Any, base: Path) -> Any:
+    """`value` with every absolute path under `base` (and SQLite URL to one) made relative to
+    it: the loaders resolve relative paths against the config file's folder, so the folder
+    can be moved as a whole."""
+    if isinstance(value, dict):
+        return {k: _portable(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v, base) for v in value]
+    if isinstance(value, str):
+        url = value.startswith(SQLITE)
+        text = value[len(SQLITE):] if url else value
+        path = Path(text)
+        if path.is_absolute() and path.is_relative_to(base):
+            relative = path.relative_to(base).as_posix()
+            return SQLITE + relative if url else relative
+    return value
+
+
+def _dump(path: Path, data: dict[str, Any], relative: bool = False) -> Path:
+    if relative:
+        data = _portable(data, path.parent)
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
 
@@ -154,8 +177,12 @@ def _dump(path: Path, data: dict[str, Any]) -> Path:
 def build(root: Path, agencies: list[str], data_files: dict[str, Path],
           port: int | None = None, broker_overrides: dict[str, Any] | None = None,
           agent_overrides: dict[str, dict[str, Any]] | None = None,
-          policies: Path | None = None) -> Federation:
-    """Create CA, certificates, the issuer key and every config under `root`."""
+          policies: Path | None = None, relative_paths: bool = False) -> Federation:
+    """Create CA, certificates, the issuer key and every config under `root`.
+
+    `relative_paths`: the configs name the files under `root` relative to it (`mash demo`
+    does, so that its folder can be moved); tests that copy a config elsewhere want them
+    absolute, the default."""
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     fed_certs = root / "certs"
@@ -178,13 +205,13 @@ def build(root: Path, agencies: list[str], data_files: dict[str, Path],
     port = port or free_port()
     fed = Federation(root=root, certs=fed_certs, issuer_key=issuer_key, broker_port=port,
                      broker_config=_dump(root / "broker.yaml", broker_config(
-                         root, port, agencies, **(broker_overrides or {}))),
+                         root, port, agencies, **(broker_overrides or {})), relative_paths),
                      client_config=root / "client.yaml",
                      blind_client_config=root / "client-blind.yaml", blind=blind)
     for agency in agencies:
         fed.agent_configs[agency] = _dump(root / f"agent-{agency}.yaml", agent_config(
             root, agency, data_files[agency], port, blind,
-            **(agent_overrides or {}).get(agency, {})))
+            **(agent_overrides or {}).get(agency, {})), relative_paths)
     token_file = root / "analyst.jwt"
     write_atomic(token_file, fed.token(ttl=dt.timedelta(hours=8)).encode(), private=True)
     client = {
@@ -192,6 +219,7 @@ def build(root: Path, agencies: list[str], data_files: dict[str, Path],
         "tls": _tls(fed_certs, f"{REQUESTER}-client"),
         "token_file": str(token_file),
     }
-    _dump(fed.client_config, client)
-    _dump(fed.blind_client_config, {**client, "blind": blind_setup.client_section(blind)})
+    _dump(fed.client_config, client, relative_paths)
+    _dump(fed.blind_client_config, {**client, "blind": blind_setup.client_section(blind)},
+          relative_paths)
     return fed

@@ -122,7 +122,7 @@ def run_demo(directory: Path, keep: bool = False) -> int:
     console.print("Writing synthetic agency records (fictional people only)...")
     files = data.write_all(directory / "data")
     console.print("Creating a development CA, certificates, an issuer key and configs...")
-    fed = federation.build(directory, RUNNING + OFFLINE, files)
+    fed = federation.build(directory, RUNNING + OFFLINE, files, relative_paths=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     seen_states: set[str] = set()
     ok = False
