@@ -11,7 +11,7 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-class _Servicer(health.aio.HealthServicer):
+class _Servicer(health.aio.HealthServicer):  # type: ignore[misc]  # grpc_health is untyped
     """grpcio-health-checking's servicer, which leaves List unimplemented, with List."""
 
     def __init__(self) -> None:
