@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from mash.cli.common import FAILED, USAGE, fail, guarded
 from mash.policy import agreements as agreements_mod
 from mash.policy import bundle as bundle_mod
 from mash.policy.decisions import LoadedPolicy
+from mash.policy.diff import Change
+from mash.policy.diff import diff as diff_policies
 from mash.policy.engine import RegoEngine
 from mash.policy.explain import explain as explain_policy
 from mash.policy.model import Requester
@@ -43,6 +46,35 @@ def _load(src: Path) -> LoadedPolicy:
         built = bundle_mod.build(src)
         return LoadedPolicy(built, RegoEngine(built))
     return guarded(run)
+
+
+def _load_either(path: Path) -> LoadedPolicy:
+    """A policies folder (built here) or a bundle file (parsed; its signature not checked)."""
+    if path.is_dir():
+        return _load(path)
+    if not path.is_file():
+        fail(f"{path}: neither a policies folder nor a bundle file", USAGE)
+
+    def run() -> LoadedPolicy:
+        parsed = bundle_mod.parse(path.read_bytes(), str(path))
+        return LoadedPolicy(parsed, RegoEngine(parsed))
+    return guarded(run)
+
+
+def _print_changes(changes: list[Change], title: str) -> None:
+    if not changes:
+        console.print(f"{title}: no difference over the whole decision space")
+        return
+    table = Table(title=title)
+    for column in ("Change", "Owner", "To", "Roles", "Purpose", "Stage", "Field", "Was",
+                   "Now"):
+        table.add_column(column)
+    for c in changes:
+        table.add_row(c.kind, c.owner or "-", c.requester or "-", ", ".join(c.roles) or "-",
+                      c.purpose or "-", c.stage or "-", c.field or "-", c.old or "-",
+                      c.new or "-")
+    console.print(table)
+    console.print(f"{len(changes)} change(s)")
 
 
 def _mapped_fields(agent_configs: list[Path]) -> dict[str, set[str]]:
@@ -160,6 +192,26 @@ def explain(
         table.add_row(row.field, "yes" if row.released else "no", row.transform or "-",
                       row.why)
     console.print(table)
+
+
+@app.command("diff")
+def diff(
+    old: Path = typer.Argument(..., help="The bundle or policies folder in force."),
+    new: Path = typer.Argument(..., help="The bundle or policies folder proposed."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    today: str = TodayOption,
+) -> None:
+    """Every difference NEW makes against OLD over the whole decision space."""
+    on = _today(today)
+    before, after = _load_either(old), _load_either(new)
+    changes = guarded(lambda: diff_policies(before, after, on))
+    if as_json:
+        typer.echo(json.dumps({"old": before.revision, "new": after.revision,
+                               "today": on.isoformat(),
+                               "changes": [c.to_dict() for c in changes]}, indent=1))
+        return
+    _print_changes(changes, f"{old} ({before.revision}) -> {new} ({after.revision}), as on "
+                            f"{on}")
 
 
 @app.command("test")
