@@ -15,11 +15,13 @@ from rich.table import Table
 from mash import signing
 from mash.cli.common import FAILED, USAGE, fail, guarded
 from mash.policy import agreements as agreements_mod
+from mash.policy import assertions as assertions_mod
 from mash.policy import bundle as bundle_mod
 from mash.policy.decisions import LoadedPolicy
 from mash.policy.diff import Change
 from mash.policy.diff import diff as diff_policies
 from mash.policy.engine import RegoEngine
+from mash.policy.errors import AgreementError
 from mash.policy.explain import explain as explain_policy
 from mash.policy.model import Requester
 from mash.policy.testing import run_cases, run_rego_tests
@@ -140,6 +142,20 @@ def check(
                         ids = ", ".join(e["agreement_id"] for e in entries)
                         warnings.append(f"{owner} -> {requester} {purpose}/{stage} is covered by "
                                         f"several agreements ({ids}); the first in force wins")
+    rules = guarded(lambda: assertions_mod.load(src, policy.bundle))
+    warnings += assertions_mod.unused_fields(rules, policy.bundle)
+    proofs = guarded(lambda: assertions_mod.prove(policy, rules, on))
+    if proofs:
+        proven = Table(title=f"Rules that must never be broken ({src / 'assertions'})")
+        for column in ("Rule", "Result"):
+            proven.add_column(column)
+        for proof in proofs:
+            proven.add_row(proof.assertion.rule, proof.words() if proof.holds
+                           else f"[red]{proof.words()}[/red]")
+            if not proof.holds:
+                errors.append(f"{proof.assertion.where}: {proof.assertion.rule!r} is broken: "
+                              f"{proof.words().split(': ', 1)[1]}")
+        console.print(proven)
     for message in warnings:
         console.print(f"[yellow]warning:[/yellow] {message}")
     for message in errors:
@@ -270,13 +286,37 @@ def sign(
     if failed:
         fail(f"not signing: policy test {failed[0].suite}/{failed[0].name} fails: "
              f"{failed[0].detail}")
+    on = dt.datetime.now(dt.UTC).date()
+    proofs = guarded(lambda: assertions_mod.prove(
+        policy, assertions_mod.load(src, policy.bundle), on))
+    broken = [p for p in proofs if not p.holds]
+    if broken:
+        fail(f"not signing: {broken[0].assertion.where}: {broken[0].assertion.rule!r} is "
+             f"broken: {broken[0].words().split(': ', 1)[1]}")
     private = guarded(lambda: signing.load_private_key(key))
+    replaced = _replaced(out)
     previous = bundle_mod.serial_of(out)
     if serial and serial <= previous:
         fail(f"--serial {serial} is not above the serial of {out} ({previous}): brokers and "
              "agents that accepted it would refuse this bundle as a rollback", USAGE)
     chosen = serial or bundle_mod.next_serial(previous)
-    raw = dataclasses.replace(policy.bundle, serial=chosen).to_json()
+    entry: dict[str, object] = {
+        "serial": chosen, "revision": policy.revision, "signer": signer,
+        "signed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "replaces": replaced.revision if replaced else "",
+        "assertions": [p.assertion.rule for p in proofs]}
+    history: tuple[dict[str, object], ...] = ()
+    if replaced is not None:
+        changes = guarded(lambda: diff_policies(replaced, policy, on))
+        _print_changes(changes, f"What this bundle changes against {out} "
+                                f"({replaced.revision}), as on {on}")
+        entry["changes"] = [c.to_dict() for c in changes]
+        history = replaced.bundle.change_log
+    else:
+        entry["changes"] = []
+        console.print(f"{out}: no bundle to replace; this is the first in its change log")
+    raw = dataclasses.replace(policy.bundle, serial=chosen,
+                              change_log=(*history, entry)).to_json()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(raw)
@@ -286,6 +326,21 @@ def sign(
     tmp.replace(out)
     typer.echo(f"signed revision {policy.revision} serial {chosen} "
                f"({len(policy.bundle.agreements)} agreements) as {signer}: {out}")
+
+
+def _replaced(out: Path) -> LoadedPolicy | None:
+    """The bundle a signing replaces, to diff against (None when there is none)."""
+    if not out.exists():
+        return None
+
+    def run() -> LoadedPolicy:
+        parsed = bundle_mod.parse(out.read_bytes(), str(out))
+        return LoadedPolicy(parsed, RegoEngine(parsed))
+    try:
+        return run()
+    except AgreementError as exc:
+        fail(f"not signing: cannot show what this bundle changes: {exc} (move {out} aside "
+             "to sign a first bundle)")
 
 
 @app.command("show")
@@ -309,3 +364,14 @@ def show(
     for agreement_id, agreement in sorted(parsed.agreements.items()):
         typer.echo(f"  {agreement_id}: {agreement['title']} "
                    f"({agreement['valid_from']} to {agreement['expires']})")
+    typer.echo("change log:" if parsed.change_log else "change log: none (signed before "
+                                                        "change logs were kept)")
+    for entry in parsed.change_log:
+        changes = entry.get("changes") or []
+        replaces = entry.get("replaces") or "nothing"
+        typer.echo(f"  serial {entry.get('serial')} revision {entry.get('revision')} signed by "
+                   f"{entry.get('signer')} at {entry.get('signed_at')}, replacing {replaces}: "
+                   f"{len(changes)} change(s), {len(entry.get('assertions') or [])} rule(s) "
+                   "proven")
+        for change in changes:
+            typer.echo(f"    {change.get('kind')}: {change.get('text')}")
