@@ -24,6 +24,7 @@ from mash.policy.engine import RegoEngine
 from mash.policy.errors import AgreementError
 from mash.policy.explain import explain as explain_policy
 from mash.policy.model import Requester
+from mash.policy.replay import Replay as ReplayResult
 from mash.policy.testing import run_cases, run_rego_tests
 
 app = typer.Typer(help="Agreements as policy: check, explain, test and sign them.",
@@ -228,6 +229,49 @@ def diff(
         return
     _print_changes(changes, f"{old} ({before.revision}) -> {new} ({after.revision}), as on "
                             f"{on}")
+
+
+@app.command("replay")
+def replay(
+    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False,
+                                help="The agent's agent.yaml (its audit: section is read)."),
+    bundle: Path = typer.Option(..., "--bundle", help="The proposed bundle or policies folder."),
+    since: str = typer.Option("", "--since", help="From this date or ISO time (UTC)."),
+    until: str = typer.Option("", "--until", help="Up to this date (inclusive) or ISO time."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Re-decide the agent's audited answers under a proposed bundle: what would change."""
+    from mash.agent import config as agent_config
+    from mash.audit.report import parse_when
+    from mash.policy.replay import replay as replay_audit
+
+    cfg = guarded(lambda: agent_config.load(config))
+    proposed = _load_either(bundle)
+    start, end = guarded(lambda: (parse_when(since), parse_when(until, end=True)))
+
+    def run() -> ReplayResult:
+        with cfg.audit.open_store() as store:
+            return replay_audit(proposed, store, agency=cfg.agency,
+                                writer_id=cfg.audit.writer_id, since=start, until=end)
+    result = guarded(run)
+    if as_json:
+        typer.echo(json.dumps({
+            "agency": result.agency, "bundle": proposed.revision, "since": start,
+            "until": end, "replayed": result.replayed, "changed": result.changed,
+            "changes": [{**dataclasses.asdict(k), "count": n} for k, n in result.rows()],
+            "not_redecided": dict(sorted(result.not_redecided.items()))}, indent=1))
+        return
+    table = Table(title=f"{result.agency}'s audited answers under {proposed.revision}"
+                        + (f" since {since}" if since else ""))
+    for column in ("Requester", "Purpose", "Stage", "Change", "Field", "Detail", "Answers"):
+        table.add_column(column)
+    for k, n in result.rows():
+        table.add_row(k.requester, k.purpose, k.stage, k.change, k.field or "-",
+                      k.detail or "-", str(n))
+    console.print(table)
+    for why, n in sorted(result.not_redecided.items()):
+        console.print(f"not re-decided: {n} ({why})")
+    console.print(f"{result.replayed} answer(s) replayed: {result.changed} would change")
 
 
 @app.command("test")
