@@ -25,7 +25,7 @@ from mash.policy.errors import AgreementError
 from mash.policy.explain import explain as explain_policy
 from mash.policy.model import Requester
 from mash.policy.replay import Replay as ReplayResult
-from mash.policy.testing import run_cases, run_rego_tests
+from mash.policy.testing import coverage, run_cases, run_rego_tests
 
 app = typer.Typer(help="Agreements as policy: check, explain, test and sign them.",
                   no_args_is_help=True)
@@ -275,7 +275,12 @@ def replay(
 
 
 @app.command("test")
-def test(src: Path = SrcOption, today: str = TodayOption) -> None:
+def test(
+    src: Path = SrcOption,
+    today: str = TodayOption,
+    with_coverage: bool = typer.Option(False, "--coverage", help="Also list the grants, "
+                                       "stages and released fields no table case exercises."),
+) -> None:
     """Run the Rego library's test_ rules and the table cases in policies/tests/*.yaml."""
     policy = _load(src)
     results = run_rego_tests(src, policy.bundle)
@@ -289,6 +294,15 @@ def test(src: Path = SrcOption, today: str = TodayOption) -> None:
     console.print(table)
     failed = [r for r in results if not r.passed]
     console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if with_coverage:
+        gaps = guarded(lambda: coverage(src, policy, _today(today)))
+        console.print(f"Coverage: the cases reach {gaps.exercised} agreement stage(s); not "
+                      f"exercised by any case: {len(gaps.grants)} grant(s), "
+                      f"{len(gaps.stages)} stage(s), {len(gaps.fields)} released field(s)")
+        for label, items in (("grant", gaps.grants), ("stage", gaps.stages),
+                             ("field", gaps.fields)):
+            for item in items:
+                console.print(f"  untested {label}: {item}", soft_wrap=True)
     if failed or not results:
         raise typer.Exit(FAILED)
 
