@@ -23,6 +23,7 @@ from mash.policy.diff import diff as diff_policies
 from mash.policy.engine import RegoEngine
 from mash.policy.errors import AgreementError
 from mash.policy.explain import explain as explain_policy
+from mash.policy.explain import headline as explain_headline
 from mash.policy.model import Requester
 from mash.policy.replay import Replay as ReplayResult
 from mash.policy.testing import coverage, run_cases, run_rego_tests
@@ -189,9 +190,7 @@ def explain(
     who = Requester(requester, role, purpose, stage)
     result = guarded(lambda: explain_policy(policy, owner, who, _today(today), fields))
     gate = result.gate
-    headline = {"known": "answers KNOWN or NOT_KNOWN, releasing the fields below",
-                "withheld": "may say only that it holds something (WITHHELD)",
-                "not_checked": f"is NOT asked: {gate.reason}"}[result.answer]
+    headline = explain_headline(result)
     console.print(f"[bold]{owner}[/bold] asked by {requester} ({role}) for {purpose} at "
                   f"{stage}: {headline}")
     if gate.allowed:
@@ -203,11 +202,11 @@ def explain(
         for line in gate.warnings:
             console.print(f"[yellow]warning:[/yellow] {line}")
     table = Table()
-    for column in ("Field", "Released", "Transform", "Why"):
+    for column in ("Field", "Released", "Transform", "Parameters", "Why"):
         table.add_column(column)
     for row in result.rows:
         table.add_row(row.field, "yes" if row.released else "no", row.transform or "-",
-                      row.why)
+                      row.params or "-", row.why)
     console.print(table)
 
 
