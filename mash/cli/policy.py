@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -27,6 +28,9 @@ from mash.policy.explain import headline as explain_headline
 from mash.policy.model import Requester
 from mash.policy.replay import Replay as ReplayResult
 from mash.policy.testing import coverage, run_cases, run_rego_tests
+
+if TYPE_CHECKING:
+    from mash.agent.config import AgentConfig
 
 app = typer.Typer(help="Agreements as policy: check, explain, test and sign them.",
                   no_args_is_help=True)
@@ -81,12 +85,15 @@ def _print_changes(changes: list[Change], title: str) -> None:
     console.print(f"{len(changes)} change(s)")
 
 
-def _mapped_fields(agent_configs: list[Path]) -> dict[str, set[str]]:
+def _agent_configs(paths: list[Path]) -> list[AgentConfig]:
     from mash.agent import config as agent_config
 
+    return [guarded(lambda p=path: agent_config.load(p)) for path in paths]
+
+
+def _mapped_fields(agent_configs: list[Path]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
-    for path in agent_configs:
-        cfg = guarded(lambda p=path: agent_config.load(p))
+    for cfg in _agent_configs(agent_configs):
         out.setdefault(cfg.agency, set()).update(cfg.field_names)
     return out
 
@@ -102,10 +109,16 @@ def check(
     """Validate every agreement: schema, parties, stages, dates, lawful basis, fields."""
     on = _today(today)
     federation, loaded = guarded(lambda: agreements_mod.load_all(src))
+    from mash.agent.datecheck import date_transform_warnings
+
     policy = _load(src)
-    mapped = _mapped_fields(agent_config)
+    agents = _agent_configs(agent_config)
+    mapped: dict[str, set[str]] = {}
+    for cfg in agents:
+        mapped.setdefault(cfg.agency, set()).update(cfg.field_names)
     errors: list[str] = []
-    warnings: list[str] = []
+    warnings: list[str] = [w for cfg in agents for w in date_transform_warnings(
+        policy.bundle, cfg.agency, cfg.sources)]
     table = Table(title=f"Agreements in {src} (as on {on})")
     table.add_column("Agreement", no_wrap=True)
     for column in ("Parties", "In force", "Review by", "Expires", "Status"):

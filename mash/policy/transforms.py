@@ -145,6 +145,9 @@ TRANSFORMS: dict[str, Callable[[str | None, Mapping[str, Any], TransformContext]
 }
 # "drop" is not applied: a dropped field is reported as withheld, never sent.
 TRANSFORM_NAMES = frozenset({*TRANSFORMS, "drop"})
+# Transforms that read a date (YYYY-MM-DD): mash.agent.datecheck warns where a source does
+# not hold the field as one.
+DATE_TRANSFORMS = frozenset({"year", "month", "age_band"})
 
 
 def validate_params(name: str, params: Mapping[str, Any], where: str) -> None:
