@@ -101,6 +101,9 @@ def test_a_misspelt_name_is_an_error_not_a_rule_that_holds(src: Path) -> None:
     write_rules(src, [{"rule": "x", "never_release": "anything", "never_asked": True}])
     code, _, err = mash("policy", "check", "--src", str(src))
     assert code == 1 and "exactly one of" in err
+    write_rules(src, [{"rule": "x", "never_release": ["NHS number"]}])
+    code, _, err = mash("policy", "check", "--src", str(src))
+    assert code == 1 and "give a field, a list of fields, or anything" in err
     write_rules(src, [{"rule": "x", "never_release": "nhs_numbr", "owner": "health"}])
     code, out, _ = mash("policy", "check", "--src", str(src), "--today", "2026-06-01")
     assert code == 0 and "no agency names nhs_numbr" not in out

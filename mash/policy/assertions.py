@@ -34,7 +34,7 @@ from typing import Any
 
 from mash.config import Reader, load_yaml
 from mash.errors import ConfigError
-from mash.policy.agreements import complete_basis
+from mash.policy.agreements import FIELD, complete_basis
 from mash.policy.bundle import Bundle
 from mash.policy.decisions import LoadedPolicy
 from mash.policy.errors import AgreementError
@@ -76,9 +76,9 @@ class Counterexample:
     agreement_id: str = ""
 
     def words(self) -> str:
-        what = f"releases {self.field}" + (f" ({self.transform})" if self.transform else "") \
-            if self.field else "is asked"
-        return (f"{self.cell.owner} {what} to {self.cell.requester} ({self.cell.role}) for "
+        what = (f"releases {self.field}" + (f" ({self.transform})" if self.transform else "")
+                + " to") if self.field else "answers"
+        return (f"{self.cell.owner} {what} {self.cell.requester} ({self.cell.role}) for "
                 f"{self.cell.purpose} at {self.cell.stage}"
                 + (f" under {self.agreement_id}" if self.agreement_id else ""))
 
@@ -132,8 +132,12 @@ def _assertion(reader: Reader, where: str, space: Universe) -> Assertion:
     if kind == "never_release":
         raw = reader.raw("never_release")
         if raw != ANYTHING:
-            fields = _names(reader, "never_release", {raw} if isinstance(raw, str)
-                            else {str(v) for v in raw} if isinstance(raw, list) else set())
+            names = [raw] if isinstance(raw, str) else raw
+            if not isinstance(names, list) or not names or not all(
+                    isinstance(n, str) and FIELD.match(n) for n in names):
+                raise reader.error("never_release", "give a field, a list of fields, or "
+                                                    "anything")
+            fields = frozenset(names)
     elif kind == "only_as":
         spec = reader.mapping("only_as")
         if not spec:
