@@ -109,9 +109,11 @@ def test_agreements_removed_and_redated(shipped: LoadedPolicy, src: Path) -> Non
     # expiry as on the day: an agreement that lapses before --today stops being asked
     edit_mou(src, "health-mash-safeguarding", lambda d: d.update(
         review_by="2026-03-01", expires="2026-05-01"))
-    lapsed = [c for c in diff(shipped, load(src), TODAY)
-              if c.kind == "routing" and c.owner == "health"]
+    changes = diff(shipped, load(src), TODAY)
+    lapsed = [c for c in changes if c.kind == "routing" and c.owner == "health"]
     assert lapsed and all(c.new == "not asked" for c in lapsed)
+    assert ("agreement health-mash-safeguarding: expires 2030-12-31 -> 2026-05-01 (expired "
+            "as on 2026-06-01: it shares nothing)") in [c.text for c in changes]
 
 
 def test_cli_table_json_and_bundle_files(src: Path, tmp_path: Path) -> None:

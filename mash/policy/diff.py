@@ -106,7 +106,7 @@ def _sentence(kind: str, cell: Cell, roles: tuple[str, ...], name: str, old: str
     }[kind]
 
 
-def _agreement_changes(old: Bundle, new: Bundle) -> list[Change]:
+def _agreement_changes(old: Bundle, new: Bundle, today: dt.date) -> list[Change]:
     out: list[Change] = []
     for aid in sorted(set(new.agreements) - set(old.agreements)):
         a = new.agreements[aid]
@@ -119,9 +119,11 @@ def _agreement_changes(old: Bundle, new: Bundle) -> list[Change]:
         a, b = old.agreements[aid], new.agreements[aid]
         for key in ("valid_from", "review_by", "expires"):
             if a[key] != b[key]:
+                lapsed = key == "expires" and b[key] < today.isoformat() <= a[key]
                 out.append(Change("agreement_redated", f"agreement {aid}: {key} {a[key]} -> "
-                                                       f"{b[key]}", agreement=aid,
-                                  field=key, old=a[key], new=b[key]))
+                                  f"{b[key]}" + (f" (expired as on {today}: it shares "
+                                                 "nothing)" if lapsed else ""),
+                                  agreement=aid, field=key, old=a[key], new=b[key]))
         bases = {}
         for side, doc in (("old", a), ("new", b)):
             for g in doc["grants"]:
@@ -165,5 +167,5 @@ def diff_decisions(old: dict[Cell, Decision], new: dict[Cell, Decision],
 def diff(old: LoadedPolicy, new: LoadedPolicy, today: dt.date) -> list[Change]:
     """Every difference `new` makes against `old`, as on `today`."""
     space = universe(old.bundle, new.bundle)
-    return _agreement_changes(old.bundle, new.bundle) + diff_decisions(
+    return _agreement_changes(old.bundle, new.bundle, today) + diff_decisions(
         decide_all(old, space, today), decide_all(new, space, today), space)
