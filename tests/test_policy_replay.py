@@ -100,7 +100,7 @@ def test_what_cannot_be_redecided_is_said_so() -> None:
     replay_entry(policy, "police", entry("police", "research", "NOT_CHECKED",
                                          "agent_offline"), day, out)
     assert out.changed == 0 and dict(out.not_redecided) == {
-        "withheld then; the record's values decide now (restrictions on restricted)": 1,
+        "withheld then, a stage that releases fields now: the record's values decide": 1,
         "not searched then (agent_offline)": 1}
     # refused by the policy then, allowed now: searched, with a result nobody knows
     out = Replay("probation")

@@ -9,7 +9,7 @@ What cannot be re-decided is said so, never guessed: a lookup the agent did not 
 (offline, too few identifiers, no approval) has no result to compare; a record withheld
 whole by a restriction depends on its values, which the audit does not keep; a field is
 "newly released" only where the record was seen to have it mapped, and only if it holds a
-value.
+value; a WITHHELD answer under a stage that now releases fields depends on the record.
 """
 
 from __future__ import annotations
@@ -91,13 +91,10 @@ def replay_entry(policy: LoadedPolicy, agency: str, entry: AuditEntry, day: dt.d
             out.changed += 1
         return
     if old.state == "WITHHELD":
-        restricted = policy.bundle.condition_fields(agency)
-        if restricted:
-            out.not_redecided["withheld then; the record's values decide now (restrictions "
-                              f"on {', '.join(sorted(restricted))})"] += 1
-        else:
-            out.changes[_state_change("WITHHELD", "KNOWN", key)] += 1
-            out.changed += 1
+        # by a restriction, by the stage, or because the records could not be told apart:
+        # the audit does not say which, and the values that would decide it are not kept
+        out.not_redecided["withheld then, a stage that releases fields now: the record's "
+                          "values decide"] += 1
         return
     changed = False
     release = gate.rules.release
