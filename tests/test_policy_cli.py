@@ -81,12 +81,22 @@ def test_explain(src: Path) -> None:
             if line.startswith("│")}
     assert "month" in rows["last_incident_date"] and "yes" in rows["last_incident_date"]
     assert "not released at research" in rows["officer_in_case"]
+    assert "answers KNOWN when it holds the person, with no field at this stage" not in out
+    code, out, _ = mash("policy", "explain", "--owner", "police", "--purpose",
+                        "child_safeguarding", "--stage", "triage", "--src", str(src))
+    assert "answers KNOWN when it holds the person, with no field at this stage" in out
+    code, out, _ = mash("policy", "explain", "--owner", "education", "--purpose",
+                        "child_safeguarding", "--stage", "research", "--src", str(src))
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines()
+            if line.startswith("│")}
+    assert "from 0: 'below 50%'" in rows["attendance_pct"]  # the bucket's bounds and labels
     code, out, _ = mash("policy", "explain", "--owner", "education", "--purpose",
                         "child_safeguarding", "--stage", "triage", "--src", str(src))
-    assert "WITHHELD" in out
+    assert "answers WITHHELD when it holds the person" in out
+    assert "NOT_KNOWN when it does not (answer: existence)" in " ".join(out.split())
     code, out, _ = mash("policy", "explain", "--owner", "probation", "--purpose",
                         "child_safeguarding", "--stage", "research", "--src", str(src))
-    assert "is NOT asked: no agreement" in out
+    assert "is NOT asked (NOT_CHECKED): no agreement" in out
 
 
 def test_keygen_sign_and_show(src: Path, tmp_path: Path) -> None:

@@ -83,3 +83,18 @@ def test_hmac_without_a_key_is_withheld() -> None:
 def test_bad_parameters_fail_at_load(name, params, message) -> None:
     with pytest.raises(ConfigError, match=message):
         T.validate_params(name, params, "mous/x.yaml: grants[0]")
+
+
+def test_parameters_are_described_in_words_defaults_included() -> None:
+    from mash.policy.transforms import describe
+
+    assert describe("mask", {"first": 2, "last": 3}) == \
+        "first 2 and last 3 character(s) shown, the rest as '*'"
+    assert describe("bucket", {"bounds": [0, 50], "labels": ["low", "high"]}) == \
+        "from 0: 'low'; from 50: 'high'; below the first: withheld"
+    assert describe("age_band", {}) == \
+        "bands 0-4, 5-10, 11-15, 16-17, 18-24, 25-64, 65+ (the default)"
+    assert describe("age_band", {"bands": [0, 18]}) == "bands 0-17, 18+"
+    assert describe("hmac", {}) == "first 16 hex characters of the agency's keyed hash"
+    assert describe("constant", {"value": "held"}) == "always 'held'"
+    assert describe("keep", {}) == "" and describe("month", {}) == ""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,12 +16,21 @@ from mash import signing
 from mash.cli.common import FAILED, USAGE, fail, guarded
 from mash.files import write_atomic
 from mash.policy import agreements as agreements_mod
+from mash.policy import assertions as assertions_mod
 from mash.policy import bundle as bundle_mod
 from mash.policy.decisions import LoadedPolicy
+from mash.policy.diff import Change
+from mash.policy.diff import diff as diff_policies
 from mash.policy.engine import RegoEngine
+from mash.policy.errors import AgreementError
 from mash.policy.explain import explain as explain_policy
+from mash.policy.explain import headline as explain_headline
 from mash.policy.model import Requester
-from mash.policy.testing import run_cases, run_rego_tests
+from mash.policy.replay import Replay as ReplayResult
+from mash.policy.testing import coverage, run_cases, run_rego_tests
+
+if TYPE_CHECKING:
+    from mash.agent.config import AgentConfig
 
 app = typer.Typer(help="Agreements as policy: check, explain, test and sign them.",
                   no_args_is_help=True)
@@ -45,12 +56,44 @@ def _load(src: Path) -> LoadedPolicy:
     return guarded(run)
 
 
-def _mapped_fields(agent_configs: list[Path]) -> dict[str, set[str]]:
+def _load_either(path: Path) -> LoadedPolicy:
+    """A policies folder (built here) or a bundle file (parsed; its signature not checked)."""
+    if path.is_dir():
+        return _load(path)
+    if not path.is_file():
+        fail(f"{path}: neither a policies folder nor a bundle file", USAGE)
+
+    def run() -> LoadedPolicy:
+        parsed = bundle_mod.parse(path.read_bytes(), str(path))
+        return LoadedPolicy(parsed, RegoEngine(parsed))
+    return guarded(run)
+
+
+def _print_changes(changes: list[Change], title: str) -> None:
+    if not changes:
+        console.print(f"{title}: no difference over the whole decision space")
+        return
+    table = Table(title=title)
+    for column in ("Change", "Owner", "To", "Roles", "Purpose", "Stage", "Field", "Was",
+                   "Now"):
+        table.add_column(column)
+    for c in changes:
+        table.add_row(c.kind, c.owner or "-", c.requester or "-", ", ".join(c.roles) or "-",
+                      c.purpose or "-", c.stage or "-", c.field or "-", c.old or "-",
+                      c.new or "-")
+    console.print(table)
+    console.print(f"{len(changes)} change(s)")
+
+
+def _agent_configs(paths: list[Path]) -> list[AgentConfig]:
     from mash.agent import config as agent_config
 
+    return [guarded(lambda p=path: agent_config.load(p)) for path in paths]
+
+
+def _mapped_fields(agent_configs: list[Path]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
-    for path in agent_configs:
-        cfg = guarded(lambda p=path: agent_config.load(p))
+    for cfg in _agent_configs(agent_configs):
         out.setdefault(cfg.agency, set()).update(cfg.field_names)
     return out
 
@@ -66,10 +109,16 @@ def check(
     """Validate every agreement: schema, parties, stages, dates, lawful basis, fields."""
     on = _today(today)
     federation, loaded = guarded(lambda: agreements_mod.load_all(src))
+    from mash.agent.datecheck import date_transform_warnings
+
     policy = _load(src)
-    mapped = _mapped_fields(agent_config)
+    agents = _agent_configs(agent_config)
+    mapped: dict[str, set[str]] = {}
+    for cfg in agents:
+        mapped.setdefault(cfg.agency, set()).update(cfg.field_names)
     errors: list[str] = []
-    warnings: list[str] = []
+    warnings: list[str] = [w for cfg in agents for w in date_transform_warnings(
+        policy.bundle, cfg.agency, cfg.sources)]
     table = Table(title=f"Agreements in {src} (as on {on})")
     table.add_column("Agreement", no_wrap=True)
     for column in ("Parties", "In force", "Review by", "Expires", "Status"):
@@ -108,6 +157,20 @@ def check(
                         ids = ", ".join(e["agreement_id"] for e in entries)
                         warnings.append(f"{owner} -> {requester} {purpose}/{stage} is covered by "
                                         f"several agreements ({ids}); the first in force wins")
+    rules = guarded(lambda: assertions_mod.load(src, policy.bundle))
+    warnings += assertions_mod.unused_fields(rules, policy.bundle)
+    proofs = guarded(lambda: assertions_mod.prove(policy, rules, on))
+    if proofs:
+        proven = Table(title=f"Rules that must never be broken ({src / 'assertions'})")
+        for column in ("Rule", "Result"):
+            proven.add_column(column)
+        for proof in proofs:
+            proven.add_row(proof.assertion.rule, proof.words() if proof.holds
+                           else f"[red]{proof.words()}[/red]")
+            if not proof.holds:
+                errors.append(f"{proof.assertion.where}: {proof.assertion.rule!r} is broken: "
+                              f"{proof.words().split(': ', 1)[1]}")
+        console.print(proven)
     for message in warnings:
         console.print(f"[yellow]warning:[/yellow] {message}")
     for message in errors:
@@ -140,9 +203,7 @@ def explain(
     who = Requester(requester, role, purpose, stage)
     result = guarded(lambda: explain_policy(policy, owner, who, _today(today), fields))
     gate = result.gate
-    headline = {"known": "answers KNOWN or NOT_KNOWN, releasing the fields below",
-                "withheld": "may say only that it holds something (WITHHELD)",
-                "not_checked": f"is NOT asked: {gate.reason}"}[result.answer]
+    headline = explain_headline(result)
     console.print(f"[bold]{owner}[/bold] asked by {requester} ({role}) for {purpose} at "
                   f"{stage}: {headline}")
     if gate.allowed:
@@ -154,16 +215,84 @@ def explain(
         for line in gate.warnings:
             console.print(f"[yellow]warning:[/yellow] {line}")
     table = Table()
-    for column in ("Field", "Released", "Transform", "Why"):
+    for column in ("Field", "Released", "Transform", "Parameters", "Why"):
         table.add_column(column)
     for row in result.rows:
         table.add_row(row.field, "yes" if row.released else "no", row.transform or "-",
-                      row.why)
+                      row.params or "-", row.why)
     console.print(table)
 
 
+@app.command("diff")
+def diff(
+    old: Path = typer.Argument(..., help="The bundle or policies folder in force."),
+    new: Path = typer.Argument(..., help="The bundle or policies folder proposed."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    today: str = TodayOption,
+) -> None:
+    """Every difference NEW makes against OLD over the whole decision space."""
+    on = _today(today)
+    before, after = _load_either(old), _load_either(new)
+    changes = guarded(lambda: diff_policies(before, after, on))
+    if as_json:
+        typer.echo(json.dumps({"old": before.revision, "new": after.revision,
+                               "today": on.isoformat(),
+                               "changes": [c.to_dict() for c in changes]}, indent=1))
+        return
+    _print_changes(changes, f"{old} ({before.revision}) -> {new} ({after.revision}), as on "
+                            f"{on}")
+
+
+@app.command("replay")
+def replay(
+    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False,
+                                help="The agent's agent.yaml (its audit: section is read)."),
+    bundle: Path = typer.Option(..., "--bundle", help="The proposed bundle or policies folder."),
+    since: str = typer.Option("", "--since", help="From this date or ISO time (UTC)."),
+    until: str = typer.Option("", "--until", help="Up to this date (inclusive) or ISO time."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Re-decide the agent's audited answers under a proposed bundle: what would change."""
+    from mash.agent import config as agent_config
+    from mash.audit.report import parse_when
+    from mash.policy.replay import replay as replay_audit
+
+    cfg = guarded(lambda: agent_config.load(config))
+    proposed = _load_either(bundle)
+    start, end = guarded(lambda: (parse_when(since), parse_when(until, end=True)))
+
+    def run() -> ReplayResult:
+        with cfg.audit.open_store() as store:
+            return replay_audit(proposed, store, agency=cfg.agency,
+                                writer_id=cfg.audit.writer_id, since=start, until=end)
+    result = guarded(run)
+    if as_json:
+        typer.echo(json.dumps({
+            "agency": result.agency, "bundle": proposed.revision, "since": start,
+            "until": end, "replayed": result.replayed, "changed": result.changed,
+            "changes": [{**dataclasses.asdict(k), "count": n} for k, n in result.rows()],
+            "not_redecided": dict(sorted(result.not_redecided.items()))}, indent=1))
+        return
+    table = Table(title=f"{result.agency}'s audited answers under {proposed.revision}"
+                        + (f" since {since}" if since else ""))
+    for column in ("Requester", "Purpose", "Stage", "Change", "Field", "Detail", "Answers"):
+        table.add_column(column)
+    for k, n in result.rows():
+        table.add_row(k.requester, k.purpose, k.stage, k.change, k.field or "-",
+                      k.detail or "-", str(n))
+    console.print(table)
+    for why, n in sorted(result.not_redecided.items()):
+        console.print(f"not re-decided: {n} ({why})")
+    console.print(f"{result.replayed} answer(s) replayed: {result.changed} would change")
+
+
 @app.command("test")
-def test(src: Path = SrcOption, today: str = TodayOption) -> None:
+def test(
+    src: Path = SrcOption,
+    today: str = TodayOption,
+    with_coverage: bool = typer.Option(False, "--coverage", help="Also list the grants, "
+                                       "stages and released fields no table case exercises."),
+) -> None:
     """Run the Rego library's test_ rules and the table cases in policies/tests/*.yaml."""
     policy = _load(src)
     results = run_rego_tests(src, policy.bundle)
@@ -177,6 +306,15 @@ def test(src: Path = SrcOption, today: str = TodayOption) -> None:
     console.print(table)
     failed = [r for r in results if not r.passed]
     console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if with_coverage:
+        gaps = guarded(lambda: coverage(src, policy, _today(today)))
+        console.print(f"Coverage: the cases reach {gaps.exercised} agreement stage(s); not "
+                      f"exercised by any case: {len(gaps.grants)} grant(s), "
+                      f"{len(gaps.stages)} stage(s), {len(gaps.fields)} released field(s)")
+        for label, items in (("grant", gaps.grants), ("stage", gaps.stages),
+                             ("field", gaps.fields)):
+            for item in items:
+                console.print(f"  untested {label}: {item}", soft_wrap=True)
     if failed or not results:
         raise typer.Exit(FAILED)
 
@@ -215,17 +353,56 @@ def sign(
     if failed:
         fail(f"not signing: policy test {failed[0].suite}/{failed[0].name} fails: "
              f"{failed[0].detail}")
+    on = dt.datetime.now(dt.UTC).date()
+    proofs = guarded(lambda: assertions_mod.prove(
+        policy, assertions_mod.load(src, policy.bundle), on))
+    broken = [p for p in proofs if not p.holds]
+    if broken:
+        fail(f"not signing: {broken[0].assertion.where}: {broken[0].assertion.rule!r} is "
+             f"broken: {broken[0].words().split(': ', 1)[1]}")
     private = guarded(lambda: signing.load_private_key(key))
+    replaced = _replaced(out)
     previous = bundle_mod.serial_of(out)
     if serial and serial <= previous:
         fail(f"--serial {serial} is not above the serial of {out} ({previous}): brokers and "
              "agents that accepted it would refuse this bundle as a rollback", USAGE)
     chosen = serial or bundle_mod.next_serial(previous)
-    raw = dataclasses.replace(policy.bundle, serial=chosen).to_json()
+    entry: dict[str, object] = {
+        "serial": chosen, "revision": policy.revision, "signer": signer,
+        "signed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "replaces": replaced.revision if replaced else "",
+        "assertions": [p.assertion.rule for p in proofs]}
+    history: tuple[dict[str, object], ...] = ()
+    if replaced is not None:
+        changes = guarded(lambda: diff_policies(replaced, policy, on))
+        _print_changes(changes, f"What this bundle changes against {out} "
+                                f"({replaced.revision}), as on {on}")
+        entry["changes"] = [c.to_dict() for c in changes]
+        history = replaced.bundle.change_log
+    else:
+        entry["changes"] = []
+        console.print(f"{out}: no bundle to replace; this is the first in its change log")
+    raw = dataclasses.replace(policy.bundle, serial=chosen,
+                              change_log=(*history, entry)).to_json()
     signature = guarded(lambda: signing.sign(raw, private, signer))
     guarded(lambda: signing.write_signed(out, raw, signature))
     typer.echo(f"signed revision {policy.revision} serial {chosen} "
                f"({len(policy.bundle.agreements)} agreements) as {signer}: {out}")
+
+
+def _replaced(out: Path) -> LoadedPolicy | None:
+    """The bundle a signing replaces, to diff against (None when there is none)."""
+    if not out.exists():
+        return None
+
+    def run() -> LoadedPolicy:
+        parsed = bundle_mod.parse(out.read_bytes(), str(out))
+        return LoadedPolicy(parsed, RegoEngine(parsed))
+    try:
+        return run()
+    except AgreementError as exc:
+        fail(f"not signing: cannot show what this bundle changes: {exc} (move {out} aside "
+             "to sign a first bundle)")
 
 
 @app.command("show")
@@ -249,3 +426,14 @@ def show(
     for agreement_id, agreement in sorted(parsed.agreements.items()):
         typer.echo(f"  {agreement_id}: {agreement['title']} "
                    f"({agreement['valid_from']} to {agreement['expires']})")
+    typer.echo("change log:" if parsed.change_log else "change log: none (signed before "
+                                                        "change logs were kept)")
+    for entry in parsed.change_log:
+        changes = entry.get("changes") or []
+        replaces = entry.get("replaces") or "nothing"
+        typer.echo(f"  serial {entry.get('serial')} revision {entry.get('revision')} signed by "
+                   f"{entry.get('signer')} at {entry.get('signed_at')}, replacing {replaces}: "
+                   f"{len(changes)} change(s), {len(entry.get('assertions') or [])} rule(s) "
+                   "proven")
+        for change in changes:
+            typer.echo(f"    {change.get('kind')}: {change.get('text')}")

@@ -59,6 +59,11 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
     if policy.store.reload():
         typer.echo(f"policy: revision {policy.revision}, signed by "
                    f"{policy.store.loaded().signer}")
+        from mash.agent.datecheck import date_transform_warnings
+
+        for line in date_transform_warnings(policy.store.loaded().bundle, cfg.agency,
+                                            cfg.sources):
+            typer.echo(f"warning: {line}")
     else:
         typer.echo(f"policy: NOT loaded ({policy.store.error}): the agent would share nothing")
     last_good = (plausibility.read_baseline(plausibility.baseline_path(cfg.index_path))

@@ -7,18 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mash.policy.decisions import LoadedPolicy
-from mash.policy.explain import Explanation, explain
+from mash.policy.explain import Explanation, explain, headline
 from mash.policy.model import Requester
 from mash.policy.store import PolicyStore
 
 REVIEW_SOON_DAYS = 60
-HEADLINES = {
-    "known": "answers KNOWN or NOT KNOWN, releasing the fields below",
-    "withheld": "may say only that it holds something (WITHHELD)",
-    "not_checked": "is NOT asked",
-}
-
-
 def policy(store: PolicyStore | None) -> LoadedPolicy | None:
     """The signed bundle in force (re-read when it changed on disk), or None."""
     if store is None:
@@ -113,8 +106,6 @@ def explain_all(loaded: LoadedPolicy, purpose: str, stage: str, requester: str, 
     for name in owners:
         fields = loaded.bundle.released_fields(name) | loaded.bundle.condition_fields(name)
         result = explain(loaded, name, who, today, fields)
-        headline = HEADLINES[result.answer]
-        if result.answer == "not_checked":
-            headline = f"is NOT asked: {result.gate.reason}"
-        out.append(OwnerExplanation(name, agencies.get(name, name), headline, result))
+        # the same words as `mash policy explain` (mash.policy.explain.headline)
+        out.append(OwnerExplanation(name, agencies.get(name, name), headline(result), result))
     return out

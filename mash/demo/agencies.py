@@ -13,7 +13,8 @@ AGENCIES: dict[str, dict[str, Any]] = {
         "contact_route": "Police MASH desk, 01632 960001, mash.police@example.org",
         "source": {
             "name": "niche_rms", "type": "csv", "file": "police_niche_extract.csv",
-            "date_formats": ["%d/%m/%Y"],
+            "date_formats": ["%d/%m/%Y", "%Y-%m-%d"],
+            "date_fields": ["last_incident_date"],
             "mapping": {"record_id": "person_ref", "given_name": "forename",
                         "middle_names": "middle", "family_name": "surname", "aliases": "aka",
                         "date_of_birth": "dob", "sex": "gender", "postcode": "postcode",
@@ -36,6 +37,7 @@ AGENCIES: dict[str, dict[str, Any]] = {
             "fields": {"gp_practice": "gp_practice", "cp_flag": "cp_flag",
                        "last_ae_attendance": "last_ae_attendance",
                        "safeguarding_note": "safeguarding_note", "restricted": "restricted"},
+            "date_fields": ["last_ae_attendance"],
         },
         "require_any_of": [["nhs_number"], ["name", "date_of_birth"]],
     },
@@ -50,6 +52,7 @@ AGENCIES: dict[str, dict[str, Any]] = {
             "fields": {"case_status": "case_status", "plan_type": "plan_type",
                        "allocated_team": "allocated_team", "social_worker": "social_worker",
                        "last_assessment_date": "last_assessment_date"},
+            "date_fields": ["last_assessment_date"],
         },
     },
     "education": {
@@ -104,7 +107,8 @@ AGENCIES: dict[str, dict[str, Any]] = {
         "contact_route": "Ambulance safeguarding team, 01632 960008",
         "source": {
             "name": "cad", "type": "csv", "file": "ambulance_incidents.csv",
-            "date_formats": ["%d/%m/%Y"],
+            "date_formats": ["%d/%m/%Y", "%Y-%m-%d"],
+            "date_fields": ["call_date"],
             "mapping": {"record_id": "incident_ref", "given_name": "patient_forename",
                         "family_name": "patient_surname", "date_of_birth": "patient_dob",
                         "postcode": "incident_postcode", "nhs_number": "nhs_no"},

@@ -224,14 +224,18 @@ def load_agreement(path: Path, fed: Federation) -> Agreement:
     return agreement
 
 
+def complete_basis(b: dict[str, str]) -> bool:
+    """Art 6 with Art 9 and a Schedule 1 condition, or DPA 2018 Part 3 (as agreements.rego)."""
+    return bool(b.get("part_3") or (b.get("article_6") and b.get("article_9")
+                                    and b.get("schedule_1")))
+
+
 def lawful_basis_problems(agreement: Agreement) -> list[str]:
     """Grants whose lawful basis is incomplete: they will fail closed at lookup time."""
     problems = []
     for grant in agreement.data["grants"]:
         for purpose, spec in grant["purposes"].items():
-            b = spec["lawful_basis"]
-            if not (b.get("part_3") or (b.get("article_6") and b.get("article_9")
-                                        and b.get("schedule_1"))):
+            if not complete_basis(spec["lawful_basis"]):
                 problems.append(
                     f"{agreement.path}: grant {grant['owner']} -> {grant['requester']} for "
                     f"{purpose}: no complete lawful basis (Art 6 + Art 9 + DPA 2018 Sch 1, or "

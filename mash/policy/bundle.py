@@ -32,6 +32,8 @@ class Bundle:
     agreements: dict[str, dict[str, Any]]  # id -> compiled agreement
     built_at: str = ""
     serial: int = 0  # grows with every bundle signed; see the module docstring
+    # What each signing changed (mash policy sign): outside the revision, inside the signature.
+    change_log: tuple[dict[str, Any], ...] = ()
 
     def data(self) -> dict[str, Any]:
         """The base document the Rego library reads."""
@@ -43,7 +45,7 @@ class Bundle:
             "format": FORMAT, "revision": self.revision, "built_at": self.built_at,
             "serial": self.serial,
             "modules": self.modules, "federation": self.federation,
-            "agreements": self.agreements,
+            "agreements": self.agreements, "change_log": list(self.change_log),
         }, sort_keys=True, indent=1).encode()
 
     def condition_fields(self, owner: str) -> set[str]:
@@ -153,7 +155,8 @@ def parse(raw: bytes, where: str = "bundle") -> Bundle:
     try:
         bundle = Bundle(revision=str(doc["revision"]), modules=dict(doc["modules"]),
                         federation=dict(doc["federation"]), agreements=dict(doc["agreements"]),
-                        built_at=str(doc.get("built_at", "")), serial=doc["serial"])
+                        built_at=str(doc.get("built_at", "")), serial=doc["serial"],
+                        change_log=tuple(dict(e) for e in doc.get("change_log", [])))
     except (KeyError, TypeError, ValueError):
         raise AgreementError(f"{where}: bundle is missing parts") from None
     if isinstance(bundle.serial, bool) or not isinstance(bundle.serial, int) \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from mash.policy import transforms
 from mash.policy.decisions import LoadedPolicy
 from mash.policy.model import Gate, Requester
 
@@ -15,6 +16,7 @@ class Row:
     released: bool
     transform: str
     why: str
+    params: str = ""  # the transform's parameters in words (transforms.describe)
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,33 @@ def explain(policy: LoadedPolicy, owner: str, requester: Requester, today: dt.da
     rows = []
     for name in sorted(fields | set(rules.release)):
         if name in rules.release:
-            rows.append(Row(name, True, rules.release[name][0],
+            transform, params = rules.release[name]
+            rows.append(Row(name, True, transform,
                             f"released under {gate.agreement_id} for {requester.purpose} at "
-                            f"{requester.stage}"))
+                            f"{requester.stage}", transforms.describe(transform, params)))
         elif name in rules.dropped:
             rows.append(Row(name, False, "drop", rules.dropped_reason))
         else:
             rows.append(Row(name, False, "", rules.not_released_reason))
     return Explanation(gate, "known", sorted(rows, key=lambda r: (not r.released, r.field)),
                        basis, restrictions)
+
+
+def headline(result: Explanation) -> str:
+    """What an analyst sees from this agency, in the same words for every agency.
+
+    `answer: known` answers KNOWN (with the released fields, possibly none, and the contact
+    route) or NOT_KNOWN; `answer: existence` answers WITHHELD when a record matches ("holds
+    something: contact us") or NOT_KNOWN. A record withheld whole by a restriction is
+    WITHHELD under either.
+    """
+    if result.answer == "not_checked":
+        return f"is NOT asked (NOT_CHECKED): {result.gate.reason}"
+    if result.answer == "withheld":
+        return ("answers WITHHELD when it holds the person (it may say only that it holds "
+                "something: contact it), NOT_KNOWN when it does not (answer: existence)")
+    if not any(r.released for r in result.rows):
+        return ("answers KNOWN when it holds the person, with no field at this stage (only its "
+                "contact route), NOT_KNOWN when it does not (answer: known)")
+    return ("answers KNOWN when it holds the person, releasing the fields below, NOT_KNOWN when "
+            "it does not (answer: known)")

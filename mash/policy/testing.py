@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,10 +137,8 @@ def run_case(policy: LoadedPolicy, case: dict[str, Any], context: transforms.Tra
     return (not problems), "; ".join(problems) or got
 
 
-def run_cases(src: Path, policy: LoadedPolicy, hmac_key: bytes = b"t" * 32,
-              today: dt.date | None = None) -> list[Result]:
-    results = []
-    context = transforms.TransformContext(hmac_key=hmac_key, today=today)
+def _cases(src: Path) -> Iterator[tuple[Path, str, Any]]:
+    """(file, name, case) for every table case under src/tests."""
     for path in sorted((src / "tests").glob("*.yaml")):
         try:
             cases = read_yaml(path) or []
@@ -149,9 +148,75 @@ def run_cases(src: Path, policy: LoadedPolicy, hmac_key: bytes = b"t" * 32,
             raise AgreementError(f"{path}: expected a list of cases")
         for i, case in enumerate(cases):
             name = str(case.get("name", f"case {i + 1}")) if isinstance(case, dict) else str(i)
-            if not isinstance(case, dict):
-                results.append(Result(path.name, name, False, "a case must be a mapping"))
-                continue
-            passed, detail = run_case(policy, case, context, today or dt.date.today())
-            results.append(Result(path.name, name, passed, detail))
+            yield path, name, case
+
+
+def run_cases(src: Path, policy: LoadedPolicy, hmac_key: bytes = b"t" * 32,
+              today: dt.date | None = None) -> list[Result]:
+    results = []
+    context = transforms.TransformContext(hmac_key=hmac_key, today=today)
+    for path, name, case in _cases(src):
+        if not isinstance(case, dict):
+            results.append(Result(path.name, name, False, "a case must be a mapping"))
+            continue
+        passed, detail = run_case(policy, case, context, today or dt.date.today())
+        results.append(Result(path.name, name, passed, detail))
     return results
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the agreements grant that no table case exercises."""
+
+    grants: list[str]  # "agreement: owner -> requester for purpose"
+    stages: list[str]  # "... at stage"
+    fields: list[str]  # "... at stage: field"
+    exercised: int  # (agreement, owner, requester, purpose, stage) cells some case reaches
+
+
+def coverage(src: Path, policy: LoadedPolicy, today: dt.date | None = None) -> Coverage:
+    """Grants, stages and released fields no case exercises.
+
+    A case exercises the stage of the agreement the policy itself chooses for it (the gate, as
+    on the case's date), and a released field when its record holds that field or its
+    expectation names it.
+    """
+    stages_hit: set[tuple[str, ...]] = set()
+    fields_hit: set[tuple[str, ...]] = set()
+    for _path, _name, case in _cases(src):
+        if not isinstance(case, dict):
+            continue
+        try:
+            who = Requester(str(case["requester"]), str(case.get("role", "analyst")),
+                            str(case["purpose"]), str(case["stage"]))
+            owner = str(case["owner"])
+            on = _date(case.get("today"), today or dt.date.today())
+            gate = policy.gate(owner, who, on)
+        except (KeyError, TypeError, ValueError, PolicyError):
+            continue  # a malformed case fails in run_cases; it exercises nothing
+        if not gate.allowed:
+            continue
+        stage = (gate.agreement_id, owner, who.agency, who.purpose, who.stage)
+        stages_hit.add(stage)
+        expect = case.get("expect") if isinstance(case.get("expect"), dict) else {}
+        named = set(case.get("record") or {}) | set(expect.get("released") or {}) \
+            | set(expect.get("withheld") or [])
+        fields_hit |= {(*stage, str(f)) for f in named}
+    grants, stages, fields = [], [], []
+    for aid, agreement in sorted(policy.bundle.agreements.items()):
+        for g in agreement["grants"]:
+            for purpose, spec in sorted(g["purposes"].items()):
+                grant = f"{aid}: {g['owner']} -> {g['requester']} for {purpose}"
+                keys = [(aid, g["owner"], g["requester"], purpose, s) for s in spec["stages"]]
+                if not any(k in stages_hit for k in keys):
+                    grants.append(grant)
+                    continue
+                for key in keys:
+                    rules = spec["stages"][key[-1]]
+                    if key not in stages_hit:
+                        stages.append(f"{grant} at {key[-1]}")
+                        continue
+                    fields += [f"{grant} at {key[-1]}: {f}" for f, r in
+                               sorted(rules["release"].items())
+                               if r["transform"] != "drop" and (*key, f) not in fields_hit]
+    return Coverage(grants, stages, fields, len(stages_hit))

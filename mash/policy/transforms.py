@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -75,7 +76,7 @@ def age_band(value: str | None, p: Mapping[str, Any], c: TransformContext) -> st
     born = _parse_date(value)
     today = c.today or dt.date.today()
     age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    bands = list(p.get("bands", [0, 5, 11, 16, 18, 25, 65]))
+    bands = list(p.get("bands", DEFAULT_AGE_BANDS))
     lower = [b for b in bands if b <= age]
     if not lower:
         return f"under {bands[0]}"
@@ -144,6 +145,9 @@ TRANSFORMS: dict[str, Callable[[str | None, Mapping[str, Any], TransformContext]
 }
 # "drop" is not applied: a dropped field is reported as withheld, never sent.
 TRANSFORM_NAMES = frozenset({*TRANSFORMS, "drop"})
+# Transforms that read a date (YYYY-MM-DD): mash.agent.datecheck warns where a source does
+# not hold the field as one.
+DATE_TRANSFORMS = frozenset({"year", "month", "age_band"})
 
 
 def validate_params(name: str, params: Mapping[str, Any], where: str) -> None:
@@ -187,6 +191,32 @@ def validate_params(name: str, params: Mapping[str, Any], where: str) -> None:
             raise ConfigError(f"{where}: bucket needs as many labels as bounds")
         if not all(isinstance(b, int | float) for b in bounds) or bounds != sorted(bounds):
             raise ConfigError(f"{where}: bucket 'bounds' must be rising numbers")
+
+
+DEFAULT_AGE_BANDS = (0, 5, 11, 16, 18, 25, 65)
+
+
+def describe(name: str, params: Mapping[str, Any]) -> str:
+    """A validated transform's parameters in words, defaults included ("" when it has none)."""
+    if name == "mask":
+        first, last = int(params.get("first", 0)), int(params.get("last", 0))
+        return (f"first {first} and last {last} character(s) shown, the rest as "
+                f"{params.get('char', '*')!r}")
+    if name == "bucket":
+        bounds, labels = list(params["bounds"]), list(params["labels"])
+        return "; ".join(f"from {b}: {label!r}" for b, label in zip(bounds, labels,
+                                                                  strict=True)) \
+            + "; below the first: withheld"
+    if name == "age_band":
+        bands = list(params.get("bands", DEFAULT_AGE_BANDS))
+        spans = [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(bands)]
+        text = ", ".join([*spans, f"{bands[-1]}+"])
+        return f"bands {text}" + ("" if "bands" in params else " (the default)")
+    if name == "hmac":
+        return f"first {int(params.get('length', 16))} hex characters of the agency's keyed hash"
+    if name == "constant":
+        return f"always {str(params['value'])!r}"
+    return ""
 
 
 def apply(name: str, value: str | None, params: Mapping[str, Any],

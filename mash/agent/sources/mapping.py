@@ -46,6 +46,9 @@ class ColumnMapping:
     sex_values: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SEX_VALUES))
     # canonical field -> every column it is read from, in order (MULTI_COLUMN_FIELDS only)
     joined: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # agency fields holding dates: read in date_formats and kept as YYYY-MM-DD, so that a
+    # date transform (month, year, age_band) and `keep` see one format
+    date_fields: tuple[str, ...] = ()
 
     @classmethod
     def read(cls, section: Reader) -> ColumnMapping:
@@ -81,12 +84,17 @@ class ColumnMapping:
             if not isinstance(column, str) or not column:
                 raise section.error(f"fields.{name}", "expected a column name")
         formats = tuple(section.str_list("date_formats", list(DEFAULT_DATE_FORMATS)))
+        date_fields = tuple(section.str_list("date_fields", []))
+        for i, name in enumerate(date_fields):
+            if name not in fields:
+                raise section.error(f"date_fields[{i}]", f"{name!r} is not an agency field "
+                                    "under 'fields' (date_of_birth is always read as a date)")
         sex_values = dict(DEFAULT_SEX_VALUES)
         for raw_value, code in section.mapping("sex_values", {}).items():
             if code not in ("F", "M", "X", ""):
                 raise section.error(f"sex_values.{raw_value}", "map to F, M, X or ''")
             sex_values[str(raw_value).strip().lower()] = code
-        return cls(columns, dict(fields), formats, sex_values, joined)
+        return cls(columns, dict(fields), formats, sex_values, joined, date_fields)
 
     @property
     def source_columns(self) -> list[str]:
@@ -100,13 +108,18 @@ class ColumnMapping:
         names.discard("record_id")
         return names
 
-    def parse_date(self, text: str) -> dt.date:
+    @property
+    def dates(self) -> frozenset[str]:
+        """The fields this source holds as dates (YYYY-MM-DD once loaded)."""
+        return frozenset(self.date_fields) | ({"date_of_birth"} & self.columns.keys())
+
+    def parse_date(self, text: str, name: str = "date_of_birth") -> dt.date:
         for fmt in self.date_formats:
             try:
                 return dt.datetime.strptime(text, fmt).date()
             except ValueError:
                 continue
-        raise RowError("date_of_birth is not in a configured date format")
+        raise RowError(f"{name} is not in a configured date format")
 
 
 def _text(value: Any) -> str:
@@ -160,6 +173,12 @@ def map_row(row: Mapping[str, Any], mapping: ColumnMapping, source: str,
         text = _text(row.get(column))
         if text:
             values[name] = text
+    for name in mapping.date_fields:
+        if name in values and not isinstance(row.get(mapping.fields[name]), dt.date):
+            try:
+                values[name] = mapping.parse_date(values[name], name).isoformat()
+            except RowError:  # kept as written: a date transform withholds it, with a reason
+                warnings[f"{name} not in a configured date format"] += 1
 
     names: list[Name] = []
     primary = _name(get("given_name"), get("middle_names"), get("family_name"))
