@@ -13,6 +13,7 @@ Events:
 - "query": an agent, before its answer leaves (one outcome: its own, with `record_refs` for the
   records that matched). A "query" whose outcome is KNOWN or WITHHELD also notifies the owner.
 - "purge": the retention command, recording what it deleted.
+- "reopen": the console, before it shows a stored case again (mash/cases/store.py).
 
 `canonical()` is JSON with sorted keys and no spaces: the bytes that are hashed.
 """
@@ -26,7 +27,7 @@ from typing import Any
 
 from mash.audit.errors import AuditError
 
-EVENTS = ("lookup", "answers", "query", "purge")
+EVENTS = ("lookup", "answers", "query", "purge", "reopen")
 STATES = ("KNOWN", "NOT_KNOWN", "WITHHELD", "NOT_CHECKED", "CANDIDATE", "SEALED")
 MATCHED_STATES = frozenset({"KNOWN", "WITHHELD"})
 _HASH = re.compile(r"^[0-9a-f]{32}$")
