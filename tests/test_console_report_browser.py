@@ -83,3 +83,38 @@ def test_the_report_file_draws_its_charts_offline(console: Console) -> None:  # 
     assert drawn(page) == list(CHARTS)
     page.screenshot(path=str(SHOTS / "report-file.png"), full_page=True)
     context.close()
+
+
+def test_case_grid(console: Console) -> None:  # noqa: F811 (the fixture)
+    context, page = console.signed_in(subject="sam.analyst")
+    page.get_by_role("link", name="Cases").click()
+    page.get_by_label("Case reference").fill("MASH-2026-0600")
+    page.get_by_label("Purpose").fill("child_safeguarding")
+    page.get_by_label("Stage").fill("research")
+    page.get_by_label("Why the household is looked up").fill(
+        "School referral; the household is checked together")
+    page.get_by_label("Urgency").select_option("red")
+    page.get_by_label("Person 1: Full name").fill("Leah Thompson")
+    page.get_by_label("Person 1: Date of birth").fill("2014-05-17")
+    page.get_by_label("Person 1: Postcode").fill("LS9 8AB")
+    page.get_by_label("Person 2: Relationship to the child").select_option("father")
+    page.get_by_label("Person 2: Full name").fill("Darren Thompson")
+    page.get_by_label("Person 2: Date of birth").fill("1986-07-21")
+    page.get_by_role("button", name="Look up the household").click()
+    page.wait_for_selector("#family-grid")
+    leah = page.locator("#person-0")
+    police = leah.locator("td[data-agency='police']")
+    housing = leah.locator("td[data-agency='housing']")
+    assert police.get_attribute("data-state") == "known"
+    assert "● KNOWN" in police.inner_text()
+    assert housing.get_attribute("data-state") == "not-checked"
+    assert "⚠ NOT CHECKED" in housing.inner_text() and "agent offline" in housing.inner_text()
+    style = "e => getComputedStyle(e).borderTopStyle"
+    assert housing.evaluate(style) == "dashed" and police.evaluate(style) == "solid"
+    housing.locator("summary").click()  # a click opens the detail
+    assert "not connected" in housing.locator("details p").inner_text()
+    assert "RED" in page.locator("#rag-timer").inner_text()
+    page.screenshot(path=str(SHOTS / "case-grid.png"), full_page=True)
+    page.get_by_role("link", name="All my cases").click()
+    assert "MASH-2026-0600" in page.locator("#my-cases").inner_text()
+    context.close()

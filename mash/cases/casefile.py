@@ -22,7 +22,7 @@ mash.context), so a bad date on the fifth person stops the case before the first
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,8 @@ class CaseFileError(ConfigError):
     """A case file that cannot be run: the message names the file, line and key."""
 
 
-def _key(where: Location) -> str:
+def key_of(where: Location) -> str:
+    """('people', 1, 'dob') -> 'people[1].dob'."""
     out = ""
     for part in where:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -61,7 +62,7 @@ class _Located:
         line = next((self.lines[where[:n]] for n in range(len(where), -1, -1)
                      if where[:n] in self.lines), None)
         at = f" line {line}" if line is not None else ""
-        return CaseFileError(f"{self.path}:{at}: {_key(where)}: {message}")
+        return CaseFileError(f"{self.path}:{at}: {key_of(where)}: {message}")
 
 
 def _shape_message(exc: ShapeError) -> tuple[Location, str]:
@@ -82,34 +83,40 @@ def _shape_message(exc: ShapeError) -> tuple[Location, str]:
     return where, message
 
 
-def parse_case(text: str, path: Path) -> tuple[Case, list[lookup_pb2.LookupRequest]]:
-    """The case and one checked LookupRequest per person, in the file's order."""
-    data: Any = parse_yaml(text, where=str(path), dates_as_text=True)
-    located = _Located(path, text)
+def check_case(data: Any, error: Callable[[Location, str], CaseFileError],
+               ) -> tuple[Case, list[lookup_pb2.LookupRequest]]:
+    """A case from plain data (a case file's, or the console's form), and one checked
+    LookupRequest per person; `error` places a problem (where, message) for its reader."""
     if not isinstance(data, Mapping):
-        raise located.error((), "expected a case: reference, purpose, stage, urgency, reason "
-                                "and people")
+        raise error((), "expected a case: reference, purpose, stage, urgency, reason and "
+                        "people")
     try:
         case = Case.model_validate(data)
     except ShapeError as exc:
         where, message = _shape_message(exc)
-        raise located.error(where, message) from None
+        raise error(where, message) from None
     requests = []
     for i, person in enumerate(case.people):
         try:
             request = case.request_for(person)
             subject_mod.from_proto(request.subject)
         except ValidationError as exc:
-            raise located.error(("people", i), str(exc)) from None
+            raise error(("people", i), str(exc)) from None
         requests.append(request)
     try:
         context_mod.from_proto(requests[0].context)
     except ValidationError as exc:
-        text_ = str(exc)
-        key = next((k for prefix, k in _CONTEXT_KEYS.items() if text_.startswith(prefix)),
+        text = str(exc)
+        key = next((k for prefix, k in _CONTEXT_KEYS.items() if text.startswith(prefix)),
                    "reason")
-        raise located.error((key,), text_) from None
+        raise error((key,), text) from None
     return case, requests
+
+
+def parse_case(text: str, path: Path) -> tuple[Case, list[lookup_pb2.LookupRequest]]:
+    """The case in a file's text, and one checked LookupRequest per person, in order."""
+    data: Any = parse_yaml(text, where=str(path), dates_as_text=True)
+    return check_case(data, _Located(path, text).error)
 
 
 def load_case(path: str | Path) -> tuple[Case, list[lookup_pb2.LookupRequest]]:

@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from mash.audit.report import Found, search
 from mash.cli.audit import _criteria as audit_criteria
 from mash.client import BrokerClient, ClientConfig
+from mash.console import cases as cases_page
 from mash.console import ig
 from mash.console import report as report_page
 from mash.console.config import ConsoleConfig
@@ -377,6 +378,8 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
                       error=error, status=422 if error else 200)
 
     report_page.register(app, cfg=cfg, render=render, need=need, refused=Refused)
+    cases_page.register(app, cfg=cfg, render=render, need=need, form_of=form_of,
+                        lookup=broker.lookup, refused=Refused)
     return app
 
 

@@ -59,6 +59,7 @@ def register(app: FastAPI, *, cfg: ConsoleConfig,
              refused: Callable[[int, str], Exception]) -> None:
     """Add the report's routes to the console (called once from create_app)."""
     allowed = REPORT_ROLES | cfg.ig_roles
+    app.state.report_roles = allowed  # base.html offers the page to these roles
 
     def reader(request: Request) -> Session:
         session = need(request)
