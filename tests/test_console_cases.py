@@ -112,3 +112,22 @@ def test_a_bad_case_is_refused_with_the_field(client: TestClient, fed: federatio
 def test_the_form_needs_its_csrf_token(client: TestClient, fed: federation.Federation) -> None:
     sign_in(client, fed.token(subject="sam.analyst"))
     assert client.post("/cases", data=FAMILY).status_code == 403
+
+
+def test_the_case_record_export_is_audited_too(client: TestClient,
+                                               fed: federation.Federation) -> None:
+    sign_in(client, fed.token(subject="sam.analyst"))
+    location = open_case(client, {**FAMILY, "reference": "MASH-2026-0302"}).headers["location"]
+    response = client.get(f"{location}/export.json")
+    assert response.status_code == 200
+    assert 'filename="family-picture-MASH-2026-0302.json"' in \
+        response.headers["content-disposition"]
+    record = response.json()
+    assert record["case"]["reference"] == "MASH-2026-0302"
+    assert [p["relationship"] for p in record["people"]] == ["child", "father"]
+    assert record["people"][0]["cells"]["housing"]["state"] == "NOT_CHECKED"
+    audit = open_store(f"sqlite:///{fed.root / 'audit' / 'console.db'}")
+    reopened = [f for f in search(audit, Criteria(case_reference="MASH-2026-0302"))
+                if f.entry and f.entry.event == "reopen"]
+    audit.close()
+    assert len(reopened) == 1  # the export, and nothing else yet

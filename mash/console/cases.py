@@ -4,13 +4,15 @@ picture (encrypted, for the retention in console.yaml) and show it as a grid.
 GET /cases lists the analyst's kept cases and the form to open one; POST /cases checks the
 whole case by the rules of `mash case run` (mash/cases/casefile.py), asks the broker about
 every person with the analyst's own token, stores the picture and shows it; GET
-/cases/{id} reopens it from the store: audited first, nothing asked again. Pages only where
-console.yaml has a `cases:` section.
+/cases/{id} reopens it from the store (audited first, nothing asked again), and
+/cases/{id}/export.json gives it for the case record (audited too); the page prints. Pages
+only where console.yaml has a `cases:` section.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,7 +26,7 @@ from mash.cases.casefile import CaseFileError, check_case, key_of
 from mash.cases.model import RELATIONSHIPS
 from mash.cases.picture import STATE_SYMBOLS, STATE_WORDS
 from mash.cases.run import CaseLookupError, run_case_with
-from mash.cases.store import CaseStore, CaseStoreError
+from mash.cases.store import CaseStore, CaseStoreError, StoredCase
 from mash.console.config import ConsoleConfig
 from mash.console.sessions import Session
 from mash.console.views import rag_timer
@@ -145,9 +147,7 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
                  not_checked=picture.not_checked)
         return RedirectResponse(f"/cases/{stored.case_id}", status_code=303)
 
-    @app.get("/cases/{case_id}", response_class=HTMLResponse)
-    def show_case(request: Request, case_id: str) -> HTMLResponse:
-        session = need(request)
+    def reopen(session: Session, case_id: str, fmt: str) -> tuple[StoredCase, dict[str, Any]]:
         if not (len(case_id) == 32 and all(c in "0123456789abcdef" for c in case_id)):
             raise refused(404, "There is no such case.")
         try:
@@ -157,7 +157,25 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
         except AuditError:
             raise refused(503, "This case cannot be shown: reopening it could not be "
                                "recorded in the audit trail.") from None
-        log.info("case_reopened", case_id=case_id, by=session.analyst.subject)
+        log.info("case_reopened", case_id=case_id, by=session.analyst.subject, format=fmt)
+        return stored, picture
+
+    @app.get("/cases/{case_id}/export.json")
+    def export_case(request: Request, case_id: str) -> Response:
+        """The family picture for the local authority's case record (reopening: audited)."""
+        stored, picture = reopen(need(request), case_id, "json")
+        body = json.dumps({"case_id": stored.case_id, "stored_at": stored.stored_at.isoformat(),
+                           "kept_until": stored.expires_at.isoformat(), **picture},
+                          indent=2, sort_keys=True, ensure_ascii=False)
+        name = "".join(c if c.isalnum() or c in "-_" else "_"
+                       for c in str(stored.header.get("reference", "case")))
+        return Response(body, media_type="application/json", headers={
+            "Content-Disposition": f'attachment; filename="family-picture-{name}.json"'})
+
+    @app.get("/cases/{case_id}", response_class=HTMLResponse)
+    def show_case(request: Request, case_id: str) -> HTMLResponse:
+        session = need(request)
+        stored, picture = reopen(session, case_id, "html")
         urgency = str(stored.header.get("urgency", "amber"))
         timer = rag_timer(urgency, stored.stored_at, cfg.rag_hours)
         return render(request, "case.html", session, stored=stored, picture=grid(picture),
