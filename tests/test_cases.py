@@ -150,3 +150,41 @@ def test_the_good_file_passes_the_same_checks(tmp_path: Path) -> None:
                             str(tmp_path / "none.yaml"))
     assert code == 2
     assert "none.yaml: file not found" in one_error_line(err)
+
+
+def test_later_answers_and_new_agencies_update_a_kept_picture() -> None:
+    from mash.cases.model import Case
+    from mash.cases.picture import FamilyPicture, Row, merge_later, still_to_ask
+    from mash.v1 import answer_pb2, lookup_pb2
+
+    def answer(agency: str, state: int, reason: int = 0) -> answer_pb2.AgencyAnswer:
+        return answer_pb2.AgencyAnswer(agency_id=agency, agency_name=agency.title(),
+                                       state=state, not_checked_reason=reason)  # type: ignore[arg-type]
+
+    case = Case.model_validate({
+        "reference": "C-1", "purpose": "child_safeguarding", "stage": "research",
+        "urgency": "red", "reason": "a referral about a child",
+        "people": [{"relationship": "child", "name": "A B"},
+                   {"relationship": "mother", "name": "C B"}]})
+    offline = answer("housing", answer_pb2.ANSWER_STATE_NOT_CHECKED,
+                     answer_pb2.NOT_CHECKED_REASON_AGENT_OFFLINE)
+    refused = answer("probation", answer_pb2.ANSWER_STATE_NOT_CHECKED,
+                     answer_pb2.NOT_CHECKED_REASON_NO_AGREEMENT)
+    rows = tuple(Row(i, p, lookup_pb2.LookupResponse(lookup_id=f"L{i}",
+                                                    answers=[offline, refused]))
+                 for i, p in enumerate(case.people))
+    picture = FamilyPicture(case, rows).to_dict()
+    assert still_to_ask(picture["people"][0]) == ["housing"]  # no agreement: not again
+    later = lookup_pb2.LookupResponse(lookup_id="L9", answers=[
+        answer("housing", answer_pb2.ANSWER_STATE_KNOWN),
+        answer("youth", answer_pb2.ANSWER_STATE_NOT_KNOWN)])  # registered since
+    assert merge_later(picture, 0, later) == 2
+    child, mother = picture["people"]
+    assert child["cells"]["housing"]["state"] == "KNOWN"
+    assert child["cells"]["youth"]["state"] == "NOT_KNOWN"
+    assert mother["cells"]["youth"] == {"state": "NOT_CHECKED", "text": "⚠ NOT CHECKED",
+                                        "reason": "not asked",
+                                        "detail": "this person's lookup did not ask this agency"}
+    assert [a["id"] for a in picture["agencies"]] == ["housing", "probation", "youth"]
+    assert picture["not_checked"] == 4  # child: probation; mother: housing, probation, youth
+    assert child["later_lookup_ids"] == ["L9"]

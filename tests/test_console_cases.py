@@ -28,13 +28,18 @@ FAMILY = {"reference": "MASH-2026-0300", "purpose": "child_safeguarding", "stage
 
 
 @pytest.fixture(scope="module")
-def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[federation.Federation]:
+def threaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedFederation]:
     fed = build_federation(tmp_path_factory.mktemp("console-cases") / "fed", background=30)
     threaded = ThreadedFederation(fed, CORE)
     try:
-        yield fed
+        yield threaded
     finally:
         threaded.close()
+
+
+@pytest.fixture(scope="module")
+def fed(threaded: ThreadedFederation) -> federation.Federation:
+    return threaded.fed
 
 
 @pytest.fixture
@@ -131,3 +136,32 @@ def test_the_case_record_export_is_audited_too(client: TestClient,
                 if f.entry and f.entry.event == "reopen"]
     audit.close()
     assert len(reopened) == 1  # the export, and nothing else yet
+
+
+def test_asking_again_fills_in_later_answers(client: TestClient, threaded: ThreadedFederation,
+                                             fed: federation.Federation) -> None:
+    sign_in(client, fed.token(subject="sam.analyst"))
+    location = open_case(client, {**FAMILY, "reference": "MASH-2026-0303"}).headers["location"]
+    page = client.get(location).text
+    assert 'data-state="not-checked" data-agency="housing"' in page  # its agent is offline
+    threaded.call(threaded.run.start_agent("housing"))  # ... and now it is back
+    try:
+        response = client.post(f"{location}/ask-again", data={"csrf_token": csrf_of(page)})
+        assert response.status_code == 303
+        page = client.get(location).text
+    finally:
+        threaded.call(threaded.run.stop_agent("housing"))
+    leah = page.split('<tr id="person-0">')[1].split("</tr>")[0]
+    assert 'data-state="not-checked" data-agency="housing"' not in leah
+    assert 'data-state="not-checked" data-agency="probation"' in leah  # no agreement: kept
+    assert 'data-state="known" data-agency="police"' in leah  # earlier answers kept
+    broker = open_store(f"sqlite:///{fed.root / 'audit' / 'broker.db'}")
+    asked = [f.entry.asked for f in search(broker, Criteria(case_reference="MASH-2026-0303"))
+             if f.entry and f.entry.event == "lookup"]
+    broker.close()
+    # asked again: only the agencies offline before (ambulance and asc still are)
+    assert len(asked) == 4 and asked[2:] == [("ambulance", "asc", "housing")] * 2
+    assert 'data-state="not-checked" data-agency="asc"' in leah
+    record = client.get(f"{location}/export.json").json()
+    assert "requests" not in record  # the sealed questions are not exported
+    assert client.post(f"{location}/ask-again", data={}).status_code == 403  # CSRF

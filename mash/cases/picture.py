@@ -100,3 +100,41 @@ class FamilyPicture:
             } for row in self.rows],
             "not_checked": self.not_checked,
         }
+
+
+NOT_ASKED_AGAIN = frozenset({"no agreement"})  # re-asking cannot change these
+
+
+def still_to_ask(person: dict[str, Any]) -> list[str]:
+    """The agencies a stored person's row is NOT CHECKED for that asking again may change."""
+    return sorted(a for a, cell in person["cells"].items()
+                  if cell["state"] == "NOT_CHECKED" and cell["reason"] not in NOT_ASKED_AGAIN)
+
+
+def merge_later(picture: dict[str, Any], index: int,
+                response: lookup_pb2.LookupResponse) -> int:
+    """Put a later lookup's answers for one person into a stored picture (the dict of
+    `FamilyPicture.to_dict`); agencies new to the picture get a column, NOT CHECKED ("not
+    asked") for everyone else. Returns how many cells changed state."""
+    person = next(p for p in picture["people"] if p["index"] == index)
+    known = {a["id"] for a in picture["agencies"]}
+    changed = 0
+    for answer in response.answers:
+        if answer.agency_id not in known:
+            picture["agencies"].append({"id": answer.agency_id,
+                                        "name": answer.agency_name or answer.agency_id})
+            picture["agencies"].sort(key=lambda a: a["id"])
+            known.add(answer.agency_id)
+            for other in picture["people"]:
+                other["cells"].setdefault(answer.agency_id, NOT_ASKED.to_dict())
+        new = cell_of(answer).to_dict()
+        if person["cells"].get(answer.agency_id, {}).get("state") != new["state"]:
+            changed += 1
+        person["cells"][answer.agency_id] = new
+        person["answers"] = [a for a in person["answers"] if a.get("agency_id") !=
+                             answer.agency_id]
+        person["answers"].append(MessageToDict(answer, preserving_proto_field_name=True))
+    person.setdefault("later_lookup_ids", []).append(response.lookup_id)
+    picture["not_checked"] = sum(1 for p in picture["people"] for c in p["cells"].values()
+                                 if c["state"] == "NOT_CHECKED")
+    return changed

@@ -229,6 +229,21 @@ class CaseStore:
                             dt.datetime.fromisoformat(row.expires_at), header)
         return stored, picture
 
+    def update(self, stored: StoredCase, *, owner: str, picture: dict[str, Any]) -> None:
+        """Replace a kept case's picture (later answers); its expiry does not move."""
+        expires = _text(stored.expires_at)
+        sealed = self._seal(picture, self._aad(stored.case_id, owner, expires, "picture"))
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(CASES.update().where(
+                    CASES.c.case_id == stored.case_id, CASES.c.owner == owner,
+                    CASES.c.key_id == self.key_id).values(picture=sealed))
+        except sa.exc.SQLAlchemyError as exc:
+            raise CaseStoreError(f"the case could not be updated ({type(exc).__name__})") \
+                from None
+        if result.rowcount != 1:
+            raise CaseStoreError("no such case: it expired and was deleted, or it is not yours")
+
     def purge(self, now: dt.datetime | None = None) -> int:
         """Delete every case past its retention; returns how many."""
         try:

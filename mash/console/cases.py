@@ -5,12 +5,14 @@ GET /cases lists the analyst's kept cases and the form to open one; POST /cases 
 whole case by the rules of `mash case run` (mash/cases/casefile.py), asks the broker about
 every person with the analyst's own token, stores the picture and shows it; GET
 /cases/{id} reopens it from the store (audited first, nothing asked again), and
-/cases/{id}/export.json gives it for the case record (audited too); the page prints. Pages
-only where console.yaml has a `cases:` section.
+/cases/{id}/export.json gives it for the case record (audited too); the page prints; POST
+/cases/{id}/ask-again asks the agencies still NOT CHECKED once more and keeps their later
+answers. Pages only where console.yaml has a `cases:` section.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
@@ -24,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from mash.audit.errors import AuditError
 from mash.cases.casefile import CaseFileError, check_case, key_of
 from mash.cases.model import RELATIONSHIPS
-from mash.cases.picture import STATE_SYMBOLS, STATE_WORDS
+from mash.cases.picture import STATE_SYMBOLS, STATE_WORDS, merge_later, still_to_ask
 from mash.cases.run import CaseLookupError, run_case_with
 from mash.cases.store import CaseStore, CaseStoreError, StoredCase
 from mash.console.config import ConsoleConfig
@@ -35,6 +37,7 @@ from mash.v1 import lookup_pb2
 from mash.yamlfile import Location
 
 log = get_logger(__name__)
+REQUESTS = "requests"  # the stored picture's sealed questions (never exported or shown)
 FORM_PEOPLE = 6  # person rows on the form; a case file takes up to 30
 CASE_FIELDS = ("reference", "purpose", "stage", "urgency", "reason")
 PERSON_FIELDS = ("relationship", "name", "dob", "postcode", "nhs")
@@ -137,10 +140,13 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
             return page(request, session, 502, f"The broker refused a lookup: {exc}", form)
         header = {"reference": case.reference, "purpose": case.purpose, "stage": case.stage,
                   "urgency": case.urgency, "people": len(case.people)}
+        kept = picture.to_dict()
+        # the questions, sealed with the answers, so that later answers can be asked for
+        kept[REQUESTS] = [base64.b64encode(r.SerializeToString()).decode() for r in requests]
         try:
             stored = await run_in_threadpool(
                 lambda: store.save(owner=session.analyst.subject, header=header,
-                                   picture=picture.to_dict()))
+                                   picture=kept))
         except CaseStoreError as exc:
             raise refused(503, f"The answers came back but could not be kept: {exc}") from None
         log.info("case_stored", case_id=stored.case_id, people=len(case.people),
@@ -164,13 +170,44 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
     def export_case(request: Request, case_id: str) -> Response:
         """The family picture for the local authority's case record (reopening: audited)."""
         stored, picture = reopen(need(request), case_id, "json")
+        record = {k: v for k, v in picture.items() if k != REQUESTS}
         body = json.dumps({"case_id": stored.case_id, "stored_at": stored.stored_at.isoformat(),
-                           "kept_until": stored.expires_at.isoformat(), **picture},
+                           "kept_until": stored.expires_at.isoformat(), **record},
                           indent=2, sort_keys=True, ensure_ascii=False)
         name = "".join(c if c.isalnum() or c in "-_" else "_"
                        for c in str(stored.header.get("reference", "case")))
         return Response(body, media_type="application/json", headers={
             "Content-Disposition": f'attachment; filename="family-picture-{name}.json"'})
+
+    @app.post("/cases/{case_id}/ask-again")
+    async def ask_again(request: Request, case_id: str) -> Response:
+        """Ask again the agencies still NOT CHECKED (offline, timed out...), person by
+        person, and keep their later answers in the picture; no agreement is not asked."""
+        session = need(request)
+        await form_of(request, session)
+        stored, picture = await run_in_threadpool(lambda: reopen(session, case_id, "refresh"))
+        changed = 0
+        for person, blob in zip(picture["people"], picture.get(REQUESTS, []), strict=False):
+            agencies = still_to_ask(person)
+            if not agencies:
+                continue
+            again = lookup_pb2.LookupRequest.FromString(base64.b64decode(blob))
+            again.agencies[:] = agencies
+            try:
+                response = await run_in_threadpool(lookup, session.token, again)
+            except grpc.RpcError as exc:
+                code = exc.code()  # type: ignore[attr-defined]
+                log.warning("case_lookup_failed", code=code.name)
+                raise refused(502, "The broker refused to ask again "
+                                   f"({code.name.lower()}).") from None
+            changed += merge_later(picture, person["index"], response)
+        try:
+            await run_in_threadpool(lambda: store.update(
+                stored, owner=session.analyst.subject, picture=picture))
+        except CaseStoreError as exc:
+            raise refused(503, f"The later answers could not be kept: {exc}") from None
+        log.info("case_asked_again", case_id=case_id, changed=changed)
+        return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
     @app.get("/cases/{case_id}", response_class=HTMLResponse)
     def show_case(request: Request, case_id: str) -> HTMLResponse:
@@ -178,5 +215,6 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
         stored, picture = reopen(session, case_id, "html")
         urgency = str(stored.header.get("urgency", "amber"))
         timer = rag_timer(urgency, stored.stored_at, cfg.rag_hours)
+        can_ask = any(still_to_ask(p) for p in picture["people"]) and REQUESTS in picture
         return render(request, "case.html", session, stored=stored, picture=grid(picture),
-                      timer=timer)
+                      timer=timer, can_ask=can_ask)
