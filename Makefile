@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 BUF    := node_modules/.bin/buf
 
-.PHONY: venv demo test lint protos check-protos buf-lint buf-breaking wheel-check bench clean
+.PHONY: venv demo test lint protos check-protos buf-lint buf-breaking wheel-check bench vendor clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ wheel-check: $(STAMP)
 # Regenerate the committed stubs after editing protos/ (tests fail when they are stale).
 protos: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=. --grpc_python_out=. --pyi_out=. protos/mash/v1/*.proto
+
+# Refresh the vendored chart library (the version pinned in package.json) after changing it.
+vendor: $(BUF)
+	cp node_modules/chart.js/dist/chart.umd.min.js mash/console/static/vendor/chart.umd.min.js
+	cp node_modules/chart.js/LICENSE.md mash/console/static/vendor/chart.js.LICENSE.txt
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -15,6 +15,9 @@ URGENCIES = {
     subject_pb2.URGENCY_GREEN: "green",
 }
 URGENCY_ENUMS = {v: k for k, v in URGENCIES.items()}
+# How long an analyst has to act on a lookup, by RAG rating (hours): the board report's
+# deadlines (`mash report --rag-hours`); the console reads its own from console.yaml.
+DEFAULT_RAG_HOURS = {"red": 4.0, "amber": 24.0, "green": 72.0}
 _TOKEN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _CASE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.:-]{0,63}$")
 MIN_JUSTIFICATION = 10

@@ -42,7 +42,10 @@ class _AliasLimit(Exception):
     pass
 
 
-def _loader_class(max_aliases: int) -> type[yaml.SafeLoader]:
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+def _loader_class(max_aliases: int, dates_as_text: bool = False) -> type[yaml.SafeLoader]:
     class BoundedLoader(yaml.SafeLoader):
         """SafeLoader (pure Python, so the composer can be watched) counting aliases."""
 
@@ -55,6 +58,10 @@ def _loader_class(max_aliases: int) -> type[yaml.SafeLoader]:
                     raise _AliasLimit
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
 
+    if dates_as_text:  # 2014-05-17 stays the text it was, for the caller's own date rules
+        BoundedLoader.yaml_implicit_resolvers = {
+            first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
     return BoundedLoader
 
 
@@ -112,10 +119,11 @@ def _children(node: Node) -> list[Node]:
 
 def parse_yaml(
     text: str, *, where: str, max_aliases: int = MAX_ALIASES, max_nodes: int = MAX_NODES,
-    max_depth: int = MAX_DEPTH,
+    max_depth: int = MAX_DEPTH, dates_as_text: bool = False,
 ) -> Any:
-    """Parse one YAML document within the limits; `where` names it in errors."""
-    loader = _loader_class(max_aliases)(text)
+    """Parse one YAML document within the limits; `where` names it in errors.
+    `dates_as_text`: an unquoted 2014-05-17 is read as text, not as a date."""
+    loader = _loader_class(max_aliases, dates_as_text)(text)
     try:
         try:
             root = loader.get_single_node()
@@ -140,17 +148,17 @@ def parse_yaml(
             mark = getattr(exc, "problem_mark", None)
             at = f" at line {mark.line + 1}" if mark is not None else ""
             raise YamlFileError(f"{where}: not valid YAML{at}") from None
+        except ValueError as exc:  # e.g. an unquoted 2014-13-01: not a calendar date
+            raise YamlFileError(f"{where}: not valid YAML: a value is not what it looks "
+                                f"like ({exc}); quote it to keep it as text") from None
         except RecursionError:
             raise YamlFileError(f"{where}: nested too deeply to read") from None
     finally:
         loader.dispose()
 
 
-def read_yaml(
-    path: str | Path, *, max_bytes: int = MAX_BYTES, max_aliases: int = MAX_ALIASES,
-    max_nodes: int = MAX_NODES,
-) -> Any:
-    """Read and parse one YAML file within the limits (None for an empty file)."""
+def read_yaml_text(path: str | Path, *, max_bytes: int = MAX_BYTES) -> str:
+    """A YAML file's text, read within the size limit (not yet parsed)."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
@@ -166,10 +174,40 @@ def read_yaml(
             f"{path}: larger than {_size(max_bytes)}, the limit for a YAML file; "
             "is this the right file?")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def read_yaml(
+    path: str | Path, *, max_bytes: int = MAX_BYTES, max_aliases: int = MAX_ALIASES,
+    max_nodes: int = MAX_NODES,
+) -> Any:
+    """Read and parse one YAML file within the limits (None for an empty file)."""
+    text = read_yaml_text(path, max_bytes=max_bytes)
     return parse_yaml(text, where=str(path), max_aliases=max_aliases, max_nodes=max_nodes)
+
+
+Location = tuple[str | int, ...]
+
+
+def key_lines(text: str) -> dict[Location, int]:
+    """The 1-based line of every value in a document `parse_yaml` already accepted, by its
+    path (mapping keys and list indexes): error messages can then say where to look."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    lines: dict[Location, int] = {}
+    stack: list[tuple[Node, Location]] = [(root, ())] if root is not None else []
+    while stack:
+        node, where = stack.pop()
+        lines.setdefault(where, node.start_mark.line + 1)  # a key's own line comes first
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if isinstance(key, ScalarNode):
+                    lines.setdefault((*where, key.value), key.start_mark.line + 1)
+                    stack.append((value, (*where, key.value)))
+        elif isinstance(node, SequenceNode):
+            stack.extend((item, (*where, i)) for i, item in enumerate(node.value))
+    return lines
 
 
 def _size(n: int) -> str:

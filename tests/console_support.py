@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from mash.audit import keys
+from mash.cases.store import write_case_key
 from mash.console.config import write_secret
 from mash.demo import federation
 from mash.identity import certs
@@ -20,6 +22,12 @@ def console_config(fed: federation.Federation, port: int | None = None,
     paths = certs.issue(fed.certs, PeerIdentity("broker", "console"),
                         dns_names=("localhost",), ip_addresses=("127.0.0.1",))
     secret = write_secret(root / "keys" / "console-session.key")
+    case_key = root / "keys" / "console-cases.key"
+    if not case_key.exists():
+        write_case_key(case_key)
+    audit_keys = root / "keys" / "console-audit"
+    if not (audit_keys / keys.HASH_KEY).exists():
+        keys.write_keys(audit_keys)
     broker = yaml.safe_load(fed.broker_config.read_text())
     cfg: dict[str, Any] = {
         "listen": f"127.0.0.1:{port or federation.free_port()}",
@@ -34,6 +42,12 @@ def console_config(fed: federation.Federation, port: int | None = None,
         "policy": broker["policy"],
         "audit": {"store": broker["audit"]["store"],
                   "hash_key_file": broker["audit"]["hash_key_file"]},
+        "cases": {"store": f"sqlite:///{root / 'console-cases.db'}",
+                  "key_file": str(case_key), "retention_days": 30,
+                  "audit": {"store": f"sqlite:///{root / 'audit' / 'console.db'}",
+                            "writer_id": "console",
+                            "hash_key_file": str(audit_keys / keys.HASH_KEY),
+                            "signing_key_file": str(audit_keys / keys.SIGNING_KEY)}},
         "log_level": "info",
     }
     cfg.update(overrides)

@@ -33,7 +33,7 @@ records what is known (the refusal is in the outcome).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mash.answers import STATE_LABELS
@@ -46,7 +46,8 @@ _REASON_PREFIX = "NOT_CHECKED_REASON_"
 
 
 def outcome_from_answer(answer: answer_pb2.AgencyAnswer,
-                        record_refs: Iterable[str] = (), state: str = "") -> Outcome:
+                        record_refs: Iterable[str] = (), state: str = "",
+                        answer_ms: int | None = None) -> Outcome:
     """What an answer released, without the released values.
 
     `state` overrides the answer's own for what only blind lookups have: CANDIDATE (an agent's
@@ -65,7 +66,8 @@ def outcome_from_answer(answer: answer_pb2.AgencyAnswer,
                    agreement_id=answer.agreement_id, policy_revision=answer.policy_revision,
                    matches=len(answer.matches),
                    released=tuple(Released(n, t) for n, t in released),
-                   withheld=tuple(withheld), record_refs=tuple(sorted(set(record_refs))))
+                   withheld=tuple(withheld), record_refs=tuple(sorted(set(record_refs))),
+                   answer_ms=answer_ms)
 
 
 def _who(analyst: Analyst | None, context: LookupContext | None) -> dict[str, Any]:
@@ -96,13 +98,18 @@ def lookup_entry(*, lookup_id: str, analyst: Analyst | None, context: LookupCont
 
 def answers_entry(*, lookup_id: str, analyst: Analyst | None, context: LookupContext | None,
                   subject: Iterable[str], answers: Iterable[answer_pb2.AgencyAnswer],
-                  policy_revision: str = "", detail: str = "") -> AuditEntry:
-    """The broker, before the answer set returns."""
+                  policy_revision: str = "", detail: str = "",
+                  answer_ms: Mapping[str, int] | None = None,
+                  elapsed_ms: int | None = None) -> AuditEntry:
+    """The broker, before the answer set returns. `answer_ms`: per agency asked, the ms from
+    fan-out to its answer; `elapsed_ms`: from the lookup's arrival to the answer set."""
     answers = list(answers)
+    times = answer_ms or {}
     return AuditEntry(event="answers", lookup_id=lookup_id, subject=tuple(subject),
                       policy_revision=policy_revision, agreements=_match_agreements(answers),
-                      outcomes=tuple(outcome_from_answer(a) for a in answers), detail=detail,
-                      **_who(analyst, context))
+                      outcomes=tuple(outcome_from_answer(a, answer_ms=times.get(a.agency_id))
+                                     for a in answers),
+                      detail=detail, elapsed_ms=elapsed_ms, **_who(analyst, context))
 
 
 def query_entry(*, lookup_id: str, query_id: str, analyst: Analyst | None,

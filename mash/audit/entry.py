@@ -13,6 +13,7 @@ Events:
 - "query": an agent, before its answer leaves (one outcome: its own, with `record_refs` for the
   records that matched). A "query" whose outcome is KNOWN or WITHHELD also notifies the owner.
 - "purge": the retention command, recording what it deleted.
+- "reopen": the console, before it shows a stored case again (mash/cases/store.py).
 
 `canonical()` is JSON with sorted keys and no spaces: the bytes that are hashed.
 """
@@ -26,7 +27,7 @@ from typing import Any
 
 from mash.audit.errors import AuditError
 
-EVENTS = ("lookup", "answers", "query", "purge")
+EVENTS = ("lookup", "answers", "query", "purge", "reopen")
 STATES = ("KNOWN", "NOT_KNOWN", "WITHHELD", "NOT_CHECKED", "CANDIDATE", "SEALED")
 MATCHED_STATES = frozenset({"KNOWN", "WITHHELD"})
 _HASH = re.compile(r"^[0-9a-f]{32}$")
@@ -49,6 +50,12 @@ def _hashes(owner: str, name: str, values: tuple[str, ...]) -> None:
         if not isinstance(value, str) or not _HASH.match(value):
             raise AuditError(f"audit entry: {owner}.{name} must hold keyed hashes from "
                              "SubjectHasher, never identifiers or names")
+
+
+def _count(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 0):
+        raise AuditError(f"audit entry: {name} must be a whole number of milliseconds")
 
 
 def _tupled(obj: Any, *names: str) -> None:
@@ -91,9 +98,13 @@ class Outcome:
     released: tuple[Released, ...] = ()
     withheld: tuple[str, ...] = ()
     record_refs: tuple[str, ...] = ()  # keyed hashes of the matched records (agent only)
+    # The broker's "answers" entries: ms from fan-out to this agency's answer; None when the
+    # agency was not asked, or for entries written before the field existed.
+    answer_ms: int | None = None
 
     def __post_init__(self) -> None:
         _tupled(self, "released", "withheld", "record_refs")
+        _count("outcome.answer_ms", self.answer_ms)
         for name in ("agency", "reason", "agreement_id", "policy_revision"):
             _text("outcome", name, getattr(self, name))
         if self.state not in STATES:
@@ -115,7 +126,8 @@ class Outcome:
         return {"agency": self.agency, "state": self.state, "reason": self.reason,
                 "agreement_id": self.agreement_id, "policy_revision": self.policy_revision,
                 "matches": self.matches, "released": tuple(r.to_dict() for r in self.released),
-                "withheld": self.withheld, "record_refs": self.record_refs}
+                "withheld": self.withheld, "record_refs": self.record_refs,
+                "answer_ms": self.answer_ms}
 
 
 @dataclass(frozen=True)
@@ -140,8 +152,12 @@ class AuditEntry:
     asked: tuple[str, ...] = ()  # agencies the broker asked
     outcomes: tuple[Outcome, ...] = ()
     detail: str = ""  # a sentence without personal data
+    # The broker's "answers" entries: ms from the lookup's arrival to its answer set (the board
+    # report's timings; None before the field existed, which keeps old bodies verifiable).
+    elapsed_ms: int | None = None
 
     def __post_init__(self) -> None:
+        _count("entry.elapsed_ms", self.elapsed_ms)
         if self.event not in EVENTS:
             raise AuditError(f"audit entry: event {self.event!r} is not one of "
                              f"{', '.join(EVENTS)}")
@@ -165,7 +181,8 @@ class AuditEntry:
                 "justification": self.justification, "urgency": self.urgency,
                 "subject": self.subject, "policy_revision": self.policy_revision,
                 "agreements": self.agreements, "asked": self.asked,
-                "outcomes": tuple(o.to_dict() for o in self.outcomes), "detail": self.detail}
+                "outcomes": tuple(o.to_dict() for o in self.outcomes), "detail": self.detail,
+                "elapsed_ms": self.elapsed_ms}
 
     def canonical(self) -> bytes:
         return canonical_json(self.to_dict())

@@ -109,6 +109,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             asked=plan.asked, policy_revision=plan.revision,
             agreements=[plan.decided[a].agreement_id for a in plan.asked], detail=approved))
         tasks = {}
+        answer_ms: dict[str, int] = {}  # per agency asked: fan-out to answer, for the report
+        fanned_out = time.monotonic()
         token, deadline = bearer_token(context), timestamp(plan.deadline)
         for agency in plan.agencies:
             refused = plan.refusal(agency)
@@ -121,12 +123,14 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                 query_id=f"{plan.lookup_id}-{agency}", lookup_id=plan.lookup_id,
                 analyst_token=token, subject=request.subject,
                 context=request.context, deadline=deadline, approval=approval)
-            tasks[agency] = asyncio.ensure_future(self._ask(agency, query, plan.budget))
+            tasks[agency] = asyncio.ensure_future(
+                self._timed(agency, query, plan.budget, fanned_out, answer_ms))
         answers = await asyncio.gather(*tasks.values())
         # ... and so is every answer, before any of them leaves.
         await self.record(context, audit_build.answers_entry(
             lookup_id=plan.lookup_id, analyst=analyst, context=ctx, subject=hashes,
-            answers=answers, policy_revision=plan.revision))
+            answers=answers, policy_revision=plan.revision, answer_ms=answer_ms,
+            elapsed_ms=int((time.monotonic() - started) * 1000)))
         response = lookup_pb2.LookupResponse(
             lookup_id=plan.lookup_id, asked_at=timestamp(plan.asked_at),
             requester=analyst.subject, requester_agency=analyst.agency,
@@ -249,6 +253,12 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE,
                                 f"the audit trail cannot be written, so nothing is asked or "
                                 f"answered: {exc}")
+
+    async def _timed(self, agency: str, query: agent_pb2.Query, budget: float,
+                     fanned_out: float, times: dict[str, int]) -> answer_pb2.AgencyAnswer:
+        answer = await self._ask(agency, query, budget)
+        times[agency] = int((time.monotonic() - fanned_out) * 1000)
+        return answer
 
     async def _ask(self, agency: str, query: agent_pb2.Query,
                    budget: float) -> answer_pb2.AgencyAnswer:

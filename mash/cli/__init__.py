@@ -11,7 +11,19 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 import typer
 
 from mash import __version__
-from mash.cli import approval, audit, blind, certs, console, lookup, policy, serve, token
+from mash.cli import (
+    approval,
+    audit,
+    blind,
+    case,
+    certs,
+    console,
+    lookup,
+    policy,
+    report,
+    serve,
+    token,
+)
 
 app = typer.Typer(
     name="mash",
@@ -29,8 +41,10 @@ app.add_typer(blind.app, name="blind")
 app.add_typer(serve.broker_app, name="broker")
 app.add_typer(serve.agent_app, name="agent")
 app.add_typer(console.app, name="console")
+app.add_typer(case.app, name="case")
 app.command("lookup")(lookup.lookup)
 app.command("agents")(lookup.agents)
+app.command("report")(report.report)
 
 
 @app.command("demo")

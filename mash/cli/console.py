@@ -35,3 +35,14 @@ def keygen(out: Path = typer.Option(..., help="Where to write the session secret
 
     path = guarded(lambda: write_secret(out))
     typer.echo(f"session secret (keep secret): {path}")
+
+
+@app.command("case-key")
+def case_key(out: Path = typer.Option(..., help="Where to write the case store key.")) -> None:
+    """Write a random AES-256 key (mode 0600) for console.yaml's cases.key_file."""
+    from mash.cases.store import write_case_key
+
+    if out.exists():
+        fail(f"{out} exists: a new key would make every stored case unreadable", FAILED)
+    path = guarded(lambda: write_case_key(out))
+    typer.echo(f"case store key (keep secret): {path}")

@@ -10,12 +10,10 @@ import typer
 from mash.cli.approval import read_approval
 from mash.cli.common import OK, PARTIAL, USAGE, fail, guarded
 from mash.cli.render import as_json, print_lookup
-from mash.client import BrokerClient, ClientConfig, identifier, parse_date, split_name
-from mash.context import URGENCY_ENUMS
-from mash.errors import ValidationError
-from mash.v1 import answer_pb2, lookup_pb2, subject_pb2
+from mash.client import BrokerClient, ClientConfig
+from mash.requests import build_request
+from mash.v1 import answer_pb2, lookup_pb2
 
-SEXES = {"f": subject_pb2.SEX_FEMALE, "m": subject_pb2.SEX_MALE, "x": subject_pb2.SEX_OTHER}
 ConfigOption = typer.Option(
     None, "--config", envvar="MASH_CLIENT_CONFIG",
     help="Client config (broker address, TLS files, token file). Env: MASH_CLIENT_CONFIG.")
@@ -28,45 +26,6 @@ def _client(config: Path | None, token: str | None) -> BrokerClient:
     if config is None:
         fail("no client config: pass --config client.yaml or set MASH_CLIENT_CONFIG", USAGE)
     return BrokerClient(ClientConfig.load(config, token))
-
-
-def build_request(
-    name: str | None, given: str | None, family: str | None, aliases: list[str],
-    dob: str | None, sex: str | None, postcodes: list[str], nhs: str | None, upn: str | None,
-    pnc: str | None, ni: str | None, local: list[str], purpose: str, stage: str, case: str,
-    reason: str, urgency: str, agencies: list[str],
-) -> lookup_pb2.LookupRequest:
-    subject = subject_pb2.Subject()
-    if name:
-        subject.name.CopyFrom(split_name(name))
-    if given:
-        subject.name.given = given
-    if family:
-        subject.name.family = family
-    for alias in aliases:
-        subject.aliases.append(split_name(alias))
-    if dob:
-        subject.date_of_birth.CopyFrom(parse_date(dob))
-    if sex:
-        if sex.lower() not in SEXES:
-            raise ValidationError(f"sex {sex!r} is not F, M or X")
-        subject.sex = SEXES[sex.lower()]
-    for postcode in postcodes:
-        subject.addresses.add(postcode=postcode)
-    for kind, value in (("nhs_number", nhs), ("upn", upn), ("pnc_id", pnc), ("ni_number", ni)):
-        if value:
-            subject.identifiers.append(identifier(kind, value))
-    for item in local:
-        issuer, sep, value = item.partition(":")
-        if not sep:
-            raise ValidationError(f"--local {item!r} must be AGENCY:IDENTIFIER")
-        subject.identifiers.append(identifier("local_id", value, issuer))
-    if urgency.lower() not in URGENCY_ENUMS:
-        raise ValidationError(f"urgency {urgency!r} is not red, amber or green")
-    context = subject_pb2.RequestContext(
-        purpose=purpose, stage=stage, case_reference=case, justification=reason,
-        urgency=URGENCY_ENUMS[urgency.lower()])  # type: ignore[arg-type]
-    return lookup_pb2.LookupRequest(subject=subject, context=context, agencies=agencies)
 
 
 def lookup(
@@ -102,8 +61,10 @@ def lookup(
     input; 4 refused (token or certificate); 5 broker unreachable; 6 rate limited; 1 other.
     """
     def run() -> lookup_pb2.LookupResponse:
-        request = build_request(name, given, family, alias, dob, sex, postcode, nhs, upn, pnc,
-                                ni, local, purpose, stage, case, reason, urgency, agency)
+        request = build_request(
+            name=name, given=given, family=family, aliases=alias, dob=dob, sex=sex,
+            postcodes=postcode, nhs=nhs, upn=upn, pnc=pnc, ni=ni, local=local, purpose=purpose,
+            stage=stage, case=case, reason=reason, urgency=urgency, agencies=agency)
         if approval is not None:
             request.approval = read_approval(approval)
         with _client(config, token) as client:

@@ -22,7 +22,9 @@ from fastapi.templating import Jinja2Templates
 from mash.audit.report import Found, search
 from mash.cli.audit import _criteria as audit_criteria
 from mash.client import BrokerClient, ClientConfig
+from mash.console import cases as cases_page
 from mash.console import ig
+from mash.console import report as report_page
 from mash.console.config import ConsoleConfig
 from mash.console.forms import LABELS, LookupForm, validate
 from mash.console.sessions import COOKIE, LOGIN_CSRF_COOKIE, LookupRecord, Session, SessionStore
@@ -375,6 +377,9 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
         return render(request, "audit.html", session, values=values, found=found,
                       error=error, status=422 if error else 200)
 
+    report_page.register(app, cfg=cfg, render=render, need=need, refused=Refused)
+    cases_page.register(app, cfg=cfg, render=render, need=need, form_of=form_of,
+                        lookup=broker.lookup, refused=Refused)
     return app
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mash.audit.store import AuditStore, open_store
 from mash.audit.subject_hash import SubjectHasher
+from mash.cases.store import CaseStoreConfig
 from mash.config import Reader, load_yaml
 from mash.errors import ConfigError
 from mash.identity.tls import TlsFiles
@@ -68,6 +69,7 @@ class ConsoleConfig:
     rag_hours: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RAG_HOURS))
     policy: PolicyConfig | None = None
     audit: AuditSearch | None = None
+    cases: CaseStoreConfig | None = None  # `cases:`: the case store (mash/cases/store.py)
     log_level: str = "info"
 
 
@@ -124,6 +126,7 @@ def load(path: str | Path) -> ConsoleConfig:
             raise top.error("rag_hours", "red must be soonest, then amber, then green")
     policy = PolicyConfig.read(top.section("policy")) if top.has("policy") else None
     audit = AuditSearch.read(top.section("audit")) if top.has("audit") else None
+    cases = CaseStoreConfig.read(top.section("cases")) if top.has("cases") else None
     log_level = top.str("log_level", "info", choices=("debug", "info", "warning", "error"))
     top.done()
     return ConsoleConfig(
@@ -131,4 +134,4 @@ def load(path: str | Path) -> ConsoleConfig:
         broker_address=address, broker_server_name=server_name,
         broker_timeout_seconds=timeout, client_tls=client_tls, auth=auth,
         session_secret=secret, session_minutes=minutes, ig_roles=ig_roles, rag_hours=rag,
-        policy=policy, audit=audit, log_level=log_level)
+        policy=policy, audit=audit, log_level=log_level, cases=cases)

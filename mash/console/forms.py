@@ -1,8 +1,9 @@
 """The lookup form: what the analyst typed -> a LookupRequest, or messages per field.
 
-The request is built by the CLI's `build_request` and validated by the same `mash.subject`
-and `mash.context` code the broker and agents run, so the console accepts exactly what the
-federation accepts. Messages are shown next to the field they concern and are never logged.
+The request is built by the core's `build_request` (mash/requests.py) and validated by the
+same `mash.subject` and `mash.context` code the broker and agents run, so the console accepts
+exactly what the federation accepts. Messages are shown next to the field they concern and
+are never logged.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from dataclasses import dataclass, field
 
 from mash import context as context_mod
 from mash import subject as subject_mod
-from mash.cli.lookup import SEXES, build_request
 from mash.client import parse_date, split_name
 from mash.context import URGENCY_ENUMS
 from mash.errors import ValidationError
 from mash.normalise import IDENTIFIER_LABELS, IDENTIFIER_NORMALISERS, normalise_postcode
+from mash.requests import SEXES, build_request
 from mash.v1 import lookup_pb2, subject_pb2
 
 IDENTIFIER_FIELDS = (("nhs", "nhs_number"), ("upn", "upn"), ("pnc", "pnc_id"),
@@ -153,10 +154,11 @@ def validate(form: LookupForm,
         return None
     try:
         request = build_request(
-            v["name"] or None, None, None, form.lines("aliases"), v["dob"] or None,
-            v["sex"] or None, form.postcodes(), v["nhs"] or None, v["upn"] or None,
-            v["pnc"] or None, v["ni"] or None, form.lines("local"), v["purpose"], v["stage"],
-            v["case"], v["reason"], v["urgency"], [])
+            name=v["name"] or None, aliases=form.lines("aliases"), dob=v["dob"] or None,
+            sex=v["sex"] or None, postcodes=form.postcodes(), nhs=v["nhs"] or None,
+            upn=v["upn"] or None, pnc=v["pnc"] or None, ni=v["ni"] or None,
+            local=form.lines("local"), purpose=v["purpose"], stage=v["stage"], case=v["case"],
+            reason=v["reason"], urgency=v["urgency"])
     except ValidationError as exc:
         form.general.append(str(exc))
         return None

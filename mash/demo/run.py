@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.rule import Rule
 
 from mash.answers import STATE_LABELS
-from mash.cli.lookup import build_request
 from mash.cli.render import print_lookup
 from mash.client import BrokerClient, ClientConfig
 from mash.demo import data, federation
 from mash.errors import MashError
+from mash.requests import build_request
 from mash.v1 import answer_pb2
 
 RUNNING = ["police", "health", "csc", "education", "probation", "asc", "ambulance"]

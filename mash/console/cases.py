@@ -1,0 +1,220 @@
+"""The console's cases: open a case, look up its people under its context, keep the family
+picture (encrypted, for the retention in console.yaml) and show it as a grid.
+
+GET /cases lists the analyst's kept cases and the form to open one; POST /cases checks the
+whole case by the rules of `mash case run` (mash/cases/casefile.py), asks the broker about
+every person with the analyst's own token, stores the picture and shows it; GET
+/cases/{id} reopens it from the store (audited first, nothing asked again), and
+/cases/{id}/export.json gives it for the case record (audited too); the page prints; POST
+/cases/{id}/ask-again asks the agencies still NOT CHECKED once more and keeps their later
+answers. Pages only where console.yaml has a `cases:` section.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from mash.audit.errors import AuditError
+from mash.cases.casefile import CaseFileError, check_case, key_of
+from mash.cases.model import RELATIONSHIPS
+from mash.cases.picture import STATE_SYMBOLS, STATE_WORDS, merge_later, still_to_ask
+from mash.cases.run import CaseLookupError, run_case_with
+from mash.cases.store import CaseStore, CaseStoreError, StoredCase
+from mash.console.config import ConsoleConfig
+from mash.console.sessions import Session
+from mash.console.views import rag_timer
+from mash.logs import get_logger
+from mash.v1 import lookup_pb2
+from mash.yamlfile import Location
+
+log = get_logger(__name__)
+REQUESTS = "requests"  # the stored picture's sealed questions (never exported or shown)
+FORM_PEOPLE = 6  # person rows on the form; a case file takes up to 30
+CASE_FIELDS = ("reference", "purpose", "stage", "urgency", "reason")
+PERSON_FIELDS = ("relationship", "name", "dob", "postcode", "nhs")
+LABELS = {"reference": "Case reference", "purpose": "Purpose", "stage": "Stage",
+          "urgency": "Urgency", "reason": "Why the household is looked up",
+          "relationship": "Relationship to the child", "name": "Full name",
+          "dob": "Date of birth", "postcode": "Postcode", "nhs": "NHS number"}
+STATE_CLASSES = {"KNOWN": "known", "NOT_KNOWN": "not-known", "WITHHELD": "withheld",
+                 "NOT_CHECKED": "not-checked"}
+
+
+def case_data(form: dict[str, str]) -> dict[str, Any]:
+    """The form as a case file's data: people are the rows with anything typed in them."""
+    data: dict[str, Any] = {k: form.get(k, "").strip() for k in CASE_FIELDS}
+    people = []
+    for i in range(FORM_PEOPLE):
+        row = {k: form.get(f"p{i}-{k}", "").strip() for k in PERSON_FIELDS}
+        if not any(v for k, v in row.items() if k != "relationship"):
+            continue
+        person: dict[str, Any] = {"relationship": row["relationship"] or "other"}
+        for key in ("name", "dob", "nhs"):
+            if row[key]:
+                person[key] = row[key]
+        if row["postcode"]:
+            person["postcodes"] = [row["postcode"]]
+        people.append(person)
+    data["people"] = people
+    return data
+
+
+def form_error(data: dict[str, Any]) -> Callable[[Location, str], CaseFileError]:
+    """Place a problem on the form: 'Person 2 (father): Date of birth: ...'."""
+    def error(where: Location, message: str) -> CaseFileError:
+        if len(where) >= 2 and where[0] == "people" and isinstance(where[1], int):
+            people = data.get("people") or []
+            who = people[where[1]].get("relationship", "") if where[1] < len(people) else ""
+            field = LABELS.get(str(where[2]), str(where[2])) + ": " if len(where) > 2 else ""
+            return CaseFileError(f"Person {where[1] + 1} ({who}): {field}{message}")
+        if where and str(where[0]) in LABELS:
+            return CaseFileError(f"{LABELS[str(where[0])]}: {message}")
+        return CaseFileError(f"{key_of(where)}: {message}" if where else message)
+    return error
+
+
+def grid(picture: dict[str, Any]) -> dict[str, Any]:
+    """The stored picture as the template draws it: word, symbol and class per cell."""
+    rows = []
+    for person in picture["people"]:
+        cells = []
+        for agency in picture["agencies"]:
+            cell = person["cells"][agency["id"]]
+            cells.append({**cell, "agency": agency["id"], "agency_name": agency["name"],
+                          "css": STATE_CLASSES[cell["state"]],
+                          "word": STATE_WORDS[cell["state"]],
+                          "symbol": STATE_SYMBOLS[cell["state"]]})
+        rows.append({**person, "cells": cells})
+    return {**picture, "rows": rows}
+
+
+def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResponse],
+             need: Callable[[Request], Session],
+             form_of: Callable[[Request, Session | None], Awaitable[dict[str, str]]],
+             lookup: Callable[[str, lookup_pb2.LookupRequest], lookup_pb2.LookupResponse],
+             refused: Callable[[int, str], Exception]) -> None:
+    """Add the case pages (called once from create_app; nothing without `cases:`)."""
+    if cfg.cases is None:
+        return
+    store: CaseStore = cfg.cases.open()
+    app.state.cases_enabled = True  # base.html offers the page
+    log.info("cases_purged", deleted=store.purge())
+
+    def page(request: Request, session: Session, status: int = 200, error: str = "",
+             values: dict[str, str] | None = None) -> HTMLResponse:
+        cases = store.cases_of(session.analyst.subject)
+        return render(request, "cases.html", session, status=status, error=error,
+                      values=values or {"urgency": "amber"}, cases=cases,
+                      relationships=RELATIONSHIPS, rows=range(FORM_PEOPLE), labels=LABELS,
+                      retention_days=store.retention / dt.timedelta(days=1))
+
+    @app.get("/cases", response_class=HTMLResponse)
+    def cases_page(request: Request) -> HTMLResponse:
+        return page(request, need(request))
+
+    @app.post("/cases", response_class=HTMLResponse)
+    async def open_case(request: Request) -> Response:
+        session = need(request)
+        form = await form_of(request, session)
+        data = case_data(form)
+        try:
+            case, requests = check_case(data, form_error(data))
+        except CaseFileError as exc:
+            return page(request, session, 422, str(exc), form)
+        try:
+            picture = await run_in_threadpool(
+                lambda: run_case_with(ask=lambda r: lookup(session.token, r), case=case,
+                                      requests=requests))
+        except CaseLookupError as exc:
+            code: grpc.StatusCode = exc.error.code()  # type: ignore[attr-defined]
+            log.warning("case_lookup_failed", code=code.name)
+            return page(request, session, 502, f"The broker refused a lookup: {exc}", form)
+        header = {"reference": case.reference, "purpose": case.purpose, "stage": case.stage,
+                  "urgency": case.urgency, "people": len(case.people)}
+        kept = picture.to_dict()
+        # the questions, sealed with the answers, so that later answers can be asked for
+        kept[REQUESTS] = [base64.b64encode(r.SerializeToString()).decode() for r in requests]
+        try:
+            stored = await run_in_threadpool(
+                lambda: store.save(owner=session.analyst.subject, header=header,
+                                   picture=kept))
+        except CaseStoreError as exc:
+            raise refused(503, f"The answers came back but could not be kept: {exc}") from None
+        log.info("case_stored", case_id=stored.case_id, people=len(case.people),
+                 not_checked=picture.not_checked)
+        return RedirectResponse(f"/cases/{stored.case_id}", status_code=303)
+
+    def reopen(session: Session, case_id: str, fmt: str) -> tuple[StoredCase, dict[str, Any]]:
+        if not (len(case_id) == 32 and all(c in "0123456789abcdef" for c in case_id)):
+            raise refused(404, "There is no such case.")
+        try:
+            stored, picture = store.reopen(case_id, analyst=session.analyst)
+        except CaseStoreError as exc:
+            raise refused(404, str(exc)) from None
+        except AuditError:
+            raise refused(503, "This case cannot be shown: reopening it could not be "
+                               "recorded in the audit trail.") from None
+        log.info("case_reopened", case_id=case_id, by=session.analyst.subject, format=fmt)
+        return stored, picture
+
+    @app.get("/cases/{case_id}/export.json")
+    def export_case(request: Request, case_id: str) -> Response:
+        """The family picture for the local authority's case record (reopening: audited)."""
+        stored, picture = reopen(need(request), case_id, "json")
+        record = {k: v for k, v in picture.items() if k != REQUESTS}
+        body = json.dumps({"case_id": stored.case_id, "stored_at": stored.stored_at.isoformat(),
+                           "kept_until": stored.expires_at.isoformat(), **record},
+                          indent=2, sort_keys=True, ensure_ascii=False)
+        name = "".join(c if c.isalnum() or c in "-_" else "_"
+                       for c in str(stored.header.get("reference", "case")))
+        return Response(body, media_type="application/json", headers={
+            "Content-Disposition": f'attachment; filename="family-picture-{name}.json"'})
+
+    @app.post("/cases/{case_id}/ask-again")
+    async def ask_again(request: Request, case_id: str) -> Response:
+        """Ask again the agencies still NOT CHECKED (offline, timed out...), person by
+        person, and keep their later answers in the picture; no agreement is not asked."""
+        session = need(request)
+        await form_of(request, session)
+        stored, picture = await run_in_threadpool(lambda: reopen(session, case_id, "refresh"))
+        changed = 0
+        for person, blob in zip(picture["people"], picture.get(REQUESTS, []), strict=False):
+            agencies = still_to_ask(person)
+            if not agencies:
+                continue
+            again = lookup_pb2.LookupRequest.FromString(base64.b64decode(blob))
+            again.agencies[:] = agencies
+            try:
+                response = await run_in_threadpool(lookup, session.token, again)
+            except grpc.RpcError as exc:
+                code = exc.code()  # type: ignore[attr-defined]
+                log.warning("case_lookup_failed", code=code.name)
+                raise refused(502, "The broker refused to ask again "
+                                   f"({code.name.lower()}).") from None
+            changed += merge_later(picture, person["index"], response)
+        try:
+            await run_in_threadpool(lambda: store.update(
+                stored, owner=session.analyst.subject, picture=picture))
+        except CaseStoreError as exc:
+            raise refused(503, f"The later answers could not be kept: {exc}") from None
+        log.info("case_asked_again", case_id=case_id, changed=changed)
+        return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+    @app.get("/cases/{case_id}", response_class=HTMLResponse)
+    def show_case(request: Request, case_id: str) -> HTMLResponse:
+        session = need(request)
+        stored, picture = reopen(session, case_id, "html")
+        urgency = str(stored.header.get("urgency", "amber"))
+        timer = rag_timer(urgency, stored.stored_at, cfg.rag_hours)
+        can_ask = any(still_to_ask(p) for p in picture["people"]) and REQUESTS in picture
+        return render(request, "case.html", session, stored=stored, picture=grid(picture),
+                      timer=timer, can_ask=can_ask)

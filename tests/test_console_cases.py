@@ -1,0 +1,167 @@
+"""The console's cases in process (TestClient) against a real broker and agents: open a case,
+the family picture kept encrypted and reopened (audited) without asking again."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mash.audit.report import Criteria, search
+from mash.audit.store import open_store
+from mash.console import config as console_config
+from mash.console.app import create_app
+from mash.demo import federation
+from tests.console_support import console_config as write_console_config
+from tests.helpers import ThreadedFederation, build_federation
+from tests.test_console_app import csrf_of, sign_in
+
+CORE = ["police", "health", "csc", "education"]
+FAMILY = {"reference": "MASH-2026-0300", "purpose": "child_safeguarding", "stage": "research",
+          "urgency": "red", "reason": "School referral; the household is checked together",
+          "p0-relationship": "child", "p0-name": "Leah Thompson", "p0-dob": "2014-05-17",
+          "p0-postcode": "LS9 8AB", "p1-relationship": "father",
+          "p1-name": "Darren Thompson", "p1-dob": "1986-07-21"}
+
+
+@pytest.fixture(scope="module")
+def threaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedFederation]:
+    fed = build_federation(tmp_path_factory.mktemp("console-cases") / "fed", background=30)
+    threaded = ThreadedFederation(fed, CORE)
+    try:
+        yield threaded
+    finally:
+        threaded.close()
+
+
+@pytest.fixture(scope="module")
+def fed(threaded: ThreadedFederation) -> federation.Federation:
+    return threaded.fed
+
+
+@pytest.fixture
+def client(fed: federation.Federation) -> TestClient:
+    cfg = console_config.load(write_console_config(fed))
+    return TestClient(create_app(cfg), base_url="https://testserver", follow_redirects=False)
+
+
+def open_case(client: TestClient, form: dict[str, str]) -> Any:
+    page = client.get("/cases")
+    return client.post("/cases", data={**form, "csrf_token": csrf_of(page.text)})
+
+
+def test_a_case_is_looked_up_kept_and_reopened(client: TestClient,
+                                               fed: federation.Federation) -> None:
+    sign_in(client, fed.token(subject="sam.analyst"))
+    assert ">Cases</a>" in client.get("/lookup").text
+    response = open_case(client, FAMILY)
+    assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    page = client.get(location)
+    assert page.status_code == 200
+    html = page.text
+    assert "Family picture: case MASH-2026-0300" in html and "RED" in html
+    grid = re.findall(r'<tr id="person-(\d)">.*?</tr>', html, re.S)
+    assert grid == ["0", "1"]
+    leah = html.split('<tr id="person-0">')[1].split("</tr>")[0]
+    assert 'data-state="known" data-agency="police"' in leah
+    assert 'data-state="not-checked" data-agency="housing"' in leah  # no agent: never blank
+    assert "⚠ NOT CHECKED" in leah and "agent offline" in leah and "● KNOWN" in leah
+    assert "Darren Thompson" in html and "father" in html
+    # kept: listed, and each reopening is on the console's audit record
+    listing = client.get("/cases").text
+    assert "MASH-2026-0300" in listing and location in listing
+    client.get(location)
+    audit = open_store(f"sqlite:///{fed.root / 'audit' / 'console.db'}")
+    reopened = [f.entry for f in search(audit, Criteria(case_reference="MASH-2026-0300"))
+                if f.entry and f.entry.event == "reopen"]
+    audit.close()
+    assert [e.requester for e in reopened] == ["sam.analyst", "sam.analyst"]
+    # the broker was asked once per person, not again on reopening
+    broker = open_store(f"sqlite:///{fed.root / 'audit' / 'broker.db'}")
+    lookups = [f for f in search(broker, Criteria(case_reference="MASH-2026-0300"))
+               if f.entry and f.entry.event == "lookup"]
+    broker.close()
+    assert len(lookups) == 2
+
+
+def test_someone_else_cannot_reopen_it(client: TestClient, fed: federation.Federation) -> None:
+    sign_in(client, fed.token(subject="sam.analyst"))
+    location = open_case(client, {**FAMILY, "reference": "MASH-2026-0301"}).headers["location"]
+    assert client.get(location).status_code == 200  # control
+    other = TestClient(client.app, base_url="https://testserver", follow_redirects=False)
+    sign_in(other, fed.token(subject="jo.analyst"))
+    response = other.get(location)
+    assert response.status_code == 404 and "not yours" in response.text
+    assert "MASH-2026-0301" not in other.get("/cases").text
+    assert other.get("/cases/not-an-id").status_code == 404
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"p1-dob": "1986-13-21"}, "Person 2 (father): date &#39;1986-13-21&#39; is not a calendar"),
+    ({"p1-relationship": "child"}, "exactly one person must have relationship: child"),
+    ({"reason": "short"}, "Why the household is looked up: context.justification must say"),
+    ({"purpose": "tea"}, "The broker refused a lookup: people[0] (child): invalid_argument"),
+])
+def test_a_bad_case_is_refused_with_the_field(client: TestClient, fed: federation.Federation,
+                                              change: dict[str, str], message: str) -> None:
+    sign_in(client, fed.token(subject="sam.analyst"))
+    response = open_case(client, {**FAMILY, **change})
+    assert response.status_code in (422, 502)
+    assert message in response.text, response.text[:2000]
+
+
+def test_the_form_needs_its_csrf_token(client: TestClient, fed: federation.Federation) -> None:
+    sign_in(client, fed.token(subject="sam.analyst"))
+    assert client.post("/cases", data=FAMILY).status_code == 403
+
+
+def test_the_case_record_export_is_audited_too(client: TestClient,
+                                               fed: federation.Federation) -> None:
+    sign_in(client, fed.token(subject="sam.analyst"))
+    location = open_case(client, {**FAMILY, "reference": "MASH-2026-0302"}).headers["location"]
+    response = client.get(f"{location}/export.json")
+    assert response.status_code == 200
+    assert 'filename="family-picture-MASH-2026-0302.json"' in \
+        response.headers["content-disposition"]
+    record = response.json()
+    assert record["case"]["reference"] == "MASH-2026-0302"
+    assert [p["relationship"] for p in record["people"]] == ["child", "father"]
+    assert record["people"][0]["cells"]["housing"]["state"] == "NOT_CHECKED"
+    audit = open_store(f"sqlite:///{fed.root / 'audit' / 'console.db'}")
+    reopened = [f for f in search(audit, Criteria(case_reference="MASH-2026-0302"))
+                if f.entry and f.entry.event == "reopen"]
+    audit.close()
+    assert len(reopened) == 1  # the export, and nothing else yet
+
+
+def test_asking_again_fills_in_later_answers(client: TestClient, threaded: ThreadedFederation,
+                                             fed: federation.Federation) -> None:
+    sign_in(client, fed.token(subject="sam.analyst"))
+    location = open_case(client, {**FAMILY, "reference": "MASH-2026-0303"}).headers["location"]
+    page = client.get(location).text
+    assert 'data-state="not-checked" data-agency="housing"' in page  # its agent is offline
+    threaded.call(threaded.run.start_agent("housing"))  # ... and now it is back
+    try:
+        response = client.post(f"{location}/ask-again", data={"csrf_token": csrf_of(page)})
+        assert response.status_code == 303
+        page = client.get(location).text
+    finally:
+        threaded.call(threaded.run.stop_agent("housing"))
+    leah = page.split('<tr id="person-0">')[1].split("</tr>")[0]
+    assert 'data-state="not-checked" data-agency="housing"' not in leah
+    assert 'data-state="not-checked" data-agency="probation"' in leah  # no agreement: kept
+    assert 'data-state="known" data-agency="police"' in leah  # earlier answers kept
+    broker = open_store(f"sqlite:///{fed.root / 'audit' / 'broker.db'}")
+    asked = [f.entry.asked for f in search(broker, Criteria(case_reference="MASH-2026-0303"))
+             if f.entry and f.entry.event == "lookup"]
+    broker.close()
+    # asked again: only the agencies offline before (ambulance and asc still are)
+    assert len(asked) == 4 and asked[2:] == [("ambulance", "asc", "housing")] * 2
+    assert 'data-state="not-checked" data-agency="asc"' in leah
+    record = client.get(f"{location}/export.json").json()
+    assert "requests" not in record  # the sealed questions are not exported
+    assert client.post(f"{location}/ask-again", data={}).status_code == 403  # CSRF
