@@ -225,3 +225,54 @@ def test_plain_python_and_numpy_scoring_agree(level, monkeypatch) -> None:
     plain, vectorised = everything(10**9), everything(0)
     assert sum(len(rows) for rows, *_ in plain) > 200  # enough candidates to mean something
     assert plain == vectorised
+
+
+def test_comparisons_of_one_name_against_many_agree_with_one_at_a_time() -> None:
+    """`given_levels`, `family_levels` and `streets_alike_many` (the hot path of a large
+    index, on string ids) must give exactly the level `compare_given`, `compare_family` and
+    `streets_alike` give pair by pair, on generated names with typos, nicknames, initials,
+    double-barrelled and missing names, and on real-looking streets; string features filled
+    in one search are reused by the next."""
+    from mash.matching.address import parse
+    from mash.matching.compare import (
+        family_levels,
+        given_levels,
+        streets_alike,
+        streets_alike_many,
+    )
+    from mash.matching.features import StringFeatures
+    from mash.matching.index import NONE, Interner
+
+    sc = scenario(1500, 300, "high", seed=11, n_strangers=300)
+    people = [*sc.records, *(q for q, _ in sc.in_records)]
+    givens = sorted({n.given.split(" ")[0] for p in people for n in p.names if n.given}
+                    | {"a", "j", "jo", "bill", "william", "liz", "elizabeth", "mary ann"})
+    families = sorted({n.family for p in people for n in p.names if n.family}
+                      | {"smith", "smith jones", "jones smith", "s", "lord"})
+    streets = sorted({s for p in people for a in p.addresses if a
+                      for s in parse(a).streets} | {"high street", "highstreet"})
+    interner = Interner([*givens, *families, *streets])
+    features = StringFeatures(interner)
+
+    def ids(texts: list[str]) -> np.ndarray:  # NONE stands for a name not given
+        return np.array([NONE, *(interner.get(t) for t in texts)], dtype=np.int64)
+
+    def agree(many, one, queries: list[str], texts: list[str]) -> set:
+        seen: set = set()
+        for q in queries:
+            got = many(features, q, ids(texts)).tolist()
+            assert got == [one(q, r) for r in ["", *texts]], q
+            seen.update(got)
+        return seen
+
+    assert agree(given_levels, compare_given,
+                 [*givens[::7], "", "j", "william", "bill", "zzqx", "mary ann"], givens) >= {
+        Given.EXACT, Given.NICKNAME, Given.FUZZY, Given.PHONETIC, Given.INITIAL,
+        Given.DIFFERENT, Given.MISSING}
+    assert agree(family_levels, compare_family,
+                 [*families[::7], "", "smith", "smith jones", "jones", "smithjones"],
+                 families) >= {Family.EXACT, Family.PART, Family.FUZZY, Family.PHONETIC,
+                               Family.DIFFERENT, Family.MISSING}
+    queries = [*streets[::5], "", "high st", "hihg street"]
+    assert agree(streets_alike_many, streets_alike, queries, streets) >= {True, False}
+    assert features.known[ids(streets)].all()  # worked out once, kept for the next search

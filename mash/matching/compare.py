@@ -7,13 +7,16 @@ sex and identifiers are compared for many candidate rows at once with numpy.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 from rapidfuzz.distance import OSA, JaroWinkler
+from rapidfuzz.process import cdist
 
 from mash.matching import nicknames
 from mash.matching.blocking import soundex
+from mash.matching.features import StringFeatures
 from mash.matching.index import dob_int
 
 
@@ -164,6 +167,68 @@ def compare_family(query: str, record: str) -> int:
     return Family.DIFFERENT
 
 
+def _alike(query: str, records: Sequence[str], lengths: np.ndarray, similar: float
+            ) -> np.ndarray:
+    """Per record: Jaro-Winkler >= ``similar`` or one slip (`_typos`) from ``query``, in one
+    pass of rapidfuzz's C loops over all of them."""
+    jw = cdist([query], records, scorer=JaroWinkler.similarity, dtype=np.float64,
+               workers=1)[0]
+    osa = cdist([query], records, scorer=OSA.distance, score_cutoff=1, dtype=np.int32,
+                workers=1)[0]
+    return (jw >= similar) | ((osa <= 1) & (np.minimum(lengths, len(query)) >= 3))
+
+
+def given_levels(features: StringFeatures, query: str, ids: np.ndarray) -> np.ndarray:
+    """`compare_given` of one query name against many record names (string ids) at once:
+    the hundreds of distinct names of a large index's candidates, where one call per name
+    would dominate a search. The same rule (tests/test_matching_score.py proves they agree);
+    the rare name that is not one plain word is compared the one-at-a-time way."""
+    n = len(ids)
+    if not query:
+        return np.full(n, Given.MISSING, dtype=np.int8)
+    slots = features.slots(ids)
+    texts = features.texts(slots)
+    if query.split() != [query]:
+        return np.array([compare_given(query, t) for t in texts], dtype=np.int8)
+    lengths, plain = features.length[slots], features.plain[slots]
+    out = np.full(n, Given.DIFFERENT, dtype=np.int8)
+    out[features.sound[slots] == features.code(query)] = Given.PHONETIC
+    out[_alike(query, texts, lengths, 0.90)] = Given.FUZZY
+    out[np.isin(ids, features.ids_of(nicknames.sharing_group(query)))] = Given.NICKNAME
+    short = (lengths == 1) if len(query) > 1 else np.ones(n, dtype=bool)
+    out[short] = np.where(features.first[slots][short] == ord(query[0]), Given.INITIAL,
+                          Given.DIFFERENT)
+    out[ids == features.id_of(query)] = Given.EXACT
+    out[lengths == 0] = Given.MISSING
+    for i in np.nonzero(~plain & (lengths > 0))[0].tolist():
+        out[i] = compare_given(query, texts[i])
+    return out
+
+
+def family_levels(features: StringFeatures, query: str, ids: np.ndarray) -> np.ndarray:
+    """`compare_family` of one query name against many record names at once (see
+    `given_levels`); double-barrelled record names are compared one at a time."""
+    n = len(ids)
+    if not query:
+        return np.full(n, Family.MISSING, dtype=np.int8)
+    slots = features.slots(ids)
+    texts = features.texts(slots)
+    lengths, plain = features.length[slots], features.plain[slots]
+    q, q_parts = query.replace(" ", ""), query.split()
+    out = np.full(n, Family.DIFFERENT, dtype=np.int8)
+    joined = features.joined(slots)
+    out[(features.sound[slots] == features.code(q)) & (features.joined_length[slots] > 0)
+        ] = Family.PHONETIC
+    out[_alike(q, joined, features.joined_length[slots], 0.92)] = Family.FUZZY
+    if len(q_parts) > 1:  # a plain record name is its only part
+        out[np.isin(ids, features.ids_of(q_parts))] = Family.PART
+    out[ids == features.id_of(q)] = Family.EXACT
+    out[lengths == 0] = Family.MISSING
+    for i in np.nonzero(~plain & (lengths > 0))[0].tolist():
+        out[i] = compare_family(query, texts[i])
+    return out
+
+
 def _year_typo(y: int, qy: int) -> bool:
     """A year counts as mistyped only when one digit differs or the last two are transposed
     (2015/2016, 1985/1958); 2001 and 2015 are different years, not a typo."""
@@ -269,6 +334,17 @@ def streets_alike(a: str, b: str) -> bool:
     if qa == qb:
         return True
     return _typos(qa, qb) or JaroWinkler.similarity(qa, qb) >= 0.92
+
+
+def streets_alike_many(features: StringFeatures, street: str, ids: np.ndarray
+                       ) -> np.ndarray:
+    """`streets_alike` of one street against many (string ids) at once."""
+    if not street or not len(ids):
+        return np.zeros(len(ids), dtype=bool)
+    slots = features.slots(ids)
+    joined = features.joined(slots)
+    return _alike(street.replace(" ", ""), joined, features.joined_length[slots], 0.92) & (
+        features.length[slots] > 0)
 
 
 def compare_addresses(query: list[tuple[int, int, list[int], list[int]]],

@@ -17,6 +17,7 @@ import hashlib
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from mash.matching.address import Address, parse
 from mash.matching.blocking import record_keys
 from mash.normalise import postcode_district, postcode_sector
 from mash.records import PersonRecord
+
+if TYPE_CHECKING:
+    from mash.matching.features import StringFeatures
 
 MAX_POSTCODES = 3  # the current postcode and the two most recent previous ones
 MAX_ADDRESSES = 3  # the current address and the two most recent previous ones
@@ -103,6 +107,13 @@ class MatchIndex:
 
     def __len__(self) -> int:
         return len(self.dob)
+
+    @functools.cached_property
+    def features(self) -> StringFeatures:
+        """What the many-at-once name and street comparisons need of each string."""
+        from mash.matching.features import StringFeatures
+
+        return StringFeatures(self.strings)
 
     @property
     def name_rows(self) -> int:

@@ -139,6 +139,16 @@ def groups(given: str) -> tuple[str, ...]:
     return _INDEX.get(given, (given,))
 
 
+@cache
+def sharing_group(given: str) -> frozenset[str]:
+    """Every name `same_group` holds to be a nickname of ``given`` (or ``given`` itself)."""
+    out = {given}
+    for canonical in groups(given):
+        out.add(canonical.replace("-", ""))
+        out.update(v.replace("-", "") for v in _GROUPS.get(canonical, ()))
+    return frozenset(out)
+
+
 def same_group(a: str, b: str) -> bool:
     """True when two given names are nicknames of one another (or equal)."""
     return a == b or bool(set(groups(a)) & set(groups(b)))

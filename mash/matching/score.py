@@ -27,11 +27,11 @@ from mash.matching.compare import (
     compare_addresses,
     compare_dob,
     compare_exact,
-    compare_family,
-    compare_given,
     compare_postcodes,
+    family_levels,
+    given_levels,
     place_levels,
-    streets_alike,
+    streets_alike_many,
 )
 from mash.matching.index import NONE, SEX_CODES, MatchIndex, pair_key
 from mash.matching.model import SWAPPED_NAME_PENALTY, MatchModel
@@ -77,27 +77,25 @@ class Scored:
 
 
 def _levels(index: MatchIndex, model: MatchModel, query: str, ids: list[int],
-            family: bool) -> tuple[list[int], list[float]]:
+            family: bool) -> tuple[np.ndarray, np.ndarray]:
     """Level and weight of each distinct record name (string id) against one query name."""
-    strings = index.strings.strings
-    compare, exact, field_name = ((compare_family, Family.EXACT, "family") if family else
-                                  (compare_given, Given.EXACT, "given"))
-    by_level = model.weights[field_name].tolist()
-    levels, out = [], []
-    for sid in ids:
-        level = compare(query, strings[sid] if sid != NONE else "")
-        levels.append(level)
+    compare, exact, field_name = ((family_levels, Family.EXACT, "family") if family else
+                                  (given_levels, Given.EXACT, "given"))
+    levels = compare(index.features, query, np.asarray(ids, dtype=np.int64))
+    weights = model.weights[field_name][levels]
+    for i in np.nonzero(levels == exact)[0].tolist():
         # how common the string is as any name: a surname typed as a given name (swapped
         # names) is as common as the surname
-        out.append(model.exact_name(field_name, int(index.given_count[sid])
-                                    + int(index.family_count[sid]), index.name_rows)
-                   if level == exact else by_level[level])
-    return levels, out
+        sid = ids[i]
+        weights[i] = model.exact_name(field_name, int(index.given_count[sid])
+                                      + int(index.family_count[sid]), index.name_rows)
+    return levels, weights
 
 
-def _by_id(ids: list[int], compared: tuple[list[int], list[float]]
+def _by_id(ids: list[int], compared: tuple[np.ndarray, np.ndarray]
            ) -> dict[int, tuple[int, float]]:
-    return dict(zip(ids, zip(*compared, strict=True), strict=True))
+    levels, weights = compared
+    return dict(zip(ids, zip(levels.tolist(), weights.tolist(), strict=True), strict=True))
 
 
 Best = tuple[list[float], list[float], list[int], list[int], list[bool]]
@@ -191,9 +189,8 @@ def _best_names_many(index: MatchIndex, model: MatchModel, subject: SubjectQuery
     weights = model.weights["given"]
     for v, variant in enumerate(variants):
         q_given = first_given(variant)
-        gl, gwv = (np.array(a) for a in _levels(index, model, q_given, g_ids, family=False))
-        fl, fwv = (np.array(a) for a in _levels(index, model, variant.family, f_ids,
-                                                family=True))
+        gl, gwv = _levels(index, model, q_given, g_ids, family=False)
+        fl, fwv = _levels(index, model, variant.family, f_ids, family=True)
         g, f = gl[inv_g].astype(np.int8), fl[inv_f].astype(np.int8)
         gw, fw = gwv[inv_g], fwv[inv_f]
         other_id = index.strings.get(q_given)
@@ -240,12 +237,15 @@ def _query_addresses(index: MatchIndex, addresses: list[ParsedAddress], rows: np
     that are alike its street, its locality words found in the index)."""
     if not addresses:
         return []
-    strings, get = index.strings.strings, index.strings.get
-    street_ids = [int(s) for s in np.unique(index.addr_street[rows]).tolist() if s != NONE]
+    get = index.strings.get
+    street_ids = np.unique(index.addr_street[rows])
+    street_ids = street_ids[street_ids != NONE]
     out = []
     for a in addresses:
-        alike = [s for s in street_ids
-                 if any(streets_alike(option, strings[s]) for option in a.streets)]
+        alike_mask = np.zeros(len(street_ids), dtype=bool)
+        for option in a.streets:
+            alike_mask |= streets_alike_many(index.features, option, street_ids)
+        alike = street_ids[alike_mask].tolist()
         words = [w for w in (get(t) for t in a.locality) if w != NONE]
         out.append((get(a.number or a.name) if (a.number or a.name) else NONE,
                     get(a.flat) if a.flat else NONE, alike, words))
