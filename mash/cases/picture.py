@@ -12,8 +12,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from mash.answers import NOT_CHECKED_LABELS
-from mash.audit.build import STATE_NAMES
+from mash.answers import NOT_CHECKED_LABELS, STATE_LABELS
 from mash.cases.model import Case, Person
 from mash.v1 import answer_pb2, lookup_pb2
 
@@ -43,7 +42,7 @@ NOT_ASKED = Cell("NOT_CHECKED", "not asked", "this person's lookup did not ask t
 
 
 def cell_of(answer: answer_pb2.AgencyAnswer) -> Cell:
-    state = STATE_NAMES.get(answer.state)
+    state = STATE_LABELS.get(answer.state)
     if state is None:  # a malformed state released nothing the analyst may rely on
         return Cell("NOT_CHECKED", "unreadable answer", answer.detail)
     reason = NOT_CHECKED_LABELS.get(answer.not_checked_reason, "") if state == "NOT_CHECKED" else ""
