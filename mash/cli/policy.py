@@ -76,7 +76,7 @@ def _print_changes(changes: list[Change], title: str) -> None:
     table = Table(title=title)
     for column in ("Change", "Owner", "To", "Roles", "Purpose", "Stage", "Field", "Was",
                    "Now"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for c in changes:
         table.add_row(c.kind, c.owner or "-", c.requester or "-", ", ".join(c.roles) or "-",
                       c.purpose or "-", c.stage or "-", c.field or "-", c.old or "-",
@@ -216,7 +216,7 @@ def explain(
             console.print(f"[yellow]warning:[/yellow] {line}")
     table = Table()
     for column in ("Field", "Released", "Transform", "Parameters", "Why"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in result.rows:
         table.add_row(row.field, "yes" if row.released else "no", row.transform or "-",
                       row.params or "-", row.why)
@@ -276,7 +276,7 @@ def replay(
     table = Table(title=f"{result.agency}'s audited answers under {proposed.revision}"
                         + (f" since {since}" if since else ""))
     for column in ("Requester", "Purpose", "Stage", "Change", "Field", "Detail", "Answers"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for k, n in result.rows():
         table.add_row(k.requester, k.purpose, k.stage, k.change, k.field or "-",
                       k.detail or "-", str(n))
