@@ -27,7 +27,9 @@ from mash.agent.state import AgentState
 from mash.answers import STATE_LABELS, timestamp
 from mash.audit.exchange import HeadExchange, StreamWitnessing
 from mash.batching import batches
+from mash.errors import IdentityError
 from mash.grpc_options import channel_options
+from mash.identity import pinning
 from mash.logs import get_logger
 from mash.v1 import agent_pb2, agent_pb2_grpc, answer_pb2
 
@@ -122,6 +124,10 @@ class BrokerLink:
             except grpc.aio.AioRpcError as exc:
                 log.warning("broker_stream_failed", code=exc.code().name,
                             detail=(exc.details() or "")[:200])
+            except pinning.PeerRefused as exc:
+                log.error("broker_refused", reason=str(exc))
+            except IdentityError as exc:
+                log.warning("broker_stream_failed", code="UNAVAILABLE", detail=str(exc))
             except Exception as exc:
                 log.exception("broker_stream_error", error=type(exc).__name__)
             finally:
@@ -156,9 +162,14 @@ class BrokerLink:
                         return
                     yield message
 
+        # Which broker answers, and is it one we accept? Then gRPC's handshake holds the
+        # channel to exactly that identity (mash.identity.pinning).
+        presented = await pinning.fetch(self.cfg.broker, self.cfg.tls,
+                                        self.cfg.broker_server_name)
+        target = pinning.choose(presented, self.cfg.broker_pins, self.cfg.broker)
         credentials = self.cfg.tls.channel_credentials()
         async with grpc.aio.secure_channel(
-            self.cfg.broker, credentials, options=channel_options(self.cfg.broker_server_name)
+            self.cfg.broker, credentials, options=channel_options(target)
         ) as channel:
             call = agent_pb2_grpc.AgentServiceStub(channel).Connect(requests())
             last_heard = time.monotonic()
