@@ -12,6 +12,7 @@ from mash.config import Reader, load_yaml
 from mash.errors import ConfigError
 from mash.identity.names import check_agency_id
 from mash.identity.pinning import BrokerPins
+from mash.identity.revocation import RevocationConfig
 from mash.identity.tls import TlsFiles
 from mash.identity.tokens import TokenVerifier
 from mash.policy.store import PolicyConfig
@@ -44,6 +45,7 @@ class AgentConfig:
     refresh_seconds: float = 0.0  # how often to look for changed sources (0: never)
     blind: BlindAgentConfig | None = None
     broker_pins: BrokerPins = field(default_factory=BrokerPins)  # broker.identities
+    revocation: RevocationConfig | None = None  # the federation CA's CRL (optional)
     target_false_known: float = 0.001  # what the index's thresholds are calibrated for
 
     @property
@@ -142,6 +144,8 @@ def load(path: str | Path) -> AgentConfig:
         refresh_seconds=refresh_seconds,
         blind=(BlindAgentConfig.read(top.section("blind"), agency) if top.has("blind")
                else None),
+        revocation=(RevocationConfig.read(top.section("revocation"))
+                    if top.has("revocation") else None),
     )
     top.done()
     if not cfg.contact_route:

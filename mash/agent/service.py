@@ -22,6 +22,7 @@ from mash.agent.sources import Problem
 from mash.agent.state import AgentState, LoadStatus
 from mash.grpc_options import bind
 from mash.health import Health
+from mash.identity.revocation import open_list
 from mash.logs import get_logger
 from mash.policy.store import PolicyStore
 from mash.v1 import agent_pb2, answer_pb2
@@ -59,6 +60,8 @@ class Agent:
         self.health = Health()
         self.link = BrokerLink(cfg, self.state, self.handler, self._connected_changed,
                                self.respond, cfg.audit.exchange(self.audit))
+        # the broker's certificate is checked against it on every stream (and again on change)
+        self.link.revocation = open_list(cfg.revocation, cfg.tls.ca, str(cfg.path))
         self._stop = asyncio.Event()
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -102,6 +105,9 @@ class Agent:
             await self._server.start()
         if self.cfg.metrics_port:
             start_http_server(self.cfg.metrics_port, addr="127.0.0.1")
+        if self.link.revocation is not None:
+            self._tasks.append(asyncio.create_task(
+                self.link.revocation.watch(self._stop, self.link.recheck)))
         self._tasks.append(asyncio.create_task(self.link.run(self._stop)))
         self._tasks.append(asyncio.create_task(self._load()))
 

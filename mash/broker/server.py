@@ -17,6 +17,7 @@ from mash.broker.registry import Registry
 from mash.broker.routing import Routing
 from mash.grpc_options import bind, server_options
 from mash.health import Health
+from mash.identity.revocation import open_list
 from mash.logs import get_logger
 from mash.policy.store import PolicyStore
 from mash.rpc import register
@@ -47,12 +48,18 @@ class Broker:
         self.audit: AuditLog | None = None
 
     async def start(self) -> int:
+        self.registry.revocation = await asyncio.to_thread(
+            open_list, self.cfg.revocation, self.cfg.tls.ca, str(self.cfg.path))
         self.audit = await asyncio.to_thread(self.cfg.audit.open_log)
         if self.cfg.metrics_port:
             start_http_server(self.cfg.metrics_port, addr="127.0.0.1")
         await asyncio.to_thread(self.routing.store.reload)
         self._stop_watch = asyncio.Event()
         self._watch = asyncio.create_task(self.routing.store.watch(self._stop_watch))
+        self._watches: list[asyncio.Task[None]] = []
+        if self.registry.revocation is not None:
+            self._watches.append(asyncio.create_task(self.registry.revocation.watch(
+                self._stop_watch, self.registry.close_revoked)))
         server = grpc.aio.server(options=server_options())
         services = lookup_pb2.DESCRIPTOR.services_by_name
         register(server, LookupService(self.cfg, self.registry, self.routing, self.audit),
@@ -77,6 +84,8 @@ class Broker:
     async def stop(self, grace: float = 2.0) -> None:
         self._stop_watch.set()
         await self._watch
+        for task in self._watches:
+            await task
         await self.health.shutdown()
         # the broker's last head, for every connected agent to hold
         await asyncio.gather(*(s.witnessing.final(timeout=1.0)

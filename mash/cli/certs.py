@@ -8,7 +8,7 @@ import typer
 
 from mash.cli.common import guarded
 from mash.errors import ValidationError
-from mash.identity import certs
+from mash.identity import certs, crl
 from mash.identity.names import Kind, PeerIdentity, check_agency_id, check_server_name
 
 app = typer.Typer(help="Development CA and certificates (agency identity lives in the URI SAN).",
@@ -89,3 +89,35 @@ def show(cert: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
     """Print a certificate's MASH identity and validity."""
     for key, value in guarded(lambda: certs.describe(cert)).items():
         typer.echo(f"{key}: {value}")
+
+
+@app.command("revoke")
+def revoke(
+    cert: Path | None = typer.Argument(None, dir_okay=False,
+                                       help="The certificate to revoke (or give --serial)."),
+    serial: str | None = typer.Option(None, help="Its serial (hex, from `mash certs show`)."),
+    reason: str = typer.Option("unspecified", help=f"One of: {', '.join(crl.REASONS)}."),
+    directory: Path = DirOption,
+    days: int = typer.Option(crl.DEFAULT_DAYS, min=1,
+                             help="Days until the list's next update."),
+) -> None:
+    """Revoke a certificate: add it to the CA's revocation list and sign the list afresh."""
+    path, number = guarded(lambda: crl.revoke(
+        directory, serial=crl.parse_serial(serial) if serial is not None else None, cert=cert,
+        reason=reason, days=days))
+    typer.echo(f"revoked serial {number:x}\nrevocation list: {path} (copy it to the broker "
+               "and agents' revocation.crl; they reload it)")
+
+
+@app.command("crl")
+def sign_crl(
+    directory: Path = DirOption,
+    days: int = typer.Option(crl.DEFAULT_DAYS, min=1,
+                             help="Days until the list's next update."),
+) -> None:
+    """Sign the revocation list afresh (a new next-update date); create it if absent."""
+    path = guarded(lambda: crl.sign_crl(directory, days=days))
+    listed = crl.load_crl(path)
+    next_update = listed.next_update_utc.isoformat() if listed.next_update_utc else "-"
+    typer.echo(f"revocation list: {path}\nrevoked: {len(list(listed))}\n"
+               f"next update: {next_update}")

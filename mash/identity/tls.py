@@ -47,6 +47,12 @@ class TlsFiles:
         return identity_from_pem(self._read()[1])
 
 
+def peer_certificate(context: grpc.aio.ServicerContext) -> bytes | None:
+    """The PEM certificate the client on this call presented (verified by the handshake)."""
+    pems = (context.auth_context() or {}).get("x509_pem_cert") or []
+    return pems[0] if len(pems) == 1 else None
+
+
 def peer_identity(context: grpc.aio.ServicerContext) -> PeerIdentity | None:
     """The MASH identity of the client on this call, from its verified certificate.
 
