@@ -16,3 +16,17 @@ def write_atomic(path: Path, data: bytes, private: bool = False) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def file_stamp(*paths: Path) -> tuple[tuple[int, int, int] | None, ...]:
+    """What changes when any of these files is rewritten or replaced (mtime, size, inode);
+    None for a file that cannot be read. Cheap enough to ask on every TLS handshake."""
+    out: list[tuple[int, int, int] | None] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(out)

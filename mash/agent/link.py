@@ -116,6 +116,11 @@ class BrokerLink:
         if self._outbox is not None and self.connected:
             self._outbox.put_nowait(self._heartbeat())
 
+    def renew(self) -> None:
+        """The TLS files were replaced: a new stream, on a channel made from them."""
+        if self._drop is not None:
+            self._drop("the agent's TLS files were replaced: reconnecting with them")
+
     def recheck(self) -> None:
         """The revocation list changed: end the stream if the broker no longer passes it."""
         if self.revocation is None or self._drop is None:

@@ -22,7 +22,9 @@ from mash.agent.sources import Problem
 from mash.agent.state import AgentState, LoadStatus
 from mash.grpc_options import bind
 from mash.health import Health
+from mash.identity.names import PeerIdentity
 from mash.identity.revocation import open_list
+from mash.identity.tls import TlsWatch
 from mash.logs import get_logger
 from mash.policy.store import PolicyStore
 from mash.v1 import agent_pb2, answer_pb2
@@ -85,6 +87,13 @@ class Agent:
                     "section in its configuration)")))
         return self.blind.respond(query)
 
+    def _ours(self, identity: PeerIdentity | None) -> str | None:
+        """A replaced certificate must still be this agency's agent's."""
+        if identity != PeerIdentity("agent", self.cfg.agency):
+            return (f"the certificate does not identify the agent of {self.cfg.agency!r}; "
+                    f"issue one with `mash certs issue --agency {self.cfg.agency}`")
+        return None
+
     def _connected_changed(self, connected: bool) -> None:
         asyncio.get_running_loop().create_task(self._refresh_health())
 
@@ -108,6 +117,8 @@ class Agent:
         if self.link.revocation is not None:
             self._tasks.append(asyncio.create_task(
                 self.link.revocation.watch(self._stop, self.link.recheck)))
+        self._tasks.append(asyncio.create_task(
+            TlsWatch(self.cfg.tls, self._ours).watch(self._stop, self.link.renew)))
         self._tasks.append(asyncio.create_task(self.link.run(self._stop)))
         self._tasks.append(asyncio.create_task(self._load()))
 

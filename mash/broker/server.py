@@ -17,7 +17,9 @@ from mash.broker.registry import Registry
 from mash.broker.routing import Routing
 from mash.grpc_options import bind, server_options
 from mash.health import Health
+from mash.identity.names import PeerIdentity
 from mash.identity.revocation import open_list
+from mash.identity.tls import ReloadingServerCredentials
 from mash.logs import get_logger
 from mash.policy.store import PolicyStore
 from mash.rpc import register
@@ -29,6 +31,12 @@ SERVICE_NAMES = (
     lookup_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
     agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
 )
+
+
+def _a_broker(identity: PeerIdentity | None) -> str | None:
+    if identity is None or identity.kind != "broker":
+        return "the certificate does not identify a broker: issue one with `mash certs broker`"
+    return None
 
 
 def build_routing(cfg: BrokerConfig) -> Routing:
@@ -72,7 +80,9 @@ class Broker:
         self.health.add_to(server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
-        port = bind(server, self.cfg.listen, self.cfg.tls.server_credentials())
+        # certificates, key and CA bundle are read again after they change (rotation)
+        self.tls = ReloadingServerCredentials(self.cfg.tls, _a_broker)
+        port = bind(server, self.cfg.listen, self.tls.credentials())
         await server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, True)

@@ -68,6 +68,11 @@ def _tls(fed_certs: Path, stem: str) -> dict[str, str]:
             "key": str(fed_certs / f"{stem}.key")}
 
 
+def _tls_reloaded(fed_certs: Path, stem: str) -> dict[str, Any]:
+    """Broker and agents: replaced files are taken into use within a second."""
+    return {**_tls(fed_certs, stem), "reload_seconds": 1}
+
+
 def _revocation(fed_certs: Path) -> dict[str, Any]:
     """The CA's revocation list, checked by broker and agents (reloaded within a second)."""
     return {"crl": str(fed_certs / crl.CRL_FILE), "reload_seconds": 1}
@@ -102,7 +107,7 @@ def agent_config(root: Path, agency: str, data_file: Path, broker_port: int,
         "broker": {"address": f"127.0.0.1:{broker_port}", "server_name": "localhost",
                    "heartbeat_seconds": 2, "reconnect_initial_seconds": 0.2,
                    "reconnect_max_seconds": 2},
-        "tls": _tls(fed_certs, f"{agency}-agent"),
+        "tls": _tls_reloaded(fed_certs, f"{agency}-agent"),
         "revocation": _revocation(fed_certs),
         "auth": _auth(fed_certs),
         "sources": [source],
@@ -125,7 +130,7 @@ def broker_config(root: Path, port: int, agencies: list[str],
     cfg: dict[str, Any] = {
         "broker_id": "demo-broker",
         "listen": f"127.0.0.1:{port}",
-        "tls": _tls(fed_certs, "broker-broker"),
+        "tls": _tls_reloaded(fed_certs, "broker-broker"),
         "revocation": _revocation(fed_certs),
         "auth": {**_auth(fed_certs), "require_certificate_binding": True},
         "rate_limit": {"lookups_per_minute": 120, "burst": 60},

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +19,7 @@ from cryptography import x509
 
 from mash.config import Reader
 from mash.errors import IdentityError
+from mash.files import file_stamp
 from mash.identity.crl import load_crl
 from mash.logs import get_logger
 
@@ -53,21 +53,13 @@ def _serial_and_issuer(pem: bytes) -> tuple[int, x509.Name] | None:
     return cert.serial_number, cert.issuer
 
 
-def _stat(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
-
-
 class RevocationList:
     """The list at `config.crl`, verified against the CA certificates in `ca_bundle`."""
 
     def __init__(self, config: RevocationConfig, ca_bundle: Path) -> None:
         self.config = config
         self.ca_bundle = ca_bundle
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[tuple[int, int, int] | None, ...] = ()
         self._serials: frozenset[int] = frozenset()
         self._issuer: x509.Name | None = None
         self._next_update: dt.datetime | None = None
@@ -104,7 +96,7 @@ class RevocationList:
 
     def reload(self) -> bool:
         """Read the list again if its file changed; True when what `check` says may differ."""
-        stamp = _stat(self.path)
+        stamp = file_stamp(self.path, self.ca_bundle)
         changed = stamp != self._stamp
         if changed:
             self._stamp = stamp
