@@ -269,3 +269,19 @@ def test_unreachable_broker_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(IdentityError) as err:
         pinning.fetch_sync("no-port-here", tls)
     assert "is not host:port" in str(err.value)
+
+
+def test_console_https_certificate_must_be_a_console_kind(small) -> None:
+    from mash.console import config as console_config
+    from tests.console_support import console_config as write_console_config
+
+    path = write_console_config(small)
+    assert console_config.load(path).server_tls.cert.name == "console-console.pem"  # control
+    broker_tls = {"cert": str(small.certs / "broker-broker.pem"),
+                  "key": str(small.certs / "broker-broker.key")}
+    path = write_console_config(small, server_tls=broker_tls)
+    with pytest.raises(ConfigError) as err:
+        console_config.load(path)
+    assert "server_tls: cert" in str(err.value)
+    assert "names broker:broker, not a console: issue one with `mash certs console`" in str(
+        err.value)
