@@ -111,9 +111,11 @@ def test_a_pin_that_is_not_a_broker_is_a_config_error(tmp_path: Path, uri: str,
     assert "broker: identities[0]" in str(err.value) and message in str(err.value)
 
 
-def _impostor(fed: federation.Federation) -> Broker:
+def _impostor(fed: federation.Federation, monkeypatch: pytest.MonkeyPatch) -> Broker:
     """A real broker serving the console's HTTPS certificate (what a thief of that key could
-    run), on the federation's broker address."""
+    run, with the broker's own check of its certificate taken out), on the federation's
+    broker address."""
+    monkeypatch.setattr("mash.broker.server._a_broker", lambda _identity: None)
     paths = certs.issue(fed.certs, PeerIdentity("console", "console"),
                         dns_names=("localhost",), ip_addresses=("127.0.0.1",))
     cfg = broker_config.load(fed.broker_config)
@@ -139,8 +141,8 @@ def small(tmp_path: Path) -> federation.Federation:
     return build_federation(tmp_path / "fed", agencies=["police", "health"], background=20)
 
 
-async def test_agent_refuses_the_console_certificate_as_a_broker(small) -> None:
-    impostor = _impostor(small)
+async def test_agent_refuses_the_console_certificate_as_a_broker(small, monkeypatch) -> None:
+    impostor = _impostor(small, monkeypatch)
     await impostor.start()
     agent = Agent(agent_config.load(small.agent_configs["police"]))
     try:
@@ -196,8 +198,8 @@ def _client(fed: federation.Federation) -> BrokerClient:
     return BrokerClient(cfg)
 
 
-async def test_client_refuses_the_console_certificate_as_a_broker(small) -> None:
-    impostor = _impostor(small)
+async def test_client_refuses_the_console_certificate_as_a_broker(small, monkeypatch) -> None:
+    impostor = _impostor(small, monkeypatch)
     await impostor.start()
     try:
         with _client(small) as client, pytest.raises(pinning.PeerRefused) as err:
@@ -216,8 +218,8 @@ async def test_client_refuses_the_console_certificate_as_a_broker(small) -> None
         await broker.stop(grace=0.1)
 
 
-async def test_cli_names_the_refused_identity_in_one_line(small) -> None:
-    impostor = _impostor(small)
+async def test_cli_names_the_refused_identity_in_one_line(small, monkeypatch) -> None:
+    impostor = _impostor(small, monkeypatch)
     await impostor.start()
     try:
         code, _, err = await asyncio.to_thread(
@@ -285,3 +287,53 @@ def test_console_https_certificate_must_be_a_console_kind(small) -> None:
     assert "server_tls: cert" in str(err.value)
     assert "names broker:broker, not a console: issue one with `mash certs console`" in str(
         err.value)
+
+
+def _pin_client(fed: federation.Federation, uris: list[str]) -> None:
+    cfg = yaml.safe_load(fed.client_config.read_text())
+    cfg["broker"]["identities"] = uris
+    fed.client_config.write_text(yaml.safe_dump(cfg))
+
+
+async def test_client_accepts_only_the_brokers_it_names(small) -> None:
+    broker = Broker(broker_config.load(small.broker_config))
+    await broker.start()
+    try:
+        _pin_client(small, ["spiffe://mash.exchange/broker/other"])
+        with _client(small) as client, pytest.raises(pinning.PeerRefused) as err:
+            await asyncio.to_thread(client.list_agents, 5.0)
+        assert "presents broker:broker" in str(err.value)
+        assert "broker.identities: spiffe://mash.exchange/broker/other" in str(err.value)
+        for pins in (["spiffe://mash.exchange/broker/broker"],  # the one pinned
+                     ["spiffe://mash.exchange/broker/other",  # one of two (first handshake)
+                      "spiffe://mash.exchange/broker/broker"]):
+            _pin_client(small, pins)
+            with _client(small) as client:
+                agents = await asyncio.to_thread(client.list_agents, 5.0)
+            assert len(agents.agents) == 2
+    finally:
+        await broker.stop(grace=0.1)
+
+
+def test_revocation_config_bad_input_is_one_line(small) -> None:
+    path = small.agent_configs["police"]
+    cfg = yaml.safe_load(path.read_text())
+    cfg["revocation"] = {"crl": str(small.root / "missing-crl.pem")}
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError) as err:
+        agent_config.load(path)
+    assert "revocation: crl: file not found" in str(err.value)
+    cfg["revocation"] = {"crl": str(small.certs / "crl.pem"), "reload_seconds": 0}
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError) as err:
+        agent_config.load(path)
+    assert "reload_seconds: must be at least 0.1" in str(err.value)
+
+
+async def test_broker_will_not_serve_a_console_certificate(small) -> None:
+    cfg = broker_config.load(small.broker_config)
+    paths = certs.issue(small.certs, PeerIdentity("console", "console"))
+    cfg.tls = TlsFiles(ca=cfg.tls.ca, cert=paths.cert, key=paths.key)
+    with pytest.raises(IdentityError) as err:
+        await Broker(cfg).start()
+    assert "does not identify a broker: issue one with `mash certs broker`" in str(err.value)

@@ -58,6 +58,9 @@ class Broker:
     async def start(self) -> int:
         self.registry.revocation = await asyncio.to_thread(
             open_list, self.cfg.revocation, self.cfg.tls.ca, str(self.cfg.path))
+        # certificates, key and CA bundle are read again after they change (rotation)
+        self.tls = ReloadingServerCredentials(self.cfg.tls, _a_broker)
+        credentials = self.tls.credentials()
         self.audit = await asyncio.to_thread(self.cfg.audit.open_log)
         if self.cfg.metrics_port:
             start_http_server(self.cfg.metrics_port, addr="127.0.0.1")
@@ -80,9 +83,7 @@ class Broker:
         self.health.add_to(server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
-        # certificates, key and CA bundle are read again after they change (rotation)
-        self.tls = ReloadingServerCredentials(self.cfg.tls, _a_broker)
-        port = bind(server, self.cfg.listen, self.tls.credentials())
+        port = bind(server, self.cfg.listen, credentials)
         await server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, True)
