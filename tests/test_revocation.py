@@ -178,3 +178,23 @@ async def test_a_list_not_signed_by_the_ca_stops_the_broker_starting(small) -> N
         await Broker(broker_config.load(small.broker_config)).start()
     assert "revocation.crl" in str(err.value) and "not signed by the federation's CA" in str(
         err.value)
+
+
+def test_serve_with_an_unusable_list_is_one_line(small) -> None:
+    other = small.root / "other-ca"
+    certs.create_ca(other, common_name="Someone else's CA")
+    (small.certs / crl.CRL_FILE).write_bytes((crl.sign_crl(other)).read_bytes())
+    for role, config in (("broker", small.broker_config),
+                         ("agent", small.agent_configs["police"])):
+        code, _, err = run_mash(role, "serve", "--config", str(config))
+        assert code != 0
+        line = one_error_line(err)
+        assert "revocation.crl" in line and "not signed by the federation's CA" in line
+
+
+def test_serve_with_a_key_that_is_not_the_certificates_is_one_line(small) -> None:
+    import shutil
+    shutil.copy(small.certs / "police-agent.key", small.certs / "broker-broker.key")
+    code, _, err = run_mash("broker", "serve", "--config", str(small.broker_config))
+    assert code != 0
+    assert "broker-broker.key is not the key of" in one_error_line(err)

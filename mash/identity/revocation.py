@@ -94,8 +94,9 @@ class RevocationList:
         self._serials = frozenset(entry.serial_number for entry in crl)
         self._issuer, self._next_update, self._number = crl.issuer, crl.next_update_utc, number
 
-    def reload(self) -> bool:
-        """Read the list again if its file changed; True when what `check` says may differ."""
+    def reload(self, *, report: bool = True) -> bool:
+        """Read the list again if its file changed; True when what `check` says may differ.
+        `report=False`: the caller raises the problem itself (at start), so no log line."""
         stamp = file_stamp(self.path, self.ca_bundle)
         changed = stamp != self._stamp
         if changed:
@@ -108,12 +109,13 @@ class RevocationList:
                          next_update=self._next_update.isoformat() if self._next_update else "")
             except IdentityError as exc:
                 self._problem = str(exc)
-                log.error("revocation_list_refused", path=str(self.path), reason=str(exc))
+                if report:
+                    log.error("revocation_list_refused", path=str(self.path), reason=str(exc))
         usable = self.problem() is None
         if usable != self._was_usable:
             self._was_usable = usable
             changed = True
-            if not usable and self._problem is None:
+            if not usable and self._problem is None and report:
                 log.error("revocation_list_expired", path=str(self.path),
                           reason=self.problem())
         return changed
@@ -162,7 +164,7 @@ def open_list(config: RevocationConfig | None, ca_bundle: Path,
     if config is None:
         return None
     crl = RevocationList(config, ca_bundle)
-    crl.reload()
+    crl.reload(report=False)
     problem = crl.problem()
     if problem is not None:
         raise IdentityError(f"{where}: revocation.crl: {problem}")
