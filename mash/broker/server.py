@@ -56,11 +56,11 @@ class Broker:
         self.audit: AuditLog | None = None
 
     async def start(self) -> int:
-        self.registry.revocation = await asyncio.to_thread(
-            open_list, self.cfg.revocation, self.cfg.tls.ca, str(self.cfg.path))
         # certificates, key and CA bundle are read again after they change (rotation)
         self.tls = ReloadingServerCredentials(self.cfg.tls, _a_broker)
         credentials = self.tls.credentials()
+        self.registry.revocation = await asyncio.to_thread(
+            open_list, self.cfg.revocation, self.cfg.tls.ca, str(self.cfg.path))
         self.audit = await asyncio.to_thread(self.cfg.audit.open_log)
         if self.cfg.metrics_port:
             start_http_server(self.cfg.metrics_port, addr="127.0.0.1")
