@@ -21,6 +21,7 @@ FULL: dict[str, list[str]] = {
     "blind": [],
     "e2e": [],
     "board_report": [],
+    "peer_checks": [],
 }
 QUICK: dict[str, list[str]] = {
     "accuracy": ["--quick"],
@@ -32,6 +33,7 @@ QUICK: dict[str, list[str]] = {
     "e2e": ["--records", "2000", "--lookups", "50", "--seconds", "3", "--runs", "1",
             "--name", "e2e_quick"],
     "board_report": ["--quick"],
+    "peer_checks": ["--n", "300", "--name", "peer_checks_quick"],
 }
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import queue
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -16,6 +16,8 @@ from mash.blind.session import BlindLookupError, BlindSession
 from mash.config import load_yaml
 from mash.errors import ConfigError, ValidationError
 from mash.grpc_options import channel_options
+from mash.identity import pinning
+from mash.identity.pinning import BrokerPins
 from mash.identity.tls import TlsFiles
 from mash.normalise import IDENTIFIER_NORMALISERS
 from mash.subject import IDENTIFIER_ENUMS
@@ -29,6 +31,7 @@ class ClientConfig:
     tls: TlsFiles
     token: str
     blind: BlindClientConfig | None = None  # set: every lookup is blind
+    pins: BrokerPins = field(default_factory=BrokerPins)  # broker.identities (empty: any broker)
 
     @classmethod
     def load(cls, path: str | Path, token: str | None = None) -> ClientConfig:
@@ -36,6 +39,7 @@ class ClientConfig:
         broker = top.section("broker")
         address = broker.str("address")
         server_name = broker.str("server_name", None)
+        pins = BrokerPins.read(broker)
         broker.done()
         tls = TlsFiles.read(top.section("tls"))
         token_file = top.path("token_file", None)
@@ -45,7 +49,7 @@ class ClientConfig:
             if token_file is None:
                 raise ConfigError(f"{path}: no token_file and no --token/MASH_TOKEN given")
             token = token_file.read_text().strip()
-        return cls(address, server_name, tls, token, blind)
+        return cls(address, server_name, tls, token, blind, pins)
 
 
 @dataclass
@@ -57,8 +61,12 @@ class BlindResult:
 class BrokerClient:
     def __init__(self, cfg: ClientConfig) -> None:
         self.cfg = cfg
+        target = cfg.pins.fixed_name()
+        if target is None:  # several brokers pinned: see which one answers (pinning.py)
+            target = pinning.choose(pinning.fetch_sync(cfg.broker, cfg.tls, cfg.server_name),
+                                    cfg.pins, cfg.broker)
         self._channel = grpc.secure_channel(
-            cfg.broker, cfg.tls.channel_credentials(), options=channel_options(cfg.server_name))
+            cfg.broker, cfg.tls.channel_credentials(), options=channel_options(target))
         self._lookup = lookup_pb2_grpc.LookupServiceStub(self._channel)
         self._federation = lookup_pb2_grpc.FederationServiceStub(self._channel)
 
@@ -73,7 +81,10 @@ class BrokerClient:
             blind = self.cfg.blind is not None
         if blind:
             return self.blind_lookup(request, timeout).response
-        return self._lookup.Lookup(request, timeout=timeout, metadata=self._metadata())
+        try:
+            return self._lookup.Lookup(request, timeout=timeout, metadata=self._metadata())
+        except grpc.RpcError as exc:
+            raise self._explained(exc) from None
 
     def blind_lookup(self, request: lookup_pb2.LookupRequest,
                      timeout: float = 15.0) -> BlindResult:
@@ -99,14 +110,27 @@ class BrokerClient:
             response = session.result(two.round_two)
         except StopIteration:
             raise BlindLookupError("the broker ended the blind lookup early") from None
+        except grpc.RpcError as exc:
+            raise self._explained(exc) from None
         finally:
             outbox.put(None)
             call.cancel()
         return BlindResult(response, list(session.evidence))
 
     def list_agents(self, timeout: float = 10.0) -> lookup_pb2.ListAgentsResponse:
-        return self._federation.ListAgents(lookup_pb2.ListAgentsRequest(), timeout=timeout,
-                                           metadata=self._metadata())
+        try:
+            return self._federation.ListAgents(lookup_pb2.ListAgentsRequest(), timeout=timeout,
+                                               metadata=self._metadata())
+        except grpc.RpcError as exc:
+            raise self._explained(exc) from None
+
+    def _explained(self, exc: grpc.RpcError) -> Exception:
+        """A refused pin as one line that says which identity the server showed."""
+        code, details = exc.code(), exc.details()  # type: ignore[attr-defined]
+        if code == grpc.StatusCode.UNAVAILABLE and pinning.PIN_FAILURE in (details or ""):
+            return pinning.PeerRefused(pinning.diagnose(self.cfg.broker, self.cfg.tls,
+                                                        self.cfg.pins, self.cfg.server_name))
+        return exc
 
     def close(self) -> None:
         self._channel.close()

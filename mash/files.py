@@ -54,3 +54,17 @@ def _fsync_directory(directory: Path) -> None:
         pass  # some filesystems refuse fsync on a directory
     finally:
         os.close(fd)
+
+
+def file_stamp(*paths: Path) -> tuple[tuple[int, int, int] | None, ...]:
+    """What changes when any of these files is rewritten or replaced (mtime, size, inode);
+    None for a file that cannot be read. Cheap enough to ask on every TLS handshake."""
+    out: list[tuple[int, int, int] | None] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(out)

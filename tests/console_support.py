@@ -19,7 +19,7 @@ from mash.identity.names import PeerIdentity
 def console_config(fed: federation.Federation, port: int | None = None,
                    **overrides: Any) -> Path:
     root = fed.root
-    paths = certs.issue(fed.certs, PeerIdentity("broker", "console"),
+    paths = certs.issue(fed.certs, PeerIdentity("console", "console"),
                         dns_names=("localhost",), ip_addresses=("127.0.0.1",))
     secret = write_secret(root / "keys" / "console-session.key")
     case_key = root / "keys" / "console-cases.key"

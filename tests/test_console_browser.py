@@ -117,7 +117,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
         _wait_https(url, fed.certs / "ca.pem", proc, log)
-        spki = _spki_hash(fed.certs / "broker-console.pem")
+        spki = _spki_hash(fed.certs / "console-console.pem")
         with playwright_sync.sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=str(CHROMIUM), headless=True,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mash.agent.sources import SourceConfig, check_config
@@ -11,6 +11,8 @@ from mash.blind.config import BlindAgentConfig
 from mash.config import Reader, load_yaml
 from mash.errors import ConfigError
 from mash.identity.names import check_agency_id
+from mash.identity.pinning import BrokerPins
+from mash.identity.revocation import RevocationConfig
 from mash.identity.tls import TlsFiles
 from mash.identity.tokens import TokenVerifier
 from mash.policy.store import PolicyConfig
@@ -42,6 +44,8 @@ class AgentConfig:
     index_path: Path | None = None  # where the match index is saved (None: in memory only)
     refresh_seconds: float = 0.0  # how often to look for changed sources (0: never)
     blind: BlindAgentConfig | None = None
+    broker_pins: BrokerPins = field(default_factory=BrokerPins)  # broker.identities
+    revocation: RevocationConfig | None = None  # the federation CA's CRL (optional)
     target_false_known: float = 0.001  # what the index's thresholds are calibrated for
 
     @property
@@ -108,6 +112,7 @@ def load(path: str | Path) -> AgentConfig:
     broker = top.section("broker")
     address = broker.str("address")
     server_name = broker.str("server_name", None)
+    pins = BrokerPins.read(broker)
     heartbeat = broker.float("heartbeat_seconds", 5.0, minimum=0.2, maximum=60)
     initial = broker.float("reconnect_initial_seconds", 0.5, minimum=0.05, maximum=60)
     maximum = broker.float("reconnect_max_seconds", 30.0, minimum=0.1, maximum=600)
@@ -118,6 +123,7 @@ def load(path: str | Path) -> AgentConfig:
         name=top.str("name", agency),
         broker=address,
         broker_server_name=server_name,
+        broker_pins=pins,
         tls=tls,
         auth=TokenVerifier.read(top.section("auth")),
         contact_route=top.str("contact_route"),
@@ -138,6 +144,8 @@ def load(path: str | Path) -> AgentConfig:
         refresh_seconds=refresh_seconds,
         blind=(BlindAgentConfig.read(top.section("blind"), agency) if top.has("blind")
                else None),
+        revocation=(RevocationConfig.read(top.section("revocation"))
+                    if top.has("revocation") else None),
     )
     top.done()
     if not cfg.contact_route:

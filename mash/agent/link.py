@@ -27,7 +27,10 @@ from mash.agent.state import AgentState
 from mash.answers import STATE_LABELS, timestamp
 from mash.audit.exchange import HeadExchange, StreamWitnessing
 from mash.batching import batches
+from mash.errors import IdentityError
 from mash.grpc_options import channel_options
+from mash.identity import pinning
+from mash.identity.revocation import RevocationError, RevocationList
 from mash.logs import get_logger
 from mash.v1 import agent_pb2, agent_pb2_grpc, answer_pb2
 
@@ -62,6 +65,9 @@ class BrokerLink:
         self.queries = QueryQueue(handler.answer_batch, self._workers, BATCH_THREADS,
                                   cfg.agency)
         self._outbox: asyncio.Queue[agent_pb2.ConnectRequest | None] | None = None
+        self.revocation: RevocationList | None = None  # set by Agent when configured
+        self._broker_pem = b""  # the certificate the broker presented on this stream
+        self._drop: Callable[[str], None] | None = None  # ends the current stream
 
     async def _respond(self, query: agent_pb2.Query,
                        queries: QueryQueue) -> agent_pb2.QueryAnswer:
@@ -111,6 +117,20 @@ class BrokerLink:
         if self._outbox is not None and self.connected:
             self._outbox.put_nowait(self._heartbeat())
 
+    def renew(self) -> None:
+        """The TLS files were replaced: a new stream, on a channel made from them."""
+        if self._drop is not None:
+            self._drop("the agent's TLS files were replaced: reconnecting with them")
+
+    def recheck(self) -> None:
+        """The revocation list changed: end the stream if the broker no longer passes it."""
+        if self.revocation is None or self._drop is None:
+            return
+        try:
+            self.revocation.check(self._broker_pem)
+        except RevocationError as exc:
+            self._drop(str(exc))
+
     async def run(self, stop: asyncio.Event) -> None:
         """Hold a stream to the broker until `stop` is set, reconnecting with backoff."""
         delay = self.cfg.reconnect_initial_seconds
@@ -123,6 +143,10 @@ class BrokerLink:
             except grpc.aio.AioRpcError as exc:
                 log.warning("broker_stream_failed", code=exc.code().name,
                             detail=(exc.details() or "")[:200])
+            except (pinning.PeerRefused, RevocationError) as exc:
+                log.error("broker_refused", reason=str(exc))
+            except IdentityError as exc:
+                log.warning("broker_stream_failed", code="UNAVAILABLE", detail=str(exc))
             except Exception as exc:
                 log.exception("broker_stream_error", error=type(exc).__name__)
             finally:
@@ -157,14 +181,31 @@ class BrokerLink:
                         return
                     yield message
 
+        # Which broker answers, and is it one we accept? Then gRPC's handshake holds the
+        # channel to exactly that identity (mash.identity.pinning).
+        presented = await pinning.fetch(self.cfg.broker, self.cfg.tls,
+                                        self.cfg.broker_server_name)
+        target = pinning.choose(presented, self.cfg.broker_pins, self.cfg.broker)
+        if self.revocation is not None:
+            self.revocation.check(presented.pem)
+        self._broker_pem = presented.pem
         credentials = self.cfg.tls.channel_credentials()
         async with grpc.aio.secure_channel(
-            self.cfg.broker, credentials, options=channel_options(self.cfg.broker_server_name)
+            self.cfg.broker, credentials, options=channel_options(target)
         ) as channel:
             call = agent_pb2_grpc.AgentServiceStub(channel).Connect(requests())
             last_heard = time.monotonic()
             silence_limit = self.cfg.heartbeat_seconds * 3 + 2
             broker_silent = False
+            dropped = False
+
+            def drop(reason: str) -> None:
+                nonlocal dropped
+                log.warning("broker_stream_dropped", reason=reason)
+                dropped = True
+                call.cancel()
+
+            self._drop = drop
 
             async def heartbeats() -> None:
                 nonlocal broker_silent
@@ -227,8 +268,8 @@ class BrokerLink:
                             task.add_done_callback(tasks.discard)
             except asyncio.CancelledError:
                 task = asyncio.current_task()
-                if broker_silent and not (task is not None and task.cancelling()):
-                    return  # the call was cancelled for silence: run() reconnects
+                if (broker_silent or dropped) and not (task is not None and task.cancelling()):
+                    return  # cancelled for silence, or dropped: run() reconnects
                 if not stop.is_set():
                     raise
             except grpc.aio.AioRpcError as exc:
@@ -236,6 +277,7 @@ class BrokerLink:
                     raise
             finally:
                 self._outbox = None
+                self._drop = None
                 beat.cancel()
                 stopping.cancel()
                 for task in tasks:

@@ -22,6 +22,9 @@ from mash.agent.sources import Problem
 from mash.agent.state import AgentState, LoadStatus
 from mash.grpc_options import bind
 from mash.health import Health
+from mash.identity.names import PeerIdentity
+from mash.identity.revocation import open_list
+from mash.identity.tls import TlsWatch
 from mash.logs import get_logger
 from mash.policy.store import PolicyStore
 from mash.v1 import agent_pb2, answer_pb2
@@ -59,6 +62,8 @@ class Agent:
         self.health = Health()
         self.link = BrokerLink(cfg, self.state, self.handler, self._connected_changed,
                                self.respond, cfg.audit.exchange(self.audit))
+        # the broker's certificate is checked against it on every stream (and again on change)
+        self.link.revocation = open_list(cfg.revocation, cfg.tls.ca, str(cfg.path))
         self._stop = asyncio.Event()
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -82,6 +87,13 @@ class Agent:
                     "section in its configuration)")))
         return self.blind.respond(query)
 
+    def _ours(self, identity: PeerIdentity | None) -> str | None:
+        """A replaced certificate must still be this agency's agent's."""
+        if identity != PeerIdentity("agent", self.cfg.agency):
+            return (f"the certificate does not identify the agent of {self.cfg.agency!r}; "
+                    f"issue one with `mash certs issue --agency {self.cfg.agency}`")
+        return None
+
     def _connected_changed(self, connected: bool) -> None:
         asyncio.get_running_loop().create_task(self._refresh_health())
 
@@ -102,6 +114,11 @@ class Agent:
             await self._server.start()
         if self.cfg.metrics_port:
             start_http_server(self.cfg.metrics_port, addr="127.0.0.1")
+        if self.link.revocation is not None:
+            self._tasks.append(asyncio.create_task(
+                self.link.revocation.watch(self._stop, self.link.recheck)))
+        self._tasks.append(asyncio.create_task(
+            TlsWatch(self.cfg.tls, self._ours).watch(self._stop, self.link.renew)))
         self._tasks.append(asyncio.create_task(self.link.run(self._stop)))
         self._tasks.append(asyncio.create_task(self._load()))
 

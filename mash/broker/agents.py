@@ -14,7 +14,8 @@ from mash.broker import metrics
 from mash.broker.config import BrokerConfig
 from mash.broker.liveness import Liveness, Unresponsive
 from mash.broker.registry import AgentSession, Registry
-from mash.identity.tls import peer_identity
+from mash.identity.revocation import RevocationError
+from mash.identity.tls import peer_certificate, peer_identity
 from mash.logs import get_logger
 from mash.rpc import BadMessage
 from mash.v1 import agent_pb2, agent_pb2_grpc
@@ -47,6 +48,14 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"agency {peer.name!r} is not registered with this broker")
+        certificate = peer_certificate(context) or b""
+        if self.registry.revocation is not None:
+            try:
+                self.registry.revocation.check(certificate)
+            except RevocationError as exc:
+                log.warning("agent_refused", reason=str(exc), agency=peer.name)
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                    f"agent certificate: {exc}")
 
         try:
             first = await asyncio.wait_for(anext(request_iterator),  # type: ignore[arg-type]
@@ -60,7 +69,8 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 "the first message on the stream must be a hello")
         session = AgentSession(peer.name, first.hello,
-                               liveness=self._liveness(peer.name, first.hello))
+                               liveness=self._liveness(peer.name, first.hello),
+                               certificate=certificate)
         if self.exchange is not None:
             outbox = session.outbox
             session.witnessing = StreamWitnessing(
@@ -93,6 +103,9 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             if self.registry.get(session.agency) is None:
                 metrics.AGENT_UNRESPONSIVE.labels(session.agency).set(0)
             metrics.AGENTS_ONLINE.set(self.registry.online)
+        if session.refused:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                f"agent certificate: {session.refused}")
         if session.protocol_error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, session.protocol_error)
 

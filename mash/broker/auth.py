@@ -5,7 +5,8 @@ from __future__ import annotations
 import grpc
 
 from mash.errors import IdentityError
-from mash.identity.tls import peer_identity
+from mash.identity.revocation import RevocationError, RevocationList
+from mash.identity.tls import peer_certificate, peer_identity
 from mash.identity.tokens import Analyst, TokenVerifier
 
 
@@ -30,7 +31,8 @@ def approval_metadata(context: grpc.aio.ServicerContext) -> str:
     return ""
 
 
-async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifier) -> Analyst:
+async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifier,
+                       revocation: RevocationList | None = None) -> Analyst:
     """The analyst on this call, or abort with UNAUTHENTICATED / PERMISSION_DENIED."""
     peer = peer_identity(context)
     if peer is None:
@@ -42,6 +44,11 @@ async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifie
             grpc.StatusCode.PERMISSION_DENIED,
             f"a {peer.kind} certificate cannot call the analyst API: use an analyst client "
             "certificate (mash certs issue --client)")
+    if revocation is not None:
+        try:
+            revocation.check(peer_certificate(context))
+        except RevocationError as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"client certificate: {exc}")
     try:
         analyst = verifier.verify(bearer_token(context))
     except IdentityError as exc:

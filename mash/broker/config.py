@@ -11,6 +11,7 @@ from mash.broker.ratelimit import RateLimitConfig
 from mash.config import load_yaml
 from mash.errors import ConfigError, IdentityError
 from mash.identity.names import check_agency_id
+from mash.identity.revocation import RevocationConfig
 from mash.identity.tls import TlsFiles
 from mash.identity.tokens import TokenVerifier
 from mash.policy.store import PolicyConfig
@@ -39,6 +40,7 @@ class BrokerConfig:
     audit: AuditConfig
     metrics_port: int | None
     log_level: str
+    revocation: RevocationConfig | None = None  # the federation CA's CRL (optional)
 
 
 def load(path: str | Path) -> BrokerConfig:
@@ -73,6 +75,8 @@ def load(path: str | Path) -> BrokerConfig:
         audit=AuditConfig.read(top.section("audit")),
         metrics_port=top.int("metrics_port", None, minimum=1, maximum=65535),
         log_level=top.str("log_level", "info", choices=("debug", "info", "warning", "error")),
+        revocation=(RevocationConfig.read(top.section("revocation"))
+                    if top.has("revocation") else None),
     )
     own = cfg.tls.own_identity()
     if own is None or own.kind != "broker":

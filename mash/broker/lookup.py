@@ -146,7 +146,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
 
     async def admit(self, context: grpc.aio.ServicerContext) -> Analyst:
         """The authenticated analyst, within their rate limit; otherwise abort."""
-        analyst = await authenticate(context, self.cfg.auth)
+        analyst = await authenticate(context, self.cfg.auth, self.registry.revocation)
         wait = self.limiter.take(f"{analyst.issuer}|{analyst.subject}")
         if wait:
             metrics.lookups("rate_limited").inc()
@@ -363,6 +363,7 @@ class FederationService(lookup_pb2_grpc.FederationServiceServicer):
     async def ListAgents(
         self, request: lookup_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> lookup_pb2.ListAgentsResponse:
-        analyst: Analyst = await authenticate(context, self.cfg.auth)
+        analyst: Analyst = await authenticate(context, self.cfg.auth,
+                                              self.registry.revocation)
         log.info("agents_listed", requester=analyst.subject)
         return lookup_pb2.ListAgentsResponse(agents=self.registry.statuses())

@@ -11,6 +11,7 @@ from mash.answers import timestamp
 from mash.audit.exchange import StreamWitnessing
 from mash.broker.batches import HeldQueries
 from mash.broker.liveness import Liveness, LivenessConfig
+from mash.identity.revocation import RevocationError, RevocationList
 from mash.logs import get_logger
 from mash.v1 import agent_pb2, answer_pb2, lookup_pb2
 
@@ -42,6 +43,8 @@ class AgentSession:
     liveness: Liveness = field(default_factory=lambda: Liveness(
         config=LivenessConfig(), heartbeat_seconds=5.0))
     witnessing: StreamWitnessing | None = None  # audit heads on this stream
+    certificate: bytes = b""  # the agent's certificate (PEM), checked again when the CRL changes
+    refused: str = ""  # why the broker closed this stream (a revoked certificate, say)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)  # witnessing work in flight
 
     def __post_init__(self) -> None:
@@ -100,6 +103,7 @@ class Registry:
 
     def __init__(self, agencies: dict[str, str]) -> None:
         self.agencies = agencies  # id -> display name
+        self.revocation: RevocationList | None = None  # who may hold a stream or call at all
         self._sessions: dict[str, AgentSession] = {}
         self._last_seen: dict[str, dt.datetime] = {}
 
@@ -133,6 +137,22 @@ class Registry:
 
     def sessions(self) -> list[AgentSession]:
         return [s for s in self._sessions.values() if not s.closed]
+
+    def close_revoked(self) -> int:
+        """Close every stream whose certificate the revocation list no longer passes."""
+        closed = 0
+        for session in self.sessions():
+            if self.revocation is None:
+                break
+            try:
+                self.revocation.check(session.certificate)
+            except RevocationError as exc:
+                log.warning("agent_stream_revoked", agency=session.agency,
+                            session=session.session_id, reason=str(exc))
+                session.refused = str(exc)
+                session.close()
+                closed += 1
+        return closed
 
     def close_all(self) -> None:
         for session in list(self._sessions.values()):

@@ -17,6 +17,9 @@ from mash.broker.registry import Registry
 from mash.broker.routing import Routing
 from mash.grpc_options import bind, server_options
 from mash.health import Health
+from mash.identity.names import PeerIdentity
+from mash.identity.revocation import open_list
+from mash.identity.tls import ReloadingServerCredentials
 from mash.logs import get_logger
 from mash.policy.store import PolicyStore
 from mash.rpc import register
@@ -28,6 +31,12 @@ SERVICE_NAMES = (
     lookup_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
     agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
 )
+
+
+def _a_broker(identity: PeerIdentity | None) -> str | None:
+    if identity is None or identity.kind != "broker":
+        return "the certificate does not identify a broker: issue one with `mash certs broker`"
+    return None
 
 
 def build_routing(cfg: BrokerConfig) -> Routing:
@@ -47,12 +56,21 @@ class Broker:
         self.audit: AuditLog | None = None
 
     async def start(self) -> int:
+        # certificates, key and CA bundle are read again after they change (rotation)
+        self.tls = ReloadingServerCredentials(self.cfg.tls, _a_broker)
+        credentials = self.tls.credentials()
+        self.registry.revocation = await asyncio.to_thread(
+            open_list, self.cfg.revocation, self.cfg.tls.ca, str(self.cfg.path))
         self.audit = await asyncio.to_thread(self.cfg.audit.open_log)
         if self.cfg.metrics_port:
             start_http_server(self.cfg.metrics_port, addr="127.0.0.1")
         await asyncio.to_thread(self.routing.store.reload)
         self._stop_watch = asyncio.Event()
         self._watch = asyncio.create_task(self.routing.store.watch(self._stop_watch))
+        self._watches: list[asyncio.Task[None]] = []
+        if self.registry.revocation is not None:
+            self._watches.append(asyncio.create_task(self.registry.revocation.watch(
+                self._stop_watch, self.registry.close_revoked)))
         server = grpc.aio.server(options=server_options())
         services = lookup_pb2.DESCRIPTOR.services_by_name
         register(server, LookupService(self.cfg, self.registry, self.routing, self.audit),
@@ -64,7 +82,7 @@ class Broker:
                  agent_pb2.DESCRIPTOR.services_by_name["AgentService"])
         self.health.add_to(server)
         reflection.enable(server, (*SERVICE_NAMES, "grpc.health.v1.Health"))
-        port = bind(server, self.cfg.listen, self.cfg.tls.server_credentials())
+        port = bind(server, self.cfg.listen, credentials)
         await server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, True)
@@ -76,6 +94,8 @@ class Broker:
     async def stop(self, grace: float = 2.0) -> None:
         self._stop_watch.set()
         await self._watch
+        for task in self._watches:
+            await task
         await self.health.shutdown()
         # the broker's last head, for every connected agent to hold
         await asyncio.gather(*(s.witnessing.final(timeout=1.0)

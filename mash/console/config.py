@@ -12,6 +12,7 @@ from mash.audit.subject_hash import SubjectHasher
 from mash.cases.store import CaseStoreConfig
 from mash.config import Reader, load_yaml
 from mash.errors import ConfigError
+from mash.identity.certs import identity_from_pem
 from mash.identity.tls import TlsFiles
 from mash.identity.tokens import TokenVerifier
 from mash.policy.store import PolicyConfig
@@ -30,6 +31,12 @@ class ServerTls:
     def read(cls, section: Reader) -> ServerTls:
         tls = cls(cert=section.path("cert"), key=section.path("key"))
         section.done()
+        # the HTTPS certificate must be a console's: a broker's would let a thief of this
+        # key pose as the broker to agents and clients (mash.identity.pinning)
+        own = identity_from_pem(tls.cert.read_bytes())
+        if own is None or own.kind != "console":
+            raise section.error("cert", f"the certificate names {own or 'no MASH identity'}, "
+                                "not a console: issue one with `mash certs console`")
         return tls
 
 

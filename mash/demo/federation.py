@@ -20,7 +20,7 @@ from mash.audit import keys as audit_keys
 from mash.blind import setup as blind_setup
 from mash.demo.agencies import AGENCIES
 from mash.files import write_atomic
-from mash.identity import certs, tokens
+from mash.identity import certs, crl, tokens
 from mash.identity.names import PeerIdentity
 from mash.policy import bundle
 
@@ -69,6 +69,16 @@ def _tls(fed_certs: Path, stem: str) -> dict[str, str]:
             "key": str(fed_certs / f"{stem}.key")}
 
 
+def _tls_reloaded(fed_certs: Path, stem: str) -> dict[str, Any]:
+    """Broker and agents: replaced files are taken into use within a second."""
+    return {**_tls(fed_certs, stem), "reload_seconds": 1}
+
+
+def _revocation(fed_certs: Path) -> dict[str, Any]:
+    """The CA's revocation list, checked by broker and agents (reloaded within a second)."""
+    return {"crl": str(fed_certs / crl.CRL_FILE), "reload_seconds": 1}
+
+
 def _audit(root: Path, writer: str) -> dict[str, Any]:
     """Each writer's own store and keys (created by `build`)."""
     keys = root / "keys" / writer
@@ -98,7 +108,8 @@ def agent_config(root: Path, agency: str, data_file: Path, broker_port: int,
         "broker": {"address": f"127.0.0.1:{broker_port}", "server_name": "localhost",
                    "heartbeat_seconds": 2, "reconnect_initial_seconds": 0.2,
                    "reconnect_max_seconds": 2},
-        "tls": _tls(fed_certs, f"{agency}-agent"),
+        "tls": _tls_reloaded(fed_certs, f"{agency}-agent"),
+        "revocation": _revocation(fed_certs),
         "auth": _auth(fed_certs),
         "sources": [source],
         "policy": _policy(root),
@@ -120,7 +131,8 @@ def broker_config(root: Path, port: int, agencies: list[str],
     cfg: dict[str, Any] = {
         "broker_id": "demo-broker",
         "listen": f"127.0.0.1:{port}",
-        "tls": _tls(fed_certs, "broker-broker"),
+        "tls": _tls_reloaded(fed_certs, "broker-broker"),
+        "revocation": _revocation(fed_certs),
         "auth": {**_auth(fed_certs), "require_certificate_binding": True},
         "rate_limit": {"lookups_per_minute": 120, "burst": 60},
         "agencies": [{"id": a, "name": AGENCIES[a]["name"]} for a in agencies],
@@ -192,6 +204,7 @@ def build(root: Path, agencies: list[str], data_files: dict[str, Path],
     certs.issue(fed_certs, PeerIdentity("client", REQUESTER))
     for agency in agencies:
         certs.issue(fed_certs, PeerIdentity("agent", agency))
+    crl.sign_crl(fed_certs)
     private, public = tokens.generate_issuer_key("ES256")
     issuer_key = fed_certs / "issuer.key"
     write_atomic(issuer_key, private, private=True)

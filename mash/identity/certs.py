@@ -19,7 +19,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mash.errors import IdentityError
 from mash.files import write_atomic
-from mash.identity.names import PeerIdentity, parse_identity_uri
+from mash.identity.names import (
+    PIN_DOMAIN,
+    SERVER_KINDS,
+    PeerIdentity,
+    check_host_name,
+    parse_identity_uri,
+)
 
 CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
@@ -41,6 +47,13 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def default_stem(identity: PeerIdentity) -> str:
+    """The file name (without .pem/.key) `issue` writes for an identity."""
+    if identity.kind in SERVER_KINDS:
+        return f"{identity.kind}-{identity.name}"
+    return f"{identity.name}-{identity.kind}"
 
 
 def create_ca(
@@ -101,18 +114,32 @@ def issue(
 ) -> IssuedPaths:
     """Issue a certificate for `identity`, signed by the CA in `directory`.
 
-    Agents and clients get clientAuth; brokers get serverAuth and clientAuth plus the DNS names
-    and IP addresses they are reached on. `not_before` lets tests make expired certificates.
+    Agents and clients get clientAuth. Brokers get serverAuth and clientAuth, consoles (an
+    HTTPS server only) serverAuth; both carry the DNS names and IP addresses they are reached
+    on, and their identity's pin name (mash.identity.names). `not_before` lets tests make
+    expired certificates.
     """
+    if identity.kind not in SERVER_KINDS and (dns_names or ip_addresses):
+        raise IdentityError(f"a {identity.kind} certificate names no host: only broker and "
+                            "console certificates take --host and --ip")
+    for host in dns_names:
+        check_host_name(host)
+    try:
+        addresses = [ipaddress.ip_address(ip) for ip in ip_addresses]
+    except ValueError as exc:
+        raise IdentityError(f"{exc}: give --ip as an IPv4 or IPv6 address") from None
     ca_cert, ca_key = load_ca(directory)
     key = ec.generate_private_key(ec.SECP256R1())
     start = not_before or (_now() - dt.timedelta(minutes=5))
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
+    if identity.kind in SERVER_KINDS:  # the names pinned channels ask for (pinning.py)
+        sans += [x509.DNSName(identity.pin_name), x509.DNSName(f"{identity.kind}.{PIN_DOMAIN}")]
     sans += [x509.DNSName(d) for d in dns_names]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
-    usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
-    if identity.kind == "broker":
-        usages.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
+    sans += [x509.IPAddress(a) for a in addresses]
+    usages = {"agent": [ExtendedKeyUsageOID.CLIENT_AUTH],
+              "client": [ExtendedKeyUsageOID.CLIENT_AUTH],
+              "broker": [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+              "console": [ExtendedKeyUsageOID.SERVER_AUTH]}[identity.kind]
     cert = (
         x509.CertificateBuilder()
         .subject_name(
@@ -137,10 +164,7 @@ def issue(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    stem = out_stem or (
-        f"broker-{identity.name}" if identity.kind == "broker"
-        else f"{identity.name}-{identity.kind}"
-    )
+    stem = out_stem or default_stem(identity)
     paths = IssuedPaths(directory / f"{stem}.pem", directory / f"{stem}.key")
     write_atomic(paths.key, _key_pem(key), private=True)
     write_atomic(paths.cert, cert.public_bytes(serialization.Encoding.PEM), private=False)
@@ -166,12 +190,24 @@ def identity_from_pem(pem: bytes) -> PeerIdentity | None:
     return identities[0] if len(identities) == 1 else None
 
 
+def load_certificate(path: Path) -> x509.Certificate:
+    """A PEM certificate file, or an IdentityError saying what is wrong with it."""
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError as exc:
+        raise IdentityError(f"cannot read certificate {path}: {exc.strerror}") from None
+    except ValueError:
+        raise IdentityError(f"{path} is not a PEM certificate") from None
+
+
 def describe(cert_path: Path) -> dict[str, str]:
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    cert = load_certificate(cert_path)
     ident = identity_from_pem(cert_path.read_bytes())
     return {
         "subject": cert.subject.rfc4514_string(),
         "identity": ident.uri if ident else "(none)",
+        "kind": ident.kind if ident else "(none)",
+        "serial": format(cert.serial_number, "x"),
         "not_before": cert.not_valid_before_utc.isoformat(),
         "not_after": cert.not_valid_after_utc.isoformat(),
     }
