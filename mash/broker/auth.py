@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 from mash.errors import IdentityError
@@ -42,8 +44,11 @@ async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifie
             grpc.StatusCode.PERMISSION_DENIED,
             f"a {peer.kind} certificate cannot call the analyst API: use an analyst client "
             "certificate (mash certs issue --client)")
+    token = bearer_token(context)
     try:
-        analyst = verifier.verify(bearer_token(context))
+        analyst = verifier.cached(token) or (
+            await asyncio.to_thread(verifier.verify, token) if verifier.remote
+            else verifier.verify(token))
     except IdentityError as exc:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         raise  # unreachable: abort raises
