@@ -11,7 +11,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 import typer
 
 from mash import __version__
-from mash.cli import approval, audit, blind, certs, console, lookup, policy, serve, token
+from mash.cli import approval, audit, blind, certs, console, login, lookup, policy, serve, token
 
 app = typer.Typer(
     name="mash",
@@ -31,6 +31,7 @@ app.add_typer(serve.agent_app, name="agent")
 app.add_typer(console.app, name="console")
 app.command("lookup")(lookup.lookup)
 app.command("agents")(lookup.agents)
+app.command("login")(login.login)
 
 
 @app.command("demo")
