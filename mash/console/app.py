@@ -7,6 +7,7 @@ it again, on each call. Nothing the analyst types about a person is logged.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 from collections.abc import Awaitable, Callable
@@ -201,7 +202,9 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
                                "console (CSRF check failed). Reload it and try again.")
         token = "".join(data.get("token", "").split())
         try:
-            analyst = cfg.auth.verify(token)
+            # An issuer's keys may need fetching (OpenID discovery): not on the event loop.
+            analyst = (await asyncio.to_thread(cfg.auth.verify, token) if cfg.auth.remote
+                       else cfg.auth.verify(token))
             cfg.auth.check_binding(analyst, client_cert)
         except IdentityError as exc:
             log.warning("signin_refused", reason=str(exc))
