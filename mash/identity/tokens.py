@@ -21,6 +21,7 @@ from mash.config import Reader
 from mash.errors import ConfigError, IdentityError
 from mash.identity.claims import ClaimMap
 from mash.identity.jwks import RemoteKeys
+from mash.identity.revocation import RevocationList
 
 AUDIENCE = "mash-exchange"
 ALGORITHMS = ("ES256", "EdDSA")
@@ -230,8 +231,10 @@ class TokenVerifier:
         leeway: dt.timedelta = dt.timedelta(seconds=30),
         max_lifetime: dt.timedelta = dt.timedelta(hours=12),
         require_binding: bool = False,
+        revocations: RevocationList | None = None,
     ) -> None:
         self._issuers = {i.issuer: i for i in issuers}
+        self._revocations = revocations
         self.require_binding = require_binding
         # Verified tokens, so that a session's many lookups verify one signature. A token's
         # claims cannot change without changing the token, so only expiry is re-checked.
@@ -246,11 +249,13 @@ class TokenVerifier:
         issuers = [TrustedIssuer.read(s) for s in section.sections("issuers")]
         max_hours = section.float("max_token_lifetime_hours", 12.0, minimum=0.1, maximum=72)
         require_binding = section.bool("require_certificate_binding", False)
+        revocation_path = section.path("revocation_list", None)
         section.done()
         if not issuers:
             raise section.error("issuers", "at least one trusted token issuer is required")
+        revocations = RevocationList(revocation_path) if revocation_path else None
         return cls(issuers, audience, max_lifetime=dt.timedelta(hours=max_hours),
-                   require_binding=require_binding)
+                   require_binding=require_binding, revocations=revocations)
 
     def issuer(self, name: str) -> TrustedIssuer | None:
         """The trusted issuer of that name (stage approvals are checked against the same
@@ -258,13 +263,20 @@ class TokenVerifier:
         return self._issuers.get(name)
 
     def cached(self, token: str) -> Analyst | None:
-        """The analyst of a token verified before and not expired since, without I/O."""
+        """The analyst of a token verified before and not expired (nor revoked) since,
+        without network I/O."""
         cached = self._verified.get(token)
         if cached is not None:
             if dt.datetime.now(dt.UTC) < cached.expires_at + self._leeway:
+                self._check_revoked(cached)
                 return cached
             self._verified.pop(token, None)
         return None
+
+    def _check_revoked(self, analyst: Analyst) -> None:
+        if self._revocations is not None:
+            self._revocations.check(issuer=analyst.issuer, subject=analyst.subject,
+                                    token_id=analyst.token_id)
 
     @property
     def remote(self) -> bool:
@@ -277,6 +289,7 @@ class TokenVerifier:
         if cached is not None:
             return cached
         analyst = self._verify(token)
+        self._check_revoked(analyst)
         if len(self._verified) >= CACHE_SIZE:
             self._verified.clear()
         self._verified[token] = analyst
