@@ -35,6 +35,8 @@ def console_config(fed: federation.Federation, port: int | None = None,
         "audit": {"store": broker["audit"]["store"],
                   "hash_key_file": broker["audit"]["hash_key_file"]},
         "log_level": "info",
+        # These tests sign in by pasting a token: development only, so turned on here.
+        "dev_token_signin": True,
     }
     cfg.update(overrides)
     path = root / "console.yaml"

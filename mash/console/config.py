@@ -10,6 +10,7 @@ from pathlib import Path
 from mash.audit.store import AuditStore, open_store
 from mash.audit.subject_hash import SubjectHasher
 from mash.config import Reader, load_yaml
+from mash.console.oidc import OidcConfig
 from mash.errors import ConfigError
 from mash.identity.tls import TlsFiles
 from mash.identity.tokens import TokenVerifier
@@ -69,6 +70,8 @@ class ConsoleConfig:
     policy: PolicyConfig | None = None
     audit: AuditSearch | None = None
     log_level: str = "info"
+    oidc: OidcConfig | None = None
+    dev_token_signin: bool = False  # pasting a token at /signin: development only
 
 
 def _listen(top: Reader) -> tuple[str, int]:
@@ -125,10 +128,16 @@ def load(path: str | Path) -> ConsoleConfig:
     policy = PolicyConfig.read(top.section("policy")) if top.has("policy") else None
     audit = AuditSearch.read(top.section("audit")) if top.has("audit") else None
     log_level = top.str("log_level", "info", choices=("debug", "info", "warning", "error"))
+    oidc = OidcConfig.read(top.section("oidc")) if top.has("oidc") else None
+    dev_token_signin = top.bool("dev_token_signin", False)
     top.done()
+    if oidc is None and not dev_token_signin:
+        raise top.error("oidc", "configure sign-in through the identity provider (oidc: ...), "
+                                "or for development only set dev_token_signin: true")
     return ConsoleConfig(
         path=Path(path), listen_host=host, listen_port=port, server_tls=server_tls,
         broker_address=address, broker_server_name=server_name,
         broker_timeout_seconds=timeout, client_tls=client_tls, auth=auth,
         session_secret=secret, session_minutes=minutes, ig_roles=ig_roles, rag_hours=rag,
-        policy=policy, audit=audit, log_level=log_level)
+        policy=policy, audit=audit, log_level=log_level, oidc=oidc,
+        dev_token_signin=dev_token_signin)
