@@ -188,3 +188,21 @@ def device_tokens(provider: OidcProvider, login: str) -> dict[str, Any]:
     code = device.start(endpoints, CLI_CLIENT)
     approve_device(code.verification_uri, code.user_code, login)
     return device.poll(endpoints, CLI_CLIENT, code)
+
+
+def authorize(url: str, login: str, redirect_uri: str) -> str:
+    """Be the user at the provider for an authorization request: sign in, consent, and
+    return the URL the provider sends the browser back to (not followed)."""
+    with httpx.Client(follow_redirects=False, timeout=10) as web:
+        page = web.get(url)
+        while True:
+            location = page.headers.get("location", "")
+            if location.startswith(redirect_uri):
+                return location
+            if page.is_redirect:
+                page = web.get(urljoin(str(page.url), location))
+                continue
+            action, fields = _form(page)
+            if "login" in fields:
+                fields.update(login=login, password="any")
+            page = web.post(action, data=fields)
