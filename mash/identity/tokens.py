@@ -79,7 +79,7 @@ class TrustedIssuer:
             raise IdentityError(f"{noun} is signed with {alg!r}, which this service does not "
                                 f"accept from {self.issuer} (algorithms: "
                                 f"{', '.join(self.algorithms)})")
-        # PyJWT refuses a published key whose own algorithm is not the header's.
+        # PyJWT verifies with the published key's own algorithm (alg must also be allowed).
         return self.remote.key_for(token), str(alg)
 
     @classmethod
