@@ -17,6 +17,7 @@ from mash.config import load_yaml
 from mash.errors import ConfigError, ValidationError
 from mash.grpc_options import channel_options
 from mash.identity import pinning
+from mash.identity.device import fresh_token
 from mash.identity.pinning import BrokerPins
 from mash.identity.tls import TlsFiles
 from mash.normalise import IDENTIFIER_NORMALISERS
@@ -48,7 +49,7 @@ class ClientConfig:
         if token is None:
             if token_file is None:
                 raise ConfigError(f"{path}: no token_file and no --token/MASH_TOKEN given")
-            token = token_file.read_text().strip()
+            token = fresh_token(token_file)
         return cls(address, server_name, tls, token, blind, pins)
 
 

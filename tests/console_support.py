@@ -49,6 +49,8 @@ def console_config(fed: federation.Federation, port: int | None = None,
                             "hash_key_file": str(audit_keys / keys.HASH_KEY),
                             "signing_key_file": str(audit_keys / keys.SIGNING_KEY)}},
         "log_level": "info",
+        # These tests sign in by pasting a token: development only, so turned on here.
+        "dev_token_signin": True,
     }
     cfg.update(overrides)
     path = root / "console.yaml"

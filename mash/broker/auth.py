@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 from mash.errors import IdentityError
@@ -49,8 +51,11 @@ async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifie
             revocation.check(peer_certificate(context))
         except RevocationError as exc:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"client certificate: {exc}")
+    token = bearer_token(context)
     try:
-        analyst = verifier.verify(bearer_token(context))
+        analyst = verifier.cached(token) or (
+            await asyncio.to_thread(verifier.verify, token) if verifier.remote
+            else verifier.verify(token))
     except IdentityError as exc:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         raise  # unreachable: abort raises

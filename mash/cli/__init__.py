@@ -18,6 +18,7 @@ from mash.cli import (
     case,
     certs,
     console,
+    login,
     lookup,
     policy,
     report,
@@ -45,6 +46,7 @@ app.add_typer(case.app, name="case")
 app.command("lookup")(lookup.lookup)
 app.command("agents")(lookup.agents)
 app.command("report")(report.report)
+app.command("login")(login.login)
 
 
 @app.command("demo")

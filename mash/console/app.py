@@ -7,7 +7,9 @@ it again, on each call. Nothing the analyst types about a person is logged.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import html
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,9 +29,11 @@ from mash.console import ig
 from mash.console import report as report_page
 from mash.console.config import ConsoleConfig
 from mash.console.forms import LABELS, LookupForm, validate
+from mash.console.oidc import OidcClient
 from mash.console.sessions import COOKIE, LOGIN_CSRF_COOKIE, LookupRecord, Session, SessionStore
 from mash.console.views import agents_view, lookup_view, rag_timer, summary
 from mash.errors import IdentityError, MashError, ValidationError
+from mash.identity.tokens import Analyst
 from mash.logs import get_logger
 from mash.policy.store import PolicyStore
 from mash.v1 import lookup_pb2
@@ -37,6 +41,8 @@ from mash.v1 import lookup_pb2
 log = get_logger(__name__)
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 64 * 1024
+OIDC_STATE_COOKIE = "mash_oidc_state"
+REFRESH_MARGIN = dt.timedelta(seconds=60)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
                                "img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
@@ -120,8 +126,31 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
             response.headers.setdefault(key, value)
         return response
 
+    oidc = OidcClient(cfg.oidc) if cfg.oidc else None
+
     def current(request: Request) -> Session | None:
-        return sessions.get(request.cookies.get(COOKIE))
+        session = sessions.get(request.cookies.get(COOKIE))
+        if session is not None and session.refresh_token and oidc is not None:
+            renew_if_due(session)
+        return session
+
+    def renew_if_due(session: Session) -> None:
+        """Refresh the access token through the provider a minute before it expires. A
+        refusal ends the session (the account may have been disabled at the provider)."""
+        if session.analyst.expires_at - dt.datetime.now(dt.UTC) > REFRESH_MARGIN:
+            return
+        assert oidc is not None
+        try:
+            tokens = oidc.refresh(session.refresh_token)
+            analyst = cfg.auth.verify(tokens.access_token)
+        except IdentityError as exc:
+            log.warning("refresh_refused", reason=str(exc))
+            sessions.end(session)
+            return
+        sessions.renew(session, token=tokens.access_token, analyst=analyst,
+                       refresh_token=tokens.refresh_token, id_token=tokens.id_token)
+        log.info("token_refreshed", analyst=analyst.subject,
+                 token_expires=analyst.expires_at.isoformat())
 
     def need(request: Request) -> Session:
         session = current(request)
@@ -183,7 +212,8 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
     def signin_page(request: Request, error: str = "", status: int = 200) -> HTMLResponse:
         token = secrets.token_urlsafe(32)
         response = render(request, "signin.html", None, status=status, error=error,
-                          signin_csrf=token)
+                          signin_csrf=token, oidc_enabled=oidc is not None,
+                          dev_token_signin=cfg.dev_token_signin)
         response.set_cookie(LOGIN_CSRF_COOKIE, token, **cookie_args(600))
         return response
 
@@ -193,8 +223,65 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
             return RedirectResponse("/lookup", status_code=303)
         return signin_page(request)
 
+    def start_session(analyst: Analyst, token: str, *, refresh_token: str = "",
+                      id_token: str = "") -> tuple[Session, str, int]:
+        session, cookie = sessions.create(token, analyst, refresh_token=refresh_token,
+                                          id_token=id_token)
+        log.info("signed_in", analyst=analyst.subject, agency=analyst.agency,
+                 role=analyst.role, session_expires=session.expires_at.isoformat(),
+                 through="oidc" if id_token else "pasted_token")
+        return session, cookie, int((session.expires_at - session.created_at).total_seconds())
+
+    @app.get("/signin/oidc")
+    async def signin_oidc(request: Request) -> Response:
+        if oidc is None:
+            raise Refused(404, "Sign-in through an identity provider is not configured.")
+        try:
+            state, url = await asyncio.to_thread(oidc.begin)
+        except IdentityError as exc:
+            log.warning("signin_refused", reason=str(exc))
+            return signin_page(request, f"Sign-in is unavailable: {exc}", status=503)
+        response = RedirectResponse(url, status_code=303)
+        # Lax: the provider sends the browser back with a cross-site top-level GET.
+        response.set_cookie(OIDC_STATE_COOKIE, state, max_age=600, secure=True,
+                            httponly=True, samesite="lax", path="/signin/callback")
+        return response
+
+    @app.get("/signin/callback")
+    async def signin_callback(request: Request) -> Response:
+        if oidc is None:
+            raise Refused(404, "Sign-in through an identity provider is not configured.")
+        params = request.query_params
+        if params.get("error"):
+            log.warning("signin_refused", reason=f"provider: {params.get('error')}")
+            return signin_page(request, "The identity provider did not sign you in "
+                                        f"({params.get('error')}).", status=401)
+        try:
+            tokens = await asyncio.to_thread(
+                oidc.finish, state=params.get("state", ""), code=params.get("code", ""),
+                browser_state=request.cookies.get(OIDC_STATE_COOKIE, ""))
+            analyst = await asyncio.to_thread(cfg.auth.verify, tokens.access_token)
+        except IdentityError as exc:
+            log.warning("signin_refused", reason=str(exc))
+            return signin_page(request, f"Sign-in refused: {exc}", status=401)
+        _, cookie, lifetime = start_session(analyst, tokens.access_token,
+                                            refresh_token=tokens.refresh_token,
+                                            id_token=tokens.id_token)
+        # A page of our own, not a redirect: the strict session cookie is then sent on the
+        # way on (a redirect would still count as the provider's cross-site navigation).
+        response = HTMLResponse('<!doctype html><meta http-equiv="refresh" content="0;url='
+                                '/lookup"><title>Signed in</title><p><a href="/lookup">'
+                                'Continue</a></p>')
+        response.set_cookie(COOKIE, cookie, **cookie_args(lifetime))
+        response.delete_cookie(OIDC_STATE_COOKIE, path="/signin/callback", secure=True,
+                               httponly=True, samesite="lax")
+        return response
+
     @app.post("/signin", response_class=HTMLResponse)
     async def signin(request: Request) -> Response:
+        if not cfg.dev_token_signin:
+            raise Refused(403, "Signing in with a pasted token is for development only and "
+                               "is off here: use Sign in with your identity provider.")
         data = await form_of(request, None)
         expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not expected or not secrets.compare_digest(expected, data.get("csrf_token", "")):
@@ -203,16 +290,15 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
                                "console (CSRF check failed). Reload it and try again.")
         token = "".join(data.get("token", "").split())
         try:
-            analyst = cfg.auth.verify(token)
+            # An issuer's keys may need fetching (OpenID discovery): not on the event loop.
+            analyst = (await asyncio.to_thread(cfg.auth.verify, token) if cfg.auth.remote
+                       else cfg.auth.verify(token))
             cfg.auth.check_binding(analyst, client_cert)
         except IdentityError as exc:
             log.warning("signin_refused", reason=str(exc))
             return signin_page(request, f"Sign-in refused: {exc}", status=401)
-        session, cookie = sessions.create(token, analyst)
-        log.info("signed_in", analyst=analyst.subject, agency=analyst.agency,
-                 role=analyst.role, session_expires=session.expires_at.isoformat())
+        _, cookie, lifetime = start_session(analyst, token)
         response = RedirectResponse("/lookup", status_code=303)
-        lifetime = int((session.expires_at - session.created_at).total_seconds())
         response.set_cookie(COOKIE, cookie, **cookie_args(lifetime))
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/", secure=True, httponly=True,
                                samesite="strict")
@@ -223,8 +309,26 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
         session = need(request)
         await form_of(request, session)
         sessions.end(session)
+        target = "/signin"
+        if oidc is not None and session.refresh_token:
+            try:
+                await asyncio.to_thread(oidc.revoke, session.refresh_token)
+            except IdentityError as exc:
+                log.warning("refresh_token_not_revoked", reason=str(exc))
+        if oidc is not None and session.id_token:
+            try:  # RP-initiated logout: end the provider's session too
+                target = await asyncio.to_thread(oidc.logout_url, session.id_token)
+            except IdentityError as exc:
+                log.warning("provider_logout_unavailable", reason=str(exc))
         log.info("signed_out", analyst=session.analyst.subject)
-        response = RedirectResponse("/signin", status_code=303)
+        response: Response = RedirectResponse(target, status_code=303)
+        if target != "/signin":
+            # Not a redirect: the CSP's form-action 'self' stops a form's redirect to the
+            # provider, and rightly; a page of our own sends the browser on instead.
+            link = html.escape(target, quote=True)
+            response = HTMLResponse(f'<!doctype html><meta http-equiv="refresh" content="0;'
+                                    f'url={link}"><title>Signing out</title><p><a href="'
+                                    f'{link}">Sign out at your identity provider</a></p>')
         response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
         return response
 

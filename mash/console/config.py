@@ -11,6 +11,7 @@ from mash.audit.store import AuditStore, open_store
 from mash.audit.subject_hash import SubjectHasher
 from mash.cases.store import CaseStoreConfig
 from mash.config import Reader, load_yaml
+from mash.console.oidc import OidcConfig
 from mash.errors import ConfigError
 from mash.identity.certs import identity_from_pem
 from mash.identity.tls import TlsFiles
@@ -78,6 +79,8 @@ class ConsoleConfig:
     audit: AuditSearch | None = None
     cases: CaseStoreConfig | None = None  # `cases:`: the case store (mash/cases/store.py)
     log_level: str = "info"
+    oidc: OidcConfig | None = None
+    dev_token_signin: bool = False  # pasting a token at /signin: development only
 
 
 def _listen(top: Reader) -> tuple[str, int]:
@@ -135,10 +138,16 @@ def load(path: str | Path) -> ConsoleConfig:
     audit = AuditSearch.read(top.section("audit")) if top.has("audit") else None
     cases = CaseStoreConfig.read(top.section("cases")) if top.has("cases") else None
     log_level = top.str("log_level", "info", choices=("debug", "info", "warning", "error"))
+    oidc = OidcConfig.read(top.section("oidc")) if top.has("oidc") else None
+    dev_token_signin = top.bool("dev_token_signin", False)
     top.done()
+    if oidc is None and not dev_token_signin:
+        raise top.error("oidc", "configure sign-in through the identity provider (oidc: ...), "
+                                "or for development only set dev_token_signin: true")
     return ConsoleConfig(
         path=Path(path), listen_host=host, listen_port=port, server_tls=server_tls,
         broker_address=address, broker_server_name=server_name,
         broker_timeout_seconds=timeout, client_tls=client_tls, auth=auth,
         session_secret=secret, session_minutes=minutes, ig_roles=ig_roles, rag_hours=rag,
-        policy=policy, audit=audit, log_level=log_level, cases=cases)
+        policy=policy, audit=audit, log_level=log_level, cases=cases, oidc=oidc,
+        dev_token_signin=dev_token_signin)

@@ -45,6 +45,8 @@ class Session:
     created_at: dt.datetime
     expires_at: dt.datetime
     lookups: list[LookupRecord] = field(default_factory=list)
+    refresh_token: str = ""  # OpenID sign-in: renews `token` before it expires
+    id_token: str = ""  # for RP-initiated sign-out at the provider
 
     def csrf_ok(self, submitted: str | None) -> bool:
         return bool(submitted) and hmac.compare_digest(self.csrf, submitted or "")
@@ -57,13 +59,16 @@ class SessionStore:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def create(self, token: str, analyst: Analyst,
-               now: dt.datetime | None = None) -> tuple[Session, str]:
-        """A new session (ending with the token if that is sooner) and its cookie value."""
+    def create(self, token: str, analyst: Analyst, now: dt.datetime | None = None, *,
+               refresh_token: str = "", id_token: str = "") -> tuple[Session, str]:
+        """A new session and its cookie value. Without a refresh token it ends with the
+        token if that is sooner; with one the token is renewed (see `renew`)."""
         now = now or dt.datetime.now(dt.UTC)
+        ends = now + self.lifetime
         session = Session(id=secrets.token_urlsafe(32), token=token, analyst=analyst,
                           csrf=secrets.token_urlsafe(32), created_at=now,
-                          expires_at=min(now + self.lifetime, analyst.expires_at))
+                          expires_at=ends if refresh_token else min(ends, analyst.expires_at),
+                          refresh_token=refresh_token, id_token=id_token)
         with self._lock:
             self._purge(now)
             self._sessions[session.id] = session
@@ -86,6 +91,13 @@ class SessionStore:
                 del self._sessions[session.id]
                 return None
             return session
+
+    def renew(self, session: Session, *, token: str, analyst: Analyst, refresh_token: str,
+              id_token: str) -> None:
+        with self._lock:
+            session.token, session.analyst = token, analyst
+            session.refresh_token = refresh_token
+            session.id_token = id_token or session.id_token
 
     def end(self, session: Session) -> None:
         with self._lock:

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mash.errors import IdentityError
-from mash.identity.tokens import Analyst, TokenVerifier
+from mash.identity.tokens import Analyst, TokenVerifier, decode
 
 AUDIENCE = "mash-exchange/approval"
 TYPE = "mash-approval+jwt"
@@ -124,28 +124,12 @@ def _claims(token: str, verifier: TokenVerifier) -> tuple[dict[str, Any], str]:
     trusted = verifier.issuer(str(unverified.get("iss", "")))
     if trusted is None:
         raise ApprovalError("the approval is from an issuer this service does not trust")
-    if header.get("alg") != trusted.algorithm:
-        raise ApprovalError("the approval is signed with an algorithm its issuer does not use")
     try:
-        claims = jwt.decode(token, trusted.public_key, algorithms=[trusted.algorithm],
-                            audience=AUDIENCE, issuer=trusted.issuer, leeway=LEEWAY,
-                            options={"require": ["exp", "nbf", "iat", "iss", "aud", "sub",
-                                                 "jti"]})
-    except jwt.ExpiredSignatureError:
-        raise ApprovalError("the approval has expired: ask a supervisor for a new one") \
-            from None
-    except jwt.ImmatureSignatureError:
-        raise ApprovalError("the approval is not valid yet (its not-before time is in the "
-                            "future)") from None
-    except jwt.InvalidAudienceError:
-        raise ApprovalError("the approval is for another service (wrong audience)") from None
-    except jwt.InvalidSignatureError:
-        raise ApprovalError("the approval's signature does not verify: forged or altered") \
-            from None
-    except jwt.MissingRequiredClaimError as exc:
-        raise ApprovalError(f"the approval lacks the {exc.claim!r} claim") from None
-    except jwt.PyJWTError:
-        raise ApprovalError("the approval is invalid") from None
+        claims = decode(token, trusted, audience=AUDIENCE, leeway=LEEWAY,
+                        require=["exp", "nbf", "iat", "iss", "aud", "sub", "jti"],
+                        noun="the approval", renew="ask a supervisor for a new one")
+    except IdentityError as exc:
+        raise ApprovalError(str(exc)) from None
     agency, role = claims.get("agency"), claims.get("role")
     if not isinstance(agency, str) or agency not in trusted.agencies:
         raise ApprovalError("the approval names an agency its issuer may not vouch for")

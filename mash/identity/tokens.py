@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from mash.config import Reader
 from mash.errors import ConfigError, IdentityError
+from mash.identity.analyst_revocation import RevocationList
+from mash.identity.claims import ClaimMap
+from mash.identity.jwks import RemoteKeys
 
 AUDIENCE = "mash-exchange"
 ALGORITHMS = ("ES256", "EdDSA")
@@ -44,28 +47,99 @@ class Analyst:
         return f"{self.subject} ({self.role}, {self.agency})"
 
 
+REMOTE_ALGORITHMS = ("ES256", "EdDSA", "RS256", "PS256")
+
+
 @dataclass(frozen=True)
 class TrustedIssuer:
+    """An issuer and its keys: a PEM file (`public_key`), or its published JWKS found by
+    OpenID discovery (`discovery: true`) or at `jwks_uri` (mash/identity/jwks.py)."""
+
     issuer: str
-    public_key: Any  # EllipticCurvePublicKey | Ed25519PublicKey
+    public_key: Any  # EllipticCurvePublicKey | Ed25519PublicKey | None (remote keys)
     agencies: frozenset[str]
     roles: frozenset[str]
+    remote: RemoteKeys | None = None
+    claims: ClaimMap = field(default_factory=ClaimMap)
+    algorithms: tuple[str, ...] = ()
 
     @property
     def algorithm(self) -> str:
         return "EdDSA" if isinstance(self.public_key, ed25519.Ed25519PublicKey) else "ES256"
 
+    def signing_key(self, token: str, header: dict[str, Any], noun: str) -> tuple[Any, str]:
+        """The key and algorithm to verify `token` with, or IdentityError."""
+        alg = header.get("alg")
+        if self.remote is None:
+            if alg != self.algorithm:
+                raise IdentityError(f"{noun} is signed with an algorithm its issuer does not "
+                                    "use")
+            return self.public_key, self.algorithm
+        if alg not in self.algorithms:
+            raise IdentityError(f"{noun} is signed with {alg!r}, which this service does not "
+                                f"accept from {self.issuer} (algorithms: "
+                                f"{', '.join(self.algorithms)})")
+        # PyJWT verifies with the published key's own algorithm (alg must also be allowed).
+        return self.remote.key_for(token), str(alg)
+
     @classmethod
     def read(cls, section: Reader) -> TrustedIssuer:
         issuer = section.str("issuer")
-        key_path = section.path("public_key")
         agencies = frozenset(section.str_list("agencies"))
         roles = frozenset(section.str_list("roles"))
+        claims = ClaimMap.read(section)
+        discovery = section.bool("discovery", False)
+        jwks_uri = section.str("jwks_uri", "")
+        remote: RemoteKeys | None = None
+        public_key: Any = None
+        if discovery or jwks_uri:
+            if section.has("public_key"):
+                raise section.error("public_key", "give either public_key or discovery/"
+                                                  "jwks_uri, not both")
+            remote = RemoteKeys(
+                issuer, jwks_uri=jwks_uri,
+                cache_seconds=section.float("jwks_cache_seconds", 300.0, minimum=1,
+                                            maximum=86400),
+                cooldown_seconds=section.float("jwks_refetch_cooldown_seconds", 30.0,
+                                               minimum=0, maximum=3600),
+                timeout_seconds=section.float("fetch_timeout_seconds", 5.0, minimum=0.1,
+                                              maximum=60))
+            algorithms = tuple(section.str_list("algorithms", list(REMOTE_ALGORITHMS)))
+            unknown = set(algorithms) - set(REMOTE_ALGORITHMS)
+            if unknown or not algorithms:
+                raise section.error("algorithms", f"choose from {', '.join(REMOTE_ALGORITHMS)}")
+        else:
+            public_key = load_public_key(section.path("public_key"))
+            algorithms = ()
         section.done()
         if not agencies or not roles:
             raise section.error("agencies",
                                 "an issuer must name the agencies and roles it vouches for")
-        return cls(issuer, load_public_key(key_path), agencies, roles)
+        return cls(issuer, public_key, agencies, roles, remote, claims, algorithms)
+
+
+def decode(token: str, trusted: TrustedIssuer, *, audience: str, leeway: dt.timedelta,
+           require: list[str], noun: str, renew: str) -> dict[str, Any]:
+    """The verified claims of `token`, or IdentityError in words a person can act on: the
+    one place PyJWT's errors become messages (analyst tokens and stage approvals)."""
+    header = jwt.get_unverified_header(token)
+    key, algorithm = trusted.signing_key(token, header, noun)
+    try:
+        return jwt.decode(token, key, algorithms=[algorithm], audience=audience,
+                          issuer=trusted.issuer, leeway=leeway, options={"require": require})
+    except jwt.ExpiredSignatureError:
+        raise IdentityError(f"{noun} has expired: {renew}") from None
+    except jwt.ImmatureSignatureError:
+        raise IdentityError(f"{noun} is not valid yet (check the clock)") from None
+    except jwt.InvalidAudienceError:
+        raise IdentityError(f"{noun} is for another service (wrong audience)") from None
+    except jwt.InvalidSignatureError:
+        raise IdentityError(f"{noun}'s signature does not verify: forged or altered") \
+            from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise IdentityError(f"{noun} lacks the {exc.claim!r} claim") from None
+    except jwt.PyJWTError:
+        raise IdentityError(f"{noun} is invalid") from None
 
 
 def load_public_key(path: Path) -> Any:
@@ -157,8 +231,10 @@ class TokenVerifier:
         leeway: dt.timedelta = dt.timedelta(seconds=30),
         max_lifetime: dt.timedelta = dt.timedelta(hours=12),
         require_binding: bool = False,
+        revocations: RevocationList | None = None,
     ) -> None:
         self._issuers = {i.issuer: i for i in issuers}
+        self._revocations = revocations
         self.require_binding = require_binding
         # Verified tokens, so that a session's many lookups verify one signature. A token's
         # claims cannot change without changing the token, so only expiry is re-checked.
@@ -173,25 +249,47 @@ class TokenVerifier:
         issuers = [TrustedIssuer.read(s) for s in section.sections("issuers")]
         max_hours = section.float("max_token_lifetime_hours", 12.0, minimum=0.1, maximum=72)
         require_binding = section.bool("require_certificate_binding", False)
+        revocation_path = section.path("revocation_list", None)
         section.done()
         if not issuers:
             raise section.error("issuers", "at least one trusted token issuer is required")
+        revocations = RevocationList(revocation_path) if revocation_path else None
         return cls(issuers, audience, max_lifetime=dt.timedelta(hours=max_hours),
-                   require_binding=require_binding)
+                   require_binding=require_binding, revocations=revocations)
 
     def issuer(self, name: str) -> TrustedIssuer | None:
         """The trusted issuer of that name (stage approvals are checked against the same
         issuers as analyst tokens: mash/identity/approvals.py)."""
         return self._issuers.get(name)
 
-    def verify(self, token: str) -> Analyst:
-        """Return the analyst, or raise IdentityError saying why the token is refused."""
+    def cached(self, token: str) -> Analyst | None:
+        """The analyst of a token verified before and not expired (nor revoked) since,
+        without network I/O."""
         cached = self._verified.get(token)
         if cached is not None:
             if dt.datetime.now(dt.UTC) < cached.expires_at + self._leeway:
+                self._check_revoked(cached)
                 return cached
             self._verified.pop(token, None)
+        return None
+
+    def _check_revoked(self, analyst: Analyst) -> None:
+        if self._revocations is not None:
+            self._revocations.check(issuer=analyst.issuer, subject=analyst.subject,
+                                    token_id=analyst.token_id)
+
+    @property
+    def remote(self) -> bool:
+        """True when verifying may fetch keys over the network (call it off the event loop)."""
+        return any(i.remote is not None for i in self._issuers.values())
+
+    def verify(self, token: str) -> Analyst:
+        """Return the analyst, or raise IdentityError saying why the token is refused."""
+        cached = self.cached(token)
+        if cached is not None:
+            return cached
         analyst = self._verify(token)
+        self._check_revoked(analyst)
         if len(self._verified) >= CACHE_SIZE:
             self._verified.clear()
         self._verified[token] = analyst
@@ -203,50 +301,29 @@ class TokenVerifier:
         if len(token) > MAX_TOKEN_CHARS:
             raise IdentityError("analyst token is too long to be genuine")
         try:
-            header = jwt.get_unverified_header(token)
+            jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError:
             raise IdentityError("analyst token is malformed") from None
         trusted = self._issuers.get(str(unverified.get("iss", "")))
         if trusted is None:
             raise IdentityError("analyst token is from an issuer this service does not trust")
-        if header.get("alg") != trusted.algorithm:
-            raise IdentityError("analyst token is signed with an algorithm its issuer does not use")
-        try:
-            claims = jwt.decode(
-                token,
-                trusted.public_key,
-                algorithms=[trusted.algorithm],
-                audience=self._audience,
-                issuer=trusted.issuer,
-                leeway=self._leeway,
-                options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise IdentityError("analyst token has expired: sign in again") from None
-        except jwt.ImmatureSignatureError:
-            raise IdentityError("analyst token is not valid yet (check the clock)") from None
-        except jwt.InvalidAudienceError:
-            raise IdentityError("analyst token is for another service (wrong audience)") from None
-        except jwt.InvalidSignatureError:
-            raise IdentityError("analyst token signature does not verify: forged or corrupted") \
-                from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise IdentityError(f"analyst token lacks the {exc.claim!r} claim") from None
-        except jwt.PyJWTError:
-            raise IdentityError("analyst token is invalid") from None
+        claims = decode(token, trusted, audience=self._audience, leeway=self._leeway,
+                        require=["exp", "iat", "iss", "aud", "sub", "jti"],
+                        noun="analyst token", renew="sign in again")
         lifetime = int(claims["exp"]) - int(claims["iat"])
         if lifetime > self._max_lifetime.total_seconds():
             raise IdentityError("analyst token lives longer than this service allows")
-        agency, role = claims.get("agency"), claims.get("role")
-        if not isinstance(agency, str) or agency not in trusted.agencies:
+        agency = trusted.claims.value(claims, "agency")
+        role = trusted.claims.value(claims, "role")
+        if agency not in trusted.agencies:
             raise IdentityError("analyst token names an agency its issuer may not vouch for")
-        if not isinstance(role, str) or role not in trusted.roles:
+        if role not in trusted.roles:
             raise IdentityError("analyst token claims a role its issuer may not grant")
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject or len(subject) > 200:
             raise IdentityError("analyst token has no usable subject")
-        team = claims.get("team", "")
+        team = trusted.claims.value(claims, "team", required=False)
         cnf = claims.get("cnf")
         thumbprint = ""
         if cnf is not None:
@@ -257,7 +334,7 @@ class TokenVerifier:
             subject=subject,
             agency=agency,
             role=role,
-            team=team if isinstance(team, str) else "",
+            team=team,
             issuer=trusted.issuer,
             token_id=str(claims["jti"]),
             expires_at=dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC),

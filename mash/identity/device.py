@@ -1,0 +1,162 @@
+"""The OAuth device authorization grant (RFC 8628) for `mash login`, and token refresh.
+
+The CLI asks the identity provider for a device code, shows the analyst where to enter the
+user code, and polls the token endpoint until they have signed in there. The tokens are kept
+in the analyst's token file (the access token alone on its first line, as `mash lookup`
+reads it; the refresh token in a sidecar `.refresh` file, mode 0600).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+
+from mash.errors import IdentityError
+from mash.files import write_atomic
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+SCOPE = "openid offline_access lookup"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    issuer: str
+    device: str
+    token: str
+
+
+def discover(issuer: str, *, timeout: float = 10.0) -> Endpoints:
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    try:
+        document = httpx.get(url, timeout=timeout).raise_for_status().json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise IdentityError(f"cannot read the identity provider's discovery document {url} "
+                            f"({exc}): check --issuer") from None
+    if document.get("issuer") != issuer:
+        raise IdentityError(f"{url} names issuer {document.get('issuer')!r}, not {issuer!r}: "
+                            "pass --issuer exactly as the provider names itself")
+    device = document.get("device_authorization_endpoint")
+    if not isinstance(device, str):
+        raise IdentityError(f"{issuer} does not offer the device authorization grant: ask its "
+                            "administrators to enable it for the MASH CLI client")
+    return Endpoints(issuer, device, str(document["token_endpoint"]))
+
+
+def _post(url: str, data: dict[str, str], timeout: float) -> tuple[int, dict[str, Any]]:
+    try:
+        reply = httpx.post(url, data=data, timeout=timeout)
+        body = reply.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise IdentityError(f"the identity provider at {url} did not answer ({exc})") \
+            from None
+    return reply.status_code, body if isinstance(body, dict) else {}
+
+
+@dataclass(frozen=True)
+class DeviceCode:
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str
+    interval: float
+    expires_in: float
+
+
+def start(endpoints: Endpoints, client_id: str, *, scope: str = SCOPE,
+          timeout: float = 10.0) -> DeviceCode:
+    status, body = _post(endpoints.device, {"client_id": client_id, "scope": scope}, timeout)
+    if status != 200 or "device_code" not in body:
+        raise IdentityError(f"the identity provider refused the device sign-in: "
+                            f"{body.get('error_description') or body.get('error') or status} "
+                            "(check --client-id)")
+    return DeviceCode(str(body["device_code"]), str(body["user_code"]),
+                      str(body["verification_uri"]),
+                      str(body.get("verification_uri_complete") or body["verification_uri"]),
+                      float(body.get("interval", 5)), float(body.get("expires_in", 300)))
+
+
+def poll(endpoints: Endpoints, client_id: str, code: DeviceCode, *,
+         sleep: Callable[[float], None] = time.sleep, timeout: float = 10.0) -> dict[str, Any]:
+    """Wait for the analyst to approve; the token response, or IdentityError."""
+    interval = code.interval
+    deadline = time.monotonic() + code.expires_in
+    while time.monotonic() < deadline:
+        status, body = _post(endpoints.token, {"grant_type": DEVICE_GRANT,
+                                               "device_code": code.device_code,
+                                               "client_id": client_id}, timeout)
+        if status == 200 and "access_token" in body:
+            return body
+        error = body.get("error")
+        if error == "authorization_pending":
+            sleep(interval)
+        elif error == "slow_down":
+            interval += 5
+            sleep(interval)
+        elif error == "access_denied":
+            raise IdentityError("the sign-in was declined at the identity provider")
+        elif error == "expired_token":
+            break
+        else:
+            raise IdentityError(f"the identity provider refused the sign-in: "
+                                f"{body.get('error_description') or error or status}")
+    raise IdentityError("the device code expired before the sign-in finished: run mash "
+                        "login again")
+
+
+def refresh(endpoints: Endpoints, client_id: str, refresh_token: str, *,
+            timeout: float = 10.0) -> dict[str, Any]:
+    status, body = _post(endpoints.token, {"grant_type": "refresh_token",
+                                           "refresh_token": refresh_token,
+                                           "client_id": client_id}, timeout)
+    if status != 200 or "access_token" not in body:
+        raise IdentityError("the identity provider would not refresh the sign-in "
+                            f"({body.get('error_description') or body.get('error') or status})"
+                            ": run mash login again")
+    return body
+
+
+def refresh_path(token_file: Path) -> Path:
+    return token_file.with_name(token_file.name + ".refresh")
+
+
+def save(token_file: Path, tokens: dict[str, Any], *, issuer: str, client_id: str) -> None:
+    """The access token to `token_file`; the refresh token and where it came from beside it."""
+    write_atomic(token_file, (str(tokens["access_token"]) + "\n").encode(), private=True)
+    if tokens.get("refresh_token"):
+        state = {"issuer": issuer, "client_id": client_id,
+                 "refresh_token": tokens["refresh_token"]}
+        write_atomic(refresh_path(token_file), json.dumps(state).encode(), private=True)
+
+
+def expires_soon(access_token: str, *, margin: float = 30.0) -> bool:
+    """True when the token has expired or will within `margin` seconds (or is unreadable)."""
+    try:
+        exp = jwt.decode(access_token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        return True
+    return not isinstance(exp, int | float) or exp - time.time() < margin
+
+
+def fresh_token(token_file: Path) -> str:
+    """The token in `token_file`, refreshed through the identity provider first when it has
+    expired and `mash login` left a refresh token beside it."""
+    token = token_file.read_text().strip()
+    side = refresh_path(token_file)
+    if not expires_soon(token) or not side.exists():
+        return token
+    try:
+        state = json.loads(side.read_text())
+        issuer, client_id = str(state["issuer"]), str(state["client_id"])
+        refresh_token = str(state["refresh_token"])
+    except (OSError, ValueError, KeyError):
+        raise IdentityError(f"{side} is unreadable: run mash login again") from None
+    tokens = refresh(discover(issuer), client_id, refresh_token)
+    save(token_file, tokens, issuer=issuer, client_id=client_id)
+    return str(tokens["access_token"])
