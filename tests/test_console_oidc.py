@@ -82,7 +82,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                              str(cfg)], stdout=fh, stderr=fh)
     try:
         _wait_https(url, fed.certs / "ca.pem", proc, log)
-        spki = _spki_hash(fed.certs / "broker-console.pem")
+        spki = _spki_hash(fed.certs / "console-console.pem")
         with playwright_sync.sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=str(CHROMIUM), headless=True,
