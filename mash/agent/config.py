@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mash.agent import brokers
 from mash.agent.sources import SourceConfig, check_config
 from mash.audit import AuditConfig
 from mash.blind.config import BlindAgentConfig
@@ -22,7 +23,7 @@ class AgentConfig:
     path: Path
     agency: str
     name: str
-    broker: str
+    brokers: list[str]  # every broker's host:port, as configured (see mash.agent.brokers)
     broker_server_name: str | None
     tls: TlsFiles
     auth: TokenVerifier
@@ -106,8 +107,7 @@ def load(path: str | Path) -> AgentConfig:
         raise top.error("sources", "at least one source of records is required")
     check_config(sources)
     broker = top.section("broker")
-    address = broker.str("address")
-    server_name = broker.str("server_name", None)
+    addresses, server_name = brokers.read(broker)
     heartbeat = broker.float("heartbeat_seconds", 5.0, minimum=0.2, maximum=60)
     initial = broker.float("reconnect_initial_seconds", 0.5, minimum=0.05, maximum=60)
     maximum = broker.float("reconnect_max_seconds", 30.0, minimum=0.1, maximum=600)
@@ -116,7 +116,7 @@ def load(path: str | Path) -> AgentConfig:
         path=Path(path),
         agency=agency,
         name=top.str("name", agency),
-        broker=address,
+        brokers=addresses,
         broker_server_name=server_name,
         tls=tls,
         auth=TokenVerifier.read(top.section("auth")),
