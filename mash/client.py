@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import re
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
+from mash import addresses as broker_addresses
+from mash import balancing
 from mash.blind.config import BlindClientConfig
 from mash.blind.session import BlindLookupError, BlindSession
 from mash.config import load_yaml
@@ -21,21 +25,31 @@ from mash.normalise import IDENTIFIER_NORMALISERS
 from mash.subject import IDENTIFIER_ENUMS
 from mash.v1 import blind_pb2, lookup_pb2, lookup_pb2_grpc, subject_pb2
 
+DEFAULT_ATTEMPTS = 3
+MAX_ATTEMPTS = 10  # the broker refuses more (mash.broker.lookup.MAX_ATTEMPTS)
+RETRY_PAUSE_SECONDS = 0.1  # times the attempt: the failed broker's connection settles
+MIN_ATTEMPT_SECONDS = 0.5  # no retry with less time than this left
+
 
 @dataclass
 class ClientConfig:
-    broker: str
+    broker: str | list[str]  # one broker's host:port (a name may resolve to several), or a list
     server_name: str | None
     tls: TlsFiles
     token: str
     blind: BlindClientConfig | None = None  # set: every lookup is blind
+    attempts: int = DEFAULT_ATTEMPTS  # tries of one lookup, on other brokers after UNAVAILABLE
+
+    @property
+    def addresses(self) -> list[str]:
+        return [self.broker] if isinstance(self.broker, str) else list(self.broker)
 
     @classmethod
     def load(cls, path: str | Path, token: str | None = None) -> ClientConfig:
         top = load_yaml(path)
         broker = top.section("broker")
-        address = broker.str("address")
-        server_name = broker.str("server_name", None)
+        addresses, server_name = broker_addresses.read(broker)
+        attempts = broker.int("attempts", DEFAULT_ATTEMPTS, minimum=1, maximum=MAX_ATTEMPTS)
         broker.done()
         tls = TlsFiles.read(top.section("tls"))
         token_file = top.path("token_file", None)
@@ -45,7 +59,7 @@ class ClientConfig:
             if token_file is None:
                 raise ConfigError(f"{path}: no token_file and no --token/MASH_TOKEN given")
             token = token_file.read_text().strip()
-        return cls(address, server_name, tls, token, blind)
+        return cls(addresses, server_name, tls, token, blind, attempts)
 
 
 @dataclass
@@ -55,12 +69,19 @@ class BlindResult:
 
 
 class BrokerClient:
+    """One channel to every configured broker, balanced round robin over those whose health
+    says they serve lookups; a lookup that fails with UNAVAILABLE is tried again on another
+    broker, under the same lookup id (see mash.balancing)."""
+
     def __init__(self, cfg: ClientConfig) -> None:
         self.cfg = cfg
+        target, server_name = balancing.target(cfg.addresses, cfg.server_name)
         self._channel = grpc.secure_channel(
-            cfg.broker, cfg.tls.channel_credentials(), options=channel_options(cfg.server_name))
+            target, cfg.tls.channel_credentials(),
+            options=[*channel_options(server_name), *balancing.channel_options()])
         self._lookup = lookup_pb2_grpc.LookupServiceStub(self._channel)
         self._federation = lookup_pb2_grpc.FederationServiceStub(self._channel)
+        self.retried = 0  # lookups tried again on another broker, by this client
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.cfg.token}"),)
@@ -73,7 +94,33 @@ class BrokerClient:
             blind = self.cfg.blind is not None
         if blind:
             return self.blind_lookup(request, timeout).response
-        return self._lookup.Lookup(request, timeout=timeout, metadata=self._metadata())
+        return self._retrying(request, timeout)
+
+    def _retrying(self, request: lookup_pb2.LookupRequest,
+                  timeout: float) -> lookup_pb2.LookupResponse:
+        """Lookup, and on UNAVAILABLE (the broker died, is restarting or cannot write its
+        audit) the same lookup again, on another broker, until `attempts` or the time runs
+        out. Each broker's audit records a retry as a retry of the one lookup id."""
+        attempt_request = lookup_pb2.LookupRequest()
+        attempt_request.CopyFrom(request)
+        attempt_request.lookup_id = request.lookup_id or uuid.uuid4().hex
+        deadline = time.monotonic() + timeout
+        attempt = max(request.attempt, 1)
+        while True:
+            attempt_request.attempt = attempt
+            try:
+                return self._lookup.Lookup(
+                    attempt_request, timeout=max(deadline - time.monotonic(), 0.05),
+                    metadata=self._metadata())
+            except grpc.RpcError as exc:
+                pause = RETRY_PAUSE_SECONDS * attempt
+                if (exc.code() != grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+                        or attempt >= self.cfg.attempts
+                        or deadline - time.monotonic() < pause + MIN_ATTEMPT_SECONDS):
+                    raise
+            self.retried += 1
+            time.sleep(pause)
+            attempt += 1
 
     def blind_lookup(self, request: lookup_pb2.LookupRequest,
                      timeout: float = 15.0) -> BlindResult:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mash.agent import brokers
+from mash import addresses as brokers
 from mash.agent import config as agent_config
 from mash.agent.links import LINK_HEALTH_PREFIX
 from mash.errors import ConfigError

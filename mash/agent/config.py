@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mash.agent import brokers
+from mash import addresses as brokers
 from mash.agent.sources import SourceConfig, check_config
 from mash.audit import AuditConfig
 from mash.blind.config import BlindAgentConfig

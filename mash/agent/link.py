@@ -18,9 +18,9 @@ from typing import Any
 import grpc
 
 from mash import __version__
+from mash.addresses import BrokerAddress
 from mash.agent import metrics
 from mash.agent.batches import QueryQueue
-from mash.agent.brokers import BrokerAddress
 from mash.agent.config import AgentConfig
 from mash.agent.handler import QueryHandler
 from mash.agent.state import AgentState

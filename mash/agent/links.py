@@ -10,9 +10,9 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from mash.addresses import expand
 from mash.agent import metrics
 from mash.agent.batches import QueryQueue
-from mash.agent.brokers import expand
 from mash.agent.config import AgentConfig
 from mash.agent.handler import QueryHandler
 from mash.agent.link import BrokerLink, Respond

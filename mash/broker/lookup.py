@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,6 +37,8 @@ log = get_logger(__name__)
 R = answer_pb2
 # Time kept back from the caller's deadline so answers can be gathered and returned.
 DEADLINE_MARGIN_SECONDS = 0.25
+LOOKUP_ID = re.compile(r"[0-9a-f]{32}")
+MAX_ATTEMPTS = 10  # a client's retries of one lookup on other brokers
 
 
 @dataclass
@@ -99,7 +102,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         except ValidationError as exc:
             metrics.lookups("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        plan = await self.plan(context, analyst, ctx, set(request.agencies))
+        lookup_id = await self.lookup_id(context, request)
+        plan = await self.plan(context, analyst, ctx, set(request.agencies), lookup_id)
         approval = request.approval or approval_metadata(context)
         approved = await self.check_approval(context, analyst, ctx, approval)
         hashes = self.hasher.hashes(subject)
@@ -107,7 +111,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         await self.record(context, audit_build.lookup_entry(
             lookup_id=plan.lookup_id, analyst=analyst, context=ctx, subject=hashes,
             asked=plan.asked, policy_revision=plan.revision,
-            agreements=[plan.decided[a].agreement_id for a in plan.asked], detail=approved))
+            agreements=[plan.decided[a].agreement_id for a in plan.asked], detail=approved,
+            attempt=request.attempt))
         tasks = {}
         token, deadline = bearer_token(context), timestamp(plan.deadline)
         for agency in plan.agencies:
@@ -139,6 +144,28 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[blind_pb2.BlindLookupResponse]:
         return BlindRelay(self).run(request_iterator, context)
+
+    async def lookup_id(self, context: grpc.aio.ServicerContext,
+                        request: lookup_pb2.LookupRequest) -> str:
+        """The client's lookup id (kept across its retries on other brokers), or a new one."""
+        if request.lookup_id and not LOOKUP_ID.fullmatch(request.lookup_id):
+            metrics.lookups("invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "lookup_id must be 32 lowercase hex digits (a uuid4 in hex), "
+                                "or empty for the broker to choose one")
+        if request.attempt > 1 and not request.lookup_id:
+            metrics.lookups("invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"attempt {request.attempt} is a retry, which needs the "
+                                "lookup_id of the first attempt")
+        if request.attempt > MAX_ATTEMPTS:
+            metrics.lookups("invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"attempt {request.attempt} is above {MAX_ATTEMPTS}: start "
+                                "a new lookup")
+        if request.attempt > 1:
+            metrics.RETRIES.inc()
+        return request.lookup_id or uuid.uuid4().hex
 
     async def admit(self, context: grpc.aio.ServicerContext) -> Analyst:
         """The authenticated analyst, within their rate limit; otherwise abort."""
@@ -181,7 +208,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         return checked.describe()
 
     async def plan(self, context: grpc.aio.ServicerContext, analyst: Analyst,
-                   ctx: lookup_context.LookupContext, wanted: set[str]) -> Plan:
+                   ctx: lookup_context.LookupContext, wanted: set[str],
+                   lookup_id: str | None = None) -> Plan:
         """Check purpose, stage and agencies, and decide who may be asked."""
         try:
             policy = self.routing.loaded()
@@ -220,7 +248,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             except PolicyError as exc:
                 routing_error = str(exc)
         plan = Plan(
-            lookup_id=uuid.uuid4().hex, asked_at=asked_at, budget=budget,
+            lookup_id=lookup_id or uuid.uuid4().hex, asked_at=asked_at, budget=budget,
             revision=policy.revision if policy else "none", routing_error=routing_error,
             decided={d.agency: d for d in decisions},
             agencies=[a for a in sorted(self.cfg.agencies) if not wanted or a in wanted],

@@ -101,15 +101,24 @@ def lookup(
     Exit codes: 0 every agency answered; 3 at least one agency was NOT CHECKED; 2 invalid
     input; 4 refused (token or certificate); 5 broker unreachable; 6 rate limited; 1 other.
     """
+    retried = 0
+
     def run() -> lookup_pb2.LookupResponse:
+        nonlocal retried
         request = build_request(name, given, family, alias, dob, sex, postcode, nhs, upn, pnc,
                                 ni, local, purpose, stage, case, reason, urgency, agency)
         if approval is not None:
             request.approval = read_approval(approval)
         with _client(config, token) as client:
-            return client.lookup(request, timeout=timeout)
+            try:
+                return client.lookup(request, timeout=timeout)
+            finally:
+                retried = client.retried
 
     response = guarded(run)
+    if retried and not json_out:
+        print(f"mash: note: a broker was unavailable; the lookup was tried again on another "
+              f"({retried} time(s)), under the same lookup id", file=sys.stderr)
     if json_out:
         typer.echo(as_json(response))
     else:

@@ -217,7 +217,7 @@ def build(root: Path, agencies: list[str], data_files: dict[str, Path],
     token_file.write_text(fed.token(ttl=dt.timedelta(hours=8)))
     token_file.chmod(0o600)
     client = {
-        "broker": {"address": f"127.0.0.1:{ports[0]}", "server_name": "localhost"},
+        "broker": broker_section(ports),
         "tls": _tls(fed_certs, f"{REQUESTER}-client"),
         "token_file": str(token_file),
     }

@@ -1,4 +1,4 @@
-"""Which brokers an agent dials: `broker.addresses` (or the older single `broker.address`).
+"""Where the brokers are: `broker.addresses` (or the older single `broker.address`).
 
 An agent holds one stream to every broker. A configured name that resolves to several
 addresses (a DNS name with an A record per broker) is one broker per address: each gets its
@@ -32,7 +32,7 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port_text)
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -51,7 +51,7 @@ def expand(addresses: list[str], server_name: str | None) -> list[BrokerAddress]
     out: list[BrokerAddress] = []
     for address in addresses:
         host, port = split_host_port(address)
-        if _is_ip(host):
+        if is_ip(host):
             out.append(BrokerAddress(address, server_name))
             continue
         try:
