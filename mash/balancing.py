@@ -24,7 +24,12 @@ SERVICE_CONFIG = {
 
 def channel_options() -> list[tuple[str, object]]:
     return [("grpc.service_config", json.dumps(SERVICE_CONFIG)),
-            ("grpc.enable_retries", 0)]  # ours retry on another broker, under the lookup id
+            ("grpc.enable_retries", 0),  # ours retry on another broker, under the lookup id
+            # a restarted broker rejoins the rotation within 2 s (gRPC's default backoff
+            # grows to 2 minutes), so a rolling restart always leaves one to go to
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.min_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2000)]
 
 
 def _resolve(host: str, port: int) -> list[str]:

@@ -109,9 +109,11 @@ class BrokerClient:
         while True:
             attempt_request.attempt = attempt
             try:
+                # a retry waits (within the time left) for a broker to be ready, rather than
+                # failing at once when the others are between connections
                 return self._lookup.Lookup(
                     attempt_request, timeout=max(deadline - time.monotonic(), 0.05),
-                    metadata=self._metadata())
+                    metadata=self._metadata(), wait_for_ready=attempt > 1)
             except grpc.RpcError as exc:
                 pause = RETRY_PAUSE_SECONDS * attempt
                 if (exc.code() != grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]

@@ -186,9 +186,11 @@ class Proc:
 
 
 def spawn(fed: federation.Federation, role: str, agency: str | None = None,
-          tag: str = "") -> Proc:
+          tag: str = "", broker: int = 1) -> Proc:
+    """`python -m mash <role> serve`: the `broker`-th broker (from 1), or an agency's agent."""
     if role == "broker":
-        config, name = fed.broker_config, "broker"
+        config = fed.broker_configs[broker - 1] if fed.broker_configs else fed.broker_config
+        name = "broker" if broker == 1 else f"broker-{broker}"
     else:
         assert agency is not None
         config, name = fed.agent_configs[agency], agency

@@ -39,6 +39,9 @@ class BrokerConfig:
     audit: AuditConfig
     metrics_port: int | None
     log_level: str
+    # After a start, lookups wait (health NOT_SERVING) until every agent has connected or
+    # this many seconds pass; 0: serve at once (one broker). See README, Several brokers.
+    wait_for_agents_seconds: float = 0.0
 
 
 def load(path: str | Path) -> BrokerConfig:
@@ -73,6 +76,8 @@ def load(path: str | Path) -> BrokerConfig:
         audit=AuditConfig.read(top.section("audit")),
         metrics_port=top.int("metrics_port", None, minimum=1, maximum=65535),
         log_level=top.str("log_level", "info", choices=("debug", "info", "warning", "error")),
+        wait_for_agents_seconds=top.float("wait_for_agents_seconds", 0.0, minimum=0,
+                                          maximum=600),
     )
     own = cfg.tls.own_identity()
     if own is None or own.kind != "broker":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 import grpc
 from grpc_reflection.v1alpha import reflection
@@ -23,10 +24,11 @@ from mash.rpc import register
 from mash.v1 import agent_pb2, lookup_pb2
 
 log = get_logger(__name__)
+AGENT_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+# The analysts' services; the agents' is SERVING from the start, for them to connect.
 SERVICE_NAMES = (
     lookup_pb2.DESCRIPTOR.services_by_name["LookupService"].full_name,
     lookup_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
-    agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
 )
 
 
@@ -45,6 +47,7 @@ class Broker:
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
         self.audit: AuditLog | None = None
+        self._ready: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         self.audit = await asyncio.to_thread(self.cfg.audit.open_log)
@@ -64,17 +67,37 @@ class Broker:
                  agent_pb2.DESCRIPTOR.services_by_name["AgentService"])
         self.health.add_to(server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
+            (*SERVICE_NAMES, AGENT_SERVICE, reflection.SERVICE_NAME, "grpc.health.v1.Health"),
+            server)
         port = bind(server, self.cfg.listen, self.cfg.tls.server_credentials())
         await server.start()
-        for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, True)
+        await self.health.set("", True)
+        await self.health.set(AGENT_SERVICE, True)
         self.server, self.port = server, port
+        if self.cfg.wait_for_agents_seconds:
+            self._ready = asyncio.create_task(self._serve_lookups())
+        else:
+            await self._serve_lookups()
         log.info("broker_listening", port=port, broker_id=self.cfg.broker_id,
                  agencies=len(self.cfg.agencies), routing=self.routing.revision)
         return port
 
+    async def _serve_lookups(self) -> None:
+        """Lookups SERVING once every agent is connected, or wait_for_agents_seconds passed:
+        a broker that has just started would otherwise answer NOT_CHECKED (agent offline)
+        for agents still reconnecting, while another broker has them all."""
+        deadline = time.monotonic() + self.cfg.wait_for_agents_seconds
+        while (time.monotonic() < deadline
+               and self.registry.online < len(self.cfg.agencies)):
+            await asyncio.sleep(0.05)
+        for name in SERVICE_NAMES:
+            await self.health.set(name, True)
+        log.info("broker_serving_lookups", agents_online=self.registry.online,
+                 agencies=len(self.cfg.agencies))
+
     async def stop(self, grace: float = 2.0) -> None:
+        if self._ready is not None:
+            self._ready.cancel()
         self._stop_watch.set()
         await self._watch
         await self.health.shutdown()

@@ -203,8 +203,11 @@ def build(root: Path, agencies: list[str], data_files: dict[str, Path],
         audit_keys.write_keys(root / "keys" / writer, force=True)
     blind = blind_setup.create(root / "keys" / "blind", agencies)
     ports = [port or free_port(), *(free_port() for _ in range(brokers - 1))]
+    # several brokers: a restarted one takes lookups once its agents are back (or after 5 s)
+    several = {"wait_for_agents_seconds": 5} if brokers > 1 else {}
     configs = [_dump(root / ("broker.yaml" if n == 1 else f"broker-{n}.yaml"), broker_config(
-        root, p, agencies, n, **(broker_overrides or {}))) for n, p in enumerate(ports, 1)]
+        root, p, agencies, n, **{**several, **(broker_overrides or {})}))
+        for n, p in enumerate(ports, 1)]
     fed = Federation(root=root, certs=fed_certs, issuer_key=issuer_key, broker_port=ports[0],
                      broker_config=configs[0], broker_configs=configs, broker_ports=ports,
                      client_config=root / "client.yaml",
