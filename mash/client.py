@@ -68,6 +68,9 @@ class BlindResult:
     evidence: list[blind_pb2.SignedAnswer]  # every agency's signed answer, to prove it later
 
 
+BrokerAgents = lookup_pb2.ListAgentsResponse | grpc.RpcError  # one broker's view, or why not
+
+
 class BrokerClient:
     """One channel to every configured broker, balanced round robin over those whose health
     says they serve lookups; a lookup that fails with UNAVAILABLE is tried again on another
@@ -156,6 +159,20 @@ class BrokerClient:
     def list_agents(self, timeout: float = 10.0) -> lookup_pb2.ListAgentsResponse:
         return self._federation.ListAgents(lookup_pb2.ListAgentsRequest(), timeout=timeout,
                                            metadata=self._metadata())
+
+    def list_agents_by_broker(self, timeout: float = 5.0) -> dict[str, BrokerAgents]:
+        """Every broker's own view (its agents' streams), asked of each broker directly."""
+        out: dict[str, BrokerAgents] = {}
+        for address in broker_addresses.expand(self.cfg.addresses, self.cfg.server_name):
+            with grpc.secure_channel(address.target, self.cfg.tls.channel_credentials(),
+                                     options=channel_options(address.server_name)) as channel:
+                try:
+                    out[address.target] = lookup_pb2_grpc.FederationServiceStub(
+                        channel).ListAgents(lookup_pb2.ListAgentsRequest(), timeout=timeout,
+                                            metadata=self._metadata())
+                except grpc.RpcError as exc:
+                    out[address.target] = exc
+        return out
 
     def close(self) -> None:
         self._channel.close()

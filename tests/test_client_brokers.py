@@ -148,3 +148,28 @@ def test_several_addresses_make_one_balanced_target() -> None:
         balancing.target(["127.0.0.1:1", "localhost:2"], None)
     with pytest.raises(ConfigError, match="mix IPv4 and IPv6"):
         balancing.target(["127.0.0.1:1", "[::1]:2"], "localhost")
+
+
+async def test_mash_agents_shows_every_brokers_links(two: Running) -> None:
+    from tests.test_cli import mash
+
+    config = str(two.fed.client_config)
+    addresses = [f"127.0.0.1:{p}" for p in two.fed.broker_ports]
+    code, out, err = await mash("agents", "--json", "--config", config)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["links"] == {"police": addresses, "health": addresses}
+    assert {a["agency_id"] for a in doc["agents"] if a.get("online")} == set(AGENCIES)
+    code, out, _ = await mash("agents", "--config", config)
+    assert code == 0 and out.count("2/2") == 2
+
+    await two.stop_broker(2)
+    code, out, err = await mash("agents", "--json", "--config", config)
+    assert code == 0
+    assert json.loads(out)["links"] == {"police": addresses[:1], "health": addresses[:1]}
+    assert f"broker {addresses[1]} did not answer (unavailable)" in err
+    code, out, _ = await mash("agents", "--config", config)
+    assert out.count("1/2") == 2
+    await two.stop_broker(1)  # none answers: one error line, exit 5
+    code, out, err = await mash("agents", "--config", config)
+    assert code == 5 and "mash: error: unavailable" in err
