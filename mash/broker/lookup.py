@@ -25,6 +25,7 @@ from mash.broker.config import BrokerConfig
 from mash.broker.ratelimit import RateLimiter
 from mash.broker.registry import AgentGone, AgentSession, Registry
 from mash.broker.routing import RouteDecision, Routing
+from mash.broker.shared_limits import RateLimitUnavailable, SharedRateLimiter
 from mash.errors import ValidationError
 from mash.identity import approvals
 from mash.identity.tokens import Analyst
@@ -87,6 +88,10 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         self.registry = registry
         self.routing = routing
         self.limiter = RateLimiter(cfg.rate_limit)
+        # every broker's lookups against one bucket per analyst, when configured
+        self.shared = (SharedRateLimiter(cfg.rate_limit.store, cfg.rate_limit.per_minute,
+                                         cfg.rate_limit.burst)
+                       if cfg.rate_limit.store else None)
         self.audit = audit
         self.hasher = cfg.audit.hasher
         self._probes: set[asyncio.Future[None]] = set()
@@ -170,7 +175,19 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
     async def admit(self, context: grpc.aio.ServicerContext) -> Analyst:
         """The authenticated analyst, within their rate limit; otherwise abort."""
         analyst = await authenticate(context, self.cfg.auth)
-        wait = self.limiter.take(f"{analyst.issuer}|{analyst.subject}")
+        who = f"{analyst.issuer}|{analyst.subject}"
+        if self.shared is None:
+            wait = self.limiter.take(who)
+        else:
+            try:
+                wait = await asyncio.to_thread(self.shared.take, who)
+            except RateLimitUnavailable as exc:
+                metrics.lookups("rate_limit_unavailable").inc()
+                log.error("rate_limit_unavailable", error=str(exc))
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"the shared rate limits cannot be checked, so no lookup is admitted: {exc}")
+                raise  # unreachable: abort raises
         if wait:
             metrics.lookups("rate_limited").inc()
             log.warning("lookup_rate_limited", requester=analyst.subject,

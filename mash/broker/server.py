@@ -48,6 +48,7 @@ class Broker:
         self.port: int | None = None
         self.audit: AuditLog | None = None
         self._ready: asyncio.Task[None] | None = None
+        self.lookups: LookupService | None = None
 
     async def start(self) -> int:
         self.audit = await asyncio.to_thread(self.cfg.audit.open_log)
@@ -58,8 +59,8 @@ class Broker:
         self._watch = asyncio.create_task(self.routing.store.watch(self._stop_watch))
         server = grpc.aio.server(options=server_options())
         services = lookup_pb2.DESCRIPTOR.services_by_name
-        register(server, LookupService(self.cfg, self.registry, self.routing, self.audit),
-                 services["LookupService"])
+        self.lookups = LookupService(self.cfg, self.registry, self.routing, self.audit)
+        register(server, self.lookups, services["LookupService"])
         register(server, FederationService(self.cfg, self.registry),
                  services["FederationService"])
         register(server, AgentService(self.cfg, self.registry,
@@ -109,6 +110,8 @@ class Broker:
             await self.server.stop(grace)
         if self.audit is not None:
             self.audit.close()
+        if self.lookups is not None and self.lookups.shared is not None:
+            self.lookups.shared.close()
         log.info("broker_stopped", broker_id=self.cfg.broker_id)
 
 
