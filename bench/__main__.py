@@ -19,6 +19,7 @@ FULL: dict[str, list[str]] = {
     "audit_append": [],
     "blind": [],
     "e2e": [],
+    "ha": [],
 }
 QUICK: dict[str, list[str]] = {
     "accuracy": ["--quick"],
@@ -28,6 +29,7 @@ QUICK: dict[str, list[str]] = {
     "blind": ["--records", "2000", "--queries", "200", "--name", "blind_tokens_quick"],
     "e2e": ["--records", "2000", "--lookups", "50", "--seconds", "3", "--runs", "1",
             "--name", "e2e_quick"],
+    "ha": ["--quick"],
 }
 
 

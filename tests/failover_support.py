@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,9 +222,15 @@ def audit_figures(fed: federation.Federation, agencies: list[str],
         "retried_answered": sum(1 for o in ok if o.attempts > 1),
         # answered after a retry, but with no "retry" entry in any broker's audit
         "retry_unaudited": sum(1 for o in ok if o.attempts > 1 and o.lookup_id not in retries),
-        "not_checked_answers": sum(1 for o in ok for s in o.states.values()
-                                   if s == "NOT_CHECKED"),
+        # NOT_CHECKED for any reason but the agreements' (no agreement covers the purpose)
+        "not_checked_answers": sum(1 for o in ok for r in o.reasons.values()
+                                   if r != "no agreement"),
     }
+
+
+def not_checked_reasons(outcomes: list[Outcome]) -> dict[str, int]:
+    """How many answers were NOT_CHECKED, by reason."""
+    return dict(Counter(r for o in outcomes for r in o.reasons.values()))
 
 
 def max_gap(outcomes: list[Outcome], since: float, until: float) -> float:
