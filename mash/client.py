@@ -29,6 +29,7 @@ DEFAULT_ATTEMPTS = 3
 MAX_ATTEMPTS = 10  # the broker refuses more (mash.broker.lookup.MAX_ATTEMPTS)
 RETRY_PAUSE_SECONDS = 0.1  # times the attempt: the failed broker's connection settles
 MIN_ATTEMPT_SECONDS = 0.5  # no retry with less time than this left
+READY_WAIT_SECONDS = 2.0  # a retry waits this long at most for a broker to be ready
 
 
 @dataclass
@@ -112,20 +113,29 @@ class BrokerClient:
         while True:
             attempt_request.attempt = attempt
             try:
-                # a retry waits (within the time left) for a broker to be ready, rather than
-                # failing at once when the others are between connections
                 return self._lookup.Lookup(
                     attempt_request, timeout=max(deadline - time.monotonic(), 0.05),
-                    metadata=self._metadata(), wait_for_ready=attempt > 1)
+                    metadata=self._metadata())
             except grpc.RpcError as exc:
                 pause = RETRY_PAUSE_SECONDS * attempt
                 if (exc.code() != grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
                         or attempt >= self.cfg.attempts
-                        or deadline - time.monotonic() < pause + MIN_ATTEMPT_SECONDS):
+                        or deadline - time.monotonic() < pause + MIN_ATTEMPT_SECONDS
+                        or not self._a_broker_ready(pause, deadline)):
                     raise
             self.retried += 1
-            time.sleep(pause)
             attempt += 1
+
+    def _a_broker_ready(self, pause: float, deadline: float) -> bool:
+        """After `pause`, wait (at most READY_WAIT_SECONDS, within the time left) for the
+        channel to have a broker ready: the others may be between connections."""
+        time.sleep(pause)
+        wait = min(READY_WAIT_SECONDS, deadline - time.monotonic() - MIN_ATTEMPT_SECONDS)
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=max(wait, 0.01))
+        except grpc.FutureTimeoutError:
+            return False
+        return True
 
     def blind_lookup(self, request: lookup_pb2.LookupRequest,
                      timeout: float = 15.0) -> BlindResult:
