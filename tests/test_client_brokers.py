@@ -176,3 +176,22 @@ async def test_mash_agents_shows_every_brokers_links(two: Running) -> None:
     await two.stop_broker(1)  # none answers: one error line, exit 5
     code, out, err = await mash("agents", "--config", config)
     assert code == 5 and "mash: error: unavailable" in err
+
+
+async def test_the_consoles_client_uses_every_broker(two: Running) -> None:
+    from mash.console import config as console_config_mod
+    from mash.console.app import Broker as ConsoleBroker
+    from tests.console_support import console_config
+
+    path = console_config(two.fed, broker={
+        "addresses": [f"127.0.0.1:{p}" for p in two.fed.broker_ports],
+        "server_name": "localhost", "timeout_seconds": 15})
+    cfg = console_config_mod.load(path)
+    assert cfg.broker_address == [f"127.0.0.1:{p}" for p in two.fed.broker_ports]
+    console = ConsoleBroker(cfg)
+    b1, b2 = two.broker, two.more_brokers[2]
+    assert b1 is not None
+    for _ in range(10):  # a new channel each, starting at a random broker
+        response = await asyncio.to_thread(console.lookup, two.fed.token(), lookup_request())
+        assert {a.state for a in response.answers} == {R.ANSWER_STATE_KNOWN}
+    assert lookups(b1) and lookups(b2)  # round robin from the console too
