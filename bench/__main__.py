@@ -22,6 +22,7 @@ FULL: dict[str, list[str]] = {
     "e2e": [],
     "board_report": [],
     "peer_checks": [],
+    "ha": [],
 }
 QUICK: dict[str, list[str]] = {
     "accuracy": ["--quick"],
@@ -34,6 +35,7 @@ QUICK: dict[str, list[str]] = {
             "--name", "e2e_quick"],
     "board_report": ["--quick"],
     "peer_checks": ["--n", "300", "--name", "peer_checks_quick"],
+    "ha": ["--quick"],
 }
 
 

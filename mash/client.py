@@ -5,16 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import re
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
+from mash import addresses as broker_addresses
+from mash import balancing
 from mash.blind.config import BlindClientConfig
 from mash.blind.session import BlindLookupError, BlindSession
 from mash.config import load_yaml
-from mash.errors import ConfigError, ValidationError
+from mash.errors import ConfigError, IdentityError, ValidationError
 from mash.grpc_options import channel_options
 from mash.identity import pinning
 from mash.identity.device import fresh_token
@@ -24,23 +28,34 @@ from mash.normalise import IDENTIFIER_NORMALISERS
 from mash.subject import IDENTIFIER_ENUMS
 from mash.v1 import blind_pb2, lookup_pb2, lookup_pb2_grpc, subject_pb2
 
+DEFAULT_ATTEMPTS = 3
+MAX_ATTEMPTS = 10  # the broker refuses more (mash.broker.lookup.MAX_ATTEMPTS)
+RETRY_PAUSE_SECONDS = 0.1  # times the attempt: the failed broker's connection settles
+MIN_ATTEMPT_SECONDS = 0.5  # no retry with less time than this left
+READY_WAIT_SECONDS = 2.0  # a retry waits this long at most for a broker to be ready
+
 
 @dataclass
 class ClientConfig:
-    broker: str
+    broker: str | list[str]  # one broker's host:port (a name may resolve to several), or a list
     server_name: str | None
     tls: TlsFiles
     token: str
     blind: BlindClientConfig | None = None  # set: every lookup is blind
     pins: BrokerPins = field(default_factory=BrokerPins)  # broker.identities (empty: any broker)
+    attempts: int = DEFAULT_ATTEMPTS  # tries of one lookup, on other brokers after UNAVAILABLE
+
+    @property
+    def addresses(self) -> list[str]:
+        return [self.broker] if isinstance(self.broker, str) else list(self.broker)
 
     @classmethod
     def load(cls, path: str | Path, token: str | None = None) -> ClientConfig:
         top = load_yaml(path)
         broker = top.section("broker")
-        address = broker.str("address")
-        server_name = broker.str("server_name", None)
+        addresses, server_name = broker_addresses.read(broker)
         pins = BrokerPins.read(broker)
+        attempts = broker.int("attempts", DEFAULT_ATTEMPTS, minimum=1, maximum=MAX_ATTEMPTS)
         broker.done()
         tls = TlsFiles.read(top.section("tls"))
         token_file = top.path("token_file", None)
@@ -50,7 +65,7 @@ class ClientConfig:
             if token_file is None:
                 raise ConfigError(f"{path}: no token_file and no --token/MASH_TOKEN given")
             token = fresh_token(token_file)
-        return cls(address, server_name, tls, token, blind, pins)
+        return cls(addresses, server_name, tls, token, blind, pins, attempts)
 
 
 @dataclass
@@ -59,17 +74,23 @@ class BlindResult:
     evidence: list[blind_pb2.SignedAnswer]  # every agency's signed answer, to prove it later
 
 
+BrokerAgents = lookup_pb2.ListAgentsResponse | grpc.RpcError  # one broker's view, or why not
+
+
 class BrokerClient:
+    """One channel to every configured broker, balanced round robin over those whose health
+    says they serve lookups; a lookup that fails with UNAVAILABLE is tried again on another
+    broker, under the same lookup id (see mash.balancing)."""
+
     def __init__(self, cfg: ClientConfig) -> None:
         self.cfg = cfg
-        target = cfg.pins.fixed_name()
-        if target is None:  # several brokers pinned: see which one answers (pinning.py)
-            target = pinning.choose(pinning.fetch_sync(cfg.broker, cfg.tls, cfg.server_name),
-                                    cfg.pins, cfg.broker)
+        target, _ = balancing.target(cfg.addresses, cfg.server_name or pinning.ANY_BROKER)
         self._channel = grpc.secure_channel(
-            cfg.broker, cfg.tls.channel_credentials(), options=channel_options(target))
+            target, cfg.tls.channel_credentials(),
+            options=[*channel_options(self._pin_name()), *balancing.channel_options()])
         self._lookup = lookup_pb2_grpc.LookupServiceStub(self._channel)
         self._federation = lookup_pb2_grpc.FederationServiceStub(self._channel)
+        self.retried = 0  # lookups tried again on another broker, by this client
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.cfg.token}"),)
@@ -82,10 +103,56 @@ class BrokerClient:
             blind = self.cfg.blind is not None
         if blind:
             return self.blind_lookup(request, timeout).response
+        return self._retrying(request, timeout)
+
+    def _pin_name(self) -> str:
+        """The name every broker's certificate must carry for this channel (pinning.py)."""
+        name = self.cfg.pins.fixed_name()
+        if name is not None:
+            return name
+        # several brokers pinned: each address must present one of them now; one channel
+        # asks for one name, so with several identities it then holds each to a broker's
+        chosen = {pinning.choose(pinning.fetch_sync(a.target, self.cfg.tls, a.server_name),
+                                 self.cfg.pins, a.target)
+                  for a in broker_addresses.expand(self.cfg.addresses, self.cfg.server_name)}
+        return chosen.pop() if len(chosen) == 1 else pinning.ANY_BROKER
+
+    def _retrying(self, request: lookup_pb2.LookupRequest,
+                  timeout: float) -> lookup_pb2.LookupResponse:
+        """Lookup, and on UNAVAILABLE (the broker died, is restarting or cannot write its
+        audit) the same lookup again, on another broker, until `attempts` or the time runs
+        out. Each broker's audit records a retry as a retry of the one lookup id."""
+        attempt_request = lookup_pb2.LookupRequest()
+        attempt_request.CopyFrom(request)
+        attempt_request.lookup_id = request.lookup_id or uuid.uuid4().hex
+        deadline = time.monotonic() + timeout
+        attempt = max(request.attempt, 1)
+        while True:
+            attempt_request.attempt = attempt
+            try:
+                return self._lookup.Lookup(
+                    attempt_request, timeout=max(deadline - time.monotonic(), 0.05),
+                    metadata=self._metadata())
+            except grpc.RpcError as exc:
+                pause = RETRY_PAUSE_SECONDS * attempt
+                if (exc.code() != grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+                        or attempt >= self.cfg.attempts
+                        or deadline - time.monotonic() < pause + MIN_ATTEMPT_SECONDS
+                        or not self._a_broker_ready(pause, deadline)):
+                    raise self._explained(exc) from None
+            self.retried += 1
+            attempt += 1
+
+    def _a_broker_ready(self, pause: float, deadline: float) -> bool:
+        """After `pause`, wait (at most READY_WAIT_SECONDS, within the time left) for the
+        channel to have a broker ready: the others may be between connections."""
+        time.sleep(pause)
+        wait = min(READY_WAIT_SECONDS, deadline - time.monotonic() - MIN_ATTEMPT_SECONDS)
         try:
-            return self._lookup.Lookup(request, timeout=timeout, metadata=self._metadata())
-        except grpc.RpcError as exc:
-            raise self._explained(exc) from None
+            grpc.channel_ready_future(self._channel).result(timeout=max(wait, 0.01))
+        except grpc.FutureTimeoutError:
+            return False
+        return True
 
     def blind_lookup(self, request: lookup_pb2.LookupRequest,
                      timeout: float = 15.0) -> BlindResult:
@@ -129,9 +196,38 @@ class BrokerClient:
         """A refused pin as one line that says which identity the server showed."""
         code, details = exc.code(), exc.details()  # type: ignore[attr-defined]
         if code == grpc.StatusCode.UNAVAILABLE and pinning.PIN_FAILURE in (details or ""):
-            return pinning.PeerRefused(pinning.diagnose(self.cfg.broker, self.cfg.tls,
-                                                        self.cfg.pins, self.cfg.server_name))
+            addresses = broker_addresses.expand(self.cfg.addresses, self.cfg.server_name)
+            for address in addresses[1:]:  # the first: diagnose's own words, below
+                try:
+                    pinning.choose(pinning.fetch_sync(address.target, self.cfg.tls,
+                                                      address.server_name),
+                                   self.cfg.pins, address.target)
+                except IdentityError as refused:
+                    return pinning.PeerRefused(str(refused))
+            return pinning.PeerRefused(pinning.diagnose(
+                addresses[0].target, self.cfg.tls, self.cfg.pins, addresses[0].server_name))
         return exc
+
+    def list_agents_by_broker(self, timeout: float = 5.0) -> dict[str, BrokerAgents]:
+        """Every broker's own view (its agents' streams), asked of each broker directly."""
+        out: dict[str, BrokerAgents] = {}
+        for address in broker_addresses.expand(self.cfg.addresses, self.cfg.server_name):
+            # a broker that is not one this client accepts stops the whole command
+            name = self.cfg.pins.fixed_name() or pinning.choose(
+                pinning.fetch_sync(address.target, self.cfg.tls, address.server_name),
+                self.cfg.pins, address.target)
+            with grpc.secure_channel(address.target, self.cfg.tls.channel_credentials(),
+                                     options=channel_options(name)) as channel:
+                try:
+                    out[address.target] = lookup_pb2_grpc.FederationServiceStub(
+                        channel).ListAgents(lookup_pb2.ListAgentsRequest(), timeout=timeout,
+                                            metadata=self._metadata())
+                except grpc.RpcError as exc:
+                    explained = self._explained(exc)
+                    if isinstance(explained, pinning.PeerRefused):
+                        raise explained from None  # not a broker this client accepts
+                    out[address.target] = exc
+        return out
 
     def close(self) -> None:
         self._channel.close()

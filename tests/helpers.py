@@ -87,10 +87,11 @@ class AsyncAnalyst:
                                      metadata=self.metadata)
 
 
-def analyst_channel(fed: federation.Federation, tls: TlsFiles | None = None) -> grpc.aio.Channel:
+def analyst_channel(fed: federation.Federation, tls: TlsFiles | None = None,
+                    port: int | None = None) -> grpc.aio.Channel:
     tls = tls or client_tls(fed)
-    return grpc.aio.secure_channel(f"127.0.0.1:{fed.broker_port}", tls.channel_credentials(),
-                                   options=channel_options("localhost"))
+    return grpc.aio.secure_channel(f"127.0.0.1:{port or fed.broker_port}",
+                                   tls.channel_credentials(), options=channel_options("localhost"))
 
 
 @dataclass
@@ -100,11 +101,25 @@ class Running:
     fed: federation.Federation
     broker: Broker | None = None
     agents: dict[str, Agent] = field(default_factory=dict)
+    more_brokers: dict[int, Broker] = field(default_factory=dict)  # n >= 2: fed.broker_configs
 
-    async def start_broker(self) -> Broker:
-        self.broker = Broker(broker_config.load(self.fed.broker_config))
-        await self.broker.start()
-        return self.broker
+    async def start_broker(self, n: int = 1) -> Broker:
+        """Start the n-th broker (from 1) of a federation built with brokers >= n."""
+        config = self.fed.broker_config if n == 1 else self.fed.broker_configs[n - 1]
+        broker = Broker(broker_config.load(config))
+        await broker.start()
+        if n == 1:
+            self.broker = broker
+        else:
+            self.more_brokers[n] = broker
+        return broker
+
+    async def stop_broker(self, n: int) -> None:
+        broker = self.broker if n == 1 else self.more_brokers.pop(n, None)
+        if n == 1:
+            self.broker = None
+        if broker is not None:
+            await broker.stop(grace=0.5)
 
     async def start_agent(self, agency: str, wait: bool = True) -> Agent:
         agent = Agent(agent_config.load(self.fed.agent_configs[agency]))
@@ -120,14 +135,19 @@ class Running:
     async def stop(self) -> None:
         for agency in list(self.agents):
             await self.stop_agent(agency)
+        for n in list(self.more_brokers):
+            await self.stop_broker(n)
         if self.broker is not None:
             await self.broker.stop(grace=0.5)
             self.broker = None
 
-    def analyst(self, token: str | None = "default", tls: TlsFiles | None = None) -> AsyncAnalyst:
+    def analyst(self, token: str | None = "default", tls: TlsFiles | None = None,
+                broker: int = 1) -> AsyncAnalyst:
+        """An analyst talking to the `broker`-th broker (from 1)."""
         if token == "default":
             token = self.fed.token()
-        return AsyncAnalyst(analyst_channel(self.fed, tls), token)
+        port = self.fed.broker_ports[broker - 1] if self.fed.broker_ports else None
+        return AsyncAnalyst(analyst_channel(self.fed, tls, port), token)
 
 
 async def wait_until(predicate: Any, timeout: float = 15, interval: float = 0.05) -> None:
@@ -166,9 +186,11 @@ class Proc:
 
 
 def spawn(fed: federation.Federation, role: str, agency: str | None = None,
-          tag: str = "") -> Proc:
+          tag: str = "", broker: int = 1) -> Proc:
+    """`python -m mash <role> serve`: the `broker`-th broker (from 1), or an agency's agent."""
     if role == "broker":
-        config, name = fed.broker_config, "broker"
+        config = fed.broker_configs[broker - 1] if fed.broker_configs else fed.broker_config
+        name = "broker" if broker == 1 else f"broker-{broker}"
     else:
         assert agency is not None
         config, name = fed.agent_configs[agency], agency

@@ -195,3 +195,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Answer states shown: KNOWN, NOT_CHECKED, NOT_KNOWN, WITHHELD" in out
     assert "Stopped the broker and agents cleanly." in out
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.slow
+def test_demo_with_two_brokers_survives_one_killed(tmp_path: Path) -> None:
+    code, out, err = run_mash("demo", "--brokers", "2", "--dir", str(tmp_path / "demo"))
+    assert code == 0, out[-3000:] + err[-3000:]
+    assert "Started 2 brokers on" in out
+    assert "with SIGKILL." in out and "Answered by the broker still up" in out
+    assert "Stopped the broker and agents cleanly." in out

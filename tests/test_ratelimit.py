@@ -50,3 +50,84 @@ async def test_the_broker_refuses_past_the_limit_with_a_clear_status(tmp_path,
         await analyst.lookup(lookup_request())
     finally:
         await run.stop()
+
+
+def _two_brokers(tmp_path, store: str | None):
+    limit = {"lookups_per_minute": 6, "burst": 3, **({"store": store} if store else {})}
+    return build_federation(tmp_path / "fed", agencies=["police"], brokers=2,
+                            broker_overrides={"rate_limit": limit})
+
+
+async def _spread(run: Running, n: int) -> list[grpc.StatusCode]:
+    """n lookups by one analyst, alternating between the two brokers."""
+    codes = []
+    for i in range(n):
+        try:
+            await run.analyst(broker=1 + i % 2).lookup(lookup_request())
+            codes.append(grpc.StatusCode.OK)
+        except grpc.aio.AioRpcError as exc:
+            codes.append(exc.code())
+    return codes
+
+
+@pytest.mark.postgres
+async def test_a_shared_store_limits_an_analyst_across_brokers(tmp_path) -> None:
+    import uuid
+
+    from tests.audit_support import pg_base_url
+
+    store = f"{pg_base_url()}?schema=limits_{uuid.uuid4().hex[:12]}"
+    for shared in (None, store):  # positive control first: each broker its own buckets
+        run = Running(_two_brokers(tmp_path / ("shared" if shared else "own"), shared))
+        await run.start_broker(1)
+        await run.start_broker(2)
+        await run.start_agent("police")
+        try:
+            codes = await _spread(run, 5)
+        finally:
+            await run.stop()
+        if shared is None:
+            assert codes == [grpc.StatusCode.OK] * 5  # 3 + 3 allowed: two separate limits
+        else:
+            assert codes == [grpc.StatusCode.OK] * 3 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2
+
+
+@pytest.mark.postgres
+def test_an_unreachable_shared_store_fails_closed(tmp_path) -> None:
+    from mash.broker.shared_limits import RateLimitUnavailable, SharedRateLimiter
+
+    with pytest.raises(RateLimitUnavailable, match="cannot connect"):
+        SharedRateLimiter("postgresql://postgres@127.0.0.1:1/test", 6, 3, connect_timeout=2)
+
+
+def test_a_store_that_is_not_postgresql_is_refused(tmp_path) -> None:
+    from mash.broker import config as broker_config
+    from mash.errors import ConfigError
+
+    fed = build_federation(tmp_path / "fed", agencies=["police"], background=20,
+                           broker_overrides={"rate_limit": {"store": "sqlite:///x.db"}})
+    with pytest.raises(ConfigError, match="expected a PostgreSQL URL"):
+        broker_config.load(fed.broker_config)
+
+
+@pytest.mark.postgres
+def test_a_lost_connection_refuses_then_recovers() -> None:
+    import uuid
+
+    import psycopg
+
+    from mash.broker.shared_limits import RateLimitUnavailable, SharedRateLimiter
+    from tests.audit_support import pg_base_url
+
+    limiter = SharedRateLimiter(f"{pg_base_url()}?schema=limits_{uuid.uuid4().hex[:12]}", 6, 3)
+    try:
+        assert limiter.take("a") == 0.0
+        assert limiter._conn is not None
+        with psycopg.connect(pg_base_url(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (limiter._conn.info.backend_pid,))
+        with pytest.raises(RateLimitUnavailable):
+            limiter.take("a")  # fails closed: no lookup admitted
+        assert [limiter.take("a") for _ in range(2)] == [0.0, 0.0]  # reconnected
+        assert limiter.take("a") > 0  # and the bucket kept its count: all 3 taken
+    finally:
+        limiter.close()

@@ -68,7 +68,7 @@ def test_the_client_yaml_example_loads(fed: federation.Federation, tmp_path: Pat
     path = tmp_path / "client.yaml"
     path.write_text(_example("### client.yaml"), encoding="utf-8")
     cfg = ClientConfig.load(path)
-    assert cfg.broker == "mash-broker.example:7443"
+    assert cfg.addresses == ["mash-broker.example:7443"]
     assert cfg.token == token  # read from ~/.mash/analyst.jwt
     assert cfg.blind is not None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mash import addresses as brokers
 from mash.agent.sources import SourceConfig, check_config
 from mash.audit import AuditConfig
 from mash.blind.config import BlindAgentConfig
@@ -24,7 +25,7 @@ class AgentConfig:
     path: Path
     agency: str
     name: str
-    broker: str
+    brokers: list[str]  # every broker's host:port, as configured (see mash.agent.brokers)
     broker_server_name: str | None
     tls: TlsFiles
     auth: TokenVerifier
@@ -110,8 +111,7 @@ def load(path: str | Path) -> AgentConfig:
         raise top.error("sources", "at least one source of records is required")
     check_config(sources)
     broker = top.section("broker")
-    address = broker.str("address")
-    server_name = broker.str("server_name", None)
+    addresses, server_name = brokers.read(broker)
     pins = BrokerPins.read(broker)
     heartbeat = broker.float("heartbeat_seconds", 5.0, minimum=0.2, maximum=60)
     initial = broker.float("reconnect_initial_seconds", 0.5, minimum=0.05, maximum=60)
@@ -121,7 +121,7 @@ def load(path: str | Path) -> AgentConfig:
         path=Path(path),
         agency=agency,
         name=top.str("name", agency),
-        broker=address,
+        brokers=addresses,
         broker_server_name=server_name,
         broker_pins=pins,
         tls=tls,

@@ -13,12 +13,12 @@ import datetime as dt
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
 
 from mash import __version__
+from mash.addresses import BrokerAddress
 from mash.agent import metrics
 from mash.agent.batches import QueryQueue
 from mash.agent.config import AgentConfig
@@ -38,32 +38,27 @@ log = get_logger(__name__)
 # Answers one query; plain queries go through the queue, blind ones to its executor.
 Respond = Callable[[agent_pb2.Query, QueryQueue], Awaitable[agent_pb2.QueryAnswer]]
 MAX_CONCURRENT_QUERIES = 16
-# Queries are searched on a pool of their own, so that loading or refreshing records (which
-# can take minutes) never holds up a query. One of its threads at a time answers the plain
-# queries waiting, in batches (see batches.py): searching is mostly Python, which runs one
-# thread at a time anyway, and one thread's batches grow while it commits, where two threads
-# would split them (bench.paired, against answering each query on its own: batches on two
-# threads cost 0.96 of its CPU a lookup, on one 0.89). The second
-# thread keeps a blind query (a token round, say) from waiting behind a batch.
-QUERY_THREADS = 2
-BATCH_THREADS = 1
 
 
 class BrokerLink:
-    def __init__(self, cfg: AgentConfig, state: AgentState, handler: QueryHandler,
+    """One broker's stream. Several links (one per broker) share the agent's query queue;
+    each answer goes back on the stream its query came on."""
+
+    def __init__(self, cfg: AgentConfig, address: BrokerAddress, state: AgentState,
+                 handler: QueryHandler, queries: QueryQueue, *,
                  on_connected: Callable[[bool], None] | None = None,
                  respond: Respond | None = None, exchange: HeadExchange | None = None) -> None:
         self.cfg = cfg
+        self.address = address
         self.exchange = exchange  # audit heads to and from the broker (mash.audit.exchange)
         self.state = state
         self.handler = handler
         self.respond = respond or self._respond
         self.connected = False
+        self.broker_id = ""  # as the broker's welcome names it
         self._on_connected = on_connected
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
-        self._workers = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="mash-query")
-        self.queries = QueryQueue(handler.answer_batch, self._workers, BATCH_THREADS,
-                                  cfg.agency)
+        self.queries = queries
         self._outbox: asyncio.Queue[agent_pb2.ConnectRequest | None] | None = None
         self.revocation: RevocationList | None = None  # set by Agent when configured
         self._broker_pem = b""  # the certificate the broker presented on this stream
@@ -76,7 +71,7 @@ class BrokerLink:
 
     def _set_connected(self, value: bool) -> None:
         self.connected = value
-        metrics.CONNECTED.labels(self.cfg.agency).set(1 if value else 0)
+        metrics.LINK_UP.labels(self.cfg.agency, self.address.target).set(1 if value else 0)
         if self._on_connected:
             self._on_connected(value)
 
@@ -108,10 +103,6 @@ class BrokerLink:
                                    **self._status())  # type: ignore[arg-type]
         return agent_pb2.ConnectRequest(heartbeat=beat)
 
-    def close(self) -> None:
-        """Release the query threads (queries still running finish on their own)."""
-        self._workers.shutdown(wait=False, cancel_futures=True)
-
     def notify_status(self) -> None:
         """Tell the broker now (not at the next heartbeat) that readiness or data changed."""
         if self._outbox is not None and self.connected:
@@ -141,14 +132,16 @@ class BrokerLink:
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as exc:
-                log.warning("broker_stream_failed", code=exc.code().name,
-                            detail=(exc.details() or "")[:200])
+                log.warning("broker_stream_failed", broker=self.address.target,
+                            code=exc.code().name, detail=(exc.details() or "")[:200])
             except (pinning.PeerRefused, RevocationError) as exc:
-                log.error("broker_refused", reason=str(exc))
+                log.error("broker_refused", broker=self.address.target, reason=str(exc))
             except IdentityError as exc:
-                log.warning("broker_stream_failed", code="UNAVAILABLE", detail=str(exc))
+                log.warning("broker_stream_failed", broker=self.address.target,
+                            code="UNAVAILABLE", detail=str(exc))
             except Exception as exc:
-                log.exception("broker_stream_error", error=type(exc).__name__)
+                log.exception("broker_stream_error", broker=self.address.target,
+                              error=type(exc).__name__)
             finally:
                 if self.connected:
                     self._set_connected(False)
@@ -158,7 +151,8 @@ class BrokerLink:
                 delay = self.cfg.reconnect_initial_seconds  # it was up for a while
             metrics.RECONNECTS.labels(self.cfg.agency).inc()
             wait = delay * (0.5 + random.random())
-            log.info("broker_reconnect_wait", seconds=round(wait, 2))
+            log.info("broker_reconnect_wait", broker=self.address.target,
+                     seconds=round(wait, 2))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=wait)
             delay = min(delay * 2, self.cfg.reconnect_max_seconds)
@@ -183,15 +177,15 @@ class BrokerLink:
 
         # Which broker answers, and is it one we accept? Then gRPC's handshake holds the
         # channel to exactly that identity (mash.identity.pinning).
-        presented = await pinning.fetch(self.cfg.broker, self.cfg.tls,
-                                        self.cfg.broker_server_name)
-        target = pinning.choose(presented, self.cfg.broker_pins, self.cfg.broker)
+        presented = await pinning.fetch(self.address.target, self.cfg.tls,
+                                        self.address.server_name)
+        target = pinning.choose(presented, self.cfg.broker_pins, self.address.target)
         if self.revocation is not None:
             self.revocation.check(presented.pem)
         self._broker_pem = presented.pem
         credentials = self.cfg.tls.channel_credentials()
         async with grpc.aio.secure_channel(
-            self.cfg.broker, credentials, options=channel_options(target)
+            self.address.target, credentials, options=channel_options(target)
         ) as channel:
             call = agent_pb2_grpc.AgentServiceStub(channel).Connect(requests())
             last_heard = time.monotonic()
@@ -212,7 +206,8 @@ class BrokerLink:
                 while True:
                     await asyncio.sleep(self.cfg.heartbeat_seconds)
                     if time.monotonic() - last_heard > silence_limit:
-                        log.warning("broker_silent", seconds=round(time.monotonic() - last_heard))
+                        log.warning("broker_silent", broker=self.address.target,
+                                    seconds=round(time.monotonic() - last_heard))
                         broker_silent = True
                         call.cancel()
                         return
@@ -250,10 +245,12 @@ class BrokerLink:
                     kind = message.WhichOneof("message")
                     if kind == "welcome":
                         broker_batches = message.welcome.accepts_batches
+                        self.broker_id = message.welcome.broker_id
                         self._set_connected(True)
                         # The hello may predate the end of loading: send the status now.
                         await outbox.put(self._heartbeat())
-                        log.info("broker_connected", broker=message.welcome.broker_id,
+                        log.info("broker_connected", broker=self.address.target,
+                                 broker_id=message.welcome.broker_id,
                                  agency=message.welcome.agency_id)
                         start_witnessing(message.welcome.broker_id or "broker")
                     elif kind == "audit_head" and witnessing:

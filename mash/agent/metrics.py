@@ -12,8 +12,10 @@ QUERY_SECONDS = Histogram(
     "mash_agent_query_seconds", "Time to answer one query at the agent", ["agency"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-CONNECTED = Gauge("mash_agent_connected", "1 while the agent holds a stream to the broker",
+CONNECTED = Gauge("mash_agent_connected", "How many brokers the agent holds a stream to",
                   ["agency"])
+LINK_UP = Gauge("mash_agent_broker_link_up", "1 while the agent holds a stream to this broker",
+                ["agency", "broker"])
 RECORDS = Gauge("mash_agent_records", "Records loaded and indexed", ["agency"])
 BATCH_QUERIES = Histogram(
     "mash_agent_batch_queries", "Queries answered together by one query thread (one audit "

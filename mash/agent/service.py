@@ -17,7 +17,7 @@ from mash.agent.blind import BlindResponder
 from mash.agent.config import AgentConfig
 from mash.agent.disclosure import AgentPolicy, field_check
 from mash.agent.handler import QueryHandler
-from mash.agent.link import BrokerLink
+from mash.agent.links import BrokerLinks
 from mash.agent.sources import Problem
 from mash.agent.state import AgentState, LoadStatus
 from mash.grpc_options import bind
@@ -60,9 +60,10 @@ class Agent:
         if self.blind is not None:
             self.state.prepare = self.blind.prepare
         self.health = Health()
-        self.link = BrokerLink(cfg, self.state, self.handler, self._connected_changed,
-                               self.respond, cfg.audit.exchange(self.audit))
-        # the broker's certificate is checked against it on every stream (and again on change)
+        self.link = BrokerLinks(cfg, self.state, self.handler,
+                                on_connected=self._connected_changed, respond=self.respond,
+                                exchange=cfg.audit.exchange(self.audit))
+        # each broker's certificate is checked against it on every stream (and again on change)
         self.link.revocation = open_list(cfg.revocation, cfg.tls.ca, str(cfg.path))
         self._stop = asyncio.Event()
         self._server: grpc.aio.Server | None = None
@@ -101,6 +102,8 @@ class Agent:
         await self.health.set(HEALTH_SERVICE, self.state.ready and self.link.connected)
         await self.health.set(DATA_HEALTH_SERVICE, self.state.ready and not self.state.stale)
         await self.health.set("", self.state.ready)
+        for service, up in self.link.health().items():
+            await self.health.set(service, up)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.policy.store.reload)
@@ -167,9 +170,11 @@ class Agent:
         self.link.notify_status()
         await self._refresh_health()
 
-    async def wait_ready(self, timeout: float = 30) -> None:
+    async def wait_ready(self, timeout: float = 30, every_broker: bool = True) -> None:
+        """Until the records are loaded and the streams up (to every broker, or to one)."""
         async def ready() -> None:
-            while not (self.state.ready and self.link.connected):
+            while not (self.state.ready and (self.link.all_connected if every_broker
+                                             else self.link.connected)):
                 await asyncio.sleep(0.05)
         await asyncio.wait_for(ready(), timeout)
 
@@ -195,7 +200,8 @@ async def serve(cfg: AgentConfig, accept_shrink: bool = False) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent._stop.set)
-    log.info("agent_starting", agency=cfg.agency, broker=cfg.broker, sources=len(cfg.sources))
+    log.info("agent_starting", agency=cfg.agency, brokers=len(cfg.brokers),
+             sources=len(cfg.sources))
     await agent.start()
     await agent.wait_stopped()
     log.info("agent_stopping", agency=cfg.agency)

@@ -88,10 +88,14 @@ def _match_agreements(answers: Iterable[answer_pb2.AgencyAnswer]) -> tuple[str, 
 
 def lookup_entry(*, lookup_id: str, analyst: Analyst | None, context: LookupContext | None,
                  subject: Iterable[str], asked: Iterable[str], policy_revision: str = "",
-                 agreements: Iterable[str] = (), detail: str = "") -> AuditEntry:
-    """The broker, before fan-out."""
-    return AuditEntry(event="lookup", lookup_id=lookup_id, subject=tuple(subject),
-                      asked=tuple(sorted(asked)), policy_revision=policy_revision,
+                 agreements: Iterable[str] = (), detail: str = "",
+                 attempt: int = 1) -> AuditEntry:
+    """The broker, before fan-out; attempt > 1: a client's retry of the same lookup."""
+    if attempt > 1:
+        detail = "; ".join(d for d in (f"attempt {attempt}", detail) if d)
+    return AuditEntry(event="retry" if attempt > 1 else "lookup", lookup_id=lookup_id,
+                      subject=tuple(subject), asked=tuple(sorted(asked)),
+                      policy_revision=policy_revision,
                       agreements=tuple(sorted({a for a in agreements if a})), detail=detail,
                       **_who(analyst, context))
 

@@ -41,6 +41,9 @@ class BrokerConfig:
     metrics_port: int | None
     log_level: str
     revocation: RevocationConfig | None = None  # the federation CA's CRL (optional)
+    # After a start, lookups wait (health NOT_SERVING) until every agent has connected or
+    # this many seconds pass; 0: serve at once (one broker). See README, Several brokers.
+    wait_for_agents_seconds: float = 0.0
 
 
 def load(path: str | Path) -> BrokerConfig:
@@ -77,6 +80,8 @@ def load(path: str | Path) -> BrokerConfig:
         log_level=top.str("log_level", "info", choices=("debug", "info", "warning", "error")),
         revocation=(RevocationConfig.read(top.section("revocation"))
                     if top.has("revocation") else None),
+        wait_for_agents_seconds=top.float("wait_for_agents_seconds", 0.0, minimum=0,
+                                          maximum=600),
     )
     own = cfg.tls.own_identity()
     if own is None or own.kind != "broker":

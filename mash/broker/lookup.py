@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from mash.broker.config import BrokerConfig
 from mash.broker.ratelimit import RateLimiter
 from mash.broker.registry import AgentGone, AgentSession, Registry
 from mash.broker.routing import RouteDecision, Routing
+from mash.broker.shared_limits import RateLimitUnavailable, SharedRateLimiter
 from mash.errors import ValidationError
 from mash.identity import approvals
 from mash.identity.tokens import Analyst
@@ -36,6 +38,8 @@ log = get_logger(__name__)
 R = answer_pb2
 # Time kept back from the caller's deadline so answers can be gathered and returned.
 DEADLINE_MARGIN_SECONDS = 0.25
+LOOKUP_ID = re.compile(r"[0-9a-f]{32}")
+MAX_ATTEMPTS = 10  # a client's retries of one lookup on other brokers
 
 
 @dataclass
@@ -84,6 +88,10 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         self.registry = registry
         self.routing = routing
         self.limiter = RateLimiter(cfg.rate_limit)
+        # every broker's lookups against one bucket per analyst, when configured
+        self.shared = (SharedRateLimiter(cfg.rate_limit.store, cfg.rate_limit.per_minute,
+                                         cfg.rate_limit.burst)
+                       if cfg.rate_limit.store else None)
         self.audit = audit
         self.hasher = cfg.audit.hasher
         self._probes: set[asyncio.Future[None]] = set()
@@ -99,7 +107,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         except ValidationError as exc:
             metrics.lookups("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        plan = await self.plan(context, analyst, ctx, set(request.agencies))
+        lookup_id = await self.lookup_id(context, request)
+        plan = await self.plan(context, analyst, ctx, set(request.agencies), lookup_id)
         approval = request.approval or approval_metadata(context)
         approved = await self.check_approval(context, analyst, ctx, approval)
         hashes = self.hasher.hashes(subject)
@@ -107,7 +116,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         await self.record(context, audit_build.lookup_entry(
             lookup_id=plan.lookup_id, analyst=analyst, context=ctx, subject=hashes,
             asked=plan.asked, policy_revision=plan.revision,
-            agreements=[plan.decided[a].agreement_id for a in plan.asked], detail=approved))
+            agreements=[plan.decided[a].agreement_id for a in plan.asked], detail=approved,
+            attempt=request.attempt))
         tasks = {}
         answer_ms: dict[str, int] = {}  # per agency asked: fan-out to answer, for the report
         fanned_out = time.monotonic()
@@ -144,10 +154,44 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
     ) -> AsyncIterator[blind_pb2.BlindLookupResponse]:
         return BlindRelay(self).run(request_iterator, context)
 
+    async def lookup_id(self, context: grpc.aio.ServicerContext,
+                        request: lookup_pb2.LookupRequest) -> str:
+        """The client's lookup id (kept across its retries on other brokers), or a new one."""
+        if request.lookup_id and not LOOKUP_ID.fullmatch(request.lookup_id):
+            metrics.lookups("invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "lookup_id must be 32 lowercase hex digits (a uuid4 in hex), "
+                                "or empty for the broker to choose one")
+        if request.attempt > 1 and not request.lookup_id:
+            metrics.lookups("invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"attempt {request.attempt} is a retry, which needs the "
+                                "lookup_id of the first attempt")
+        if request.attempt > MAX_ATTEMPTS:
+            metrics.lookups("invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"attempt {request.attempt} is above {MAX_ATTEMPTS}: start "
+                                "a new lookup")
+        if request.attempt > 1:
+            metrics.RETRIES.inc()
+        return request.lookup_id or uuid.uuid4().hex
+
     async def admit(self, context: grpc.aio.ServicerContext) -> Analyst:
         """The authenticated analyst, within their rate limit; otherwise abort."""
         analyst = await authenticate(context, self.cfg.auth, self.registry.revocation)
-        wait = self.limiter.take(f"{analyst.issuer}|{analyst.subject}")
+        who = f"{analyst.issuer}|{analyst.subject}"
+        if self.shared is None:
+            wait = self.limiter.take(who)
+        else:
+            try:
+                wait = await asyncio.to_thread(self.shared.take, who)
+            except RateLimitUnavailable as exc:
+                metrics.lookups("rate_limit_unavailable").inc()
+                log.error("rate_limit_unavailable", error=str(exc))
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"the shared rate limits cannot be checked, so no lookup is admitted: {exc}")
+                raise  # unreachable: abort raises
         if wait:
             metrics.lookups("rate_limited").inc()
             log.warning("lookup_rate_limited", requester=analyst.subject,
@@ -185,7 +229,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         return checked.describe()
 
     async def plan(self, context: grpc.aio.ServicerContext, analyst: Analyst,
-                   ctx: lookup_context.LookupContext, wanted: set[str]) -> Plan:
+                   ctx: lookup_context.LookupContext, wanted: set[str],
+                   lookup_id: str | None = None) -> Plan:
         """Check purpose, stage and agencies, and decide who may be asked."""
         try:
             policy = self.routing.loaded()
@@ -224,7 +269,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             except PolicyError as exc:
                 routing_error = str(exc)
         plan = Plan(
-            lookup_id=uuid.uuid4().hex, asked_at=asked_at, budget=budget,
+            lookup_id=lookup_id or uuid.uuid4().hex, asked_at=asked_at, budget=budget,
             revision=policy.revision if policy else "none", routing_error=routing_error,
             decided={d.agency: d for d in decisions},
             agencies=[a for a in sorted(self.cfg.agencies) if not wanted or a in wanted],

@@ -7,6 +7,8 @@ from functools import cache
 from prometheus_client import Counter, Gauge, Histogram
 
 LOOKUPS = Counter("mash_broker_lookups_total", "Lookups by outcome", ["outcome"])
+RETRIES = Counter("mash_broker_lookup_retries_total",
+                  "Lookups a client retried here after another broker answered UNAVAILABLE")
 ANSWERS = Counter("mash_broker_answers_total", "Agency answers by state and reason",
                   ["agency", "state", "reason"])
 LOOKUP_SECONDS = Histogram(

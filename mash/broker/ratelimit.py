@@ -1,8 +1,8 @@
 """Per-analyst rate limits, so nobody can enumerate the population through lookups.
 
 A token bucket per analyst (issuer + subject): `burst` lookups at once, refilled at
-`per_minute`. The limit is per broker process; with several brokers behind a load balancer
-each enforces its own share.
+`per_minute`. Without `store`, the limit is per broker process (right for one broker); with
+`store` (a PostgreSQL URL) every broker shares one bucket per analyst (shared_limits.py).
 """
 
 from __future__ import annotations
@@ -22,12 +22,17 @@ clock: Callable[[], float] = time.monotonic
 class RateLimitConfig:
     per_minute: float = 30.0
     burst: int = 10
+    store: str | None = None  # postgresql://... : shared by every broker
 
     @classmethod
     def read(cls, section: Reader) -> RateLimitConfig:
+        store = section.str("store", None)
+        if store is not None and not store.startswith(("postgresql://", "postgres://")):
+            raise section.error("store", "expected a PostgreSQL URL such as "
+                                         "postgresql://mash@db/mash?schema=mash_limits")
         cfg = cls(per_minute=section.float("lookups_per_minute", 30.0, minimum=0.1,
                                            maximum=100_000),
-                  burst=section.int("burst", 10, minimum=1, maximum=100_000))
+                  burst=section.int("burst", 10, minimum=1, maximum=100_000), store=store)
         section.done()
         return cfg
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 import grpc
 from prometheus_client import start_http_server
@@ -26,10 +27,11 @@ from mash.rpc import register
 from mash.v1 import agent_pb2, lookup_pb2
 
 log = get_logger(__name__)
+AGENT_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+# The analysts' services; the agents' is SERVING from the start, for them to connect.
 SERVICE_NAMES = (
     lookup_pb2.DESCRIPTOR.services_by_name["LookupService"].full_name,
     lookup_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
-    agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
 )
 
 
@@ -54,6 +56,8 @@ class Broker:
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
         self.audit: AuditLog | None = None
+        self._ready: asyncio.Task[None] | None = None
+        self.lookups: LookupService | None = None
 
     async def start(self) -> int:
         # certificates, key and CA bundle are read again after they change (rotation)
@@ -73,25 +77,44 @@ class Broker:
                 self._stop_watch, self.registry.close_revoked)))
         server = grpc.aio.server(options=server_options())
         services = lookup_pb2.DESCRIPTOR.services_by_name
-        register(server, LookupService(self.cfg, self.registry, self.routing, self.audit),
-                 services["LookupService"])
+        self.lookups = LookupService(self.cfg, self.registry, self.routing, self.audit)
+        register(server, self.lookups, services["LookupService"])
         register(server, FederationService(self.cfg, self.registry),
                  services["FederationService"])
         register(server, AgentService(self.cfg, self.registry,
                                       self.cfg.audit.exchange(self.audit)),
                  agent_pb2.DESCRIPTOR.services_by_name["AgentService"])
         self.health.add_to(server)
-        reflection.enable(server, (*SERVICE_NAMES, "grpc.health.v1.Health"))
+        reflection.enable(server, (*SERVICE_NAMES, AGENT_SERVICE, "grpc.health.v1.Health"))
         port = bind(server, self.cfg.listen, credentials)
         await server.start()
-        for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, True)
+        await self.health.set("", True)
+        await self.health.set(AGENT_SERVICE, True)
         self.server, self.port = server, port
+        if self.cfg.wait_for_agents_seconds:
+            self._ready = asyncio.create_task(self._serve_lookups())
+        else:
+            await self._serve_lookups()
         log.info("broker_listening", port=port, broker_id=self.cfg.broker_id,
                  agencies=len(self.cfg.agencies), routing=self.routing.revision)
         return port
 
+    async def _serve_lookups(self) -> None:
+        """Lookups SERVING once every agent is connected, or wait_for_agents_seconds passed:
+        a broker that has just started would otherwise answer NOT_CHECKED (agent offline)
+        for agents still reconnecting, while another broker has them all."""
+        deadline = time.monotonic() + self.cfg.wait_for_agents_seconds
+        while (time.monotonic() < deadline
+               and self.registry.online < len(self.cfg.agencies)):
+            await asyncio.sleep(0.05)
+        for name in SERVICE_NAMES:
+            await self.health.set(name, True)
+        log.info("broker_serving_lookups", agents_online=self.registry.online,
+                 agencies=len(self.cfg.agencies))
+
     async def stop(self, grace: float = 2.0) -> None:
+        if self._ready is not None:
+            self._ready.cancel()
         self._stop_watch.set()
         await self._watch
         for task in self._watches:
@@ -105,6 +128,8 @@ class Broker:
             await self.server.stop(grace)
         if self.audit is not None:
             self.audit.close()
+        if self.lookups is not None and self.lookups.shared is not None:
+            self.lookups.shared.close()
         log.info("broker_stopped", broker_id=self.cfg.broker_id)
 
 

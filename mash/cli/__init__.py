@@ -53,13 +53,16 @@ app.command("login")(login.login)
 def demo(
     directory: str = typer.Option("var/demo", "--dir", help="Working directory for the demo."),
     keep: bool = typer.Option(False, help="Leave the generated files in place."),
+    brokers: int = typer.Option(
+        1, min=1, max=3, help="Brokers to start (2 or 3: one is then killed, and the next "
+                              "lookup is answered by another)."),
 ) -> None:
     """Start a CA, a broker and agents with synthetic records; run lookups; stop cleanly."""
     from pathlib import Path
 
     from mash.demo.run import run_demo
 
-    raise typer.Exit(run_demo(Path(directory), keep=keep))
+    raise typer.Exit(run_demo(Path(directory), keep=keep, brokers=brokers))
 
 
 @app.command("version")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+import grpc
 import typer
 
 from mash.cli.approval import read_approval
-from mash.cli.common import OK, PARTIAL, USAGE, fail, guarded
+from mash.cli.common import OK, PARTIAL, USAGE, fail, grpc_failure, guarded
+from mash.cli.federation import federation_view
 from mash.cli.render import as_json, print_lookup
-from mash.client import BrokerClient, ClientConfig
+from mash.client import BrokerAgents, BrokerClient, ClientConfig
 from mash.requests import build_request
 from mash.v1 import answer_pb2, lookup_pb2
 
@@ -60,7 +63,10 @@ def lookup(
     Exit codes: 0 every agency answered; 3 at least one agency was NOT CHECKED; 2 invalid
     input; 4 refused (token or certificate); 5 broker unreachable; 6 rate limited; 1 other.
     """
+    retried = 0
+
     def run() -> lookup_pb2.LookupResponse:
+        nonlocal retried
         request = build_request(
             name=name, given=given, family=family, aliases=alias, dob=dob, sex=sex,
             postcodes=postcode, nhs=nhs, upn=upn, pnc=pnc, ni=ni, local=local, purpose=purpose,
@@ -68,9 +74,15 @@ def lookup(
         if approval is not None:
             request.approval = read_approval(approval)
         with _client(config, token) as client:
-            return client.lookup(request, timeout=timeout)
+            try:
+                return client.lookup(request, timeout=timeout)
+            finally:
+                retried = client.retried
 
     response = guarded(run)
+    if retried and not json_out:
+        print(f"mash: note: a broker was unavailable; the lookup was tried again on another "
+              f"({retried} time(s)), under the same lookup id", file=sys.stderr)
     if json_out:
         typer.echo(as_json(response))
     else:
@@ -88,29 +100,45 @@ def agents(
     config: Path = ConfigOption,
     token: str = TokenOption,
 ) -> None:
-    """Which agencies are registered, online, and how current their data is."""
+    """Which agencies are registered, online (at how many of the brokers), and how current
+    their data is. Every configured broker is asked for its own agents' streams."""
     from rich.console import Console
     from rich.table import Table
 
     from mash.answers import from_timestamp
 
-    def run() -> lookup_pb2.ListAgentsResponse:
+    def run() -> dict[str, BrokerAgents]:
         with _client(config, token) as client:
-            return client.list_agents()
+            return client.list_agents_by_broker()
 
-    response = guarded(run)
+    by_broker = guarded(run)
+    federation = federation_view(by_broker)
+    if federation.reached == 0:
+        first = next(iter(by_broker.values()))
+        assert isinstance(first, grpc.RpcError)
+        grpc_failure(first)
+    for address, reply in by_broker.items():
+        if isinstance(reply, grpc.RpcError):
+            code = reply.code().name.lower()  # type: ignore[attr-defined]
+            print(f"mash: warning: broker {address} did not answer ({code}): its agents' "
+                  "links to it are not shown", file=sys.stderr)
     if json_out:
-        typer.echo(as_json(response))
+        doc = json.loads(as_json(lookup_pb2.ListAgentsResponse(agents=federation.agents)))
+        doc["links"] = federation.links
+        doc["brokers"] = [{"address": a, "reachable": not isinstance(r, grpc.RpcError)}
+                          for a, r in by_broker.items()]
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         return
     table = Table(title="Agents")
-    for column in ("Agency", "Online", "Ready", "Records", "Data as at", "Data", "Policy",
-                   "Version"):
+    for column in ("Agency", "Online", "Brokers", "Ready", "Records", "Data as at", "Data",
+                   "Policy", "Version"):
         table.add_column(column)
-    for a in response.agents:
+    for a in federation.agents:
         as_at = from_timestamp(a.data_as_at)
         online = ("NOT ANSWERING" if a.online and a.unresponsive
                   else "yes" if a.online else "NO")
-        table.add_row(a.agency_name, online, "yes" if a.ready else "no",
+        links = f"{len(federation.links[a.agency_id])}/{len(by_broker)}"
+        table.add_row(a.agency_name, online, links, "yes" if a.ready else "no",
                       str(a.record_count), f"{as_at:%Y-%m-%d %H:%M}" if as_at else "-",
                       _data_state(a), a.policy_revision or "-", a.agent_version or "-")
     Console().print(table)

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mash import addresses as broker_addresses
 from mash.audit.store import AuditStore, open_store
 from mash.audit.subject_hash import SubjectHasher
 from mash.cases.store import CaseStoreConfig
@@ -66,7 +67,7 @@ class ConsoleConfig:
     listen_host: str
     listen_port: int
     server_tls: ServerTls
-    broker_address: str
+    broker_address: str | list[str]  # one broker, or every broker (round robin, retried)
     broker_server_name: str | None
     broker_timeout_seconds: float
     client_tls: TlsFiles
@@ -115,8 +116,7 @@ def load(path: str | Path) -> ConsoleConfig:
     host, port = _listen(top)
     server_tls = ServerTls.read(top.section("server_tls"))
     broker = top.section("broker")
-    address = broker.str("address")
-    server_name = broker.str("server_name", None)
+    address, server_name = broker_addresses.read(broker)  # address, or addresses: [...]
     timeout = broker.float("timeout_seconds", 15.0, minimum=0.5, maximum=120)
     broker.done()
     client_tls = TlsFiles.read(top.section("tls"))

@@ -45,6 +45,9 @@ class Federation:
     issuer_key: Path
     broker_port: int
     agent_configs: dict[str, Path] = field(default_factory=dict)
+    # every broker (the first is broker_config/broker_port): build(..., brokers=2) for more
+    broker_configs: list[Path] = field(default_factory=list)
+    broker_ports: list[int] = field(default_factory=list)
     blind_client_config: Path | None = None  # the same analyst, every lookup blind
     blind: blind_setup.BlindKeys | None = None
 
@@ -94,20 +97,27 @@ def _policy(root: Path) -> dict[str, Any]:
             "trusted_signers": [str(root / "certs" / "ig-lead.pub")], "reload_seconds": 1}
 
 
-def agent_config(root: Path, agency: str, data_file: Path, broker_port: int,
+def broker_section(ports: list[int]) -> dict[str, Any]:
+    """Where agents and analysts find the brokers: `address`, or `addresses` for several."""
+    if len(ports) == 1:
+        return {"address": f"127.0.0.1:{ports[0]}", "server_name": "localhost"}
+    return {"addresses": [f"127.0.0.1:{p}" for p in ports], "server_name": "localhost"}
+
+
+def agent_config(root: Path, agency: str, data_file: Path, broker_port: int | list[int],
                  blind_keys: blind_setup.BlindKeys | None = None,
                  **overrides: Any) -> dict[str, Any]:
     fed_certs = root / "certs"
     spec = AGENCIES[agency]
     source = {k: v for k, v in spec["source"].items() if k != "file"}
     source["path"] = str(data_file.resolve())
+    ports = broker_port if isinstance(broker_port, list) else [broker_port]
     cfg: dict[str, Any] = {
         "agency": agency,
         "name": spec["name"],
         "contact_route": spec["contact_route"],
-        "broker": {"address": f"127.0.0.1:{broker_port}", "server_name": "localhost",
-                   "heartbeat_seconds": 2, "reconnect_initial_seconds": 0.2,
-                   "reconnect_max_seconds": 2},
+        "broker": {**broker_section(ports), "heartbeat_seconds": 2,
+                   "reconnect_initial_seconds": 0.2, "reconnect_max_seconds": 2},
         "tls": _tls_reloaded(fed_certs, f"{agency}-agent"),
         "revocation": _revocation(fed_certs),
         "auth": _auth(fed_certs),
@@ -125,11 +135,20 @@ def agent_config(root: Path, agency: str, data_file: Path, broker_port: int,
     return cfg
 
 
-def broker_config(root: Path, port: int, agencies: list[str],
+def broker_writer(n: int) -> str:
+    """The n-th broker's (from 1) audit writer id: broker, broker-2, broker-3..."""
+    return "broker" if n == 1 else f"broker-{n}"
+
+
+def broker_config(root: Path, port: int, agencies: list[str], n: int = 1,
                   **overrides: Any) -> dict[str, Any]:
     fed_certs = root / "certs"
+    writer = broker_writer(n)
+    audit = _audit(root, writer)
+    # One hash key for every broker: the same subject hashes alike in every broker's chain.
+    audit["hash_key_file"] = _audit(root, "broker")["hash_key_file"]
     cfg: dict[str, Any] = {
-        "broker_id": "demo-broker",
+        "broker_id": "demo-broker" if n == 1 else f"demo-broker-{n}",
         "listen": f"127.0.0.1:{port}",
         "tls": _tls_reloaded(fed_certs, "broker-broker"),
         "revocation": _revocation(fed_certs),
@@ -137,7 +156,7 @@ def broker_config(root: Path, port: int, agencies: list[str],
         "rate_limit": {"lookups_per_minute": 120, "burst": 60},
         "agencies": [{"id": a, "name": AGENCIES[a]["name"]} for a in agencies],
         "policy": _policy(root),
-        "audit": _audit(root, "broker"),
+        "audit": audit,
         "deadline_seconds": 5,
         "heartbeat_seconds": 2,
     }
@@ -189,8 +208,11 @@ def _dump(path: Path, data: dict[str, Any], relative: bool = False) -> Path:
 def build(root: Path, agencies: list[str], data_files: dict[str, Path],
           port: int | None = None, broker_overrides: dict[str, Any] | None = None,
           agent_overrides: dict[str, dict[str, Any]] | None = None,
-          policies: Path | None = None, relative_paths: bool = False) -> Federation:
-    """Create CA, certificates, the issuer key and every config under `root`.
+          policies: Path | None = None, relative_paths: bool = False,
+          brokers: int = 1) -> Federation:
+    """Create CA, certificates, the issuer key and every config under `root`; with
+    `brokers` > 1, that many brokers (own ports, ids and audit chains), every agent
+    connected to all of them and the analyst's client able to use any.
 
     `relative_paths`: the configs name the files under `root` relative to it (`mash demo`
     does, so that its folder can be moved); tests that copy a config elsewhere want them
@@ -212,23 +234,27 @@ def build(root: Path, agencies: list[str], data_files: dict[str, Path],
 
     sign_policies(root, policies or POLICIES)
     (root / "audit").mkdir(exist_ok=True)
-    for writer in ["broker", *agencies]:
+    for writer in [*(broker_writer(n) for n in range(1, brokers + 1)), *agencies]:
         audit_keys.write_keys(root / "keys" / writer, force=True)
     blind = blind_setup.create(root / "keys" / "blind", agencies)
-    port = port or free_port()
-    fed = Federation(root=root, certs=fed_certs, issuer_key=issuer_key, broker_port=port,
-                     broker_config=_dump(root / "broker.yaml", broker_config(
-                         root, port, agencies, **(broker_overrides or {})), relative_paths),
+    ports = [port or free_port(), *(free_port() for _ in range(brokers - 1))]
+    # several brokers: a restarted one takes lookups once its agents are back (or after 5 s)
+    several = {"wait_for_agents_seconds": 5} if brokers > 1 else {}
+    configs = [_dump(root / ("broker.yaml" if n == 1 else f"broker-{n}.yaml"), broker_config(
+        root, p, agencies, n, **{**several, **(broker_overrides or {})}), relative_paths)
+        for n, p in enumerate(ports, 1)]
+    fed = Federation(root=root, certs=fed_certs, issuer_key=issuer_key, broker_port=ports[0],
+                     broker_config=configs[0], broker_configs=configs, broker_ports=ports,
                      client_config=root / "client.yaml",
                      blind_client_config=root / "client-blind.yaml", blind=blind)
     for agency in agencies:
         fed.agent_configs[agency] = _dump(root / f"agent-{agency}.yaml", agent_config(
-            root, agency, data_files[agency], port, blind,
+            root, agency, data_files[agency], ports, blind,
             **(agent_overrides or {}).get(agency, {})), relative_paths)
     token_file = root / "analyst.jwt"
     write_atomic(token_file, fed.token(ttl=dt.timedelta(hours=8)).encode(), private=True)
     client = {
-        "broker": {"address": f"127.0.0.1:{port}", "server_name": "localhost"},
+        "broker": broker_section(ports),
         "tls": _tls(fed_certs, f"{REQUESTER}-client"),
         "token_file": str(token_file),
     }

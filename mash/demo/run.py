@@ -16,7 +16,7 @@ from rich.rule import Rule
 
 from mash.answers import STATE_LABELS
 from mash.cli.render import print_lookup
-from mash.client import BrokerClient, ClientConfig
+from mash.client import BrokerAgents, BrokerClient, ClientConfig
 from mash.demo import data, federation
 from mash.errors import MashError
 from mash.requests import build_request
@@ -54,19 +54,53 @@ def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> bool:
 
 def _wait_online(client: BrokerClient, agencies: list[str],
                  procs: dict[str, subprocess.Popen[bytes]], timeout: float = 60) -> None:
+    """Until every agent is online and ready at every broker."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for name, proc in procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited early (code {proc.returncode}); see its log")
-        try:
-            status = {a.agency_id: a for a in client.list_agents(timeout=2).agents}
-            if all(status.get(a) and status[a].online and status[a].ready for a in agencies):
-                return
-        except grpc.RpcError:
-            pass
+        views = client.list_agents_by_broker(timeout=2).values()
+        if all(_all_ready(view, agencies) for view in views):
+            return
         time.sleep(0.3)
     raise RuntimeError("agents did not come online within a minute; see the logs")
+
+
+def _all_ready(view: BrokerAgents, agencies: list[str]) -> bool:
+    if isinstance(view, grpc.RpcError):
+        return False
+    status = {a.agency_id: a for a in view.agents}
+    return all(a in status and status[a].online and status[a].ready for a in agencies)
+
+
+FAILOVER_LOOKUP = ("8. Several brokers: one is killed (kill -9), and the next lookup is "
+                   "answered by another", dict(
+                       name="Leah Thompson", dob="2014-05-17", postcode=["LS9 8AB"],
+                       purpose="child_safeguarding", stage="research", case="MASH-2026-0107",
+                       reason="Follow-up research after strategy discussion", urgency="red"))
+
+
+def _failover(fed: federation.Federation, procs: dict[str, subprocess.Popen[bytes]]) -> bool:
+    """Kill one broker and show the next lookup answered by another; True when it was."""
+    title, spec = FAILOVER_LOOKUP
+    console.print(Rule(title))
+    victim = f"broker-{len(fed.broker_ports)}"
+    with BrokerClient(ClientConfig.load(fed.client_config)) as client:
+        before = client.lookup(_request(spec), timeout=15)
+        console.print(f"Lookup {before.lookup_id} answered with {len(fed.broker_ports)} "
+                      "brokers up.")
+        os.killpg(procs[victim].pid, signal.SIGKILL)
+        procs[victim].wait()
+        console.print(f"Killed {victim} (127.0.0.1:{fed.broker_ports[-1]}) with SIGKILL.")
+        response = client.lookup(_request(spec), timeout=15)
+        print_lookup(response, console)
+        views = client.list_agents_by_broker(timeout=2)
+    up = [a for a, v in views.items() if not isinstance(v, grpc.RpcError)]
+    how = (f"after {client.retried} retry(ies) under the same lookup id" if client.retried
+           else "the killed broker had already left the client's round robin")
+    console.print(f"Answered by the broker still up ({', '.join(up)}): {how}.")
+    return any(a.state == answer_pb2.ANSWER_STATE_KNOWN for a in response.answers)
 
 
 LOOKUPS = [
@@ -112,7 +146,7 @@ def _request(spec: dict[str, object]):  # noqa: ANN202 (proto type)
     return build_request(**args)  # type: ignore[arg-type]
 
 
-def run_demo(directory: Path, keep: bool = False) -> int:
+def run_demo(directory: Path, keep: bool = False, brokers: int = 1) -> int:
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
@@ -122,18 +156,23 @@ def run_demo(directory: Path, keep: bool = False) -> int:
     console.print("Writing synthetic agency records (fictional people only)...")
     files = data.write_all(directory / "data")
     console.print("Creating a development CA, certificates, an issuer key and configs...")
-    fed = federation.build(directory, RUNNING + OFFLINE, files, relative_paths=True)
+    fed = federation.build(directory, RUNNING + OFFLINE, files, relative_paths=True,
+                           brokers=brokers)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     seen_states: set[str] = set()
     ok = False
     try:
-        procs["broker"] = _spawn(["broker", "serve", "--config", str(fed.broker_config)],
-                                 logs / "broker.log")
+        for n, config in enumerate(fed.broker_configs, 1):
+            name = "broker" if n == 1 else f"broker-{n}"
+            procs[name] = _spawn(["broker", "serve", "--config", str(config)],
+                                 logs / f"{name}.log")
         for agency in RUNNING:
             procs[agency] = _spawn(["agent", "serve", "--config",
                                     str(fed.agent_configs[agency])], logs / f"{agency}.log")
-        console.print(f"Started a broker on 127.0.0.1:{fed.broker_port} and agents for "
-                      f"{', '.join(RUNNING)}; {', '.join(OFFLINE)} is registered but offline.")
+        where = ", ".join(f"127.0.0.1:{p}" for p in fed.broker_ports)
+        console.print(f"Started {'a broker' if brokers == 1 else f'{brokers} brokers'} on "
+                      f"{where} and agents for {', '.join(RUNNING)}; {', '.join(OFFLINE)} is "
+                      "registered but offline.")
         with BrokerClient(ClientConfig.load(fed.client_config)) as client:
             _wait_online(client, RUNNING, procs)
             console.print("All running agents are online.\n")
@@ -152,7 +191,8 @@ def run_demo(directory: Path, keep: bool = False) -> int:
                           "federation key directory; the broker relayed sealed bytes only.")
             blind_ok = any(a.state == answer_pb2.ANSWER_STATE_KNOWN
                            for a in result.response.answers)
-        ok = seen_states == set(STATE_LABELS.values()) and blind_ok
+        failover_ok = _failover(fed, procs) if brokers > 1 else True
+        ok = seen_states == set(STATE_LABELS.values()) and blind_ok and failover_ok
         console.print(Rule())
         console.print(f"Answer states shown: {', '.join(sorted(seen_states))}")
     except (RuntimeError, MashError, grpc.RpcError) as exc:

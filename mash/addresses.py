@@ -1,0 +1,89 @@
+"""Where the brokers are: `broker.addresses` (or the older single `broker.address`).
+
+An agent holds one stream to every broker. A configured name that resolves to several
+addresses (a DNS name with an A record per broker) is one broker per address: each gets its
+own stream, and TLS still checks the certificate against the configured name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+
+from mash.config import Reader
+from mash.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """One broker to dial: `target` (host:port) and the name its certificate must carry."""
+
+    target: str
+    server_name: str | None
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port); ConfigError when it is neither."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"broker address {address!r} is not host:port (e.g. "
+                          "broker.mash.example:7443)")
+    return host.removeprefix("[").removesuffix("]"), int(port_text)
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _target(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def expand(addresses: list[str], server_name: str | None) -> list[BrokerAddress]:
+    """One BrokerAddress per broker: names that resolve to several addresses are expanded
+    (the certificate is then checked against the name); a name that does not resolve now is
+    kept as it is, for gRPC to resolve at each reconnect."""
+    out: list[BrokerAddress] = []
+    for address in addresses:
+        host, port = split_host_port(address)
+        if is_ip(host):
+            out.append(BrokerAddress(address, server_name))
+            continue
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            out.append(BrokerAddress(address, server_name))
+            continue
+        ips = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if len(ips) <= 1:
+            out.append(BrokerAddress(address, server_name))
+        else:
+            out.extend(BrokerAddress(_target(ip, port), server_name or host) for ip in ips)
+    return list(dict.fromkeys(out))
+
+
+def read(section: Reader) -> tuple[list[str], str | None]:
+    """The configured addresses (`addresses`, or the older single `address`)."""
+    if section.has("addresses") and section.has("address"):
+        raise section.error("addresses", "give either address or addresses, not both")
+    if section.has("addresses"):
+        raw = section.list("addresses")
+        if not raw or not all(isinstance(a, str) and a.strip() for a in raw):
+            raise section.error("addresses", "expected a non-empty list of host:port, e.g. "
+                                             "[broker-1.mash.example:7443, broker-2...:7443]")
+        addresses = [a.strip() for a in raw]
+    else:
+        addresses = [section.str("address")]
+    for address in addresses:
+        try:
+            split_host_port(address)
+        except ConfigError as exc:
+            raise section.error("addresses", str(exc)) from None
+    if len(set(addresses)) != len(addresses):
+        raise section.error("addresses", "an address is listed twice")
+    return addresses, section.str("server_name", None)
