@@ -63,12 +63,16 @@ class OidcProvider:
     def start(cls, workdir: Path, *, console_redirect: str = "http://127.0.0.1:1/callback",
               console_logout_redirect: str = "http://127.0.0.1:1/",
               users: dict[str, dict[str, Any]] | None = None,
-              access_token_ttl: int = 300) -> OidcProvider:
+              access_token_ttl: int = 300, port: int | None = None,
+              listen_port: int | None = None) -> OidcProvider:
+        """`port` is the issuer URL's; `listen_port`, when given, is where the provider
+        listens (behind a tests/counting_proxy.py on `port`)."""
         workdir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
+        port = port or free_port()
         chosen = users if users is not None else USERS
         config = {
-            "port": port, "audience": "mash-exchange", "resource": RESOURCE,
+            "port": port, "listen_port": listen_port or port,
+            "audience": "mash-exchange", "resource": RESOURCE,
             "access_token_ttl": access_token_ttl, "users": chosen,
             "clients": [
                 {"client_id": CONSOLE_CLIENT, "client_secret": CONSOLE_SECRET,

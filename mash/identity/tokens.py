@@ -96,14 +96,17 @@ class TrustedIssuer:
             if section.has("public_key"):
                 raise section.error("public_key", "give either public_key or discovery/"
                                                   "jwks_uri, not both")
-            remote = RemoteKeys(
-                issuer, jwks_uri=jwks_uri,
-                cache_seconds=section.float("jwks_cache_seconds", 300.0, minimum=1,
-                                            maximum=86400),
-                cooldown_seconds=section.float("jwks_refetch_cooldown_seconds", 30.0,
-                                               minimum=0, maximum=3600),
-                timeout_seconds=section.float("fetch_timeout_seconds", 5.0, minimum=0.1,
-                                              maximum=60))
+            cache = section.float("jwks_cache_seconds", 300.0, minimum=1, maximum=86400)
+            cooldown = (section.float("jwks_refetch_cooldown_seconds", 0.0, minimum=0,
+                                      maximum=3600)
+                        if section.has("jwks_refetch_cooldown_seconds") else None)
+            try:
+                remote = RemoteKeys(
+                    issuer, jwks_uri=jwks_uri, cache_seconds=cache, cooldown_seconds=cooldown,
+                    timeout_seconds=section.float("fetch_timeout_seconds", 5.0, minimum=0.1,
+                                                  maximum=60))
+            except IdentityError as exc:
+                raise section.error("jwks_refetch_cooldown_seconds", str(exc)) from None
             algorithms = tuple(section.str_list("algorithms", list(REMOTE_ALGORITHMS)))
             unknown = set(algorithms) - set(REMOTE_ALGORITHMS)
             if unknown or not algorithms:
