@@ -1,13 +1,14 @@
 """A TCP proxy on loopback that records the first request line of every connection it is
 handed, and forwards the bytes to a backend that may be down (then it closes the client's
 connection, as a stopped server's host would refuse it). Tests count what a service sends to
-an identity provider with it, whether or not the provider is up."""
+an identity provider with it, whether or not the provider is up, and slow it down."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 CHUNK = 65536
@@ -18,6 +19,9 @@ class CountingProxy:
     port: int
     backend_port: int
     lines: list[str] = field(default_factory=list)
+    # A request whose first line contains a key waits that many seconds before it is
+    # forwarded: a slow provider.
+    delays: dict[str, float] = field(default_factory=dict)
     _server: socket.socket | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -54,7 +58,10 @@ class CountingProxy:
             if not first:
                 return
             with self._lock:
-                self.lines.append(first.split(b"\r\n", 1)[0].decode("latin-1"))
+                line = first.split(b"\r\n", 1)[0].decode("latin-1")
+                self.lines.append(line)
+                delay = max((d for k, d in self.delays.items() if k in line), default=0.0)
+            time.sleep(delay)
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.backend_port),
                                                     timeout=5)
