@@ -21,6 +21,8 @@ from urllib.parse import urljoin
 
 import httpx
 
+from mash.identity.dpop import ClientKey
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "oidc" / "provider.mjs"
 RESOURCE = "urn:mash-exchange"
@@ -183,15 +185,16 @@ def wait_ready(provider: OidcProvider, timeout: float = 10) -> None:
     raise RuntimeError("oidc-provider did not answer its discovery document")
 
 
-def device_tokens(provider: OidcProvider, login: str) -> dict[str, Any]:
+def device_tokens(provider: OidcProvider, login: str, *,
+                  proof_key: ClientKey | None = None) -> dict[str, Any]:
     """Tokens for `login` by the device flow, the user approving through the provider's
-    pages (what `mash login` does, without the CLI)."""
+    pages (what `mash login` does, without the CLI); bound to `proof_key` when given."""
     from mash.identity import device
 
     endpoints = device.discover(provider.issuer)
     code = device.start(endpoints, CLI_CLIENT)
     approve_device(code.verification_uri, code.user_code, login)
-    return device.poll(endpoints, CLI_CLIENT, code)
+    return device.poll(endpoints, CLI_CLIENT, code, proof_key=proof_key)
 
 
 def authorize(url: str, login: str, redirect_uri: str) -> str:

@@ -20,6 +20,7 @@ import jwt
 
 from mash.errors import IdentityError
 from mash.files import write_atomic
+from mash.identity.dpop import ClientKey
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SCOPE = "openid offline_access lookup"
@@ -49,9 +50,12 @@ def discover(issuer: str, *, timeout: float = 10.0) -> Endpoints:
     return Endpoints(issuer, device, str(document["token_endpoint"]))
 
 
-def _post(url: str, data: dict[str, str], timeout: float) -> tuple[int, dict[str, Any]]:
+def _post(url: str, data: dict[str, str], timeout: float,
+          proof_key: ClientKey | None = None) -> tuple[int, dict[str, Any]]:
+    # With a proof key, the token is bound to it (RFC 9449: the provider puts cnf.jkt in it).
+    headers = {"DPoP": proof_key.proof(method="POST", target=url)} if proof_key else None
     try:
-        reply = httpx.post(url, data=data, timeout=timeout)
+        reply = httpx.post(url, data=data, timeout=timeout, headers=headers)
         body = reply.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise IdentityError(f"the identity provider at {url} did not answer ({exc})") \
@@ -83,14 +87,17 @@ def start(endpoints: Endpoints, client_id: str, *, scope: str = SCOPE,
 
 
 def poll(endpoints: Endpoints, client_id: str, code: DeviceCode, *,
-         sleep: Callable[[float], None] = time.sleep, timeout: float = 10.0) -> dict[str, Any]:
-    """Wait for the analyst to approve; the token response, or IdentityError."""
+         sleep: Callable[[float], None] = time.sleep, timeout: float = 10.0,
+         proof_key: ClientKey | None = None) -> dict[str, Any]:
+    """Wait for the analyst to approve; the token response, or IdentityError. With
+    `proof_key` the token is bound to that key (mash/identity/dpop.py)."""
     interval = code.interval
     deadline = time.monotonic() + code.expires_in
     while time.monotonic() < deadline:
         status, body = _post(endpoints.token, {"grant_type": DEVICE_GRANT,
                                                "device_code": code.device_code,
-                                               "client_id": client_id}, timeout)
+                                               "client_id": client_id}, timeout,
+                             proof_key)
         if status == 200 and "access_token" in body:
             return body
         error = body.get("error")

@@ -42,6 +42,9 @@ class Analyst:
     expires_at: dt.datetime
     # SHA-256 thumbprint of the client certificate the token is bound to (RFC 8705 cnf).
     certificate_thumbprint: str = ""
+    # RFC 7638 thumbprint of the proof key the token is bound to (RFC 9449 cnf.jkt): each
+    # request must then carry a proof signed with it (mash/identity/dpop.py).
+    key_thumbprint: str = ""
 
     def describe(self) -> str:
         return f"{self.subject} ({self.role}, {self.agency})"
@@ -328,11 +331,13 @@ class TokenVerifier:
             raise IdentityError("analyst token has no usable subject")
         team = trusted.claims.value(claims, "team", required=False)
         cnf = claims.get("cnf")
-        thumbprint = ""
+        thumbprint = jkt = ""
         if cnf is not None:
-            if not isinstance(cnf, dict) or not isinstance(cnf.get("x5t#S256"), str):
-                raise IdentityError("analyst token has a malformed certificate binding")
-            thumbprint = cnf["x5t#S256"]
+            if not isinstance(cnf, dict) or not any(
+                    isinstance(cnf.get(k), str) and cnf[k] for k in ("x5t#S256", "jkt")):
+                raise IdentityError("analyst token has a malformed key binding (cnf)")
+            thumbprint = str(cnf.get("x5t#S256") or "")
+            jkt = str(cnf.get("jkt") or "")
         return Analyst(
             subject=subject,
             agency=agency,
@@ -342,6 +347,7 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             expires_at=dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC),
             certificate_thumbprint=thumbprint,
+            key_thumbprint=jkt,
         )
 
     def check_binding(self, analyst: Analyst, client_certificate: bytes | None) -> None:
