@@ -118,10 +118,11 @@ def poll(endpoints: Endpoints, client_id: str, code: DeviceCode, *,
 
 
 def refresh(endpoints: Endpoints, client_id: str, refresh_token: str, *,
-            timeout: float = 10.0) -> dict[str, Any]:
+            timeout: float = 10.0, proof_key: ClientKey | None = None) -> dict[str, Any]:
+    """New tokens; a key-bound sign-in must prove the same key (`proof_key`) again."""
     status, body = _post(endpoints.token, {"grant_type": "refresh_token",
                                            "refresh_token": refresh_token,
-                                           "client_id": client_id}, timeout)
+                                           "client_id": client_id}, timeout, proof_key)
     if status != 200 or "access_token" not in body:
         raise IdentityError("the identity provider would not refresh the sign-in "
                             f"({body.get('error_description') or body.get('error') or status})"
@@ -133,8 +134,27 @@ def refresh_path(token_file: Path) -> Path:
     return token_file.with_name(token_file.name + ".refresh")
 
 
-def save(token_file: Path, tokens: dict[str, Any], *, issuer: str, client_id: str) -> None:
-    """The access token to `token_file`; the refresh token and where it came from beside it."""
+def proof_key_path(token_file: Path) -> Path:
+    return token_file.with_name(token_file.name + ".key")
+
+
+def load_proof_key(token_file: Path) -> ClientKey | None:
+    """The proof key `mash login --bind-key` left beside the token file, if any."""
+    path = proof_key_path(token_file)
+    if not path.exists():
+        return None
+    try:
+        return ClientKey.from_pem(path.read_bytes())
+    except (OSError, IdentityError) as exc:
+        raise IdentityError(f"{path} is unreadable ({exc}): run mash login again") from None
+
+
+def save(token_file: Path, tokens: dict[str, Any], *, issuer: str, client_id: str,
+         proof_key: ClientKey | None = None) -> None:
+    """The access token to `token_file`; the refresh token and where it came from beside it,
+    and the proof key the token is bound to (private files)."""
+    if proof_key is not None:
+        write_atomic(proof_key_path(token_file), proof_key.to_pem(), private=True)
     write_atomic(token_file, (str(tokens["access_token"]) + "\n").encode(), private=True)
     if tokens.get("refresh_token"):
         state = {"issuer": issuer, "client_id": client_id,
@@ -164,6 +184,7 @@ def fresh_token(token_file: Path) -> str:
         refresh_token = str(state["refresh_token"])
     except (OSError, ValueError, KeyError):
         raise IdentityError(f"{side} is unreadable: run mash login again") from None
-    tokens = refresh(discover(issuer), client_id, refresh_token)
+    key = load_proof_key(token_file)
+    tokens = refresh(discover(issuer), client_id, refresh_token, proof_key=key)
     save(token_file, tokens, issuer=issuer, client_id=client_id)
     return str(tokens["access_token"])
