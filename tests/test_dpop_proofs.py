@@ -116,3 +116,47 @@ def test_key_round_trips_through_pem(tmp_path: Path) -> None:
     assert again.thumbprint == key.thumbprint
     with pytest.raises(IdentityError, match="not a readable PEM private key"):
         ClientKey.from_pem(b"not a key")
+
+
+def test_lookup_proof_covers_subject_and_context_as_forwarded(
+        bound: tuple[ClientKey, str, str], idp: OidcProvider) -> None:
+    from mash.identity.request_binding import (
+        LOOKUP_METHOD,
+        LOOKUP_TARGET,
+        check_lookup_proof,
+        lookup_bytes,
+    )
+    from mash.v1 import subject_pb2
+
+    key, token, _ = bound
+    analyst = verifier(idp.issuer_config()).verify(token)
+    subject = subject_pb2.Subject(name=subject_pb2.PersonName(given="Ann", family="Smith"),
+                                  date_of_birth=subject_pb2.Date(year=2015, month=3, day=1))
+    context = subject_pb2.RequestContext(purpose="s47", stage="strategy",
+                                         case_reference="C-1", urgency=subject_pb2.URGENCY_RED)
+    proof = key.proof(method=LOOKUP_METHOD, target=LOOKUP_TARGET, access_token=token,
+                      request=lookup_bytes(subject, context))
+    # The agent sees the subject and context after the broker parsed and re-serialised them.
+    forwarded = subject_pb2.Subject.FromString(subject.SerializeToString())
+    forwarded_context = subject_pb2.RequestContext.FromString(context.SerializeToString())
+    proofs = ProofVerifier()
+    check_lookup_proof(proofs, analyst=analyst, token=token, proof=proof, subject=forwarded,
+                       context=forwarded_context)  # the positive control
+    # A broker (or anyone holding the token) asking about another child with the same proof:
+    other = subject_pb2.Subject()
+    other.CopyFrom(forwarded)
+    other.name.family = "Jones"
+    with pytest.raises(IdentityError, match="for another request"):
+        check_lookup_proof(ProofVerifier(), analyst=analyst, token=token, proof=proof,
+                           subject=other, context=forwarded_context)
+    with pytest.raises(IdentityError, match="used before"):
+        check_lookup_proof(proofs, analyst=analyst, token=token, proof=proof,
+                           subject=forwarded, context=forwarded_context)
+    # Unbound tokens pass unless proofs are required, then are refused saying how to fix.
+    unbound_token = device_tokens(idp, "alice")["access_token"]
+    unbound = verifier(idp.issuer_config()).verify(unbound_token)
+    check_lookup_proof(proofs, analyst=unbound, token=unbound_token, proof="",
+                       subject=forwarded, context=forwarded_context)
+    with pytest.raises(IdentityError, match=r"must be bound to a proof key .*--bind-key"):
+        check_lookup_proof(proofs, analyst=unbound, token=unbound_token, proof="",
+                           subject=forwarded, context=forwarded_context, require=True)
