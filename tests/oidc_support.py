@@ -21,6 +21,8 @@ from urllib.parse import urljoin
 
 import httpx
 
+from mash.identity.dpop import ClientKey
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "oidc" / "provider.mjs"
 RESOURCE = "urn:mash-exchange"
@@ -63,12 +65,16 @@ class OidcProvider:
     def start(cls, workdir: Path, *, console_redirect: str = "http://127.0.0.1:1/callback",
               console_logout_redirect: str = "http://127.0.0.1:1/",
               users: dict[str, dict[str, Any]] | None = None,
-              access_token_ttl: int = 300) -> OidcProvider:
+              access_token_ttl: int = 300, port: int | None = None,
+              listen_port: int | None = None) -> OidcProvider:
+        """`port` is the issuer URL's; `listen_port`, when given, is where the provider
+        listens (behind a tests/counting_proxy.py on `port`)."""
         workdir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
+        port = port or free_port()
         chosen = users if users is not None else USERS
         config = {
-            "port": port, "audience": "mash-exchange", "resource": RESOURCE,
+            "port": port, "listen_port": listen_port or port,
+            "audience": "mash-exchange", "resource": RESOURCE,
             "access_token_ttl": access_token_ttl, "users": chosen,
             "clients": [
                 {"client_id": CONSOLE_CLIENT, "client_secret": CONSOLE_SECRET,
@@ -179,15 +185,16 @@ def wait_ready(provider: OidcProvider, timeout: float = 10) -> None:
     raise RuntimeError("oidc-provider did not answer its discovery document")
 
 
-def device_tokens(provider: OidcProvider, login: str) -> dict[str, Any]:
+def device_tokens(provider: OidcProvider, login: str, *,
+                  proof_key: ClientKey | None = None) -> dict[str, Any]:
     """Tokens for `login` by the device flow, the user approving through the provider's
-    pages (what `mash login` does, without the CLI)."""
+    pages (what `mash login` does, without the CLI); bound to `proof_key` when given."""
     from mash.identity import device
 
     endpoints = device.discover(provider.issuer)
     code = device.start(endpoints, CLI_CLIENT)
     approve_device(code.verification_uri, code.user_code, login)
-    return device.poll(endpoints, CLI_CLIENT, code)
+    return device.poll(endpoints, CLI_CLIENT, code, proof_key=proof_key)
 
 
 def authorize(url: str, login: str, redirect_uri: str) -> str:

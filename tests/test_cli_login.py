@@ -14,6 +14,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from mash.errors import IdentityError
 from mash.identity import device
 from tests.oidc_support import OidcProvider, approve_device, available, free_port
 
@@ -30,9 +31,9 @@ def idp(tmp_path: Path) -> Iterator[OidcProvider]:
         provider.stop()
 
 
-def login(idp: OidcProvider, token_file: Path, user: str) -> tuple[int, str]:
+def login(idp: OidcProvider, token_file: Path, user: str, *extra: str) -> tuple[int, str]:
     proc = subprocess.Popen([*MASH, "login", "--issuer", idp.issuer, "--token-file",
-                             str(token_file)], stderr=subprocess.PIPE, text=True,
+                             str(token_file), *extra], stderr=subprocess.PIPE, text=True,
                             env={**os.environ})
     assert proc.stderr is not None
     first = proc.stderr.readline()
@@ -81,3 +82,29 @@ def test_login_refusals_are_one_line(idp: OidcProvider, tmp_path: Path) -> None:
                             text=True, timeout=60)
     assert client.returncode != 0 and "check --client-id" in client.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_login_bind_key_binds_the_token_and_its_refreshes(idp: OidcProvider,
+                                                          tmp_path: Path) -> None:
+    from mash.identity.dpop import ClientKey
+
+    token_file = tmp_path / "analyst.jwt"
+    code, err = login(idp, token_file, "alice", "--bind-key")
+    assert code == 0, err
+    key_file = device.proof_key_path(token_file)
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    key = device.load_proof_key(token_file)
+    assert key is not None
+    claims = jwt.decode(token_file.read_text().strip(), options={"verify_signature": False})
+    assert claims["cnf"] == {"jkt": key.thumbprint}
+    side = json.loads(device.refresh_path(token_file).read_text())
+    endpoints = device.discover(idp.issuer)
+    # The provider binds the refresh token to the key: another key cannot use it...
+    with pytest.raises(IdentityError, match="would not refresh"):
+        device.refresh(endpoints, "mash-cli", side["refresh_token"],
+                       proof_key=ClientKey.generate())
+    # ...the key's holder can, and the new token is bound to the same key.
+    soon = jwt.encode({**claims, "exp": 1}, "k" * 32, algorithm="HS256")
+    token_file.write_text(soon + "\n")
+    renewed = jwt.decode(device.fresh_token(token_file), options={"verify_signature": False})
+    assert renewed["cnf"] == {"jkt": key.thumbprint} and renewed["sub"] == "alice"

@@ -29,7 +29,7 @@ from mash.console import ig
 from mash.console import report as report_page
 from mash.console.config import ConsoleConfig
 from mash.console.forms import LABELS, LookupForm, validate
-from mash.console.oidc import OidcClient
+from mash.console.oidc import OidcClient, Tokens
 from mash.console.sessions import COOKIE, LOGIN_CSRF_COOKIE, LookupRecord, Session, SessionStore
 from mash.console.views import agents_view, lookup_view, rag_timer, summary
 from mash.errors import IdentityError, MashError, ValidationError
@@ -127,30 +127,53 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
         return response
 
     oidc = OidcClient(cfg.oidc) if cfg.oidc else None
+    renewing: dict[str, asyncio.Lock] = {}
+
+    @app.middleware("http")
+    async def renew_tokens(request: Request,
+                           call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if oidc is not None:
+            await renew_if_due(request.cookies.get(COOKIE))
+        return await call_next(request)
 
     def current(request: Request) -> Session | None:
-        session = sessions.get(request.cookies.get(COOKIE))
-        if session is not None and session.refresh_token and oidc is not None:
-            renew_if_due(session)
-        return session
+        return sessions.get(request.cookies.get(COOKIE))
 
-    def renew_if_due(session: Session) -> None:
-        """Refresh the access token through the provider a minute before it expires. A
-        refusal ends the session (the account may have been disabled at the provider)."""
-        if session.analyst.expires_at - dt.datetime.now(dt.UTC) > REFRESH_MARGIN:
-            return
+    def due(session: Session) -> bool:
+        return session.analyst.expires_at - dt.datetime.now(dt.UTC) <= REFRESH_MARGIN
+
+    def refreshed(refresh_token: str) -> tuple[Tokens, Analyst]:
         assert oidc is not None
-        try:
-            tokens = oidc.refresh(session.refresh_token)
-            analyst = cfg.auth.verify(tokens.access_token)
-        except IdentityError as exc:
-            log.warning("refresh_refused", reason=str(exc))
-            sessions.end(session)
+        tokens = oidc.refresh(refresh_token)
+        return tokens, cfg.auth.verify(tokens.access_token)
+
+    async def renew_if_due(cookie: str | None) -> None:
+        """Refresh the access token through the provider a minute before it expires, in a
+        thread (a slow provider stalls no other request), once per session however many of
+        its requests arrive meanwhile (a refresh token is single use). A refusal ends the
+        session (the account may have been disabled at the provider)."""
+        session = sessions.get(cookie)
+        if session is None or not session.refresh_token or not due(session):
             return
-        sessions.renew(session, token=tokens.access_token, analyst=analyst,
-                       refresh_token=tokens.refresh_token, id_token=tokens.id_token)
-        log.info("token_refreshed", analyst=analyst.subject,
-                 token_expires=analyst.expires_at.isoformat())
+        lock = renewing.setdefault(session.id, asyncio.Lock())
+        try:
+            async with lock:
+                if sessions.get(cookie) is None or not due(session):
+                    return  # renewed (or ended) by the request we waited for
+                try:
+                    tokens, analyst = await asyncio.to_thread(refreshed,
+                                                              session.refresh_token)
+                except IdentityError as exc:
+                    log.warning("refresh_refused", reason=str(exc))
+                    sessions.end(session)
+                    return
+                sessions.renew(session, token=tokens.access_token, analyst=analyst,
+                               refresh_token=tokens.refresh_token, id_token=tokens.id_token)
+                log.info("token_refreshed", analyst=analyst.subject,
+                         token_expires=analyst.expires_at.isoformat())
+        finally:
+            if not lock.locked():
+                renewing.pop(session.id, None)
 
     def need(request: Request) -> Session:
         session = current(request)

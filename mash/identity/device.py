@@ -20,6 +20,7 @@ import jwt
 
 from mash.errors import IdentityError
 from mash.files import write_atomic
+from mash.identity.dpop import ClientKey
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SCOPE = "openid offline_access lookup"
@@ -49,9 +50,12 @@ def discover(issuer: str, *, timeout: float = 10.0) -> Endpoints:
     return Endpoints(issuer, device, str(document["token_endpoint"]))
 
 
-def _post(url: str, data: dict[str, str], timeout: float) -> tuple[int, dict[str, Any]]:
+def _post(url: str, data: dict[str, str], timeout: float,
+          proof_key: ClientKey | None = None) -> tuple[int, dict[str, Any]]:
+    # With a proof key, the token is bound to it (RFC 9449: the provider puts cnf.jkt in it).
+    headers = {"DPoP": proof_key.proof(method="POST", target=url)} if proof_key else None
     try:
-        reply = httpx.post(url, data=data, timeout=timeout)
+        reply = httpx.post(url, data=data, timeout=timeout, headers=headers)
         body = reply.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise IdentityError(f"the identity provider at {url} did not answer ({exc})") \
@@ -83,14 +87,17 @@ def start(endpoints: Endpoints, client_id: str, *, scope: str = SCOPE,
 
 
 def poll(endpoints: Endpoints, client_id: str, code: DeviceCode, *,
-         sleep: Callable[[float], None] = time.sleep, timeout: float = 10.0) -> dict[str, Any]:
-    """Wait for the analyst to approve; the token response, or IdentityError."""
+         sleep: Callable[[float], None] = time.sleep, timeout: float = 10.0,
+         proof_key: ClientKey | None = None) -> dict[str, Any]:
+    """Wait for the analyst to approve; the token response, or IdentityError. With
+    `proof_key` the token is bound to that key (mash/identity/dpop.py)."""
     interval = code.interval
     deadline = time.monotonic() + code.expires_in
     while time.monotonic() < deadline:
         status, body = _post(endpoints.token, {"grant_type": DEVICE_GRANT,
                                                "device_code": code.device_code,
-                                               "client_id": client_id}, timeout)
+                                               "client_id": client_id}, timeout,
+                             proof_key)
         if status == 200 and "access_token" in body:
             return body
         error = body.get("error")
@@ -111,10 +118,11 @@ def poll(endpoints: Endpoints, client_id: str, code: DeviceCode, *,
 
 
 def refresh(endpoints: Endpoints, client_id: str, refresh_token: str, *,
-            timeout: float = 10.0) -> dict[str, Any]:
+            timeout: float = 10.0, proof_key: ClientKey | None = None) -> dict[str, Any]:
+    """New tokens; a key-bound sign-in must prove the same key (`proof_key`) again."""
     status, body = _post(endpoints.token, {"grant_type": "refresh_token",
                                            "refresh_token": refresh_token,
-                                           "client_id": client_id}, timeout)
+                                           "client_id": client_id}, timeout, proof_key)
     if status != 200 or "access_token" not in body:
         raise IdentityError("the identity provider would not refresh the sign-in "
                             f"({body.get('error_description') or body.get('error') or status})"
@@ -126,8 +134,27 @@ def refresh_path(token_file: Path) -> Path:
     return token_file.with_name(token_file.name + ".refresh")
 
 
-def save(token_file: Path, tokens: dict[str, Any], *, issuer: str, client_id: str) -> None:
-    """The access token to `token_file`; the refresh token and where it came from beside it."""
+def proof_key_path(token_file: Path) -> Path:
+    return token_file.with_name(token_file.name + ".key")
+
+
+def load_proof_key(token_file: Path) -> ClientKey | None:
+    """The proof key `mash login --bind-key` left beside the token file, if any."""
+    path = proof_key_path(token_file)
+    if not path.exists():
+        return None
+    try:
+        return ClientKey.from_pem(path.read_bytes())
+    except (OSError, IdentityError) as exc:
+        raise IdentityError(f"{path} is unreadable ({exc}): run mash login again") from None
+
+
+def save(token_file: Path, tokens: dict[str, Any], *, issuer: str, client_id: str,
+         proof_key: ClientKey | None = None) -> None:
+    """The access token to `token_file`; the refresh token and where it came from beside it,
+    and the proof key the token is bound to (private files)."""
+    if proof_key is not None:
+        write_atomic(proof_key_path(token_file), proof_key.to_pem(), private=True)
     write_atomic(token_file, (str(tokens["access_token"]) + "\n").encode(), private=True)
     if tokens.get("refresh_token"):
         state = {"issuer": issuer, "client_id": client_id,
@@ -157,6 +184,7 @@ def fresh_token(token_file: Path) -> str:
         refresh_token = str(state["refresh_token"])
     except (OSError, ValueError, KeyError):
         raise IdentityError(f"{side} is unreadable: run mash login again") from None
-    tokens = refresh(discover(issuer), client_id, refresh_token)
+    key = load_proof_key(token_file)
+    tokens = refresh(discover(issuer), client_id, refresh_token, proof_key=key)
     save(token_file, tokens, issuer=issuer, client_id=client_id)
     return str(tokens["access_token"])

@@ -42,6 +42,9 @@ class Analyst:
     expires_at: dt.datetime
     # SHA-256 thumbprint of the client certificate the token is bound to (RFC 8705 cnf).
     certificate_thumbprint: str = ""
+    # RFC 7638 thumbprint of the proof key the token is bound to (RFC 9449 cnf.jkt): each
+    # request must then carry a proof signed with it (mash/identity/dpop.py).
+    key_thumbprint: str = ""
 
     def describe(self) -> str:
         return f"{self.subject} ({self.role}, {self.agency})"
@@ -96,14 +99,17 @@ class TrustedIssuer:
             if section.has("public_key"):
                 raise section.error("public_key", "give either public_key or discovery/"
                                                   "jwks_uri, not both")
-            remote = RemoteKeys(
-                issuer, jwks_uri=jwks_uri,
-                cache_seconds=section.float("jwks_cache_seconds", 300.0, minimum=1,
-                                            maximum=86400),
-                cooldown_seconds=section.float("jwks_refetch_cooldown_seconds", 30.0,
-                                               minimum=0, maximum=3600),
-                timeout_seconds=section.float("fetch_timeout_seconds", 5.0, minimum=0.1,
-                                              maximum=60))
+            cache = section.float("jwks_cache_seconds", 300.0, minimum=1, maximum=86400)
+            cooldown = (section.float("jwks_refetch_cooldown_seconds", 0.0, minimum=0,
+                                      maximum=3600)
+                        if section.has("jwks_refetch_cooldown_seconds") else None)
+            try:
+                remote = RemoteKeys(
+                    issuer, jwks_uri=jwks_uri, cache_seconds=cache, cooldown_seconds=cooldown,
+                    timeout_seconds=section.float("fetch_timeout_seconds", 5.0, minimum=0.1,
+                                                  maximum=60))
+            except IdentityError as exc:
+                raise section.error("jwks_refetch_cooldown_seconds", str(exc)) from None
             algorithms = tuple(section.str_list("algorithms", list(REMOTE_ALGORITHMS)))
             unknown = set(algorithms) - set(REMOTE_ALGORITHMS)
             if unknown or not algorithms:
@@ -325,11 +331,13 @@ class TokenVerifier:
             raise IdentityError("analyst token has no usable subject")
         team = trusted.claims.value(claims, "team", required=False)
         cnf = claims.get("cnf")
-        thumbprint = ""
+        thumbprint = jkt = ""
         if cnf is not None:
-            if not isinstance(cnf, dict) or not isinstance(cnf.get("x5t#S256"), str):
-                raise IdentityError("analyst token has a malformed certificate binding")
-            thumbprint = cnf["x5t#S256"]
+            if not isinstance(cnf, dict) or not any(
+                    isinstance(cnf.get(k), str) and cnf[k] for k in ("x5t#S256", "jkt")):
+                raise IdentityError("analyst token has a malformed key binding (cnf)")
+            thumbprint = str(cnf.get("x5t#S256") or "")
+            jkt = str(cnf.get("jkt") or "")
         return Analyst(
             subject=subject,
             agency=agency,
@@ -339,6 +347,7 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             expires_at=dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC),
             certificate_thumbprint=thumbprint,
+            key_thumbprint=jkt,
         )
 
     def check_binding(self, analyst: Analyst, client_certificate: bytes | None) -> None:

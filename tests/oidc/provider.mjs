@@ -3,7 +3,8 @@
 //   node tests/oidc/provider.mjs CONFIG.json
 //
 // CONFIG.json (written by tests/oidc_support.py):
-//   port, audience ("mash-exchange"), resource ("urn:mash-exchange"), access_token_ttl (s),
+//   port (of the issuer URL), listen_port (where it listens; default port: a test puts a
+//   counting proxy on port), audience ("mash-exchange"), resource ("urn:mash-exchange"), access_token_ttl (s),
 //   users: {login: {claims}} -- the claims go into ID tokens and access tokens as given,
 //     so a test chooses the claim names (agency, role, team, groups, or others),
 //   clients: [oidc-provider client metadata].
@@ -106,6 +107,6 @@ const server = http.createServer((req, res) => {
   current.callback()(req, res);
 });
 
-server.listen(config.port, '127.0.0.1', () => {
+server.listen(config.listen_port ?? config.port, '127.0.0.1', () => {
   process.stdout.write(`ready ${issuer}\n`);
 });

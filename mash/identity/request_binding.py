@@ -1,0 +1,45 @@
+"""The lookup a proof is made over (mash/identity/dpop.py), and the one check broker and
+agents share.
+
+The broker assigns the lookup id, so the analyst's client signs what it chooses: the subject
+and the request context (purpose, stage, case, justification, urgency), serialised
+deterministically, with the time (`iat`) and a nonce (`jti`) in the proof. The broker passes
+the proof on beside the subject and context it forwards; an agent recomputes the digest from
+the Query it receives, so a broker that alters the subject or context, or replays an old
+proof, is refused by the agent itself.
+"""
+
+from __future__ import annotations
+
+from mash.errors import IdentityError
+from mash.identity.dpop import ProofVerifier
+from mash.identity.tokens import Analyst
+from mash.v1 import subject_pb2
+
+LOOKUP_METHOD = "mash.v1.Lookup/Lookup"
+LOOKUP_TARGET = "mash-exchange"
+DOMAIN = b"mash-lookup-proof-v1\n"
+
+
+def lookup_bytes(subject: subject_pb2.Subject, context: subject_pb2.RequestContext) -> bytes:
+    """What a lookup proof covers: the subject and context, deterministically serialised
+    (length-prefixed so neither can bleed into the other)."""
+    parts = [subject.SerializeToString(deterministic=True),
+             context.SerializeToString(deterministic=True)]
+    return DOMAIN + b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+
+
+def check_lookup_proof(proofs: ProofVerifier, *, analyst: Analyst, token: str, proof: str,
+                       subject: subject_pb2.Subject, context: subject_pb2.RequestContext,
+                       require: bool = False) -> None:
+    """Refuse (IdentityError) a lookup whose token is key-bound (or, with `require`, any
+    token) unless `proof` proves the key's holder asked for this subject and context, now,
+    once."""
+    if not analyst.key_thumbprint and not require:
+        return
+    if not analyst.key_thumbprint:
+        raise IdentityError("analyst tokens here must be bound to a proof key (cnf.jkt): sign "
+                            "in with mash login --bind-key")
+    proofs.verify(proof, key_thumbprint=analyst.key_thumbprint, method=LOOKUP_METHOD,
+                  target=LOOKUP_TARGET, access_token=token,
+                  request=lookup_bytes(subject, context))
