@@ -240,15 +240,15 @@ async def test_an_agent_that_fails_to_answer_a_query_still_answers_it_not_checke
         running: Running) -> None:
     """A query whose answering raises gets NOT_CHECKED, so the broker never waits for it
     (and holds nothing back behind it)."""
-    link = running.agents["police"].link
-    respond = link.respond
+    for link in running.agents["police"].link.links:
+        respond = link.respond
 
-    async def broken(query, queries):
-        if query.context.case_reference == "BROKEN":
-            raise RuntimeError("a bug while answering")
-        return await respond(query, queries)
+        async def broken(query, queries, respond=respond):
+            if query.context.case_reference == "BROKEN":
+                raise RuntimeError("a bug while answering")
+            return await respond(query, queries)
 
-    link.respond = broken
+        link.respond = broken
     broken_answer = _answer_of(await running.analyst().lookup(lookup_request(case="BROKEN")))
     assert broken_answer.state == R.ANSWER_STATE_NOT_CHECKED and not broken_answer.matches
     assert broken_answer.not_checked_reason == R.NOT_CHECKED_REASON_AGENT_ERROR

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mash.broker.server import SERVICE_NAMES
+from mash.broker.server import AGENT_SERVICE, SERVICE_NAMES
 from tests.helpers import Running, client_tls
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,8 @@ async def test_health_list_gives_every_service_and_follows_shutdown(running: Run
                                      f"{url}/grpc.health.v1.Health/List")
     assert code == 0, err
     statuses = {name: s["status"] for name, s in json.loads(out)["statuses"].items()}
-    assert statuses == {name: "SERVING" for name in ("", *SERVICE_NAMES)}
+    # the analysts' services and the agents' one (SERVING from the start, for agents to connect)
+    assert statuses == {name: "SERVING" for name in ("", *SERVICE_NAMES, AGENT_SERVICE)}
     # once the broker starts to shut down, List says NOT_SERVING for all of them
     assert running.broker is not None
     await running.broker.health.shutdown()
@@ -86,4 +87,5 @@ async def test_health_list_gives_every_service_and_follows_shutdown(running: Run
         listed = await health_pb2_grpc.HealthStub(channel).List(health_pb2.HealthListRequest(),
                                                                 timeout=10)
     assert {n: s.status for n, s in listed.statuses.items()} == {
-        name: health_pb2.HealthCheckResponse.NOT_SERVING for name in ("", *SERVICE_NAMES)}
+        name: health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *SERVICE_NAMES, AGENT_SERVICE)}
