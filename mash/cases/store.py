@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from mash import database_url
 from mash.audit.config import AuditConfig
 from mash.audit.entry import AuditEntry
 from mash.audit.log import AuditLog
@@ -74,15 +75,6 @@ def read_case_key(path: Path) -> bytes:
     return key
 
 
-def _engine_url(url: str, base_dir: Path) -> str:
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        return f"sqlite:///{(base_dir / url.removeprefix('sqlite:///')).resolve()}"
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url.removeprefix(prefix)
-    return url
-
-
 @dataclass(frozen=True)
 class CaseStoreConfig:
     """`cases:` in console.yaml: where cases are kept, their key, for how long, and the
@@ -97,9 +89,8 @@ class CaseStoreConfig:
     @classmethod
     def read(cls, section: Reader) -> CaseStoreConfig:
         store = section.str("store")
-        if not store.startswith(("sqlite:///", "postgresql://", "postgres://",
-                                 "postgresql+psycopg://")):
-            raise section.error("store", "expected sqlite:///path.db or postgresql://...")
+        if not store.startswith(database_url.PREFIXES):
+            raise section.error("store", database_url.EXPECTED)
         key = read_case_key(section.path("key_file"))
         days = section.float("retention_days", 30.0, minimum=0.01, maximum=MAX_RETENTION_DAYS)
         audit = AuditConfig.read(section.section("audit"))
@@ -107,7 +98,7 @@ class CaseStoreConfig:
         return cls(store, section.base_dir, key, dt.timedelta(days=days), audit)
 
     def open(self) -> CaseStore:
-        return CaseStore(_engine_url(self.store, self.base_dir), key=self.key,
+        return CaseStore(database_url.engine_url(self.store, self.base_dir), key=self.key,
                          retention=self.retention, audit=self.audit.open_log())
 
 

@@ -30,7 +30,15 @@ from mash.console import report as report_page
 from mash.console.config import ConsoleConfig
 from mash.console.forms import LABELS, LookupForm, validate
 from mash.console.oidc import OidcClient, Tokens
-from mash.console.sessions import COOKIE, LOGIN_CSRF_COOKIE, LookupRecord, Session, SessionStore
+from mash.console.sessions import (
+    COOKIE,
+    LOGIN_CSRF_COOKIE,
+    LookupRecord,
+    Session,
+    SessionStore,
+    SessionStoreError,
+    SessionTable,
+)
 from mash.console.views import agents_view, lookup_view, rag_timer, summary
 from mash.errors import IdentityError, MashError, ValidationError
 from mash.identity.tokens import Analyst
@@ -104,7 +112,9 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
     app = FastAPI(title="MASH console", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.autoescape = True
-    sessions = SessionStore(cfg.session_secret, dt.timedelta(minutes=cfg.session_minutes))
+    sessions = SessionStore(
+        cfg.session_secret, dt.timedelta(minutes=cfg.session_minutes),
+        table=SessionTable(cfg.session_store, cfg.session_secret) if cfg.session_store else None)
     broker = Broker(cfg)
     client_cert = cfg.client_tls.cert.read_bytes()
     policy_store = PolicyStore(cfg.policy) if cfg.policy else None
@@ -132,9 +142,14 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
     @app.middleware("http")
     async def renew_tokens(request: Request,
                            call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if oidc is not None:
-            await renew_if_due(request.cookies.get(COOKIE))
-        return await call_next(request)
+        try:
+            if oidc is not None:
+                await renew_if_due(request.cookies.get(COOKIE))
+            return await call_next(request)
+        except SessionStoreError as exc:  # nobody is signed in while sessions cannot be read
+            log.error("session_store_unavailable", reason=str(exc))
+            return HTMLResponse(f"Sign-in is unavailable: {exc}. Try again shortly; the "
+                                "console's operators have been told.", status_code=503)
 
     def current(request: Request) -> Session | None:
         return sessions.get(request.cookies.get(COOKIE))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mash import addresses as broker_addresses
+from mash import database_url
 from mash.audit.store import AuditStore, open_store
 from mash.audit.subject_hash import SubjectHasher
 from mash.cases.store import CaseStoreConfig
@@ -75,6 +76,9 @@ class ConsoleConfig:
     session_secret: bytes
     session_minutes: float
     ig_roles: frozenset[str]
+    # `session.store`: a database URL (SQLAlchemy form) for sessions every console shares
+    # and that outlive a restart; None keeps them in this process (mash/console/sessions.py)
+    session_store: str | None = None
     rag_hours: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RAG_HOURS))
     policy: PolicyConfig | None = None
     audit: AuditSearch | None = None
@@ -124,6 +128,12 @@ def load(path: str | Path) -> ConsoleConfig:
     session = top.section("session")
     secret = read_secret(session.path("secret_file"))
     minutes = session.float("lifetime_minutes", 480.0, minimum=1, maximum=24 * 60)
+    session_store = None
+    if session.has("store"):
+        store = session.str("store")
+        if not store.startswith(database_url.PREFIXES):
+            raise session.error("store", database_url.EXPECTED)
+        session_store = database_url.engine_url(store, session.base_dir)
     session.done()
     ig_roles = frozenset(top.str_list("ig_roles", ["ig_lead"]))
     rag = dict(DEFAULT_RAG_HOURS)
@@ -148,6 +158,7 @@ def load(path: str | Path) -> ConsoleConfig:
         path=Path(path), listen_host=host, listen_port=port, server_tls=server_tls,
         broker_address=address, broker_server_name=server_name,
         broker_timeout_seconds=timeout, client_tls=client_tls, auth=auth,
-        session_secret=secret, session_minutes=minutes, ig_roles=ig_roles, rag_hours=rag,
+        session_secret=secret, session_minutes=minutes, session_store=session_store,
+        ig_roles=ig_roles, rag_hours=rag,
         policy=policy, audit=audit, log_level=log_level, cases=cases, oidc=oidc,
         dev_token_signin=dev_token_signin)
