@@ -23,11 +23,5 @@ def fed(tmp_path: Path) -> federation.Federation:
 @pytest.fixture
 async def running(fed: federation.Federation) -> AsyncIterator[Running]:
     """A broker and the four core agents, in process, on loopback with mTLS."""
-    run = Running(fed)
-    await run.start_broker()
-    for agency in CORE:
-        await run.start_agent(agency)
-    try:
+    async with Running.up(fed, CORE) as run:
         yield run
-    finally:
-        await run.stop()

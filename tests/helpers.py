@@ -13,8 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,21 @@ class Running:
     broker: Broker | None = None
     agents: dict[str, Agent] = field(default_factory=dict)
     more_brokers: dict[int, Broker] = field(default_factory=dict)  # n >= 2: fed.broker_configs
+
+    @classmethod
+    @asynccontextmanager
+    async def up(cls, fed: federation.Federation,
+                 agencies: list[str] | tuple[str, ...]) -> AsyncIterator[Running]:
+        """The broker and these agencies' agents running (each agent ready) until the block
+        ends, then everything stopped, whatever the block raised."""
+        run = cls(fed)
+        try:
+            await run.start_broker()
+            for agency in agencies:
+                await run.start_agent(agency)
+            yield run
+        finally:
+            await run.stop()
 
     async def start_broker(self, n: int = 1) -> Broker:
         """Start the n-th broker (from 1) of a federation built with brokers >= n."""

@@ -88,12 +88,8 @@ async def locked_running(quick_audit, tmp_path):
     from tests.conftest import CORE
     from tests.helpers import build_federation
 
-    run = Running(build_federation(tmp_path / "fed"))
-    await run.start_broker()
-    for agency in CORE:
-        await run.start_agent(agency)
-    yield run
-    await run.stop()
+    async with Running.up(build_federation(tmp_path / "fed"), CORE) as run:
+        yield run
 
 
 async def test_broker_answers_nothing_when_its_audit_cannot_be_written(

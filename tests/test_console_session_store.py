@@ -13,7 +13,6 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
-import yaml
 from fastapi.testclient import TestClient
 
 from mash.console import config as console_config
@@ -102,7 +101,7 @@ def test_rows_are_sealed_and_named_by_a_keyed_hash(url: str) -> None:
     assert console(url, b"t" * 32).get(cookie, NOW) is None
     assert console(url).get(cookie, NOW) is not None  # positive control: the same secret
     # a row altered, or its sealed data copied onto another session's row, opens nothing
-    other, other_cookie = store.create("other", SAM, NOW)
+    _, other_cookie = store.create("other", SAM, NOW)
     with engine.begin() as conn:
         conn.execute(SESSIONS.update().values(sealed=rows[0].sealed))
     assert console(url).get(other_cookie, NOW) is None
@@ -187,7 +186,8 @@ def test_a_session_store_that_is_not_a_database_url_is_refused(
         fed: federation.Federation) -> None:
     path = write_console_config(fed, session={
         "secret_file": str(fed.root / "keys" / "console-session.key"), "store": "redis://x"})
-    with pytest.raises(ConfigError, match="session: store: expected sqlite:///path.db or postgresql"):
+    with pytest.raises(ConfigError,
+                       match=r"session: store: expected sqlite:///path\.db or postgresql"):
         console_config.load(path)
 
 

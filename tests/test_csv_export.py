@@ -33,13 +33,8 @@ def export(config: str, *args: str) -> list[dict[str, str]]:
 @pytest.fixture
 async def running(fed) -> AsyncIterator[Running]:
     """A broker and one agent (police): enough for both ends' exports."""
-    run = Running(fed)
-    await run.start_broker()
-    await run.start_agent("police")
-    try:
+    async with Running.up(fed, ["police"]) as run:
         yield run
-    finally:
-        await run.stop()
 
 
 async def test_a_formula_typed_by_an_analyst_comes_out_as_text(running: Running) -> None:

@@ -41,14 +41,10 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[Running, OidcProvider]]:
     trust(fed.broker_config, idp, BROKER_CACHE, broker=True)
     for agency in AGENTS:
         trust(fed.agent_configs[agency], idp, AGENT_CACHE)
-    run = Running(fed)
-    await run.start_broker()
-    for agency in AGENTS:
-        await run.start_agent(agency)
     try:
-        yield run, idp
+        async with Running.up(fed, AGENTS) as run:
+            yield run, idp
     finally:
-        await run.stop()
         idp.stop()
 
 

@@ -35,14 +35,8 @@ def small(tmp_path: Path) -> federation.Federation:
 
 @pytest.fixture
 async def live(small: federation.Federation):  # type: ignore[no-untyped-def]
-    run = Running(small)
-    await run.start_broker()
-    for agency in AGENCIES:
-        await run.start_agent(agency)
-    try:
+    async with Running.up(small, AGENCIES) as run:
         yield run
-    finally:
-        await run.stop()
 
 
 def _serial(path: Path) -> int:

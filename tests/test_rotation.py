@@ -31,14 +31,9 @@ AGENCIES = ["police", "health"]
 
 @pytest.fixture
 async def live(tmp_path: Path):  # type: ignore[no-untyped-def]
-    run = Running(build_federation(tmp_path / "fed", agencies=AGENCIES, background=20))
-    await run.start_broker()
-    for agency in AGENCIES:
-        await run.start_agent(agency)
-    try:
+    fed = build_federation(tmp_path / "fed", agencies=AGENCIES, background=20)
+    async with Running.up(fed, AGENCIES) as run:
         yield run
-    finally:
-        await run.stop()
 
 
 def _serial(pem: bytes) -> int:
