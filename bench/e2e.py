@@ -1,9 +1,12 @@
 """End-to-end lookups: a broker and eight agents on loopback with mTLS, as real processes.
 
 Each agent holds --records synthetic records (default 100,000) in its agency's own schema.
+Lookups are a realistic mix: half about people the agencies hold, half about people nobody
+holds, each typed with the generator's --corruption (default low).
 Reports latency (p50/p95/p99) at concurrency 1, sustained lookups per second at concurrency
 16, and two floors that make the overheads visible as ratios:
-  * bare fan-out: the client itself asks eight gRPC servers at once (no broker, no work);
+  * bare fan-out: the client itself asks as many gRPC servers at once as a lookup asks
+    agents (no broker, no work);
   * broker floor: the same broker and streams, but agents that answer at once with nothing.
 broker overhead = broker floor / bare fan-out; agent work = full / broker floor.
 
@@ -40,14 +43,19 @@ from mash.client import ClientConfig
 from mash.demo import data, federation
 from mash.demo.agencies import AGENCIES as SPECS
 from mash.grpc_options import channel_options
+from mash.synth.corrupt import LEVELS, view
 from mash.synth.population import Person, population
-from mash.v1 import lookup_pb2, lookup_pb2_grpc
+from mash.v1 import answer_pb2, lookup_pb2, lookup_pb2_grpc, subject_pb2
 from tests.helpers import lookup_request
 
 AGENCIES = ["police", "health", "csc", "education", "probation", "housing", "asc", "ambulance"]
 ROWS = {"police": data.police_row, "health": data.health_row, "csc": data.csc_row,
         "education": data.education_row, "probation": data.probation_row,
         "housing": data.housing_row, "asc": data.asc_row, "ambulance": data.ambulance_row}
+# Agencies the broker does not ask at all (refused at routing, before any agent).
+ROUTING_REFUSALS = (answer_pb2.NOT_CHECKED_REASON_NO_AGREEMENT,
+                    answer_pb2.NOT_CHECKED_REASON_APPROVAL_REQUIRED)
+SEXES = {"M": subject_pb2.SEX_MALE, "F": subject_pb2.SEX_FEMALE}
 TARGETS = {"p99_ms_concurrency_1": 50.0, "lookups_per_second_concurrency_16": 100.0,
            "broker_overhead_ratio": 3.0}
 
@@ -81,15 +89,32 @@ def write_data(directory: Path, per_agent: int, seed: int) -> tuple[dict[str, Pa
     return files, people
 
 
-def requests_for(people: list[Person], n: int, seed: int) -> list[lookup_pb2.LookupRequest]:
+def requests_for(people: list[Person], n: int, seed: int,
+                 corruption: str = "low") -> tuple[list[lookup_pb2.LookupRequest], int]:
+    """Lookups as a MASH asks them: half about people the agencies hold (each agent holds
+    two thirds of `people`), half about people nobody holds, every one of them as an
+    analyst would type it, with the generator's `corruption` (typos, nicknames, a moved
+    address, a missing date...). Returns the requests and how many are about held people."""
     rng = random.Random(seed + 1)
+    today = dt.date.today()
+    level = LEVELS[corruption]
     strangers = population(n, seed=seed + 99)
-    out = []
+    out, held = [], 0
     for i in range(n):
-        p = rng.choice(people) if rng.random() < 0.8 else strangers[i]
-        out.append(lookup_request(f"{p.given} {p.family}", p.date_of_birth.isoformat(),
-                                  (p.postcode,), case=f"BENCH-{i}"))
-    return out
+        about_held = i % 2 == 0
+        held += about_held
+        v = view(rng.choice(people) if about_held else strangers[i], level, rng, today)
+        request = lookup_request(" ".join(filter(None, (v.given, v.family))) or None,
+                                 v.date_of_birth.isoformat() if v.date_of_birth else None,
+                                 tuple(v.postcodes), case=f"BENCH-{i}")
+        if v.addresses and request.subject.addresses:
+            request.subject.addresses[0].lines.append(v.addresses[0])
+        elif v.addresses:
+            request.subject.addresses.add(lines=[v.addresses[0]])
+        if v.sex in ("M", "F"):
+            request.subject.sex = SEXES[v.sex]
+        out.append(request)
+    return out, held
 
 
 def build_federation(root: Path, files: dict[str, Path]) -> federation.Federation:
@@ -218,6 +243,11 @@ async def metered(call: Any, requests: list[Any], seconds: float, concurrency: i
     return rate, cpu
 
 
+def asked_agents(response: lookup_pb2.LookupResponse) -> int:
+    """How many agents a lookup asked: every answer but those refused at routing."""
+    return sum(a.not_checked_reason not in ROUTING_REFUSALS for a in response.answers)
+
+
 def stats(values: list[float]) -> dict[str, float]:
     return {"p50": round(percentile(values, 50), 2), "p95": round(percentile(values, 95), 2),
             "p99": round(percentile(values, 99), 2), "mean": round(statistics.fmean(values), 2)}
@@ -229,10 +259,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     files, people = write_data(root / "data", args.records, args.seed)
     fed = build_federation(root, files)
-    requests = requests_for(people, args.lookups, args.seed)
+    requests, held = requests_for(people, args.lookups, args.seed, args.corruption)
     logs = root / "logs"
     logs.mkdir()
     figures: dict[str, Any] = {"records_per_agent": args.records, "agents": len(AGENCIES),
+                               "lookups": {"asked": len(requests), "about_held_people": held,
+                                           "corruption": args.corruption},
                                "data_written_seconds": round(time.monotonic() - started, 1),
                                "speed_probe_ms_before": speed_probe()}
     procs = [spawn(["-m", "mash", "broker", "serve", "--config", str(fed.broker_config)],
@@ -265,6 +297,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 key = STATE_LABELS[a.state]
                 states[key] = states.get(key, 0) + 1
         figures["answer_states_in_50_lookups"] = states
+        # The bare fan-out asks as many servers as a lookup asks agents: agencies refused at
+        # routing (no agreement for the purpose) are never asked, so they are not counted.
+        asked = asked_agents(await client.lookup(requests[0]))
+        figures["agents_asked_per_lookup"] = asked
         if args.plain_only:
             return figures
         await latencies(client.blind_lookup, requests[:10])
@@ -285,7 +321,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         figures["broker_floor_lookups_per_second_concurrency_16"] = round(rate, 1)
         figures["broker_floor_cpu_ms_per_lookup_concurrency_16"] = cpu
 
-        ports = [federation.free_port() for _ in AGENCIES]
+        ports = [federation.free_port() for _ in range(asked)]
         procs.append(spawn(["-m", "bench.null_agents", "servers", "--root", str(root),
                             "--ports", ",".join(map(str, ports))], logs / "servers.log"))
         await asyncio.sleep(2)
@@ -336,6 +372,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--runs", type=int, default=3,
                         help="measure full lookups this many times (median reported)")
+    parser.add_argument("--corruption", choices=sorted(LEVELS), default="low",
+                        help="how the lookups are typed (the generator's corruption level)")
     parser.add_argument("--dir", type=Path, default=Path("var/bench-e2e"))
     parser.add_argument("--name", default="")
     parser.add_argument("--plain-only", action="store_true",
@@ -368,7 +406,8 @@ def main() -> None:
           f"{figures['broker_floor_lookups_per_second_concurrency_16']} lookups/s")
     print(f"broker floor CPU ms per lookup: "
           f"{figures['broker_floor_cpu_ms_per_lookup_concurrency_16']}")
-    print(f"bare fan-out (client asks 8 servers): p50 {bare['p50']} ms")
+    print(f"bare fan-out (client asks {figures['agents_asked_per_lookup']} servers, as many "
+          f"as a lookup asks agents): p50 {bare['p50']} ms")
     print(f"broker overhead {figures['broker_overhead_ratio']}x the bare fan-out; agent work "
           f"{figures['agent_work_ratio']}x the broker floor")
     print(f"targets met: {figures['meets']}; written to {path}")

@@ -10,13 +10,16 @@ with its neighbour's, so drift moves both sides of a pair alike.
     python -m bench.paired --baseline /tmp/baseline [--candidate .] [--rounds 10]
 
 Prints and records (bench/results/paired_<name>.json) the mean and median paired ratio of
-CPU per lookup, candidate over baseline: below 1 means the candidate is cheaper. With ten
-pairs, differences under about 3% are within the noise.
+CPU per lookup, candidate over baseline (below 1: the candidate is cheaper), with the noise
+band computed from the pairs themselves: a 95% bootstrap interval of the mean ratio. Only
+an interval that excludes 1 is a difference; otherwise the verdict is "within the noise",
+and the interval's width says how large a change this run could have seen.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import shutil
 import statistics
 import subprocess
@@ -57,6 +60,19 @@ class Side:
         await self.client.channel.close()
 
 
+def noise_band(ratios: list[float], *, resamples: int = 10_000,
+               seed: int = 0) -> dict[str, Any]:
+    """The 95% bootstrap interval of the mean paired ratio, and what it means."""
+    rng = random.Random(seed)
+    means = sorted(statistics.fmean(rng.choices(ratios, k=len(ratios)))
+                   for _ in range(resamples))
+    low, high = means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
+    verdict = ("candidate cheaper" if high < 1 else "candidate costlier" if low > 1
+               else "within the noise")
+    return {"ci95": [round(low, 3), round(high, 3)], "verdict": verdict,
+            "half_width": round((high - low) / 2, 3)}
+
+
 def _commit(path: Path) -> str:
     """The checkout's commit (with "+changes" when its tracked files differ from it)."""
     def git(*args: str) -> str:
@@ -80,7 +96,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     shutil.rmtree(data, ignore_errors=True)
     _, people = e2e.write_data(data, args.records, args.seed)
     files = {a: data / e2e.SPECS[a]["source"]["file"] for a in e2e.AGENCIES}
-    requests = e2e.requests_for(people, args.lookups, args.seed)
+    requests, _ = e2e.requests_for(people, args.lookups, args.seed)
     sides: list[Side] = []
     try:
         for label, code in (("baseline", args.baseline), ("candidate", args.candidate)):
@@ -107,6 +123,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "speed_probe_ms_before": probe_before, "speed_probe_ms_after": speed_probe(),
             "cpu_ratio_mean": round(statistics.fmean(ratios), 3),
             "cpu_ratio_median": round(statistics.median(ratios), 3),
+            "cpu_ratio_noise": noise_band(ratios),
             "lookups_per_second_mean": {
                 label: round(statistics.fmean(p[label]["lookups_per_second"] for p in pairs), 1)
                 for label in ("baseline", "candidate")},
@@ -129,9 +146,11 @@ def main() -> None:
     args.baseline, args.candidate = _checkout(args.baseline), _checkout(args.candidate)
     figures = eventloop.run(run(args))
     path = record(args.name, figures)
+    noise = figures["cpu_ratio_noise"]
     print(f"CPU a lookup, candidate / baseline: mean {figures['cpu_ratio_mean']}, median "
           f"{figures['cpu_ratio_median']} over {args.rounds} pairs (below 1: the candidate is "
-          f"cheaper); lookups a second {figures['lookups_per_second_mean']}; written to {path}")
+          f"cheaper); 95% interval {noise['ci95']}: {noise['verdict']}; lookups a second "
+          f"{figures['lookups_per_second_mean']}; written to {path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,53 @@
+"""What the benchmarks measure: the end-to-end lookups are a realistic mix, the bare fan-out
+asks as many servers as a lookup asks agents, and the paired comparison says "within the
+noise" unless its own interval excludes no change."""
+
+from __future__ import annotations
+
+from bench import e2e, paired
+from mash.synth.population import population
+from mash.v1 import answer_pb2 as R
+from mash.v1 import lookup_pb2
+
+
+def test_e2e_lookups_are_half_held_and_typed_with_errors() -> None:
+    people = population(400, seed=7)
+    requests, held = e2e.requests_for(people, 200, seed=7, corruption="medium")
+    assert len(requests) == 200 and held == 100
+    known = {(p.given, p.family, p.date_of_birth.isoformat()) for p in people}
+
+    def exact(r: lookup_pb2.LookupRequest) -> bool:
+        s = r.subject
+        dob = (f"{s.date_of_birth.year:04d}-{s.date_of_birth.month:02d}-"
+               f"{s.date_of_birth.day:02d}")
+        return (s.name.given, s.name.family, dob) in known
+    about_held, about_others = requests[0::2], requests[1::2]
+    # most questions about held people are asked as typed, some with errors; none of the
+    # others are anyone held
+    assert 50 < sum(map(exact, about_held)) < 100
+    assert sum(map(exact, about_others)) == 0
+    assert any(r.subject.addresses and r.subject.addresses[0].lines for r in requests)
+    # the clean level asks every held person exactly (the positive control)
+    clean, _ = e2e.requests_for(people, 200, seed=7, corruption="clean")
+    assert all(map(exact, clean[0::2]))
+
+
+def test_the_bare_fan_out_counts_only_agents_a_lookup_asks() -> None:
+    response = lookup_pb2.LookupResponse(answers=[
+        R.AgencyAnswer(agency_id="police", state=R.ANSWER_STATE_KNOWN),
+        R.AgencyAnswer(agency_id="health", state=R.ANSWER_STATE_NOT_KNOWN),
+        R.AgencyAnswer(agency_id="csc", state=R.ANSWER_STATE_NOT_CHECKED,
+                       not_checked_reason=R.NOT_CHECKED_REASON_TIMED_OUT),
+        R.AgencyAnswer(agency_id="housing", state=R.ANSWER_STATE_NOT_CHECKED,
+                       not_checked_reason=R.NOT_CHECKED_REASON_NO_AGREEMENT)])
+    assert e2e.asked_agents(response) == 3  # asked but late counts; refused at routing not
+
+
+def test_paired_noise_band() -> None:
+    noisy = [0.97, 1.04, 0.99, 1.02, 0.98, 1.03, 1.01, 0.96, 1.05, 0.99]
+    band = paired.noise_band(noisy)
+    assert band["verdict"] == "within the noise"
+    assert band["ci95"][0] < 1 < band["ci95"][1]
+    cheaper = paired.noise_band([r - 0.1 for r in noisy])
+    assert cheaper["verdict"] == "candidate cheaper" and cheaper["ci95"][1] < 1
+    assert paired.noise_band([r + 0.1 for r in noisy])["verdict"] == "candidate costlier"
