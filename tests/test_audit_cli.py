@@ -101,6 +101,12 @@ def test_search_by_identifier_or_name_and_date_of_birth(site):
     assert "1 entry found" in case.output
     bad = mash("audit", "search", "--config", site.config, "--nhs", "123")
     assert bad.exit_code != 0 and "NHS number '123' is not valid" in bad.output
+    # errors name the option as typed here (the console's audit page says "date of birth")
+    bad = mash("audit", "search", "--config", site.config, "--name", "Jane Smith",
+               "--dob", "02/01/2012")
+    assert bad.exit_code != 0 and "--dob '02/01/2012' is not a date like 2012-01-02" in bad.output
+    bad = mash("audit", "search", "--config", site.config, "--local", "R-1")
+    assert bad.exit_code != 0 and "--local 'R-1': write ISSUER:IDENTIFIER" in bad.output
 
 
 def test_export_csv_and_json_without_identifiers(site):

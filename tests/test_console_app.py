@@ -230,6 +230,12 @@ def test_audit_search_needs_criteria(client: TestClient, fed: federation.Federat
                                            "nhs": "9434765919"})
     assert response.status_code == 200
     assert "0 audit entries" in response.text
+    # a bad date is named as the form names it, not as the CLI's option
+    response = client.post("/audit", data={"csrf_token": csrf_of(page.text),
+                                           "name": "Leah Thompson", "dob": "17/05/2014"})
+    assert response.status_code == 422
+    assert "date of birth &#39;17/05/2014&#39; is not a date like" in response.text
+    assert "--dob" not in response.text
 
 
 def test_config_errors_are_one_readable_line(cfg_path: Path, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ and public keys, e.g. by an auditor.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
+import functools
 import getpass
 import json
 import sys
@@ -34,8 +34,8 @@ from mash.audit.report import (
 )
 from mash.audit.report import write_json as write_json_report
 from mash.audit.retention import RetentionPolicy, preview, purge
+from mash.audit.search_terms import search_criteria
 from mash.audit.store import AuditStore, open_store
-from mash.audit.subject_hash import search_subject
 from mash.audit.verify import ChainReport, verify_store
 from mash.audit.witness import load_heads
 from mash.cli.common import FAILED, USAGE, fail, guarded
@@ -231,28 +231,9 @@ def check_proof(
 # search and export
 
 
-def _criteria(nhs: str, upn: str, pnc: str, ni: str, local: list[str], name: list[str],
-              given: str, family: str, dob: str, case: str, requester: str, lookup_id: str,
-              since: str, until: str, writer: str) -> Criteria:
-    identifiers = {k: v for k, v in (("nhs_number", nhs), ("upn", upn), ("pnc_id", pnc),
-                                     ("ni_number", ni)) if v}
-    local_ids = []
-    for item in local:
-        issuer, sep, value = item.partition(":")
-        if not sep:
-            raise ValidationError(f"--local {item!r}: write ISSUER:IDENTIFIER")
-        local_ids.append((issuer, value))
-    date_of_birth = None
-    if dob:
-        try:
-            date_of_birth = dt.date.fromisoformat(dob)
-        except ValueError:
-            raise ValidationError(f"--dob {dob!r} is not a date like 2012-01-02") from None
-    subject = None
-    if identifiers or local_ids or name or given or family or dob:
-        subject = search_subject(identifiers, local_ids, name, given, family, date_of_birth)
-    return Criteria(subject, case, requester, lookup_id, parse_when(since),
-                    parse_when(until, end=True), writer)
+# the search terms as typed on the command line: errors name the option
+CLI_LABELS = {"date_of_birth": "--dob", "local_ids": "--local"}
+_criteria = functools.partial(search_criteria, labels=CLI_LABELS)
 
 
 def _search(config: Path | None, criteria: Criteria, limit: int | None = None) -> list[Found]:
@@ -363,8 +344,10 @@ def search_command(
     record: list[str] = RECORD, held: bool = HELD, lookups_from: Path | None = LOOKUPS_FROM,
 ) -> None:
     """Who looked up this person (or case, or analyst), when and why."""
-    criteria = guarded(lambda: _criteria(nhs, upn, pnc, ni, local, name, given, family, dob,
-                                         case, requester, lookup_id, since, until, writer))
+    criteria = guarded(lambda: _criteria(
+        nhs_number=nhs, upn=upn, pnc_id=pnc, ni_number=ni, local_ids=local, names=name,
+        given=given, family=family, date_of_birth=dob, case_reference=case,
+        requester=requester, lookup_id=lookup_id, since=since, until=until, writer=writer))
     criteria = guarded(lambda: _person(config, criteria, record, held, lookups_from))
     if not _filters_given(criteria):
         fail("say what to search for: an identifier, --name with --dob, --case-reference, "
@@ -389,8 +372,10 @@ def export(
     """Write a report for a subject access request or a case review (everything if no filter)."""
     if fmt not in ("csv", "json"):
         fail(f"--format {fmt!r}: use csv or json", USAGE)
-    criteria = guarded(lambda: _criteria(nhs, upn, pnc, ni, local, name, given, family, dob,
-                                         case, requester, lookup_id, since, until, writer))
+    criteria = guarded(lambda: _criteria(
+        nhs_number=nhs, upn=upn, pnc_id=pnc, ni_number=ni, local_ids=local, names=name,
+        given=given, family=family, date_of_birth=dob, case_reference=case,
+        requester=requester, lookup_id=lookup_id, since=since, until=until, writer=writer))
     criteria = guarded(lambda: _person(config, criteria, record, held, lookups_from))
     found = _search(config, criteria)
 

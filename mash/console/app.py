@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from mash.audit.report import Found, search
-from mash.cli.audit import _criteria as audit_criteria
+from mash.audit.search_terms import search_criteria
 from mash.client import BrokerClient, ClientConfig
 from mash.console import cases as cases_page
 from mash.console import ig
@@ -503,10 +503,11 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
         found: list[Found] | None = None
         error = ""
         try:
-            criteria = audit_criteria(
-                values["nhs"], values["upn"], values["pnc"], "", [],
-                [values["name"]] if values["name"] else [], "", "", values["dob"],
-                values["case"], values["requester"], "", values["since"], values["until"], "")
+            criteria = search_criteria(
+                nhs_number=values["nhs"], upn=values["upn"], pnc_id=values["pnc"],
+                names=[values["name"]] if values["name"] else [],
+                date_of_birth=values["dob"], case_reference=values["case"],
+                requester=values["requester"], since=values["since"], until=values["until"])
             if not (criteria.subject or criteria.case_reference or criteria.requester):
                 raise ValidationError("say what to search for: an identifier, a name with the "
                                       "date of birth, a case reference or an analyst")
