@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mash.errors import ConfigError, SignatureError
 from mash.files import write_atomic
+from mash.keyfiles import read_public_key
 
 
 def signature_path(bundle_path: Path) -> Path:
@@ -71,13 +72,8 @@ def load_private_key(path: Path) -> ed25519.Ed25519PrivateKey:
 
 
 def load_public_key(path: Path) -> ed25519.Ed25519PublicKey:
-    try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable public key ({exc})") from None
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise ConfigError(f"{path}: signing keys are Ed25519")
-    return key
+    return read_public_key(path, accept=(ed25519.Ed25519PublicKey,),
+                           wrong_kind="signing keys are Ed25519")
 
 
 FORMAT = "mash-signature/2"

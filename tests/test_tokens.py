@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -118,5 +119,25 @@ def test_issuer_config_needs_a_real_public_key(tmp_path: Path) -> None:
     section = Reader({"issuers": [{"issuer": ISSUER, "public_key": str(bad),
                                    "agencies": ["mash"], "roles": ["analyst"]}]}, "auth",
                      tmp_path)
-    with pytest.raises(ConfigError, match="not a readable PEM public key"):
+    with pytest.raises(ConfigError, match=r"bad\.pub: not a PEM public key"):
         TokenVerifier.read(section)
+    # a real key of the wrong kind is named as such; a P-256 key is taken (positive control)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    def public_pem(key: Any) -> bytes:
+        return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    for key, problem in ((rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                          "must be P-256"), (ec.generate_private_key(ec.SECP384R1()),
+                                             "must be P-256"),
+                         (ec.generate_private_key(ec.SECP256R1()), None)):
+        bad.write_bytes(public_pem(key))
+        section = Reader({"issuers": [{"issuer": ISSUER, "public_key": str(bad),
+                                       "agencies": ["mash"], "roles": ["analyst"]}]}, "auth",
+                         tmp_path)
+        if problem is None:
+            assert TokenVerifier.read(section)
+        else:
+            with pytest.raises(ConfigError, match=problem):
+                TokenVerifier.read(section)

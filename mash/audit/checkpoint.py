@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from mash.audit.entry import canonical_json
 from mash.audit.errors import AuditError
 from mash.errors import ConfigError
+from mash.keyfiles import read_public_key
 
 GENESIS = "0" * 64  # the "previous hash" of a chain's first entry
 KINDS = ("periodic", "manual", "purge", "exchange")
@@ -143,20 +144,9 @@ class Signer:
 
 
 def load_public_key(path: Path) -> ed25519.Ed25519PublicKey:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the public key: {exc.strerror}") from None
-    try:
-        key: Any = serialization.load_pem_public_key(data)
-    except ValueError:
-        try:  # a private key file also gives its public key
-            key = serialization.load_pem_private_key(data, password=None).public_key()
-        except (ValueError, TypeError):
-            raise ConfigError(f"{path}: not a PEM Ed25519 key") from None
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise ConfigError(f"{path}: the audit key must be Ed25519")
-    return key
+    """An audit key (a private key file also gives its public key)."""
+    return read_public_key(path, accept=(ed25519.Ed25519PublicKey,),
+                           wrong_kind="the audit key must be Ed25519", from_private=True)
 
 
 class Verifier:

@@ -22,6 +22,7 @@ from mash.errors import ConfigError, IdentityError
 from mash.identity.analyst_revocation import RevocationList
 from mash.identity.claims import ClaimMap
 from mash.identity.jwks import RemoteKeys
+from mash.keyfiles import read_public_key
 
 AUDIENCE = "mash-exchange"
 ALGORITHMS = ("ES256", "EdDSA")
@@ -148,16 +149,15 @@ def decode(token: str, trusted: TrustedIssuer, *, audience: str, leeway: dt.time
         raise IdentityError(f"{noun} is invalid") from None
 
 
-def load_public_key(path: Path) -> Any:
-    try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable PEM public key ({exc})") from None
-    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-        return key
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return key
-    raise ConfigError(f"{path}: issuer keys must be P-256 (ES256) or Ed25519 (EdDSA)")
+ISSUER_KEY_KINDS = "issuer keys must be P-256 (ES256) or Ed25519 (EdDSA)"
+
+
+def load_public_key(path: Path) -> ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey:
+    key = read_public_key(path, accept=(ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey),
+                          wrong_kind=ISSUER_KEY_KINDS)
+    if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP256R1):
+        raise ConfigError(f"{path}: {ISSUER_KEY_KINDS}")
+    return key
 
 
 def generate_issuer_key(algorithm: str = "ES256") -> tuple[bytes, bytes]:
