@@ -125,7 +125,7 @@ async def test_a_lookup_during_a_bad_reload_still_finds_the_held_person(tmp_path
     with processes() as procs:
         procs.append(spawn(fed, "broker"))
         procs.append(spawn(fed, "agent", "police"))
-        await wait_status(analyst, lambda s: s.ready)
+        await wait_status(analyst, lambda s: s.ready, timeout=180)  # a busy host starts slowly
 
         # Positive control: before the bad reload, the person is found.
         before = await police_answer(analyst)
@@ -183,7 +183,7 @@ async def test_an_agent_started_on_a_header_only_file_is_not_ready(tmp_path: Pat
     with processes() as procs:
         procs.append(spawn(fed, "broker"))
         procs.append(spawn(fed, "agent", "police"))
-        await wait_status(analyst, lambda s: s.ready)
+        await wait_status(analyst, lambda s: s.ready, timeout=180)  # a busy host starts slowly
         code, police, err = await mash_lookup(fed)  # positive control: every agency answered
         assert code == 0 and police["state"] == "ANSWER_STATE_KNOWN", err
         assert procs[1].stop() == 0
@@ -201,7 +201,7 @@ async def test_an_agent_started_on_a_header_only_file_is_not_ready(tmp_path: Pat
         assert await health(health_port, "") == NOT_SERVING
 
         data.write_text(full)  # the export arrives: the agent's retry loads it
-        await wait_status(analyst, lambda s: s.ready)
+        await wait_status(analyst, lambda s: s.ready, timeout=180)  # a busy host starts slowly
         code, police, err = await mash_lookup(fed)
         assert code == 0 and police["state"] == "ANSWER_STATE_KNOWN", err
 
@@ -246,7 +246,7 @@ async def test_a_database_error_quoting_an_nhs_number_reaches_no_log_or_answer(
         with processes() as procs:
             procs.append(spawn(fed, "broker"))
             procs.append(spawn(fed, "agent", "police"))
-            await wait_status(analyst, lambda s: s.ready)
+            await wait_status(analyst, lambda s: s.ready, timeout=180)  # a busy host starts slowly
             assert (await police_answer(analyst)).state == R.ANSWER_STATE_KNOWN
 
             set_code(NHS)  # now the query fails, and PostgreSQL's message quotes the value
@@ -271,7 +271,7 @@ async def test_a_database_error_quoting_an_nhs_number_reaches_no_log_or_answer(
             assert NHS not in answer.detail
 
             set_code("1")  # fixed at source: the agent's retry loads it
-            await wait_status(analyst, lambda s: s.ready)
+            await wait_status(analyst, lambda s: s.ready, timeout=180)  # a busy host starts slowly
             assert (await police_answer(analyst)).state == R.ANSWER_STATE_KNOWN
             for proc in procs:
                 assert proc.stop() == 0
