@@ -43,7 +43,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 "only an agency agent's certificate may connect as an agent "
                 f"(this one names {peer or 'no MASH identity'})")
         assert peer is not None
-        if peer.name not in self.cfg.agencies:
+        if peer.name not in self.registry.agencies():
             log.warning("agent_refused", reason="agency not registered", agency=peer.name)
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,

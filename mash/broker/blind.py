@@ -167,7 +167,7 @@ class BlindRelay:
         """An unsealed reply to a blind query can only ever say NOT_CHECKED."""
         answer = self.svc.checked(agency, answer)
         if answer.state != R.ANSWER_STATE_NOT_CHECKED:
-            name = self.svc.cfg.agencies[agency].name
+            name = self.svc.routing.name(agency)
             return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_ERROR,
                                f"{name}'s agent answered a blind lookup in the clear", name)
         return answer

@@ -9,7 +9,7 @@ from mash.audit import AuditConfig
 from mash.broker.liveness import LivenessConfig
 from mash.broker.ratelimit import RateLimitConfig
 from mash.config import load_yaml
-from mash.errors import ConfigError, IdentityError
+from mash.errors import IdentityError
 from mash.identity.names import check_agency_id
 from mash.identity.revocation import RevocationConfig
 from mash.identity.tls import TlsFiles
@@ -49,7 +49,8 @@ class BrokerConfig:
 def load(path: str | Path) -> BrokerConfig:
     top = load_yaml(path)
     agencies: dict[str, Agency] = {}
-    for a in top.sections("agencies"):
+    # optional once the signed bundle registers agencies (`agents:` in federation.yaml)
+    for a in top.sections("agencies", required=False):
         agency_id = a.str("id")
         try:
             check_agency_id(agency_id)
@@ -59,8 +60,6 @@ def load(path: str | Path) -> BrokerConfig:
             raise a.error("id", f"{agency_id!r} is registered twice")
         agencies[agency_id] = Agency(agency_id, a.str("name", agency_id))
         a.done()
-    if not agencies:
-        raise ConfigError(f"{path}: agencies: register at least one agency")
     broker_id = top.str("broker_id", "broker")
     cfg = BrokerConfig(
         path=Path(path),

@@ -251,7 +251,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"unknown stage {ctx.stage!r} for {ctx.purpose}: known stages are "
                 f"{', '.join(sorted(purposes[ctx.purpose]))}")
-        unknown = wanted - self.cfg.agencies.keys()
+        registered = self.routing.registered(policy)
+        unknown = wanted - registered.keys()
         if unknown:
             metrics.lookups("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
@@ -272,8 +273,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             lookup_id=lookup_id or uuid.uuid4().hex, asked_at=asked_at, budget=budget,
             revision=policy.revision if policy else "none", routing_error=routing_error,
             decided={d.agency: d for d in decisions},
-            agencies=[a for a in sorted(self.cfg.agencies) if not wanted or a in wanted],
-            names={a: self.cfg.agencies[a].name for a in self.cfg.agencies})
+            agencies=[a for a in sorted(registered) if not wanted or a in wanted],
+            names=registered)
         log.info("lookup_received", lookup_id=plan.lookup_id, requester=analyst.subject,
                  requester_agency=analyst.agency, role=analyst.role, purpose=ctx.purpose,
                  stage=ctx.stage, case_reference=ctx.case_reference, urgency=ctx.urgency)
@@ -315,7 +316,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
     async def send(self, agency: str, query: agent_pb2.Query,
                    budget: float) -> agent_pb2.QueryAnswer | answer_pb2.AgencyAnswer:
         """The agent's reply, or the NOT_CHECKED answer saying why there is none."""
-        name = self.cfg.agencies[agency].name
+        name = self.routing.name(agency)
         session = self.registry.get(agency)
         if session is None:
             seen = self.registry.last_seen(agency)
@@ -379,7 +380,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
     def checked(self, agency: str,
                 answer: answer_pb2.AgencyAnswer) -> answer_pb2.AgencyAnswer:
         """The broker forwards only well-formed answers, and names the agency itself."""
-        name = self.cfg.agencies[agency].name
+        name = self.routing.name(agency)
         if answer.agency_id and answer.agency_id != agency:
             log.warning("agent_answer_refused", agency=agency, reason="claimed another agency")
             return not_checked(agency, R.NOT_CHECKED_REASON_AGENT_ERROR,

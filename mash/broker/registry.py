@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mash.answers import timestamp
@@ -101,8 +102,8 @@ class AgentSession:
 class Registry:
     """At most one live session per agency: a new connection replaces the old one."""
 
-    def __init__(self, agencies: dict[str, str]) -> None:
-        self.agencies = agencies  # id -> display name
+    def __init__(self, agencies: Callable[[], dict[str, str]]) -> None:
+        self.agencies = agencies  # the agencies registered now: id -> display name
         self.revocation: RevocationList | None = None  # who may hold a stream or call at all
         self._sessions: dict[str, AgentSession] = {}
         self._last_seen: dict[str, dt.datetime] = {}
@@ -154,13 +155,26 @@ class Registry:
                 closed += 1
         return closed
 
+    def close_unregistered(self) -> int:
+        """Close the stream of every agency no longer registered (a new bundle withdrew it)."""
+        registered = self.agencies()
+        closed = 0
+        for session in self.sessions():
+            if session.agency not in registered:
+                log.warning("agent_stream_withdrawn", agency=session.agency,
+                            session=session.session_id, reason="agency no longer registered")
+                session.refused = "the agency is no longer registered with this broker"
+                session.close()
+                closed += 1
+        return closed
+
     def close_all(self) -> None:
         for session in list(self._sessions.values()):
             self.detach(session)
 
     def statuses(self) -> list[lookup_pb2.AgentStatus]:
         out = []
-        for agency, name in sorted(self.agencies.items()):
+        for agency, name in sorted(self.agencies().items()):
             status = lookup_pb2.AgentStatus(agency_id=agency, agency_name=name)
             session = self.get(agency)
             if session is not None:

@@ -15,14 +15,14 @@ from mash.broker.agents import AgentService
 from mash.broker.config import BrokerConfig
 from mash.broker.lookup import FederationService, LookupService
 from mash.broker.registry import Registry
-from mash.broker.routing import Routing
+from mash.broker.routing import build_routing
+from mash.errors import ConfigError
 from mash.grpc_options import bind, server_options
 from mash.health import Health
 from mash.identity.names import PeerIdentity
 from mash.identity.revocation import open_list
 from mash.identity.tls import ReloadingServerCredentials
 from mash.logs import get_logger
-from mash.policy.store import PolicyStore
 from mash.rpc import register
 from mash.v1 import agent_pb2, lookup_pb2
 
@@ -41,17 +41,13 @@ def _a_broker(identity: PeerIdentity | None) -> str | None:
     return None
 
 
-def build_routing(cfg: BrokerConfig) -> Routing:
-    return Routing(PolicyStore(cfg.policy), list(cfg.agencies))
-
-
 class Broker:
     """A running broker. `start()` binds and returns the port; `stop()` drains and closes."""
 
     def __init__(self, cfg: BrokerConfig) -> None:
         self.cfg = cfg
-        self.registry = Registry({a.id: a.name for a in cfg.agencies.values()})
         self.routing = build_routing(cfg)
+        self.registry = Registry(self.routing.registered)
         self.health = Health()
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
@@ -60,6 +56,11 @@ class Broker:
         self.lookups: LookupService | None = None
 
     async def start(self) -> int:
+        await asyncio.to_thread(self.routing.store.reload)
+        if not self.routing.registered():
+            raise ConfigError(
+                f"{self.cfg.path}: no agency is registered: name them under `agents:` in "
+                "policies/federation.yaml and sign the bundle, or under `agencies:` here")
         # certificates, key and CA bundle are read again after they change (rotation)
         self.tls = ReloadingServerCredentials(self.cfg.tls, _a_broker)
         credentials = self.tls.credentials()
@@ -68,9 +69,9 @@ class Broker:
         self.audit = await asyncio.to_thread(self.cfg.audit.open_log)
         if self.cfg.metrics_port:
             start_http_server(self.cfg.metrics_port, addr="127.0.0.1")
-        await asyncio.to_thread(self.routing.store.reload)
         self._stop_watch = asyncio.Event()
-        self._watch = asyncio.create_task(self.routing.store.watch(self._stop_watch))
+        self._watch = asyncio.create_task(self.routing.store.watch(
+            self._stop_watch, self._policy_changed))
         self._watches: list[asyncio.Task[None]] = []
         if self.registry.revocation is not None:
             self._watches.append(asyncio.create_task(self.registry.revocation.watch(
@@ -96,8 +97,14 @@ class Broker:
         else:
             await self._serve_lookups()
         log.info("broker_listening", port=port, broker_id=self.cfg.broker_id,
-                 agencies=len(self.cfg.agencies), routing=self.routing.revision)
+                 agencies=len(self.routing.registered()), registered_by=self.routing.source,
+                 routing=self.routing.revision)
         return port
+
+    def _policy_changed(self) -> None:
+        log.info("agencies_registered", source=self.routing.source,
+                 agencies=len(self.routing.registered()))
+        self.registry.close_unregistered()
 
     async def _serve_lookups(self) -> None:
         """Lookups SERVING once every agent is connected, or wait_for_agents_seconds passed:
@@ -105,12 +112,12 @@ class Broker:
         for agents still reconnecting, while another broker has them all."""
         deadline = time.monotonic() + self.cfg.wait_for_agents_seconds
         while (time.monotonic() < deadline
-               and self.registry.online < len(self.cfg.agencies)):
+               and self.registry.online < len(self.routing.registered())):
             await asyncio.sleep(0.05)
         for name in SERVICE_NAMES:
             await self.health.set(name, True)
         log.info("broker_serving_lookups", agents_online=self.registry.online,
-                 agencies=len(self.cfg.agencies))
+                 agencies=len(self.routing.registered()))
 
     async def stop(self, grace: float = 2.0) -> None:
         if self._ready is not None:

@@ -14,10 +14,12 @@ from mash.audit.report import parse_when
 from mash.board import render
 from mash.board.figures import PERIODS, Window, compute
 from mash.broker import config as broker_config
+from mash.broker.routing import build_routing
 from mash.cli.common import USAGE, fail, guarded
 from mash.context import DEFAULT_RAG_HOURS
 from mash.errors import ValidationError
 from mash.files import write_atomic
+from mash.logs import configure
 
 FORMATS = ("json", "csv", "html")
 
@@ -70,12 +72,16 @@ def report(
     if period not in PERIODS:
         fail(f"--period {period!r} is not one of {', '.join(PERIODS)}", USAGE)
 
+    configure("warning", service="report")  # logs on stderr: the report is on stdout
+
     def run() -> str:
         cfg = broker_config.load(config)
         start = _moment(parse_when(since))
         end = _moment(parse_when(until, end=True)) if until.strip() else dt.datetime.now(dt.UTC)
+        routing = build_routing(cfg)  # the agencies registered: the bundle's, or broker.yaml's
+        routing.store.reload()
         window = Window(since=start, until=end, rag_hours=parse_rag_hours(rag_hours),
-                        period=period, agencies={a.id: a.name for a in cfg.agencies.values()})
+                        period=period, agencies=routing.registered())
         with cfg.audit.open_store() as store:
             figures = compute(store, window)
         if fmt == "html":

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from mash.config import Reader, load_yaml
-from mash.errors import ConfigError
+from mash.errors import ConfigError, IdentityError
+from mash.identity.names import check_agency_id
 from mash.policy import transforms
 from mash.policy.errors import AgreementError
 
@@ -37,10 +38,16 @@ class Federation:
     approval_required: tuple[str, ...] = ()
     approver_roles: tuple[str, ...] = ()
     approval_max_hours: float = 72.0
+    # The agencies registered with the brokers (each runs an agent and is asked in
+    # lookups): when named, the broker takes them from the signed bundle, so an agency is
+    # registered or withdrawn by signing a bundle, without a restart (mash/broker/registration.py).
+    agents: tuple[str, ...] = ()
 
     def data(self) -> dict[str, Any]:
         out: dict[str, Any] = {"agencies": self.agencies, "purposes": self.purposes,
                                "roles": list(self.roles)}
+        if self.agents:
+            out["agents"] = list(self.agents)
         if self.approval_required:
             out.update(approval_required=list(self.approval_required),
                        approvers={"roles": list(self.approver_roles)},
@@ -74,10 +81,22 @@ def load_federation(path: Path) -> Federation:
                 raise top.error("approvers.roles", f"{role!r} is not one of the roles "
                                                    f"({', '.join(roles)})")
         max_hours = top.float("approval_max_hours", 72.0, minimum=0.1, maximum=24 * 31)
+        agents = tuple(top.str_list("agents", []))
+        for agency in agents:
+            try:
+                check_agency_id(agency)
+            except IdentityError as exc:
+                raise top.error("agents", str(exc)) from None
+            if agency not in agencies:
+                raise top.error("agents", f"{agency!r} is not one of the agencies "
+                                          f"({', '.join(sorted(agencies))})")
+        if len(set(agents)) != len(agents):
+            raise top.error("agents", "an agency is named twice")
         top.done()
     except ConfigError as exc:
         raise AgreementError(str(exc)) from None
-    return Federation(agencies, purposes, roles, required, approver_roles, max_hours)
+    return Federation(agencies, purposes, roles, required, approver_roles, max_hours,
+                      agents)
 
 
 def _date(reader: Reader, key: str) -> str:

@@ -58,6 +58,15 @@ class Bundle:
                 for p in g["purposes"].values() for s in p["stages"].values()
                 for f in s["release"]}
 
+    def registered(self) -> dict[str, str] | None:
+        """The agencies this bundle registers with the brokers (id -> name), or None when it
+        names none (the broker's own `agencies:` list applies)."""
+        agents = self.federation.get("agents")
+        if agents is None:
+            return None
+        names = self.federation.get("agencies", {})
+        return {str(a): str(names.get(a, a)) for a in agents}
+
     def retention_days(self) -> dict[str, int]:
         return {i: int(a["retention_days"]) for i, a in self.agreements.items()}
 
