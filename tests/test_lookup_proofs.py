@@ -1,0 +1,179 @@
+"""Lookups bound to the analyst's key, end to end: a real broker and real agents on loopback
+(mTLS), tokens bound to a proof key (cnf.jkt). The broker checks each lookup's proof before
+routing and forwards it; each agent checks it again with its own replay cache. A copied token
+(no key), a forged or replayed query, a stale proof: refused at the broker, and at an agent
+when a broker alters or replays what it forwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import yaml
+
+from mash.agent.service import Agent
+from mash.broker.server import Broker
+from mash.demo import federation
+from mash.identity.dpop import ClientKey
+from mash.identity.request_binding import sign_lookup
+from mash.identity.tokens import certificate_thumbprint
+from mash.v1 import agent_pb2, lookup_pb2
+from mash.v1 import answer_pb2 as R
+from tests.helpers import Running, build_federation, lookup_request
+
+AGENCIES = ["police", "health"]
+
+
+def bound_token(fed: federation.Federation, key: ClientKey, **kw: Any) -> str:
+    """A token bound to the proof key, and (as the demo broker requires) to the client
+    certificate."""
+    cert = (fed.certs / "mash-client.pem").read_bytes()
+    return fed.token(bind=None, extra={"cnf": {"x5t#S256": certificate_thumbprint(cert),
+                                               "jkt": key.thumbprint}}, **kw)
+
+
+def signed(key: ClientKey, token: str, request: lookup_pb2.LookupRequest,
+           **kw: Any) -> lookup_pb2.LookupRequest:
+    out = lookup_pb2.LookupRequest()
+    out.CopyFrom(request)
+    out.proof = sign_lookup(key, token=token, subject=request.subject,
+                            context=request.context, **kw)
+    return out
+
+
+def events(broker: Broker, event: str) -> list[dict[str, Any]]:
+    assert broker.audit is not None
+    rows = broker.audit.store.entries(broker.cfg.audit.writer_id, 0, 100_000)
+    return [e for e in (json.loads(r.body) for r in rows if r.body) if e["event"] == event]
+
+
+def require_proofs(fed: federation.Federation) -> None:
+    for path in (fed.broker_config, *(fed.agent_configs[a] for a in AGENCIES)):
+        cfg = yaml.safe_load(path.read_text())
+        cfg["auth"]["require_bound_proof"] = True
+        path.write_text(yaml.safe_dump(cfg))
+
+
+async def started(fed: federation.Federation) -> Running:
+    run = Running(fed)
+    await run.start_broker()
+    for agency in AGENCIES:
+        await run.start_agent(agency)
+    return run
+
+
+@pytest.fixture
+async def run(tmp_path: Path) -> AsyncIterator[Running]:
+    running = await started(build_federation(tmp_path / "fed", AGENCIES, background=50))
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def refused(run: Running, token: str, request: lookup_pb2.LookupRequest) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await run.analyst(token).lookup(request)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, caught.value.details()
+    return caught.value.details() or ""
+
+
+async def test_a_signed_lookup_is_answered_and_forgeries_are_refused_at_the_broker(
+        run: Running) -> None:
+    key = ClientKey.generate()
+    token = bound_token(run.fed, key)
+    request = lookup_request()
+    good = signed(key, token, request)
+    answered = await run.analyst(token).lookup(good)  # the positive control
+    assert {a.state for a in answered.answers} == {R.ANSWER_STATE_KNOWN}
+
+    assert "no request proof" in await refused(run, token, request)  # a copied token
+    other = lookup_request(name="Ava Thompson")  # the proof reused for another child
+    other.proof = signed(key, token, request).proof
+    assert "for another request: the lookup was altered or forged" in \
+        await refused(run, token, other)
+    assert "used before: a replayed request" in await refused(run, token, good)
+    thief = ClientKey.generate()
+    assert "signed by a key other than the one the analyst token is bound to" in \
+        await refused(run, token, signed(thief, token, request))
+    stale = signed(key, token, request, now=time.time() - 120)
+    assert "made more than 60 s from now" in await refused(run, token, stale)
+
+    assert run.broker is not None
+    refusals = events(run.broker, "refused")
+    assert len(refusals) == 5
+    assert all(e["detail"].startswith("request proof: ") and e["requester"] == "a.analyst"
+               and not e["asked"] for e in refusals)
+    assert len(events(run.broker, "lookup")) == 1  # only the genuine one was routed
+    # a fresh proof for the same question is another lookup, answered (not a replay)
+    again = await run.analyst(token).lookup(signed(key, token, request))
+    assert {a.state for a in again.answers} == {R.ANSWER_STATE_KNOWN}
+
+
+def query(token: str, request: lookup_pb2.LookupRequest, proof: str) -> agent_pb2.Query:
+    lookup_id = uuid.uuid4().hex
+    return agent_pb2.Query(query_id=f"{lookup_id}-police", lookup_id=lookup_id,
+                           analyst_token=token, subject=request.subject,
+                           context=request.context, proof=proof)
+
+
+async def ask(agent: Agent, one: agent_pb2.Query) -> R.AgencyAnswer:
+    return await asyncio.to_thread(agent.handler.answer, one)
+
+
+def token_rejected(answer: R.AgencyAnswer, words: str) -> None:
+    assert answer.state == R.ANSWER_STATE_NOT_CHECKED, answer
+    assert answer.not_checked_reason == R.NOT_CHECKED_REASON_TOKEN_REJECTED
+    assert "refused the analyst's request proof" in answer.detail and words in answer.detail
+
+
+async def test_an_agent_refuses_what_a_broker_altered_or_replays(run: Running) -> None:
+    """The agent is driven directly, as a broker would: a real agent, its own checks."""
+    key = ClientKey.generate()
+    token = bound_token(run.fed, key)
+    request = lookup_request()
+    police = run.agents["police"]
+    proof = signed(key, token, request).proof
+    answer = await ask(police, query(token, request, proof))  # the positive control
+    assert answer.state == R.ANSWER_STATE_KNOWN, answer.detail
+    token_rejected(await ask(police, query(token, request, proof)), "used before")
+
+    fresh = signed(key, token, request).proof
+    altered = lookup_request(name="Ava Thompson")  # the broker asks about another child
+    token_rejected(await ask(police, query(token, altered, fresh)), "for another request")
+    widened = lookup_request(purpose="child_safeguarding", stage="s47")  # or another stage
+    token_rejected(await ask(police, query(token, widened, fresh)), "for another request")
+    token_rejected(await ask(police, query(token, request, "")), "no request proof")
+
+    # A proof the broker forwarded with a lookup: the agent saw it, and refuses it again.
+    forwarded = signed(key, token, request)
+    answered = await run.analyst(token).lookup(forwarded)
+    assert {a.state for a in answered.answers} == {R.ANSWER_STATE_KNOWN}
+    token_rejected(await ask(police, query(token, request, forwarded.proof)), "used before")
+
+
+async def test_required_proofs_refuse_unbound_tokens_and_pass_bound_ones(
+        tmp_path: Path) -> None:
+    fed = build_federation(tmp_path / "fed", AGENCIES, background=50)
+    require_proofs(fed)
+    run = await started(fed)
+    try:
+        unbound = fed.token()
+        assert "must be bound to a proof key (cnf.jkt)" in \
+            await refused(run, unbound, lookup_request())
+        key = ClientKey.generate()
+        token = bound_token(fed, key)
+        answered = await run.analyst(token).lookup(signed(key, token, lookup_request()))
+        assert {a.state for a in answered.answers} == {R.ANSWER_STATE_KNOWN}
+        # the agents require it too, whatever a broker lets through
+        answer = await ask(run.agents["health"], query(unbound, lookup_request(), ""))
+        token_rejected(answer, "must be bound to a proof key")
+    finally:
+        await run.stop()
