@@ -7,7 +7,11 @@ when a broker alters or replays what it forwards."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +24,7 @@ import yaml
 
 from mash.agent.service import Agent
 from mash.broker.server import Broker
+from mash.client import BrokerClient, ClientConfig
 from mash.demo import federation
 from mash.identity.dpop import ClientKey
 from mash.identity.request_binding import sign_lookup
@@ -176,4 +181,85 @@ async def test_required_proofs_refuse_unbound_tokens_and_pass_bound_ones(
         answer = await ask(run.agents["health"], query(unbound, lookup_request(), ""))
         token_rejected(answer, "must be bound to a proof key")
     finally:
+        await run.stop()
+
+
+def bind_token_file(fed: federation.Federation) -> tuple[Path, ClientKey]:
+    """What `mash login --bind-key` leaves: the bound token in the client config's token file
+    and its key beside it (FILE.key)."""
+    key = ClientKey.generate()
+    token_file = Path(yaml.safe_load(fed.client_config.read_text())["token_file"])
+    token_file.write_text(bound_token(fed, key, ttl=dt.timedelta(hours=1)) + "\n")
+    (token_file.parent / (token_file.name + ".key")).write_bytes(key.to_pem())
+    return token_file, key
+
+
+async def mash(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mash", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+LEAH = ["--name", "Leah Thompson", "--dob", "2014-05-17", "--postcode", "LS9 8AB",
+        "--purpose", "child_safeguarding", "--stage", "research", "--case", "MASH-2026-1",
+        "--reason", "School referral about bruising"]
+
+
+async def test_mash_lookup_signs_with_the_key_beside_the_token_file(run: Running) -> None:
+    token_file, _ = bind_token_file(run.fed)
+    config = str(run.fed.client_config)
+    code, out, err = await mash("lookup", *LEAH, "--config", config)
+    assert code == 0, err  # the positive control: signed, checked, answered
+    assert "KNOWN" in out and "NOT CHECKED" not in out
+    token = token_file.read_text().strip()
+    code, _, err = await mash("lookup", *LEAH, "--config", config, "--token", token)
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "bound to a proof key (cnf.jkt), which only the token file's FILE.key holds" in err
+    (token_file.parent / (token_file.name + ".key")).write_bytes(ClientKey.generate().to_pem())
+    code, _, err = await mash("lookup", *LEAH, "--config", config)
+    assert code == 1 and err.count("\n") == 1
+    assert f"{token_file}.key is not the key the token is bound to" in err
+    (token_file.parent / (token_file.name + ".key")).unlink()
+    code, _, err = await mash("lookup", *LEAH, "--config", config)
+    assert code == 1 and err.count("\n") == 1
+    assert f"{token_file}.key is missing: run mash login --bind-key again" in err
+
+
+async def test_a_retry_is_signed_again_not_replayed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broker that cannot write its audit answers UNAVAILABLE after it checked the proof:
+    the client's retry carries a new proof, so it is not refused as a replay there, and is
+    answered by the other broker under the same lookup id."""
+    monkeypatch.setenv("MASH_AUDIT_WRITE_TIMEOUT", "0.3")  # a locked audit fails fast
+    fed = build_federation(tmp_path / "fed", AGENCIES, background=50, brokers=2)
+    bind_token_file(fed)
+    run = Running(fed)
+    await run.start_broker(1)
+    await run.start_broker(2)
+    for agency in AGENCIES:
+        await run.start_agent(agency)
+    lock = sqlite3.connect(fed.root / "audit" / "broker-2.db", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        cfg = ClientConfig.load(fed.client_config)
+        assert cfg.proof_key is not None
+        both = list(cfg.addresses)
+        cfg.broker = [both[1]]  # the locked broker only: every attempt lands there
+        with BrokerClient(cfg) as locked:
+            with pytest.raises(grpc.RpcError) as caught:
+                await asyncio.to_thread(locked.lookup, lookup_request())
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # not UNAUTHENTICATED
+            assert locked.retried == cfg.attempts - 1
+        assert not events(run.more_brokers[2], "refused")
+        cfg.broker = both
+        with BrokerClient(cfg) as client:
+            answered = [await asyncio.to_thread(client.lookup, lookup_request())
+                        for _ in range(4)]
+            assert client.retried >= 1
+        assert all({a.state for a in r.answers} == {R.ANSWER_STATE_KNOWN} for r in answered)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
         await run.stop()
