@@ -32,6 +32,9 @@ from mash.identity.tokens import certificate_thumbprint
 from mash.v1 import agent_pb2, lookup_pb2
 from mash.v1 import answer_pb2 as R
 from tests.helpers import Running, build_federation, lookup_request
+from tests.oidc_support import OidcProvider, available, device_tokens
+from tests.test_oidc_federation import USERS as OIDC_USERS
+from tests.test_oidc_federation import trust
 
 AGENCIES = ["police", "health"]
 
@@ -263,3 +266,29 @@ async def test_a_retry_is_signed_again_not_replayed(
         lock.execute("ROLLBACK")
         lock.close()
         await run.stop()
+
+
+@pytest.mark.skipif(bool(available()), reason=available() or "")
+async def test_a_real_providers_key_bound_token_is_answered_only_when_signed(
+        tmp_path: Path) -> None:
+    """The token the real oidc-provider binds to the key (cnf.jkt), as `mash login
+    --bind-key` gets it: signed, answered by broker and agents; the same token unsigned,
+    refused."""
+    fed = build_federation(tmp_path / "fed", AGENCIES, background=50)
+    idp = OidcProvider.start(tmp_path / "oidc", users=OIDC_USERS)
+    try:
+        trust(fed.broker_config, idp, 60, broker=True)
+        for agency in AGENCIES:
+            trust(fed.agent_configs[agency], idp, 60)
+        key = ClientKey.generate()
+        token = (await asyncio.to_thread(device_tokens, idp, "ann", proof_key=key))[
+            "access_token"]
+        run = await started(fed)
+        try:
+            answered = await run.analyst(token).lookup(signed(key, token, lookup_request()))
+            assert {a.state for a in answered.answers} == {R.ANSWER_STATE_KNOWN}
+            assert "no request proof" in await refused(run, token, lookup_request())
+        finally:
+            await run.stop()
+    finally:
+        idp.stop()
