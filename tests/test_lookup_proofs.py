@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import jwt
 import pytest
 import yaml
 
@@ -28,7 +29,6 @@ from mash.client import BrokerClient, ClientConfig
 from mash.demo import federation
 from mash.identity.dpop import ClientKey
 from mash.identity.request_binding import sign_lookup
-from mash.identity.tokens import certificate_thumbprint
 from mash.v1 import agent_pb2, lookup_pb2
 from mash.v1 import answer_pb2 as R
 from tests.helpers import Running, build_federation, lookup_request
@@ -42,9 +42,7 @@ AGENCIES = ["police", "health"]
 def bound_token(fed: federation.Federation, key: ClientKey, **kw: Any) -> str:
     """A token bound to the proof key, and (as the demo broker requires) to the client
     certificate."""
-    cert = (fed.certs / "mash-client.pem").read_bytes()
-    return fed.token(bind=None, extra={"cnf": {"x5t#S256": certificate_thumbprint(cert),
-                                               "jkt": key.thumbprint}}, **kw)
+    return fed.token(bind_key=key.thumbprint, **kw)
 
 
 def signed(key: ClientKey, token: str, request: lookup_pb2.LookupRequest,
@@ -211,8 +209,18 @@ LEAH = ["--name", "Leah Thompson", "--dob", "2014-05-17", "--postcode", "LS9 8AB
 
 
 async def test_mash_lookup_signs_with_the_key_beside_the_token_file(run: Running) -> None:
-    token_file, _ = bind_token_file(run.fed)
-    config = str(run.fed.client_config)
+    fed = run.fed
+    token_file = Path(yaml.safe_load(fed.client_config.read_text())["token_file"])
+    code, out, err = await mash(  # a development token bound to a new key (and the cert)
+        "token", "issue", "--key", str(fed.issuer_key), "--issuer", federation.ISSUER,
+        "--subject", "a.analyst", "--agency", federation.REQUESTER, "--ttl", "1h",
+        "--bind-cert", str(fed.certs / "mash-client.pem"), "--bind-key", f"{token_file}.key")
+    assert code == 0, err
+    token_file.write_text(out)
+    cnf = jwt.decode(out.strip(), options={"verify_signature": False})["cnf"]
+    assert cnf["jkt"] == ClientKey.from_pem(Path(f"{token_file}.key").read_bytes()).thumbprint
+    assert cnf["x5t#S256"]
+    config = str(fed.client_config)
     code, out, err = await mash("lookup", *LEAH, "--config", config)
     assert code == 0, err  # the positive control: signed, checked, answered
     assert "KNOWN" in out and "NOT CHECKED" not in out

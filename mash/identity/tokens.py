@@ -191,9 +191,11 @@ def issue_token(
     now: dt.datetime | None = None,
     extra: dict[str, Any] | None = None,
     bind_certificate: bytes | None = None,
+    bind_key: str = "",
 ) -> str:
     """A signed analyst token; `bind_certificate` (PEM) binds it to that client certificate,
-    so a stolen token cannot be replayed from another client."""
+    so a stolen token cannot be replayed from another client; `bind_key` (a proof key's
+    RFC 7638 thumbprint) binds it to that key, whose proofs each lookup must then carry."""
     key = serialization.load_pem_private_key(private_key_pem, password=None)
     algorithm = "EdDSA" if isinstance(key, ed25519.Ed25519PrivateKey) else "ES256"
     issued = now or dt.datetime.now(dt.UTC)
@@ -209,8 +211,13 @@ def issue_token(
         "role": role,
         "team": team,
     }
+    cnf: dict[str, str] = {}
     if bind_certificate is not None:
-        claims["cnf"] = {"x5t#S256": certificate_thumbprint(bind_certificate)}
+        cnf["x5t#S256"] = certificate_thumbprint(bind_certificate)
+    if bind_key:
+        cnf["jkt"] = bind_key
+    if cnf:
+        claims["cnf"] = cnf
     claims.update(extra or {})
     return jwt.encode(claims, key, algorithm=algorithm)  # type: ignore[arg-type]
 
