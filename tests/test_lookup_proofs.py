@@ -220,6 +220,12 @@ async def test_mash_lookup_signs_with_the_key_beside_the_token_file(run: Running
     cnf = jwt.decode(out.strip(), options={"verify_signature": False})["cnf"]
     assert cnf["jkt"] == ClientKey.from_pem(Path(f"{token_file}.key").read_bytes()).thumbprint
     assert cnf["x5t#S256"]
+    not_a_key = fed.root / "not-a-key.pem"
+    not_a_key.write_text("hello\n")
+    code, _, err = await mash(
+        "token", "issue", "--key", str(fed.issuer_key), "--issuer", federation.ISSUER,
+        "--subject", "a.analyst", "--agency", federation.REQUESTER, "--bind-key", str(not_a_key))
+    assert code == 1 and err.count("\n") == 1 and "not a readable PEM private key" in err
     config = str(fed.client_config)
     code, out, err = await mash("lookup", *LEAH, "--config", config)
     assert code == 0, err  # the positive control: signed, checked, answered
