@@ -21,8 +21,10 @@ from mash.config import load_yaml
 from mash.errors import ConfigError, IdentityError, ValidationError
 from mash.grpc_options import channel_options
 from mash.identity import pinning
-from mash.identity.device import fresh_token
+from mash.identity.device import fresh_token, load_proof_key, proof_key_path
+from mash.identity.dpop import ClientKey
 from mash.identity.pinning import BrokerPins
+from mash.identity.request_binding import bound_thumbprint, sign_lookup
 from mash.identity.tls import TlsFiles
 from mash.normalise import IDENTIFIER_NORMALISERS
 from mash.subject import IDENTIFIER_ENUMS
@@ -44,6 +46,8 @@ class ClientConfig:
     blind: BlindClientConfig | None = None  # set: every lookup is blind
     pins: BrokerPins = field(default_factory=BrokerPins)  # broker.identities (empty: any broker)
     attempts: int = DEFAULT_ATTEMPTS  # tries of one lookup, on other brokers after UNAVAILABLE
+    # the key a bound token (cnf.jkt) is bound to: every lookup attempt is signed with it
+    proof_key: ClientKey | None = None
 
     @property
     def addresses(self) -> list[str]:
@@ -61,11 +65,34 @@ class ClientConfig:
         token_file = top.path("token_file", None)
         blind = BlindClientConfig.read(top.section("blind")) if top.has("blind") else None
         top.done()
-        if token is None:
-            if token_file is None:
-                raise ConfigError(f"{path}: no token_file and no --token/MASH_TOKEN given")
-            token = fresh_token(token_file)
-        return cls(addresses, server_name, tls, token, blind, pins, attempts)
+        if token is not None:  # given on the command line: no key file goes with it
+            return cls(addresses, server_name, tls, token, blind, pins, attempts,
+                       proof_key=bound_key(token, None, None))
+        if token_file is None:
+            raise ConfigError(f"{path}: no token_file and no --token/MASH_TOKEN given")
+        token = fresh_token(token_file)
+        return cls(addresses, server_name, tls, token, blind, pins, attempts,
+                   proof_key=bound_key(token, load_proof_key(token_file), token_file))
+
+
+def bound_key(token: str, key: ClientKey | None, token_file: Path | None) -> ClientKey | None:
+    """The key to sign lookups with: the one beside the token file, when the token is bound
+    to it (cnf.jkt); IdentityError when a bound token has no key here to prove it with."""
+    jkt = bound_thumbprint(token)
+    if not jkt:
+        return None
+    where = proof_key_path(token_file) if token_file is not None else None
+    if key is None:
+        if where is None:
+            raise IdentityError("the token given (--token or MASH_TOKEN) is bound to a proof "
+                                "key (cnf.jkt), which only the token file's FILE.key holds: "
+                                "use token_file from mash login --bind-key instead")
+        raise IdentityError(f"the token is bound to a proof key (cnf.jkt) but {where} is "
+                            "missing: run mash login --bind-key again")
+    if key.thumbprint != jkt:
+        raise IdentityError(f"{where} is not the key the token is bound to: run mash login "
+                            "--bind-key again")
+    return key
 
 
 @dataclass
@@ -129,6 +156,10 @@ class BrokerClient:
         attempt = max(request.attempt, 1)
         while True:
             attempt_request.attempt = attempt
+            if self.cfg.proof_key is not None:  # a new proof for each attempt (a new nonce)
+                attempt_request.proof = sign_lookup(
+                    self.cfg.proof_key, token=self.cfg.token, subject=request.subject,
+                    context=request.context)
             try:
                 return self._lookup.Lookup(
                     attempt_request, timeout=max(deadline - time.monotonic(), 0.05),

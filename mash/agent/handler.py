@@ -21,6 +21,8 @@ from mash.audit import build as audit_build
 from mash.context import LookupContext
 from mash.errors import IdentityError, ValidationError
 from mash.identity import approvals
+from mash.identity.dpop import ProofVerifier
+from mash.identity.request_binding import check_lookup_proof, check_unsigned
 from mash.identity.tokens import Analyst
 from mash.logs import get_logger
 from mash.matching import Candidate, SearchOutcome
@@ -72,6 +74,9 @@ class QueryHandler:
         self.policy = policy
         self.audit = audit
         self.hasher = cfg.audit.hasher
+        # the agent's own replay cache: one for every broker it serves, so a proof one broker
+        # forwarded is refused when another (or the same) sends it again
+        self.proofs = ProofVerifier()
 
     def answer(self, query: agent_pb2.Query) -> answer_pb2.AgencyAnswer:
         return self.run(query, self._answer)
@@ -210,6 +215,9 @@ class QueryHandler:
         except ValidationError as exc:
             return self.not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
                                      f"{self.cfg.name} could not read the request: {exc}")
+        refused = self.check_proof(query, analyst)
+        if refused is not None:
+            return refused
         requester = Requester(analyst.agency, analyst.role, ctx.purpose, ctx.stage)
         try:
             decisions = self.policy.snapshot()
@@ -225,6 +233,27 @@ class QueryHandler:
         if refused is not None:
             return refused
         return Admitted(requester, decisions, gate)
+
+    def check_proof(self, query: agent_pb2.Query,
+                    analyst: Analyst) -> answer_pb2.AgencyAnswer | None:
+        """The analyst's request proof, checked here against the subject and context as they
+        reached the agent (mash/identity/request_binding.py): None when it may go on. A
+        refusal is NOT_CHECKED (token rejected), never NOT_KNOWN."""
+        require = self.cfg.auth.require_bound_proof
+        try:
+            if query.HasField("blind"):
+                check_unsigned(analyst=analyst, require=require)
+            else:
+                check_lookup_proof(self.proofs, analyst=analyst, token=query.analyst_token,
+                                   proof=query.proof, subject=query.subject,
+                                   context=query.context, require=require)
+        except IdentityError as exc:
+            log.warning("query_proof_refused", query_id=query.query_id,
+                        lookup_id=query.lookup_id, reason=str(exc))
+            return self.not_checked(R.NOT_CHECKED_REASON_TOKEN_REJECTED,
+                                    f"{self.cfg.name} refused the analyst's request proof: "
+                                    f"{exc}")
+        return None
 
     def check_approval(self, query: agent_pb2.Query, analyst: Analyst, ctx: LookupContext,
                        decisions: OwnerDecisions,

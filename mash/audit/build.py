@@ -100,6 +100,13 @@ def lookup_entry(*, lookup_id: str, analyst: Analyst | None, context: LookupCont
                       **_who(analyst, context))
 
 
+def refused_entry(*, lookup_id: str, analyst: Analyst | None, context: LookupContext | None,
+                  subject: Iterable[str], detail: str) -> AuditEntry:
+    """The broker, a lookup it refused before asking anyone (`detail` says why)."""
+    return AuditEntry(event="refused", lookup_id=lookup_id, subject=tuple(subject),
+                      detail=detail, **_who(analyst, context))
+
+
 def answers_entry(*, lookup_id: str, analyst: Analyst | None, context: LookupContext | None,
                   subject: Iterable[str], answers: Iterable[answer_pb2.AgencyAnswer],
                   policy_revision: str = "", detail: str = "",

@@ -11,6 +11,8 @@ Events:
 - "lookup": the broker, before it fans a lookup out (`asked` = agencies queried).
 - "retry": a broker, before it fans out again a lookup the client retried after another
   broker answered UNAVAILABLE (same lookup id; `detail` says which attempt). Not a new lookup.
+- "refused": the broker, a lookup it refused before asking anyone, e.g. a request proof that
+  does not verify (`detail` says why; nobody was asked, nothing answered).
 - "answers": the broker, before it returns the answer set (one outcome per agency).
 - "query": an agent, before its answer leaves (one outcome: its own, with `record_refs` for the
   records that matched). A "query" whose outcome is KNOWN or WITHHELD also notifies the owner.
@@ -29,7 +31,7 @@ from typing import Any
 
 from mash.audit.errors import AuditError
 
-EVENTS = ("lookup", "retry", "answers", "query", "purge", "reopen")
+EVENTS = ("lookup", "retry", "refused", "answers", "query", "purge", "reopen")
 STATES = ("KNOWN", "NOT_KNOWN", "WITHHELD", "NOT_CHECKED", "CANDIDATE", "SEALED")
 MATCHED_STATES = frozenset({"KNOWN", "WITHHELD"})
 _HASH = re.compile(r"^[0-9a-f]{32}$")

@@ -72,7 +72,9 @@ class BlindRelay:
             check_query(query)
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        plan = await self.svc.plan(context, analyst, ctx, set(query.agencies))
+        lookup_id = uuid.uuid4().hex
+        await self.svc.proofs.check_blind(context, analyst=analyst, lookup_id=lookup_id, ctx=ctx)
+        plan = await self.svc.plan(context, analyst, ctx, set(query.agencies), lookup_id)
         self.approval = approval_metadata(context)
         approved = await self.svc.check_approval(context, analyst, ctx, self.approval)
         digest = request_hash(query)

@@ -24,6 +24,7 @@ from mash.broker.blind import BlindRelay
 from mash.broker.config import BrokerConfig
 from mash.broker.ratelimit import RateLimiter
 from mash.broker.registry import AgentGone, AgentSession, Registry
+from mash.broker.request_proofs import LookupProofs
 from mash.broker.routing import RouteDecision, Routing
 from mash.broker.shared_limits import RateLimitUnavailable, SharedRateLimiter
 from mash.errors import ValidationError
@@ -94,6 +95,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                        if cfg.rate_limit.store else None)
         self.audit = audit
         self.hasher = cfg.audit.hasher
+        self.proofs = LookupProofs(audit, require=cfg.auth.require_bound_proof)
         self._probes: set[asyncio.Future[None]] = set()
 
     async def Lookup(
@@ -108,10 +110,13 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             metrics.lookups("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         lookup_id = await self.lookup_id(context, request)
+        token = bearer_token(context)
+        hashes = self.hasher.hashes(subject)
+        await self.proofs.check(context, analyst=analyst, token=token, request=request,
+                                lookup_id=lookup_id, ctx=ctx, subject=hashes)
         plan = await self.plan(context, analyst, ctx, set(request.agencies), lookup_id)
         approval = request.approval or approval_metadata(context)
         approved = await self.check_approval(context, analyst, ctx, approval)
-        hashes = self.hasher.hashes(subject)
         # The question is on the record before anyone is asked: no audit, no lookup.
         await self.record(context, audit_build.lookup_entry(
             lookup_id=plan.lookup_id, analyst=analyst, context=ctx, subject=hashes,
@@ -121,7 +126,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         tasks = {}
         answer_ms: dict[str, int] = {}  # per agency asked: fan-out to answer, for the report
         fanned_out = time.monotonic()
-        token, deadline = bearer_token(context), timestamp(plan.deadline)
+        deadline = timestamp(plan.deadline)
         for agency in plan.agencies:
             refused = plan.refusal(agency)
             if refused is not None:
@@ -132,7 +137,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             query = agent_pb2.Query(
                 query_id=f"{plan.lookup_id}-{agency}", lookup_id=plan.lookup_id,
                 analyst_token=token, subject=request.subject,
-                context=request.context, deadline=deadline, approval=approval)
+                context=request.context, deadline=deadline, approval=approval,
+                proof=request.proof)
             tasks[agency] = asyncio.ensure_future(
                 self._timed(agency, query, plan.budget, fanned_out, answer_ms))
         answers = await asyncio.gather(*tasks.values())

@@ -10,6 +10,7 @@ import typer
 from mash.cli.common import USAGE, fail, guarded
 from mash.files import write_atomic
 from mash.identity import tokens
+from mash.identity.dpop import ClientKey
 
 app = typer.Typer(help="Development analyst tokens (JWT, ES256 or EdDSA).", no_args_is_help=True)
 
@@ -50,11 +51,26 @@ def issue(
     audience: str = typer.Option(tokens.AUDIENCE, help="Audience claim."),
     bind_cert: Path = typer.Option(None, "--bind-cert", exists=True, dir_okay=False,
                                    help="Bind the token to this client certificate (PEM)."),
+    bind_key: Path = typer.Option(
+        None, "--bind-key", dir_okay=False,
+        help="Bind the token to the proof key in this file (made if missing), with which "
+             "every lookup is then signed: keep it beside the token file as FILE.key."),
 ) -> None:
     """Print a signed analyst token."""
     lifetime = _duration(ttl)
+    proof_key = guarded(lambda: _proof_key(bind_key)) if bind_key else None
     token = guarded(lambda: tokens.issue_token(
         key.read_bytes(), issuer=issuer, subject=subject, agency=agency, role=role, team=team,
         ttl=lifetime, audience=audience,
-        bind_certificate=bind_cert.read_bytes() if bind_cert else None))
+        bind_certificate=bind_cert.read_bytes() if bind_cert else None,
+        bind_key=proof_key.thumbprint if proof_key else ""))
     typer.echo(token)
+
+
+def _proof_key(path: Path) -> ClientKey:
+    """The proof key in `path`, or a new one written there (0600)."""
+    if path.exists():
+        return ClientKey.from_pem(path.read_bytes())
+    key = ClientKey.generate()
+    write_atomic(path, key.to_pem(), private=True)
+    return key

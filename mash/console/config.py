@@ -125,6 +125,9 @@ def load(path: str | Path) -> ConsoleConfig:
     broker.done()
     client_tls = TlsFiles.read(top.section("tls"))
     auth = TokenVerifier.read(top.section("auth"))
+    if auth.require_bound_proof:  # a key read and ignored would promise what is not done
+        raise top.error("auth", "require_bound_proof is for the broker and agents: the "
+                                "console does not sign lookups with a proof key yet")
     session = top.section("session")
     secret = read_secret(session.path("secret_file"))
     minutes = session.float("lifetime_minutes", 480.0, minimum=1, maximum=24 * 60)

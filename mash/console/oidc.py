@@ -7,7 +7,9 @@ verifies the ID token (signature by the provider's JWKS, issuer, audience = our 
 nonce) and returns the tokens. The access token is what the broker and agents verify: the
 console verifies it with the same TokenVerifier (so the same claim mapping gives agency,
 role and team). Sign-out revokes the refresh token and ends the provider's session
-(RP-initiated logout).
+(RP-initiated logout). With a `proof_key` (a per-session ClientKey), `finish` and `refresh`
+ask for a DPoP-bound access token (RFC 9449: cnf.jkt), whose lookups the console must then
+sign with that key (mash/identity/request_binding.py).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import jwt
 
 from mash.config import Reader
 from mash.errors import IdentityError
+from mash.identity.dpop import ClientKey
 from mash.identity.jwks import RemoteKeys
+from mash.identity.request_binding import bound_thumbprint
 
 PENDING_SECONDS = 600.0
 MAX_PENDING = 10_000
@@ -122,9 +126,12 @@ class OidcClient:
             self._pending[pending.state] = pending
         return pending.state, url
 
-    def _token_call(self, data: dict[str, str]) -> dict[str, Any]:
+    def _token_call(self, data: dict[str, str],
+                    proof_key: ClientKey | None = None) -> dict[str, Any]:
+        url = self._endpoint("token_endpoint")
+        headers = {"DPoP": proof_key.proof(method="POST", target=url)} if proof_key else None
         try:
-            reply = httpx.post(self._endpoint("token_endpoint"), data=data,
+            reply = httpx.post(url, data=data, headers=headers,
                                auth=(self.cfg.client_id, self.cfg.client_secret),
                                timeout=self._timeout)
             body = reply.json()
@@ -135,10 +142,17 @@ class OidcClient:
             detail = body.get("error_description") or body.get("error") if isinstance(
                 body, dict) else reply.status_code
             raise IdentityError(f"the identity provider refused the sign-in ({detail})")
+        if proof_key is not None and bound_thumbprint(str(body["access_token"])) != \
+                proof_key.thumbprint:
+            raise IdentityError("the identity provider did not bind the access token to the "
+                                "console's proof key (no cnf.jkt for it): enable DPoP for "
+                                "the console's client at the provider")
         return body
 
-    def finish(self, *, state: str, browser_state: str, code: str) -> Tokens:
-        """The tokens for this callback, or IdentityError saying what failed."""
+    def finish(self, *, state: str, browser_state: str, code: str,
+               proof_key: ClientKey | None = None) -> Tokens:
+        """The tokens for this callback (bound to `proof_key` when given), or IdentityError
+        saying what failed."""
         if not state or not secrets.compare_digest(state, browser_state or ""):
             raise IdentityError("the sign-in did not start in this browser (state mismatch): "
                                 "sign in again")
@@ -148,7 +162,7 @@ class OidcClient:
             raise IdentityError("the sign-in took too long or was already used: sign in again")
         body = self._token_call({"grant_type": "authorization_code", "code": code,
                                  "redirect_uri": self.cfg.redirect_uri,
-                                 "code_verifier": pending.code_verifier})
+                                 "code_verifier": pending.code_verifier}, proof_key)
         id_token = str(body.get("id_token", ""))
         self._check_id_token(id_token, nonce=pending.nonce)
         return Tokens(str(body["access_token"]), str(body.get("refresh_token", "")), id_token)
@@ -170,9 +184,10 @@ class OidcClient:
                                 "response; sign in again")
         return claims
 
-    def refresh(self, refresh_token: str) -> Tokens:
+    def refresh(self, refresh_token: str, *, proof_key: ClientKey | None = None) -> Tokens:
+        """New tokens; a key-bound session's are bound to the same `proof_key` again."""
         body = self._token_call({"grant_type": "refresh_token",
-                                 "refresh_token": refresh_token})
+                                 "refresh_token": refresh_token}, proof_key)
         id_token = str(body.get("id_token", ""))
         if id_token:
             self._check_id_token(id_token, nonce=None)

@@ -182,8 +182,10 @@ class ProofVerifier:
     def _match(claims: dict[str, Any], *, method: str, target: str, access_token: str,
                request: bytes) -> None:
         if claims.get("htm") != method or claims.get("htu") != target:
-            raise IdentityError(f"the request proof is for another call ({claims.get('htm')!r}"
-                                f" at {claims.get('htu')!r}), not {method!r} at {target!r}")
+            # the proof's own words, cut short: they reach logs and the audit's refusal entry
+            htm, htu = (str(claims.get(k))[:60] for k in ("htm", "htu"))
+            raise IdentityError(f"the request proof is for another call ({htm!r} at {htu!r}), "
+                                f"not {method!r} at {target!r}")
         if claims.get("ath") != digest(access_token.encode()):
             raise IdentityError("the request proof is for another analyst token")
         if claims.get("mash_req") != digest(request):

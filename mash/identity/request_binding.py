@@ -11,8 +11,12 @@ proof, is refused by the agent itself.
 
 from __future__ import annotations
 
+from typing import Any
+
+import jwt
+
 from mash.errors import IdentityError
-from mash.identity.dpop import ProofVerifier
+from mash.identity.dpop import ClientKey, ProofVerifier
 from mash.identity.tokens import Analyst
 from mash.v1 import subject_pb2
 
@@ -43,3 +47,36 @@ def check_lookup_proof(proofs: ProofVerifier, *, analyst: Analyst, token: str, p
     proofs.verify(proof, key_thumbprint=analyst.key_thumbprint, method=LOOKUP_METHOD,
                   target=LOOKUP_TARGET, access_token=token,
                   request=lookup_bytes(subject, context))
+
+
+def sign_lookup(key: ClientKey, *, token: str, subject: subject_pb2.Subject,
+                context: subject_pb2.RequestContext, now: float | None = None) -> str:
+    """A fresh proof (new nonce, this time) that the key's holder asks this lookup. Made
+    again for every attempt: a retry on another broker is never a replayed proof."""
+    return key.proof(method=LOOKUP_METHOD, target=LOOKUP_TARGET, access_token=token,
+                     request=lookup_bytes(subject, context), now=now)
+
+
+def bound_thumbprint(token: str) -> str:
+    """The proof key thumbprint (cnf.jkt) a token names, read without verifying it (the
+    client's own token, to know whether it must sign); "" when none or unreadable."""
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    return jkt if isinstance(jkt, str) else ""
+
+
+def check_unsigned(*, analyst: Analyst, require: bool) -> None:
+    """Refuse (IdentityError) a blind lookup, which cannot carry a lookup proof yet (the
+    subject is sealed), when the token is key-bound or proofs are required: a copied bound
+    token must not be usable there either."""
+    if analyst.key_thumbprint:
+        raise IdentityError("blind lookups cannot carry a request proof yet, and this analyst "
+                            "token is bound to a proof key: make a plain lookup")
+    if require:
+        raise IdentityError("blind lookups cannot carry a request proof yet, and this service "
+                            "requires one on every lookup (require_bound_proof): make a plain "
+                            "lookup")

@@ -191,9 +191,11 @@ def issue_token(
     now: dt.datetime | None = None,
     extra: dict[str, Any] | None = None,
     bind_certificate: bytes | None = None,
+    bind_key: str = "",
 ) -> str:
     """A signed analyst token; `bind_certificate` (PEM) binds it to that client certificate,
-    so a stolen token cannot be replayed from another client."""
+    so a stolen token cannot be replayed from another client; `bind_key` (a proof key's
+    RFC 7638 thumbprint) binds it to that key, whose proofs each lookup must then carry."""
     key = serialization.load_pem_private_key(private_key_pem, password=None)
     algorithm = "EdDSA" if isinstance(key, ed25519.Ed25519PrivateKey) else "ES256"
     issued = now or dt.datetime.now(dt.UTC)
@@ -209,8 +211,13 @@ def issue_token(
         "role": role,
         "team": team,
     }
+    cnf: dict[str, str] = {}
     if bind_certificate is not None:
-        claims["cnf"] = {"x5t#S256": certificate_thumbprint(bind_certificate)}
+        cnf["x5t#S256"] = certificate_thumbprint(bind_certificate)
+    if bind_key:
+        cnf["jkt"] = bind_key
+    if cnf:
+        claims["cnf"] = cnf
     claims.update(extra or {})
     return jwt.encode(claims, key, algorithm=algorithm)  # type: ignore[arg-type]
 
@@ -238,10 +245,14 @@ class TokenVerifier:
         max_lifetime: dt.timedelta = dt.timedelta(hours=12),
         require_binding: bool = False,
         revocations: RevocationList | None = None,
+        require_bound_proof: bool = False,
     ) -> None:
         self._issuers = {i.issuer: i for i in issuers}
         self._revocations = revocations
         self.require_binding = require_binding
+        # Every lookup's token must be bound to a proof key (cnf.jkt) and carry a proof made
+        # with it (mash/identity/request_binding.py); off: only bound tokens need one.
+        self.require_bound_proof = require_bound_proof
         # Verified tokens, so that a session's many lookups verify one signature. A token's
         # claims cannot change without changing the token, so only expiry is re-checked.
         self._verified: dict[str, Analyst] = {}
@@ -255,13 +266,15 @@ class TokenVerifier:
         issuers = [TrustedIssuer.read(s) for s in section.sections("issuers")]
         max_hours = section.float("max_token_lifetime_hours", 12.0, minimum=0.1, maximum=72)
         require_binding = section.bool("require_certificate_binding", False)
+        require_bound_proof = section.bool("require_bound_proof", False)
         revocation_path = section.path("revocation_list", None)
         section.done()
         if not issuers:
             raise section.error("issuers", "at least one trusted token issuer is required")
         revocations = RevocationList(revocation_path) if revocation_path else None
         return cls(issuers, audience, max_lifetime=dt.timedelta(hours=max_hours),
-                   require_binding=require_binding, revocations=revocations)
+                   require_binding=require_binding, revocations=revocations,
+                   require_bound_proof=require_bound_proof)
 
     def issuer(self, name: str) -> TrustedIssuer | None:
         """The trusted issuer of that name (stage approvals are checked against the same

@@ -98,7 +98,7 @@ class Heartbeat(_message.Message):
     def __init__(self, sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_as_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_revision: _Optional[str] = ..., ready: _Optional[bool] = ..., record_count: _Optional[int] = ..., data_status: _Optional[_Union[_answer_pb2.DataStatus, _Mapping]] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("query_id", "lookup_id", "analyst_token", "subject", "context", "deadline", "blind", "round", "sealed_subject", "approval")
+    __slots__ = ("query_id", "lookup_id", "analyst_token", "subject", "context", "deadline", "blind", "round", "sealed_subject", "approval", "proof")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     LOOKUP_ID_FIELD_NUMBER: _ClassVar[int]
     ANALYST_TOKEN_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class Query(_message.Message):
     ROUND_FIELD_NUMBER: _ClassVar[int]
     SEALED_SUBJECT_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     lookup_id: str
     analyst_token: str
@@ -119,7 +120,8 @@ class Query(_message.Message):
     round: int
     sealed_subject: _blind_pb2.SealedBox
     approval: str
-    def __init__(self, query_id: _Optional[str] = ..., lookup_id: _Optional[str] = ..., analyst_token: _Optional[str] = ..., subject: _Optional[_Union[_subject_pb2.Subject, _Mapping]] = ..., context: _Optional[_Union[_subject_pb2.RequestContext, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blind: _Optional[_Union[_blind_pb2.BlindQuery, _Mapping]] = ..., round: _Optional[int] = ..., sealed_subject: _Optional[_Union[_blind_pb2.SealedBox, _Mapping]] = ..., approval: _Optional[str] = ...) -> None: ...
+    proof: str
+    def __init__(self, query_id: _Optional[str] = ..., lookup_id: _Optional[str] = ..., analyst_token: _Optional[str] = ..., subject: _Optional[_Union[_subject_pb2.Subject, _Mapping]] = ..., context: _Optional[_Union[_subject_pb2.RequestContext, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blind: _Optional[_Union[_blind_pb2.BlindQuery, _Mapping]] = ..., round: _Optional[int] = ..., sealed_subject: _Optional[_Union[_blind_pb2.SealedBox, _Mapping]] = ..., approval: _Optional[str] = ..., proof: _Optional[str] = ...) -> None: ...
 
 class Queries(_message.Message):
     __slots__ = ("queries",)

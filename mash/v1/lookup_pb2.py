@@ -28,7 +28,7 @@ from mash.v1 import blind_pb2 as mash_dot_v1_dot_blind__pb2
 from mash.v1 import subject_pb2 as mash_dot_v1_dot_subject__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mash/v1/lookup.proto\x12\x07mash.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14mash/v1/answer.proto\x1a\x13mash/v1/blind.proto\x1a\x15mash/v1/subject.proto\"\xa4\x01\n\rLookupRequest\x12!\n\x07subject\x18\x01 \x01(\x0b\x32\x10.mash.v1.Subject\x12(\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x17.mash.v1.RequestContext\x12\x10\n\x08\x61gencies\x18\x03 \x03(\t\x12\x10\n\x08\x61pproval\x18\x04 \x01(\t\x12\x11\n\tlookup_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\"\xc0\x01\n\x0eLookupResponse\x12\x11\n\tlookup_id\x18\x01 \x01(\t\x12,\n\x08\x61sked_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x07\x61nswers\x18\x03 \x03(\x0b\x32\x15.mash.v1.AgencyAnswer\x12\x11\n\trequester\x18\x04 \x01(\t\x12\x18\n\x10requester_agency\x18\x05 \x01(\t\x12\x18\n\x10routing_revision\x18\x06 \x01(\t\"\x13\n\x11ListAgentsRequest\"\xc0\x03\n\x0b\x41gentStatus\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_name\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\x12\x30\n\x0c\x63onnected_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndata_as_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpolicy_revision\x18\x07 \x01(\t\x12\x15\n\ragent_version\x18\x08 \x01(\t\x12\x14\n\x0crecord_count\x18\t \x01(\x03\x12\r\n\x05ready\x18\n \x01(\x08\x12(\n\x0b\x64\x61ta_status\x18\x0b \x01(\x0b\x32\x13.mash.v1.DataStatus\x12\x14\n\x0cunresponsive\x18\x32 \x01(\x08\x12\x36\n\x12unresponsive_since\x18\x33 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13unresponsive_reason\x18\x34 \x01(\t\":\n\x12ListAgentsResponse\x12$\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x14.mash.v1.AgentStatus2\x98\x01\n\rLookupService\x12\x39\n\x06Lookup\x12\x16.mash.v1.LookupRequest\x1a\x17.mash.v1.LookupResponse\x12L\n\x0b\x42lindLookup\x12\x1b.mash.v1.BlindLookupRequest\x1a\x1c.mash.v1.BlindLookupResponse(\x01\x30\x01\x32Z\n\x11\x46\x65\x64\x65rationService\x12\x45\n\nListAgents\x12\x1a.mash.v1.ListAgentsRequest\x1a\x1b.mash.v1.ListAgentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mash/v1/lookup.proto\x12\x07mash.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14mash/v1/answer.proto\x1a\x13mash/v1/blind.proto\x1a\x15mash/v1/subject.proto\"\xb3\x01\n\rLookupRequest\x12!\n\x07subject\x18\x01 \x01(\x0b\x32\x10.mash.v1.Subject\x12(\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x17.mash.v1.RequestContext\x12\x10\n\x08\x61gencies\x18\x03 \x03(\t\x12\x10\n\x08\x61pproval\x18\x04 \x01(\t\x12\x11\n\tlookup_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\r\n\x05proof\x18\x46 \x01(\t\"\xc0\x01\n\x0eLookupResponse\x12\x11\n\tlookup_id\x18\x01 \x01(\t\x12,\n\x08\x61sked_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x07\x61nswers\x18\x03 \x03(\x0b\x32\x15.mash.v1.AgencyAnswer\x12\x11\n\trequester\x18\x04 \x01(\t\x12\x18\n\x10requester_agency\x18\x05 \x01(\t\x12\x18\n\x10routing_revision\x18\x06 \x01(\t\"\x13\n\x11ListAgentsRequest\"\xc0\x03\n\x0b\x41gentStatus\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_name\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\x12\x30\n\x0c\x63onnected_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndata_as_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpolicy_revision\x18\x07 \x01(\t\x12\x15\n\ragent_version\x18\x08 \x01(\t\x12\x14\n\x0crecord_count\x18\t \x01(\x03\x12\r\n\x05ready\x18\n \x01(\x08\x12(\n\x0b\x64\x61ta_status\x18\x0b \x01(\x0b\x32\x13.mash.v1.DataStatus\x12\x14\n\x0cunresponsive\x18\x32 \x01(\x08\x12\x36\n\x12unresponsive_since\x18\x33 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13unresponsive_reason\x18\x34 \x01(\t\":\n\x12ListAgentsResponse\x12$\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x14.mash.v1.AgentStatus2\x98\x01\n\rLookupService\x12\x39\n\x06Lookup\x12\x16.mash.v1.LookupRequest\x1a\x17.mash.v1.LookupResponse\x12L\n\x0b\x42lindLookup\x12\x1b.mash.v1.BlindLookupRequest\x1a\x1c.mash.v1.BlindLookupResponse(\x01\x30\x01\x32Z\n\x11\x46\x65\x64\x65rationService\x12\x45\n\nListAgents\x12\x1a.mash.v1.ListAgentsRequest\x1a\x1b.mash.v1.ListAgentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,17 +36,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mash.v1.lookup_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LOOKUPREQUEST']._serialized_start=133
-  _globals['_LOOKUPREQUEST']._serialized_end=297
-  _globals['_LOOKUPRESPONSE']._serialized_start=300
-  _globals['_LOOKUPRESPONSE']._serialized_end=492
-  _globals['_LISTAGENTSREQUEST']._serialized_start=494
-  _globals['_LISTAGENTSREQUEST']._serialized_end=513
-  _globals['_AGENTSTATUS']._serialized_start=516
-  _globals['_AGENTSTATUS']._serialized_end=964
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=966
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=1024
-  _globals['_LOOKUPSERVICE']._serialized_start=1027
-  _globals['_LOOKUPSERVICE']._serialized_end=1179
-  _globals['_FEDERATIONSERVICE']._serialized_start=1181
-  _globals['_FEDERATIONSERVICE']._serialized_end=1271
+  _globals['_LOOKUPREQUEST']._serialized_end=312
+  _globals['_LOOKUPRESPONSE']._serialized_start=315
+  _globals['_LOOKUPRESPONSE']._serialized_end=507
+  _globals['_LISTAGENTSREQUEST']._serialized_start=509
+  _globals['_LISTAGENTSREQUEST']._serialized_end=528
+  _globals['_AGENTSTATUS']._serialized_start=531
+  _globals['_AGENTSTATUS']._serialized_end=979
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=981
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=1039
+  _globals['_LOOKUPSERVICE']._serialized_start=1042
+  _globals['_LOOKUPSERVICE']._serialized_end=1194
+  _globals['_FEDERATIONSERVICE']._serialized_start=1196
+  _globals['_FEDERATIONSERVICE']._serialized_end=1286
 # @@protoc_insertion_point(module_scope)

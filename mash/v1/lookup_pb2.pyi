@@ -13,20 +13,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LookupRequest(_message.Message):
-    __slots__ = ("subject", "context", "agencies", "approval", "lookup_id", "attempt")
+    __slots__ = ("subject", "context", "agencies", "approval", "lookup_id", "attempt", "proof")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     AGENCIES_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_FIELD_NUMBER: _ClassVar[int]
     LOOKUP_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
     subject: _subject_pb2.Subject
     context: _subject_pb2.RequestContext
     agencies: _containers.RepeatedScalarFieldContainer[str]
     approval: str
     lookup_id: str
     attempt: int
-    def __init__(self, subject: _Optional[_Union[_subject_pb2.Subject, _Mapping]] = ..., context: _Optional[_Union[_subject_pb2.RequestContext, _Mapping]] = ..., agencies: _Optional[_Iterable[str]] = ..., approval: _Optional[str] = ..., lookup_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+    proof: str
+    def __init__(self, subject: _Optional[_Union[_subject_pb2.Subject, _Mapping]] = ..., context: _Optional[_Union[_subject_pb2.RequestContext, _Mapping]] = ..., agencies: _Optional[_Iterable[str]] = ..., approval: _Optional[str] = ..., lookup_id: _Optional[str] = ..., attempt: _Optional[int] = ..., proof: _Optional[str] = ...) -> None: ...
 
 class LookupResponse(_message.Message):
     __slots__ = ("lookup_id", "asked_at", "answers", "requester", "requester_agency", "routing_revision")

@@ -1,0 +1,65 @@
+"""The broker's check of a lookup's request proof (mash/identity/request_binding.py), before
+it routes: a refusal is UNAUTHENTICATED, saying why, and is on the audit record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import grpc
+
+from mash.audit import AuditEntry, AuditError, AuditLog
+from mash.audit import build as audit_build
+from mash.broker import metrics
+from mash.context import LookupContext
+from mash.errors import IdentityError
+from mash.identity.dpop import ProofVerifier
+from mash.identity.request_binding import check_lookup_proof, check_unsigned
+from mash.identity.tokens import Analyst
+from mash.logs import get_logger
+from mash.v1 import lookup_pb2
+
+log = get_logger(__name__)
+
+
+class LookupProofs:
+    """One broker's proof checks, with its own replay cache. Agents check again with theirs;
+    theirs is the check that matters (they share no cache with any broker)."""
+
+    def __init__(self, audit: AuditLog, *, require: bool) -> None:
+        self.audit = audit
+        self.require = require
+        self.verifier = ProofVerifier()
+
+    async def check(self, context: grpc.aio.ServicerContext, *, analyst: Analyst, token: str,
+                    request: lookup_pb2.LookupRequest, lookup_id: str, ctx: LookupContext,
+                    subject: Iterable[str]) -> None:
+        """Return if the lookup may be routed; else audit the refusal and abort."""
+        try:
+            check_lookup_proof(self.verifier, analyst=analyst, token=token, proof=request.proof,
+                               subject=request.subject, context=request.context,
+                               require=self.require)
+        except IdentityError as exc:
+            await self.refuse(context, analyst=analyst, reason=str(exc), entry=(
+                audit_build.refused_entry(lookup_id=lookup_id, analyst=analyst, context=ctx,
+                                          subject=subject, detail=f"request proof: {exc}")))
+
+    async def check_blind(self, context: grpc.aio.ServicerContext, *, analyst: Analyst,
+                          lookup_id: str, ctx: LookupContext) -> None:
+        """A blind lookup carries no proof: refused for a key-bound token or when required."""
+        try:
+            check_unsigned(analyst=analyst, require=self.require)
+        except IdentityError as exc:
+            await self.refuse(context, analyst=analyst, reason=str(exc), entry=(
+                audit_build.refused_entry(lookup_id=lookup_id, analyst=analyst, context=ctx,
+                                          subject=(), detail=f"request proof: {exc}")))
+
+    async def refuse(self, context: grpc.aio.ServicerContext, *, analyst: Analyst,
+                     reason: str, entry: AuditEntry) -> None:
+        metrics.lookups("proof_refused").inc()
+        log.warning("lookup_proof_refused", lookup_id=entry.lookup_id,
+                    requester=analyst.subject, requester_agency=analyst.agency, reason=reason)
+        try:
+            await self.audit.append_async(entry)
+        except AuditError as exc:  # refused all the same; say so in the broker's log
+            log.error("refusal_not_audited", lookup_id=entry.lookup_id, error=str(exc))
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
