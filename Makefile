@@ -24,6 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP) $(BUF)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BUF) lint
 	$(MAKE) --no-print-directory buf-breaking
 	$(BIN)/python -m pytest
@@ -42,6 +43,7 @@ buf-breaking: $(BUF)
 
 lint: $(STAMP) $(BUF)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BUF) lint
 
 # The deployment path as an agency takes it: build the wheel, install it (no extras, no dev
