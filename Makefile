@@ -24,6 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP) $(BUF)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BUF) lint
 	$(MAKE) --no-print-directory buf-breaking
 	$(BIN)/python -m pytest
@@ -42,6 +43,7 @@ buf-breaking: $(BUF)
 
 lint: $(STAMP) $(BUF)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BUF) lint
 
 # The deployment path as an agency takes it: build the wheel, install it (no extras, no dev
@@ -60,9 +62,12 @@ wheel-check: $(STAMP)
 	  echo "wheel-check: the core install pulled in aiohttp or requests"; exit 1; fi
 	@echo "wheel-check: $$(ls $(WHEEL_CHECK)/dist) installs into a clean virtualenv and runs"
 
-# Regenerate the committed stubs after editing protos/ (tests fail when they are stale).
+# Regenerate the committed stubs after editing protos/ (tests fail when they are stale): the
+# messages with protoc's own .pyi, the gRPC stubs' .pyi with mypy-protobuf (for mypy).
 protos: $(STAMP)
-	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=. --grpc_python_out=. --pyi_out=. protos/mash/v1/*.proto
+	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=. --grpc_python_out=. --pyi_out=. \
+	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=. \
+	  protos/mash/v1/*.proto
 
 # Refresh the vendored chart library (the version pinned in package.json) after changing it.
 vendor: $(BUF)
@@ -73,4 +78,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) node_modules var build .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules var build .pytest_cache .ruff_cache .mypy_cache

@@ -6,6 +6,7 @@ that a misspelt key is reported instead of silently ignored.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,11 @@ class Reader:
             return default
         return self._data[key]
 
-    def str(self, key: str, default: Any = _MISSING, choices: tuple[str, ...] = ()) -> Any:
+    # The getters are named after the types they read, so inside this class `str`, `int`,
+    # `float`, `bool` and `list` name methods: annotations here say `builtins.` explicitly.
+    def str(
+        self, key: builtins.str, default: Any = _MISSING, choices: tuple[builtins.str, ...] = (),
+    ) -> Any:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -67,8 +72,8 @@ class Reader:
         return value
 
     def int(
-        self, key: str, default: Any = _MISSING, minimum: int | None = None,
-        maximum: int | None = None,
+        self, key: builtins.str, default: Any = _MISSING, minimum: builtins.int | None = None,
+        maximum: builtins.int | None = None,
     ) -> Any:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
@@ -82,8 +87,8 @@ class Reader:
         return value
 
     def float(
-        self, key: str, default: Any = _MISSING, minimum: float | None = None,
-        maximum: float | None = None,
+        self, key: builtins.str, default: Any = _MISSING, minimum: builtins.float | None = None,
+        maximum: builtins.float | None = None,
     ) -> Any:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
@@ -96,13 +101,15 @@ class Reader:
             raise self.error(key, f"must be at most {maximum}, got {value}")
         return float(value)
 
-    def bool(self, key: str, default: Any = _MISSING) -> Any:
+    def bool(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(key, default)
         if not isinstance(value, bool):
             raise self.error(key, f"expected true or false, got {value!r}")
         return value
 
-    def path(self, key: str, default: Any = _MISSING, must_exist: bool = True) -> Any:
+    def path(
+        self, key: builtins.str, default: Any = _MISSING, must_exist: builtins.bool = True,
+    ) -> Any:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -115,7 +122,7 @@ class Reader:
             raise self.error(key, f"file not found: {path}")
         return path
 
-    def list(self, key: str, default: Any = _MISSING) -> Any:
+    def list(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -123,7 +130,7 @@ class Reader:
             raise self.error(key, f"expected a list, got {type(value).__name__}")
         return value
 
-    def str_list(self, key: str, default: Any = _MISSING) -> Any:
+    def str_list(self, key: builtins.str, default: Any = _MISSING) -> Any:
         values = self.list(key, default)
         if values is default and default is not _MISSING:
             return values
@@ -134,7 +141,7 @@ class Reader:
             out.append(item.strip())
         return out
 
-    def mapping(self, key: str, default: Any = _MISSING) -> Any:
+    def mapping(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -142,13 +149,15 @@ class Reader:
             raise self.error(key, f"expected a mapping, got {type(value).__name__}")
         return dict(value)
 
-    def section(self, key: str, required: bool = True) -> Reader:
+    def section(self, key: builtins.str, required: builtins.bool = True) -> Reader:
         value = self.raw(key, _MISSING if required else {})
         if not isinstance(value, Mapping):
             raise self.error(key, f"expected a mapping, got {type(value).__name__}")
         return Reader(value, self.label(key), self.base_dir)
 
-    def sections(self, key: str, required: bool = True) -> list[Reader]:
+    def sections(
+        self, key: builtins.str, required: builtins.bool = True,
+    ) -> builtins.list[Reader]:
         items = self.list(key, _MISSING if required else [])
         readers = []
         for i, item in enumerate(items):

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-class _Servicer(health.aio.HealthServicer):  # type: ignore[misc]  # grpc_health is untyped
+# types-grpcio-health-checking's health_pb2 predates Health/List, which grpcio-health-checking
+# itself has: the List messages are named once here, untyped.
+_HealthListResponse: Callable[..., Message] = (
+    health_pb2.HealthListResponse)  # type: ignore[attr-defined]
+
+
+class _Servicer(health.aio.HealthServicer):
     """grpcio-health-checking's servicer, which leaves List unimplemented, with List."""
 
     def __init__(self) -> None:
         super().__init__()
         self.statuses: dict[str, Any] = {"": SERVING}  # as set, mirrored here for List
 
-    async def List(self, request: health_pb2.HealthListRequest,
-                   context: grpc.aio.ServicerContext) -> health_pb2.HealthListResponse:
-        return health_pb2.HealthListResponse(statuses={
+    async def List(self, request: Message,
+                   context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        return _HealthListResponse(statuses={
             name: health_pb2.HealthCheckResponse(status=status)
             for name, status in sorted(self.statuses.items())})
 

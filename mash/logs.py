@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import EventDict, FilteringBoundLogger
 
 # Keys that would carry personal data about a subject. Their values never reach a log line.
 PERSONAL_KEYS = frozenset(
@@ -47,14 +48,13 @@ PERSONAL_KEYS = frozenset(
 REDACTED = "[redacted]"
 
 
-def drop_personal_data(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def drop_personal_data(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     for key in event_dict.keys() & PERSONAL_KEYS:
         event_dict[key] = REDACTED
     return event_dict
 
 
-def exception_without_message(_logger: Any, _method: str,
-                              event_dict: dict[str, Any]) -> dict[str, Any]:
+def exception_without_message(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     """`log.exception(...)` writes where an error happened, never what it said.
 
     An exception's message may quote the value it failed on (a database error quoting an NHS
@@ -78,7 +78,7 @@ def exception_without_message(_logger: Any, _method: str,
 def describe_exception(exc: BaseException, limit: int = 3) -> str:
     """`ValueError at index.py:12 search <- state.py:40 load; from KeyError at ...`:
     classes and frames only, innermost frame first (at most 12 frames each)."""
-    parts = []
+    parts: list[str] = []
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen and len(parts) < limit:
@@ -122,5 +122,7 @@ def configure(level: str = "info", stream: TextIO | None = None, service: str = 
     logging.basicConfig(level=logging.WARNING, stream=stream or sys.stderr)
 
 
-def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(component=name.removeprefix("mash."))
+def get_logger(name: str) -> FilteringBoundLogger:
+    # structlog.get_logger is typed Any: configure() makes every logger a filtering bound one
+    logger: FilteringBoundLogger = structlog.get_logger(component=name.removeprefix("mash."))
+    return logger

@@ -45,7 +45,9 @@ def enable(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
     """Serve reflection v1 and v1alpha for `service_names` (and for reflection itself)."""
     _add_v1_descriptor()
     servicer = reflection.aio.ReflectionServicer((*service_names, V1ALPHA, V1))
-    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    # types-grpcio-reflection leaves this generated function unannotated
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # type: ignore[no-untyped-call]
+        servicer, server)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(V1, {
         "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
             servicer.ServerReflectionInfo,

@@ -62,7 +62,7 @@ def build_context(*, purpose: str, stage: str, case: str, reason: str,
         raise ValidationError(f"urgency {urgency!r} is not red, amber or green")
     return subject_pb2.RequestContext(
         purpose=purpose, stage=stage, case_reference=case, justification=reason,
-        urgency=URGENCY_ENUMS[urgency.lower()])  # type: ignore[arg-type]
+        urgency=URGENCY_ENUMS[urgency.lower()])
 
 
 def build_request(

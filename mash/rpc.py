@@ -31,9 +31,9 @@ def _decoder(cls: type[Message]) -> Callable[[bytes], Message]:
     return decode
 
 
-def _unary(method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]],
+def _unary(method: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]],
            decode: Callable[[bytes], Message]) -> Callable[..., Awaitable[Message]]:
-    async def handler(raw: bytes, context: grpc.aio.ServicerContext) -> Message:
+    async def handler(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
         try:
             request = decode(raw)
         except BadMessage as exc:
@@ -45,7 +45,7 @@ def _unary(method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]
 def _bidi(method: Callable[..., AsyncIterator[Message]],
           decode: Callable[[bytes], Message]) -> Callable[..., AsyncIterator[Message]]:
     async def handler(raw_iterator: AsyncIterator[bytes],
-                      context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
+                      context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Message]:
         async def requests() -> AsyncIterator[Message]:
             async for raw in raw_iterator:
                 yield decode(raw)  # BadMessage ends the stream; the servicer reports it
@@ -55,7 +55,7 @@ def _bidi(method: Callable[..., AsyncIterator[Message]],
 
 
 def register(server: grpc.aio.Server, servicer: object, service: ServiceDescriptor) -> None:
-    handlers = {}
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for m in service.methods:
         decode = _decoder(GetMessageClass(m.input_type))
         encode = GetMessageClass(m.output_type).SerializeToString

@@ -51,12 +51,12 @@ def _loader_class(max_aliases: int, dates_as_text: bool = False) -> type[yaml.Sa
 
         aliases_seen = 0
 
-        def compose_node(self, parent: Node | None, index: Any) -> Node:
+        def compose_node(self, parent: Node | None, index: Any) -> Node | None:
             if self.check_event(yaml.AliasEvent):
                 self.aliases_seen += 1
                 if self.aliases_seen > max_aliases:
                     raise _AliasLimit
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
 
     if dates_as_text:  # 2014-05-17 stays the text it was, for the caller's own date rules
         BoundedLoader.yaml_implicit_resolvers = {

@@ -14,9 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_generated_stubs_are_not_stale(tmp_path: Path) -> None:
     protos = sorted((ROOT / "protos" / "mash" / "v1").glob("*.proto"))
     assert protos
+    # mypy-protobuf's plugin, installed beside this interpreter, writes the *_pb2_grpc.pyi
+    mypy_grpc = Path(sys.executable).parent / "protoc-gen-mypy_grpc"
+    assert mypy_grpc.exists(), "mypy-protobuf is not installed: `make venv` installs it"
     subprocess.run(
         [sys.executable, "-m", "grpc_tools.protoc", "-I", str(ROOT / "protos"),
          f"--python_out={tmp_path}", f"--grpc_python_out={tmp_path}", f"--pyi_out={tmp_path}",
+         f"--plugin=protoc-gen-mypy_grpc={mypy_grpc}", f"--mypy_grpc_out={tmp_path}",
          *map(str, protos)],
         check=True,
     )

@@ -40,7 +40,7 @@ SECTION = "audit"
 
 
 def _store_url(section: Reader) -> str:
-    url = section.str("store")
+    url: str = section.str("store")
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from mash.audit.sqlite_store import sqlite_path

@@ -386,7 +386,8 @@ class SqlStore(AuditStore):
             cur.executemany(self._q("UPDATE audit_notifications SET seen_at = ? "
                                     "WHERE writer_id = ? AND seq = ? AND seen_at IS NULL"),
                             [(at, w, s) for w, s in items])
-            return max(cur.rowcount, 0)
+            updated: int = cur.rowcount
+            return max(updated, 0)
 
     # reading
 
@@ -445,7 +446,8 @@ class SqlStore(AuditStore):
         return {int(r[0]) for r in rows}
 
     def _where(self, where: Filter, alias: str) -> tuple[str, list[Any]]:
-        clauses, params = ["1 = 1"], []
+        clauses: list[str] = ["1 = 1"]
+        params: list[Any] = []
         if where.keys:
             marks = ", ".join("?" for _ in where.keys)
             clauses.append(f"EXISTS (SELECT 1 FROM audit_index i WHERE i.search_key IN ({marks}) "

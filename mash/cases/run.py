@@ -21,9 +21,9 @@ class CaseLookupError(MashError):
 
     def __init__(self, index: int, relationship: str, error: grpc.RpcError) -> None:
         self.index, self.relationship, self.error = index, relationship, error
-        details = (error.details() or "").splitlines()  # type: ignore[attr-defined]
+        details = (error.details() or "").splitlines()
         super().__init__(f"people[{index}] ({relationship}): "
-                         f"{error.code().name.lower()}: "  # type: ignore[attr-defined]
+                         f"{error.code().name.lower()}: "
                          f"{details[0] if details else 'no detail'}")
 
 

@@ -64,7 +64,7 @@ def run(
             try:
                 return run_case(client=client, case=case, requests=requests, timeout=timeout)
             except CaseLookupError as exc:
-                fail(str(exc), GRPC_EXIT.get(exc.error.code(), FAILED))  # type: ignore[attr-defined]
+                fail(str(exc), GRPC_EXIT.get(exc.error.code(), FAILED))
 
     picture = guarded(go)
     if json_out:

@@ -40,8 +40,8 @@ GRPC_EXIT = {
 
 
 def grpc_failure(exc: grpc.RpcError) -> NoReturn:
-    code = exc.code()  # type: ignore[attr-defined]
-    details = (exc.details() or "").splitlines()[0] if exc.details() else ""  # type: ignore[attr-defined]
+    code = exc.code()
+    details = (exc.details() or "").splitlines()[0] if exc.details() else ""
     if code == grpc.StatusCode.UNAVAILABLE:
         details = f"the broker is unreachable ({details or 'no connection'})"
     fail(f"{code.name.lower()}: {details}", GRPC_EXIT.get(code, FAILED))

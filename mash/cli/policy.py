@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,7 +89,7 @@ def _print_changes(changes: list[Change], title: str) -> None:
 def _agent_configs(paths: list[Path]) -> list[AgentConfig]:
     from mash.agent import config as agent_config
 
-    return [guarded(lambda p=path: agent_config.load(p)) for path in paths]
+    return [guarded(partial(agent_config.load, path)) for path in paths]
 
 
 def _mapped_fields(agent_configs: list[Path]) -> dict[str, set[str]]:
@@ -416,7 +417,7 @@ def show(
     sig_path = signing.signature_path(bundle)
     sig = sig_path.read_bytes() if sig_path.exists() else None
     if trusted:
-        keys = [guarded(lambda p=p: signing.load_public_key(p)) for p in trusted]
+        keys = [guarded(partial(signing.load_public_key, p)) for p in trusted]
         verified = guarded(lambda: signing.verify(raw, sig, keys))
         typer.echo(f"signature: valid, signed by {verified.signer} (key {verified.key_id}"
                    + (f", {verified.signed_at}" if verified.signed_at else "") + ")")

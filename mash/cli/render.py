@@ -63,8 +63,8 @@ def describe(answer: answer_pb2.AgencyAnswer) -> Text:
                 suffix = "" if field.transform == "keep" else f" [{field.transform}]"
                 out.append(f"\n  {field.name}: {field.value}{suffix}")
             by_reason: dict[str, list[str]] = {}
-            for field in match.withheld:
-                by_reason.setdefault(field.reason, []).append(field.name)
+            for withheld in match.withheld:
+                by_reason.setdefault(withheld.reason, []).append(withheld.name)
             for reason, names in by_reason.items():
                 out.append(f"\n  withheld ({reason}): {', '.join(names)}", style="dim")
         if answer.detail:

@@ -33,7 +33,8 @@ REQUESTER = "mash"
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 @dataclass
@@ -259,6 +260,7 @@ def build(root: Path, agencies: list[str], data_files: dict[str, Path],
         "token_file": str(token_file),
     }
     _dump(fed.client_config, client, relative_paths)
+    assert fed.blind_client_config is not None  # set above
     _dump(fed.blind_client_config, {**client, "blind": blind_setup.client_section(blind)},
           relative_paths)
     return fed

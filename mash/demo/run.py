@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import grpc
 from rich.console import Console
@@ -20,7 +22,7 @@ from mash.client import BrokerAgents, BrokerClient, ClientConfig
 from mash.demo import data, federation
 from mash.errors import MashError
 from mash.requests import build_request
-from mash.v1 import answer_pb2
+from mash.v1 import answer_pb2, lookup_pb2
 
 RUNNING = ["police", "health", "csc", "education", "probation", "asc", "ambulance"]
 OFFLINE = ["housing"]  # registered with the broker, but its agent is not started
@@ -103,7 +105,7 @@ def _failover(fed: federation.Federation, procs: dict[str, subprocess.Popen[byte
     return any(a.state == answer_pb2.ANSWER_STATE_KNOWN for a in response.answers)
 
 
-LOOKUPS = [
+LOOKUPS: list[tuple[str, dict[str, Any]]] = [
     ("1. A child known to several agencies (research stage)", dict(
         name="Leah Thompson", dob="2014-05-17", postcode=["LS9 8AB"],
         purpose="child_safeguarding", stage="research", case="MASH-2026-0101",
@@ -137,13 +139,13 @@ BLIND_LOOKUP = ("7. Blind: the broker routes the lookup but reads neither the su
                     reason="Strategy discussion preparation", urgency="red"))
 
 
-def _request(spec: dict[str, object]):  # noqa: ANN202 (proto type)
-    defaults: dict[str, object] = dict(
+def _request(spec: Mapping[str, Any]) -> lookup_pb2.LookupRequest:
+    defaults: dict[str, Any] = dict(
         name=None, given=None, family=None, aliases=[], dob=None, sex=None, postcodes=[],
         nhs=None, upn=None, pnc=None, ni=None, local=[], agencies=[])
     args = {**defaults, **spec}
     args["postcodes"] = args.pop("postcode", [])
-    return build_request(**args)  # type: ignore[arg-type]
+    return build_request(**args)
 
 
 def run_demo(directory: Path, keep: bool = False, brokers: int = 1) -> int:
@@ -181,6 +183,7 @@ def run_demo(directory: Path, keep: bool = False, brokers: int = 1) -> int:
                 response = client.lookup(_request(spec), timeout=15)
                 print_lookup(response, console)
                 seen_states |= {STATE_LABELS[a.state] for a in response.answers}
+        assert fed.blind_client_config is not None  # federation.build writes it
         with BrokerClient(ClientConfig.load(fed.blind_client_config)) as client:
             title, spec = BLIND_LOOKUP
             console.print(Rule(title))
@@ -196,7 +199,7 @@ def run_demo(directory: Path, keep: bool = False, brokers: int = 1) -> int:
         console.print(Rule())
         console.print(f"Answer states shown: {', '.join(sorted(seen_states))}")
     except (RuntimeError, MashError, grpc.RpcError) as exc:
-        detail = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)  # type: ignore[attr-defined]
+        detail = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)
         console.print(f"[red]demo failed: {detail}[/red] (logs in {logs})")
         keep = True
     finally:

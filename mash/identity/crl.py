@@ -14,7 +14,6 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtensionOID
 
 from mash.errors import IdentityError
 from mash.files import write_atomic
@@ -55,7 +54,7 @@ def _number(crl: x509.CertificateRevocationList | None) -> int:
     if crl is None:
         return 0
     try:
-        return int(crl.extensions.get_extension_for_oid(ExtensionOID.CRL_NUMBER).value.crl_number)
+        return int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
     except x509.ExtensionNotFound:
         return 0
 

@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from cryptography import x509
@@ -107,8 +108,11 @@ class ReloadingServerCredentials:
 
     def credentials(self) -> grpc.ServerCredentials:
         initial = self._config(*self.files.read_checked(self.expect))
+        # gRPC takes a fetch returning None as "keep the configuration in use" (its docs and
+        # implementation); types-grpcio's signature leaves out the None
         return grpc.dynamic_ssl_server_credentials(
-            initial, self._fetch, require_client_authentication=True)
+            initial, self._fetch,  # type: ignore[arg-type]
+            require_client_authentication=True)
 
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """Called by gRPC before each handshake: None keeps the files in use."""
@@ -158,19 +162,24 @@ class TlsWatch:
                 on_change()
 
 
-def peer_certificate(context: grpc.aio.ServicerContext) -> bytes | None:
+def _peer_pems(context: grpc.aio.ServicerContext[Any, Any]) -> list[bytes]:
+    """The PEM certificates in the call's verified auth context (one for a client cert)."""
+    return list((context.auth_context() or {}).get("x509_pem_cert") or [])
+
+
+def peer_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> bytes | None:
     """The PEM certificate the client on this call presented (verified by the handshake)."""
-    pems = (context.auth_context() or {}).get("x509_pem_cert") or []
+    pems = _peer_pems(context)
     return pems[0] if len(pems) == 1 else None
 
 
-def peer_identity(context: grpc.aio.ServicerContext) -> PeerIdentity | None:
+def peer_identity(context: grpc.aio.ServicerContext[Any, Any]) -> PeerIdentity | None:
     """The MASH identity of the client on this call, from its verified certificate.
 
     The TLS handshake has already checked the chain against our CA and the validity dates;
     this reads the URI SAN. None means the peer presented no usable identity.
     """
-    pems = (context.auth_context() or {}).get("x509_pem_cert") or []
+    pems = _peer_pems(context)
     if len(pems) != 1:
         return None
     return identity_from_pem(pems[0])

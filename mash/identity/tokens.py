@@ -153,11 +153,14 @@ ISSUER_KEY_KINDS = "issuer keys must be P-256 (ES256) or Ed25519 (EdDSA)"
 
 
 def load_public_key(path: Path) -> ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey:
+    # read_public_key has checked the kind; with two kinds its type says only `object`
     key = read_public_key(path, accept=(ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey),
                           wrong_kind=ISSUER_KEY_KINDS)
-    if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP256R1):
-        raise ConfigError(f"{path}: {ISSUER_KEY_KINDS}")
-    return key
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return key
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return key
+    raise ConfigError(f"{path}: {ISSUER_KEY_KINDS}")
 
 
 def generate_issuer_key(algorithm: str = "ES256") -> tuple[bytes, bytes]:

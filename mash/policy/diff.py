@@ -124,7 +124,7 @@ def _agreement_changes(old: Bundle, new: Bundle, today: dt.date) -> list[Change]
                                   f"{b[key]}" + (f" (expired as on {today}: it shares "
                                                  "nothing)" if lapsed else ""),
                                   agreement=aid, field=key, old=a[key], new=b[key]))
-        bases = {}
+        bases: dict[tuple[str, str, str], dict[str, Any]] = {}
         for side, doc in (("old", a), ("new", b)):
             for g in doc["grants"]:
                 for purpose, p in g["purposes"].items():
@@ -149,8 +149,8 @@ def diff_decisions(old: dict[Cell, Decision], new: dict[Cell, Decision],
     cells: dict[tuple[str, ...], Cell] = {}
     for cell in space.cells():
         for kind, name, agreement, before, after in _cell_changes(cell, old[cell], new[cell]):
-            key = (kind, cell.owner, cell.requester, cell.purpose, cell.stage, name, agreement,
-                   before, after)
+            key: tuple[str, ...] = (kind, cell.owner, cell.requester, cell.purpose, cell.stage,
+                                    name, agreement, before, after)
             grouped.setdefault(key, []).append(cell.role)
             cells.setdefault(key, cell)
     out = []

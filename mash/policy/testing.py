@@ -106,6 +106,8 @@ def run_case(policy: LoadedPolicy, case: dict[str, Any], context: transforms.Tra
     wanted = str(expect.get("answer", ""))
     if wanted not in ("known", "withheld", "not_checked"):
         return False, "expect.answer must be known, withheld or not_checked"
+    released: dict[str, str | None]
+    withheld: dict[str, str]
     try:
         gate = policy.gate(owner, requester, today)
         if not gate.allowed:
@@ -198,7 +200,8 @@ def coverage(src: Path, policy: LoadedPolicy, today: dt.date | None = None) -> C
             continue
         stage = (gate.agreement_id, owner, who.agency, who.purpose, who.stage)
         stages_hit.add(stage)
-        expect = case.get("expect") if isinstance(case.get("expect"), dict) else {}
+        given = case.get("expect")
+        expect: dict[str, Any] = given if isinstance(given, dict) else {}
         named = set(case.get("record") or {}) | set(expect.get("released") or {}) \
             | set(expect.get("withheld") or [])
         fields_hit |= {(*stage, str(f)) for f in named}

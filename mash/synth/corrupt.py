@@ -125,19 +125,20 @@ def view(p: Person, level: Corruption, rng: random.Random, today: dt.date) -> Vi
             family = typo(family, rng)
     if rng.random() < level.swap_names:
         given, family = family, given
-    dob: dt.date | None = p.date_of_birth
+    born = p.date_of_birth
+    dob: dt.date | None = born
     r = rng.random()
     if r < level.dob_missing:
         dob = None
     elif r < level.dob_missing + level.dob_placeholder:
-        dob = dob.replace(month=1, day=1)
-    elif r < level.dob_missing + level.dob_placeholder + level.dob_swap and dob.day <= 12:
-        dob = dob.replace(month=dob.day, day=dob.month)
+        dob = born.replace(month=1, day=1)
+    elif r < level.dob_missing + level.dob_placeholder + level.dob_swap and born.day <= 12:
+        dob = born.replace(month=born.day, day=born.month)
     elif r < level.dob_missing + level.dob_placeholder + level.dob_swap + level.dob_typo:
-        dob = _dob_typo(dob, rng)
+        dob = _dob_typo(born, rng)
     elif r < (level.dob_missing + level.dob_placeholder + level.dob_swap + level.dob_typo
               + level.dob_replaced):
-        dob = dob.replace(year=max(1900, min(today.year, dob.year + rng.randint(-30, 30))),
+        dob = born.replace(year=max(1900, min(today.year, born.year + rng.randint(-30, 30))),
                           month=rng.randint(1, 12), day=rng.randint(1, 28))
     if dob is not None and dob > today:
         dob = p.date_of_birth
