@@ -166,7 +166,7 @@ class BrokerClient:
                     metadata=self._metadata())
             except grpc.RpcError as exc:
                 pause = RETRY_PAUSE_SECONDS * attempt
-                if (exc.code() != grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+                if (exc.code() != grpc.StatusCode.UNAVAILABLE
                         or attempt >= self.cfg.attempts
                         or deadline - time.monotonic() < pause + MIN_ATTEMPT_SECONDS
                         or not self._a_broker_ready(pause, deadline)):
@@ -225,7 +225,7 @@ class BrokerClient:
 
     def _explained(self, exc: grpc.RpcError) -> Exception:
         """A refused pin as one line that says which identity the server showed."""
-        code, details = exc.code(), exc.details()  # type: ignore[attr-defined]
+        code, details = exc.code(), exc.details()
         if code == grpc.StatusCode.UNAVAILABLE and pinning.PIN_FAILURE in (details or ""):
             addresses = broker_addresses.expand(self.cfg.addresses, self.cfg.server_name)
             for address in addresses[1:]:  # the first: diagnose's own words, below

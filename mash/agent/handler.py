@@ -360,11 +360,11 @@ class QueryHandler:
                 source=candidate.record.source,
                 agreement_id=disclosure.agreement_id,
             )
-            for item in disclosure.released:
-                match.released.add(name=item.name, value=item.value or "",
-                                   transform=item.transform)
-            for item in disclosure.withheld:
-                match.withheld.add(name=item.name, reason=item.reason)
+            for released in disclosure.released:
+                match.released.add(name=released.name, value=released.value or "",
+                                   transform=released.transform)
+            for withheld in disclosure.withheld:
+                match.withheld.add(name=withheld.name, reason=withheld.reason)
         hidden = len(disclosures) - len(shown)
         if hidden:
             base.detail = (f"{hidden} further record(s) may relate to this person but are "

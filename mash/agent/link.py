@@ -264,8 +264,9 @@ class BrokerLink:
                             tasks.add(task)
                             task.add_done_callback(tasks.discard)
             except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if (broker_silent or dropped) and not (task is not None and task.cancelling()):
+                current = asyncio.current_task()
+                if (broker_silent or dropped) and not (current is not None
+                                                       and current.cancelling()):
                     return  # cancelled for silence, or dropped: run() reconnects
                 if not stop.is_set():
                     raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -32,7 +33,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
 
     async def Connect(
         self, request_iterator: AsyncIterator[agent_pb2.ConnectRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[agent_pb2.ConnectResponse]:
         peer = peer_identity(context)
         if peer is None or peer.kind != "agent":
@@ -58,7 +59,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                                     f"agent certificate: {exc}")
 
         try:
-            first = await asyncio.wait_for(anext(request_iterator),  # type: ignore[arg-type]
+            first = await asyncio.wait_for(anext(request_iterator),
                                            self.cfg.hello_timeout_seconds)
         except (TimeoutError, StopAsyncIteration):
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 
@@ -12,7 +13,7 @@ from mash.identity.tls import peer_certificate, peer_identity
 from mash.identity.tokens import Analyst, TokenVerifier
 
 
-def bearer_token(context: grpc.aio.ServicerContext) -> str:
+def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
             scheme, _, token = str(value).partition(" ")
@@ -24,7 +25,7 @@ def bearer_token(context: grpc.aio.ServicerContext) -> str:
 APPROVAL_METADATA = "mash-approval"
 
 
-def approval_metadata(context: grpc.aio.ServicerContext) -> str:
+def approval_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """A stage approval sent as call metadata (blind lookups carry it this way; a plain
     lookup's is LookupRequest.approval)."""
     for key, value in context.invocation_metadata() or ():
@@ -33,7 +34,7 @@ def approval_metadata(context: grpc.aio.ServicerContext) -> str:
     return ""
 
 
-async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifier,
+async def authenticate(context: grpc.aio.ServicerContext[Any, Any], verifier: TokenVerifier,
                        revocation: RevocationList | None = None) -> Analyst:
     """The analyst on this call, or abort with UNAUTHENTICATED / PERMISSION_DENIED."""
     peer = peer_identity(context)
@@ -53,9 +54,10 @@ async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifie
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"client certificate: {exc}")
     token = bearer_token(context)
     try:
-        analyst = verifier.cached(token) or (
-            await asyncio.to_thread(verifier.verify, token) if verifier.remote
-            else verifier.verify(token))
+        analyst = verifier.cached(token)
+        if analyst is None:
+            analyst = (await asyncio.to_thread(verifier.verify, token) if verifier.remote
+                       else verifier.verify(token))
     except IdentityError as exc:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         raise  # unreachable: abort raises
@@ -65,8 +67,8 @@ async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifie
             f"the token is for agency {analyst.agency!r} but the client certificate belongs to "
             f"{peer.name!r}")
     try:
-        pems = (context.auth_context() or {}).get("x509_pem_cert") or [None]
-        verifier.check_binding(analyst, pems[0])
+        pems = list((context.auth_context() or {}).get("x509_pem_cert") or [])
+        verifier.check_binding(analyst, pems[0] if pems else None)
     except IdentityError as exc:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
     return analyst

@@ -14,7 +14,7 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -61,7 +61,7 @@ class BlindRelay:
         self.approval = ""  # the stage approval sent as call metadata, passed to agents
 
     async def run(self, requests: AsyncIterator[blind_pb2.BlindLookupRequest],
-                  context: grpc.aio.ServicerContext,
+                  context: grpc.aio.ServicerContext[Any, Any],
                   ) -> AsyncIterator[blind_pb2.BlindLookupResponse]:
         started = time.monotonic()
         analyst = await self.svc.admit(context)
@@ -111,10 +111,10 @@ class BlindRelay:
                                  for s in two.answers] + list(two.broker_answers), started)
 
     async def _next(self, requests: AsyncIterator[blind_pb2.BlindLookupRequest],
-                    context: grpc.aio.ServicerContext, step: str,
+                    context: grpc.aio.ServicerContext[Any, Any], step: str,
                     timeout: float) -> blind_pb2.BlindLookupRequest:
         try:
-            message = await asyncio.wait_for(anext(requests), timeout)  # type: ignore[arg-type]
+            message = await asyncio.wait_for(anext(requests), timeout)
         except TimeoutError:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                                 f"the blind lookup's {step} step did not arrive in time")
@@ -128,7 +128,7 @@ class BlindRelay:
                                 f"a blind lookup's next message must be its {step} step")
         return message
 
-    def _query(self, plan: Plan, context: grpc.aio.ServicerContext,
+    def _query(self, plan: Plan, context: grpc.aio.ServicerContext[Any, Any],
                query: blind_pb2.BlindQuery, round_: int,
                budget: float | None = None) -> agent_pb2.Query:
         deadline = (plan.deadline if budget is None
@@ -139,7 +139,7 @@ class BlindRelay:
             deadline=timestamp(deadline), blind=query, round=round_, approval=self.approval)
 
     async def _round(self, plan: Plan, analyst: Analyst, ctx: lookup_context.LookupContext,
-                     context: grpc.aio.ServicerContext, round_: int,
+                     context: grpc.aio.ServicerContext[Any, Any], round_: int,
                      queries: dict[str, agent_pb2.Query], digest: bytes,
                      budget: float | None = None) -> blind_pb2.BlindRound:
         budget = plan.budget if budget is None else budget

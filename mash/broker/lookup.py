@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -99,7 +100,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         self._probes: set[asyncio.Future[None]] = set()
 
     async def Lookup(
-        self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext
+        self, request: lookup_pb2.LookupRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> lookup_pb2.LookupResponse:
         started = time.monotonic()
         analyst = await self.admit(context)
@@ -156,11 +157,11 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
 
     def BlindLookup(
         self, request_iterator: AsyncIterator[blind_pb2.BlindLookupRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[blind_pb2.BlindLookupResponse]:
         return BlindRelay(self).run(request_iterator, context)
 
-    async def lookup_id(self, context: grpc.aio.ServicerContext,
+    async def lookup_id(self, context: grpc.aio.ServicerContext[Any, Any],
                         request: lookup_pb2.LookupRequest) -> str:
         """The client's lookup id (kept across its retries on other brokers), or a new one."""
         if request.lookup_id and not LOOKUP_ID.fullmatch(request.lookup_id):
@@ -182,7 +183,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             metrics.RETRIES.inc()
         return request.lookup_id or uuid.uuid4().hex
 
-    async def admit(self, context: grpc.aio.ServicerContext) -> Analyst:
+    async def admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> Analyst:
         """The authenticated analyst, within their rate limit; otherwise abort."""
         analyst = await authenticate(context, self.cfg.auth, self.registry.revocation)
         who = f"{analyst.issuer}|{analyst.subject}"
@@ -209,7 +210,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                 f"{math.ceil(wait)} s")
         return analyst
 
-    async def check_approval(self, context: grpc.aio.ServicerContext, analyst: Analyst,
+    async def check_approval(self, context: grpc.aio.ServicerContext[Any, Any], analyst: Analyst,
                              ctx: lookup_context.LookupContext, approval: str) -> str:
         """At a stage that needs a stage approval, refuse early (FAILED_PRECONDITION) when it
         is missing or would be refused; the agents check it again themselves, and theirs is
@@ -234,7 +235,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             raise  # unreachable: abort raises
         return checked.describe()
 
-    async def plan(self, context: grpc.aio.ServicerContext, analyst: Analyst,
+    async def plan(self, context: grpc.aio.ServicerContext[Any, Any], analyst: Analyst,
                    ctx: lookup_context.LookupContext, wanted: set[str],
                    lookup_id: str | None = None) -> Plan:
         """Check purpose, stage and agencies, and decide who may be asked."""
@@ -297,7 +298,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         log.info("lookup_answered", lookup_id=plan.lookup_id, elapsed_ms=int(elapsed * 1000),
                  states={a.agency_id: STATE_LABELS.get(a.state, "SEALED") for a in answers})
 
-    async def record(self, context: grpc.aio.ServicerContext, entry: AuditEntry) -> None:
+    async def record(self, context: grpc.aio.ServicerContext[Any, Any], entry: AuditEntry) -> None:
         try:
             await self.audit.append_async(entry)
         except AuditError as exc:
@@ -413,7 +414,7 @@ class FederationService(lookup_pb2_grpc.FederationServiceServicer):
         self.registry = registry
 
     async def ListAgents(
-        self, request: lookup_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
+        self, request: lookup_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> lookup_pb2.ListAgentsResponse:
         analyst: Analyst = await authenticate(context, self.cfg.auth,
                                               self.registry.revocation)

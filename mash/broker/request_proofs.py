@@ -4,6 +4,7 @@ it routes: a refusal is UNAUTHENTICATED, saying why, and is on the audit record.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import grpc
 
@@ -30,9 +31,9 @@ class LookupProofs:
         self.require = require
         self.verifier = ProofVerifier()
 
-    async def check(self, context: grpc.aio.ServicerContext, *, analyst: Analyst, token: str,
-                    request: lookup_pb2.LookupRequest, lookup_id: str, ctx: LookupContext,
-                    subject: Iterable[str]) -> None:
+    async def check(self, context: grpc.aio.ServicerContext[Any, Any], *, analyst: Analyst,
+                    token: str, request: lookup_pb2.LookupRequest, lookup_id: str,
+                    ctx: LookupContext, subject: Iterable[str]) -> None:
         """Return if the lookup may be routed; else audit the refusal and abort."""
         try:
             check_lookup_proof(self.verifier, analyst=analyst, token=token, proof=request.proof,
@@ -43,7 +44,7 @@ class LookupProofs:
                 audit_build.refused_entry(lookup_id=lookup_id, analyst=analyst, context=ctx,
                                           subject=subject, detail=f"request proof: {exc}")))
 
-    async def check_blind(self, context: grpc.aio.ServicerContext, *, analyst: Analyst,
+    async def check_blind(self, context: grpc.aio.ServicerContext[Any, Any], *, analyst: Analyst,
                           lookup_id: str, ctx: LookupContext) -> None:
         """A blind lookup carries no proof: refused for a key-bound token or when required."""
         try:
@@ -53,7 +54,7 @@ class LookupProofs:
                 audit_build.refused_entry(lookup_id=lookup_id, analyst=analyst, context=ctx,
                                           subject=(), detail=f"request proof: {exc}")))
 
-    async def refuse(self, context: grpc.aio.ServicerContext, *, analyst: Analyst,
+    async def refuse(self, context: grpc.aio.ServicerContext[Any, Any], *, analyst: Analyst,
                      reason: str, entry: AuditEntry) -> None:
         metrics.lookups("proof_refused").inc()
         log.warning("lookup_proof_refused", lookup_id=entry.lookup_id,

@@ -56,16 +56,18 @@ class Broker:
         self.lookups: LookupService | None = None
 
     async def start(self) -> int:
+        # certificates, key and CA bundle are read again after they change (rotation);
+        # they and the revocation list are checked before the bundle, so that a broker
+        # which cannot start says only why
+        self.tls = ReloadingServerCredentials(self.cfg.tls, _a_broker)
+        credentials = self.tls.credentials()
+        self.registry.revocation = await asyncio.to_thread(
+            open_list, self.cfg.revocation, self.cfg.tls.ca, str(self.cfg.path))
         await asyncio.to_thread(self.routing.store.reload)
         if not self.routing.registered():
             raise ConfigError(
                 f"{self.cfg.path}: no agency is registered: name them under `agents:` in "
                 "policies/federation.yaml and sign the bundle, or under `agencies:` here")
-        # certificates, key and CA bundle are read again after they change (rotation)
-        self.tls = ReloadingServerCredentials(self.cfg.tls, _a_broker)
-        credentials = self.tls.credentials()
-        self.registry.revocation = await asyncio.to_thread(
-            open_list, self.cfg.revocation, self.cfg.tls.ca, str(self.cfg.path))
         self.audit = await asyncio.to_thread(self.cfg.audit.open_log)
         if self.cfg.metrics_port:
             start_http_server(self.cfg.metrics_port, addr="127.0.0.1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mash.v1 import lookup_pb2
@@ -14,7 +15,7 @@ class FederationView:
     reached: int  # brokers that answered
 
 
-def federation_view(by_broker: dict[str, object]) -> FederationView:
+def federation_view(by_broker: Mapping[str, object]) -> FederationView:
     """Merge the brokers' ListAgents answers (errors are brokers that did not answer)."""
     agents: dict[str, lookup_pb2.AgentStatus] = {}
     links: dict[str, list[str]] = {}

@@ -119,7 +119,7 @@ def agents(
         grpc_failure(first)
     for address, reply in by_broker.items():
         if isinstance(reply, grpc.RpcError):
-            code = reply.code().name.lower()  # type: ignore[attr-defined]
+            code = reply.code().name.lower()
             print(f"mash: warning: broker {address} did not answer ({code}): its agents' "
                   "links to it are not shown", file=sys.stderr)
     if json_out:

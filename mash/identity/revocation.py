@@ -149,7 +149,7 @@ class RevocationList:
                 f"certificate serial {serial:x} has been revoked by the federation's CA: ask "
                 "it for a new certificate")
 
-    async def watch(self, stop: asyncio.Event, on_change: Callable[[], None]) -> None:
+    async def watch(self, stop: asyncio.Event, on_change: Callable[[], object]) -> None:
         """Poll the file (and the list's expiry) until `stop` is set."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
