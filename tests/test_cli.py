@@ -85,7 +85,10 @@ async def test_agents_command(running: Running) -> None:
     assert code == 0
     agents = {a["agency_id"]: a for a in json.loads(out)["agents"]}
     assert agents["police"]["online"] is True
-    assert agents["housing"].get("online", False) is False
+    police = agents["police"]["record_count"]
+    assert isinstance(police, int) and police > 0
+    # defaults are emitted: an offline agency says so rather than leaving the key out
+    assert agents["housing"]["online"] is False and agents["housing"]["record_count"] == 0
 
 
 def test_bad_date_is_one_line_exit_2(fed) -> None:
@@ -204,3 +207,21 @@ def test_demo_with_two_brokers_survives_one_killed(tmp_path: Path) -> None:
     assert "Started 2 brokers on" in out
     assert "with SIGKILL." in out and "Answered by the broker still up" in out
     assert "Stopped the broker and agents cleanly." in out
+
+
+def test_agent_check_fails_when_the_policy_is_not_loaded(fed, tmp_path: Path) -> None:
+    """An agent that would share nothing is not a passing check: exit 1 and one error line
+    saying so. Positive control: the same config with its bundle passes."""
+    code, out, err = run_mash("agent", "check", "--config", str(fed.agent_configs["police"]))
+    assert code == 0, err
+    assert "policy: revision" in out
+    cfg = yaml.safe_load(fed.agent_configs["police"].read_text())
+    cfg["policy"]["bundle"] = str(tmp_path / "no-such-bundle.json")
+    cfg["policy"]["state_file"] = str(tmp_path / "state.json")  # no last good bundle either
+    config = tmp_path / "agent.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    code, out, err = run_mash("agent", "check", "--config", str(config))
+    assert code == 1, out + err
+    assert "policy: NOT loaded" in out
+    last = err.strip().splitlines()[-1]  # after the policy store's own structured event
+    assert last.startswith("mash: error: the agent would share nothing") and "Traceback" not in err

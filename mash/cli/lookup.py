@@ -12,7 +12,7 @@ import typer
 from mash.cli.approval import read_approval
 from mash.cli.common import OK, PARTIAL, USAGE, fail, grpc_failure, guarded
 from mash.cli.federation import federation_view
-from mash.cli.render import as_json, print_lookup
+from mash.cli.render import as_document, as_json, print_lookup
 from mash.client import BrokerAgents, BrokerClient, ClientConfig
 from mash.requests import build_request
 from mash.v1 import answer_pb2, lookup_pb2
@@ -123,7 +123,7 @@ def agents(
             print(f"mash: warning: broker {address} did not answer ({code}): its agents' "
                   "links to it are not shown", file=sys.stderr)
     if json_out:
-        doc = json.loads(as_json(lookup_pb2.ListAgentsResponse(agents=federation.agents)))
+        doc = as_document(lookup_pb2.ListAgentsResponse(agents=federation.agents))
         doc["links"] = federation.links
         doc["brokers"] = [{"address": a, "reachable": not isinstance(r, grpc.RpcError)}
                           for a, r in by_broker.items()]

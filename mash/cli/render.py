@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -27,9 +30,40 @@ STYLES = {
 }
 
 
-def as_json(message: object) -> str:
-    return json.dumps(MessageToDict(message, preserving_proto_field_name=True),  # type: ignore[arg-type]
+def as_json(message: Message) -> str:
+    return json.dumps(MessageToDict(message, preserving_proto_field_name=True),
                       indent=2, sort_keys=True)
+
+
+_INT64 = frozenset({FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64,
+                    FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_FIXED64,
+                    FieldDescriptor.TYPE_SFIXED64})
+
+
+def as_document(message: Message) -> dict[str, object]:
+    """A message as a program wants it: every field present (an offline agency has
+    `"online": false`, not no key) and 64-bit integers as JSON numbers, not the strings of
+    protobuf's JSON mapping (which guards JavaScript's 53-bit numbers; counts here are far
+    below that)."""
+    doc = MessageToDict(message, preserving_proto_field_name=True,
+                        always_print_fields_with_no_presence=True)
+    _numbers(doc, message.DESCRIPTOR)
+    return doc
+
+
+def _numbers(doc: dict[str, object], descriptor: Any) -> None:
+    for field in descriptor.fields:
+        value = doc.get(field.name)
+        if value is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        if field.type in _INT64:
+            converted = [int(v) if isinstance(v, str) else v for v in items]
+            doc[field.name] = converted if isinstance(value, list) else converted[0]
+        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            for item in items:
+                if isinstance(item, dict):
+                    _numbers(item, field.message_type)
 
 
 def _when(ts: object) -> str:
