@@ -56,8 +56,8 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
     configure("warning", service="agent-check")
     cfg = guarded(lambda: agent_config.load(config))
     policy = guarded(lambda: build_policy(cfg))
-    refused: list[str] = []
-    if policy.store.reload():
+    policy_loaded = policy.store.reload()
+    if policy_loaded:
         typer.echo(f"policy: revision {policy.revision}, signed by "
                    f"{policy.store.loaded().signer}")
         from mash.agent.datecheck import date_transform_warnings
@@ -67,9 +67,9 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
             typer.echo(f"warning: {line}")
     else:
         typer.echo(f"policy: NOT loaded ({policy.store.error}): the agent would share nothing")
-        refused.append("the policy bundle")
     last_good = (plausibility.read_baseline(plausibility.baseline_path(cfg.index_path))
                  if cfg.index_path else {})
+    refused: list[str] = []
     for source in cfg.sources:
         try:
             loaded = load_source(source)
@@ -95,7 +95,7 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
         typer.echo(f"  plausible: at least min_records ({source.min_records}), within "
                    f"max_rejected_percent ({source.max_rejected_percent:g}) and "
                    f"max_shrink_percent ({source.max_shrink_percent:g}) of {against}")
-    if "the policy bundle" in refused:
+    if not policy_loaded:
         fail("the agent would share nothing: its policy bundle is not loaded (see above); "
              "every lookup would be answered NOT_CHECKED (policy unavailable)")
     if refused:
