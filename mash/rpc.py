@@ -16,6 +16,8 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
+from mash import rpc_errors
+
 
 class BadMessage(Exception):
     """A streamed message did not decode."""
@@ -37,7 +39,8 @@ def _unary(method: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable
         try:
             request = decode(raw)
         except BadMessage as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await rpc_errors.abort_invalid(context, str(exc), reason="MALFORMED_MESSAGE",
+                                           field_path="request")
         return await method(request, context)
     return handler
 

@@ -19,6 +19,7 @@ from mash.identity.revocation import RevocationError
 from mash.identity.tls import peer_certificate, peer_identity
 from mash.logs import get_logger
 from mash.rpc import BadMessage
+from mash.rpc_errors import abort, abort_invalid
 from mash.v1 import agent_pb2, agent_pb2_grpc
 
 log = get_logger(__name__)
@@ -39,36 +40,41 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         if peer is None or peer.kind != "agent":
             log.warning("agent_refused", reason="not an agent certificate",
                         peer=str(peer) if peer else "none")
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
+            await abort(
+                context, grpc.StatusCode.PERMISSION_DENIED,
                 "only an agency agent's certificate may connect as an agent "
-                f"(this one names {peer or 'no MASH identity'})")
+                f"(this one names {peer or 'no MASH identity'})",
+                reason="WRONG_CERTIFICATE_KIND" if peer else "NO_MASH_IDENTITY")
         assert peer is not None
         if peer.name not in self.registry.agencies():
             log.warning("agent_refused", reason="agency not registered", agency=peer.name)
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"agency {peer.name!r} is not registered with this broker")
+            await abort(
+                context, grpc.StatusCode.PERMISSION_DENIED,
+                f"agency {peer.name!r} is not registered with this broker",
+                reason="AGENCY_NOT_REGISTERED")
         certificate = peer_certificate(context) or b""
         if self.registry.revocation is not None:
             try:
                 self.registry.revocation.check(certificate)
             except RevocationError as exc:
                 log.warning("agent_refused", reason=str(exc), agency=peer.name)
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                                    f"agent certificate: {exc}")
+                await abort(context, grpc.StatusCode.PERMISSION_DENIED,
+                            f"agent certificate: {exc}", reason="CERTIFICATE_REVOKED")
 
         try:
             first = await asyncio.wait_for(anext(request_iterator),
                                            self.cfg.hello_timeout_seconds)
         except (TimeoutError, StopAsyncIteration):
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                "the agent must send its hello first, promptly")
+            await abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
+                        "the agent must send its hello first, promptly",
+                        reason="STEP_TIMED_OUT")
         except BadMessage as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await abort_invalid(context, str(exc), reason="MALFORMED_MESSAGE",
+                                field_path="hello")
         if first.WhichOneof("message") != "hello":
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                "the first message on the stream must be a hello")
+            await abort(context, grpc.StatusCode.FAILED_PRECONDITION,
+                        "the first message on the stream must be a hello",
+                        reason="OUT_OF_ORDER")
         session = AgentSession(peer.name, first.hello,
                                liveness=self._liveness(peer.name, first.hello),
                                certificate=certificate)
@@ -105,10 +111,11 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 metrics.AGENT_UNRESPONSIVE.labels(session.agency).set(0)
             metrics.AGENTS_ONLINE.set(self.registry.online)
         if session.refused:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                                f"agent certificate: {session.refused}")
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED,
+                        f"agent certificate: {session.refused}", reason="CERTIFICATE_REVOKED")
         if session.protocol_error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, session.protocol_error)
+            await abort_invalid(context, session.protocol_error, reason="MALFORMED_MESSAGE",
+                                field_path="message")
 
     def _liveness(self, agency: str, hello: agent_pb2.AgentHello) -> Liveness:
         interval = (hello.heartbeat_interval_ms / 1000 if hello.heartbeat_interval_ms

@@ -11,6 +11,7 @@ from mash.errors import IdentityError
 from mash.identity.revocation import RevocationError, RevocationList
 from mash.identity.tls import peer_certificate, peer_identity
 from mash.identity.tokens import Analyst, TokenVerifier
+from mash.rpc_errors import abort
 
 
 def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -39,19 +40,20 @@ async def authenticate(context: grpc.aio.ServicerContext[Any, Any], verifier: To
     """The analyst on this call, or abort with UNAUTHENTICATED / PERMISSION_DENIED."""
     peer = peer_identity(context)
     if peer is None:
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                            "your client certificate carries no MASH identity")
+        await abort(context, grpc.StatusCode.PERMISSION_DENIED,
+                    "your client certificate carries no MASH identity", reason="NO_MASH_IDENTITY")
     assert peer is not None
     if peer.kind != "client":
-        await context.abort(
-            grpc.StatusCode.PERMISSION_DENIED,
+        await abort(
+            context, grpc.StatusCode.PERMISSION_DENIED,
             f"a {peer.kind} certificate cannot call the analyst API: use an analyst client "
-            "certificate (mash certs issue --client)")
+            "certificate (mash certs issue --client)", reason="WRONG_CERTIFICATE_KIND")
     if revocation is not None:
         try:
             revocation.check(peer_certificate(context))
         except RevocationError as exc:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"client certificate: {exc}")
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED, f"client certificate: {exc}",
+                        reason="CERTIFICATE_REVOKED")
     token = bearer_token(context)
     try:
         analyst = verifier.cached(token)
@@ -59,16 +61,17 @@ async def authenticate(context: grpc.aio.ServicerContext[Any, Any], verifier: To
             analyst = (await asyncio.to_thread(verifier.verify, token) if verifier.remote
                        else verifier.verify(token))
     except IdentityError as exc:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        raise  # unreachable: abort raises
+        await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc),
+                    reason="UNAUTHENTICATED_TOKEN")
     if analyst.agency != peer.name:
-        await context.abort(
-            grpc.StatusCode.PERMISSION_DENIED,
+        await abort(
+            context, grpc.StatusCode.PERMISSION_DENIED,
             f"the token is for agency {analyst.agency!r} but the client certificate belongs to "
-            f"{peer.name!r}")
+            f"{peer.name!r}", reason="AGENCY_MISMATCH")
     try:
         pems = list((context.auth_context() or {}).get("x509_pem_cert") or [])
         verifier.check_binding(analyst, pems[0] if pems else None)
     except IdentityError as exc:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc),
+                    reason="TOKEN_BINDING_REFUSED")
     return analyst

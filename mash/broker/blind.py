@@ -26,6 +26,7 @@ from mash.broker.auth import approval_metadata, bearer_token
 from mash.errors import ValidationError
 from mash.identity.tokens import Analyst
 from mash.rpc import BadMessage
+from mash.rpc_errors import abort, abort_invalid, abort_invalid_lookup
 from mash.subject import EVIDENCE
 from mash.v1 import agent_pb2, answer_pb2, blind_pb2
 
@@ -71,7 +72,9 @@ class BlindRelay:
             ctx = lookup_context.from_proto(query.context)
             check_query(query)
         except ValidationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await abort_invalid_lookup(context, str(exc), subject=None,
+                                       request_context=query.context,
+                                       blind_check=lambda: check_query(query))
         lookup_id = uuid.uuid4().hex
         await self.svc.proofs.check_blind(context, analyst=analyst, lookup_id=lookup_id, ctx=ctx)
         plan = await self.svc.plan(context, analyst, ctx, set(query.agencies), lookup_id)
@@ -95,10 +98,11 @@ class BlindRelay:
         boxes: dict[str, blind_pb2.SealedBox] = {}
         for sealed in second.subjects.subjects:
             if sealed.agency_id not in answered or sealed.agency_id in boxes:
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT,
+                await abort_invalid(
+                    context,
                     f"round two may carry one box for each agency that answered round one; "
-                    f"{sealed.agency_id!r} is not one of them or appears twice")
+                    f"{sealed.agency_id!r} is not one of them or appears twice",
+                    reason="INVALID_BLIND_QUERY", field_path="subjects.subjects")
             boxes[sealed.agency_id] = sealed.box
         queries = {}
         for agency, box in boxes.items():
@@ -116,16 +120,19 @@ class BlindRelay:
         try:
             message = await asyncio.wait_for(anext(requests), timeout)
         except TimeoutError:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                f"the blind lookup's {step} step did not arrive in time")
+            await abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"the blind lookup's {step} step did not arrive in time",
+                        reason="STEP_TIMED_OUT")
         except StopAsyncIteration:
-            await context.abort(grpc.StatusCode.CANCELLED,
-                                f"the client closed the blind lookup before its {step} step")
+            await abort(context, grpc.StatusCode.CANCELLED,
+                        f"the client closed the blind lookup before its {step} step",
+                        reason="STREAM_CLOSED")
         except BadMessage as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await abort_invalid(context, str(exc), reason="MALFORMED_MESSAGE", field_path=step)
         if message.WhichOneof("step") != step:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"a blind lookup's next message must be its {step} step")
+            await abort(context, grpc.StatusCode.FAILED_PRECONDITION,
+                        f"a blind lookup's next message must be its {step} step",
+                        reason="OUT_OF_ORDER")
         return message
 
     def _query(self, plan: Plan, context: grpc.aio.ServicerContext[Any, Any],

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from mash import context as lookup_context
+from mash import rpc_errors
 from mash import subject as subject_mod
 from mash.answers import NOT_CHECKED_LABELS, STATE_LABELS, not_checked, problem, timestamp
 from mash.audit import AuditEntry, AuditError, AuditLog
@@ -109,7 +110,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             ctx = lookup_context.from_proto(request.context)
         except ValidationError as exc:
             metrics.lookups("invalid").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await rpc_errors.abort_invalid_lookup(context, str(exc), subject=request.subject,
+                                                  request_context=request.context)
         lookup_id = await self.lookup_id(context, request)
         token = bearer_token(context)
         hashes = self.hasher.hashes(subject)
@@ -166,19 +168,25 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         """The client's lookup id (kept across its retries on other brokers), or a new one."""
         if request.lookup_id and not LOOKUP_ID.fullmatch(request.lookup_id):
             metrics.lookups("invalid").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "lookup_id must be 32 lowercase hex digits (a uuid4 in hex), "
-                                "or empty for the broker to choose one")
+            await rpc_errors.abort_invalid(context,
+                                           "lookup_id must be 32 lowercase hex digits (a uuid4 "
+                                           "in hex), or empty for the broker to choose one",
+                                           reason="INVALID_LOOKUP_ID", field_path="lookup_id")
         if request.attempt > 1 and not request.lookup_id:
             metrics.lookups("invalid").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"attempt {request.attempt} is a retry, which needs the "
-                                "lookup_id of the first attempt")
+            await rpc_errors.abort_invalid(context,
+                                           f"attempt {request.attempt} is a retry, which needs "
+                                           "the lookup_id of the first attempt",
+                                           reason="INVALID_LOOKUP_ID", field_path="lookup_id",
+                                           rule="a retry (attempt above 1) needs the lookup_id "
+                                                "of the first attempt")
         if request.attempt > MAX_ATTEMPTS:
             metrics.lookups("invalid").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"attempt {request.attempt} is above {MAX_ATTEMPTS}: start "
-                                "a new lookup")
+            await rpc_errors.abort_invalid(context,
+                                           f"attempt {request.attempt} is above {MAX_ATTEMPTS}: "
+                                           "start a new lookup",
+                                           reason="TOO_MANY_ATTEMPTS", field_path="attempt",
+                                           rule=f"at most {MAX_ATTEMPTS}: start a new lookup")
         if request.attempt > 1:
             metrics.RETRIES.inc()
         return request.lookup_id or uuid.uuid4().hex
@@ -195,19 +203,22 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             except RateLimitUnavailable as exc:
                 metrics.lookups("rate_limit_unavailable").inc()
                 log.error("rate_limit_unavailable", error=str(exc))
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"the shared rate limits cannot be checked, so no lookup is admitted: {exc}")
-                raise  # unreachable: abort raises
+                await rpc_errors.abort(
+                    context, grpc.StatusCode.UNAVAILABLE,
+                    f"the shared rate limits cannot be checked, so no lookup is admitted: {exc}",
+                    reason="RATE_LIMIT_UNAVAILABLE",
+                    retry_after=rpc_errors.UNAVAILABLE_RETRY_SECONDS)
         if wait:
             metrics.lookups("rate_limited").inc()
             log.warning("lookup_rate_limited", requester=analyst.subject,
                         requester_agency=analyst.agency)
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            await rpc_errors.abort(
+                context, grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"rate limit reached: at most {self.cfg.rate_limit.per_minute:g} lookups a "
                 f"minute per analyst (bursts of {self.cfg.rate_limit.burst}); try again in "
-                f"{math.ceil(wait)} s")
+                f"{math.ceil(wait)} s", reason="RATE_LIMITED", retry_after=math.ceil(wait),
+                metadata={"lookups_per_minute": f"{self.cfg.rate_limit.per_minute:g}",
+                          "burst": str(self.cfg.rate_limit.burst)})
         return analyst
 
     async def check_approval(self, context: grpc.aio.ServicerContext[Any, Any], analyst: Analyst,
@@ -231,8 +242,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             metrics.lookups("approval_refused").inc()
             log.warning("lookup_approval_refused", requester=analyst.subject,
                         purpose=ctx.purpose, stage=ctx.stage, present=bool(approval))
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-            raise  # unreachable: abort raises
+            await rpc_errors.abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc),
+                                   reason="APPROVAL_REFUSED")
         return checked.describe()
 
     async def plan(self, context: grpc.aio.ServicerContext[Any, Any], analyst: Analyst,
@@ -248,22 +259,28 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             policy, purposes, routing_error = None, {ctx.purpose: frozenset({ctx.stage})}, str(exc)
         if ctx.purpose not in purposes:
             metrics.lookups("invalid").inc()
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"unknown purpose {ctx.purpose!r}: known purposes are "
-                f"{', '.join(sorted(purposes)) or 'none'}")
+            known = ", ".join(sorted(purposes)) or "none"
+            await rpc_errors.abort_invalid(
+                context, f"unknown purpose {ctx.purpose!r}: known purposes are {known}",
+                reason="UNKNOWN_PURPOSE", field_path="context.purpose",
+                rule=f"context.purpose is not a purpose of the routing policy: known purposes "
+                     f"are {known}")
         if ctx.stage not in purposes[ctx.purpose]:
             metrics.lookups("invalid").inc()
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"unknown stage {ctx.stage!r} for {ctx.purpose}: known stages are "
-                f"{', '.join(sorted(purposes[ctx.purpose]))}")
+            known = ", ".join(sorted(purposes[ctx.purpose]))
+            await rpc_errors.abort_invalid(
+                context, f"unknown stage {ctx.stage!r} for {ctx.purpose}: known stages are "
+                f"{known}", reason="UNKNOWN_STAGE", field_path="context.stage",
+                rule=f"context.stage is not a stage of {ctx.purpose} in the routing policy: "
+                     f"known stages are {known}")
         registered = self.routing.registered(policy)
         unknown = wanted - registered.keys()
         if unknown:
             metrics.lookups("invalid").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"unknown agency id(s): {', '.join(sorted(unknown))}")
+            await rpc_errors.abort_invalid(
+                context, f"unknown agency id(s): {', '.join(sorted(unknown))}",
+                reason="UNKNOWN_AGENCY", field_path="agencies",
+                rule="every agency id must be one registered with the broker (mash agents)")
         asked_at = dt.datetime.now(dt.UTC)
         remaining = context.time_remaining()
         budget = self.cfg.deadline_seconds
@@ -303,9 +320,10 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             await self.audit.append_async(entry)
         except AuditError as exc:
             metrics.lookups("audit_failed").inc()
-            await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                f"the audit trail cannot be written, so nothing is asked or "
-                                f"answered: {exc}")
+            await rpc_errors.abort(context, grpc.StatusCode.UNAVAILABLE,
+                                   f"the audit trail cannot be written, so nothing is asked or "
+                                   f"answered: {exc}", reason="AUDIT_UNAVAILABLE",
+                                   retry_after=rpc_errors.UNAVAILABLE_RETRY_SECONDS)
 
     async def _timed(self, agency: str, query: agent_pb2.Query, budget: float,
                      fanned_out: float, times: dict[str, int]) -> answer_pb2.AgencyAnswer:

@@ -17,6 +17,7 @@ from mash.identity.dpop import ProofVerifier
 from mash.identity.request_binding import check_lookup_proof, check_unsigned
 from mash.identity.tokens import Analyst
 from mash.logs import get_logger
+from mash.rpc_errors import abort
 from mash.v1 import lookup_pb2
 
 log = get_logger(__name__)
@@ -63,4 +64,4 @@ class LookupProofs:
             await self.audit.append_async(entry)
         except AuditError as exc:  # refused all the same; say so in the broker's log
             log.error("refusal_not_audited", lookup_id=entry.lookup_id, error=str(exc))
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
+        await abort(context, grpc.StatusCode.UNAUTHENTICATED, reason, reason="PROOF_REFUSED")

@@ -1,0 +1,305 @@
+"""Errors people and programs can act on: a gRPC status with `google.rpc.Status` details.
+
+Every refusal the broker sends keeps its readable message (the gRPC status details) and adds,
+in the `grpc-status-details-bin` trailer, a `google.rpc.Status` with the same code and message
+and these details (docs/protocol.md, "Errors"):
+
+- `ErrorInfo`: a stable machine `reason` (UPPER_SNAKE, one of REASONS) in the domain
+  `mash.exchange`, and metadata that is never personal data;
+- `BadRequest`: every invalid field at once, each as its path (`subject.date_of_birth`) and
+  the rule it broke, never the value given;
+- `RetryInfo`: how long to wait before trying again, where a retry can succeed.
+
+The client reads them back with `details_of` (mash/client.py).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+
+# googleapis-common-protos ships .pyi files but no py.typed marker: its messages are Any here
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status
+
+from mash import context as context_mod
+from mash import subject as subject_mod
+from mash.errors import ValidationError
+from mash.v1 import subject_pb2
+
+DOMAIN = "mash.exchange"
+
+# reason -> when it is sent (docs/protocol.md lists these; tests/test_protocol_doc.py checks)
+REASONS: dict[str, str] = {
+    # INVALID_ARGUMENT, with a BadRequest
+    "MALFORMED_MESSAGE": "a message did not decode (broken protobuf, text that is not UTF-8)",
+    "INVALID_SUBJECT": "the subject has invalid fields (and the context may too)",
+    "INVALID_CONTEXT": "the request context has invalid fields",
+    "INVALID_LOOKUP_ID": "lookup_id is not 32 lowercase hex digits, or a retry has none",
+    "TOO_MANY_ATTEMPTS": "attempt is above the broker's limit: start a new lookup",
+    "UNKNOWN_PURPOSE": "the routing policy knows no such purpose",
+    "UNKNOWN_STAGE": "the routing policy knows no such stage for the purpose",
+    "UNKNOWN_AGENCY": "an agency filter names an agency that is not registered",
+    "INVALID_BLIND_QUERY": "a blind lookup's query or round two is malformed",
+    # FAILED_PRECONDITION
+    "APPROVAL_REFUSED": "the stage needs a stage approval, and it is missing or refused",
+    "OUT_OF_ORDER": "a stream's message came at the wrong step (hello first, then ...)",
+    # UNAUTHENTICATED
+    "UNAUTHENTICATED_TOKEN": "the analyst token is missing, invalid, expired or not trusted",
+    "TOKEN_BINDING_REFUSED": "the token is not bound to the client certificate it came with",
+    "PROOF_REFUSED": "the lookup's request proof is missing, invalid or replayed",
+    # PERMISSION_DENIED
+    "NO_MASH_IDENTITY": "the client certificate carries no MASH identity",
+    "WRONG_CERTIFICATE_KIND": "the certificate is of a kind that may not call this RPC",
+    "CERTIFICATE_REVOKED": "the certificate is revoked or the revocation list cannot vouch",
+    "AGENCY_MISMATCH": "the token's agency is not the client certificate's",
+    "AGENCY_NOT_REGISTERED": "the agent's agency is not registered with this broker",
+    # RESOURCE_EXHAUSTED, with a RetryInfo
+    "RATE_LIMITED": "the analyst's lookup rate limit is reached",
+    # UNAVAILABLE, with a RetryInfo (another broker may take it)
+    "AUDIT_UNAVAILABLE": "the audit trail cannot be written, so nothing is asked",
+    "RATE_LIMIT_UNAVAILABLE": "the shared rate limits cannot be checked",
+    # DEADLINE_EXCEEDED / CANCELLED on a stream
+    "STEP_TIMED_OUT": "a stream's next message did not arrive in time",
+    "STREAM_CLOSED": "the client closed the stream before its next step",
+}
+# How long a client waits before trying an UNAVAILABLE lookup again, on any broker.
+UNAVAILABLE_RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One invalid field: its path in the request and the rule, without the value given."""
+
+    field: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ErrorDetails:
+    """What a client reads from a refusal's `google.rpc.Status` (empty when it has none)."""
+
+    reason: str = ""
+    domain: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    violations: tuple[Violation, ...] = ()
+    retry_delay: float | None = None  # seconds
+
+
+def rich_status(code: grpc.StatusCode, message: str, *, reason: str,
+                violations: Sequence[Violation] = (), retry_after: float | None = None,
+                metadata: Mapping[str, str] | None = None) -> status_pb2.Status:
+    """The google.rpc.Status for a refusal: code, message, ErrorInfo and the rest."""
+    if reason not in REASONS:
+        raise ValueError(f"unknown error reason {reason!r}: add it to REASONS")
+    details: list[Any] = [error_details_pb2.ErrorInfo(
+        reason=reason, domain=DOMAIN, metadata=dict(metadata or {}))]
+    if violations:
+        details.append(error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in violations]))
+    if retry_after is not None:
+        seconds = max(retry_after, 0.0)
+        whole = math.floor(seconds)
+        details.append(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(
+            seconds=whole, nanos=int((seconds - whole) * 1e9))))
+    packed = []
+    for detail in details:
+        item = any_pb2.Any()
+        item.Pack(detail)
+        packed.append(item)
+    return status_pb2.Status(code=code.value[0], message=message, details=packed)
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode,
+                message: str, *, reason: str, violations: Sequence[Violation] = (),
+                retry_after: float | None = None,
+                metadata: Mapping[str, str] | None = None) -> NoReturn:
+    """End the call with `code` and `message`, and the details beside them."""
+    status = rich_status(code, message, reason=reason, violations=violations,
+                         retry_after=retry_after, metadata=metadata)
+    await context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("unreachable: abort_with_status raises")  # pragma: no cover
+
+
+async def abort_invalid(context: grpc.aio.ServicerContext[Any, Any], message: str, *,
+                        reason: str, field_path: str, rule: str = "") -> NoReturn:
+    """INVALID_ARGUMENT for one field: `rule` (default: the message with any quoted value
+    taken out) is the BadRequest's description."""
+    await abort(context, grpc.StatusCode.INVALID_ARGUMENT, message, reason=reason,
+                violations=[Violation(field_path, rule or redact(message))])
+
+
+def details_of(call: Any) -> ErrorDetails:
+    """The details of a failed call (a grpc.RpcError that is a grpc.Call, sync or aio);
+    empty when there are none or they do not agree with the call's status (fail closed)."""
+    try:
+        status = rpc_status.from_call(call)
+    except (ValueError, AttributeError, TypeError):
+        return ErrorDetails()
+    if status is None:
+        return ErrorDetails()
+    return parse_status(status)
+
+
+def parse_status(status: status_pb2.Status) -> ErrorDetails:
+    reason, domain, metadata = "", "", {}
+    violations: list[Violation] = []
+    retry: float | None = None
+    for item in status.details:
+        if item.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            item.Unpack(info)
+            reason, domain, metadata = info.reason, info.domain, dict(info.metadata)
+        elif item.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            item.Unpack(bad)
+            violations.extend(Violation(v.field, v.description) for v in bad.field_violations)
+        elif item.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info_r = error_details_pb2.RetryInfo()
+            item.Unpack(info_r)
+            retry = info_r.retry_delay.seconds + info_r.retry_delay.nanos / 1e9
+    return ErrorDetails(reason=reason, domain=domain, metadata=metadata,
+                        violations=tuple(violations), retry_delay=retry)
+
+
+# --- every invalid field of a lookup at once ------------------------------------------------
+
+# A date or a quoted value (repr) in a message: taken out of a violation's description.
+_VALUE = re.compile(r" -?\d{1,4}-\d{1,2}-\d{1,2}\b| '(?:[^'\\]|\\.)*'| \"(?:[^\"\\]|\\.)*\"")
+_PATH = re.compile(r"(?:subject|context)(?:\.[a-z_]+|\[\d+\])*")
+
+
+def redact(message: str) -> str:
+    """The message without the values it quotes: a violation names the field and the rule."""
+    return " ".join(_VALUE.sub("", message).split())
+
+
+def _violation(message: str, part: str) -> Violation:
+    """The message's own field path when it is within `part` (a finer one), else `part`."""
+    match = _PATH.match(message)
+    path = match.group(0) if match else ""
+    within = path == part or path.startswith((part + ".", part + "["))
+    return Violation(path if within else part, redact(message))
+
+
+def _check(part: str, subject: subject_pb2.Subject) -> list[Violation]:
+    try:
+        subject_mod.from_proto(subject)
+    except ValidationError as exc:
+        return [_violation(str(exc), part)]
+    return []
+
+
+# Stand-ins that pass validation, so that one part of a subject is checked on its own.
+_FILLER_NAME = subject_pb2.PersonName(family="filler")
+_FILLER_ID = subject_pb2.Identifier(kind=subject_pb2.IDENTIFIER_KIND_LOCAL, value="FILLER",
+                                    issuer="filler")
+
+
+def subject_violations(msg: subject_pb2.Subject) -> list[Violation]:
+    """Every invalid part of a subject (mash.subject.from_proto stops at the first)."""
+    out: list[Violation] = []
+    if msg.HasField("name"):
+        out += _check("subject.name", subject_pb2.Subject(name=msg.name, identifiers=[_FILLER_ID]))
+
+    def each(part: str, items: Sequence[Any], limit: int,
+             build: Any, blank: Any) -> None:
+        if len(items) > limit:
+            out.extend(_check(part, build(list(items))))
+            return
+        found = []
+        for i, item in enumerate(items):  # blanks before it: the message names index i
+            found += _check(f"{part}[{i}]", build([blank] * i + [item]))
+        out.extend(found)
+        if not found and items:
+            out.extend(_check(part, build(list(items))))  # between items (two NHS numbers)
+
+    each("subject.aliases", msg.aliases, subject_mod.MAX_ALIASES,
+         lambda xs: subject_pb2.Subject(name=_FILLER_NAME, aliases=xs), subject_pb2.PersonName())
+    if msg.HasField("date_of_birth"):
+        out += _check("subject.date_of_birth", subject_pb2.Subject(
+            name=_FILLER_NAME, date_of_birth=msg.date_of_birth))
+    out += _check("subject.sex", subject_pb2.Subject(name=_FILLER_NAME, sex=msg.sex))
+    each("subject.addresses", msg.addresses, subject_mod.MAX_ADDRESSES,
+         lambda xs: subject_pb2.Subject(name=_FILLER_NAME, addresses=xs), subject_pb2.Address())
+    each("subject.identifiers", msg.identifiers, subject_mod.MAX_IDENTIFIERS,
+         lambda xs: subject_pb2.Subject(name=_FILLER_NAME, identifiers=xs), _FILLER_ID)
+    if not out:  # nothing wrong with any part: the subject as a whole (e.g. it is empty)
+        out += _check("subject", msg)
+    return out
+
+
+_FILLER_CONTEXT = subject_pb2.RequestContext(
+    purpose="filler", stage="filler", case_reference="FILLER-1",
+    justification="a stand-in justification", urgency=subject_pb2.URGENCY_GREEN)
+CONTEXT_FIELDS = ("purpose", "stage", "case_reference", "justification", "urgency")
+
+
+def context_violations(msg: subject_pb2.RequestContext) -> list[Violation]:
+    """Every invalid field of a request context (mash.context.from_proto stops at the first)."""
+    out = []
+    for name in CONTEXT_FIELDS:
+        one = subject_pb2.RequestContext()
+        one.CopyFrom(_FILLER_CONTEXT)
+        setattr(one, name, getattr(msg, name))
+        try:
+            context_mod.from_proto(one)
+        except ValidationError as exc:
+            out.append(_violation(str(exc), f"context.{name}"))
+    return out
+
+
+def _reason_for(violations: Sequence[Violation]) -> str:
+    if any(v.field.startswith("subject") for v in violations):
+        return "INVALID_SUBJECT"
+    if all(v.field.startswith(("context", "query.context")) for v in violations):
+        return "INVALID_CONTEXT"
+    return "INVALID_BLIND_QUERY"
+
+
+_BLIND_FIELDS = (("answer_key", "query.answer_key"), ("nonce", "query.nonce"),
+                 ("match token", "query.match_tokens"), ("evidence", "query.evidence"))
+
+
+def blind_violations(check: Callable[[], object]) -> list[Violation]:
+    """The blind query's envelope problem (mash.broker.blind.check_query), if any."""
+    try:
+        check()
+    except ValidationError as exc:
+        message = str(exc)
+        path = next((p for word, p in _BLIND_FIELDS if word in message), "query")
+        return [Violation(path, redact(message))]
+    return []
+
+
+async def abort_invalid_lookup(context: grpc.aio.ServicerContext[Any, Any], first: str, *,
+                               subject: subject_pb2.Subject | None,
+                               request_context: subject_pb2.RequestContext,
+                               blind_check: Callable[[], object] | None = None,
+                               ) -> NoReturn:
+    """INVALID_ARGUMENT naming every invalid field of the subject and the context, or of a
+    blind query (the broker cannot read its subject: its paths are under `query.`). The
+    message is the first problem's, as the validation raised it (`first`), then the others'."""
+    violations = (subject_violations(subject) if subject is not None else [])
+    if blind_check is None:
+        violations += context_violations(request_context)
+    else:
+        violations += [Violation(f"query.{v.field}", v.description)
+                       for v in context_violations(request_context)]
+        violations += blind_violations(blind_check)
+    if not violations:  # fail closed: still refused, on the whole request
+        violations = [Violation("subject" if subject is not None else "query",
+                                redact(first))]
+    messages = [first]
+    for v in violations:
+        if v.description not in (redact(m) for m in messages):
+            messages.append(v.description)
+    await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "; ".join(messages),
+                reason=_reason_for(violations), violations=violations)
