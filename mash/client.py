@@ -10,11 +10,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from mash import addresses as broker_addresses
-from mash import balancing
+from mash import balancing, rpc_errors
 from mash.blind.config import BlindClientConfig
 from mash.blind.session import BlindLookupError, BlindSession
 from mash.config import load_yaml
@@ -104,6 +105,41 @@ class BlindResult:
 BrokerAgents = lookup_pb2.ListAgentsResponse | grpc.RpcError  # one broker's view, or why not
 
 
+class BrokerError(grpc.RpcError):
+    """A broker's refusal, as grpc raised it (code(), details()), with the google.rpc.Status
+    details read: the ErrorInfo reason, every invalid field (BadRequest) and how long to wait
+    before trying again (RetryInfo). Empty when the broker sent none."""
+
+    def __init__(self, error: grpc.RpcError, info: rpc_errors.ErrorDetails | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.info = info if info is not None else rpc_errors.details_of(error)
+
+    def code(self) -> grpc.StatusCode:
+        return self.error.code()
+
+    def details(self) -> str | None:
+        return self.error.details()
+
+    def trailing_metadata(self) -> Any:  # grpc.Call metadata, as grpc returned it
+        return self.error.trailing_metadata()
+
+    @property
+    def reason(self) -> str:
+        return self.info.reason
+
+    @property
+    def violations(self) -> tuple[rpc_errors.Violation, ...]:
+        return self.info.violations
+
+    @property
+    def retry_delay(self) -> float | None:
+        return self.info.retry_delay
+
+    def __str__(self) -> str:
+        return f"{self.code().name}: {self.details() or ''}"
+
+
 class BrokerClient:
     """One channel to every configured broker, balanced round robin over those whose health
     says they serve lookups; a lookup that fails with UNAVAILABLE is tried again on another
@@ -118,6 +154,7 @@ class BrokerClient:
         self._lookup = lookup_pb2_grpc.LookupServiceStub(self._channel)
         self._federation = lookup_pb2_grpc.FederationServiceStub(self._channel)
         self.retried = 0  # lookups tried again on another broker, by this client
+        self.waited = 0.0  # seconds waited, as a broker's RetryInfo asked, before trying again
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.cfg.token}"),)
@@ -148,7 +185,9 @@ class BrokerClient:
                   timeout: float) -> lookup_pb2.LookupResponse:
         """Lookup, and on UNAVAILABLE (the broker died, is restarting or cannot write its
         audit) the same lookup again, on another broker, until `attempts` or the time runs
-        out. Each broker's audit records a retry as a retry of the one lookup id."""
+        out. Each broker's audit records a retry as a retry of the one lookup id. A refusal
+        with a RetryInfo (RESOURCE_EXHAUSTED: rate limited) is tried again after the delay it
+        asks for, when that fits in the time left."""
         attempt_request = lookup_pb2.LookupRequest()
         attempt_request.CopyFrom(request)
         attempt_request.lookup_id = request.lookup_id or uuid.uuid4().hex
@@ -165,13 +204,20 @@ class BrokerClient:
                     attempt_request, timeout=max(deadline - time.monotonic(), 0.05),
                     metadata=self._metadata())
             except grpc.RpcError as exc:
-                pause = RETRY_PAUSE_SECONDS * attempt
-                if (exc.code() != grpc.StatusCode.UNAVAILABLE
+                info = rpc_errors.details_of(exc)
+                # the broker's RetryInfo, when it sent one, is the least wait before trying again
+                asked = info.retry_delay
+                pause = max(RETRY_PAUSE_SECONDS * attempt, asked or 0.0)
+                limited = exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and asked is not None
+                if ((exc.code() != grpc.StatusCode.UNAVAILABLE and not limited)
                         or attempt >= self.cfg.attempts
                         or deadline - time.monotonic() < pause + MIN_ATTEMPT_SECONDS
                         or not self._a_broker_ready(pause, deadline)):
-                    raise self._explained(exc) from None
-            self.retried += 1
+                    raise self._explained(exc, info) from None
+                if limited:
+                    self.waited += pause
+                else:
+                    self.retried += 1
             attempt += 1
 
     def _a_broker_ready(self, pause: float, deadline: float) -> bool:
@@ -223,8 +269,10 @@ class BrokerClient:
         except grpc.RpcError as exc:
             raise self._explained(exc) from None
 
-    def _explained(self, exc: grpc.RpcError) -> Exception:
-        """A refused pin as one line that says which identity the server showed."""
+    def _explained(self, exc: grpc.RpcError,
+                   info: rpc_errors.ErrorDetails | None = None) -> Exception:
+        """A refused pin as one line that says which identity the server showed; any other
+        refusal as a BrokerError, with its details read."""
         code, details = exc.code(), exc.details()
         if code == grpc.StatusCode.UNAVAILABLE and pinning.PIN_FAILURE in (details or ""):
             addresses = broker_addresses.expand(self.cfg.addresses, self.cfg.server_name)
@@ -237,7 +285,7 @@ class BrokerClient:
                     return pinning.PeerRefused(str(refused))
             return pinning.PeerRefused(pinning.diagnose(
                 addresses[0].target, self.cfg.tls, self.cfg.pins, addresses[0].server_name))
-        return exc
+        return exc if isinstance(exc, BrokerError) else BrokerError(exc, info)
 
     def list_agents_by_broker(self, timeout: float = 5.0) -> dict[str, BrokerAgents]:
         """Every broker's own view (its agents' streams), asked of each broker directly."""

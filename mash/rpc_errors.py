@@ -70,7 +70,7 @@ REASONS: dict[str, str] = {
     "STREAM_CLOSED": "the client closed the stream before its next step",
 }
 # How long a client waits before trying an UNAVAILABLE lookup again, on any broker.
-UNAVAILABLE_RETRY_SECONDS = 1.0
+UNAVAILABLE_RETRY_SECONDS = 0.1
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
 import grpc
@@ -39,16 +40,48 @@ GRPC_EXIT = {
 }
 
 
-def grpc_failure(exc: grpc.RpcError) -> NoReturn:
+# A broker's BadRequest field path -> the option it came from (None: no one option).
+OptionFor = Callable[[str], str | None]
+_PATH = re.compile(r"(?:query\.)?(?:subject|context)(?:\.[a-z_]+|\[\d+\])*")
+
+
+def problems(lines: Sequence[str], code: int = USAGE) -> NoReturn:
+    """Every problem found, one line each, then exit."""
+    for line in lines:
+        print(f"mash: error: {line}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def say(field: str, description: str, options: OptionFor | None) -> str:
+    """A field violation in the user's terms: the option, not the protobuf field path."""
+    option = options(field) if options is not None else None
+    if option is None:
+        return description
+    match = _PATH.match(description)
+    if match:  # "subject.date_of_birth is in the future" -> "--dob is in the future"
+        rest = description[match.end():]
+        same = match.group(0).removeprefix("query.") == field.removeprefix("query.")
+        return f"{option}{rest}" if same else f"{option}: {description}"
+    return f"{option}: {description}"
+
+
+def grpc_failure(exc: grpc.RpcError, *, options: OptionFor | None = None) -> NoReturn:
+    """One line for a refusal; with field violations (mash.client.BrokerError), one line for
+    each, naming the option when `options` knows it."""
     code = exc.code()
+    violations = getattr(exc, "violations", ())
+    if violations and code == grpc.StatusCode.INVALID_ARGUMENT:
+        problems([f"{code.name.lower()}: {say(v.field, v.description, options)}"
+                  for v in violations], GRPC_EXIT.get(code, FAILED))
     details = (exc.details() or "").splitlines()[0] if exc.details() else ""
     if code == grpc.StatusCode.UNAVAILABLE:
         details = f"the broker is unreachable ({details or 'no connection'})"
     fail(f"{code.name.lower()}: {details}", GRPC_EXIT.get(code, FAILED))
 
 
-def guarded(fn: Callable[[], T]) -> T:
-    """Run a command body, turning known failures into one line and an exit code."""
+def guarded(fn: Callable[[], T], *, options: OptionFor | None = None) -> T:
+    """Run a command body, turning known failures into one line and an exit code (a line
+    for each invalid field, named by its option through `options`)."""
     try:
         return fn()
     except (ConfigError, ValidationError) as exc:
@@ -56,7 +89,7 @@ def guarded(fn: Callable[[], T]) -> T:
     except MashError as exc:
         fail(str(exc), FAILED)
     except grpc.RpcError as exc:
-        grpc_failure(exc)
+        grpc_failure(exc, options=options)
     except KeyboardInterrupt:
         fail("interrupted", FAILED)
     except OSError as exc:

@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import grpc
 import typer
 
 from mash.cli.approval import read_approval
-from mash.cli.common import OK, PARTIAL, USAGE, fail, grpc_failure, guarded
+from mash.cli.common import (
+    OK,
+    PARTIAL,
+    USAGE,
+    OptionFor,
+    fail,
+    grpc_failure,
+    guarded,
+    problems,
+)
 from mash.cli.federation import federation_view
 from mash.cli.render import as_document, as_json, print_lookup
 from mash.client import BrokerAgents, BrokerClient, ClientConfig
-from mash.requests import build_request
-from mash.v1 import answer_pb2, lookup_pb2
+from mash.errors import ValidationError
+from mash.requests import build_context, build_request, build_subject
+from mash.rpc_errors import redact
+from mash.v1 import answer_pb2, lookup_pb2, subject_pb2
 
 ConfigOption = typer.Option(
     None, "--config", envvar="MASH_CLIENT_CONFIG",
@@ -63,26 +77,31 @@ def lookup(
     Exit codes: 0 every agency answered; 3 at least one agency was NOT CHECKED; 2 invalid
     input; 4 refused (token or certificate); 5 broker unreachable; 6 rate limited; 1 other.
     """
-    retried = 0
-
-    def run() -> lookup_pb2.LookupResponse:
-        nonlocal retried
-        request = build_request(
+    retried, waited = 0, 0.0
+    local_problems(dob=dob, sex=sex, local=local, urgency=urgency)
+    request = guarded(lambda: build_request(
             name=name, given=given, family=family, aliases=alias, dob=dob, sex=sex,
             postcodes=postcode, nhs=nhs, upn=upn, pnc=pnc, ni=ni, local=local, purpose=purpose,
-            stage=stage, case=case, reason=reason, urgency=urgency, agencies=agency)
+            stage=stage, case=case, reason=reason, urgency=urgency, agencies=agency))
+
+    def run() -> lookup_pb2.LookupResponse:
+        nonlocal retried, waited
         if approval is not None:
             request.approval = read_approval(approval)
         with _client(config, token) as client:
             try:
                 return client.lookup(request, timeout=timeout)
             finally:
-                retried = client.retried
+                retried, waited = client.retried, client.waited
 
-    response = guarded(run)
+    response = guarded(run, options=field_options(request, name=name, given=given,
+                                                  family=family))
     if retried and not json_out:
         print(f"mash: note: a broker was unavailable; the lookup was tried again on another "
               f"({retried} time(s)), under the same lookup id", file=sys.stderr)
+    if waited and not json_out:
+        print(f"mash: note: rate limited; the lookup waited {waited:g} s, as the broker asked, "
+              "and was tried again", file=sys.stderr)
     if json_out:
         typer.echo(as_json(response))
     else:
@@ -93,6 +112,59 @@ def lookup(
         print(f"{len(not_checked)} agency answer(s) NOT CHECKED: treat them as unknown, "
               "not as 'not known'.", file=sys.stderr)
     raise typer.Exit(PARTIAL if not_checked else OK)
+
+
+def local_problems(*, dob: str | None, sex: str | None, local: list[str],
+                   urgency: str) -> None:
+    """The shape checks made before anything is sent, every one of them: one line for each
+    option in error (without the value typed), then exit 2."""
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("--dob", lambda: build_subject(dob=dob)), ("--sex", lambda: build_subject(sex=sex)),
+        ("--urgency", lambda: build_context(purpose="", stage="", case="", reason="",
+                                            urgency=urgency))]
+    checks += [("--local", partial(build_subject, local=[item])) for item in local]
+    found = []
+    for option, check in checks:
+        try:
+            check()
+        except ValidationError as exc:
+            found.append(f"{option}: {redact(str(exc))}")
+    if found:
+        problems(found)
+
+
+IDENTIFIER_OPTIONS = {subject_pb2.IDENTIFIER_KIND_NHS_NUMBER: "--nhs",
+                      subject_pb2.IDENTIFIER_KIND_UPN: "--upn",
+                      subject_pb2.IDENTIFIER_KIND_PNC_ID: "--pnc",
+                      subject_pb2.IDENTIFIER_KIND_NI_NUMBER: "--ni",
+                      subject_pb2.IDENTIFIER_KIND_LOCAL: "--local"}
+FIELD_OPTIONS = {"subject.aliases": "--alias", "subject.date_of_birth": "--dob",
+                 "subject.sex": "--sex", "subject.addresses": "--postcode",
+                 "context.purpose": "--purpose", "context.stage": "--stage",
+                 "context.case_reference": "--case", "context.justification": "--reason",
+                 "context.urgency": "--urgency", "agencies": "--agency"}
+
+
+def field_options(request: lookup_pb2.LookupRequest, *, name: str | None, given: str | None,
+                  family: str | None) -> OptionFor:
+    """The option of `mash lookup` that a broker's field path (BadRequest) came from."""
+    def option(path: str) -> str | None:
+        path = path.removeprefix("query.")
+        index = re.fullmatch(r"subject\.identifiers\[(\d+)\].*", path)
+        if index:
+            i = int(index.group(1))
+            ids = request.subject.identifiers
+            return IDENTIFIER_OPTIONS.get(ids[i].kind) if i < len(ids) else None
+        if path.startswith("subject.name"):
+            if path.endswith(".given") and given:
+                return "--given"
+            if path.endswith(".family") and family:
+                return "--family"
+            return "--name" if name else "--given" if given else "--family"
+        bare = re.sub(r"\[\d+\]", "", path)
+        return next((o for f, o in FIELD_OPTIONS.items()
+                     if bare == f or bare.startswith(f + ".")), None)
+    return option
 
 
 def agents(
