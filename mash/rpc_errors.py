@@ -35,39 +35,56 @@ from mash.v1 import subject_pb2
 
 DOMAIN = "mash.exchange"
 
-# reason -> when it is sent (docs/protocol.md lists these; tests/test_protocol_doc.py checks)
-REASONS: dict[str, str] = {
+# reason -> (the status code it comes with, when it is sent); docs/protocol.md has the table
+# and tests/test_protocol_doc.py keeps the two the same
+_S = grpc.StatusCode
+REASONS: dict[str, tuple[grpc.StatusCode, str]] = {
     # INVALID_ARGUMENT, with a BadRequest
-    "MALFORMED_MESSAGE": "a message did not decode (broken protobuf, text that is not UTF-8)",
-    "INVALID_SUBJECT": "the subject has invalid fields (and the context may too)",
-    "INVALID_CONTEXT": "the request context has invalid fields",
-    "INVALID_LOOKUP_ID": "lookup_id is not 32 lowercase hex digits, or a retry has none",
-    "TOO_MANY_ATTEMPTS": "attempt is above the broker's limit: start a new lookup",
-    "UNKNOWN_PURPOSE": "the routing policy knows no such purpose",
-    "UNKNOWN_STAGE": "the routing policy knows no such stage for the purpose",
-    "UNKNOWN_AGENCY": "an agency filter names an agency that is not registered",
-    "INVALID_BLIND_QUERY": "a blind lookup's query or round two is malformed",
+    "MALFORMED_MESSAGE": (_S.INVALID_ARGUMENT,
+                          "a message did not decode (broken protobuf, text that is not UTF-8)"),
+    "INVALID_SUBJECT": (_S.INVALID_ARGUMENT,
+                        "the subject has invalid fields (and the context may too)"),
+    "INVALID_CONTEXT": (_S.INVALID_ARGUMENT, "the request context has invalid fields"),
+    "INVALID_LOOKUP_ID": (_S.INVALID_ARGUMENT,
+                          "lookup_id is not 32 lowercase hex digits, or a retry has none"),
+    "TOO_MANY_ATTEMPTS": (_S.INVALID_ARGUMENT,
+                          "attempt is above the broker's limit: start a new lookup"),
+    "UNKNOWN_PURPOSE": (_S.INVALID_ARGUMENT, "the routing policy knows no such purpose"),
+    "UNKNOWN_STAGE": (_S.INVALID_ARGUMENT,
+                      "the routing policy knows no such stage for the purpose"),
+    "UNKNOWN_AGENCY": (_S.INVALID_ARGUMENT,
+                       "an agency filter names an agency that is not registered"),
+    "INVALID_BLIND_QUERY": (_S.INVALID_ARGUMENT,
+                            "a blind lookup's query or round two is malformed"),
     # FAILED_PRECONDITION
-    "APPROVAL_REFUSED": "the stage needs a stage approval, and it is missing or refused",
-    "OUT_OF_ORDER": "a stream's message came at the wrong step (hello first, then ...)",
+    "APPROVAL_REFUSED": (_S.FAILED_PRECONDITION,
+                         "the stage needs a stage approval, and it is missing or refused"),
+    "OUT_OF_ORDER": (_S.FAILED_PRECONDITION,
+                     "a stream's message came at the wrong step (hello first, then ...)"),
     # UNAUTHENTICATED
-    "UNAUTHENTICATED_TOKEN": "the analyst token is missing, invalid, expired or not trusted",
-    "TOKEN_BINDING_REFUSED": "the token is not bound to the client certificate it came with",
-    "PROOF_REFUSED": "the lookup's request proof is missing, invalid or replayed",
+    "UNAUTHENTICATED_TOKEN": (_S.UNAUTHENTICATED,
+                              "the analyst token is missing, invalid, expired or not trusted"),
+    "TOKEN_BINDING_REFUSED": (_S.UNAUTHENTICATED,
+                              "the token is not bound to the client certificate it came with"),
+    "PROOF_REFUSED": (_S.UNAUTHENTICATED,
+                      "the lookup's request proof is missing, invalid or replayed"),
     # PERMISSION_DENIED
-    "NO_MASH_IDENTITY": "the client certificate carries no MASH identity",
-    "WRONG_CERTIFICATE_KIND": "the certificate is of a kind that may not call this RPC",
-    "CERTIFICATE_REVOKED": "the certificate is revoked or the revocation list cannot vouch",
-    "AGENCY_MISMATCH": "the token's agency is not the client certificate's",
-    "AGENCY_NOT_REGISTERED": "the agent's agency is not registered with this broker",
+    "NO_MASH_IDENTITY": (_S.PERMISSION_DENIED, "the client certificate carries no MASH identity"),
+    "WRONG_CERTIFICATE_KIND": (_S.PERMISSION_DENIED,
+                               "the certificate is of a kind that may not call this RPC"),
+    "CERTIFICATE_REVOKED": (_S.PERMISSION_DENIED,
+                            "the certificate is revoked or the revocation list cannot vouch"),
+    "AGENCY_MISMATCH": (_S.PERMISSION_DENIED, "the token's agency is not the client certificate's"),
+    "AGENCY_NOT_REGISTERED": (_S.PERMISSION_DENIED,
+                              "the agent's agency is not registered with this broker"),
     # RESOURCE_EXHAUSTED, with a RetryInfo
-    "RATE_LIMITED": "the analyst's lookup rate limit is reached",
+    "RATE_LIMITED": (_S.RESOURCE_EXHAUSTED, "the analyst's lookup rate limit is reached"),
     # UNAVAILABLE, with a RetryInfo (another broker may take it)
-    "AUDIT_UNAVAILABLE": "the audit trail cannot be written, so nothing is asked",
-    "RATE_LIMIT_UNAVAILABLE": "the shared rate limits cannot be checked",
+    "AUDIT_UNAVAILABLE": (_S.UNAVAILABLE, "the audit trail cannot be written, so nothing is asked"),
+    "RATE_LIMIT_UNAVAILABLE": (_S.UNAVAILABLE, "the shared rate limits cannot be checked"),
     # DEADLINE_EXCEEDED / CANCELLED on a stream
-    "STEP_TIMED_OUT": "a stream's next message did not arrive in time",
-    "STREAM_CLOSED": "the client closed the stream before its next step",
+    "STEP_TIMED_OUT": (_S.DEADLINE_EXCEEDED, "a stream's next message did not arrive in time"),
+    "STREAM_CLOSED": (_S.CANCELLED, "the client closed the stream before its next step"),
 }
 # How long a client waits before trying an UNAVAILABLE lookup again, on any broker.
 UNAVAILABLE_RETRY_SECONDS = 0.1

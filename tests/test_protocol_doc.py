@@ -157,3 +157,14 @@ def test_an_answer_box_opens_as_documented() -> None:
     size = struct.unpack(">I", plain[:4])[0]
     assert plain[4:4 + size] == b"signed answer"
     assert box.message().version == 2
+
+
+def test_every_error_reason_is_in_the_document_with_its_code() -> None:
+    from mash import rpc_errors
+
+    assert len(rpc_errors.REASONS) >= 20
+    missing = [r for r, (code, _) in rpc_errors.REASONS.items()
+               if f"| `{r}` | `{code.name}` |" not in DOC]
+    assert not missing, f"error reasons missing from docs/protocol.md: {missing}"
+    assert f"`domain` is `{rpc_errors.DOMAIN}`" in DOC
+    assert f"{rpc_errors.UNAVAILABLE_RETRY_SECONDS:g} s (`UNAVAILABLE_RETRY_SECONDS`)" in DOC
