@@ -276,9 +276,10 @@ def context_violations(msg: subject_pb2.RequestContext) -> list[Violation]:
 def _reason_for(violations: Sequence[Violation]) -> str:
     if any(v.field.startswith("subject") for v in violations):
         return "INVALID_SUBJECT"
-    if all(v.field.startswith(("context", "query.context")) for v in violations):
-        return "INVALID_CONTEXT"
-    return "INVALID_BLIND_QUERY"
+    if any(v.field.startswith("query.") and not v.field.startswith("query.context")
+           for v in violations):
+        return "INVALID_BLIND_QUERY"
+    return "INVALID_CONTEXT"  # the context's fields (and perhaps the agency filter)
 
 
 _BLIND_FIELDS = (("answer_key", "query.answer_key"), ("nonce", "query.nonce"),
@@ -300,10 +301,12 @@ async def abort_invalid_lookup(context: grpc.aio.ServicerContext[Any, Any], firs
                                subject: subject_pb2.Subject | None,
                                request_context: subject_pb2.RequestContext,
                                blind_check: Callable[[], object] | None = None,
+                               extra: Sequence[Violation] = (),
                                ) -> NoReturn:
     """INVALID_ARGUMENT naming every invalid field of the subject and the context, or of a
     blind query (the broker cannot read its subject: its paths are under `query.`). The
-    message is the first problem's, as the validation raised it (`first`), then the others'."""
+    message is the first problem's, as the validation raised it (`first`), then the others'.
+    `extra`: what the caller found besides (the routing policy's), for fields not named yet."""
     violations = (subject_violations(subject) if subject is not None else [])
     if blind_check is None:
         violations += context_violations(request_context)
@@ -311,6 +314,8 @@ async def abort_invalid_lookup(context: grpc.aio.ServicerContext[Any, Any], firs
         violations += [Violation(f"query.{v.field}", v.description)
                        for v in context_violations(request_context)]
         violations += blind_violations(blind_check)
+    named = {v.field for v in violations}
+    violations += [v for v in extra if v.field not in named]
     if not violations:  # fail closed: still refused, on the whole request
         violations = [Violation("subject" if subject is not None else "query",
                                 redact(first))]

@@ -223,3 +223,27 @@ def test_a_status_round_trips_and_unknown_reasons_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown error reason"):
         rpc_errors.rich_status(grpc.StatusCode.INTERNAL, "x", reason="NOT_A_REASON")
     assert all(r.isupper() and " " not in r for r in rpc_errors.REASONS)
+
+
+async def test_field_and_routing_problems_are_named_together(police) -> None:
+    """A future date of birth, an unknown purpose and an unknown agency: all three at once,
+    though the purpose and agencies are checked against the routing policy."""
+    request = lookup_request(dob=DOB, purpose="fishing_trip")
+    request.agencies.append("mi5")
+    err = await _refused(police, request)
+    details = rpc_errors.details_of(err)
+    assert details.reason == "INVALID_SUBJECT"
+    assert [v.field for v in details.violations] == [
+        "subject.date_of_birth", "context.purpose", "agencies"]
+    assert err.details().startswith("subject.date_of_birth is in the future; ")
+    assert not any("fishing_trip" in v.description or "mi5" in v.description
+                   for v in details.violations)
+    # the fields right, the routing still wrong: both routing problems in one refusal
+    request = lookup_request(purpose="fishing_trip")
+    request.agencies.append("mi5")
+    err = await _refused(police, request)
+    assert err.details().startswith("unknown purpose 'fishing_trip'")
+    assert "unknown agency id(s): mi5" in err.details()
+    details = rpc_errors.details_of(err)
+    assert details.reason == "UNKNOWN_PURPOSE"
+    assert [v.field for v in details.violations] == ["context.purpose", "agencies"]

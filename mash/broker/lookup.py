@@ -35,7 +35,7 @@ from mash.identity.tokens import Analyst
 from mash.logs import get_logger
 from mash.policy.errors import PolicyError
 from mash.policy.model import Requester
-from mash.v1 import agent_pb2, answer_pb2, blind_pb2, lookup_pb2, lookup_pb2_grpc
+from mash.v1 import agent_pb2, answer_pb2, blind_pb2, lookup_pb2, lookup_pb2_grpc, subject_pb2
 
 log = get_logger(__name__)
 R = answer_pb2
@@ -110,8 +110,9 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             ctx = lookup_context.from_proto(request.context)
         except ValidationError as exc:
             metrics.lookups("invalid").inc()
-            await rpc_errors.abort_invalid_lookup(context, str(exc), subject=request.subject,
-                                                  request_context=request.context)
+            await rpc_errors.abort_invalid_lookup(
+                context, str(exc), subject=request.subject, request_context=request.context,
+                extra=self.unroutable(request.context, set(request.agencies)))
         lookup_id = await self.lookup_id(context, request)
         token = bearer_token(context)
         hashes = self.hasher.hashes(subject)
@@ -162,6 +163,20 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[blind_pb2.BlindLookupResponse]:
         return BlindRelay(self).run(request_iterator, context)
+
+    def unroutable(self, msg: subject_pb2.RequestContext,
+                   wanted: set[str]) -> list[rpc_errors.Violation]:
+        """What plan() would refuse too, for a request refused already on its fields: so
+        that every problem is named at once (none when there is no policy to ask)."""
+        try:
+            policy = self.routing.loaded()
+            purposes = policy.purposes()
+        except PolicyError:
+            return []
+        problems = routing_problems(purpose=msg.purpose.strip(), stage=msg.stage.strip(),
+                                    wanted=wanted, purposes=purposes,
+                                    registered=self.routing.registered(policy))
+        return [p.violation for p in problems]
 
     async def lookup_id(self, context: grpc.aio.ServicerContext[Any, Any],
                         request: lookup_pb2.LookupRequest) -> str:
@@ -257,30 +272,14 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         except PolicyError as exc:
             # No valid policy: nobody is asked, and every answer says why.
             policy, purposes, routing_error = None, {ctx.purpose: frozenset({ctx.stage})}, str(exc)
-        if ctx.purpose not in purposes:
-            metrics.lookups("invalid").inc()
-            known = ", ".join(sorted(purposes)) or "none"
-            await rpc_errors.abort_invalid(
-                context, f"unknown purpose {ctx.purpose!r}: known purposes are {known}",
-                reason="UNKNOWN_PURPOSE", field_path="context.purpose",
-                rule=f"context.purpose is not a purpose of the routing policy: known purposes "
-                     f"are {known}")
-        if ctx.stage not in purposes[ctx.purpose]:
-            metrics.lookups("invalid").inc()
-            known = ", ".join(sorted(purposes[ctx.purpose]))
-            await rpc_errors.abort_invalid(
-                context, f"unknown stage {ctx.stage!r} for {ctx.purpose}: known stages are "
-                f"{known}", reason="UNKNOWN_STAGE", field_path="context.stage",
-                rule=f"context.stage is not a stage of {ctx.purpose} in the routing policy: "
-                     f"known stages are {known}")
         registered = self.routing.registered(policy)
-        unknown = wanted - registered.keys()
-        if unknown:
+        problems = routing_problems(purpose=ctx.purpose, stage=ctx.stage, wanted=wanted,
+                                    purposes=purposes, registered=registered)
+        if problems:  # every one at once: an unknown purpose and an unknown agency, say
             metrics.lookups("invalid").inc()
-            await rpc_errors.abort_invalid(
-                context, f"unknown agency id(s): {', '.join(sorted(unknown))}",
-                reason="UNKNOWN_AGENCY", field_path="agencies",
-                rule="every agency id must be one registered with the broker (mash agents)")
+            await rpc_errors.abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT, "; ".join(p.message for p in problems),
+                reason=problems[0].reason, violations=[p.violation for p in problems])
         asked_at = dt.datetime.now(dt.UTC)
         remaining = context.time_remaining()
         budget = self.cfg.deadline_seconds
@@ -418,6 +417,42 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         answer.agency_id = agency
         answer.agency_name = name
         return answer
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A request the routing policy cannot route: the message (it may quote the code asked
+    for) and the field violation (it does not)."""
+
+    message: str
+    reason: str
+    violation: rpc_errors.Violation
+
+
+def routing_problems(*, purpose: str, stage: str, wanted: set[str],
+                     purposes: dict[str, frozenset[str]],
+                     registered: dict[str, str]) -> list[Problem]:
+    """Purpose, stage and agency filter against the routing policy and the registrations."""
+    out = []
+    if purpose not in purposes:
+        known = ", ".join(sorted(purposes)) or "none"
+        out.append(Problem(
+            f"unknown purpose {purpose!r}: known purposes are {known}", "UNKNOWN_PURPOSE",
+            rpc_errors.Violation("context.purpose", "context.purpose is not a purpose of the "
+                                 f"routing policy: known purposes are {known}")))
+    elif stage not in purposes[purpose]:
+        known = ", ".join(sorted(purposes[purpose]))
+        out.append(Problem(
+            f"unknown stage {stage!r} for {purpose}: known stages are {known}", "UNKNOWN_STAGE",
+            rpc_errors.Violation("context.stage", f"context.stage is not a stage of {purpose} "
+                                 f"in the routing policy: known stages are {known}")))
+    unknown = wanted - registered.keys()
+    if unknown:
+        out.append(Problem(
+            f"unknown agency id(s): {', '.join(sorted(unknown))}", "UNKNOWN_AGENCY",
+            rpc_errors.Violation("agencies", "every agency id must be one registered with the "
+                                 "broker (mash agents)")))
+    return out
 
 
 def _ready(answer: answer_pb2.AgencyAnswer) -> asyncio.Future[answer_pb2.AgencyAnswer]:
