@@ -140,6 +140,9 @@ async def test_unregistered_agency_cannot_connect(running: Running) -> None:
         await call.read()
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "'spies' is not registered" in err.value.details()
+    from mash.rpc_errors import details_of
+
+    assert details_of(err.value).reason == "AGENCY_NOT_REGISTERED"  # issue 19: for programs
     await channel.close()
 
 
