@@ -33,7 +33,8 @@ from tests.console_support import console_config as write_console_config
 from tests.helpers import build_federation
 
 SECRET = b"s" * 32
-NOW = dt.datetime(2026, 12, 4, 9, tzinfo=dt.UTC)
+# Sessions are counted (len) against the real clock, so the tests run at the real time.
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 SAM = Analyst("sam.analyst", "mash", "analyst", "mash-1", "idp", "t-1",
               NOW + dt.timedelta(hours=1), key_thumbprint="jkt")
 HOUR = dt.timedelta(hours=1)
