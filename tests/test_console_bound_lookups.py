@@ -38,6 +38,7 @@ from tests.console_support import console_config as write_console_config
 from tests.helpers import ThreadedFederation, build_federation, lookup_request
 from tests.oidc_support import CONSOLE_CLIENT, CONSOLE_SECRET, OidcProvider, authorize, available
 from tests.test_console_app import csrf_of
+from tests.test_console_cases import FAMILY
 from tests.test_console_oidc_flow import CALLBACK, USERS
 from tests.test_lookup_proofs import AGENCIES, query, require_proofs, token_rejected
 from tests.test_oidc_federation import trust
@@ -220,3 +221,17 @@ def test_a_refresh_keeps_the_token_bound_to_the_sessions_key(world: World) -> No
     again = session.proof_key()
     assert again is not None and again.to_pem() == key.to_pem()
     assert look_up(web)["police"] == "known"  # the renewed token, signed with the same key
+
+
+def test_a_case_opened_by_a_bound_session_is_signed_person_by_person(world: World) -> None:
+    """Cases ask the broker once per person: each lookup carries its own proof."""
+    _, web = console(world)
+    sign_in(web)
+    page = web.get("/cases")
+    response = web.post("/cases", data={**FAMILY, "csrf_token": csrf_of(page.text)})
+    assert response.status_code == 303, response.text
+    case = web.get(response.headers["location"])
+    assert case.status_code == 200
+    leah = case.text.split('<tr id="person-0">')[1].split("</tr>")[0]
+    assert 'data-state="known" data-agency="police"' in leah
+    assert 'data-state="not-checked"' not in case.text  # no agent refused a proof

@@ -1,5 +1,8 @@
 """The console's OpenID client asking the real provider (npm oidc-provider) for access tokens
-bound to a per-session proof key (RFC 9449 DPoP, cnf.jkt), at sign-in and at refresh."""
+bound to a per-session proof key (RFC 9449 DPoP, cnf.jkt), at sign-in and at refresh; the
+console.yaml switch (oidc.bind_tokens) and what auth.require_bound_proof needs; pasted tokens,
+which come without a key. The console's signed lookups end to end:
+tests/test_console_bound_lookups.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Server-side sessions: the analyst's token stays with the console, never in the cookie.
+"""Server-side sessions: the analyst's token (and, with oidc.bind_tokens, the session's proof
+key, to which the token is bound and with which its lookups are signed) stays with the
+console, never in the cookie.
 
 The cookie holds only a random session id, signed (itsdangerous) with the console's session
 secret, so a forged or altered cookie is refused before any lookup.
