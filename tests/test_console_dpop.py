@@ -144,3 +144,36 @@ LOOKUP = {"name": "Leah Thompson", "dob": "2014-05-17", "purpose": "child_safegu
 def paste(web: TestClient, token: str) -> Any:
     page = web.get("/signin")
     return web.post("/signin", data={"token": token, "csrf_token": csrf_of(page.text)})
+
+
+def test_a_provider_that_does_not_bind_the_token_fails_the_sign_in(tmp_path: Path) -> None:
+    """With oidc.bind_tokens the console never settles for an unbound token: a provider that
+    ignores DPoP (a Bearer token, no cnf.jkt) is a refused sign-in saying what to fix."""
+    fed = build_federation(tmp_path / "fed", ["police"], background=10)
+    for dpop in (True, False):  # the positive control first: the same console, DPoP on
+        idp = OidcProvider.start(tmp_path / f"oidc-{dpop}", users=USERS, dpop=dpop,
+                                 console_redirect=CALLBACK)
+        try:
+            section = {**oidc_section(tmp_path, bind_tokens=True), "issuer": idp.issuer}
+            path = write_console_config(fed, dev_token_signin=False, oidc=section)
+            cfg = yaml.safe_load(path.read_text())
+            cfg["auth"]["issuers"].append(idp.issuer_config(agencies=["mash"]))
+            path.write_text(yaml.safe_dump(cfg))
+            app = create_app(console_config.load(path))
+            web = TestClient(app, base_url="https://testserver", follow_redirects=False)
+            start = web.get("/signin/oidc")
+            back = authorize(start.headers["location"], "ann", CALLBACK)
+            landed = web.get(back.removeprefix("https://testserver"))
+            if dpop:
+                assert landed.status_code == 200 and "url=/lookup" in landed.text
+                (session,) = app.state.sessions._sessions.values()
+                key = session.proof_key()
+                assert key is not None and jkt(session.token) == key.thumbprint
+                continue
+            assert landed.status_code == 401
+            assert "Sign-in refused: the identity provider did not bind the access token to " \
+                "the console&#39;s proof key (no cnf.jkt for it): enable DPoP for the " \
+                "console&#39;s client at the provider" in landed.text
+            assert len(app.state.sessions) == 0
+        finally:
+            idp.stop()
