@@ -6,6 +6,8 @@ tests/test_console_bound_lookups.py."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,10 @@ from fastapi.testclient import TestClient
 
 from mash.console import config as console_config
 from mash.console.app import create_app
-from mash.console.sessions import COOKIE
+from mash.console.sessions import COOKIE, SessionStore, UnsignedSession
 from mash.errors import ConfigError
 from mash.identity.dpop import ClientKey
+from mash.identity.tokens import Analyst
 from tests.console_support import console_config as write_console_config
 from tests.helpers import build_federation
 from tests.oidc_support import CONSOLE_CLIENT, CONSOLE_SECRET, OidcProvider, authorize, available
@@ -177,3 +180,23 @@ def test_a_provider_that_does_not_bind_the_token_fails_the_sign_in(tmp_path: Pat
             assert len(app.state.sessions) == 0
         finally:
             idp.stop()
+
+
+def test_a_session_signs_only_with_the_key_its_token_is_bound_to() -> None:
+    now = dt.datetime.now(dt.UTC)
+    key, other = ClientKey.generate(), ClientKey.generate()
+    ann = Analyst("ann", "mash", "analyst", "mash-1", "idp", "t-1", now + dt.timedelta(hours=1),
+                  key_thumbprint=key.thumbprint)
+    store = SessionStore(b"s" * 32, dt.timedelta(hours=1))
+    session, _ = store.create("access", ann, proof_key=key)
+    signing = session.signing_key()
+    assert signing is not None and signing.thumbprint == key.thumbprint  # the control
+    assert key.to_pem().decode() not in repr(session)
+    session.proof_key_pem = other.to_pem().decode()
+    with pytest.raises(UnsignedSession, match="bound to another proof key than the session"):
+        session.signing_key()
+    session.proof_key_pem = "not a key"
+    with pytest.raises(UnsignedSession, match="proof key cannot be read: sign in again"):
+        session.signing_key()
+    unbound, _ = store.create("access", dataclasses.replace(ann, key_thumbprint=""))
+    assert unbound.signing_key() is None  # an unbound token: nothing to sign with

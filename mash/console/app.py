@@ -38,6 +38,7 @@ from mash.console.sessions import (
     SessionStore,
     SessionStoreError,
     SessionTable,
+    UnsignedSession,
 )
 from mash.console.views import agents_view, lookup_view, rag_timer, summary
 from mash.errors import IdentityError, MashError, ValidationError
@@ -98,7 +99,7 @@ class Broker:
         self.cfg = cfg
 
     def client(self, session: Session) -> BrokerClient:
-        # IdentityError (nothing sent) for a bound token the session holds no key for
+        # UnsignedSession (nothing sent) for a bound token the session holds no key for
         return BrokerClient(ClientConfig(self.cfg.broker_address, self.cfg.broker_server_name,
                                          self.cfg.client_tls, session.token,
                                          proof_key=session.signing_key()))
@@ -434,7 +435,7 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
             return lookup_page(request, session, form, status=422)
         try:
             response = await _in_thread(broker.lookup, session, lookup_request)
-        except IdentityError as exc:  # a bound token without its key: never sent unsigned
+        except UnsignedSession as exc:  # a bound token without its key: never sent unsigned
             log.warning("lookup_refused", reason=str(exc))
             sessions.end(session)
             raise Refused(401, f"The lookup was not sent: {exc}") from None
@@ -475,7 +476,7 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
         session = need(request)
         try:
             response = await _in_thread(broker.agents, session)
-        except IdentityError as exc:
+        except UnsignedSession as exc:
             sessions.end(session)
             raise Refused(401, f"The broker was not asked: {exc}") from None
         except grpc.RpcError as exc:

@@ -30,9 +30,8 @@ from mash.cases.picture import STATE_SYMBOLS, STATE_WORDS, merge_later, still_to
 from mash.cases.run import CaseLookupError, run_case_with
 from mash.cases.store import CaseStore, CaseStoreError, StoredCase
 from mash.console.config import ConsoleConfig
-from mash.console.sessions import Session
+from mash.console.sessions import Session, UnsignedSession
 from mash.console.views import rag_timer
-from mash.errors import IdentityError
 from mash.logs import get_logger
 from mash.v1 import lookup_pb2
 from mash.yamlfile import Location
@@ -123,7 +122,7 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
         not hold (its lookups could not be signed)."""
         try:
             session.signing_key()
-        except IdentityError as exc:
+        except UnsignedSession as exc:
             raise refused(401, f"No lookup was sent: {exc}") from None
 
     @app.get("/cases", response_class=HTMLResponse)

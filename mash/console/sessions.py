@@ -65,6 +65,11 @@ class SessionStoreError(MashError):
     """The session database cannot be used: the message says why (never a token)."""
 
 
+class UnsignedSession(IdentityError):
+    """The session's token is bound to a proof key the session does not hold: nothing may
+    be sent with it (unsigned it would be refused, or worse, accepted somewhere)."""
+
+
 @dataclass(frozen=True)
 class LookupRecord:
     """A lookup's RAG timer, kept for the session. No personal data: ids and times only."""
@@ -96,14 +101,19 @@ class Session:
     proof_key_pem: str = field(default="", repr=False)
 
     def proof_key(self) -> ClientKey | None:
-        """The session's proof key, or None for a session without one."""
+        """The session's proof key, or None for a session without one (UnsignedSession if
+        it does not load)."""
         if not self.proof_key_pem:
             return None
-        return ClientKey.from_pem(self.proof_key_pem.encode())
+        try:
+            return ClientKey.from_pem(self.proof_key_pem.encode())
+        except IdentityError:
+            raise UnsignedSession("this session's proof key cannot be read: sign in "
+                                  "again") from None
 
     def signing_key(self) -> ClientKey | None:
         """The key this session's lookups must be signed with: None when its token is not
-        bound to a key; IdentityError when it is bound to one the session does not hold
+        bound to a key; UnsignedSession when it is bound to one the session does not hold
         (a pasted bound token, or a key that is not the token's): such a token is never sent
         unsigned."""
         bound = self.analyst.key_thumbprint
@@ -111,10 +121,10 @@ class Session:
         if not bound:
             return key
         if key is None:
-            raise IdentityError("this session's token is bound to a proof key the console "
+            raise UnsignedSession("this session's token is bound to a proof key the console "
                                 "does not hold: sign in again through the identity provider")
         if key.thumbprint != bound:
-            raise IdentityError("this session's token is bound to another proof key than the "
+            raise UnsignedSession("this session's token is bound to another proof key than the "
                                 "session's: sign in again")
         return key
 
