@@ -66,16 +66,17 @@ class OidcProvider:
               console_logout_redirect: str = "http://127.0.0.1:1/",
               users: dict[str, dict[str, Any]] | None = None,
               access_token_ttl: int = 300, port: int | None = None,
-              listen_port: int | None = None) -> OidcProvider:
+              listen_port: int | None = None, dpop: bool = True) -> OidcProvider:
         """`port` is the issuer URL's; `listen_port`, when given, is where the provider
-        listens (behind a tests/counting_proxy.py on `port`)."""
+        listens (behind a tests/counting_proxy.py on `port`); `dpop=False`: a provider that
+        ignores DPoP proofs (its tokens are never bound to a key)."""
         workdir.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         chosen = users if users is not None else USERS
         config = {
             "port": port, "listen_port": listen_port or port,
             "audience": "mash-exchange", "resource": RESOURCE,
-            "access_token_ttl": access_token_ttl, "users": chosen,
+            "access_token_ttl": access_token_ttl, "users": chosen, "dpop": dpop,
             "clients": [
                 {"client_id": CONSOLE_CLIENT, "client_secret": CONSOLE_SECRET,
                  "redirect_uris": [console_redirect],

@@ -38,9 +38,11 @@ from mash.console.sessions import (
     SessionStore,
     SessionStoreError,
     SessionTable,
+    UnsignedSession,
 )
 from mash.console.views import agents_view, lookup_view, rag_timer, summary
 from mash.errors import IdentityError, MashError, ValidationError
+from mash.identity.dpop import ClientKey
 from mash.identity.tokens import Analyst
 from mash.logs import get_logger
 from mash.policy.store import PolicyStore
@@ -90,22 +92,38 @@ class SignInNeeded(Exception):
 
 
 class Broker:
-    """The analyst's gRPC client, with the signed-in analyst's token on each call."""
+    """The analyst's gRPC client, with the signed-in analyst's token on each call and, for a
+    session with a proof key, each lookup signed with it (a fresh proof per attempt)."""
 
     def __init__(self, cfg: ConsoleConfig) -> None:
         self.cfg = cfg
 
-    def client(self, token: str) -> BrokerClient:
+    def client(self, session: Session) -> BrokerClient:
+        # UnsignedSession (nothing sent) for a bound token the session holds no key for
         return BrokerClient(ClientConfig(self.cfg.broker_address, self.cfg.broker_server_name,
-                                         self.cfg.client_tls, token))
+                                         self.cfg.client_tls, session.token,
+                                         proof_key=session.signing_key()))
 
-    def lookup(self, token: str, request: lookup_pb2.LookupRequest) -> lookup_pb2.LookupResponse:
-        with self.client(token) as client:
+    def lookup(self, session: Session,
+               request: lookup_pb2.LookupRequest) -> lookup_pb2.LookupResponse:
+        with self.client(session) as client:
             return client.lookup(request, timeout=self.cfg.broker_timeout_seconds)
 
-    def agents(self, token: str) -> lookup_pb2.ListAgentsResponse:
-        with self.client(token) as client:
+    def agents(self, session: Session) -> lookup_pb2.ListAgentsResponse:
+        with self.client(session) as client:
             return client.list_agents(timeout=self.cfg.broker_timeout_seconds)
+
+
+def check_key(analyst: Analyst, key: ClientKey | None) -> None:
+    """Refuse (IdentityError) a token not bound to exactly the session's key: with a key,
+    cnf.jkt must name it; without one, the token must not be bound (its key is elsewhere)."""
+    if key is not None and analyst.key_thumbprint != key.thumbprint:
+        raise IdentityError("the identity provider's token is not bound to this session's "
+                            "proof key (cnf.jkt): enable DPoP for the console's client")
+    if key is None and analyst.key_thumbprint:
+        raise IdentityError("the token is bound to a proof key (cnf.jkt) this console does "
+                            "not hold, so its lookups could not be signed: sign in through "
+                            "the identity provider instead")
 
 
 def create_app(cfg: ConsoleConfig) -> FastAPI:
@@ -157,10 +175,12 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
     def due(session: Session) -> bool:
         return session.analyst.expires_at - dt.datetime.now(dt.UTC) <= REFRESH_MARGIN
 
-    def refreshed(refresh_token: str) -> tuple[Tokens, Analyst]:
+    def refreshed(refresh_token: str, key: ClientKey | None) -> tuple[Tokens, Analyst]:
         assert oidc is not None
-        tokens = oidc.refresh(refresh_token)
-        return tokens, cfg.auth.verify(tokens.access_token)
+        tokens = oidc.refresh(refresh_token, proof_key=key)  # bound to the same key again
+        analyst = cfg.auth.verify(tokens.access_token)
+        check_key(analyst, key)
+        return tokens, analyst
 
     async def renew_if_due(cookie: str | None) -> None:
         """Refresh the access token through the provider a minute before it expires, in a
@@ -176,8 +196,8 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
                 if sessions.get(cookie) is None or not due(session):
                     return  # renewed (or ended) by the request we waited for
                 try:
-                    tokens, analyst = await asyncio.to_thread(refreshed,
-                                                              session.refresh_token)
+                    tokens, analyst = await asyncio.to_thread(
+                        refreshed, session.refresh_token, session.proof_key())
                 except IdentityError as exc:
                     log.warning("refresh_refused", reason=str(exc))
                     sessions.end(session)
@@ -262,12 +282,14 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
         return signin_page(request)
 
     def start_session(analyst: Analyst, token: str, *, refresh_token: str = "",
-                      id_token: str = "") -> tuple[Session, str, int]:
+                      id_token: str = "",
+                      proof_key: ClientKey | None = None) -> tuple[Session, str, int]:
         session, cookie = sessions.create(token, analyst, refresh_token=refresh_token,
-                                          id_token=id_token)
+                                          id_token=id_token, proof_key=proof_key)
         log.info("signed_in", analyst=analyst.subject, agency=analyst.agency,
                  role=analyst.role, session_expires=session.expires_at.isoformat(),
-                 through="oidc" if id_token else "pasted_token")
+                 through="oidc" if id_token else "pasted_token",
+                 key_bound=proof_key is not None)
         return session, cookie, int((session.expires_at - session.created_at).total_seconds())
 
     @app.get("/signin/oidc")
@@ -294,17 +316,21 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
             log.warning("signin_refused", reason=f"provider: {params.get('error')}")
             return signin_page(request, "The identity provider did not sign you in "
                                         f"({params.get('error')}).", status=401)
+        # oidc.bind_tokens: a key of this session's own, to which the provider binds its
+        # tokens (DPoP) and with which the console signs each of its lookups
+        key = ClientKey.generate() if oidc.cfg.bind_tokens else None
         try:
             tokens = await asyncio.to_thread(
                 oidc.finish, state=params.get("state", ""), code=params.get("code", ""),
-                browser_state=request.cookies.get(OIDC_STATE_COOKIE, ""))
+                browser_state=request.cookies.get(OIDC_STATE_COOKIE, ""), proof_key=key)
             analyst = await asyncio.to_thread(cfg.auth.verify, tokens.access_token)
+            check_key(analyst, key)
         except IdentityError as exc:
             log.warning("signin_refused", reason=str(exc))
             return signin_page(request, f"Sign-in refused: {exc}", status=401)
         _, cookie, lifetime = start_session(analyst, tokens.access_token,
                                             refresh_token=tokens.refresh_token,
-                                            id_token=tokens.id_token)
+                                            id_token=tokens.id_token, proof_key=key)
         # A page of our own, not a redirect: the strict session cookie is then sent on the
         # way on (a redirect would still count as the provider's cross-site navigation).
         response = HTMLResponse('<!doctype html><meta http-equiv="refresh" content="0;url='
@@ -332,6 +358,11 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
             analyst = (await asyncio.to_thread(cfg.auth.verify, token) if cfg.auth.remote
                        else cfg.auth.verify(token))
             cfg.auth.check_binding(analyst, client_cert)
+            check_key(analyst, None)  # a pasted token comes without its proof key
+            if cfg.auth.require_bound_proof:
+                raise IdentityError("this console requires tokens bound to a proof key, "
+                                    "which a pasted token cannot be: sign in through the "
+                                    "identity provider")
         except IdentityError as exc:
             log.warning("signin_refused", reason=str(exc))
             return signin_page(request, f"Sign-in refused: {exc}", status=401)
@@ -403,7 +434,11 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
         if lookup_request is None:
             return lookup_page(request, session, form, status=422)
         try:
-            response = await _in_thread(broker.lookup, session.token, lookup_request)
+            response = await _in_thread(broker.lookup, session, lookup_request)
+        except UnsignedSession as exc:  # a bound token without its key: never sent unsigned
+            log.warning("lookup_refused", reason=str(exc))
+            sessions.end(session)
+            raise Refused(401, f"The lookup was not sent: {exc}") from None
         except grpc.RpcError as exc:
             code = exc.code()  # type: ignore[attr-defined]
             log.warning("lookup_failed", code=code.name)
@@ -440,7 +475,10 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
     async def agents(request: Request) -> HTMLResponse:
         session = need(request)
         try:
-            response = await _in_thread(broker.agents, session.token)
+            response = await _in_thread(broker.agents, session)
+        except UnsignedSession as exc:
+            sessions.end(session)
+            raise Refused(401, f"The broker was not asked: {exc}") from None
         except grpc.RpcError as exc:
             code = exc.code()  # type: ignore[attr-defined]
             signed_out(session, code)

@@ -30,7 +30,7 @@ from mash.cases.picture import STATE_SYMBOLS, STATE_WORDS, merge_later, still_to
 from mash.cases.run import CaseLookupError, run_case_with
 from mash.cases.store import CaseStore, CaseStoreError, StoredCase
 from mash.console.config import ConsoleConfig
-from mash.console.sessions import Session
+from mash.console.sessions import Session, UnsignedSession
 from mash.console.views import rag_timer
 from mash.logs import get_logger
 from mash.v1 import lookup_pb2
@@ -100,7 +100,7 @@ def grid(picture: dict[str, Any]) -> dict[str, Any]:
 def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResponse],
              need: Callable[[Request], Session],
              form_of: Callable[[Request, Session | None], Awaitable[dict[str, str]]],
-             lookup: Callable[[str, lookup_pb2.LookupRequest], lookup_pb2.LookupResponse],
+             lookup: Callable[[Session, lookup_pb2.LookupRequest], lookup_pb2.LookupResponse],
              refused: Callable[[int, str], Exception]) -> None:
     """Add the case pages (called once from create_app; nothing without `cases:`)."""
     if cfg.cases is None:
@@ -117,6 +117,14 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
                       relationships=RELATIONSHIPS, rows=range(FORM_PEOPLE), labels=LABELS,
                       retention_days=store.retention / dt.timedelta(days=1))
 
+    def signable(session: Session) -> None:
+        """Refuse before asking anyone when the session's token is bound to a key it does
+        not hold (its lookups could not be signed)."""
+        try:
+            session.signing_key()
+        except UnsignedSession as exc:
+            raise refused(401, f"No lookup was sent: {exc}") from None
+
     @app.get("/cases", response_class=HTMLResponse)
     def cases_page(request: Request) -> HTMLResponse:
         return page(request, need(request))
@@ -130,9 +138,10 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
             case, requests = check_case(data, form_error(data))
         except CaseFileError as exc:
             return page(request, session, 422, str(exc), form)
+        signable(session)
         try:
             picture = await run_in_threadpool(
-                lambda: run_case_with(ask=lambda r: lookup(session.token, r), case=case,
+                lambda: run_case_with(ask=lambda r: lookup(session, r), case=case,
                                       requests=requests))
         except CaseLookupError as exc:
             code: grpc.StatusCode = exc.error.code()  # type: ignore[attr-defined]
@@ -186,6 +195,7 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
         session = need(request)
         await form_of(request, session)
         stored, picture = await run_in_threadpool(lambda: reopen(session, case_id, "refresh"))
+        signable(session)
         changed = 0
         for person, blob in zip(picture["people"], picture.get(REQUESTS, []), strict=False):
             agencies = still_to_ask(person)
@@ -194,7 +204,7 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
             again = lookup_pb2.LookupRequest.FromString(base64.b64decode(blob))
             again.agencies[:] = agencies
             try:
-                response = await run_in_threadpool(lookup, session.token, again)
+                response = await run_in_threadpool(lookup, session, again)
             except grpc.RpcError as exc:
                 code = exc.code()  # type: ignore[attr-defined]
                 log.warning("case_lookup_failed", code=code.name)

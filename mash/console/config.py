@@ -125,9 +125,6 @@ def load(path: str | Path) -> ConsoleConfig:
     broker.done()
     client_tls = TlsFiles.read(top.section("tls"))
     auth = TokenVerifier.read(top.section("auth"))
-    if auth.require_bound_proof:  # a key read and ignored would promise what is not done
-        raise top.error("auth", "require_bound_proof is for the broker and agents: the "
-                                "console does not sign lookups with a proof key yet")
     session = top.section("session")
     secret = read_secret(session.path("secret_file"))
     minutes = session.float("lifetime_minutes", 480.0, minimum=1, maximum=24 * 60)
@@ -157,6 +154,11 @@ def load(path: str | Path) -> ConsoleConfig:
     if oidc is None and not dev_token_signin:
         raise top.error("oidc", "configure sign-in through the identity provider (oidc: ...), "
                                 "or for development only set dev_token_signin: true")
+    if auth.require_bound_proof and not (oidc is not None and oidc.bind_tokens):
+        # only a key the console asked the provider to bind its tokens to signs lookups
+        raise top.error("auth", "require_bound_proof needs tokens bound to the console's "
+                                "session keys: set oidc.bind_tokens: true (or drop "
+                                "require_bound_proof)")
     return ConsoleConfig(
         path=Path(path), listen_host=host, listen_port=port, server_tls=server_tls,
         broker_address=address, broker_server_name=server_name,

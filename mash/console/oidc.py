@@ -44,6 +44,9 @@ class OidcConfig:
     redirect_uri: str
     post_logout_redirect_uri: str
     scope: str
+    # Ask for access tokens bound to a per-session proof key (DPoP, cnf.jkt) and sign every
+    # lookup with it: a token copied out of the console is then of no use without the key.
+    bind_tokens: bool = False
 
     @classmethod
     def read(cls, section: Reader) -> OidcConfig:
@@ -53,7 +56,8 @@ class OidcConfig:
                   client_secret=read_secret(section.path("client_secret_file")).decode().strip(),
                   redirect_uri=section.str("redirect_uri"),
                   post_logout_redirect_uri=section.str("post_logout_redirect_uri", ""),
-                  scope=section.str("scope", "openid offline_access lookup"))
+                  scope=section.str("scope", "openid offline_access lookup"),
+                  bind_tokens=section.bool("bind_tokens", False))
         section.done()
         if not cfg.redirect_uri.endswith("/signin/callback"):
             raise section.error("redirect_uri", "must be this console's https://HOST/signin/"

@@ -1,4 +1,6 @@
-"""Server-side sessions: the analyst's token stays with the console, never in the cookie.
+"""Server-side sessions: the analyst's token (and, with oidc.bind_tokens, the session's proof
+key, to which the token is bound and with which its lookups are signed) stays with the
+console, never in the cookie.
 
 The cookie holds only a random session id, signed (itsdangerous) with the console's session
 secret, so a forged or altered cookie is refused before any lookup.
@@ -40,7 +42,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from mash.dberrors import describe
-from mash.errors import MashError
+from mash.errors import IdentityError, MashError
+from mash.identity.dpop import ClientKey
 from mash.identity.tokens import Analyst
 from mash.logs import get_logger
 
@@ -60,6 +63,11 @@ SESSIONS = sa.Table(
 
 class SessionStoreError(MashError):
     """The session database cannot be used: the message says why (never a token)."""
+
+
+class UnsignedSession(IdentityError):
+    """The session's token is bound to a proof key the session does not hold: nothing may
+    be sent with it (unsigned it would be refused, or worse, accepted somewhere)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,38 @@ class Session:
     lookups: list[LookupRecord] = field(default_factory=list)
     refresh_token: str = ""  # OpenID sign-in: renews `token` before it expires
     id_token: str = ""  # for RP-initiated sign-out at the provider
+    # OpenID sign-in with oidc.bind_tokens: the session's own proof key (PKCS#8 PEM), to
+    # which the provider binds `token` (cnf.jkt) and with which every lookup is signed.
+    # Server-side only, like the token (sealed in a shared store's row); never in a repr.
+    proof_key_pem: str = field(default="", repr=False)
+
+    def proof_key(self) -> ClientKey | None:
+        """The session's proof key, or None for a session without one (UnsignedSession if
+        it does not load)."""
+        if not self.proof_key_pem:
+            return None
+        try:
+            return ClientKey.from_pem(self.proof_key_pem.encode())
+        except IdentityError:
+            raise UnsignedSession("this session's proof key cannot be read: sign in "
+                                  "again") from None
+
+    def signing_key(self) -> ClientKey | None:
+        """The key this session's lookups must be signed with: None when its token is not
+        bound to a key; UnsignedSession when it is bound to one the session does not hold
+        (a pasted bound token, or a key that is not the token's): such a token is never sent
+        unsigned."""
+        bound = self.analyst.key_thumbprint
+        key = self.proof_key()
+        if not bound:
+            return key
+        if key is None:
+            raise UnsignedSession("this session's token is bound to a proof key the console "
+                                "does not hold: sign in again through the identity provider")
+        if key.thumbprint != bound:
+            raise UnsignedSession("this session's token is bound to another proof key than the "
+                                "session's: sign in again")
+        return key
 
     def csrf_ok(self, submitted: str | None) -> bool:
         return bool(submitted) and hmac.compare_digest(self.csrf, submitted or "")
@@ -116,7 +156,8 @@ def _from_json(value: dict[str, Any]) -> Session:
         id=value["id"], token=value["token"], analyst=Analyst(**analyst), csrf=value["csrf"],
         created_at=dt.datetime.fromisoformat(value["created_at"]),
         expires_at=dt.datetime.fromisoformat(value["expires_at"]), lookups=lookups,
-        refresh_token=value["refresh_token"], id_token=value["id_token"])
+        refresh_token=value["refresh_token"], id_token=value["id_token"],
+        proof_key_pem=str(value.get("proof_key_pem", "")))
 
 
 class SessionTable:
@@ -226,15 +267,18 @@ class SessionStore:
         return self._table is not None
 
     def create(self, token: str, analyst: Analyst, now: dt.datetime | None = None, *,
-               refresh_token: str = "", id_token: str = "") -> tuple[Session, str]:
+               refresh_token: str = "", id_token: str = "",
+               proof_key: ClientKey | None = None) -> tuple[Session, str]:
         """A new session and its cookie value. Without a refresh token it ends with the
-        token if that is sooner; with one the token is renewed (see `renew`)."""
+        token if that is sooner; with one the token is renewed (see `renew`). `proof_key`:
+        the key the token is bound to, kept for the session's lookups (and renewals)."""
         now = now or dt.datetime.now(dt.UTC)
         ends = now + self.lifetime
         session = Session(id=secrets.token_urlsafe(32), token=token, analyst=analyst,
                           csrf=secrets.token_urlsafe(32), created_at=now,
                           expires_at=ends if refresh_token else min(ends, analyst.expires_at),
-                          refresh_token=refresh_token, id_token=id_token)
+                          refresh_token=refresh_token, id_token=id_token,
+                          proof_key_pem=proof_key.to_pem().decode() if proof_key else "")
         with self._lock:
             self._purge(now)
             if self._table is not None:

@@ -8,6 +8,7 @@
 //   users: {login: {claims}} -- the claims go into ID tokens and access tokens as given,
 //     so a test chooses the claim names (agency, role, team, groups, or others),
 //   clients: [oidc-provider client metadata].
+//   dpop (default true): false turns DPoP off, so tokens are never key-bound.
 //
 // Test-only routes, loopback: POST /__test/rotate (a new signing key, published first; the
 // old one stays published unless ?drop=1) answers {"kid": NEW}; GET /__test/health.
@@ -54,6 +55,8 @@ function build() {
     },
     features: {
       devInteractions: { enabled: true },
+      // dpop: false plays a provider that ignores DPoP (issues Bearer tokens, no cnf.jkt)
+      dPoP: { enabled: config.dpop !== false },
       deviceFlow: { enabled: true },
       revocation: { enabled: true },
       rpInitiatedLogout: { enabled: true },
