@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 import sqlite3
@@ -181,6 +182,7 @@ async def test_mash_agents_shows_every_brokers_links(two: Running) -> None:
 async def test_the_consoles_client_uses_every_broker(two: Running) -> None:
     from mash.console import config as console_config_mod
     from mash.console.app import Broker as ConsoleBroker
+    from mash.console.sessions import SessionStore
     from tests.console_support import console_config
 
     path = console_config(two.fed, broker={
@@ -191,7 +193,10 @@ async def test_the_consoles_client_uses_every_broker(two: Running) -> None:
     console = ConsoleBroker(cfg)
     b1, b2 = two.broker, two.more_brokers[2]
     assert b1 is not None
+    token = two.fed.token()
+    session, _ = SessionStore(b"s" * 32, dt.timedelta(hours=1)).create(
+        token, cfg.auth.verify(token))
     for _ in range(10):  # a new channel each, starting at a random broker
-        response = await asyncio.to_thread(console.lookup, two.fed.token(), lookup_request())
+        response = await asyncio.to_thread(console.lookup, session, lookup_request())
         assert {a.state for a in response.answers} == {R.ANSWER_STATE_KNOWN}
     assert lookups(b1) and lookups(b2)  # round robin from the console too
