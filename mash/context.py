@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mash.errors import ValidationError
+from mash.errors import Problems, ValidationError
 from mash.subject import clean_text
 from mash.v1 import subject_pb2
 
@@ -33,28 +33,49 @@ class LookupContext:
     urgency: str  # red | amber | green
 
 
-def from_proto(msg: subject_pb2.RequestContext) -> LookupContext:
-    purpose = msg.purpose.strip()
-    stage = msg.stage.strip()
-    if not purpose:
-        raise ValidationError("context.purpose is missing (e.g. child_safeguarding)")
-    if not _TOKEN.match(purpose):
-        raise ValidationError("context.purpose must be a short lower-case code such as "
-                              "child_safeguarding")
-    if not stage:
-        raise ValidationError("context.stage is missing (e.g. triage, research, s47)")
-    if not _TOKEN.match(stage):
-        raise ValidationError("context.stage must be a short lower-case code such as triage")
-    case_reference = clean_text(msg.case_reference, "context.case_reference", 64)
-    if not case_reference:
-        raise ValidationError("context.case_reference is missing: every lookup belongs to a case")
-    if not _CASE_REF.match(case_reference):
-        raise ValidationError("context.case_reference may hold letters, digits and / _ . : - only")
-    justification = clean_text(msg.justification, "context.justification", MAX_JUSTIFICATION)
-    if len(justification) < MIN_JUSTIFICATION:
+def _code(value: str, label: str, example: str, shape: str) -> str:
+    if not value:
+        raise ValidationError(f"{label} is missing (e.g. {example})", field=label)
+    if not _TOKEN.match(value):
+        raise ValidationError(f"{label} must be a short lower-case code such as {shape}",
+                              field=label)
+    return value
+
+
+def _case_reference(raw: str) -> str:
+    label = "context.case_reference"
+    value = clean_text(raw, label, 64)
+    if not value:
+        raise ValidationError(f"{label} is missing: every lookup belongs to a case", field=label)
+    if not _CASE_REF.match(value):
+        raise ValidationError(f"{label} may hold letters, digits and / _ . : - only",
+                              field=label)
+    return value
+
+
+def _justification(raw: str) -> str:
+    label = "context.justification"
+    value = clean_text(raw, label, MAX_JUSTIFICATION)
+    if len(value) < MIN_JUSTIFICATION:
         raise ValidationError(
-            f"context.justification must say why, in at least {MIN_JUSTIFICATION} characters")
+            f"{label} must say why, in at least {MIN_JUSTIFICATION} characters", field=label)
+    return value
+
+
+def from_proto(msg: subject_pb2.RequestContext) -> LookupContext:
+    """Validate the context; the ValidationError lists every invalid field (``problems``)."""
+    found = Problems()
+    purpose = found.check(_code, msg.purpose.strip(), "context.purpose", "child_safeguarding",
+                          "child_safeguarding")
+    stage = found.check(_code, msg.stage.strip(), "context.stage", "triage, research, s47",
+                        "triage")
+    case_reference = found.check(_case_reference, msg.case_reference)
+    justification = found.check(_justification, msg.justification)
     urgency = URGENCIES.get(msg.urgency)
     if urgency is None:
-        raise ValidationError("context.urgency is missing: red, amber or green")
+        found.add("context.urgency", "context.urgency is missing: red, amber or green")
+    found.raise_any()
+    if (purpose is None or stage is None or case_reference is None or justification is None
+            or urgency is None):  # a check returns None only with a problem: never here
+        raise ValidationError("context is invalid", field="context")
     return LookupContext(purpose, stage, case_reference, justification, urgency)

@@ -190,7 +190,6 @@ def parse_status(status: status_pb2.Status) -> ErrorDetails:
 
 # A date or a quoted value (repr) in a message: taken out of a violation's description.
 _VALUE = re.compile(r" -?\d{1,4}-\d{1,2}-\d{1,2}\b| '(?:[^'\\]|\\.)*'| \"(?:[^\"\\]|\\.)*\"")
-_PATH = re.compile(r"(?:subject|context)(?:\.[a-z_]+|\[\d+\])*")
 
 
 def redact(message: str) -> str:
@@ -198,79 +197,26 @@ def redact(message: str) -> str:
     return " ".join(_VALUE.sub("", message).split())
 
 
-def _violation(message: str, part: str) -> Violation:
-    """The message's own field path when it is within `part` (a finer one), else `part`."""
-    match = _PATH.match(message)
-    path = match.group(0) if match else ""
-    within = path == part or path.startswith((part + ".", part + "["))
-    return Violation(path if within else part, redact(message))
-
-
-def _check(part: str, subject: subject_pb2.Subject) -> list[Violation]:
-    try:
-        subject_mod.from_proto(subject)
-    except ValidationError as exc:
-        return [_violation(str(exc), part)]
-    return []
-
-
-# Stand-ins that pass validation, so that one part of a subject is checked on its own.
-_FILLER_NAME = subject_pb2.PersonName(family="filler")
-_FILLER_ID = subject_pb2.Identifier(kind=subject_pb2.IDENTIFIER_KIND_LOCAL, value="FILLER",
-                                    issuer="filler")
+def _violations(exc: ValidationError) -> list[Violation]:
+    return [Violation(p.field or "subject", redact(p.message)) for p in exc.problems]
 
 
 def subject_violations(msg: subject_pb2.Subject) -> list[Violation]:
-    """Every invalid part of a subject (mash.subject.from_proto stops at the first)."""
-    out: list[Violation] = []
-    if msg.HasField("name"):
-        out += _check("subject.name", subject_pb2.Subject(name=msg.name, identifiers=[_FILLER_ID]))
-
-    def each(part: str, items: Sequence[Any], limit: int,
-             build: Any, blank: Any) -> None:
-        if len(items) > limit:
-            out.extend(_check(part, build(list(items))))
-            return
-        found = []
-        for i, item in enumerate(items):  # blanks before it: the message names index i
-            found += _check(f"{part}[{i}]", build([blank] * i + [item]))
-        out.extend(found)
-        if not found and items:
-            out.extend(_check(part, build(list(items))))  # between items (two NHS numbers)
-
-    each("subject.aliases", msg.aliases, subject_mod.MAX_ALIASES,
-         lambda xs: subject_pb2.Subject(name=_FILLER_NAME, aliases=xs), subject_pb2.PersonName())
-    if msg.HasField("date_of_birth"):
-        out += _check("subject.date_of_birth", subject_pb2.Subject(
-            name=_FILLER_NAME, date_of_birth=msg.date_of_birth))
-    out += _check("subject.sex", subject_pb2.Subject(name=_FILLER_NAME, sex=msg.sex))
-    each("subject.addresses", msg.addresses, subject_mod.MAX_ADDRESSES,
-         lambda xs: subject_pb2.Subject(name=_FILLER_NAME, addresses=xs), subject_pb2.Address())
-    each("subject.identifiers", msg.identifiers, subject_mod.MAX_IDENTIFIERS,
-         lambda xs: subject_pb2.Subject(name=_FILLER_NAME, identifiers=xs), _FILLER_ID)
-    if not out:  # nothing wrong with any part: the subject as a whole (e.g. it is empty)
-        out += _check("subject", msg)
-    return out
-
-
-_FILLER_CONTEXT = subject_pb2.RequestContext(
-    purpose="filler", stage="filler", case_reference="FILLER-1",
-    justification="a stand-in justification", urgency=subject_pb2.URGENCY_GREEN)
-CONTEXT_FIELDS = ("purpose", "stage", "case_reference", "justification", "urgency")
+    """Every invalid field of a subject (mash.subject.from_proto finds them all)."""
+    try:
+        subject_mod.from_proto(msg)
+    except ValidationError as exc:
+        return _violations(exc)
+    return []
 
 
 def context_violations(msg: subject_pb2.RequestContext) -> list[Violation]:
-    """Every invalid field of a request context (mash.context.from_proto stops at the first)."""
-    out = []
-    for name in CONTEXT_FIELDS:
-        one = subject_pb2.RequestContext()
-        one.CopyFrom(_FILLER_CONTEXT)
-        setattr(one, name, getattr(msg, name))
-        try:
-            context_mod.from_proto(one)
-        except ValidationError as exc:
-            out.append(_violation(str(exc), f"context.{name}"))
-    return out
+    """Every invalid field of a request context."""
+    try:
+        context_mod.from_proto(msg)
+    except ValidationError as exc:
+        return _violations(exc)
+    return []
 
 
 def _reason_for(violations: Sequence[Violation]) -> str:

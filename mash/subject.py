@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from mash.errors import ValidationError
+from mash.errors import Problems, ValidationError
 from mash.normalise import (
     IDENTIFIER_LABELS,
     IDENTIFIER_NORMALISERS,
@@ -100,27 +101,33 @@ class SubjectQuery:
 
 def clean_text(value: str, label: str, limit: int) -> str:
     if len(value) > limit:
-        raise ValidationError(f"{label} is longer than {limit} characters")
+        raise ValidationError(f"{label} is longer than {limit} characters", field=label)
     # isprintable() is False for every refused category (and for separators other than the
     # space, which are allowed): only then is each character looked at.
     if not value.isprintable() and any(
             unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in value):
-        raise ValidationError(f"{label} contains control or invisible characters")
+        raise ValidationError(f"{label} contains control or invisible characters", field=label)
     return value.strip()
 
 
 def _name(msg: subject_pb2.PersonName, label: str) -> Name | None:
     parts = {}
+    found = Problems()
     for part in ("given", "middle", "family"):
-        raw = clean_text(getattr(msg, part), f"{label}.{part}", MAX_NAME_PART)
+        where = f"{label}.{part}"
+        raw = found.check(clean_text, getattr(msg, part), where, MAX_NAME_PART)
+        if raw is None:
+            continue
         normalised = " ".join(name_tokens(raw, family=part == "family"))
         if raw and not normalised:
-            raise ValidationError(f"{label}.{part} has no letters in it")
+            found.add(where, f"{where} has no letters in it")
         parts[part] = normalised
+    found.raise_any()
     if not any(parts.values()):
         return None
     if not parts["family"] and not parts["given"]:
-        raise ValidationError(f"{label} has only a middle name: give a given or family name")
+        raise ValidationError(f"{label} has only a middle name: give a given or family name",
+                              field=label)
     return Name(**parts)
 
 
@@ -132,83 +139,120 @@ def parse_date(msg: subject_pb2.Date, label: str, today: dt.date | None = None) 
         value = dt.date(msg.year, msg.month, msg.day)
     except ValueError:
         raise ValidationError(
-            f"{label} {msg.year:04d}-{msg.month:02d}-{msg.day:02d} is not a calendar date"
-        ) from None
+            f"{label} {msg.year:04d}-{msg.month:02d}-{msg.day:02d} is not a calendar date",
+            field=label) from None
     if value.year < OLDEST_YEAR:
-        raise ValidationError(f"{label} is before {OLDEST_YEAR}: check the year")
+        raise ValidationError(f"{label} is before {OLDEST_YEAR}: check the year", field=label)
     if value > today:
-        raise ValidationError(f"{label} is in the future")
+        raise ValidationError(f"{label} is in the future", field=label)
     return value
 
 
+def _address(msg: subject_pb2.Address, label: str) -> tuple[str, str | None]:
+    """(the address lines as one text, the normalised postcode or None)."""
+    if len(msg.lines) > MAX_ADDRESS_LINES:
+        raise ValidationError(f"{label} has more than {MAX_ADDRESS_LINES} lines", field=label)
+    found = Problems()
+    lines = [found.check(clean_text, line, f"{label}.lines[{j}]", MAX_ADDRESS_LINE)
+             for j, line in enumerate(msg.lines)]
+    where = f"{label}.postcode"
+    raw = found.check(clean_text, msg.postcode, where, 16)
+    found.raise_any()
+    text = ", ".join(line for line in lines if line)
+    if not raw and text:
+        raw = postcode_in_text(text) or ""  # a postcode written into the address
+    if not raw:
+        return text, None
+    postcode = normalise_postcode(raw)
+    if postcode is None:
+        raise ValidationError(f"{where} {raw!r} is not a UK postcode (e.g. LS1 4AB)",
+                              field=where)
+    return text, postcode
+
+
+_IDENTIFIER_HINTS = {"nhs_number": " (ten digits with a valid check digit)",
+                     "upn": " (a check letter and twelve characters)",
+                     "pnc_id": " (e.g. 09/1234567A with its check letter)"}
+
+
+def _identifier(msg: subject_pb2.Identifier, label: str) -> tuple[str, str, str]:
+    """(kind, normalised value, issuer: "" but for a local identifier)."""
+    kind = IDENTIFIER_KINDS.get(msg.kind)
+    if kind is None:
+        raise ValidationError(f"{label} has no kind: say which identifier it is", field=label)
+    raw = clean_text(msg.value, label, 64)
+    value = IDENTIFIER_NORMALISERS[kind](raw)
+    if value is None:
+        hint = _IDENTIFIER_HINTS.get(kind, "")
+        raise ValidationError(f"{label}: {IDENTIFIER_LABELS[kind]} is not valid{hint}",
+                              field=label)
+    if kind != "local_id":
+        return kind, value, ""
+    issuer = clean_text(msg.issuer, f"{label}.issuer", 40)
+    if not issuer:
+        raise ValidationError(f"{label}: a local identifier needs its issuing agency",
+                              field=label)
+    return kind, value, issuer
+
+
+def _too_many(found: Problems, items: Sequence[object], limit: int, what: str,
+              field_path: str) -> bool:
+    if len(items) <= limit:
+        return False
+    found.add(field_path, f"subject has {len(items)} {what}: at most {limit}")
+    return True
+
+
 def from_proto(msg: subject_pb2.Subject, today: dt.date | None = None) -> SubjectQuery:
-    """Validate and normalise; raise ValidationError with a readable message."""
+    """Validate and normalise. Every invalid field is found before anything is refused:
+    the ValidationError lists them all (``problems``), each with its field path, and its
+    message is the first one's."""
+    found = Problems()
     names: list[Name] = []
-    primary = _name(msg.name, "subject.name")
+    primary = found.check(_name, msg.name, "subject.name")
     if primary:
         names.append(primary)
-    if len(msg.aliases) > MAX_ALIASES:
-        raise ValidationError(f"subject has {len(msg.aliases)} aliases: at most {MAX_ALIASES}")
-    for i, alias in enumerate(msg.aliases):
-        parsed = _name(alias, f"subject.aliases[{i}]")
-        if parsed and parsed not in names:
-            names.append(parsed)
+    if not _too_many(found, msg.aliases, MAX_ALIASES, "aliases", "subject.aliases"):
+        for i, alias in enumerate(msg.aliases):
+            parsed = found.check(_name, alias, f"subject.aliases[{i}]")
+            if parsed and parsed not in names:
+                names.append(parsed)
 
-    dob = parse_date(msg.date_of_birth, "subject.date_of_birth", today)
+    dob = found.check(parse_date, msg.date_of_birth, "subject.date_of_birth", today)
 
     if msg.sex not in SEX_CODES:
-        raise ValidationError("subject.sex is not a known value")
+        found.add("subject.sex", "subject.sex is not a known value")
 
-    if len(msg.addresses) > MAX_ADDRESSES:
-        raise ValidationError(
-            f"subject has {len(msg.addresses)} addresses: at most {MAX_ADDRESSES}")
     postcodes: list[str] = []
     addresses: list[str] = []
-    for i, address in enumerate(msg.addresses):
-        if len(address.lines) > MAX_ADDRESS_LINES:
-            raise ValidationError(f"subject.addresses[{i}] has more than {MAX_ADDRESS_LINES} lines")
-        lines = [clean_text(line, f"subject.addresses[{i}].lines[{j}]", MAX_ADDRESS_LINE)
-                 for j, line in enumerate(address.lines)]
-        text = ", ".join(line for line in lines if line)
-        if text and text not in addresses:
-            addresses.append(text)
-        raw = clean_text(address.postcode, f"subject.addresses[{i}].postcode", 16)
-        if not raw and text:
-            raw = postcode_in_text(text) or ""  # a postcode written into the address
-        if raw:
-            postcode = normalise_postcode(raw)
-            if postcode is None:
-                raise ValidationError(
-                    f"subject.addresses[{i}].postcode {raw!r} is not a UK postcode (e.g. LS1 4AB)")
-            if postcode not in postcodes:
+    if not _too_many(found, msg.addresses, MAX_ADDRESSES, "addresses", "subject.addresses"):
+        for i, address in enumerate(msg.addresses):
+            parsed_address = found.check(_address, address, f"subject.addresses[{i}]")
+            if parsed_address is None:
+                continue
+            text, postcode = parsed_address
+            if text and text not in addresses:
+                addresses.append(text)
+            if postcode is not None and postcode not in postcodes:
                 postcodes.append(postcode)
 
-    if len(msg.identifiers) > MAX_IDENTIFIERS:
-        raise ValidationError(
-            f"subject has {len(msg.identifiers)} identifiers: at most {MAX_IDENTIFIERS}")
     identifiers: dict[str, str] = {}
     local_ids: list[tuple[str, str]] = []
-    for i, ident in enumerate(msg.identifiers):
-        label = f"subject.identifiers[{i}]"
-        kind = IDENTIFIER_KINDS.get(ident.kind)
-        if kind is None:
-            raise ValidationError(f"{label} has no kind: say which identifier it is")
-        raw = clean_text(ident.value, label, 64)
-        value = IDENTIFIER_NORMALISERS[kind](raw)
-        if value is None:
-            hint = {"nhs_number": " (ten digits with a valid check digit)",
-                    "upn": " (a check letter and twelve characters)",
-                    "pnc_id": " (e.g. 09/1234567A with its check letter)"}.get(kind, "")
-            raise ValidationError(f"{label}: {IDENTIFIER_LABELS[kind]} is not valid{hint}")
-        if kind == "local_id":
-            issuer = clean_text(ident.issuer, f"{label}.issuer", 40)
-            if not issuer:
-                raise ValidationError(f"{label}: a local identifier needs its issuing agency")
-            local_ids.append((issuer, value))
-            continue
-        if kind in identifiers and identifiers[kind] != value:
-            raise ValidationError(f"subject has two different {IDENTIFIER_LABELS[kind]}s")
-        identifiers[kind] = value
+    if not _too_many(found, msg.identifiers, MAX_IDENTIFIERS, "identifiers",
+                     "subject.identifiers"):
+        for i, ident in enumerate(msg.identifiers):
+            parsed_id = found.check(_identifier, ident, f"subject.identifiers[{i}]")
+            if parsed_id is None:
+                continue
+            kind, value, issuer = parsed_id
+            if kind == "local_id":
+                local_ids.append((issuer, value))
+            elif kind in identifiers and identifiers[kind] != value:
+                found.add("subject.identifiers",
+                          f"subject has two different {IDENTIFIER_LABELS[kind]}s")
+            else:
+                identifiers[kind] = value
+    found.raise_any()
 
     subject = SubjectQuery(
         names=tuple(names),
@@ -221,7 +265,8 @@ def from_proto(msg: subject_pb2.Subject, today: dt.date | None = None) -> Subjec
     )
     if not subject.names and not subject.identifiers and not subject.local_ids:
         raise ValidationError(
-            "the subject is empty: give at least a name, or an identifier such as an NHS number")
+            "the subject is empty: give at least a name, or an identifier such as an NHS number",
+            field="subject")
     return subject
 
 

@@ -113,3 +113,55 @@ def test_context_is_read() -> None:
 def test_bad_context(kw, message) -> None:
     with pytest.raises(ValidationError, match=message):
         context.from_proto(ctx(**kw))
+
+
+def test_every_invalid_field_of_a_subject_is_reported_at_once() -> None:
+    msg = S.Subject(
+        name=S.PersonName(given="Jane\x00", family="123"),
+        aliases=[S.PersonName(given="Jo", family="Smith"), S.PersonName(middle="Ann")],
+        date_of_birth=S.Date(year=2012, month=2, day=30),
+        addresses=[S.Address(postcode="LS1 4AB"), S.Address(postcode="NOT A POSTCODE")],
+        identifiers=[S.Identifier(kind=S.IDENTIFIER_KIND_NHS_NUMBER, value="1234567890"),
+                     S.Identifier(kind=S.IDENTIFIER_KIND_LOCAL, value="X1")])
+    with pytest.raises(ValidationError) as caught:
+        subject.from_proto(msg, TODAY)
+    fields = [p.field for p in caught.value.problems]
+    assert fields == ["subject.name.given", "subject.name.family", "subject.aliases[1]",
+                      "subject.date_of_birth", "subject.addresses[1].postcode",
+                      "subject.identifiers[0]", "subject.identifiers[1]"]
+    # the error reads as its first problem; each problem names its own field
+    assert caught.value.field == "subject.name.given"
+    assert str(caught.value) == caught.value.problems[0].message
+    assert all(p.message.startswith(p.field) for p in caught.value.problems)
+    # positive control: the same subject with those fields put right is accepted
+    fixed = S.Subject(name=S.PersonName(given="Jane", family="Smith"),
+                      aliases=[S.PersonName(given="Jo", family="Smith")],
+                      date_of_birth=S.Date(year=2012, month=2, day=28),
+                      addresses=[S.Address(postcode="LS1 4AB")],
+                      identifiers=[S.Identifier(kind=S.IDENTIFIER_KIND_NHS_NUMBER,
+                                                value="943 476 5919"),
+                                   S.Identifier(kind=S.IDENTIFIER_KIND_LOCAL, value="X1",
+                                                issuer="leeds_cc")])
+    assert subject.from_proto(fixed, TODAY).postcodes == ("LS1 4AB",)
+
+
+def test_two_different_numbers_of_one_kind_name_the_identifiers() -> None:
+    msg = make(identifiers=[
+        S.Identifier(kind=S.IDENTIFIER_KIND_NHS_NUMBER, value="943 476 5919"),
+        S.Identifier(kind=S.IDENTIFIER_KIND_NHS_NUMBER, value="401 023 2137")])
+    with pytest.raises(ValidationError, match="two different") as caught:
+        subject.from_proto(msg, TODAY)
+    assert [p.field for p in caught.value.problems] == ["subject.identifiers"]
+
+
+def test_every_invalid_field_of_a_context_is_reported_at_once() -> None:
+    with pytest.raises(ValidationError) as caught:
+        context.from_proto(ctx(purpose="", stage="Triage!", case_reference="",
+                               justification="short", urgency=S.URGENCY_UNSPECIFIED))
+    assert [p.field for p in caught.value.problems] == [
+        "context.purpose", "context.stage", "context.case_reference",
+        "context.justification", "context.urgency"]
+    assert caught.value.field == "context.purpose"
+    with pytest.raises(ValidationError) as one:  # one wrong field: one problem
+        context.from_proto(ctx(stage=""))
+    assert [p.field for p in one.value.problems] == ["context.stage"]

@@ -65,6 +65,11 @@ class _Located:
         return CaseFileError(f"{self.path}:{at}: {key_of(where)}: {message}")
 
 
+def _with_more(exc: ValidationError) -> str:
+    more = len(exc.problems) - 1
+    return str(exc) + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
 def _shape_message(exc: ShapeError) -> tuple[Location, str]:
     errors = exc.errors(include_url=False)
     # A misspelt key also makes the key it meant "missing": name the typo first.
@@ -101,15 +106,12 @@ def check_case(data: Any, error: Callable[[Location, str], CaseFileError],
             request = case.request_for(person)
             subject_mod.from_proto(request.subject)
         except ValidationError as exc:
-            raise error(("people", i), str(exc)) from None
+            raise error(("people", i), _with_more(exc)) from None
         requests.append(request)
     try:
         context_mod.from_proto(requests[0].context)
     except ValidationError as exc:
-        text = str(exc)
-        key = next((k for prefix, k in _CONTEXT_KEYS.items() if text.startswith(prefix)),
-                   "reason")
-        raise error((key,), text) from None
+        raise error((_CONTEXT_KEYS.get(exc.field, "reason"),), _with_more(exc)) from None
     return case, requests
 
 
