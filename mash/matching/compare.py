@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import NDArray
 from rapidfuzz.distance import OSA, JaroWinkler
 from rapidfuzz.process import cdist
 
@@ -105,8 +106,9 @@ PLACE_TABLE = np.array([
 ], dtype=np.int8)
 
 
-def place_levels(postcode: np.ndarray, address: np.ndarray) -> np.ndarray:
-    return PLACE_TABLE[postcode, address]
+def place_levels(postcode: np.ndarray, address: np.ndarray) -> NDArray[np.int8]:
+    levels: NDArray[np.int8] = PLACE_TABLE[postcode, address]
+    return levels
 
 
 class Agree:
@@ -168,14 +170,16 @@ def compare_family(query: str, record: str) -> int:
 
 
 def _alike(query: str, records: Sequence[str], lengths: np.ndarray, similar: float
-            ) -> np.ndarray:
+            ) -> NDArray[np.bool_]:
     """Per record: Jaro-Winkler >= ``similar`` or one slip (`_typos`) from ``query``, in one
     pass of rapidfuzz's C loops over all of them."""
     jw = cdist([query], records, scorer=JaroWinkler.similarity, dtype=np.float64,
                workers=1)[0]
     osa = cdist([query], records, scorer=OSA.distance, score_cutoff=1, dtype=np.int32,
                 workers=1)[0]
-    return (jw >= similar) | ((osa <= 1) & (np.minimum(lengths, len(query)) >= 3))
+    alike: NDArray[np.bool_] = (jw >= similar) | (
+        (osa <= 1) & (np.minimum(lengths, len(query)) >= 3))
+    return alike
 
 
 def given_levels(features: StringFeatures, query: str, ids: np.ndarray) -> np.ndarray:
@@ -279,7 +283,7 @@ def compare_dob_many(query: dt.date, dobs: np.ndarray) -> np.ndarray:
     return dob_levels(np.int64(dob_int(query)), dobs)
 
 
-def dob_levels(queries: np.ndarray, dobs: np.ndarray) -> np.ndarray:
+def dob_levels(queries: np.ndarray | np.int64, dobs: np.ndarray) -> np.ndarray:
     """`dob_level` for yyyymmdd ints pairwise (``queries`` one value or one per row; 0 is
     unknown on either side)."""
     q = np.broadcast_to(np.asarray(queries, dtype=np.int64), dobs.shape)
@@ -337,14 +341,14 @@ def streets_alike(a: str, b: str) -> bool:
 
 
 def streets_alike_many(features: StringFeatures, street: str, ids: np.ndarray
-                       ) -> np.ndarray:
+                       ) -> NDArray[np.bool_]:
     """`streets_alike` of one street against many (string ids) at once."""
     if not street or not len(ids):
         return np.zeros(len(ids), dtype=bool)
     slots = features.slots(ids)
     joined = features.joined(slots)
-    return _alike(street.replace(" ", ""), joined, features.joined_length[slots], 0.92) & (
-        features.length[slots] > 0)
+    named: NDArray[np.bool_] = features.length[slots] > 0
+    return _alike(street.replace(" ", ""), joined, features.joined_length[slots], 0.92) & named
 
 
 def compare_addresses(query: list[tuple[int, int, list[int], list[int]]],
@@ -375,9 +379,9 @@ def compare_addresses(query: list[tuple[int, int, list[int], list[int]]],
     return out
 
 
-def _any_of(column: np.ndarray, values: list[int]) -> np.ndarray:
+def _any_of(column: np.ndarray, values: list[int]) -> NDArray[np.bool_]:
     """column == any of a few values (direct comparisons beat np.isin for a handful)."""
-    out = column == values[0]
+    out: NDArray[np.bool_] = column == values[0]
     for value in values[1:]:
         out |= column == value
     return out

@@ -252,18 +252,19 @@ def _dob(v: View, pools: Pools, rng: random.Random, r: ErrorRates, today: dt.dat
     if v.dob is None:
         return
     x = rng.random()
-    dob: dt.date | None = v.dob
+    given: dt.date = v.dob
+    dob: dt.date | None = given
     if x < r.dob_replaced and pools.dobs:
         dob = rng.choice(pools.dobs)
     elif (x := x - r.dob_replaced) < r.dob_swapped:
-        if dob.day <= 12:
-            dob = dob.replace(month=dob.day, day=dob.month)
+        if given.day <= 12:
+            dob = given.replace(month=given.day, day=given.month)
     elif (x := x - r.dob_swapped) < r.dob_off_by_one:
-        dob = _shift(dob, rng)
+        dob = _shift(given, rng)
     elif (x := x - r.dob_off_by_one) < r.dob_digit:
-        dob = _digit(dob, rng)
+        dob = _digit(given, rng)
     elif (x := x - r.dob_digit) < r.dob_placeholder:
-        dob = dob.replace(month=1, day=1)
+        dob = given.replace(month=1, day=1)
     elif x - r.dob_placeholder < r.dob_missing:
         dob = None
     v.dob = dob if dob is None or dob <= today else v.dob

@@ -92,8 +92,7 @@ def name_variants(subject: SubjectQuery, limit: int = 20) -> list[str]:
         given = first_given(name)
         for nick in nicknames.variants(given):
             out.append(" ".join(p for p in (nick, name.family) if p))
-    seen: set[str] = set()
-    unique = [v for v in out if not (v in seen or seen.add(v))]
+    unique = list(dict.fromkeys(out))  # the first of each, in order
     return unique[:limit]
 
 
@@ -112,9 +111,8 @@ class Matcher:
         if self.records and len(self.index) != len(self.records):
             raise ValueError("the index does not hold the same records")
         if model is None:
-            options = ({} if target_false_known is None else
-                       {"target_false_known": target_false_known})
-            model = calibrate(self.index, self.records, **options)
+            model = (calibrate(self.index, self.records) if target_false_known is None else
+                     calibrate(self.index, self.records, target_false_known=target_false_known))
         self.model = model
 
     def __len__(self) -> int:

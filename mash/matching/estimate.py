@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from mash.matching.compare import Agree, Dob, Given, compare_given, dob_level, dob_levels
 from mash.matching.corruption import TWIN_SHARE, Pools, View, corrupt
@@ -48,9 +49,10 @@ CHUNK = 500_000
 MAX_GROUP = 20  # larger groups at one address (a hostel, a care home) are not households
 
 
-def _shrink_u(counts: np.ndarray, pairs: int, prior: np.ndarray) -> np.ndarray:
+def _shrink_u(counts: np.ndarray, pairs: int, prior: np.ndarray) -> NDArray[np.float64]:
     pseudo = np.clip(PRIOR_EVENTS / np.maximum(prior, 1e-12), 1e3, 1e7)
-    return (counts + pseudo * prior) / (pairs + pseudo)
+    shrunk: NDArray[np.float64] = (counts + pseudo * prior) / (pairs + pseudo)
+    return shrunk
 
 
 def _primary_names(index: MatchIndex) -> tuple[np.ndarray, np.ndarray]:

@@ -63,8 +63,11 @@ def _name_bound(index: MatchIndex, model: MatchModel, field_name: str, text: str
 def _kind_bounds(model: MatchModel, records: int, names: int) -> dict[str, float]:
     """The most one value of each kind can add (as rare as a value can be)."""
     w = model.weights
-    place = lambda level: float(np.log2(  # noqa: E731
-        model.m["place"][level] / model.tf_u("place", level, np.array([1]), records)[0]))
+
+    def place(level: int) -> float:
+        return float(np.log2(
+            model.m["place"][level] / model.tf_u("place", level, np.array([1]), records)[0]))
+
     return {
         "given_name": model.exact_name("given", 1, names),
         "given_initial": float(w["given"][Given.INITIAL]),

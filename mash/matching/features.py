@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from operator import itemgetter
 
 import numpy as np
+from numpy.typing import NDArray
 
 from mash.matching.blocking import soundex
 from mash.matching.index import NONE, Interner
@@ -33,6 +34,15 @@ class StringFeatures:
     whitespace: then it is its own joined form and its only part), and of its joined form
     (spaces taken out: 'smith jones' -> 'smithjones') the length, the text and the Soundex
     code. Id ``NONE`` is the empty string."""
+
+    # the feature arrays, one entry per string id plus one for NONE (set by `_allocate`)
+    known: NDArray[np.bool_]
+    length: NDArray[np.int32]
+    first: NDArray[np.int32]
+    sound: NDArray[np.int32]
+    plain: NDArray[np.bool_]
+    joined_length: NDArray[np.int32]
+    _count: int
 
     def __init__(self, strings: Interner) -> None:
         self._strings = strings

@@ -250,10 +250,10 @@ def build(records: Iterable[PersonRecord],
     key_rows = np.frombuffer(rows, dtype=np.int32)
     key_order = np.argsort(key_hashes, kind="stable")
     family = np.frombuffer(name_family, dtype=np.int32)
-    given = np.frombuffer(name_given, dtype=np.int32)
+    given_ids = np.frombuffer(name_given, dtype=np.int32)
     size = len(strings.strings)
 
-    def grid(values: array, *shape: int) -> np.ndarray:
+    def grid(values: array[int], *shape: int) -> np.ndarray:
         return np.frombuffer(values, dtype=np.int32).reshape(n, *shape).copy()
 
     postcode = grid(pcs_out, MAX_POSTCODES)
@@ -275,7 +275,7 @@ def build(records: Iterable[PersonRecord],
     return MatchIndex(
         strings=strings,
         name_start=np.frombuffer(name_start, dtype=np.int64).copy(),
-        name_given=given.copy(),
+        name_given=given_ids.copy(),
         name_other=np.frombuffer(name_other, dtype=np.int32).copy(),
         name_family=family.copy(),
         dob=dob,
@@ -293,7 +293,7 @@ def build(records: Iterable[PersonRecord],
         key_hashes=key_hashes[key_order],
         key_rows=key_rows[key_order],
         family_count=_counts(family, size),
-        given_count=_counts(given, size),
+        given_count=_counts(given_ids, size),
         postcode_count=_counts(_row_unique(postcode).ravel(), size),
         address_count=_counts(_row_unique(addr_key).ravel(), size),
         dob_values=dob_values.astype(np.int32),

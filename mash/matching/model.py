@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from mash.matching.compare import Agree, Dob, Family, Given, Place
 
@@ -94,14 +95,15 @@ class Household:
 
     def correction(self, rate: np.ndarray, u_family: np.ndarray, u_place: np.ndarray,
                    given: np.ndarray, dob: np.ndarray, u_given: np.ndarray,
-                   u_dob: np.ndarray) -> np.ndarray:
+                   u_dob: np.ndarray) -> NDArray[np.float64]:
         """Bits to take off a namesake who shares a place with the record: the non-match
         likelihood is chance (u_family x u_place x u_given x u_dob) plus a household member
         (rate x how household members compare on given name and date of birth); this is
         log2 of the second term over the first, plus one. A rare family name and a single
         dwelling make chance unlikely, so a household explains them all the more."""
         chance = np.maximum(u_family * u_place * u_given * u_dob, 1e-300)
-        return np.log2(1.0 + rate * self.given_dob[given, dob] / chance)
+        bits: NDArray[np.float64] = np.log2(1.0 + rate * self.given_dob[given, dob] / chance)
+        return bits
 
 
 def household_prior(u_given: np.ndarray) -> np.ndarray:
@@ -164,17 +166,21 @@ class MatchModel:
             out[f] = w
         return out
 
-    def exact_u(self, field_name: str, count: np.ndarray | int, total: int) -> np.ndarray:
+    def exact_u(self, field_name: str, count: np.ndarray | int, total: int
+                ) -> NDArray[np.float64]:
         """Term-frequency u for exact agreement on a value ``count`` of ``total`` records
         (or name rows) hold, shrunk towards the level's average u."""
         level = EXACT[field_name]
-        u = (np.asarray(count, dtype=np.float64) + TF_PRIOR * self.u[field_name][level]) / (
+        u: NDArray[np.float64] = (
+            np.asarray(count, dtype=np.float64) + TF_PRIOR * self.u[field_name][level]) / (
             max(total, 0) + TF_PRIOR)
         return np.maximum(u, TF_FLOOR)
 
-    def tf_u(self, field_name: str, level: int, count: np.ndarray, total: int) -> np.ndarray:
+    def tf_u(self, field_name: str, level: int, count: np.ndarray, total: int
+             ) -> NDArray[np.float64]:
         """The same for any level whose u follows a value's frequency (places)."""
-        u = (count.astype(np.float64) + TF_PRIOR * self.u[field_name][level]) / (
+        u: NDArray[np.float64] = (
+            count.astype(np.float64) + TF_PRIOR * self.u[field_name][level]) / (
             max(total, 0) + TF_PRIOR)
         return np.maximum(u, TF_FLOOR)
 

@@ -59,7 +59,7 @@ def _sql_digest(cfg: SourceConfig) -> dict[str, Any]:
             out: dict[str, Any] = {"rows": conn.execute(
                 sa.select(sa.func.count()).select_from(source)).scalar_one()}
             if cfg.as_at_column:
-                column = sa.column(cfg.as_at_column)
+                column: sa.ColumnClause[Any] = sa.column(cfg.as_at_column)
                 out["latest"] = str(conn.execute(
                     sa.select(sa.func.max(column)).select_from(source)).scalar_one())
             return out
@@ -121,7 +121,9 @@ def save(index: MatchIndex, path: Path, source_fingerprint: str,
     if model is not None:
         arrays["model"] = np.frombuffer(model.to_json().encode(), np.uint8)
     with atomic_writer(path) as fh:
-        np.savez(fh, **arrays)
+        # numpy's stub has `allow_pickle: bool` beside `**kwds: ArrayLike`, and mypy checks a
+        # **dict against every keyword: it cannot tell that no key here is "allow_pickle"
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
 
 
 def read_meta(path: Path) -> dict[str, Any] | None:

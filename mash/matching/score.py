@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from mash.matching.address import Address as ParsedAddress
 from mash.matching.blocking import (
@@ -253,10 +254,10 @@ def _query_addresses(index: MatchIndex, addresses: list[ParsedAddress], rows: np
 
 
 def _place_u(index: MatchIndex, model: MatchModel, rows: np.ndarray,
-             place: np.ndarray) -> np.ndarray:
+             place: np.ndarray) -> NDArray[np.float64]:
     """u of each row's place level: the share of the agency's records at that dwelling (at
     that postcode) or postcode for the levels that name one, else the level's u."""
-    u = model.u["place"][place].copy()
+    u: NDArray[np.float64] = model.u["place"][place].copy()
     total = len(index)
     for level in (Place.PREMISES_POSTCODE, Place.PREMISES, Place.POSTCODE):
         at = place == level
