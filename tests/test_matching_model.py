@@ -14,7 +14,7 @@ from mash.agent.sources.mapping import ColumnMapping, map_row
 from mash.config import Reader
 from mash.matching import Matcher, persist
 from mash.matching.address import parse
-from mash.matching.calibration import describe
+from mash.matching.calibration import APART_SHARE, describe, household_shift
 from mash.matching.compare import Place
 from mash.matching.corruption import Pools, stranger_from
 from mash.matching.index import build
@@ -232,3 +232,45 @@ def test_a_model_with_the_wrong_levels_is_refused() -> None:
     with pytest.raises(ValueError, match="levels"):
         MatchModel.from_json(json.dumps(doc))
     assert dataclasses.asdict(MatchModel.prior().thresholds)  # positive control: priors load
+
+
+def test_a_candidate_who_shares_family_name_and_place_needs_more_evidence(homes) -> None:
+    """The shift (set by calibration where households set the bar: a twin's record) is
+    taken off only candidates who share the query's family name and place, or its family
+    name where one side gives no place; the others keep their score."""
+    m, _ = homes
+    assert m.model.provenance["household"]["shift"] == m.model.household.shift
+    shifted = dataclasses.replace(m.model, household=dataclasses.replace(
+        m.model.household, shift=4.0))
+    unshifted = dataclasses.replace(m.model, household=dataclasses.replace(
+        m.model.household, shift=0.0))
+    assert any("needs 4.0 bits more" in line for line in describe(shifted))
+    assert not any("bits more" in line for line in describe(unshifted))
+    row = next(i for i, r in enumerate(m.records) if r.postcodes and r.names
+               and r.date_of_birth)
+    held = m.records[row]
+    n, dob = held.names[0], held.date_of_birth.isoformat()
+    rows = np.array([row])
+
+    def drop(query: object) -> float:
+        return float(score(m.index, query, rows, unshifted).total[0]
+                     - score(m.index, query, rows, shifted).total[0])
+
+    assert drop(subject(n.given, n.family, dob, held.postcodes[0])) == pytest.approx(4.0)
+    assert drop(subject(n.given, n.family, dob)) == pytest.approx(4.0)  # no place given
+    # the positive control: the same person asked about at another address keeps its score
+    assert drop(subject(n.given, n.family, dob, "ZE2 9QQ")) == pytest.approx(0.0)
+
+
+def test_the_shift_is_what_household_like_candidates_need_beyond_the_others() -> None:
+    rng = np.random.default_rng(3)
+    minus = np.full(1000, -np.inf)
+    strangers = np.column_stack([minus, rng.uniform(0, 15, 1000)])
+    members = [(np.column_stack([rng.uniform(0, 25, 1000), minus]), 1.0)]
+    shift = household_shift(strangers, members, 100, 0.01)
+    apart = np.quantile(strangers[:, 1], 1 - 0.01 * APART_SHARE)
+    alike = np.quantile(members[0][0][:, 0], 1 - 0.01)
+    assert shift == pytest.approx(alike - apart, abs=0.3)
+    # household members who score no higher than strangers need no shift
+    low = [(np.column_stack([rng.uniform(0, 10, 1000), minus]), 1.0)]
+    assert household_shift(strangers, low, 100, 0.01) == 0.0

@@ -43,7 +43,7 @@ from mash.matching.corruption import (
 from mash.matching.estimate import estimate_household, estimate_m, estimate_u, query_sample
 from mash.matching.index import MatchIndex
 from mash.matching.model import MIN_GAP, MatchModel, Thresholds
-from mash.matching.score import score
+from mash.matching.score import household_like, score
 from mash.records import PersonRecord
 from mash.subject import SubjectQuery
 
@@ -66,18 +66,29 @@ def wilson(events: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale))
 
 
-def best_score(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
-               leave_out: set[int] | frozenset[int] = frozenset()) -> float:
-    """The best score any record (but those of ``leave_out``) reaches for this subject
-    (-inf when none is blocked)."""
+def best_scores(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
+                leave_out: set[int] | frozenset[int] = frozenset()) -> tuple[float, float]:
+    """The best score any record (but those of ``leave_out``) reaches for this subject,
+    among candidates who share its family name and place (household_like) and among the
+    others: (-inf where there are none)."""
     if not subject.names and not subject.identifiers:
-        return -math.inf
+        return -math.inf, -math.inf
     rows = index.candidates(query_keys(subject))
     if leave_out and len(rows):
         rows = rows[~np.isin(rows, np.fromiter(leave_out, dtype=rows.dtype))]
     if not len(rows):
-        return -math.inf
-    return float(score(index, subject, rows, model).total.max())
+        return -math.inf, -math.inf
+    scored = score(index, subject, rows, model)
+    like = household_like(scored.family, scored.place)
+    return (float(scored.total[like].max()) if like.any() else -math.inf,
+            float(scored.total[~like].max()) if not like.all() else -math.inf)
+
+
+def best_score(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
+               leave_out: set[int] | frozenset[int] = frozenset()) -> float:
+    """The best score any record (but those of ``leave_out``) reaches for this subject
+    (-inf when none is blocked)."""
+    return max(best_scores(index, model, subject, leave_out))
 
 
 def _threshold(scores: np.ndarray, rate: float) -> float:
@@ -182,6 +193,53 @@ def weighted_threshold(sets: Weighted, rate: float) -> float:
     return float(candidates[min(lo, len(candidates) - 1)]) + 0.01
 
 
+# The share of the false-known budget left to candidates who do not share the query's family
+# name and place; the rest goes to those who do (where a household member is the risk).
+APART_SHARE = 0.5
+
+
+def _combined_rate(sets: list[tuple[np.ndarray, float]], alike: float, apart: float) -> float:
+    """The weighted share of queries with a household-like candidate at or above ``alike``
+    or another at or above ``apart`` (each array: rows of (household-like, other) best)."""
+    total = sum(w for _, w in sets)
+    return sum(w * float(((s[:, 0] >= alike) | (s[:, 1] >= apart)).mean())
+               for s, w in sets if len(s)) / max(total, 1e-12)
+
+
+def household_shift(strangers: np.ndarray, members: list[tuple[np.ndarray, float]],
+                    records: int, target: float) -> float:
+    """The bits a household-like candidate must carry beyond another one: the lowest
+    threshold for the others that keeps their own false known within ``APART_SHARE`` of
+    the target (never below the index's floor), then the lowest for household-like ones
+    that keeps the whole within the target, for strangers and household members alike.
+    Their difference is the shift (0 when household-like candidates need no more)."""
+    kinds = [[(strangers, 1.0)], members]
+    apart = max([weighted_threshold([(s[:, 1], w) for s, w in k], target * APART_SHARE)
+                 for k in kinds] + [math.log2(max(records, SMALL_INDEX))])
+    alike = [np.unique(s[np.isfinite(s[:, 0]), 0]) for k in kinds for s, _ in k]
+    candidates = np.unique(np.concatenate(alike)) if alike else np.zeros(0)
+    lo, hi = 0, len(candidates)
+    while lo < hi:  # the smallest candidate threshold that fits every kind
+        mid = (lo + hi) // 2
+        if all(_combined_rate(k, float(candidates[mid]) + 0.01, apart) <= target
+               for k in kinds):
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo >= len(candidates):
+        return 0.0  # the others alone spend the budget: no shift helps
+    if lo == 0 and all(_combined_rate(k, -math.inf, apart) <= target for k in kinds):
+        return 0.0  # no household-like candidate needs holding back
+    return round(max(0.0, float(candidates[lo]) + 0.01 - apart), 2)
+
+
+def shifted(pairs: np.ndarray, shift: float) -> np.ndarray:
+    """Best scores once household-like candidates carry ``shift`` bits less."""
+    out: np.ndarray = (np.maximum(pairs[:, 0] - shift, pairs[:, 1]) if len(pairs)
+                       else np.zeros(0))
+    return out
+
+
 def choose_thresholds(strangers: np.ndarray, members: Weighted | None, records: int,
                       target: float) -> Thresholds:
     """``members``: the household members' best scores by relation with their shares, or
@@ -268,22 +326,30 @@ def _calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
     twins = min(max(float(household["twin_share"]), 0.01), 0.2)
     shares = relation_shares(twins)
     s_all = synthetic_strangers(pools, rng, 2 * strangers, today)
-    s_scores = np.array([best_score(index, model, q, leave_out=donors)
-                         for q, donors in s_all])
-    s_cal, s_eval = s_scores[0::2], s_scores[1::2]
-    h_cal: Weighted = []
-    h_eval: Weighted = []
+    s_pairs = np.array([best_scores(index, model, q, leave_out=donors)
+                        for q, donors in s_all]).reshape(-1, 2)
+    h_pairs: list[tuple[np.ndarray, float]] = []
     per_kind = max(1, 2 * household_members // len(RELATIONS))
     for kind in RELATIONS:
         members = synthetic_members(records, pools, rng, per_kind, today, kind)
-        scores = np.array([best_score(index, model, q) for q in members])
-        h_cal.append((scores[0::2], shares[kind]))
-        h_eval.append((scores[1::2], shares[kind]))
+        h_pairs.append((np.array([best_scores(index, model, q) for q in members]
+                                 ).reshape(-1, 2), shares[kind]))
     # Household members set the thresholds only where the records show households: where
     # every record is alone at its address, namesakes sharing one are coincidences to this
     # model (it has no evidence to tell a twin from the person), and the estimate below
-    # says what a household member would get.
+    # says what a household member would get. Where they do, a candidate who shares the
+    # query's family name and place needs more evidence than one who does not (the shift,
+    # chosen on the calibration half), so that a twin's record does not set the bar for
+    # everyone.
     households = shows_households(model)
+    if households:
+        model.household.shift = household_shift(
+            s_pairs[0::2], [(p[0::2], w) for p, w in h_pairs], len(index), target_false_known)
+    shift = model.household.shift
+    s_scores = shifted(s_pairs, shift)
+    s_cal, s_eval = s_scores[0::2], s_scores[1::2]
+    h_cal: Weighted = [(shifted(p, shift)[0::2], w) for p, w in h_pairs]
+    h_eval: Weighted = [(shifted(p, shift)[1::2], w) for p, w in h_pairs]
     model.thresholds = choose_thresholds(s_cal, h_cal if households else None, len(index),
                                          target_false_known)
     t = model.thresholds
@@ -291,7 +357,8 @@ def _calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
         "source": "estimated from this index's records",
         "records": len(index), "seed": seed, "target_false_known": target_false_known,
         "u_pairs": u_pairs, "m_simulated_pairs": m_pairs,
-        "household": {**household, "households_in_records": households},
+        "household": {**household, "households_in_records": households,
+                      "shift": model.household.shift},
         "synthetic_queries": {"strangers": len(s_all),
                               "household_members": sum(2 * len(s) for s, _ in h_eval),
                               "relation_shares": {k: round(v, 4) for k, v in shares.items()}},
@@ -336,5 +403,7 @@ def describe(model: MatchModel) -> list[str]:
         f"{h['postcode_ratio']}x as often as chance ({h['household_pairs']:,} pairs seen)"
         + ("" if h.get("households_in_records") else
            "; the records show no households, so household members did not set the "
-           "thresholds"),
+           "thresholds")
+        + (f"; a candidate who shares the query's family name and place needs "
+           f"{model.household.shift} bits more" if model.household.shift else ""),
     ]

@@ -92,6 +92,11 @@ class Household:
     # with them, whatever their name (0 when the records show no households)
     premises_rate: float = 0.0
     postcode_rate: float = 0.0
+    # bits taken off every candidate who shares the query's family name and place (see
+    # mash.matching.score.household_like), set by calibration so that such a candidate
+    # needs more evidence than one who does not (0: none, as when the records show no
+    # households): the household explanation can only hold for candidates of that kind
+    shift: float = 0.0
 
     def correction(self, rate: np.ndarray, u_family: np.ndarray, u_place: np.ndarray,
                    given: np.ndarray, dob: np.ndarray, u_given: np.ndarray,
@@ -217,7 +222,8 @@ class MatchModel:
                           "given_dob": self.household.given_dob.tolist(),
                           "pairs": self.household.pairs,
                           "premises_rate": self.household.premises_rate,
-                          "postcode_rate": self.household.postcode_rate},
+                          "postcode_rate": self.household.postcode_rate,
+                          "shift": self.household.shift},
             "records": self.records, "provenance": self.provenance})
 
     @classmethod
@@ -233,5 +239,5 @@ class MatchModel:
             Thresholds(**doc["thresholds"]),
             Household(h["premises_ratio"], h["postcode_ratio"],
                       np.array(h["given_dob"], dtype=np.float64), h["pairs"],
-                      h["premises_rate"], h["postcode_rate"]),
+                      h["premises_rate"], h["postcode_rate"], float(h.get("shift", 0.0))),
             doc["records"], doc["provenance"])

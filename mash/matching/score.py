@@ -279,6 +279,13 @@ def _place_u(index: MatchIndex, model: MatchModel, rows: np.ndarray,
     return u
 
 
+def household_like(family: np.ndarray, place: np.ndarray) -> NDArray[np.bool_]:
+    """Candidates who share the query's family name and place, or its family name where
+    one side gives no place: the only ones a household member of theirs (a twin, a
+    sibling, a parent) can be mistaken for."""
+    return (family <= SHARED_FAMILY) & ((place <= SHARED_PLACE) | (place == Place.MISSING))
+
+
 def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
           model: MatchModel) -> Scored:
     n = len(rows)
@@ -339,7 +346,9 @@ def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
         u_family = model.m["family"][best_f[co]] / np.exp2(family_w)
         household[co] = h.correction(rate, u_family, u_place[co], best_g[co], dob[co],
                                      u_given, u_dob[co])
-        total -= household
+    if model.household.shift > 0:
+        household[household_like(best_f, place)] += model.household.shift
+    total -= household
     return Scored(rows, total, best_g, best_f, best_s, dob, postcode, address, place, sex,
                   identifiers, household)
 
