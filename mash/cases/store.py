@@ -213,7 +213,8 @@ class CaseStore:
             case_reference=str(header.get("reference", "")),
             purpose=str(header.get("purpose", "")), stage=str(header.get("stage", "")),
             urgency=str(header.get("urgency", "")),
-            detail=f"stored case {case_id} reopened from the console (not asked again)"))
+            detail=f"stored {header.get('kind', 'case')} {case_id} reopened from the console "
+                   "(not asked again)"))
         picture = self._open(row.picture, self._aad(case_id, row.owner, row.expires_at,
                                                     "picture"))
         stored = StoredCase(case_id, dt.datetime.fromisoformat(row.stored_at),

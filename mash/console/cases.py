@@ -97,21 +97,61 @@ def grid(picture: dict[str, Any]) -> dict[str, Any]:
     return {**picture, "rows": rows}
 
 
+LOOKUP = "lookup"  # the header's kind for a single lookup kept for My lookups
+KEPT_FORM_FIELDS = ("name", "aliases", "dob", "sex", "postcodes", "nhs", "upn", "pnc", "ni",
+                    "local", "purpose", "stage", "case", "reason", "urgency")
+
+
+class KeptLookups:
+    """Single lookups kept in the case store (same key, retention and audited reopening), so
+    that My lookups reopens a result without asking again. The header names the lookup id,
+    case reference, purpose, stage and urgency; the sealed part holds what was typed (not a
+    stage approval) and the broker's response."""
+
+    def __init__(self, store: CaseStore) -> None:
+        self.store = store
+
+    def save(self, owner: str, values: dict[str, str],
+             response: lookup_pb2.LookupResponse) -> StoredCase:
+        header = {"kind": LOOKUP, "lookup_id": response.lookup_id,
+                  "reference": values.get("case", ""), "purpose": values.get("purpose", ""),
+                  "stage": values.get("stage", ""), "urgency": values.get("urgency", "")}
+        kept = {"form": {k: values.get(k, "") for k in KEPT_FORM_FIELDS},
+                "response": base64.b64encode(response.SerializeToString()).decode()}
+        return self.store.save(owner=owner, header=header, picture=kept)
+
+    def ids_of(self, owner: str) -> dict[str, str]:
+        """lookup id -> kept id, for the owner's lookups still kept."""
+        return {str(c.header.get("lookup_id")): c.case_id for c in self.store.cases_of(owner)
+                if c.header.get("kind") == LOOKUP}
+
+    def reopen(self, kept_id: str, analyst: Any) -> tuple[StoredCase, dict[str, str],
+                                                          lookup_pb2.LookupResponse]:
+        """(CaseStoreError: not kept or not theirs; AuditError: not recorded, not shown)."""
+        stored, kept = self.store.reopen(kept_id, analyst=analyst)
+        if stored.header.get("kind") != LOOKUP:
+            raise CaseStoreError("no such lookup: it is a case")
+        response = lookup_pb2.LookupResponse.FromString(base64.b64decode(kept["response"]))
+        return stored, dict(kept["form"]), response
+
+
 def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResponse],
              need: Callable[[Request], Session],
              form_of: Callable[[Request, Session | None], Awaitable[dict[str, str]]],
              lookup: Callable[[Session, lookup_pb2.LookupRequest], lookup_pb2.LookupResponse],
-             refused: Callable[[int, str], Exception]) -> None:
-    """Add the case pages (called once from create_app; nothing without `cases:`)."""
+             refused: Callable[[int, str], Exception]) -> KeptLookups | None:
+    """Add the case pages (called once from create_app; nothing without `cases:`); returns
+    where single lookups are kept for My lookups."""
     if cfg.cases is None:
-        return
+        return None
     store: CaseStore = cfg.cases.open()
     app.state.cases_enabled = True  # base.html offers the page
     log.info("cases_purged", deleted=store.purge())
 
     def page(request: Request, session: Session, status: int = 200, error: str = "",
              values: dict[str, str] | None = None) -> HTMLResponse:
-        cases = store.cases_of(session.analyst.subject)
+        cases = [c for c in store.cases_of(session.analyst.subject)
+                 if c.header.get("kind") != LOOKUP]
         return render(request, "cases.html", session, status=status, error=error,
                       values=values or {"urgency": "amber"}, cases=cases,
                       relationships=RELATIONSHIPS, rows=range(FORM_PEOPLE), labels=LABELS,
@@ -172,6 +212,8 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
         except AuditError:
             raise refused(503, "This case cannot be shown: reopening it could not be "
                                "recorded in the audit trail.") from None
+        if stored.header.get("kind") == LOOKUP:  # a single lookup: My lookups shows it
+            raise refused(404, "There is no such case.")
         log.info("case_reopened", case_id=case_id, by=session.analyst.subject, format=fmt)
         return stored, picture
 
@@ -228,3 +270,5 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
         can_ask = any(still_to_ask(p) for p in picture["people"]) and REQUESTS in picture
         return render(request, "case.html", session, stored=stored, picture=grid(picture),
                       timer=timer, can_ask=can_ask)
+
+    return KeptLookups(store)

@@ -1,5 +1,6 @@
 // Progressive enhancement only: the console works without JavaScript. This keeps the RAG
-// timers' "time left" current while the page is open.
+// timers' "time left" current while the page is open, offers only the chosen purpose's
+// stages, and prints collapsed lists of withheld fields open.
 (function () {
   function span(ms) {
     var minutes = Math.floor(Math.abs(ms) / 60000);
@@ -15,9 +16,35 @@
       nodes[i].textContent = left > 0 ? span(left) + " left" : "OVERDUE by " + span(left);
     }
   }
+  function stagesFor(purpose, stage) {
+    var options = stage.querySelectorAll("option[data-purposes]");
+    for (var i = 0; i < options.length; i++) {
+      var of = options[i].getAttribute("data-purposes").split(" ");
+      var offered = !purpose.value || of.indexOf(purpose.value) >= 0;
+      options[i].hidden = !offered;
+      options[i].disabled = !offered;
+      if (!offered && options[i].selected) stage.value = "";
+    }
+  }
+  var closed = [];
+  window.addEventListener("beforeprint", function () {
+    closed = Array.prototype.filter.call(document.querySelectorAll("details"),
+                                         function (d) { return !d.open; });
+    closed.forEach(function (d) { d.open = true; });
+  });
+  window.addEventListener("afterprint", function () {
+    closed.forEach(function (d) { d.open = false; });
+    closed = [];
+  });
   document.addEventListener("DOMContentLoaded", function () {
     tick();
     setInterval(tick, 30000);
+    var purpose = document.querySelector("select#purpose");
+    var stage = document.querySelector("select#stage");
+    if (purpose && stage) {
+      stagesFor(purpose, stage);
+      purpose.addEventListener("change", function () { stagesFor(purpose, stage); });
+    }
     var summary = document.getElementById("error-summary");
     if (summary) summary.focus();
   });
