@@ -3,10 +3,14 @@ the family picture kept encrypted and reopened (audited) without asking again.""
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pypdf
 import pytest
 from fastapi.testclient import TestClient
 
@@ -136,6 +140,72 @@ def test_the_case_record_export_is_audited_too(client: TestClient,
                 if f.entry and f.entry.event == "reopen"]
     audit.close()
     assert len(reopened) == 1  # the export, and nothing else yet
+
+
+def pdf_text(body: bytes) -> str:
+    reader = pypdf.PdfReader(io.BytesIO(body))
+    return "\n".join(page.extract_text() for page in reader.pages)
+
+
+def test_the_case_record_as_pdf_is_audited(client: TestClient,
+                                           fed: federation.Federation) -> None:
+    sign_in(client, fed.token(subject="sam.analyst"))
+    location = open_case(client, {**FAMILY, "reference": "MASH-2026-0304"}).headers["location"]
+    assert f'href="{location}/export.pdf"' in client.get(location).text
+    response = client.get(f"{location}/export.pdf")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert 'filename="family-picture-MASH-2026-0304.pdf"' in \
+        response.headers["content-disposition"]
+    assert response.headers["cache-control"] == "no-store"
+    record = client.get(f"{location}/export.json").json()
+    text = pdf_text(response.content)
+    # positive control: the extraction reads this PDF's text at all
+    assert "Family picture: case MASH-2026-0304" in text
+    for needed in ("child_safeguarding", "research", "RED", "RAG deadline", "respond by",
+                   "Generated", "sam.analyst", "Leah Thompson", "Darren Thompson", "father"):
+        assert needed in text, needed
+    flat = " ".join(text.split())
+    for agency in record["agencies"]:
+        assert " ".join(agency["name"].split()) in flat, agency
+    # every cell's state in words: as many of each in the PDF's grid as in the record
+    states = [c["state"] for p in record["people"] for c in p["cells"].values()]
+    assert "KNOWN" in states and "NOT_CHECKED" in states
+    grid = flat.split("Details")[0].split(" Person ", 1)[1]  # the table only
+    assert grid.count("NOT CHECKED") == states.count("NOT_CHECKED")
+    assert grid.count("NOT KNOWN") == states.count("NOT_KNOWN")
+    assert grid.count("KNOWN") - grid.count("NOT KNOWN") == states.count("KNOWN")
+    assert "agent offline" in grid and "no agreement" in grid
+    assert "requests" not in flat and "CiQ" not in flat  # the sealed questions stay out
+    audit = open_store(f"sqlite:///{fed.root / 'audit' / 'console.db'}")
+    reopened = [f for f in search(audit, Criteria(case_reference="MASH-2026-0304"))
+                if f.entry and f.entry.event == "reopen"]
+    audit.close()
+    assert len(reopened) == 3  # the page, the PDF and the JSON
+    other = TestClient(client.app, base_url="https://testserver", follow_redirects=False)
+    sign_in(other, fed.token(subject="someone.else"))
+    assert other.get(f"{location}/export.pdf").status_code == 404
+
+
+def test_the_pdf_holds_names_the_core_font_cannot(tmp_path: Path) -> None:
+    from mash.console import case_pdf
+
+    picture = {"agencies": [{"id": "police", "name": "West Yorkshire Police"}],
+               "people": [{"index": 0, "relationship": "child", "label": "Łukasz Zoë Nowak",
+                           "cells": {"police": {"state": "WITHHELD", "reason": "",
+                                                "detail": "Call the MASH desk"}}}],
+               "not_checked": 0}
+    now = dt.datetime(2026, 12, 4, 9, 0, tzinfo=dt.UTC)
+    header = {"reference": "MASH-2026-0305", "purpose": "child_safeguarding",
+              "stage": "triage", "urgency": "green"}
+    body = case_pdf.case_pdf(header=header, picture=picture, case_id="c" * 32,
+                             due_at=now + dt.timedelta(hours=72), stored_at=now,
+                             kept_until=now + dt.timedelta(days=30), generated_by="sam")
+    text = pdf_text(body)
+    assert "MASH-2026-0305" in text and "WITHHELD" in text and "2026-12-07 09:00 UTC" in text
+    if any(d.exists() for d in case_pdf.FONT_DIRS):
+        assert "Łukasz Zoë Nowak" in text
+    assert case_pdf._latin1("Łukasz Zoë") == "Lukasz Zoë"
 
 
 def test_asking_again_fills_in_later_answers(client: TestClient, threaded: ThreadedFederation,

@@ -5,7 +5,8 @@ GET /cases lists the analyst's kept cases and the form to open one; POST /cases 
 whole case by the rules of `mash case run` (mash/cases/casefile.py), asks the broker about
 every person with the analyst's own token, stores the picture and shows it; GET
 /cases/{id} reopens it from the store (audited first, nothing asked again), and
-/cases/{id}/export.json gives it for the case record (audited too); the page prints; POST
+/cases/{id}/export.json and export.pdf give it for the case record (audited too); the page
+prints; POST
 /cases/{id}/ask-again asks the agencies still NOT CHECKED once more and keeps their later
 answers. Pages only where console.yaml has a `cases:` section.
 """
@@ -29,6 +30,7 @@ from mash.cases.model import RELATIONSHIPS
 from mash.cases.picture import STATE_SYMBOLS, STATE_WORDS, merge_later, still_to_ask
 from mash.cases.run import CaseLookupError, run_case_with
 from mash.cases.store import CaseStore, CaseStoreError, StoredCase
+from mash.console.case_pdf import case_pdf
 from mash.console.config import ConsoleConfig
 from mash.console.sessions import Session, UnsignedSession
 from mash.console.views import rag_timer
@@ -135,6 +137,12 @@ class KeptLookups:
         return stored, dict(kept["form"]), response
 
 
+def _name(stored: StoredCase) -> str:
+    """The case reference as a file name's part."""
+    return "".join(c if c.isalnum() or c in "-_" else "_"
+                   for c in str(stored.header.get("reference", "case")))
+
+
 def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResponse],
              need: Callable[[Request], Session],
              form_of: Callable[[Request, Session | None], Awaitable[dict[str, str]]],
@@ -225,10 +233,21 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
         body = json.dumps({"case_id": stored.case_id, "stored_at": stored.stored_at.isoformat(),
                            "kept_until": stored.expires_at.isoformat(), **record},
                           indent=2, sort_keys=True, ensure_ascii=False)
-        name = "".join(c if c.isalnum() or c in "-_" else "_"
-                       for c in str(stored.header.get("reference", "case")))
         return Response(body, media_type="application/json", headers={
-            "Content-Disposition": f'attachment; filename="family-picture-{name}.json"'})
+            "Content-Disposition": f'attachment; filename="family-picture-{_name(stored)}.json"'})
+
+    @app.get("/cases/{case_id}/export.pdf")
+    def export_pdf(request: Request, case_id: str) -> Response:
+        """The family picture as a PDF for the case record (reopening: audited)."""
+        session = need(request)
+        stored, picture = reopen(session, case_id, "pdf")
+        timer = rag_timer(str(stored.header.get("urgency", "amber")), stored.stored_at,
+                          cfg.rag_hours)
+        body = case_pdf(header=stored.header, picture=picture, case_id=stored.case_id,
+                        due_at=timer.due_at, stored_at=stored.stored_at,
+                        kept_until=stored.expires_at, generated_by=session.analyst.subject)
+        return Response(body, media_type="application/pdf", headers={
+            "Content-Disposition": f'attachment; filename="family-picture-{_name(stored)}.pdf"'})
 
     @app.post("/cases/{case_id}/ask-again")
     async def ask_again(request: Request, case_id: str) -> Response:
