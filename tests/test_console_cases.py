@@ -235,3 +235,54 @@ def test_asking_again_fills_in_later_answers(client: TestClient, threaded: Threa
     record = client.get(f"{location}/export.json").json()
     assert "requests" not in record  # the sealed questions are not exported
     assert client.post(f"{location}/ask-again", data={}).status_code == 403  # CSRF
+
+
+def reopenings(fed: federation.Federation, case: str) -> list[str]:
+    audit = open_store(f"sqlite:///{fed.root / 'audit' / 'console.db'}")
+    try:
+        return [f.entry.requester for f in search(audit, Criteria(case_reference=case))
+                if f.entry and f.entry.event == "reopen"]
+    finally:
+        audit.close()
+
+
+def test_the_live_grid_asks_an_agency_again_once_its_agent_answers(
+        client: TestClient, threaded: ThreadedFederation, fed: federation.Federation) -> None:
+    sign_in(client, fed.token(subject="sam.analyst"))
+    case = "MASH-2026-0306"
+    location = open_case(client, {**FAMILY, "reference": case}).headers["location"]
+    page = client.get(location).text
+    assert f'data-live-url="{location}/live" data-revision="0"' in page
+    csrf = csrf_of(page)
+    assert len(reopenings(fed, case)) == 1
+    # housing's agent is still offline: nothing asked, nothing reopened, nothing sent
+    quiet = client.post(f"{location}/live", data={"csrf_token": csrf, "since": "0"})
+    assert quiet.status_code == 200 and quiet.json() == {"revision": 0, "changed": False}
+    assert len(reopenings(fed, case)) == 1
+    assert client.post(f"{location}/live", data={"since": "0"}).status_code == 403  # CSRF
+    threaded.call(threaded.run.start_agent("housing"))
+    try:
+        live = client.post(f"{location}/live", data={"csrf_token": csrf, "since": "0"})
+    finally:
+        threaded.call(threaded.run.stop_agent("housing"))
+    body = live.json()
+    assert body["changed"] is True and body["revision"] == 1
+    leah = next(r for r in body["rows"] if r["index"] == 0)
+    cells = {c["agency"]: c for c in leah["cells"]}
+    assert cells["housing"]["css"] != "not-checked"  # its later answer
+    assert cells["housing"]["word"] in ("KNOWN", "NOT KNOWN", "WITHHELD")
+    assert cells["police"]["css"] == "known" and cells["probation"]["css"] == "not-checked"
+    assert "requests" not in body and "answers" not in str(body)
+    # the follow-up and the grid sent are reopenings on the record; the page's next poll
+    # (already at revision 1) is not, and asks nobody: housing was just asked
+    assert len(reopenings(fed, case)) == 3
+    again = client.post(f"{location}/live", data={"csrf_token": csrf, "since": "1"})
+    assert again.json() == {"revision": 1, "changed": False}
+    assert len(reopenings(fed, case)) == 3
+    assert 'data-state="not-checked" data-agency="housing"' not in \
+        client.get(location).text.split('<tr id="person-0">')[1].split("</tr>")[0]
+    other = TestClient(client.app, base_url="https://testserver", follow_redirects=False)
+    sign_in(other, fed.token(subject="someone.else"))
+    page = other.get("/cases").text
+    assert other.post(f"{location}/live", data={"csrf_token": csrf_of(page),
+                                                "since": "0"}).status_code == 404

@@ -425,7 +425,8 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
     # with `cases:` in console.yaml, each lookup's result is kept there (encrypted, for the
     # retention) so that My lookups reopens it (audited) without asking again
     kept = cases_page.register(app, cfg=cfg, render=render, need=need_lookups,
-                               form_of=form_of, lookup=broker.lookup, refused=Refused)
+                               form_of=form_of, lookup=broker.lookup, agents=broker.agents,
+                               refused=Refused)
 
     def purposes() -> dict[str, list[str]] | None:
         policy = ig.policy(policy_store)

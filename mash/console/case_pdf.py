@@ -25,7 +25,7 @@ FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/de
 GREY = (230, 230, 230)
 NOT_CHECKED_FILL = (251, 233, 235)
 # letters and dashes that have no decomposition to a Latin-1 one
-PLAIN = {"\u0141": "L", "\u0142": "l", "\u2013": "-", "\u2014": "-", "\u00d8": "O"}
+PLAIN = {"\u0141": "L", "\u0142": "l", "\u2013": "-", "\u2014": "-"}
 
 
 def _unicode_font(pdf: FPDF) -> bool:

@@ -13,6 +13,7 @@ answers. Pages only where console.yaml has a `cases:` section.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -21,7 +22,7 @@ from typing import Any
 
 import grpc
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mash.audit.errors import AuditError
@@ -47,6 +48,7 @@ LABELS = {"reference": "Case reference", "purpose": "Purpose", "stage": "Stage",
           "urgency": "Urgency", "reason": "Why the household is looked up",
           "relationship": "Relationship to the child", "name": "Full name",
           "dob": "Date of birth", "postcode": "Postcode", "nhs": "NHS number"}
+FOLLOW_UP_EVERY = dt.timedelta(minutes=5)  # the live page asks an agency again at most so often
 STATE_CLASSES = {"KNOWN": "known", "NOT_KNOWN": "not-known", "WITHHELD": "withheld",
                  "NOT_CHECKED": "not-checked"}
 
@@ -82,6 +84,22 @@ def form_error(data: dict[str, Any]) -> Callable[[Location, str], CaseFileError]
             return CaseFileError(f"{LABELS[str(where[0])]}: {message}")
         return CaseFileError(f"{key_of(where)}: {message}" if where else message)
     return error
+
+
+def waiting_of(picture: dict[str, Any]) -> list[str]:
+    """The agencies some person is still NOT CHECKED for that asking again may change."""
+    return sorted({a for person in picture["people"] for a in still_to_ask(person)})
+
+
+def live_grid(picture: dict[str, Any]) -> dict[str, Any]:
+    """The grid for the live page's script: agencies, and per person each cell's state in
+    word and symbol, its class, reason and detail (no questions, no full answers)."""
+    drawn = grid(picture)
+    return {"agencies": drawn["agencies"], "not_checked": drawn.get("not_checked", 0),
+            "rows": [{"index": row["index"], "cells": [
+                {k: cell.get(k, "") for k in ("agency", "agency_name", "css", "word",
+                                              "symbol", "reason", "detail")}
+                for cell in row["cells"]]} for row in drawn["rows"]]}
 
 
 def grid(picture: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +165,7 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
              need: Callable[[Request], Session],
              form_of: Callable[[Request, Session | None], Awaitable[dict[str, str]]],
              lookup: Callable[[Session, lookup_pb2.LookupRequest], lookup_pb2.LookupResponse],
+             agents: Callable[[Session], lookup_pb2.ListAgentsResponse],
              refused: Callable[[int, str], Exception]) -> KeptLookups | None:
     """Add the case pages (called once from create_app; nothing without `cases:`); returns
     where single lookups are kept for My lookups."""
@@ -155,6 +174,7 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
     store: CaseStore = cfg.cases.open()
     app.state.cases_enabled = True  # base.html offers the page
     log.info("cases_purged", deleted=store.purge())
+    following: dict[str, asyncio.Lock] = {}  # one follow-up at a time per case
 
     def page(request: Request, session: Session, status: int = 200, error: str = "",
              values: dict[str, str] | None = None) -> HTMLResponse:
@@ -195,9 +215,11 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
             code: grpc.StatusCode = exc.error.code()  # type: ignore[attr-defined]
             log.warning("case_lookup_failed", code=code.name)
             return page(request, session, 502, f"The broker refused a lookup: {exc}", form)
-        header = {"reference": case.reference, "purpose": case.purpose, "stage": case.stage,
-                  "urgency": case.urgency, "people": len(case.people)}
         kept = picture.to_dict()
+        # revision, waiting and agencies: what the live page's poll reads without reopening
+        header = {"reference": case.reference, "purpose": case.purpose, "stage": case.stage,
+                  "urgency": case.urgency, "people": len(case.people), "revision": 0,
+                  "waiting": waiting_of(kept), "agencies": [a["id"] for a in kept["agencies"]]}
         # the questions, sealed with the answers, so that later answers can be asked for
         kept[REQUESTS] = [base64.b64encode(r.SerializeToString()).decode() for r in requests]
         try:
@@ -249,6 +271,50 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
         return Response(body, media_type="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="family-picture-{_name(stored)}.pdf"'})
 
+    async def ask_later(session: Session, stored: StoredCase, picture: dict[str, Any],
+                        only: set[str] | None = None, new: frozenset[str] = frozenset(),
+                        fail: bool = True) -> int:
+        """Ask each person's lookup again of the agencies still NOT CHECKED (only those in
+        `only`, if given) and of the agencies `new` to the picture, keep the later answers
+        and bump the case's revision (the live page then shows them). Returns how many cells
+        changed state. A broker refusal is a 502 page when `fail`, else logged and left."""
+        signable(session)
+        changed = 0
+        asked: set[str] = set()
+        for person, blob in zip(picture["people"], picture.get(REQUESTS, []), strict=False):
+            again = lookup_pb2.LookupRequest.FromString(base64.b64decode(blob))
+            agencies = sorted({a for a in still_to_ask(person) if only is None or a in only}
+                              | (new if not again.agencies else set()))
+            if not agencies:
+                continue
+            again.agencies[:] = agencies
+            try:
+                response = await run_in_threadpool(lookup, session, again)
+            except grpc.RpcError as exc:
+                code = exc.code()  # type: ignore[attr-defined]
+                log.warning("case_lookup_failed", code=code.name)
+                if fail:
+                    raise refused(502, "The broker refused to ask again "
+                                       f"({code.name.lower()}).") from None
+                break
+            asked.update(agencies)
+            changed += merge_later(picture, person["index"], response)
+        header = dict(stored.header)
+        header["revision"] = int(header.get("revision", 0)) + 1
+        header["waiting"] = waiting_of(picture)
+        header["agencies"] = [a["id"] for a in picture["agencies"]]
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        header["asked_again_at"] = {**header.get("asked_again_at", {}),
+                                    **dict.fromkeys(sorted(asked), now)}
+        try:
+            await run_in_threadpool(lambda: store.update(
+                stored, owner=session.analyst.subject, picture=picture, header=header))
+        except CaseStoreError as exc:
+            raise refused(503, f"The later answers could not be kept: {exc}") from None
+        log.info("case_asked_again", case_id=stored.case_id, changed=changed,
+                 agencies=sorted(asked))
+        return changed
+
     @app.post("/cases/{case_id}/ask-again")
     async def ask_again(request: Request, case_id: str) -> Response:
         """Ask again the agencies still NOT CHECKED (offline, timed out...), person by
@@ -256,29 +322,65 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
         session = need(request)
         await form_of(request, session)
         stored, picture = await run_in_threadpool(lambda: reopen(session, case_id, "refresh"))
-        signable(session)
-        changed = 0
-        for person, blob in zip(picture["people"], picture.get(REQUESTS, []), strict=False):
-            agencies = still_to_ask(person)
-            if not agencies:
-                continue
-            again = lookup_pb2.LookupRequest.FromString(base64.b64decode(blob))
-            again.agencies[:] = agencies
-            try:
-                response = await run_in_threadpool(lookup, session, again)
-            except grpc.RpcError as exc:
-                code = exc.code()  # type: ignore[attr-defined]
-                log.warning("case_lookup_failed", code=code.name)
-                raise refused(502, "The broker refused to ask again "
-                                   f"({code.name.lower()}).") from None
-            changed += merge_later(picture, person["index"], response)
-        try:
-            await run_in_threadpool(lambda: store.update(
-                stored, owner=session.analyst.subject, picture=picture))
-        except CaseStoreError as exc:
-            raise refused(503, f"The later answers could not be kept: {exc}") from None
-        log.info("case_asked_again", case_id=case_id, changed=changed)
+        await ask_later(session, stored, picture)
         return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+    async def follow_up(session: Session, stored: StoredCase) -> bool:
+        """While the case page is open: ask again, at once, an agency still NOT CHECKED
+        whose agent is now online and answering (at most every FOLLOW_UP_EVERY per agency),
+        and any agency registered since. Nothing is reopened or asked when neither."""
+        header = stored.header
+        if "waiting" not in header:
+            return False  # stored before the live grid: the button asks again
+        try:
+            listed = await run_in_threadpool(agents, session)
+        except (grpc.RpcError, UnsignedSession) as exc:
+            log.warning("case_follow_up_skipped", reason=type(exc).__name__)
+            return False
+        answering = {a.agency_id for a in listed.agents
+                     if a.online and a.ready and not a.unresponsive}
+        now = dt.datetime.now(dt.UTC)
+        recent = {a for a, at in header.get("asked_again_at", {}).items()
+                  if now - dt.datetime.fromisoformat(at) < FOLLOW_UP_EVERY}
+        due = {a for a in header["waiting"] if a in answering} - recent
+        new = frozenset({a.agency_id for a in listed.agents}
+                        - set(header.get("agencies", [])) - recent)
+        if not due and not new:
+            return False
+        stored, picture = await run_in_threadpool(
+            lambda: reopen(session, stored.case_id, "follow-up"))
+        await ask_later(session, stored, picture, only=due, new=new, fail=False)
+        return True
+
+    @app.post("/cases/{case_id}/live")
+    async def live(request: Request, case_id: str) -> Response:
+        """The open case page's poll: follows up (above), then answers {"changed": false}
+        if nothing is newer than the page's revision (the header alone is read: not a
+        reopening), else the grid as JSON (a reopening, audited)."""
+        session = need(request)
+        form = await form_of(request, session)
+        since = form.get("since", "")
+        if not since.isdigit() or not (len(case_id) == 32 and
+                                       all(c in "0123456789abcdef" for c in case_id)):
+            raise refused(404, "There is no such case.")
+        lock = following.setdefault(case_id, asyncio.Lock())
+        async with lock:
+            try:
+                stored = await run_in_threadpool(store.header_of, case_id,
+                                                 session.analyst.subject)
+            except CaseStoreError as exc:
+                raise refused(404, str(exc)) from None
+            if stored.header.get("kind") == LOOKUP:
+                raise refused(404, "There is no such case.")
+            if await follow_up(session, stored):
+                stored = await run_in_threadpool(store.header_of, case_id,
+                                                 session.analyst.subject)
+        revision = int(stored.header.get("revision", 0))
+        if revision == int(since):
+            return JSONResponse({"revision": revision, "changed": False})
+        stored, picture = await run_in_threadpool(lambda: reopen(session, case_id, "live"))
+        return JSONResponse({"revision": int(stored.header.get("revision", 0)),
+                             "changed": True, **live_grid(picture)})
 
     @app.get("/cases/{case_id}", response_class=HTMLResponse)
     def show_case(request: Request, case_id: str) -> HTMLResponse:
@@ -288,6 +390,8 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
         timer = rag_timer(urgency, stored.stored_at, cfg.rag_hours)
         can_ask = any(still_to_ask(p) for p in picture["people"]) and REQUESTS in picture
         return render(request, "case.html", session, stored=stored, picture=grid(picture),
-                      timer=timer, can_ask=can_ask)
+                      timer=timer, can_ask=can_ask,
+                      revision=int(stored.header.get("revision", 0)),
+                      live_seconds=cfg.cases.live_poll_seconds if cfg.cases else 15)
 
     return KeptLookups(store)

@@ -1,12 +1,13 @@
-// Progressive enhancement only: the console works without JavaScript. This keeps the RAG
-// timers' "time left" current while the page is open, offers only the chosen purpose's
+// Progressive enhancement only: the console works without JavaScript. This counts the RAG
+// timers' "time left" down while the page is open, offers only the chosen purpose's
 // stages, and prints collapsed lists of withheld fields open.
 (function () {
   function span(ms) {
-    var minutes = Math.floor(Math.abs(ms) / 60000);
+    var seconds = Math.floor(Math.abs(ms) / 1000);
+    var minutes = Math.floor(seconds / 60); seconds -= minutes * 60;
     var days = Math.floor(minutes / 1440); minutes -= days * 1440;
     var hours = Math.floor(minutes / 60); minutes -= hours * 60;
-    return (days ? days + "d " : "") + hours + "h " + minutes + "m";
+    return (days ? days + "d " : "") + hours + "h " + minutes + "m " + seconds + "s";
   }
   function tick() {
     var nodes = document.querySelectorAll(".rag-remaining[data-due]");
@@ -38,7 +39,7 @@
   });
   document.addEventListener("DOMContentLoaded", function () {
     tick();
-    setInterval(tick, 30000);
+    setInterval(tick, 1000);  // the RAG timer counts down by the second
     var purpose = document.querySelector("select#purpose");
     var stage = document.querySelector("select#stage");
     if (purpose && stage) {
