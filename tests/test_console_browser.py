@@ -55,6 +55,7 @@ class Console:
     log: Path
     browser: Any
     spki: str
+    threaded: Any = None  # the broker and agents: a test may start an agent later
 
     def context(self, **kw: Any) -> Any:
         return self.browser.new_context(base_url=self.url, **kw)
@@ -123,7 +124,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 executable_path=str(CHROMIUM), headless=True,
                 args=[*ARGS, f"--ignore-certificate-errors-spki-list={spki}"])
             try:
-                yield Console(fed, url, log, browser, spki)
+                yield Console(fed, url, log, browser, spki, threaded)
             finally:
                 browser.close()
     finally:
