@@ -23,8 +23,15 @@ def test_case_flow_live_grid_print_and_export(console: Console) -> None:  # noqa
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.get_by_role("link", name="Cases").click()
     page.get_by_label("Case reference").fill("MASH-2026-0700")
-    page.get_by_label("Purpose").fill("child_safeguarding")
-    page.get_by_label("Stage").fill("research")
+    page.get_by_label("Purpose").select_option("child_safeguarding")
+    # only the chosen purpose's stages are offered
+    stages = page.locator("#c-stage option:not([hidden])").all_inner_texts()
+    assert "s47" in stages and "s42" not in stages
+    page.get_by_label("Purpose").select_option("adult_safeguarding")
+    stages = page.locator("#c-stage option:not([hidden])").all_inner_texts()
+    assert "s42" in stages and "s47" not in stages
+    page.get_by_label("Purpose").select_option("child_safeguarding")
+    page.get_by_label("Stage").select_option("research")
     page.get_by_label("Why the household is looked up").fill(
         "School referral; the household is checked together")
     page.get_by_label("Urgency").select_option("red")

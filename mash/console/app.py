@@ -426,7 +426,7 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
     # retention) so that My lookups reopens it (audited) without asking again
     kept = cases_page.register(app, cfg=cfg, render=render, need=need_lookups,
                                form_of=form_of, lookup=broker.lookup, agents=broker.agents,
-                               refused=Refused)
+                               purposes=lambda: purposes(), refused=Refused)
 
     def purposes() -> dict[str, list[str]] | None:
         policy = ig.policy(policy_store)

@@ -33,6 +33,7 @@ from mash.cases.run import CaseLookupError, run_case_with
 from mash.cases.store import CaseStore, CaseStoreError, StoredCase
 from mash.console.case_pdf import case_pdf
 from mash.console.config import ConsoleConfig
+from mash.console.forms import TEXT_FIELDS, LookupForm, validate
 from mash.console.sessions import Session, UnsignedSession
 from mash.console.views import rag_timer
 from mash.logs import get_logger
@@ -70,6 +71,47 @@ def case_data(form: dict[str, str]) -> dict[str, Any]:
         people.append(person)
     data["people"] = people
     return data
+
+
+# the lookup form's names for the case form's fields
+_CASE_KEYS = {"purpose": "purpose", "stage": "stage", "case": "reference",
+              "reason": "reason", "urgency": "urgency"}
+_PERSON_KEYS = {"name": "name", "aliases": "name", "dob": "dob", "postcodes": "postcode",
+                "nhs": "nhs", "sex": "name"}
+
+
+def field_errors(form: dict[str, str],
+                 purposes: dict[str, list[str]] | None) -> tuple[dict[str, str], list[str]]:
+    """Every field of the case form checked at once, each on its own, by the lookup form's
+    rules (mash.subject, mash.context: the broker's): messages by field ("stage",
+    "p1-dob"...) and those that belong to no one field."""
+    errors: dict[str, str] = {}
+    general: list[str] = []
+    context = {"purpose": form.get("purpose", ""), "stage": form.get("stage", ""),
+               "case": form.get("reference", ""), "reason": form.get("reason", ""),
+               "urgency": form.get("urgency", "")}
+    rows = [i for i in range(FORM_PEOPLE)
+            if any(form.get(f"p{i}-{k}", "").strip() for k in PERSON_FIELDS
+                   if k != "relationship")]
+    if not rows:
+        errors["p0-name"] = "add the child the referral is about: a name and date of birth"
+    for n, i in enumerate(rows or [-1]):
+        values = dict.fromkeys(TEXT_FIELDS, "") | context
+        if i >= 0:
+            values |= {"name": form.get(f"p{i}-name", ""), "dob": form.get(f"p{i}-dob", ""),
+                       "postcodes": form.get(f"p{i}-postcode", ""),
+                       "nhs": form.get(f"p{i}-nhs", "")}
+        checked = LookupForm.from_post(values)
+        validate(checked, purposes)
+        for key, message in checked.errors.items():
+            if key in _CASE_KEYS:
+                if n == 0:
+                    errors.setdefault(_CASE_KEYS[key], message)
+            elif i >= 0:
+                errors.setdefault(f"p{i}-{_PERSON_KEYS.get(key, 'name')}", message)
+        if i >= 0:
+            general += [f"Person {i + 1}: {m}" for m in checked.general]
+    return errors, general
 
 
 def form_error(data: dict[str, Any]) -> Callable[[Location, str], CaseFileError]:
@@ -166,6 +208,7 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
              form_of: Callable[[Request, Session | None], Awaitable[dict[str, str]]],
              lookup: Callable[[Session, lookup_pb2.LookupRequest], lookup_pb2.LookupResponse],
              agents: Callable[[Session], lookup_pb2.ListAgentsResponse],
+             purposes: Callable[[], dict[str, list[str]] | None],
              refused: Callable[[int, str], Exception]) -> KeptLookups | None:
     """Add the case pages (called once from create_app; nothing without `cases:`); returns
     where single lookups are kept for My lookups."""
@@ -177,10 +220,25 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
     following: dict[str, asyncio.Lock] = {}  # one follow-up at a time per case
 
     def page(request: Request, session: Session, status: int = 200, error: str = "",
-             values: dict[str, str] | None = None) -> HTMLResponse:
+             values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
+             general: list[str] | None = None) -> HTMLResponse:
         cases = [c for c in store.cases_of(session.analyst.subject)
                  if c.header.get("kind") != LOOKUP]
+        links = []
+        for name, message in (errors or {}).items():
+            row, _, key = name.partition("-")
+            if key:  # p1-dob: Person 2: Date of birth
+                links.append((name, f"Person {int(row[1:]) + 1}: {LABELS[key]}", message))
+            else:
+                links.append((f"c-{name}", LABELS[name], message))
+        offered = purposes()
+        stage_purposes: dict[str, list[str]] = {}
+        for name, stages in (offered or {}).items():
+            for stage in stages:
+                stage_purposes.setdefault(stage, []).append(name)
         return render(request, "cases.html", session, status=status, error=error,
+                      errors=errors or {}, general=general or [], error_links=links,
+                      purposes=offered, stage_purposes=stage_purposes,
                       values=values or {"urgency": "amber"}, cases=cases,
                       relationships=RELATIONSHIPS, rows=range(FORM_PEOPLE), labels=LABELS,
                       retention_days=store.retention / dt.timedelta(days=1))
@@ -201,11 +259,14 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
     async def open_case(request: Request) -> Response:
         session = need(request)
         form = await form_of(request, session)
+        errors, general = field_errors(form, purposes())
+        if errors or general:
+            return page(request, session, 422, values=form, errors=errors, general=general)
         data = case_data(form)
-        try:
+        try:  # the rules of the whole case (one child, at most so many people...)
             case, requests = check_case(data, form_error(data))
         except CaseFileError as exc:
-            return page(request, session, 422, str(exc), form)
+            return page(request, session, 422, values=form, general=[str(exc)])
         signable(session)
         try:
             picture = await run_in_threadpool(

@@ -40,12 +40,12 @@
   document.addEventListener("DOMContentLoaded", function () {
     tick();
     setInterval(tick, 1000);  // the RAG timer counts down by the second
-    var purpose = document.querySelector("select#purpose");
-    var stage = document.querySelector("select#stage");
-    if (purpose && stage) {
+    [["purpose", "stage"], ["c-purpose", "c-stage"]].forEach(function (ids) {
+      var purpose = document.getElementById(ids[0]), stage = document.getElementById(ids[1]);
+      if (!purpose || !stage || purpose.tagName !== "SELECT" || stage.tagName !== "SELECT") return;
       stagesFor(purpose, stage);
       purpose.addEventListener("change", function () { stagesFor(purpose, stage); });
-    }
+    });
     var summary = document.getElementById("error-summary");
     if (summary) summary.focus();
   });
