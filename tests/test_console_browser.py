@@ -398,6 +398,45 @@ def test_ig_lead_pages_agreements_explain_audit(console: Console) -> None:
     context.close()
 
 
+def test_result_page_grouped_about_and_reopened(console: Console) -> None:
+    context, page = console.signed_in(subject="rae.analyst")
+    page.get_by_label("Purpose").select_option("adult_safeguarding")
+    offered = page.locator("#stage option:not([hidden])").all_inner_texts()
+    assert "s42" in offered and "s47" not in offered  # the chosen purpose's stages only
+    fill_lookup(page, "Tyler Mason", "2009-11-02", "triage", "MASH-2026-0105", "amber")
+    page.get_by_role("button", name="Ask the agencies").click()
+    page.wait_for_selector("#results")
+    groups = [g.get_attribute("id") for g in page.locator("section.answer-group").all()]
+    assert groups == ["group-known", "group-not-checked", "group-withheld", "group-not-known"]
+    summary = page.locator("#answer-summary").inner_text()
+    assert re.search(r"2 KNOWN: .*West Yorkshire Police", summary), summary
+    assert re.search(r"3 NOT CHECKED: .*Housing", summary), summary
+    about = page.locator("#about").inner_text()
+    assert "Tyler Mason" in about and "2009-11-02" in about
+    health = page.locator("#answer-health .dob-rules").inner_text()
+    assert health and "0 days" not in health
+    page.emulate_media(media="print")
+    assert page.locator("#about").is_visible() and page.locator(".print-about").is_visible()
+    assert "Tyler Mason" in page.locator(".print-about").inner_text()
+    page.pdf(path=str(SHOTS / "lookup-grouped-print.pdf"))
+    page.emulate_media(media="screen")
+    page.screenshot(path=str(SHOTS / "lookup-grouped.png"), full_page=True)
+    # My lookups reopens the kept result (audited on the console's log), never asked again
+    page.get_by_role("link", name="My lookups and their RAG timers").click()
+    page.locator("#history a.reopen").first.click()
+    page.wait_for_selector("#reopened")
+    assert page.locator("#lookup-form").count() == 0
+    assert page.locator("#answer-police").get_attribute("data-state") == "known"
+    assert "Tyler Mason" in page.locator("#about").inner_text()
+    page.screenshot(path=str(SHOTS / "lookup-reopened.png"), full_page=True)
+    context.close()
+
+    context, page = console.signed_in(role="ig_lead", subject="ira.ig")
+    assert page.get_by_role("link", name="Lookup", exact=True).count() == 0
+    assert page.locator("#not-offered").is_visible() and page.locator("#lookup-form").count() == 0
+    context.close()
+
+
 def test_console_log_has_no_personal_data(console: Console) -> None:
     text = console.log.read_text()
     assert '"event": "lookup_answered"' in text

@@ -102,3 +102,7 @@ def test_case_flow_live_grid_print_and_export(console: Console) -> None:  # noqa
     assert record["people"][0]["cells"]["housing"]["state"] != "NOT_CHECKED"  # kept
     assert not problems, problems  # no script error, no CSP violation
     context.close()
+    log = console.log.read_text()
+    assert '"event": "case_asked_again"' in log
+    for value in ("Leah", "Thompson", "Darren", "2014-05-17", "1986-07-21", "LS9 8AB"):
+        assert value not in log, value  # nothing typed about a person is logged
