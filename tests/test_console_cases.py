@@ -287,6 +287,7 @@ def test_the_live_grid_asks_an_agency_again_once_its_agent_answers(
         threaded.call(threaded.run.stop_agent("housing"))
     body = live.json()
     assert body["changed"] is True and body["revision"] == 1
+    assert body["can_ask"] is True  # ambulance and asc are still offline
     leah = next(r for r in body["rows"] if r["index"] == 0)
     cells = {c["agency"]: c for c in leah["cells"]}
     assert cells["housing"]["css"] != "not-checked"  # its later answer

@@ -77,6 +77,9 @@ def test_case_flow_live_grid_print_and_export(console: Console) -> None:  # noqa
     assert housing.get_attribute("data-state") in ("known", "not-known", "withheld")
     assert "NOT CHECKED" not in housing.inner_text()
     assert "Updated" in page.locator("#live-status").inner_text()
+    # only "no agreement" is left NOT CHECKED: asking again could not change it
+    assert page.locator("#ask-again").is_hidden()
+    assert page.locator("#no-agreement-note").is_visible()
     assert "Housing" in page.locator("#live-status").inner_text()
     page.screenshot(path=str(SHOTS / "case-grid-live-update.png"), full_page=True)
 

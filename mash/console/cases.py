@@ -441,7 +441,8 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
             return JSONResponse({"revision": revision, "changed": False})
         stored, picture = await run_in_threadpool(lambda: reopen(session, case_id, "live"))
         return JSONResponse({"revision": int(stored.header.get("revision", 0)),
-                             "changed": True, **live_grid(picture)})
+                             "changed": True, "can_ask": bool(waiting_of(picture)),
+                             **live_grid(picture)})
 
     @app.get("/cases/{case_id}", response_class=HTMLResponse)
     def show_case(request: Request, case_id: str) -> HTMLResponse:

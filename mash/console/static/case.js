@@ -63,6 +63,12 @@
         });
       });
     }
+    var ask = document.getElementById("ask-again");
+    var note = document.getElementById("no-agreement-note");
+    if (ask) ask.hidden = !data.can_ask;  // nothing left that asking again may change
+    if (note) note.hidden = !!data.can_ask;
+    var warning = document.getElementById("not-checked-warning");
+    if (warning) warning.hidden = data.not_checked === 0;
     var count = document.getElementById("not-checked-count");
     if (count) {
       count.textContent = data.not_checked + (data.not_checked === 1 ? " answer was" :
