@@ -174,9 +174,17 @@ def test_my_lookups_reopen_the_kept_result(client: TestClient, fed: federation.F
     assert "Tyler Mason" in html.split('id="about"')[1].split("</div>")[0]
     assert lookups_in_broker_audit(fed, case) == 1  # never asked again
     assert reopened_in_console_audit(fed, case) == 1  # the reopening is on the record
+    assert 'id="earlier"' not in client.get("/lookups").text  # it is this session's
 
+    # signed in again (a new session): the kept result is still listed, and reopens
+    later = TestClient(client.app, base_url="https://testserver", follow_redirects=False)
+    sign_in(later, fed.token(subject="sam.analyst"))
+    earlier = later.get("/lookups").text.split('id="earlier"')[1].split("</table>")[0]
+    assert f'href="{link[1]}"' in earlier and case in earlier
+    assert later.get(link[1]).status_code == 200
     other = TestClient(client.app, base_url="https://testserver", follow_redirects=False)
     sign_in(other, fed.token(subject="someone.else"))
+    assert 'id="earlier"' not in other.get("/lookups").text
     assert other.get(link[1]).status_code == 404  # only its analyst reopens it
     assert client.get("/lookups/" + "0" * 32).status_code == 404
     assert client.get(link[1].replace("/lookups/", "/cases/")).status_code == 404

@@ -510,9 +510,14 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
         session = need_lookups(request)
         timers = [(r, rag_timer(r.urgency, r.asked_at, cfg.rag_hours))
                   for r in session.lookups]
-        ids = kept.ids_of(session.analyst.subject) if kept is not None else {}
+        stored = kept.kept_of(session.analyst.subject) if kept is not None else []
+        ids = {str(c.header.get("lookup_id")): c.case_id for c in stored}
+        in_session = {r.lookup_id for r in session.lookups}
+        earlier = [(c, rag_timer(str(c.header.get("urgency") or "amber"), c.stored_at,
+                                 cfg.rag_hours))
+                   for c in stored if c.header.get("lookup_id") not in in_session]
         return render(request, "history.html", session, timers=timers, kept_ids=ids,
-                      keeping=kept is not None)
+                      keeping=kept is not None, earlier=earlier)
 
     @app.get("/lookups/{kept_id}", response_class=HTMLResponse)
     def reopen_lookup(request: Request, kept_id: str) -> HTMLResponse:

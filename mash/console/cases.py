@@ -182,10 +182,9 @@ class KeptLookups:
                 "response": base64.b64encode(response.SerializeToString()).decode()}
         return self.store.save(owner=owner, header=header, picture=kept)
 
-    def ids_of(self, owner: str) -> dict[str, str]:
-        """lookup id -> kept id, for the owner's lookups still kept."""
-        return {str(c.header.get("lookup_id")): c.case_id for c in self.store.cases_of(owner)
-                if c.header.get("kind") == LOOKUP}
+    def kept_of(self, owner: str) -> list[StoredCase]:
+        """The owner's lookups still kept, newest first (headers only: no answers)."""
+        return [c for c in self.store.cases_of(owner) if c.header.get("kind") == LOOKUP]
 
     def reopen(self, kept_id: str, analyst: Any) -> tuple[StoredCase, dict[str, str],
                                                           lookup_pb2.LookupResponse]:
@@ -425,17 +424,21 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
                                        all(c in "0123456789abcdef" for c in case_id)):
             raise refused(404, "There is no such case.")
         lock = following.setdefault(case_id, asyncio.Lock())
-        async with lock:
-            try:
-                stored = await run_in_threadpool(store.header_of, case_id,
-                                                 session.analyst.subject)
-            except CaseStoreError as exc:
-                raise refused(404, str(exc)) from None
-            if stored.header.get("kind") == LOOKUP:
-                raise refused(404, "There is no such case.")
-            if await follow_up(session, stored):
-                stored = await run_in_threadpool(store.header_of, case_id,
-                                                 session.analyst.subject)
+        try:
+            async with lock:
+                try:
+                    stored = await run_in_threadpool(store.header_of, case_id,
+                                                     session.analyst.subject)
+                except CaseStoreError as exc:
+                    raise refused(404, str(exc)) from None
+                if stored.header.get("kind") == LOOKUP:
+                    raise refused(404, "There is no such case.")
+                if await follow_up(session, stored):
+                    stored = await run_in_threadpool(store.header_of, case_id,
+                                                     session.analyst.subject)
+        finally:
+            if not lock.locked():
+                following.pop(case_id, None)
         revision = int(stored.header.get("revision", 0))
         if revision == int(since):
             return JSONResponse({"revision": revision, "changed": False})
