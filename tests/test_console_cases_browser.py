@@ -61,7 +61,7 @@ def test_case_flow_live_grid_print_and_export(console: Console) -> None:  # noqa
     page.wait_for_function("t => document.querySelector('#rag-timer .rag-remaining')"
                            ".textContent !== t", arg=first, timeout=5000)
     assert re.match(r"3h 59m \d+s left", remaining.inner_text()), remaining.inner_text()
-    page.screenshot(path=str(SHOTS / "case-grid.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "case-grid-before-update.png"), full_page=True)
 
     # housing's agent comes back: its cell changes to the later answer without a reload
     page.evaluate("window.__same_page = true")
