@@ -294,11 +294,16 @@ def test_the_live_grid_asks_an_agency_again_once_its_agent_answers(
     assert cells["housing"]["word"] in ("KNOWN", "NOT KNOWN", "WITHHELD")
     assert cells["police"]["css"] == "known" and cells["probation"]["css"] == "not-checked"
     assert "requests" not in body and "answers" not in str(body)
-    # the follow-up and the grid sent are reopenings on the record; the page's next poll
-    # (already at revision 1) is not, and asks nobody: housing was just asked
-    assert len(reopenings(fed, case)) == 3
+    # the follow-up (whose picture is the grid sent) is one reopening on the record; the
+    # page's next poll (already at revision 1) is none, and asks nobody: housing was just
+    # asked
+    assert len(reopenings(fed, case)) == 2
     again = client.post(f"{location}/live", data={"csrf_token": csrf, "since": "1"})
     assert again.json() == {"revision": 1, "changed": False}
+    assert len(reopenings(fed, case)) == 2
+    # a page still at revision 0 (another tab) is sent the grid: a reopening
+    behind = client.post(f"{location}/live", data={"csrf_token": csrf, "since": "0"})
+    assert behind.json()["revision"] == 1 and behind.json()["changed"] is True
     assert len(reopenings(fed, case)) == 3
     assert 'data-state="not-checked" data-agency="housing"' not in \
         client.get(location).text.split('<tr id="person-0">')[1].split("</tr>")[0]

@@ -333,11 +333,11 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
 
     async def ask_later(session: Session, stored: StoredCase, picture: dict[str, Any],
                         only: set[str] | None = None, new: frozenset[str] = frozenset(),
-                        fail: bool = True) -> int:
+                        fail: bool = True) -> dict[str, Any]:
         """Ask each person's lookup again of the agencies still NOT CHECKED (only those in
         `only`, if given) and of the agencies `new` to the picture, keep the later answers
-        and bump the case's revision (the live page then shows them). Returns how many cells
-        changed state. A broker refusal is a 502 page when `fail`, else logged and left."""
+        and bump the case's revision (the live page then shows them). Returns the new
+        header. A broker refusal is a 502 page when `fail`, else logged and left."""
         signable(session)
         changed = 0
         asked: set[str] = set()
@@ -373,7 +373,7 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
             raise refused(503, f"The later answers could not be kept: {exc}") from None
         log.info("case_asked_again", case_id=stored.case_id, changed=changed,
                  agencies=sorted(asked))
-        return changed
+        return header
 
     @app.post("/cases/{case_id}/ask-again")
     async def ask_again(request: Request, case_id: str) -> Response:
@@ -385,18 +385,20 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
         await ask_later(session, stored, picture)
         return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
-    async def follow_up(session: Session, stored: StoredCase) -> bool:
+    async def follow_up(session: Session,
+                        stored: StoredCase) -> tuple[StoredCase, dict[str, Any]] | None:
         """While the case page is open: ask again, at once, an agency still NOT CHECKED
         whose agent is now online and answering (at most every FOLLOW_UP_EVERY per agency),
-        and any agency registered since. Nothing is reopened or asked when neither."""
+        and any agency registered since. Nothing is reopened or asked when neither (None);
+        else the case as it now is (reopened once: that reopening serves the grid sent)."""
         header = stored.header
         if "waiting" not in header:
-            return False  # stored before the live grid: the button asks again
+            return None  # stored before the live grid: the button asks again
         try:
             listed = await run_in_threadpool(agents, session)
         except (grpc.RpcError, UnsignedSession) as exc:
             log.warning("case_follow_up_skipped", reason=type(exc).__name__)
-            return False
+            return None
         answering = {a.agency_id for a in listed.agents
                      if a.online and a.ready and not a.unresponsive}
         now = dt.datetime.now(dt.UTC)
@@ -406,11 +408,11 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
         new = frozenset({a.agency_id for a in listed.agents}
                         - set(header.get("agencies", [])) - recent)
         if not due and not new:
-            return False
+            return None
         stored, picture = await run_in_threadpool(
             lambda: reopen(session, stored.case_id, "follow-up"))
-        await ask_later(session, stored, picture, only=due, new=new, fail=False)
-        return True
+        header = await ask_later(session, stored, picture, only=due, new=new, fail=False)
+        return StoredCase(stored.case_id, stored.stored_at, stored.expires_at, header), picture
 
     @app.post("/cases/{case_id}/live")
     async def live(request: Request, case_id: str) -> Response:
@@ -433,16 +435,18 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
                     raise refused(404, str(exc)) from None
                 if stored.header.get("kind") == LOOKUP:
                     raise refused(404, "There is no such case.")
-                if await follow_up(session, stored):
-                    stored = await run_in_threadpool(store.header_of, case_id,
-                                                     session.analyst.subject)
+                followed = await follow_up(session, stored)
         finally:
             if not lock.locked():
                 following.pop(case_id, None)
-        revision = int(stored.header.get("revision", 0))
-        if revision == int(since):
-            return JSONResponse({"revision": revision, "changed": False})
-        stored, picture = await run_in_threadpool(lambda: reopen(session, case_id, "live"))
+        if followed is not None:
+            stored, picture = followed
+        else:
+            revision = int(stored.header.get("revision", 0))
+            if revision == int(since):
+                return JSONResponse({"revision": revision, "changed": False})
+            stored, picture = await run_in_threadpool(
+                lambda: reopen(session, case_id, "live"))
         return JSONResponse({"revision": int(stored.header.get("revision", 0)),
                              "changed": True, "can_ask": bool(waiting_of(picture)),
                              **live_grid(picture)})
