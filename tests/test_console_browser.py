@@ -55,6 +55,7 @@ class Console:
     log: Path
     browser: Any
     spki: str
+    threaded: Any = None  # the broker and agents: a test may start an agent later
 
     def context(self, **kw: Any) -> Any:
         return self.browser.new_context(base_url=self.url, **kw)
@@ -123,7 +124,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 executable_path=str(CHROMIUM), headless=True,
                 args=[*ARGS, f"--ignore-certificate-errors-spki-list={spki}"])
             try:
-                yield Console(fed, url, log, browser, spki)
+                yield Console(fed, url, log, browser, spki, threaded)
             finally:
                 browser.close()
     finally:
@@ -239,6 +240,9 @@ def test_redaction_reasons_offline_agents_and_print(console: Console) -> None:
                 postcode="LS9 8AB")
     page.get_by_role("button", name="Ask the agencies").click()
     answers = cards(page)
+    # a long list of withheld fields is collapsed: the analyst opens it
+    for details in answers["police"].locator("details.withheld-list:not([open])").all():
+        details.locator("summary").click()
     row = answers["police"].locator("tr.withheld-group").filter(
         has=page.locator(".withheld-field[data-field='officer_in_case']"))
     reason = row.locator(".withheld-reason").inner_text()
@@ -391,6 +395,45 @@ def test_ig_lead_pages_agreements_explain_audit(console: Console) -> None:
     assert "Referral from school" in results and "urgency red" in results
     assert "intact" in results
     page.screenshot(path=str(SHOTS / "audit-search.png"), full_page=True)
+    context.close()
+
+
+def test_result_page_grouped_about_and_reopened(console: Console) -> None:
+    context, page = console.signed_in(subject="rae.analyst")
+    page.get_by_label("Purpose").select_option("adult_safeguarding")
+    offered = page.locator("#stage option:not([hidden])").all_inner_texts()
+    assert "s42" in offered and "s47" not in offered  # the chosen purpose's stages only
+    fill_lookup(page, "Tyler Mason", "2009-11-02", "triage", "MASH-2026-0105", "amber")
+    page.get_by_role("button", name="Ask the agencies").click()
+    page.wait_for_selector("#results")
+    groups = [g.get_attribute("id") for g in page.locator("section.answer-group").all()]
+    assert groups == ["group-known", "group-not-checked", "group-withheld", "group-not-known"]
+    summary = page.locator("#answer-summary").inner_text()
+    assert re.search(r"2 KNOWN: .*West Yorkshire Police", summary), summary
+    assert re.search(r"3 NOT CHECKED: .*Housing", summary), summary
+    about = page.locator("#about").inner_text()
+    assert "Tyler Mason" in about and "2009-11-02" in about
+    health = page.locator("#answer-health .dob-rules").inner_text()
+    assert health and "0 days" not in health
+    page.emulate_media(media="print")
+    assert page.locator("#about").is_visible() and page.locator(".print-about").is_visible()
+    assert "Tyler Mason" in page.locator(".print-about").inner_text()
+    page.pdf(path=str(SHOTS / "lookup-grouped-print.pdf"))
+    page.emulate_media(media="screen")
+    page.screenshot(path=str(SHOTS / "lookup-grouped.png"), full_page=True)
+    # My lookups reopens the kept result (audited on the console's log), never asked again
+    page.get_by_role("link", name="My lookups and their RAG timers").click()
+    page.locator("#history a.reopen").first.click()
+    page.wait_for_selector("#reopened")
+    assert page.locator("#lookup-form").count() == 0
+    assert page.locator("#answer-police").get_attribute("data-state") == "known"
+    assert "Tyler Mason" in page.locator("#about").inner_text()
+    page.screenshot(path=str(SHOTS / "lookup-reopened.png"), full_page=True)
+    context.close()
+
+    context, page = console.signed_in(role="ig_lead", subject="ira.ig")
+    assert page.get_by_role("link", name="Lookup", exact=True).count() == 0
+    assert page.locator("#not-offered").is_visible() and page.locator("#lookup-form").count() == 0
     context.close()
 
 

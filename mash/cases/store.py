@@ -85,6 +85,7 @@ class CaseStoreConfig:
     key: bytes
     retention: dt.timedelta
     audit: AuditConfig
+    live_poll_seconds: float = 15.0  # how often an open case page asks for later answers
 
     @classmethod
     def read(cls, section: Reader) -> CaseStoreConfig:
@@ -94,8 +95,9 @@ class CaseStoreConfig:
         key = read_case_key(section.path("key_file"))
         days = section.float("retention_days", 30.0, minimum=0.01, maximum=MAX_RETENTION_DAYS)
         audit = AuditConfig.read(section.section("audit"))
+        poll = section.float("live_poll_seconds", 15.0, minimum=1.0, maximum=600.0)
         section.done()
-        return cls(store, section.base_dir, key, dt.timedelta(days=days), audit)
+        return cls(store, section.base_dir, key, dt.timedelta(days=days), audit, poll)
 
     def open(self) -> CaseStore:
         return CaseStore(database_url.engine_url(self.store, self.base_dir), key=self.key,
@@ -199,6 +201,16 @@ class CaseStore:
                                                           "header")))
                 for r in rows if r.key_id == self.key_id]
 
+    def header_of(self, case_id: str, owner: str,
+                  now: dt.datetime | None = None) -> StoredCase:
+        """A kept case's header alone (reference, purpose, stage, urgency, revision: what the
+        list shows, no answers), so not a reopening."""
+        row = self._row(case_id, owner, now or _now())
+        header = self._open(row.header, self._aad(case_id, row.owner, row.expires_at,
+                                                  "header"))
+        return StoredCase(case_id, dt.datetime.fromisoformat(row.stored_at),
+                          dt.datetime.fromisoformat(row.expires_at), header)
+
     def reopen(self, case_id: str, *, analyst: Analyst,
                now: dt.datetime | None = None) -> tuple[StoredCase, dict[str, Any]]:
         """The stored picture, after the reopening is on the audit record (AuditError: not
@@ -213,22 +225,29 @@ class CaseStore:
             case_reference=str(header.get("reference", "")),
             purpose=str(header.get("purpose", "")), stage=str(header.get("stage", "")),
             urgency=str(header.get("urgency", "")),
-            detail=f"stored case {case_id} reopened from the console (not asked again)"))
+            detail=f"stored {header.get('kind', 'case')} {case_id} reopened from the console "
+                   "(not asked again)"))
         picture = self._open(row.picture, self._aad(case_id, row.owner, row.expires_at,
                                                     "picture"))
         stored = StoredCase(case_id, dt.datetime.fromisoformat(row.stored_at),
                             dt.datetime.fromisoformat(row.expires_at), header)
         return stored, picture
 
-    def update(self, stored: StoredCase, *, owner: str, picture: dict[str, Any]) -> None:
-        """Replace a kept case's picture (later answers); its expiry does not move."""
+    def update(self, stored: StoredCase, *, owner: str, picture: dict[str, Any],
+               header: dict[str, Any] | None = None) -> None:
+        """Replace a kept case's picture (later answers), and its header if given; its expiry
+        does not move."""
         expires = _text(stored.expires_at)
-        sealed = self._seal(picture, self._aad(stored.case_id, owner, expires, "picture"))
+        values = {"picture": self._seal(picture, self._aad(stored.case_id, owner, expires,
+                                                           "picture"))}
+        if header is not None:
+            values["header"] = self._seal(header, self._aad(stored.case_id, owner, expires,
+                                                            "header"))
         try:
             with self.engine.begin() as conn:
                 result = conn.execute(CASES.update().where(
                     CASES.c.case_id == stored.case_id, CASES.c.owner == owner,
-                    CASES.c.key_id == self.key_id).values(picture=sealed))
+                    CASES.c.key_id == self.key_id).values(**values))
         except sa.exc.SQLAlchemyError as exc:
             raise CaseStoreError(f"the case could not be updated ({type(exc).__name__})") \
                 from None

@@ -21,8 +21,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from mash.audit.errors import AuditError
 from mash.audit.report import Found, search
 from mash.audit.search_terms import search_criteria
+from mash.cases.store import CaseStoreError
 from mash.client import BrokerClient, ClientConfig
 from mash.console import cases as cases_page
 from mash.console import ig
@@ -222,6 +224,22 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
     def is_ig(session: Session) -> bool:
         return session.analyst.role in cfg.ig_roles
 
+    def may_look_up(session: Session) -> bool:
+        """Whether the session's role may look people up: a role some agreement grants
+        lookups to (without a loaded bundle: any role but the IG roles). IG-only users are
+        not offered the lookup form, its history or cases."""
+        policy = ig.policy(policy_store)
+        if policy is not None:
+            return session.analyst.role in ig.lookup_roles(policy)
+        return session.analyst.role not in cfg.ig_roles
+
+    def need_lookups(request: Request) -> Session:
+        session = need(request)
+        if not may_look_up(session):
+            raise Refused(403, f"Your role ({session.analyst.role}) is not given lookups by "
+                               "any agreement: the console does not offer them to it.")
+        return session
+
     def need_ig(request: Request) -> Session:
         session = need(request)
         if not is_ig(session):
@@ -242,6 +260,7 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
                **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, {
             "session": session, "is_ig": bool(session and is_ig(session)),
+            "may_lookup": bool(session and may_look_up(session)),
             "csrf": session.csrf if session else "", "path": request.url.path,
             "policy_enabled": policy_store is not None, "audit_enabled": cfg.audit is not None,
             **context}, status_code=status)
@@ -403,6 +422,12 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
 
     # --- lookups ------------------------------------------------------------------------
 
+    # with `cases:` in console.yaml, each lookup's result is kept there (encrypted, for the
+    # retention) so that My lookups reopens it (audited) without asking again
+    kept = cases_page.register(app, cfg=cfg, render=render, need=need_lookups,
+                               form_of=form_of, lookup=broker.lookup, agents=broker.agents,
+                               purposes=lambda: purposes(), refused=Refused)
+
     def purposes() -> dict[str, list[str]] | None:
         policy = ig.policy(policy_store)
         if policy is None:
@@ -419,16 +444,24 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
 
     def lookup_page(request: Request, session: Session, form: LookupForm, status: int = 200,
                     **context: Any) -> HTMLResponse:
+        offered = purposes()
+        stage_purposes: dict[str, list[str]] = {}
+        for name, stages in (offered or {}).items():
+            for stage in stages:
+                stage_purposes.setdefault(stage, []).append(name)
         return render(request, "lookup.html", session, status=status, form=form, labels=LABELS,
-                      purposes=purposes(), rag_hours=cfg.rag_hours, **context)
+                      purposes=offered, stage_purposes=stage_purposes, about=form.about(),
+                      rag_hours=cfg.rag_hours, **context)
 
     @app.get("/lookup", response_class=HTMLResponse)
     def lookup_form(request: Request) -> HTMLResponse:
-        return lookup_page(request, need(request), LookupForm.blank())
+        session = need(request)
+        return lookup_page(request, session, LookupForm.blank(),
+                           not_offered=not may_look_up(session))
 
     @app.post("/lookup", response_class=HTMLResponse)
     async def lookup(request: Request) -> HTMLResponse:
-        session = need(request)
+        session = need_lookups(request)
         form = LookupForm.from_post(await form_of(request, session))
         lookup_request = validate(form, purposes())
         if lookup_request is None:
@@ -462,14 +495,52 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
             form.values["stage"], urgency, timer.asked_at, timer.due_at, summary(view)))
         log.info("lookup_answered", lookup_id=response.lookup_id, urgency=urgency,
                  due_at=timer.due_at.isoformat(), answers=view.counts)
-        return lookup_page(request, session, form, result=view, timer=timer)
+        not_kept = ""
+        if kept is not None:
+            try:
+                await _in_thread(kept.save, session.analyst.subject, form.values, response)
+            except CaseStoreError as exc:
+                log.error("lookup_not_kept", lookup_id=response.lookup_id, reason=str(exc))
+                not_kept = str(exc)
+        return lookup_page(request, session, form, result=view, timer=timer,
+                           not_kept=not_kept)
 
     @app.get("/lookups", response_class=HTMLResponse)
     def history(request: Request) -> HTMLResponse:
-        session = need(request)
+        session = need_lookups(request)
         timers = [(r, rag_timer(r.urgency, r.asked_at, cfg.rag_hours))
                   for r in session.lookups]
-        return render(request, "history.html", session, timers=timers)
+        stored = kept.kept_of(session.analyst.subject) if kept is not None else []
+        ids = {str(c.header.get("lookup_id")): c.case_id for c in stored}
+        in_session = {r.lookup_id for r in session.lookups}
+        earlier = [(c, rag_timer(str(c.header.get("urgency") or "amber"), c.stored_at,
+                                 cfg.rag_hours))
+                   for c in stored if c.header.get("lookup_id") not in in_session]
+        return render(request, "history.html", session, timers=timers, kept_ids=ids,
+                      keeping=kept is not None, earlier=earlier)
+
+    @app.get("/lookups/{kept_id}", response_class=HTMLResponse)
+    def reopen_lookup(request: Request, kept_id: str) -> HTMLResponse:
+        """A kept result, from the store: the reopening is audited first, nothing is asked
+        again."""
+        session = need_lookups(request)
+        if kept is None or not (len(kept_id) == 32 and
+                                all(c in "0123456789abcdef" for c in kept_id)):
+            raise Refused(404, "There is no such lookup kept.")
+        try:
+            stored, values, response = kept.reopen(kept_id, session.analyst)
+        except CaseStoreError as exc:
+            raise Refused(404, str(exc)) from None
+        except AuditError:
+            raise Refused(503, "This result cannot be shown: reopening it could not be "
+                               "recorded in the audit trail.") from None
+        log.info("lookup_reopened", lookup_id=response.lookup_id, by=session.analyst.subject)
+        form = LookupForm.from_post(values)
+        asked = (response.asked_at.ToDatetime(dt.UTC) if response.HasField("asked_at")
+                 else stored.stored_at)
+        timer = rag_timer(form.values["urgency"].lower() or "amber", asked, cfg.rag_hours)
+        return lookup_page(request, session, form, result=lookup_view(response), timer=timer,
+                           reopened=stored)
 
     @app.get("/agents", response_class=HTMLResponse)
     async def agents(request: Request) -> HTMLResponse:
@@ -559,8 +630,6 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
                       error=error, status=422 if error else 200)
 
     report_page.register(app, cfg=cfg, render=render, need=need, refused=Refused)
-    cases_page.register(app, cfg=cfg, render=render, need=need, form_of=form_of,
-                        lookup=broker.lookup, refused=Refused)
     return app
 
 

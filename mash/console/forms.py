@@ -24,6 +24,8 @@ IDENTIFIER_FIELDS = (("nhs", "nhs_number"), ("upn", "upn"), ("pnc", "pnc_id"),
                      ("ni", "ni_number"))
 TEXT_FIELDS = ("name", "aliases", "dob", "sex", "postcodes", "nhs", "upn", "pnc", "ni", "local",
                "purpose", "stage", "case", "reason", "urgency", "approval")
+SUBJECT_FIELDS = ("name", "aliases", "dob", "sex", "postcodes", "nhs", "upn", "pnc", "ni",
+                  "local")
 LABELS = {
     "name": "Full name", "aliases": "Other names (aliases)", "dob": "Date of birth",
     "sex": "Sex", "postcodes": "Postcodes", "nhs": "NHS number", "upn": "Unique Pupil Number",
@@ -67,6 +69,16 @@ class LookupForm:
     def postcodes(self) -> list[str]:
         return [p.strip() for p in re.split(r"[\n,;]+", self.values.get("postcodes", ""))
                 if p.strip()]
+
+    def about(self) -> list[tuple[str, str]]:
+        """Whom the answers are about, as typed: (label, value) of each subject field given,
+        for the top of the result page and the paper (never logged)."""
+        out = []
+        for name in SUBJECT_FIELDS:
+            value = ", ".join(self.postcodes() if name == "postcodes" else self.lines(name))
+            if value:
+                out.append((LABELS[name], value))
+        return out
 
     def error(self, name: str, message: str) -> None:
         self.errors.setdefault(name, message)

@@ -20,6 +20,12 @@ def policy(store: PolicyStore | None) -> LoadedPolicy | None:
     return store.current
 
 
+def lookup_roles(loaded: LoadedPolicy) -> set[str]:
+    """The roles some agreement's grant lets look people up."""
+    return {role for a in loaded.bundle.agreements.values() for g in a["grants"]
+            for role in g.get("roles", ())}
+
+
 @dataclass(frozen=True)
 class AgreementRow:
     id: str

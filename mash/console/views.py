@@ -91,13 +91,24 @@ def answer_view(answer: answer_pb2.AgencyAnswer) -> AnswerView:
         view.searched = {
             "identifiers": list(s.identifiers_used),
             "names": list(s.name_variants),
-            "dob_tolerance_days": s.date_of_birth_tolerance_days,
-            "dob_swap": s.date_of_birth_day_month_swap,
+            # the rules the agent applied, in its words, as `mash lookup` shows them; an
+            # agent that does not send them is described by its tolerance and swap flag
+            "dob_rules": list(s.date_of_birth_rules) or [_tolerance(s)],
             "postcodes": list(s.postcodes),
+            "addresses": list(s.addresses),
             "sources": [{"name": src.name, "records": src.record_count,
                          "as_at": when(from_timestamp(src.as_at))} for src in s.sources],
         }
     return view
+
+
+def _tolerance(searched: answer_pb2.SearchSummary) -> str:
+    text = f"within {searched.date_of_birth_tolerance_days} days"
+    if searched.date_of_birth_tolerance_days == 0:
+        text = "exact"
+    if searched.date_of_birth_day_month_swap:
+        text += ", and day and month swapped"
+    return text
 
 
 def _by_reason(withheld: Any) -> list[dict[str, Any]]:
@@ -145,6 +156,23 @@ def rag_timer(urgency: str, asked_at: dt.datetime, rag_hours: dict[str, float]) 
     return RagTimer(urgency, asked_at, asked_at + dt.timedelta(hours=rag_hours[urgency]))
 
 
+# The order answers are grouped in: what the analyst must act on first (KNOWN, then NOT
+# CHECKED, which must be chased), then WITHHELD (contact the agency), then NOT KNOWN.
+GROUP_ORDER = ("known", "not-checked", "withheld", "not-known")
+
+
+@dataclass
+class AnswerGroup:
+    key: str
+    label: str
+    symbol: str
+    answers: list[AnswerView]
+
+    @property
+    def agencies(self) -> str:
+        return ", ".join(a.agency_name for a in self.answers)
+
+
 @dataclass
 class LookupView:
     lookup_id: str
@@ -154,6 +182,7 @@ class LookupView:
     answers: list[AnswerView]
     counts: dict[str, int]
     not_checked: int
+    groups: list[AnswerGroup] = field(default_factory=list)
 
 
 def lookup_view(response: lookup_pb2.LookupResponse) -> LookupView:
@@ -161,15 +190,22 @@ def lookup_view(response: lookup_pb2.LookupResponse) -> LookupView:
     counts: dict[str, int] = {}
     for a in answers:
         counts[a.label] = counts.get(a.label, 0) + 1
+    groups = []
+    for key in GROUP_ORDER:
+        members = sorted((a for a in answers if a.key == key), key=lambda a: a.agency_name)
+        if members:
+            groups.append(AnswerGroup(key, members[0].label, members[0].symbol, members))
     return LookupView(
         lookup_id=response.lookup_id, asked_at=when(from_timestamp(response.asked_at)),
         requester=f"{response.requester} ({response.requester_agency})",
         routing_revision=response.routing_revision, answers=answers, counts=counts,
-        not_checked=sum(1 for a in answers if a.key == "not-checked"))
+        not_checked=sum(1 for a in answers if a.key == "not-checked"), groups=groups)
 
 
 def summary(view: LookupView) -> str:
-    return ", ".join(f"{n} {label}" for label, n in sorted(view.counts.items()))
+    """'1 KNOWN, 2 NOT CHECKED, ...' in the groups' order (no agency or person named: it
+    is kept in the session)."""
+    return ", ".join(f"{len(g.answers)} {g.label}" for g in view.groups)
 
 
 def agents_view(response: lookup_pb2.ListAgentsResponse) -> list[dict[str, Any]]:
