@@ -283,7 +283,9 @@ def household_like(family: np.ndarray, place: np.ndarray) -> NDArray[np.bool_]:
     """Candidates who share the query's family name and place, or its family name where
     one side gives no place: the only ones a household member of theirs (a twin, a
     sibling, a parent) can be mistaken for."""
-    return (family <= SHARED_FAMILY) & ((place <= SHARED_PLACE) | (place == Place.MISSING))
+    out: NDArray[np.bool_] = (family <= SHARED_FAMILY) & (
+        (place <= SHARED_PLACE) | (place == Place.MISSING))
+    return out
 
 
 def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
