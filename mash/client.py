@@ -22,6 +22,7 @@ from mash.config import load_yaml
 from mash.errors import ConfigError, IdentityError, ValidationError
 from mash.grpc_options import channel_options
 from mash.identity import pinning
+from mash.identity.cert_binding import CertKey
 from mash.identity.device import fresh_token, load_proof_key, proof_key_path
 from mash.identity.dpop import ClientKey
 from mash.identity.pinning import BrokerPins
@@ -47,8 +48,9 @@ class ClientConfig:
     blind: BlindClientConfig | None = None  # set: every lookup is blind
     pins: BrokerPins = field(default_factory=BrokerPins)  # broker.identities (empty: any broker)
     attempts: int = DEFAULT_ATTEMPTS  # tries of one lookup, on other brokers after UNAVAILABLE
-    # the key a bound token (cnf.jkt) is bound to: every lookup attempt is signed with it
-    proof_key: ClientKey | None = None
+    # the key a bound token is bound to (cnf.jkt: the proof key; cnf.x5t#S256: the client
+    # certificate's key): every lookup attempt is signed with it
+    proof_key: ClientKey | CertKey | None = None
 
     @property
     def addresses(self) -> list[str]:
@@ -68,12 +70,24 @@ class ClientConfig:
         top.done()
         if token is not None:  # given on the command line: no key file goes with it
             return cls(addresses, server_name, tls, token, blind, pins, attempts,
-                       proof_key=bound_key(token, None, None))
+                       proof_key=bound_key(token, None, None) or certificate_key(token, tls))
         if token_file is None:
             raise ConfigError(f"{path}: no token_file and no --token/MASH_TOKEN given")
         token = fresh_token(token_file)
         return cls(addresses, server_name, tls, token, blind, pins, attempts,
-                   proof_key=bound_key(token, load_proof_key(token_file), token_file))
+                   proof_key=(bound_key(token, load_proof_key(token_file), token_file)
+                              or certificate_key(token, tls)))
+
+
+def certificate_key(token: str, tls: TlsFiles) -> CertKey | None:
+    """The client certificate and key to sign lookups with, when the token is bound to that
+    certificate (cnf.x5t#S256) and not to a proof key. A token bound to another certificate
+    is sent unsigned: the broker refuses it and says so."""
+    x5t = bound_thumbprint(token, "x5t#S256")
+    if not x5t or bound_thumbprint(token):
+        return None
+    key = CertKey.from_files(tls.cert, tls.key)
+    return key if key.thumbprint == x5t else None
 
 
 def bound_key(token: str, key: ClientKey | None, token_file: Path | None) -> ClientKey | None:

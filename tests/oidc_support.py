@@ -21,6 +21,7 @@ from urllib.parse import urljoin
 
 import httpx
 
+from mash.identity.device import ClientCertificate
 from mash.identity.dpop import ClientKey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,34 @@ RESOURCE = "urn:mash-exchange"
 CONSOLE_CLIENT = "mash-console"
 CONSOLE_SECRET = "console-test-secret-not-for-production"
 CLI_CLIENT = "mash-cli"
+MTLS_CLIENT = "mash-cli-mtls"  # device flow over the mTLS aliases: certificate-bound tokens
+
+
+@dataclass(frozen=True)
+class Mtls:
+    """The provider's RFC 8705 listener (`OidcProvider.start(mtls=...)`): its HTTPS
+    certificate and key, the CA its clients' certificates must come from (tls_client_auth),
+    and the client certificate identity (URI SAN) the `mash-cli-mtls` client is registered
+    with."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    client_uri: str
+    port: int = 0
+
+    @classmethod
+    def issued(cls, certs: Path, agency: str) -> Mtls:
+        """A listener certificate for 127.0.0.1 from the federation CA in `certs` (a test
+        IdP's HTTPS certificate, trusted by clients through ca.pem), for `agency`'s analysts'
+        client certificates."""
+        from mash.identity import certs as certs_mod
+        from mash.identity.names import PeerIdentity
+
+        paths = certs_mod.issue(certs, PeerIdentity("broker", "oidc-idp"),
+                                ip_addresses=("127.0.0.1",), out_stem="oidc-idp-tls")
+        return cls(paths.cert, paths.key, certs / "ca.pem",
+                   PeerIdentity("client", agency).uri)
 
 USERS: dict[str, dict[str, Any]] = {
     "alice": {"claims": {"agency": "police", "role": "analyst", "team": "mash-north",
@@ -66,14 +95,17 @@ class OidcProvider:
               console_logout_redirect: str = "http://127.0.0.1:1/",
               users: dict[str, dict[str, Any]] | None = None,
               access_token_ttl: int = 300, port: int | None = None,
-              listen_port: int | None = None, dpop: bool = True) -> OidcProvider:
+              listen_port: int | None = None, dpop: bool = True,
+              mtls: Mtls | None = None) -> OidcProvider:
         """`port` is the issuer URL's; `listen_port`, when given, is where the provider
         listens (behind a tests/counting_proxy.py on `port`); `dpop=False`: a provider that
-        ignores DPoP proofs (its tokens are never bound to a key)."""
+        ignores DPoP proofs (its tokens are never bound to a key); `mtls`: an RFC 8705
+        listener too (mtls_endpoint_aliases), and the `mash-cli-mtls` client whose tokens
+        are bound to its client certificate (cnf.x5t#S256)."""
         workdir.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         chosen = users if users is not None else USERS
-        config = {
+        config: dict[str, Any] = {
             "port": port, "listen_port": listen_port or port,
             "audience": "mash-exchange", "resource": RESOURCE,
             "access_token_ttl": access_token_ttl, "users": chosen, "dpop": dpop,
@@ -91,6 +123,18 @@ class OidcProvider:
                  "id_token_signed_response_alg": "ES256"},
             ],
         }
+        if mtls is not None:
+            mtls_port = mtls.port or free_port()
+            config["mtls"] = {"port": mtls_port, "cert": str(mtls.cert), "key": str(mtls.key),
+                              "ca": str(mtls.ca)}
+            config["clients"].append(
+                {"client_id": MTLS_CLIENT, "token_endpoint_auth_method": "tls_client_auth",
+                 "tls_client_auth_san_uri": mtls.client_uri,
+                 "tls_client_certificate_bound_access_tokens": True,
+                 "grant_types": ["urn:ietf:params:oauth:grant-type:device_code",
+                                 "refresh_token"],
+                 "response_types": [], "redirect_uris": [],
+                 "id_token_signed_response_alg": "ES256"})
         path = workdir / "oidc-provider.json"
         path.write_text(json.dumps(config))
         proc = subprocess.Popen(["node", str(SCRIPT), str(path)], cwd=ROOT,
@@ -187,15 +231,21 @@ def wait_ready(provider: OidcProvider, timeout: float = 10) -> None:
 
 
 def device_tokens(provider: OidcProvider, login: str, *,
-                  proof_key: ClientKey | None = None) -> dict[str, Any]:
+                  proof_key: ClientKey | None = None,
+                  tls: ClientCertificate | None = None) -> dict[str, Any]:
     """Tokens for `login` by the device flow, the user approving through the provider's
-    pages (what `mash login` does, without the CLI); bound to `proof_key` when given."""
+    pages (what `mash login` does, without the CLI); bound to `proof_key` when given, or
+    with `tls` to that client certificate (the `mash-cli-mtls` client, at the provider's
+    mTLS aliases: what `mash login --bind-cert` does)."""
     from mash.identity import device
 
     endpoints = device.discover(provider.issuer)
-    code = device.start(endpoints, CLI_CLIENT)
+    client = CLI_CLIENT
+    if tls is not None:
+        endpoints, client = endpoints.over_mtls(), MTLS_CLIENT
+    code = device.start(endpoints, client, tls=tls)
     approve_device(code.verification_uri, code.user_code, login)
-    return device.poll(endpoints, CLI_CLIENT, code, proof_key=proof_key)
+    return device.poll(endpoints, client, code, proof_key=proof_key, tls=tls)
 
 
 def authorize(url: str, login: str, redirect_uri: str) -> str:

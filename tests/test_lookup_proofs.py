@@ -171,16 +171,20 @@ async def test_required_proofs_refuse_unbound_tokens_and_pass_bound_ones(
     require_proofs(fed)
     run = await started(fed)
     try:
-        unbound = fed.token()
-        assert "must be bound to a proof key (cnf.jkt)" in \
-            await refused(run, unbound, lookup_request())
+        # the demo's tokens are bound to the client certificate (cnf.x5t#S256): required
+        # proofs mean they need a certificate proof too (tests/test_cert_bound_lookups.py)
+        cert_bound = fed.token()
+        assert "no request proof: this service requires every lookup to be signed" in \
+            await refused(run, cert_bound, lookup_request())
+        unbound = fed.token(bind=None)
         key = ClientKey.generate()
         token = bound_token(fed, key)
         answered = await run.analyst(token).lookup(signed(key, token, lookup_request()))
         assert {a.state for a in answered.answers} == {R.ANSWER_STATE_KNOWN}
         # the agents require it too, whatever a broker lets through
         answer = await ask(run.agents["health"], query(unbound, lookup_request(), ""))
-        token_rejected(answer, "must be bound to a proof key")
+        token_rejected(answer, "must be bound to a proof key (cnf.jkt) or to the client "
+                               "certificate (cnf.x5t#S256)")
     finally:
         await run.stop()
 

@@ -23,7 +23,7 @@ from mash.blind import directory, seal, session, tokens
 from mash.blind.keys import key_id, raw
 from mash.broker import batches as broker_batches
 from mash.broker.liveness import LivenessConfig
-from mash.identity import approvals, names
+from mash.identity import approvals, cert_binding, dpop, names
 from mash.identity import tokens as analyst_tokens
 from mash.policy import bundle
 from mash.v1 import agent_pb2, answer_pb2, audit_pb2, blind_pb2, lookup_pb2, subject_pb2
@@ -94,6 +94,10 @@ def test_every_answer_validity_rule_is_in_the_document() -> None:
     # tokens
     f"`{analyst_tokens.AUDIENCE}`", f"{analyst_tokens.MAX_TOKEN_CHARS} characters",
     f"audience `{approvals.AUDIENCE}`",
+    # request proofs
+    f"`typ:\n  {dpop.PROOF_TYPE}`", f"`typ: {cert_binding.PROOF_TYPE}`",
+    f"at most\n  {cert_binding.MAX_CHAIN} entries",
+    f"at most {cert_binding.MAX_PROOF_CHARS} characters",
     # identity
     names.AGENCY_ID.pattern, f"trust domain `{names.TRUST_DOMAIN}`",
     # heartbeats

@@ -21,6 +21,7 @@ from mash.audit import build as audit_build
 from mash.context import LookupContext
 from mash.errors import IdentityError, ValidationError
 from mash.identity import approvals
+from mash.identity.cert_binding import CertProofVerifier, FederationCa
 from mash.identity.dpop import ProofVerifier
 from mash.identity.request_binding import check_lookup_proof, check_unsigned
 from mash.identity.tokens import Analyst
@@ -77,6 +78,8 @@ class QueryHandler:
         # the agent's own replay cache: one for every broker it serves, so a proof one broker
         # forwarded is refused when another (or the same) sends it again
         self.proofs = ProofVerifier()
+        # certificate proofs (cnf.x5t#S256) share its replay cache and time window
+        self.cert_proofs = CertProofVerifier(self.proofs, FederationCa(cfg.tls.ca))
 
     def answer(self, query: agent_pb2.Query) -> answer_pb2.AgencyAnswer:
         return self.run(query, self._answer)
@@ -246,7 +249,8 @@ class QueryHandler:
             else:
                 check_lookup_proof(self.proofs, analyst=analyst, token=query.analyst_token,
                                    proof=query.proof, subject=query.subject,
-                                   context=query.context, require=require)
+                                   context=query.context, require=require,
+                                   cert_proofs=self.cert_proofs)
         except IdentityError as exc:
             log.warning("query_proof_refused", query_id=query.query_id,
                         lookup_id=query.lookup_id, reason=str(exc))

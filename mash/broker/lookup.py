@@ -97,7 +97,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                        if cfg.rate_limit.store else None)
         self.audit = audit
         self.hasher = cfg.audit.hasher
-        self.proofs = LookupProofs(audit, require=cfg.auth.require_bound_proof)
+        self.proofs = LookupProofs(audit, require=cfg.auth.require_bound_proof,
+                                   ca=cfg.tls.ca)
         self._probes: set[asyncio.Future[None]] = set()
 
     async def Lookup(

@@ -4,6 +4,7 @@ it routes: a refusal is UNAUTHENTICATED, saying why, and is on the audit record.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -13,6 +14,7 @@ from mash.audit import build as audit_build
 from mash.broker import metrics
 from mash.context import LookupContext
 from mash.errors import IdentityError
+from mash.identity.cert_binding import CertProofVerifier, FederationCa
 from mash.identity.dpop import ProofVerifier
 from mash.identity.request_binding import check_lookup_proof, check_unsigned
 from mash.identity.tokens import Analyst
@@ -27,10 +29,12 @@ class LookupProofs:
     """One broker's proof checks, with its own replay cache. Agents check again with theirs;
     theirs is the check that matters (they share no cache with any broker)."""
 
-    def __init__(self, audit: AuditLog, *, require: bool) -> None:
+    def __init__(self, audit: AuditLog, *, require: bool, ca: Path) -> None:
         self.audit = audit
         self.require = require
         self.verifier = ProofVerifier()
+        # certificate proofs (cnf.x5t#S256): the federation CA, the same replay cache
+        self.cert_verifier = CertProofVerifier(self.verifier, FederationCa(ca))
 
     async def check(self, context: grpc.aio.ServicerContext[Any, Any], *, analyst: Analyst,
                     token: str, request: lookup_pb2.LookupRequest, lookup_id: str,
@@ -39,7 +43,7 @@ class LookupProofs:
         try:
             check_lookup_proof(self.verifier, analyst=analyst, token=token, proof=request.proof,
                                subject=request.subject, context=request.context,
-                               require=self.require)
+                               require=self.require, cert_proofs=self.cert_verifier)
         except IdentityError as exc:
             await self.refuse(context, analyst=analyst, reason=str(exc), entry=(
                 audit_build.refused_entry(lookup_id=lookup_id, analyst=analyst, context=ctx,

@@ -166,6 +166,15 @@ class ProofVerifier:
             raise IdentityError("the request proof's signature does not verify") from None
         except (jwt.PyJWTError, ValueError):
             raise IdentityError("the request proof is invalid") from None
+        self.accept(claims, replay_key=key_thumbprint, method=method, target=target,
+                    access_token=access_token, request=request, now=now)
+
+    def accept(self, claims: dict[str, Any], *, replay_key: str, method: str, target: str,
+               access_token: str, request: bytes, now: float | None = None) -> None:
+        """The checks every request proof shares once its signature has verified (DPoP here,
+        certificate proofs in mash/identity/cert_binding.py): the same call, token and
+        request, `iat` within the skew, and a `jti` never seen before under `replay_key`
+        (the key's thumbprint) in this verifier's one replay cache."""
         self._match(claims, method=method, target=target, access_token=access_token,
                     request=request)
         issued = claims["iat"]
@@ -176,7 +185,7 @@ class ProofVerifier:
         jti = claims["jti"]
         if not isinstance(jti, str) or not 16 <= len(jti) <= 128:
             raise IdentityError("the request proof's jti is not a usable nonce")
-        self._replay.use(f"{key_thumbprint}:{jti}")
+        self._replay.use(f"{replay_key}:{jti}")
 
     @staticmethod
     def _match(claims: dict[str, Any], *, method: str, target: str, access_token: str,

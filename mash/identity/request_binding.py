@@ -16,6 +16,7 @@ from typing import Any
 import jwt
 
 from mash.errors import IdentityError
+from mash.identity.cert_binding import CertKey, CertProofVerifier
 from mash.identity.dpop import ClientKey, ProofVerifier
 from mash.identity.tokens import Analyst
 from mash.v1 import subject_pb2
@@ -35,21 +36,40 @@ def lookup_bytes(subject: subject_pb2.Subject, context: subject_pb2.RequestConte
 
 def check_lookup_proof(proofs: ProofVerifier, *, analyst: Analyst, token: str, proof: str,
                        subject: subject_pb2.Subject, context: subject_pb2.RequestContext,
-                       require: bool = False) -> None:
+                       require: bool = False,
+                       cert_proofs: CertProofVerifier | None = None) -> None:
     """Refuse (IdentityError) a lookup whose token is key-bound (or, with `require`, any
     token) unless `proof` proves the key's holder asked for this subject and context, now,
-    once."""
-    if not analyst.key_thumbprint and not require:
+    once.
+
+    A token bound to a proof key (cnf.jkt) needs a DPoP proof by that key. A token bound to
+    a client certificate only (cnf.x5t#S256) needs a certificate proof (`cert_proofs`) when
+    it carries one or when proofs are required; without either the broker's check of the
+    connection's certificate is what binds it (as before certificate proofs existed)."""
+    request = lookup_bytes(subject, context)
+    if analyst.key_thumbprint:
+        proofs.verify(proof, key_thumbprint=analyst.key_thumbprint, method=LOOKUP_METHOD,
+                      target=LOOKUP_TARGET, access_token=token, request=request)
         return
-    if not analyst.key_thumbprint:
-        raise IdentityError("analyst tokens here must be bound to a proof key (cnf.jkt): sign "
-                            "in with mash login --bind-key")
-    proofs.verify(proof, key_thumbprint=analyst.key_thumbprint, method=LOOKUP_METHOD,
-                  target=LOOKUP_TARGET, access_token=token,
-                  request=lookup_bytes(subject, context))
+    if analyst.certificate_thumbprint and (proof or require):
+        if not proof:
+            raise IdentityError("no request proof: this service requires every lookup to be "
+                                "signed (require_bound_proof) and the analyst token is bound "
+                                "to the client certificate: sign each lookup with its key "
+                                "(mash lookup does, with a token from mash login --bind-cert)")
+        if cert_proofs is None:
+            raise IdentityError("this service cannot check certificate request proofs")
+        cert_proofs.verify(proof, certificate_thumbprint=analyst.certificate_thumbprint,
+                           agency=analyst.agency, method=LOOKUP_METHOD, target=LOOKUP_TARGET,
+                           access_token=token, request=request)
+        return
+    if require:
+        raise IdentityError("analyst tokens here must be bound to a proof key (cnf.jkt) or to "
+                            "the client certificate (cnf.x5t#S256): sign in with mash login "
+                            "--bind-key or --bind-cert")
 
 
-def sign_lookup(key: ClientKey, *, token: str, subject: subject_pb2.Subject,
+def sign_lookup(key: ClientKey | CertKey, *, token: str, subject: subject_pb2.Subject,
                 context: subject_pb2.RequestContext, now: float | None = None) -> str:
     """A fresh proof (new nonce, this time) that the key's holder asks this lookup. Made
     again for every attempt: a retry on another broker is never a replayed proof."""
@@ -57,16 +77,17 @@ def sign_lookup(key: ClientKey, *, token: str, subject: subject_pb2.Subject,
                      request=lookup_bytes(subject, context), now=now)
 
 
-def bound_thumbprint(token: str) -> str:
-    """The proof key thumbprint (cnf.jkt) a token names, read without verifying it (the
-    client's own token, to know whether it must sign); "" when none or unreadable."""
+def bound_thumbprint(token: str, member: str = "jkt") -> str:
+    """The proof key thumbprint (cnf.jkt) a token names, or with `member="x5t#S256"` its
+    client certificate's, read without verifying it (the client's own token, to know whether
+    and with what it must sign); "" when none or unreadable."""
     try:
         claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         return ""
     cnf = claims.get("cnf")
-    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
-    return jkt if isinstance(jkt, str) else ""
+    value = cnf.get(member) if isinstance(cnf, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def check_unsigned(*, analyst: Analyst, require: bool) -> None:

@@ -28,6 +28,9 @@ AUDIENCE = "mash-exchange"
 ALGORITHMS = ("ES256", "EdDSA")
 MAX_TOKEN_CHARS = 8192
 CACHE_SIZE = 4096
+# The key bindings (cnf members) understood: RFC 8705 x5t#S256 and RFC 9449 jkt. A token
+# bound any other way is refused (fail closed).
+CNF_MEMBERS = ("x5t#S256", "jkt")
 
 
 @dataclass(frozen=True)
@@ -350,7 +353,13 @@ class TokenVerifier:
         thumbprint = jkt = ""
         if cnf is not None:
             if not isinstance(cnf, dict) or not any(
-                    isinstance(cnf.get(k), str) and cnf[k] for k in ("x5t#S256", "jkt")):
+                    isinstance(cnf.get(k), str) and cnf[k] for k in CNF_MEMBERS):
+                raise IdentityError("analyst token has a malformed key binding (cnf)")
+            if set(cnf) - set(CNF_MEMBERS):  # a binding not understood is not ignored
+                raise IdentityError("analyst token is bound in a way this service does not "
+                                    "know (cnf members other than x5t#S256 and jkt): ask the "
+                                    "identity provider for a DPoP or certificate-bound token")
+            if any(not isinstance(v, str) or not v for v in cnf.values()):
                 raise IdentityError("analyst token has a malformed key binding (cnf)")
             thumbprint = str(cnf.get("x5t#S256") or "")
             jkt = str(cnf.get("jkt") or "")
@@ -376,4 +385,6 @@ class TokenVerifier:
         if client_certificate is None or certificate_thumbprint(
                 client_certificate) != analyst.certificate_thumbprint:
             raise IdentityError("the analyst token is bound to another client certificate: "
-                                "a replayed or stolen token")
+                                "a replayed or stolen token, or the wrong tls.cert (use the "
+                                "certificate it was issued for, or sign in again with mash "
+                                "login --bind-cert)")
