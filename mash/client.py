@@ -236,7 +236,8 @@ class BrokerClient:
         if self.cfg.blind is None:
             raise ConfigError("blind lookups need a blind: section in the client config "
                               "(linkage keys and the federation key directory)")
-        session = BlindSession(self.cfg.blind, self.cfg.blind.directory.load(), request)
+        session = BlindSession(self.cfg.blind, self.cfg.blind.directory.load(), request,
+                               proof_key=self.cfg.proof_key, token=self.cfg.token)
         outbox: queue.Queue[blind_pb2.BlindLookupRequest | None] = queue.Queue()
         outbox.put(session.first())
 
