@@ -3,13 +3,14 @@ loopback (mTLS, Rego, SQLite audit), tokens bound to a proof key (cnf.jkt). Roun
 signed over the BlindQuery's request hash, each round-two box over the request hash, that
 box and its agency (mash/blind/proofs.py). The broker checks every proof and forwards it;
 each agent checks it again with its own replay cache. A copied token (no key), another key,
-a replayed round two, a box moved to another agency, a round-two proof for another round-one
-request: each refused at the broker (UNAUTHENTICATED) and at an agent (NOT_CHECKED, token
-rejected, never NOT_KNOWN), each beside a positive control."""
+a replayed round, a stale proof, a box moved to another agency, a round-two proof for
+another round-one request: each refused at the broker (UNAUTHENTICATED) and at an agent
+(NOT_CHECKED, token rejected, never NOT_KNOWN), each beside a positive control."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -120,6 +121,13 @@ async def test_a_signed_blind_lookup_is_answered_and_forgeries_are_refused_at_th
     thief = ClientKey.generate()
     assert "signed by a key other than the one the analyst token is bound to" in \
         await Stream(run, token).refused(session(run.fed, thief, token).first())
+    # A proof made two minutes ago (outside the 60 s window).
+    stale = session(run.fed, key, token)
+    step = stale.first()
+    step.proof = blind_proofs.sign_round_one(key, token=token, digest=stale.digest,
+                                             now=time.time() - 120)
+    assert "round one: the request proof was made more than 60 s from now" in \
+        await Stream(run, token).refused(step)
     # Round one replayed whole.
     assert "round one: the request proof was used before: a replayed request" in \
         await Stream(run, token).refused(first)
@@ -173,7 +181,7 @@ async def test_a_signed_blind_lookup_is_answered_and_forgeries_are_refused_at_th
 
     assert run.broker is not None
     refusals = [e["detail"] for e in events(run.broker, "refused")]
-    assert len(refusals) == 8 and all(r.startswith("request proof: round ") for r in refusals)
+    assert len(refusals) == 9 and all(r.startswith("request proof: round ") for r in refusals)
     assert "Thompson" not in " ".join(refusals)
 
 
@@ -260,6 +268,11 @@ async def test_an_agent_refuses_blind_rounds_a_broker_forged_moved_or_replays(
     # Round two replayed.
     token_rejected(await answer(police, "police", blind, two("police")),
                    "used before: a replayed request")
+    # Outside the time window: a proof made two minutes ago.
+    old = blind_proofs.sign_round_two(key, token=token, digest=blind.digest, agency="police",
+                                      box=boxes["police"].box, now=time.time() - 120)
+    token_rejected(await answer(police, "police", blind, two("police", proof=old)),
+                   "made more than 60 s from now")
     # A fresh proof for the same box (a retry by the key's holder): accepted.
     fresh = blind_proofs.sign_round_two(key, token=token, digest=blind.digest,
                                         agency="police", box=boxes["police"].box)

@@ -54,15 +54,18 @@ def round_two_bytes(digest: bytes, agency: str, box: blind_pb2.SealedBox) -> byt
     return ROUND_TWO_DOMAIN + digest + box_digest(box) + agency.encode()
 
 
-def sign_round_one(key: ClientKey, *, token: str, digest: bytes) -> str:
+def sign_round_one(key: ClientKey, *, token: str, digest: bytes,
+                   now: float | None = None) -> str:
+    """A fresh proof (new nonce, this time) that the key's holder sends this round one."""
     return key.proof(method=BLIND_METHOD, target=LOOKUP_TARGET, access_token=token,
-                     request=round_one_bytes(digest))
+                     request=round_one_bytes(digest), now=now)
 
 
 def sign_round_two(key: ClientKey, *, token: str, digest: bytes, agency: str,
-                   box: blind_pb2.SealedBox) -> str:
+                   box: blind_pb2.SealedBox, now: float | None = None) -> str:
+    """A fresh proof that the key's holder sends `box` to `agency` for this request."""
     return key.proof(method=BLIND_METHOD, target=LOOKUP_TARGET, access_token=token,
-                     request=round_two_bytes(digest, agency, box))
+                     request=round_two_bytes(digest, agency, box), now=now)
 
 
 def check_blind_proof(proofs: ProofVerifier, *, analyst: Analyst, token: str, proof: str,
