@@ -67,4 +67,3 @@ def bound_thumbprint(token: str) -> str:
     cnf = claims.get("cnf")
     jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
     return jkt if isinstance(jkt, str) else ""
-
