@@ -250,7 +250,11 @@ class BrokerClient:
         if self.cfg.blind is None:
             raise ConfigError("blind lookups need a blind: section in the client config "
                               "(linkage keys and the federation key directory)")
-        session = BlindSession(self.cfg.blind, self.cfg.blind.directory.load(), request)
+        # blind rounds are signed with a proof key (cnf.jkt); a certificate-bound token's
+        # blind lookup carries no proof yet (docs/protocol.md)
+        key = self.cfg.proof_key if isinstance(self.cfg.proof_key, ClientKey) else None
+        session = BlindSession(self.cfg.blind, self.cfg.blind.directory.load(), request,
+                               proof_key=key, token=self.cfg.token)
         outbox: queue.Queue[blind_pb2.BlindLookupRequest | None] = queue.Queue()
         outbox.put(session.first())
 

@@ -310,23 +310,3 @@ async def test_a_real_providers_key_bound_token_is_answered_only_when_signed(
             await run.stop()
     finally:
         idp.stop()
-
-
-async def test_a_bound_token_cannot_make_a_blind_lookup_which_carries_no_proof(
-        run: Running) -> None:
-    assert run.fed.blind_client_config is not None
-    unbound = ClientConfig.load(run.fed.blind_client_config, token=run.fed.token())
-    with BrokerClient(unbound) as client:  # the positive control: blind lookups work
-        answered = await asyncio.to_thread(client.lookup, lookup_request())
-    assert {a.state for a in answered.answers} == {R.ANSWER_STATE_KNOWN}
-    bind_token_file(run.fed)
-    bound = ClientConfig.load(run.fed.blind_client_config)
-    assert bound.proof_key is not None
-    with BrokerClient(bound) as client, pytest.raises(grpc.RpcError) as caught:
-        await asyncio.to_thread(client.lookup, lookup_request())
-    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert "blind lookups cannot carry a request proof yet" in (caught.value.details() or "")
-    assert run.broker is not None
-    assert [e["detail"] for e in events(run.broker, "refused")] == [
-        "request proof: blind lookups cannot carry a request proof yet, and this analyst "
-        "token is bound to a proof key: make a plain lookup"]

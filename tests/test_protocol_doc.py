@@ -172,3 +172,42 @@ def test_every_error_reason_is_in_the_document_with_its_code() -> None:
     assert not missing, f"error reasons missing from docs/protocol.md: {missing}"
     assert f"`domain` is `{rpc_errors.DOMAIN}`" in DOC
     assert f"{rpc_errors.UNAVAILABLE_RETRY_SECONDS:g} s (`UNAVAILABLE_RETRY_SECONDS`)" in DOC
+
+
+def test_the_blind_request_proofs_cover_the_documented_bytes() -> None:
+    """What another language would sign from the document alone, for both rounds."""
+    import base64
+
+    import jwt
+
+    from mash.blind import proofs
+    from mash.identity.dpop import ClientKey, ProofVerifier, digest
+    from mash.identity.request_binding import LOOKUP_TARGET
+
+    assert f"`htm: {proofs.BLIND_METHOD}`" in DOC and f"`htu: {LOOKUP_TARGET}`" in DOC
+    for domain in (proofs.ROUND_ONE_DOMAIN, proofs.ROUND_TWO_DOMAIN):
+        quoted = domain.decode().replace("\n", "\\n")  # the document writes \n as C does
+        assert f'`"{quoted}" || request_hash' in DOC
+    assert "|| request_hash || box_digest || agency_id` (UTF-8, to\n  the end)" in DOC
+    query = blind_pb2.BlindQuery(linkage_epoch=1, match_tokens=[b"t" * 16],
+                                 answer_key=b"k" * 32, nonce=b"n" * 16)
+    request_hash = signed_answers.request_hash(query)
+    box = blind_pb2.SealedBox(key_id="police-1", encapsulated_key=b"e" * 32,
+                              ciphertext=b"c" * 1040, version=2)
+    box_digest = hashlib.sha256(
+        struct.pack(">I", 2) + struct.pack(">I", 8) + b"police-1" + struct.pack(">I", 32)
+        + b"e" * 32 + struct.pack(">I", 1040) + b"c" * 1040).digest()
+    one = b"mash-blind-proof-v1 round 1\n" + request_hash
+    two = b"mash-blind-proof-v1 round 2\n" + request_hash + box_digest + b"police"
+    assert proofs.round_one_bytes(request_hash) == one
+    assert proofs.round_two_bytes(request_hash, "police", box) == two
+    key, token = ClientKey.generate(), "header.claims.signature"
+    for proof, signed in ((proofs.sign_round_one(key, token=token, digest=request_hash), one),
+                          (proofs.sign_round_two(key, token=token, digest=request_hash,
+                                                 agency="police", box=box), two)):
+        claims = jwt.decode(proof, options={"verify_signature": False})
+        assert claims["htm"] == "mash.v1.Lookup/BlindLookup"
+        assert claims["mash_req"] == base64.urlsafe_b64encode(
+            hashlib.sha256(signed).digest()).rstrip(b"=").decode() == digest(signed)
+        ProofVerifier().verify(proof, key_thumbprint=key.thumbprint, method=proofs.BLIND_METHOD,
+                               target=LOOKUP_TARGET, access_token=token, request=signed)

@@ -18,12 +18,13 @@ from mash.agent.state import AgentState, Snapshot
 from mash.answers import not_checked
 from mash.audit import AuditEntry, AuditError, AuditLog, Prepare
 from mash.audit import build as audit_build
+from mash.blind import proofs as blind_proofs
 from mash.context import LookupContext
 from mash.errors import IdentityError, ValidationError
 from mash.identity import approvals
 from mash.identity.cert_binding import CertProofVerifier, FederationCa
 from mash.identity.dpop import ProofVerifier
-from mash.identity.request_binding import check_lookup_proof, check_unsigned
+from mash.identity.request_binding import check_lookup_proof
 from mash.identity.tokens import Analyst
 from mash.logs import get_logger
 from mash.matching import Candidate, SearchOutcome
@@ -240,12 +241,16 @@ class QueryHandler:
     def check_proof(self, query: agent_pb2.Query,
                     analyst: Analyst) -> answer_pb2.AgencyAnswer | None:
         """The analyst's request proof, checked here against the subject and context as they
-        reached the agent (mash/identity/request_binding.py): None when it may go on. A
+        reached the agent (mash/identity/request_binding.py; blind rounds:
+        mash/blind/proofs.py): None when it may go on. A
         refusal is NOT_CHECKED (token rejected), never NOT_KNOWN."""
         require = self.cfg.auth.require_bound_proof
         try:
-            if query.HasField("blind"):
-                check_unsigned(analyst=analyst, require=require)
+            if query.HasField("blind"):  # over the BlindQuery, box and agency received
+                blind_proofs.check_blind_proof(
+                    self.proofs, analyst=analyst, token=query.analyst_token, proof=query.proof,
+                    request=blind_proofs.query_bytes(query.blind, query.round, self.cfg.agency,
+                                                     query.sealed_subject), require=require)
             else:
                 check_lookup_proof(self.proofs, analyst=analyst, token=query.analyst_token,
                                    proof=query.proof, subject=query.subject,

@@ -1,6 +1,6 @@
 """The analyst's side of a blind lookup, as a small state machine with no I/O.
 
-    session = BlindSession(cfg, directory, request)
+    session = BlindSession(cfg, directory, request, proof_key=key, token=token)
     send(session.first())                 # tokens only
     send(session.second(round_one))        # the subject, sealed to candidate agencies only
     response = session.result(round_two)   # verified answers, as a LookupResponse
@@ -11,6 +11,10 @@ answer that fails any check is shown as NOT_CHECKED saying so, never dropped and
 believed. Round two goes to every agency that answered round one: the subject to those with a
 candidate, a box of the same size holding only padding to the rest, so the broker cannot tell
 which agencies hold someone.
+
+With a proof key (the key the analyst token is bound to, cnf.jkt), both rounds are signed
+(mash/blind/proofs.py): round one over the request hash, and each round-two box with a
+fresh proof over the request hash, that box and the agency it is for.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from mash import subject as subject_mod
 from mash.answers import not_checked, timestamp
 from mash.blind import answers as signed_answers
+from mash.blind import proofs
 from mash.blind.config import BlindClientConfig
 from mash.blind.directory import Directory
 from mash.blind.seal import Box, SealError, open_box, raw_public, seal, unpad
 from mash.blind.tokens import subject_tokens
 from mash.errors import ConfigError, MashError
+from mash.identity.dpop import ClientKey
 from mash.v1 import answer_pb2, blind_pb2, lookup_pb2
 
 R = answer_pb2
@@ -51,6 +57,9 @@ class BlindSession:
     directory: Directory
     request: lookup_pb2.LookupRequest
     today: dt.date = field(default_factory=dt.date.today)
+    # the key the analyst token is bound to: set, both rounds are signed with it
+    proof_key: ClientKey | None = None
+    token: str = ""  # the analyst token the proofs name (their `ath`)
 
     def __post_init__(self) -> None:
         subject = subject_mod.from_proto(self.request.subject)  # ValidationError: say so now
@@ -77,7 +86,12 @@ class BlindSession:
         self._final: dict[str, answer_pb2.AgencyAnswer] = {}
 
     def first(self) -> blind_pb2.BlindLookupRequest:
-        return blind_pb2.BlindLookupRequest(query=self.query)
+        """Round one: the tokens, signed afresh (a new nonce) on every call."""
+        step = blind_pb2.BlindLookupRequest(query=self.query)
+        if self.proof_key is not None:
+            step.proof = proofs.sign_round_one(self.proof_key, token=self.token,
+                                               digest=self.digest)
+        return step
 
     def second(self, one: blind_pb2.BlindRound) -> blind_pb2.BlindLookupRequest:
         self._check_round(one)
@@ -117,7 +131,11 @@ class BlindSession:
             box = seal(public, key_id, _pad_envelope(envelope, size),
                        signed_answers.subject_aad(self.digest, agency),
                        signed_answers.SUBJECT_LABEL)
-            out.subjects.add(agency_id=agency, box=box.message())
+            sealed_subject = out.subjects.add(agency_id=agency, box=box.message())
+            if self.proof_key is not None:
+                sealed_subject.proof = proofs.sign_round_two(
+                    self.proof_key, token=self.token, digest=self.digest, agency=agency,
+                    box=sealed_subject.box)
         # Every agency that should have answered and of which the broker said nothing: a
         # broker that drops an agency's sealed answer cannot make the agency vanish.
         for agency in self.expected():

@@ -21,6 +21,7 @@ import grpc
 from mash import context as lookup_context
 from mash.answers import not_checked, timestamp
 from mash.audit import build as audit_build
+from mash.blind import proofs as blind_proofs
 from mash.blind.answers import TOKEN_BYTES, request_hash
 from mash.broker.auth import approval_metadata, bearer_token
 from mash.errors import ValidationError
@@ -76,11 +77,15 @@ class BlindRelay:
                                        request_context=query.context,
                                        blind_check=lambda: check_query(query))
         lookup_id = uuid.uuid4().hex
-        await self.svc.proofs.check_blind(context, analyst=analyst, lookup_id=lookup_id, ctx=ctx)
+        digest = request_hash(query)
+        token = bearer_token(context)
+        await self.svc.proofs.check_blind(
+            context, analyst=analyst, token=token, proof=first.proof,
+            request=blind_proofs.round_one_bytes(digest), lookup_id=lookup_id, ctx=ctx,
+            step="round one")
         plan = await self.svc.plan(context, analyst, ctx, set(query.agencies), lookup_id)
         self.approval = approval_metadata(context)
         approved = await self.svc.check_approval(context, analyst, ctx, self.approval)
-        digest = request_hash(query)
         await self.svc.record(context, audit_build.lookup_entry(
             lookup_id=plan.lookup_id, analyst=analyst, context=ctx, subject=(),
             asked=plan.asked, policy_revision=plan.revision,
@@ -88,14 +93,15 @@ class BlindRelay:
             detail=f"blind lookup: {len(query.match_tokens)} match tokens, linkage epoch "
                    f"{query.linkage_epoch}" + (f"; {approved}" if approved else "")))
 
-        queries = {a: self._query(plan, context, query, 1) for a in plan.asked}
+        queries = {a: self._query(plan, context, query, 1, proof=first.proof)
+                   for a in plan.asked}
         one = await self._round(plan, analyst, ctx, context, 1, queries, digest)
         yield blind_pb2.BlindLookupResponse(round_one=one)
 
         budget = max(plan.budget - (time.monotonic() - started), 0.05)
         second = await self._next(requests, context, "subjects", budget)
         answered = {s.agency_id for s in one.answers}
-        boxes: dict[str, blind_pb2.SealedBox] = {}
+        boxes: dict[str, blind_pb2.SealedSubject] = {}
         for sealed in second.subjects.subjects:
             if sealed.agency_id not in answered or sealed.agency_id in boxes:
                 await abort_invalid(
@@ -103,11 +109,16 @@ class BlindRelay:
                     f"round two may carry one box for each agency that answered round one; "
                     f"{sealed.agency_id!r} is not one of them or appears twice",
                     reason="INVALID_BLIND_QUERY", field_path="subjects.subjects")
-            boxes[sealed.agency_id] = sealed.box
+            boxes[sealed.agency_id] = sealed
+        for agency, sealed in boxes.items():  # each box's own proof, before any is relayed
+            await self.svc.proofs.check_blind(
+                context, analyst=analyst, token=token, proof=sealed.proof,
+                request=blind_proofs.round_two_bytes(digest, agency, sealed.box),
+                lookup_id=plan.lookup_id, ctx=ctx, step=f"round two, the box for {agency}")
         queries = {}
-        for agency, box in boxes.items():
-            q = self._query(plan, context, query, 2, budget)
-            q.sealed_subject.CopyFrom(box)
+        for agency, sealed in boxes.items():
+            q = self._query(plan, context, query, 2, budget, proof=sealed.proof)
+            q.sealed_subject.CopyFrom(sealed.box)
             queries[agency] = q
         two = await self._round(plan, analyst, ctx, context, 2, queries, digest, budget)
         yield blind_pb2.BlindLookupResponse(round_two=two)
@@ -137,13 +148,14 @@ class BlindRelay:
 
     def _query(self, plan: Plan, context: grpc.aio.ServicerContext[Any, Any],
                query: blind_pb2.BlindQuery, round_: int,
-               budget: float | None = None) -> agent_pb2.Query:
+               budget: float | None = None, *, proof: str) -> agent_pb2.Query:
         deadline = (plan.deadline if budget is None
                     else dt.datetime.now(dt.UTC) + dt.timedelta(seconds=budget))
         return agent_pb2.Query(
             query_id=uuid.uuid4().hex, lookup_id=plan.lookup_id,
             analyst_token=bearer_token(context), context=query.context,
-            deadline=timestamp(deadline), blind=query, round=round_, approval=self.approval)
+            deadline=timestamp(deadline), blind=query, round=round_, approval=self.approval,
+            proof=proof)  # the analyst's, unchanged: each agent checks it itself
 
     async def _round(self, plan: Plan, analyst: Analyst, ctx: lookup_context.LookupContext,
                      context: grpc.aio.ServicerContext[Any, Any], round_: int,

@@ -11,12 +11,13 @@ import grpc
 
 from mash.audit import AuditEntry, AuditError, AuditLog
 from mash.audit import build as audit_build
+from mash.blind.proofs import check_blind_proof
 from mash.broker import metrics
 from mash.context import LookupContext
 from mash.errors import IdentityError
 from mash.identity.cert_binding import CertProofVerifier, FederationCa
 from mash.identity.dpop import ProofVerifier
-from mash.identity.request_binding import check_lookup_proof, check_unsigned
+from mash.identity.request_binding import check_lookup_proof
 from mash.identity.tokens import Analyst
 from mash.logs import get_logger
 from mash.rpc_errors import abort
@@ -50,14 +51,17 @@ class LookupProofs:
                                           subject=subject, detail=f"request proof: {exc}")))
 
     async def check_blind(self, context: grpc.aio.ServicerContext[Any, Any], *, analyst: Analyst,
-                          lookup_id: str, ctx: LookupContext) -> None:
-        """A blind lookup carries no proof: refused for a key-bound token or when required."""
+                          token: str, proof: str, request: bytes, lookup_id: str,
+                          ctx: LookupContext, step: str) -> None:
+        """A blind round's proof (mash/blind/proofs.py) over `request`, the bytes of that
+        round the broker relays: return if it may be relayed, else audit and abort."""
         try:
-            check_unsigned(analyst=analyst, require=self.require)
+            check_blind_proof(self.verifier, analyst=analyst, token=token, proof=proof,
+                              request=request, require=self.require)
         except IdentityError as exc:
-            await self.refuse(context, analyst=analyst, reason=str(exc), entry=(
+            await self.refuse(context, analyst=analyst, reason=f"{step}: {exc}", entry=(
                 audit_build.refused_entry(lookup_id=lookup_id, analyst=analyst, context=ctx,
-                                          subject=(), detail=f"request proof: {exc}")))
+                                          subject=(), detail=f"request proof: {step}: {exc}")))
 
     async def refuse(self, context: grpc.aio.ServicerContext[Any, Any], *, analyst: Analyst,
                      reason: str, entry: AuditEntry) -> None:

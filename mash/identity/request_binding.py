@@ -89,15 +89,3 @@ def bound_thumbprint(token: str, member: str = "jkt") -> str:
     value = cnf.get(member) if isinstance(cnf, dict) else None
     return value if isinstance(value, str) else ""
 
-
-def check_unsigned(*, analyst: Analyst, require: bool) -> None:
-    """Refuse (IdentityError) a blind lookup, which cannot carry a lookup proof yet (the
-    subject is sealed), when the token is key-bound or proofs are required: a copied bound
-    token must not be usable there either."""
-    if analyst.key_thumbprint:
-        raise IdentityError("blind lookups cannot carry a request proof yet, and this analyst "
-                            "token is bound to a proof key: make a plain lookup")
-    if require:
-        raise IdentityError("blind lookups cannot carry a request proof yet, and this service "
-                            "requires one on every lookup (require_bound_proof): make a plain "
-                            "lookup")

@@ -26,7 +26,7 @@ from mash.v1 import answer_pb2 as mash_dot_v1_dot_answer__pb2
 from mash.v1 import subject_pb2 as mash_dot_v1_dot_subject__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13mash/v1/blind.proto\x12\x07mash.v1\x1a\x14mash/v1/answer.proto\x1a\x15mash/v1/subject.proto\"Z\n\tSealedBox\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x18\n\x10\x65ncapsulated_key\x18\x02 \x01(\x0c\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x0f\n\x07version\x18\x04 \x01(\r\"\xaa\x01\n\nBlindQuery\x12(\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x17.mash.v1.RequestContext\x12\x15\n\rlinkage_epoch\x18\x02 \x01(\r\x12\x14\n\x0cmatch_tokens\x18\x03 \x03(\x0c\x12\x12\n\nanswer_key\x18\x04 \x01(\x0c\x12\r\n\x05nonce\x18\x05 \x01(\x0c\x12\x10\n\x08\x61gencies\x18\x06 \x03(\t\x12\x10\n\x08\x65vidence\x18\x07 \x03(\t\"\x8c\x01\n\x0cSignedAnswer\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x14\n\x0crequest_hash\x18\x02 \x01(\x0c\x12\r\n\x05round\x18\x03 \x01(\r\x12\x11\n\tcandidate\x18\x04 \x01(\x08\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\x0c\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\x11\n\tsignature\x18\x07 \x01(\x0c\"B\n\x0cSealedAnswer\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x1f\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x12.mash.v1.SealedBox\"C\n\rSealedSubject\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x1f\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x12.mash.v1.SealedBox\":\n\x0eSealedSubjects\x12(\n\x08subjects\x18\x01 \x03(\x0b\x32\x16.mash.v1.SealedSubject\"E\n\x0fSubjectEnvelope\x12!\n\x07subject\x18\x01 \x01(\x0b\x32\x10.mash.v1.Subject\x12\x0f\n\x07padding\x18\x02 \x01(\x0c\"o\n\x12\x42lindLookupRequest\x12$\n\x05query\x18\x01 \x01(\x0b\x32\x13.mash.v1.BlindQueryH\x00\x12+\n\x08subjects\x18\x02 \x01(\x0b\x32\x17.mash.v1.SealedSubjectsH\x00\x42\x06\n\x04step\"\xa6\x01\n\nBlindRound\x12\x11\n\tlookup_id\x18\x01 \x01(\t\x12\x14\n\x0crequest_hash\x18\x02 \x01(\x0c\x12&\n\x07\x61nswers\x18\x03 \x03(\x0b\x32\x15.mash.v1.SealedAnswer\x12-\n\x0e\x62roker_answers\x18\x04 \x03(\x0b\x32\x15.mash.v1.AgencyAnswer\x12\x18\n\x10routing_revision\x18\x05 \x01(\t\"q\n\x13\x42lindLookupResponse\x12(\n\tround_one\x18\x01 \x01(\x0b\x32\x13.mash.v1.BlindRoundH\x00\x12(\n\tround_two\x18\x02 \x01(\x0b\x32\x13.mash.v1.BlindRoundH\x00\x42\x06\n\x04stepb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13mash/v1/blind.proto\x12\x07mash.v1\x1a\x14mash/v1/answer.proto\x1a\x15mash/v1/subject.proto\"Z\n\tSealedBox\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x18\n\x10\x65ncapsulated_key\x18\x02 \x01(\x0c\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x0f\n\x07version\x18\x04 \x01(\r\"\xaa\x01\n\nBlindQuery\x12(\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x17.mash.v1.RequestContext\x12\x15\n\rlinkage_epoch\x18\x02 \x01(\r\x12\x14\n\x0cmatch_tokens\x18\x03 \x03(\x0c\x12\x12\n\nanswer_key\x18\x04 \x01(\x0c\x12\r\n\x05nonce\x18\x05 \x01(\x0c\x12\x10\n\x08\x61gencies\x18\x06 \x03(\t\x12\x10\n\x08\x65vidence\x18\x07 \x03(\t\"\x8c\x01\n\x0cSignedAnswer\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x14\n\x0crequest_hash\x18\x02 \x01(\x0c\x12\r\n\x05round\x18\x03 \x01(\r\x12\x11\n\tcandidate\x18\x04 \x01(\x08\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\x0c\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\x11\n\tsignature\x18\x07 \x01(\x0c\"B\n\x0cSealedAnswer\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x1f\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x12.mash.v1.SealedBox\"R\n\rSealedSubject\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x1f\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x12.mash.v1.SealedBox\x12\r\n\x05proof\x18\x03 \x01(\t\":\n\x0eSealedSubjects\x12(\n\x08subjects\x18\x01 \x03(\x0b\x32\x16.mash.v1.SealedSubject\"E\n\x0fSubjectEnvelope\x12!\n\x07subject\x18\x01 \x01(\x0b\x32\x10.mash.v1.Subject\x12\x0f\n\x07padding\x18\x02 \x01(\x0c\"~\n\x12\x42lindLookupRequest\x12$\n\x05query\x18\x01 \x01(\x0b\x32\x13.mash.v1.BlindQueryH\x00\x12+\n\x08subjects\x18\x02 \x01(\x0b\x32\x17.mash.v1.SealedSubjectsH\x00\x12\r\n\x05proof\x18\x03 \x01(\tB\x06\n\x04step\"\xa6\x01\n\nBlindRound\x12\x11\n\tlookup_id\x18\x01 \x01(\t\x12\x14\n\x0crequest_hash\x18\x02 \x01(\x0c\x12&\n\x07\x61nswers\x18\x03 \x03(\x0b\x32\x15.mash.v1.SealedAnswer\x12-\n\x0e\x62roker_answers\x18\x04 \x03(\x0b\x32\x15.mash.v1.AgencyAnswer\x12\x18\n\x10routing_revision\x18\x05 \x01(\t\"q\n\x13\x42lindLookupResponse\x12(\n\tround_one\x18\x01 \x01(\x0b\x32\x13.mash.v1.BlindRoundH\x00\x12(\n\tround_two\x18\x02 \x01(\x0b\x32\x13.mash.v1.BlindRoundH\x00\x42\x06\n\x04stepb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,15 +42,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEALEDANSWER']._serialized_start=485
   _globals['_SEALEDANSWER']._serialized_end=551
   _globals['_SEALEDSUBJECT']._serialized_start=553
-  _globals['_SEALEDSUBJECT']._serialized_end=620
-  _globals['_SEALEDSUBJECTS']._serialized_start=622
-  _globals['_SEALEDSUBJECTS']._serialized_end=680
-  _globals['_SUBJECTENVELOPE']._serialized_start=682
-  _globals['_SUBJECTENVELOPE']._serialized_end=751
-  _globals['_BLINDLOOKUPREQUEST']._serialized_start=753
-  _globals['_BLINDLOOKUPREQUEST']._serialized_end=864
-  _globals['_BLINDROUND']._serialized_start=867
-  _globals['_BLINDROUND']._serialized_end=1033
-  _globals['_BLINDLOOKUPRESPONSE']._serialized_start=1035
-  _globals['_BLINDLOOKUPRESPONSE']._serialized_end=1148
+  _globals['_SEALEDSUBJECT']._serialized_end=635
+  _globals['_SEALEDSUBJECTS']._serialized_start=637
+  _globals['_SEALEDSUBJECTS']._serialized_end=695
+  _globals['_SUBJECTENVELOPE']._serialized_start=697
+  _globals['_SUBJECTENVELOPE']._serialized_end=766
+  _globals['_BLINDLOOKUPREQUEST']._serialized_start=768
+  _globals['_BLINDLOOKUPREQUEST']._serialized_end=894
+  _globals['_BLINDROUND']._serialized_start=897
+  _globals['_BLINDROUND']._serialized_end=1063
+  _globals['_BLINDLOOKUPRESPONSE']._serialized_start=1065
+  _globals['_BLINDLOOKUPRESPONSE']._serialized_end=1178
 # @@protoc_insertion_point(module_scope)

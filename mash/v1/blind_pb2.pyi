@@ -65,12 +65,14 @@ class SealedAnswer(_message.Message):
     def __init__(self, agency_id: _Optional[str] = ..., box: _Optional[_Union[SealedBox, _Mapping]] = ...) -> None: ...
 
 class SealedSubject(_message.Message):
-    __slots__ = ("agency_id", "box")
+    __slots__ = ("agency_id", "box", "proof")
     AGENCY_ID_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
     agency_id: str
     box: SealedBox
-    def __init__(self, agency_id: _Optional[str] = ..., box: _Optional[_Union[SealedBox, _Mapping]] = ...) -> None: ...
+    proof: str
+    def __init__(self, agency_id: _Optional[str] = ..., box: _Optional[_Union[SealedBox, _Mapping]] = ..., proof: _Optional[str] = ...) -> None: ...
 
 class SealedSubjects(_message.Message):
     __slots__ = ("subjects",)
@@ -87,12 +89,14 @@ class SubjectEnvelope(_message.Message):
     def __init__(self, subject: _Optional[_Union[_subject_pb2.Subject, _Mapping]] = ..., padding: _Optional[bytes] = ...) -> None: ...
 
 class BlindLookupRequest(_message.Message):
-    __slots__ = ("query", "subjects")
+    __slots__ = ("query", "subjects", "proof")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     SUBJECTS_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
     query: BlindQuery
     subjects: SealedSubjects
-    def __init__(self, query: _Optional[_Union[BlindQuery, _Mapping]] = ..., subjects: _Optional[_Union[SealedSubjects, _Mapping]] = ...) -> None: ...
+    proof: str
+    def __init__(self, query: _Optional[_Union[BlindQuery, _Mapping]] = ..., subjects: _Optional[_Union[SealedSubjects, _Mapping]] = ..., proof: _Optional[str] = ...) -> None: ...
 
 class BlindRound(_message.Message):
     __slots__ = ("lookup_id", "request_hash", "answers", "broker_answers", "routing_revision")
