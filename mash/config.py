@@ -13,7 +13,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import ErrorDetails
 
@@ -330,7 +337,7 @@ def _new_file(value: Any, info: ValidationInfo) -> Path:
     return resolve(value, info, must_exist=False)
 
 
-def _text_list(value: Any) -> builtins.list[builtins.str]:
+def text_list(value: Any) -> builtins.list[builtins.str]:
     if not isinstance(value, builtins.list | builtins.tuple):
         raise Invalid(f"expected a list, got {type(value).__name__}")
     out = []
@@ -351,7 +358,7 @@ Text = Annotated[builtins.str, BeforeValidator(_text)]
 Flag = Annotated[builtins.bool, BeforeValidator(_flag)]
 File = Annotated[Path, BeforeValidator(_file)]  # must exist
 NewFile = Annotated[Path, BeforeValidator(_new_file)]  # may not exist yet
-TextList = Annotated[builtins.list[builtins.str], BeforeValidator(_text_list)]
+TextList = Annotated[builtins.list[builtins.str], BeforeValidator(text_list)]
 AnyMapping = Annotated[builtins.dict[Any, Any], BeforeValidator(_mapping)]
 LogLevel = Annotated[builtins.str, BeforeValidator(one_of("debug", "info", "warning", "error"))]
 
@@ -418,3 +425,26 @@ def load_model(cls: type[M], path: builtins.str | Path, **context: Any) -> M:
     """A whole config file as a `cls` (see load_yaml and read_model)."""
     top = load_yaml(path)
     return read_model(cls, top._data, top._where, top.base_dir, **context)
+
+
+T = TypeVar("T")
+
+
+def section_reader(value: Any, info: ValidationInfo, key: builtins.str) -> Reader:
+    """A Reader of one top-level section, for a model field still read by a Reader."""
+    if not isinstance(value, Mapping):
+        raise Invalid(f"expected a mapping, got {type(value).__name__}")
+    context = info.context if isinstance(info.context, Mapping) else {}
+    return Reader(value, f"{context.get('where', '')}: {key}",
+                  context.get("base_dir") or Path.cwd())
+
+
+def bridged(read: Callable[[Reader, ValidationInfo], T], key: builtins.str,
+            kind: type[T]) -> PlainValidator:
+    """A field validator: the top-level section `key` read by a Reader (`read`), for the
+    sections not yet read by a model. A value of `kind` (a model built in code) is kept."""
+    def run(value: Any, info: ValidationInfo) -> T:
+        if isinstance(value, kind):
+            return value
+        return read(section_reader(value, info, key), info)
+    return PlainValidator(run)
