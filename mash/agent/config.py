@@ -104,10 +104,6 @@ def _read_sources(value: Any, info: ValidationInfo) -> list[SourceConfig]:
     return sources
 
 
-def _policy(section: Reader, info: ValidationInfo) -> PolicyConfig:
-    return PolicyConfig.read(section, str(info.data.get("agency") or ""))
-
-
 def _audit(section: Reader, _info: ValidationInfo) -> AuditConfig:
     return AuditConfig.read(section)
 
@@ -127,7 +123,7 @@ class AgentConfig(ConfigModel):
     contact_route: Text
     sources: Annotated[list[SourceConfig], BeforeValidator(_read_sources)]
     search: SearchConfig = SearchConfig()
-    policy: Annotated[PolicyConfig, bridged(_policy, "policy", PolicyConfig)]
+    policy: PolicyConfig
     audit: Annotated[AuditConfig, bridged(_audit, "audit", AuditConfig)]
     hmac_key_file: File | None = None  # read by the agent as it starts (hmac_key)
     broker: AgentBrokerConfig
@@ -225,6 +221,7 @@ def load(path: str | Path) -> AgentConfig:
     """agent.yaml, checked: its settings, then that its certificate is this agency's agent's."""
     cfg = load_model(AgentConfig, path)
     cfg.path = Path(path)
+    cfg.policy = cfg.policy.with_state_of(cfg.agency, Path(path).resolve().parent)
     own = cfg.tls.own_identity()
     if own is None or own.kind != "agent" or own.name != cfg.agency:
         raise ConfigError(

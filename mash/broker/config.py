@@ -61,10 +61,6 @@ def _audit(section: Reader, _info: ValidationInfo) -> AuditConfig:
     return AuditConfig.read(section)
 
 
-def _policy(section: Reader, info: ValidationInfo) -> PolicyConfig:
-    return PolicyConfig.read(section, str(info.data.get("broker_id") or "broker"))
-
-
 class BrokerConfig(ConfigModel):
     not_settings: ClassVar[frozenset[str]] = frozenset({"path"})
 
@@ -75,7 +71,7 @@ class BrokerConfig(ConfigModel):
     auth: AuthConfig
     # optional once the signed bundle registers agencies (`agents:` in federation.yaml)
     listed: list[Agency] = Field(default=[], validation_alias="agencies")
-    policy: Annotated[PolicyConfig, bridged(_policy, "policy", PolicyConfig)]
+    policy: PolicyConfig
     deadline_seconds: Annotated[float, BeforeValidator(number(0.1, 300))] = 10.0
     heartbeat_seconds: Annotated[float, BeforeValidator(number(0.2, 60))] = 5.0
     hello_timeout_seconds: Annotated[float, BeforeValidator(number(0.1, 120))] = 10.0
@@ -109,6 +105,7 @@ def load(path: str | Path) -> BrokerConfig:
     """broker.yaml, checked: its settings, then that its certificate is a broker's."""
     cfg = load_model(BrokerConfig, path)
     cfg.path = Path(path)
+    cfg.policy = cfg.policy.with_state_of(cfg.broker_id, Path(path).resolve().parent)
     own = cfg.tls.own_identity()
     if own is None or own.kind != "broker":
         raise ConfigError(f"{path}: tls.cert: the certificate does not identify a broker: "
