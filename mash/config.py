@@ -236,6 +236,8 @@ class ConfigModel(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True,
                               populate_by_name=True)
     not_settings: ClassVar[frozenset[builtins.str]] = frozenset()
+    # keys a model reads into other fields (by `prepare`)
+    more_settings: ClassVar[frozenset[builtins.str]] = frozenset()
 
     @model_validator(mode="before")
     @classmethod
@@ -244,12 +246,17 @@ class ConfigModel(BaseModel):
             return data
         if base_dir(info) is None:  # built in code, by attribute names: not a config file
             return data
-        known = setting_names(cls)
+        known = [*setting_names(cls), *cls.more_settings]
         unknown = sorted(builtins.str(k) for k in data if k not in known)
         if unknown:
             raise Invalid(f"unknown setting {', '.join(map(repr, unknown))} "
                           f"(known here: {', '.join(sorted(known)) or 'none'})", key="")
-        return {k: v for k, v in data.items() if v is not None}
+        return cls.prepare({k: v for k, v in data.items() if v is not None})
+
+    @classmethod
+    def prepare(cls, data: builtins.dict[Any, Any]) -> builtins.dict[Any, Any]:
+        """The section's settings (known, None dropped) as the fields take them."""
+        return data
 
 
 def base_dir(info: ValidationInfo) -> Path | None:

@@ -27,7 +27,6 @@ from mash.config import (
     bridged,
     load_model,
     number,
-    section_reader,
     whole,
 )
 from mash.errors import ConfigError
@@ -87,23 +86,6 @@ class AgentBrokerConfig(BrokerAddresses):
     reconnect_max_seconds: Annotated[float, BeforeValidator(number(0.1, 600))] = 30.0
 
 
-def _read_sources(value: Any, info: ValidationInfo) -> list[SourceConfig]:
-    if not isinstance(value, list):
-        raise Invalid(f"expected a list, got {type(value).__name__}")
-    if not value:
-        raise Invalid("at least one source of records is required")
-    sources = []
-    for i, item in enumerate(value):
-        if isinstance(item, SourceConfig):
-            sources.append(item)
-            continue
-        if not isinstance(item, dict):
-            raise Invalid("expected a mapping", key=f"[{i}]")
-        sources.append(SourceConfig.read(section_reader(item, info, f"sources[{i}]")))
-    check_config(sources)
-    return sources
-
-
 def _audit(section: Reader, _info: ValidationInfo) -> AuditConfig:
     return AuditConfig.read(section)
 
@@ -121,7 +103,7 @@ class AgentConfig(ConfigModel):
     tls: TlsFiles
     auth: AuthConfig
     contact_route: Text
-    sources: Annotated[list[SourceConfig], BeforeValidator(_read_sources)]
+    sources: list[SourceConfig]
     search: SearchConfig = SearchConfig()
     policy: PolicyConfig
     audit: Annotated[AuditConfig, bridged(_audit, "audit", AuditConfig)]
@@ -133,6 +115,17 @@ class AgentConfig(ConfigModel):
     log_level: LogLevel = "info"
     blind: Annotated[BlindAgentConfig, bridged(_blind, "blind", BlindAgentConfig)] | None = None
     revocation: RevocationConfig | None = None  # the federation CA's CRL (optional)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        if not sources:
+            raise Invalid("at least one source of records is required")
+        try:
+            check_config(sources)
+        except ConfigError as exc:
+            raise Invalid(str(exc)) from None
+        return sources
 
     @field_validator("agency")
     @classmethod
