@@ -91,7 +91,10 @@ def _audit(section: Reader, _info: ValidationInfo) -> AuditConfig:
 
 
 def _blind(section: Reader, info: ValidationInfo) -> BlindAgentConfig:
-    return BlindAgentConfig.read(section, str(info.data.get("agency") or ""))
+    agency = info.data.get("agency")
+    if not agency:  # the agency's own error is reported (it comes first)
+        raise Invalid("not checked: the agency is not valid")
+    return BlindAgentConfig.read(section, str(agency))
 
 
 class AgentConfig(ConfigModel):
