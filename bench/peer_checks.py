@@ -40,10 +40,10 @@ def timed(fn: Callable[[], object], n: int, scale: float) -> dict[str, float]:
 
 
 async def _handshakes(directory: Path, n: int) -> dict[str, float]:
-    broker = TlsFiles(directory / "ca.pem", directory / "broker-broker.pem",
-                      directory / "broker-broker.key")
-    agent = TlsFiles(directory / "ca.pem", directory / "police-agent.pem",
-                     directory / "police-agent.key")
+    broker = TlsFiles(ca=directory / "ca.pem", cert=directory / "broker-broker.pem",
+                      key=directory / "broker-broker.key")
+    agent = TlsFiles(ca=directory / "ca.pem", cert=directory / "police-agent.pem",
+                     key=directory / "police-agent.key")
     server = grpc.aio.server()
     port = server.add_secure_port("127.0.0.1:0", ReloadingServerCredentials(
         broker, lambda _i: None).credentials())
@@ -71,12 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             x509.RevokedCertificateBuilder().serial_number(1000 + i)
             .revocation_date(certs._now()).build() for i in range(args.revoked))
         crl.sign_crl(d, add=entries)
-        revocation = RevocationList(RevocationConfig(d / crl.CRL_FILE, 5.0), d / "ca.pem")
+        revocation = RevocationList(RevocationConfig(crl=d / crl.CRL_FILE, reload_seconds=5.0),
+                                    d / "ca.pem")
         revocation.reload()
         pem = agent.cert.read_bytes()
         check = timed(lambda: revocation.check(pem), args.n, 1e6)
         fetcher = ReloadingServerCredentials(
-            TlsFiles(d / "ca.pem", d / "broker-broker.pem", d / "broker-broker.key"),
+            TlsFiles(ca=d / "ca.pem", cert=d / "broker-broker.pem", key=d / "broker-broker.key"),
             lambda _i: None)
         fetch = timed(fetcher._fetch, args.n, 1e6)
         handshake = asyncio.run(_handshakes(d, min(args.n, 300)))

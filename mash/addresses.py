@@ -10,8 +10,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import Annotated, Any
 
-from mash.config import Reader
+from pydantic import BeforeValidator, model_validator
+
+from mash.config import ConfigModel, Invalid, Reader, Text
 from mash.errors import ConfigError
 
 
@@ -67,23 +70,64 @@ def expand(addresses: list[str], server_name: str | None) -> list[BrokerAddress]
     return list(dict.fromkeys(out))
 
 
-def read(section: Reader) -> tuple[list[str], str | None]:
-    """The configured addresses (`addresses`, or the older single `address`)."""
-    if section.has("addresses") and section.has("address"):
-        raise section.error("addresses", "give either address or addresses, not both")
-    if section.has("addresses"):
-        raw = section.list("addresses")
-        if not raw or not all(isinstance(a, str) and a.strip() for a in raw):
-            raise section.error("addresses", "expected a non-empty list of host:port, e.g. "
-                                             "[broker-1.mash.example:7443, broker-2...:7443]")
-        addresses = [a.strip() for a in raw]
-    else:
-        addresses = [section.str("address")]
-    for address in addresses:
+def checked(addresses: Any) -> list[str]:
+    """`addresses` as configured, checked (Invalid says why)."""
+    if not isinstance(addresses, list) or not addresses or not all(
+            isinstance(a, str) and a.strip() for a in addresses):
+        raise Invalid("expected a non-empty list of host:port, e.g. "
+                      "[broker-1.mash.example:7443, broker-2...:7443]")
+    out = [a.strip() for a in addresses]
+    for address in out:
         try:
             split_host_port(address)
         except ConfigError as exc:
-            raise section.error("addresses", str(exc)) from None
-    if len(set(addresses)) != len(addresses):
-        raise section.error("addresses", "an address is listed twice")
+            raise Invalid(str(exc)) from None
+    if len(set(out)) != len(out):
+        raise Invalid("an address is listed twice")
+    return out
+
+
+class BrokerAddresses(ConfigModel):
+    """The addresses of a `broker:` section (`addresses`, or the older single `address`);
+    `addresses` holds them all once read."""
+
+    address: Text | None = None
+    addresses: Annotated[list[str], BeforeValidator(checked)] | None = None
+    server_name: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_way(cls, data: Any) -> Any:
+        if (isinstance(data, dict) and data.get("address") is not None
+                and data.get("addresses") is not None):
+            raise Invalid("give either address or addresses, not both", key="addresses")
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> BrokerAddresses:
+        if self.address is not None:
+            try:
+                self.addresses = checked([self.address])
+            except Invalid as exc:
+                raise Invalid(exc.message, key="addresses") from None
+        elif self.addresses is None:
+            raise Invalid("required setting is missing", key="address")
+        return self
+
+    @property
+    def targets(self) -> list[str]:
+        """Every broker's host:port, as configured."""
+        return list(self.addresses or ())
+
+
+def read(section: Reader) -> tuple[list[str], str | None]:
+    """The configured addresses (`addresses`, or the older single `address`); for configs
+    still read by a Reader (the client's and the console's)."""
+    if section.has("addresses") and section.has("address"):
+        raise section.error("addresses", "give either address or addresses, not both")
+    raw = section.list("addresses") if section.has("addresses") else [section.str("address")]
+    try:
+        addresses = checked(raw)
+    except Invalid as exc:
+        raise section.error("addresses", exc.message) from None
     return addresses, section.str("server_name", None)

@@ -1,15 +1,28 @@
 """Reading YAML configuration with errors that name the file, the key and the fix.
 
-Every config class reads its section through a `Reader`, which records the keys it consumed so
-that a misspelt key is reported instead of silently ignored.
+Config sections are pydantic models (`ConfigModel`, read with `read_model`/`load_model`), plain
+values checked as they are read. Sections not converted yet read through a `Reader`, which
+records the keys it consumed so that a misspelt key is reported instead of silently ignored;
+`Reader.model` runs a model over a Reader's section, bridging the two.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import ErrorDetails
 
 from mash.errors import ConfigError
 from mash.yamlfile import read_yaml
@@ -166,6 +179,11 @@ class Reader:
             readers.append(Reader(item, self.label(f"{key}[{i}]"), self.base_dir))
         return readers
 
+    def model(self, cls: type[M], **context: Any) -> M:
+        """This section read by a pydantic model (which refuses unknown keys itself)."""
+        self._seen.update(self._data)
+        return read_model(cls, self._data, self._where, self.base_dir, **context)
+
     def done(self) -> None:
         """Refuse keys nobody read: they are almost always typos."""
         unknown = sorted(set(self._data) - self._seen)
@@ -175,3 +193,265 @@ class Reader:
                 f"{self._where}: unknown setting {', '.join(map(repr, unknown))} "
                 f"(known here: {known})"
             )
+
+
+# -- pydantic models --------------------------------------------------------------------------
+# Config sections are pydantic models (ConfigModel): plain values, checked as they are read.
+# `read_model` runs one over a file's data and turns pydantic's errors into the same one-line
+# ConfigError a Reader gives: `<file>: <section>: <key>: <message>`. The annotated types below
+# (Text, Number(...), File...) phrase their errors as the Reader does, and a path relative to
+# the config file's directory is resolved against it (the directory is the validation
+# context's `base_dir`; without one, as when a test builds a model itself, paths are taken
+# as given and not checked).
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Invalid(ValueError):
+    """A validator's problem in the Reader's words; `key` (relative to where the validator
+    runs: a model validator's section, or a field) says which setting, when not that one."""
+
+    def __init__(self, message: builtins.str, key: builtins.str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.key = key
+
+
+def setting_names(cls: type[BaseModel]) -> builtins.list[builtins.str]:
+    """The keys a model reads (a field's YAML name where it differs from the attribute)."""
+    hidden: frozenset[builtins.str] = getattr(cls, "not_settings", frozenset())
+    names = []
+    for name, info in cls.model_fields.items():
+        if name in hidden:
+            continue
+        alias = info.validation_alias
+        names.append(alias if isinstance(alias, builtins.str) else name)
+    return names
+
+
+class ConfigModel(BaseModel):
+    """A config section: unknown keys refused (a typo), `key:` with no value taken as missing
+    (as a Reader does). `not_settings`: fields set by the loader, never read from the file."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True,
+                              populate_by_name=True)
+    not_settings: ClassVar[frozenset[builtins.str]] = frozenset()
+    # keys a model reads into other fields (by `prepare`)
+    more_settings: ClassVar[frozenset[builtins.str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        if base_dir(info) is None:  # built in code, by attribute names: not a config file
+            return data
+        known = [*setting_names(cls), *cls.more_settings]
+        unknown = sorted(builtins.str(k) for k in data if k not in known)
+        if unknown:
+            raise Invalid(f"unknown setting {', '.join(map(repr, unknown))} "
+                          f"(known here: {', '.join(sorted(known)) or 'none'})", key="")
+        return cls.prepare({k: v for k, v in data.items() if v is not None})
+
+    @classmethod
+    def prepare(cls, data: builtins.dict[Any, Any]) -> builtins.dict[Any, Any]:
+        """The section's settings (known, None dropped) as the fields take them."""
+        return data
+
+
+def base_dir(info: ValidationInfo) -> Path | None:
+    context = info.context
+    if isinstance(context, Mapping) and isinstance(context.get("base_dir"), Path):
+        return Path(context["base_dir"])
+    return None
+
+
+def _text(value: Any) -> builtins.str:
+    if isinstance(value, bool) or not isinstance(value, builtins.str | builtins.int |
+                                                 builtins.float):
+        raise Invalid(f"expected text, got {type(value).__name__}")
+    text = builtins.str(value).strip()
+    if not text:
+        raise Invalid("must not be empty")
+    return text
+
+
+def one_of(*choices: builtins.str) -> Callable[[Any], builtins.str]:
+    """A validator: text that is one of `choices` (Reader.str's `choices`)."""
+    def check(value: Any) -> builtins.str:
+        text = _text(value)
+        if text not in choices:
+            raise Invalid(f"{text!r} is not one of {', '.join(choices)}")
+        return text
+    return check
+
+
+def whole(minimum: builtins.int | None = None,
+          maximum: builtins.int | None = None) -> Callable[[Any], builtins.int]:
+    """A validator: a whole number within the bounds (Reader.int)."""
+    def check(value: Any) -> builtins.int:
+        if isinstance(value, bool) or not isinstance(value, builtins.int):
+            raise Invalid(f"expected a whole number, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise Invalid(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise Invalid(f"must be at most {maximum}, got {value}")
+        return value
+    return check
+
+
+def number(minimum: builtins.float | None = None,
+           maximum: builtins.float | None = None) -> Callable[[Any], builtins.float]:
+    """A validator: a number within the bounds (Reader.float)."""
+    def check(value: Any) -> builtins.float:
+        if isinstance(value, bool) or not isinstance(value, builtins.int | builtins.float):
+            raise Invalid(f"expected a number, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise Invalid(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise Invalid(f"must be at most {maximum}, got {value}")
+        return builtins.float(value)
+    return check
+
+
+def _flag(value: Any) -> builtins.bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"expected true or false, got {value!r}")
+    return value
+
+
+def resolve(value: Any, info: ValidationInfo, must_exist: builtins.bool) -> Path:
+    if isinstance(value, Path):
+        value = builtins.str(value)
+    if not isinstance(value, builtins.str) or not value.strip():
+        raise Invalid("expected a file path")
+    path = Path(value).expanduser()
+    where = base_dir(info)
+    if where is None:
+        return path
+    if not path.is_absolute():
+        path = where / path
+    if must_exist and not path.exists():
+        raise Invalid(f"file not found: {path}")
+    return path
+
+
+def _file(value: Any, info: ValidationInfo) -> Path:
+    return resolve(value, info, must_exist=True)
+
+
+def _new_file(value: Any, info: ValidationInfo) -> Path:
+    return resolve(value, info, must_exist=False)
+
+
+def text_list(value: Any) -> builtins.list[builtins.str]:
+    if not isinstance(value, builtins.list | builtins.tuple):
+        raise Invalid(f"expected a list, got {type(value).__name__}")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, builtins.str) or not item.strip():
+            raise Invalid("expected non-empty text", key=f"[{i}]")
+        out.append(item.strip())
+    return out
+
+
+def _mapping(value: Any) -> builtins.dict[Any, Any]:
+    if not isinstance(value, Mapping):
+        raise Invalid(f"expected a mapping, got {type(value).__name__}")
+    return builtins.dict(value)
+
+
+Text = Annotated[builtins.str, BeforeValidator(_text)]
+Flag = Annotated[builtins.bool, BeforeValidator(_flag)]
+File = Annotated[Path, BeforeValidator(_file)]  # must exist
+NewFile = Annotated[Path, BeforeValidator(_new_file)]  # may not exist yet
+TextList = Annotated[builtins.list[builtins.str], BeforeValidator(text_list)]
+AnyMapping = Annotated[builtins.dict[Any, Any], BeforeValidator(_mapping)]
+LogLevel = Annotated[builtins.str, BeforeValidator(one_of("debug", "info", "warning", "error"))]
+
+
+def _label(where: builtins.str, loc: tuple[builtins.int | builtins.str, ...],
+           key: builtins.str | None) -> builtins.str:
+    parts: builtins.list[builtins.str] = [where]
+    for part in (*loc, *((key,) if key else ())):
+        text = builtins.str(part)
+        if isinstance(part, builtins.int):
+            parts[-1] += f"[{part}]"
+        elif text.startswith("["):
+            parts[-1] += text
+        elif text:
+            parts.append(text)
+    return ": ".join(parts)
+
+
+def _message(error: ErrorDetails, where: builtins.str) -> builtins.str:
+    loc = builtins.tuple(error["loc"])
+    problem = (error.get("ctx") or {}).get("error")
+    if isinstance(problem, Invalid):
+        return f"{_label(where, loc, problem.key)}: {problem.message}"
+    kind = error["type"]
+    got = type(error.get("input")).__name__
+    if kind == "missing":
+        message = "required setting is missing"
+    elif kind in ("model_type", "model_attributes_type", "dict_type", "dataclass_type"):
+        message = f"expected a mapping, got {got}"
+    elif kind in ("list_type", "tuple_type"):
+        message = f"expected a list, got {got}"
+    elif kind == "extra_forbidden":
+        message = "unknown setting"
+    else:
+        message = builtins.str(error["msg"]).removeprefix("Value error, ")
+    return f"{_label(where, loc, None)}: {message}"
+
+
+def config_error(exc: PydanticValidationError, where: builtins.str) -> ConfigError:
+    """pydantic's errors as one line: the first (an unknown key before all else: a typo
+    also makes the key it meant missing), named `<file>: <section>: <key>: <message>`."""
+    errors = exc.errors(include_url=False)
+    first = min(errors, key=lambda e: not _is_unknown(e))
+    return ConfigError(_message(first, where))
+
+
+def _is_unknown(error: ErrorDetails) -> builtins.bool:
+    problem = (error.get("ctx") or {}).get("error")
+    return error["type"] == "extra_forbidden" or (
+        isinstance(problem, Invalid) and problem.message.startswith("unknown setting"))
+
+
+def read_model(cls: type[M], data: Any, where: builtins.str, base: Path,
+               **context: Any) -> M:
+    """`data` (one section of the file `where` names) as a `cls`, or the one-line ConfigError.
+    ConfigErrors raised inside (a section still read by a Reader) pass through as they are."""
+    try:
+        return cls.model_validate(data, context={"base_dir": base, "where": where, **context})
+    except PydanticValidationError as exc:
+        raise config_error(exc, where) from None
+
+
+def load_model(cls: type[M], path: builtins.str | Path, **context: Any) -> M:
+    """A whole config file as a `cls` (see load_yaml and read_model)."""
+    top = load_yaml(path)
+    return read_model(cls, top._data, top._where, top.base_dir, **context)
+
+
+T = TypeVar("T")
+
+
+def section_reader(value: Any, info: ValidationInfo, key: builtins.str) -> Reader:
+    """A Reader of one top-level section, for a model field still read by a Reader."""
+    if not isinstance(value, Mapping):
+        raise Invalid(f"expected a mapping, got {type(value).__name__}")
+    context = info.context if isinstance(info.context, Mapping) else {}
+    return Reader(value, f"{context.get('where', '')}: {key}",
+                  context.get("base_dir") or Path.cwd())
+
+
+def bridged(read: Callable[[Reader, ValidationInfo], T], key: builtins.str,
+            kind: type[T]) -> PlainValidator:
+    """A field validator: the top-level section `key` read by a Reader (`read`), for the
+    sections not yet read by a model. A value of `kind` (a model built in code) is kept."""
+    def run(value: Any, info: ValidationInfo) -> T:
+        if isinstance(value, kind):
+            return value
+        return read(section_reader(value, info, key), info)
+    return PlainValidator(run)

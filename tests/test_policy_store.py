@@ -34,7 +34,9 @@ def write_signed(path: Path, src: Path, key) -> bundle.Bundle:
 
 
 def store(path: Path, trusted, validate=None) -> PolicyStore:
-    cfg = PolicyConfig(bundle=path, trusted_signers=trusted)
+    # the config names the signers' key files (keys[1] is read from ig.pub beside the bundle)
+    assert trusted == [signing.load_public_key(path.parent / "ig.pub")]
+    cfg = PolicyConfig(bundle=path, trusted_signers=[path.parent / "ig.pub"])
     return PolicyStore(cfg, validate=validate) if validate else PolicyStore(cfg)
 
 

@@ -1,53 +1,193 @@
-"""agent.yaml: everything an agency's IT sets to run an agent."""
+"""agent.yaml: everything an agency's IT sets to run an agent.
+
+A pydantic model (mash.config.ConfigModel): a plain value, checked as it is read. Nothing is
+built or read here beyond the file itself and the certificate's identity: the token
+verifier, the HMAC key and the policy store are made by the agent as it starts.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, ClassVar
 
-from mash import addresses as brokers
+from pydantic import BeforeValidator, ValidationInfo, field_validator
+
+from mash.addresses import BrokerAddresses
 from mash.agent.sources import SourceConfig, check_config
 from mash.audit import AuditConfig
 from mash.blind.config import BlindAgentConfig
-from mash.config import Reader, load_yaml
+from mash.config import (
+    ConfigModel,
+    File,
+    Invalid,
+    LogLevel,
+    NewFile,
+    Reader,
+    Text,
+    bridged,
+    load_model,
+    number,
+    whole,
+)
 from mash.errors import ConfigError
 from mash.identity.names import check_agency_id
 from mash.identity.pinning import BrokerPins
 from mash.identity.revocation import RevocationConfig
 from mash.identity.tls import TlsFiles
-from mash.identity.tokens import TokenVerifier
+from mash.identity.tokens import AuthConfig
 from mash.policy.store import PolicyConfig
 from mash.subject import EVIDENCE
 
+MIN_HMAC_KEY_BYTES = 32
 
-@dataclass
-class AgentConfig:
-    path: Path
-    agency: str
-    name: str
-    brokers: list[str]  # every broker's host:port, as configured (see mash.agent.brokers)
-    broker_server_name: str | None
+
+def _require_any_of(value: Any) -> tuple[frozenset[str], ...]:
+    if not isinstance(value, list):
+        raise Invalid(f"expected a list, got {type(value).__name__}")
+    rules = []
+    for i, rule in enumerate(value):
+        if not isinstance(rule, list) or not rule:
+            raise Invalid("expected a list such as [name, date_of_birth]", key=f"[{i}]")
+        unknown = set(rule) - EVIDENCE
+        if unknown:
+            raise Invalid(f"unknown evidence {', '.join(sorted(map(str, unknown)))} "
+                          f"(known: {', '.join(sorted(EVIDENCE))})", key=f"[{i}]")
+        rules.append(frozenset(rule))
+    return tuple(rules)
+
+
+Rules = Annotated[tuple[frozenset[str], ...], BeforeValidator(_require_any_of)]
+
+
+class SearchConfig(ConfigModel):
+    """agent.yaml `search:`."""
+
+    require_any_of: Rules | None = None  # None: evidence only
+    max_matches: Annotated[int, BeforeValidator(whole(1, 100))] = 10
+    # what the index's thresholds are calibrated for
+    target_false_known: Annotated[float, BeforeValidator(number(1e-5, 0.05))] = 0.001
+
+
+class IndexConfig(ConfigModel):
+    """agent.yaml `index:`."""
+
+    path: NewFile | None = None  # where the match index is saved (None: in memory only)
+    # how often to look for changed sources (0: never)
+    refresh_seconds: Annotated[float, BeforeValidator(number(0, 86400))] = 0.0
+
+
+class AgentBrokerConfig(BrokerAddresses):
+    """agent.yaml `broker:`: where the brokers are, which identities they may have, and the
+    stream's timings."""
+
+    identities: Annotated[BrokerPins, BeforeValidator(BrokerPins.validate)] = BrokerPins()
+    heartbeat_seconds: Annotated[float, BeforeValidator(number(0.2, 60))] = 5.0
+    reconnect_initial_seconds: Annotated[float, BeforeValidator(number(0.05, 60))] = 0.5
+    reconnect_max_seconds: Annotated[float, BeforeValidator(number(0.1, 600))] = 30.0
+
+
+def _audit(section: Reader, _info: ValidationInfo) -> AuditConfig:
+    return AuditConfig.read(section)
+
+
+def _blind(section: Reader, info: ValidationInfo) -> BlindAgentConfig:
+    agency = info.data.get("agency")
+    if not agency:  # the agency's own error is reported (it comes first)
+        raise Invalid("not checked: the agency is not valid")
+    return BlindAgentConfig.read(section, str(agency))
+
+
+class AgentConfig(ConfigModel):
+    not_settings: ClassVar[frozenset[str]] = frozenset({"path"})
+
+    path: Path = Path()  # the file read (set by load)
+    agency: Text
+    name: Text = ""  # default: the agency id
     tls: TlsFiles
-    auth: TokenVerifier
-    contact_route: str
+    auth: AuthConfig
+    contact_route: Text
     sources: list[SourceConfig]
-    minimum: tuple[frozenset[str], ...] | None  # search.require_any_of (None: evidence only)
-    max_matches: int
+    search: SearchConfig = SearchConfig()
     policy: PolicyConfig
-    audit: AuditConfig
-    hmac_key: bytes
-    heartbeat_seconds: float
-    reconnect_initial_seconds: float
-    reconnect_max_seconds: float
-    health_listen: str | None
-    metrics_port: int | None
-    log_level: str
-    index_path: Path | None = None  # where the match index is saved (None: in memory only)
-    refresh_seconds: float = 0.0  # how often to look for changed sources (0: never)
-    blind: BlindAgentConfig | None = None
-    broker_pins: BrokerPins = field(default_factory=BrokerPins)  # broker.identities
+    audit: Annotated[AuditConfig, bridged(_audit, "audit", AuditConfig)]
+    hmac_key_file: File | None = None  # read by the agent as it starts (hmac_key)
+    broker: AgentBrokerConfig
+    index: IndexConfig = IndexConfig()
+    health_listen: Text | None = None
+    metrics_port: Annotated[int, BeforeValidator(whole(1, 65535))] | None = None
+    log_level: LogLevel = "info"
+    blind: Annotated[BlindAgentConfig, bridged(_blind, "blind", BlindAgentConfig)] | None = None
     revocation: RevocationConfig | None = None  # the federation CA's CRL (optional)
-    target_false_known: float = 0.001  # what the index's thresholds are calibrated for
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        if not sources:
+            raise Invalid("at least one source of records is required")
+        try:
+            check_config(sources)
+        except ConfigError as exc:
+            raise Invalid(str(exc)) from None
+        return sources
+
+    @field_validator("agency")
+    @classmethod
+    def _agency_id(cls, value: str) -> str:
+        try:
+            check_agency_id(value)
+        except Exception as exc:
+            raise Invalid(str(exc)) from None
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        if not self.name:
+            self.name = self.agency
+
+    # The settings as the agent uses them (the file groups them in sections).
+    @property
+    def brokers(self) -> list[str]:
+        """Every broker's host:port, as configured (see mash.agent.brokers)."""
+        return self.broker.targets
+
+    @property
+    def broker_server_name(self) -> str | None:
+        return self.broker.server_name
+
+    @property
+    def broker_pins(self) -> BrokerPins:  # broker.identities
+        return self.broker.identities
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return self.broker.heartbeat_seconds
+
+    @property
+    def reconnect_initial_seconds(self) -> float:
+        return self.broker.reconnect_initial_seconds
+
+    @property
+    def reconnect_max_seconds(self) -> float:
+        return max(self.broker.reconnect_max_seconds, self.broker.reconnect_initial_seconds)
+
+    @property
+    def minimum(self) -> tuple[frozenset[str], ...] | None:  # search.require_any_of
+        return self.search.require_any_of
+
+    @property
+    def max_matches(self) -> int:
+        return self.search.max_matches
+
+    @property
+    def target_false_known(self) -> float:
+        return self.search.target_false_known
+
+    @property
+    def index_path(self) -> Path | None:
+        return self.index.path
+
+    @property
+    def refresh_seconds(self) -> float:
+        return self.index.refresh_seconds
 
     @property
     def field_names(self) -> set[str]:
@@ -57,97 +197,31 @@ class AgentConfig:
         return names
 
 
-def _minimum(section: Reader) -> tuple[frozenset[str], ...] | None:
-    raw = section.list("require_any_of", None)
-    if raw is None:
-        return None
-    rules = []
-    for i, rule in enumerate(raw):
-        if not isinstance(rule, list) or not rule:
-            raise section.error(f"require_any_of[{i}]",
-                                "expected a list such as [name, date_of_birth]")
-        unknown = set(rule) - EVIDENCE
-        if unknown:
-            raise section.error(
-                f"require_any_of[{i}]",
-                f"unknown evidence {', '.join(sorted(map(str, unknown)))} "
-                f"(known: {', '.join(sorted(EVIDENCE))})")
-        rules.append(frozenset(rule))
-    return tuple(rules)
+def hmac_key(cfg: AgentConfig) -> bytes:
+    """The key of the keyed-hash transform (`hmac_key_file`), read as the agent starts;
+    empty without one."""
+    if cfg.hmac_key_file is None:
+        return b""
+    try:
+        key = cfg.hmac_key_file.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"{cfg.path}: hmac_key_file: cannot read {cfg.hmac_key_file}: "
+                          f"{exc.strerror}") from None
+    if len(key) < MIN_HMAC_KEY_BYTES:
+        raise ConfigError(f"{cfg.path}: hmac_key_file: the key must be at least "
+                          f"{MIN_HMAC_KEY_BYTES} bytes")
+    return key
 
 
 def load(path: str | Path) -> AgentConfig:
-    top = load_yaml(path)
-    agency = top.str("agency")
-    try:
-        check_agency_id(agency)
-    except Exception as exc:
-        raise top.error("agency", str(exc)) from None
-    tls = TlsFiles.read(top.section("tls"))
-    own = tls.own_identity()
-    if own is None or own.kind != "agent" or own.name != agency:
-        raise top.error(
-            "tls.cert",
-            f"the certificate does not identify the agent of {agency!r} "
+    """agent.yaml, checked: its settings, then that its certificate is this agency's agent's."""
+    cfg = load_model(AgentConfig, path)
+    cfg.path = Path(path)
+    cfg.policy = cfg.policy.with_state_of(cfg.agency, Path(path).resolve().parent)
+    own = cfg.tls.own_identity()
+    if own is None or own.kind != "agent" or own.name != cfg.agency:
+        raise ConfigError(
+            f"{path}: tls.cert: the certificate does not identify the agent of {cfg.agency!r} "
             f"(it names {own.uri if own else 'no MASH identity'}); issue one with "
-            f"`mash certs issue --agency {agency}`")
-    search = top.section("search", required=False)
-    minimum = _minimum(search)
-    max_matches = search.int("max_matches", 10, minimum=1, maximum=100)
-    target_false_known = search.float("target_false_known", 0.001, minimum=1e-5, maximum=0.05)
-    search.done()
-    hmac_key = b""
-    if top.has("hmac_key_file"):
-        key_path = top.path("hmac_key_file")
-        hmac_key = key_path.read_bytes().strip()
-        if len(hmac_key) < 32:
-            raise top.error("hmac_key_file", "the key must be at least 32 bytes")
-    index = top.section("index", required=False)
-    index_path = index.path("path", None, must_exist=False)
-    refresh_seconds = index.float("refresh_seconds", 0.0, minimum=0, maximum=86400)
-    index.done()
-    sources = [SourceConfig.read(s) for s in top.sections("sources")]
-    if not sources:
-        raise top.error("sources", "at least one source of records is required")
-    check_config(sources)
-    broker = top.section("broker")
-    addresses, server_name = brokers.read(broker)
-    pins = BrokerPins.read(broker)
-    heartbeat = broker.float("heartbeat_seconds", 5.0, minimum=0.2, maximum=60)
-    initial = broker.float("reconnect_initial_seconds", 0.5, minimum=0.05, maximum=60)
-    maximum = broker.float("reconnect_max_seconds", 30.0, minimum=0.1, maximum=600)
-    broker.done()
-    cfg = AgentConfig(
-        path=Path(path),
-        agency=agency,
-        name=top.str("name", agency),
-        brokers=addresses,
-        broker_server_name=server_name,
-        broker_pins=pins,
-        tls=tls,
-        auth=TokenVerifier.read(top.section("auth")),
-        contact_route=top.str("contact_route"),
-        sources=sources,
-        minimum=minimum,
-        max_matches=max_matches,
-        target_false_known=target_false_known,
-        policy=PolicyConfig.read(top.section("policy"), agency),
-        audit=AuditConfig.read(top.section("audit")),
-        hmac_key=hmac_key,
-        heartbeat_seconds=heartbeat,
-        reconnect_initial_seconds=initial,
-        reconnect_max_seconds=max(maximum, initial),
-        health_listen=top.str("health_listen", None),
-        metrics_port=top.int("metrics_port", None, minimum=1, maximum=65535),
-        log_level=top.str("log_level", "info", choices=("debug", "info", "warning", "error")),
-        index_path=index_path,
-        refresh_seconds=refresh_seconds,
-        blind=(BlindAgentConfig.read(top.section("blind"), agency) if top.has("blind")
-               else None),
-        revocation=(RevocationConfig.read(top.section("revocation"))
-                    if top.has("revocation") else None),
-    )
-    top.done()
-    if not cfg.contact_route:
-        raise ConfigError(f"{path}: contact_route must say how the MASH reaches this agency")
+            f"`mash certs issue --agency {cfg.agency}`")
     return cfg

@@ -25,7 +25,7 @@ from mash.identity import approvals
 from mash.identity.cert_binding import CertProofVerifier, FederationCa
 from mash.identity.dpop import ProofVerifier
 from mash.identity.request_binding import check_lookup_proof
-from mash.identity.tokens import Analyst
+from mash.identity.tokens import Analyst, TokenVerifier
 from mash.logs import get_logger
 from mash.matching import Candidate, SearchOutcome
 from mash.policy.model import Gate, RecordDisclosure
@@ -72,6 +72,8 @@ class QueryHandler:
     def __init__(self, cfg: AgentConfig, state: AgentState, policy: AgentPolicy,
                  audit: AuditLog) -> None:
         self.cfg = cfg
+        # analysts' tokens: the issuers' keys are read here, as the agent starts
+        self.verifier = TokenVerifier.from_config(cfg.auth)
         self.state = state
         self.policy = policy
         self.audit = audit
@@ -210,7 +212,7 @@ class QueryHandler:
             return self.not_checked(R.NOT_CHECKED_REASON_TIMED_OUT,
                                      "the query reached the agent after its deadline")
         try:
-            analyst = trace.analyst = self.cfg.auth.verify(query.analyst_token)
+            analyst = trace.analyst = self.verifier.verify(query.analyst_token)
         except IdentityError as exc:
             return self.not_checked(R.NOT_CHECKED_REASON_TOKEN_REJECTED,
                                      f"{self.cfg.name} refused the analyst's token: {exc}")
@@ -274,7 +276,7 @@ class QueryHandler:
             return None
         try:
             approval = approvals.verify_approval(
-                query.approval, verifier=self.cfg.auth, rules=rules, analyst=analyst,
+                query.approval, verifier=self.verifier, rules=rules, analyst=analyst,
                 case_reference=ctx.case_reference, purpose=ctx.purpose, stage=ctx.stage,
                 now=dt.datetime.now(dt.UTC))
         except approvals.ApprovalError as exc:

@@ -14,7 +14,7 @@ from prometheus_client import start_http_server
 from mash.agent import metrics
 from mash.agent.batches import QueryQueue
 from mash.agent.blind import BlindResponder
-from mash.agent.config import AgentConfig
+from mash.agent.config import AgentConfig, hmac_key
 from mash.agent.disclosure import AgentPolicy, field_check
 from mash.agent.handler import QueryHandler
 from mash.agent.links import BrokerLinks
@@ -40,9 +40,9 @@ RETRY_SECONDS = 10.0
 
 def build_policy(cfg: AgentConfig) -> AgentPolicy:
     """The agent's policy store; the bundle is loaded by `reload()` (at start, then polled)."""
-    store = PolicyStore(cfg.policy, validate=field_check(cfg.agency, cfg.field_names,
-                                                          cfg.hmac_key))
-    return AgentPolicy(store, cfg.agency, cfg.hmac_key)
+    key = hmac_key(cfg)
+    store = PolicyStore(cfg.policy, validate=field_check(cfg.agency, cfg.field_names, key))
+    return AgentPolicy(store, cfg.agency, key)
 
 
 class Agent:

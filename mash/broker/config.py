@@ -1,91 +1,113 @@
-"""broker.yaml: the federation as one broker sees it."""
+"""broker.yaml: the federation as one broker sees it.
+
+A pydantic model (mash.config.ConfigModel): a plain value, checked as it is read. Nothing is
+built here: the token verifier, TLS credentials and policy store are made by the broker as
+it starts (mash/broker/server.py).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, ClassVar
+
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from mash.audit import AuditConfig
 from mash.broker.liveness import LivenessConfig
 from mash.broker.ratelimit import RateLimitConfig
-from mash.config import load_yaml
-from mash.errors import IdentityError
+from mash.config import (
+    ConfigModel,
+    Invalid,
+    LogLevel,
+    Reader,
+    Text,
+    bridged,
+    load_model,
+    number,
+    whole,
+)
+from mash.errors import ConfigError, IdentityError
 from mash.identity.names import check_agency_id
 from mash.identity.revocation import RevocationConfig
 from mash.identity.tls import TlsFiles
-from mash.identity.tokens import TokenVerifier
+from mash.identity.tokens import AuthConfig
 from mash.policy.store import PolicyConfig
 
 
-@dataclass(frozen=True)
-class Agency:
-    id: str
-    name: str
+class Agency(ConfigModel):
+    """One of `agencies:`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: Text
+    name: Text = ""
+
+    @field_validator("id")
+    @classmethod
+    def _agency_id(cls, value: str) -> str:
+        try:
+            check_agency_id(value)
+        except IdentityError as exc:
+            raise Invalid(str(exc)) from None
+        return value
+
+    @property
+    def title(self) -> str:
+        """The name shown for it (the id when no name is given)."""
+        return self.name or self.id
 
 
-@dataclass
-class BrokerConfig:
-    path: Path
-    broker_id: str
-    listen: str
+def _audit(section: Reader, _info: ValidationInfo) -> AuditConfig:
+    return AuditConfig.read(section)
+
+
+class BrokerConfig(ConfigModel):
+    not_settings: ClassVar[frozenset[str]] = frozenset({"path"})
+
+    path: Path = Path()  # the file read (set by load)
+    broker_id: Text = "broker"
+    listen: Text
     tls: TlsFiles
-    auth: TokenVerifier
-    agencies: dict[str, Agency]
+    auth: AuthConfig
+    # optional once the signed bundle registers agencies (`agents:` in federation.yaml)
+    listed: list[Agency] = Field(default=[], validation_alias="agencies")
     policy: PolicyConfig
-    deadline_seconds: float
-    heartbeat_seconds: float
-    hello_timeout_seconds: float
-    rate_limit: RateLimitConfig
-    liveness: LivenessConfig
-    audit: AuditConfig
-    metrics_port: int | None
-    log_level: str
+    deadline_seconds: Annotated[float, BeforeValidator(number(0.1, 300))] = 10.0
+    heartbeat_seconds: Annotated[float, BeforeValidator(number(0.2, 60))] = 5.0
+    hello_timeout_seconds: Annotated[float, BeforeValidator(number(0.1, 120))] = 10.0
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    liveness: LivenessConfig = LivenessConfig()
+    audit: Annotated[AuditConfig, bridged(_audit, "audit", AuditConfig)]
+    metrics_port: Annotated[int, BeforeValidator(whole(1, 65535))] | None = None
+    log_level: LogLevel = "info"
     revocation: RevocationConfig | None = None  # the federation CA's CRL (optional)
     # After a start, lookups wait (health NOT_SERVING) until every agent has connected or
     # this many seconds pass; 0: serve at once (one broker). See README, Several brokers.
-    wait_for_agents_seconds: float = 0.0
+    wait_for_agents_seconds: Annotated[float, BeforeValidator(number(0, 600))] = 0.0
+
+    @field_validator("listed")
+    @classmethod
+    def _once_each(cls, agencies: list[Agency]) -> list[Agency]:
+        seen: set[str] = set()
+        for i, agency in enumerate(agencies):
+            if agency.id in seen:
+                raise Invalid(f"{agency.id!r} is registered twice", key=f"[{i}]: id")
+            seen.add(agency.id)
+        return agencies
+
+    @property
+    def agencies(self) -> dict[str, Agency]:
+        """The agencies configured here, by id."""
+        return {a.id: a for a in self.listed}
 
 
 def load(path: str | Path) -> BrokerConfig:
-    top = load_yaml(path)
-    agencies: dict[str, Agency] = {}
-    # optional once the signed bundle registers agencies (`agents:` in federation.yaml)
-    for a in top.sections("agencies", required=False):
-        agency_id = a.str("id")
-        try:
-            check_agency_id(agency_id)
-        except IdentityError as exc:
-            raise a.error("id", str(exc)) from None
-        if agency_id in agencies:
-            raise a.error("id", f"{agency_id!r} is registered twice")
-        agencies[agency_id] = Agency(agency_id, a.str("name", agency_id))
-        a.done()
-    broker_id = top.str("broker_id", "broker")
-    cfg = BrokerConfig(
-        path=Path(path),
-        broker_id=broker_id,
-        listen=top.str("listen"),
-        tls=TlsFiles.read(top.section("tls")),
-        auth=TokenVerifier.read(top.section("auth")),
-        agencies=agencies,
-        policy=PolicyConfig.read(top.section("policy"), broker_id),
-        deadline_seconds=top.float("deadline_seconds", 10.0, minimum=0.1, maximum=300),
-        heartbeat_seconds=top.float("heartbeat_seconds", 5.0, minimum=0.2, maximum=60),
-        hello_timeout_seconds=top.float("hello_timeout_seconds", 10.0, minimum=0.1, maximum=120),
-        rate_limit=RateLimitConfig.read(top.section("rate_limit", required=False)),
-        liveness=LivenessConfig.read(top.section("liveness", required=False)),
-        audit=AuditConfig.read(top.section("audit")),
-        metrics_port=top.int("metrics_port", None, minimum=1, maximum=65535),
-        log_level=top.str("log_level", "info", choices=("debug", "info", "warning", "error")),
-        revocation=(RevocationConfig.read(top.section("revocation"))
-                    if top.has("revocation") else None),
-        wait_for_agents_seconds=top.float("wait_for_agents_seconds", 0.0, minimum=0,
-                                          maximum=600),
-    )
+    """broker.yaml, checked: its settings, then that its certificate is a broker's."""
+    cfg = load_model(BrokerConfig, path)
+    cfg.path = Path(path)
+    cfg.policy = cfg.policy.with_state_of(cfg.broker_id, Path(path).resolve().parent)
     own = cfg.tls.own_identity()
     if own is None or own.kind != "broker":
-        raise top.error("tls.cert", "the certificate does not identify a broker: issue one with "
-                                    "`mash certs broker`")
-    top.done()
+        raise ConfigError(f"{path}: tls.cert: the certificate does not identify a broker: "
+                          "issue one with `mash certs broker`")
     return cfg
-

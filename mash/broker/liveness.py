@@ -21,27 +21,26 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
-from mash.config import Reader
+from pydantic import BeforeValidator, ConfigDict
+
+from mash.config import ConfigModel, whole
 
 LATE_KEPT = 256  # timed-out query ids remembered, so that their late answers count
 SILENT = "silent"
 NOT_ANSWERING = "not_answering"
 
 
-@dataclass(frozen=True)
-class LivenessConfig:
+class LivenessConfig(ConfigModel):
     """broker.yaml `liveness:`."""
 
-    missed_heartbeats: int = 3  # heartbeat intervals with nothing from the agent
-    missed_answers: int = 2  # queries in a row unanswered by their deadline
+    model_config = ConfigDict(frozen=True)
 
-    @classmethod
-    def read(cls, section: Reader) -> LivenessConfig:
-        cfg = cls(missed_heartbeats=section.int("missed_heartbeats", 3, minimum=2, maximum=100),
-                  missed_answers=section.int("missed_answers", 2, minimum=1, maximum=1000))
-        section.done()
-        return cfg
+    # heartbeat intervals with nothing from the agent
+    missed_heartbeats: Annotated[int, BeforeValidator(whole(2, 100))] = 3
+    # queries in a row unanswered by their deadline
+    missed_answers: Annotated[int, BeforeValidator(whole(1, 1000))] = 2
 
 
 @dataclass(frozen=True)

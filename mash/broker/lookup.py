@@ -31,7 +31,7 @@ from mash.broker.routing import RouteDecision, Routing
 from mash.broker.shared_limits import RateLimitUnavailable, SharedRateLimiter
 from mash.errors import ValidationError
 from mash.identity import approvals
-from mash.identity.tokens import Analyst
+from mash.identity.tokens import Analyst, TokenVerifier
 from mash.logs import get_logger
 from mash.policy.errors import PolicyError
 from mash.policy.model import Requester
@@ -86,8 +86,10 @@ class Plan:
 
 class LookupService(lookup_pb2_grpc.LookupServiceServicer):
     def __init__(self, cfg: BrokerConfig, registry: Registry, routing: Routing,
-                 audit: AuditLog) -> None:
+                 audit: AuditLog, verifier: TokenVerifier | None = None) -> None:
         self.cfg = cfg
+        # analysts' tokens: the issuers' keys are read here, as the broker starts
+        self.verifier = verifier or TokenVerifier.from_config(cfg.auth)
         self.registry = registry
         self.routing = routing
         self.limiter = RateLimiter(cfg.rate_limit)
@@ -209,7 +211,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
 
     async def admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> Analyst:
         """The authenticated analyst, within their rate limit; otherwise abort."""
-        analyst = await authenticate(context, self.cfg.auth, self.registry.revocation)
+        analyst = await authenticate(context, self.verifier, self.registry.revocation)
         who = f"{analyst.issuer}|{analyst.subject}"
         if self.shared is None:
             wait = self.limiter.take(who)
@@ -251,7 +253,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             return ""
         try:
             checked = approvals.verify_approval(
-                approval, verifier=self.cfg.auth, rules=rules, analyst=analyst,
+                approval, verifier=self.verifier, rules=rules, analyst=analyst,
                 case_reference=ctx.case_reference, purpose=ctx.purpose, stage=ctx.stage,
                 now=dt.datetime.now(dt.UTC))
         except approvals.ApprovalError as exc:
@@ -463,14 +465,16 @@ def _ready(answer: answer_pb2.AgencyAnswer) -> asyncio.Future[answer_pb2.AgencyA
 
 
 class FederationService(lookup_pb2_grpc.FederationServiceServicer):
-    def __init__(self, cfg: BrokerConfig, registry: Registry) -> None:
+    def __init__(self, cfg: BrokerConfig, registry: Registry,
+                 verifier: TokenVerifier | None = None) -> None:
         self.cfg = cfg
         self.registry = registry
+        self.verifier = verifier or TokenVerifier.from_config(cfg.auth)
 
     async def ListAgents(
         self, request: lookup_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> lookup_pb2.ListAgentsResponse:
-        analyst: Analyst = await authenticate(context, self.cfg.auth,
+        analyst: Analyst = await authenticate(context, self.verifier,
                                               self.registry.revocation)
         log.info("agents_listed", requester=analyst.subject)
         return lookup_pb2.ListAgentsResponse(agents=self.registry.statuses())

@@ -11,30 +11,33 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from mash.config import Reader
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
+
+from mash.config import ConfigModel, Invalid, Text, number, whole
 
 # The clock buckets refill by (monotonic seconds); a test holds it still to read exact waits.
 clock: Callable[[], float] = time.monotonic
 
 
-@dataclass(frozen=True)
-class RateLimitConfig:
-    per_minute: float = 30.0
-    burst: int = 10
-    store: str | None = None  # postgresql://... : shared by every broker
+class RateLimitConfig(ConfigModel):
+    """broker.yaml `rate_limit:`."""
 
+    model_config = ConfigDict(frozen=True)
+
+    per_minute: Annotated[float, BeforeValidator(number(0.1, 100_000))] = Field(
+        default=30.0, validation_alias="lookups_per_minute")
+    burst: Annotated[int, BeforeValidator(whole(1, 100_000))] = 10
+    store: Text | None = None  # postgresql://... : shared by every broker
+
+    @field_validator("store")
     @classmethod
-    def read(cls, section: Reader) -> RateLimitConfig:
-        store = section.str("store", None)
+    def _postgresql(cls, store: str | None) -> str | None:
         if store is not None and not store.startswith(("postgresql://", "postgres://")):
-            raise section.error("store", "expected a PostgreSQL URL such as "
-                                         "postgresql://mash@db/mash?schema=mash_limits")
-        cfg = cls(per_minute=section.float("lookups_per_minute", 30.0, minimum=0.1,
-                                           maximum=100_000),
-                  burst=section.int("burst", 10, minimum=1, maximum=100_000), store=store)
-        section.done()
-        return cfg
+            raise Invalid("expected a PostgreSQL URL such as "
+                          "postgresql://mash@db/mash?schema=mash_limits")
+        return store
 
 
 @dataclass

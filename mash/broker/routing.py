@@ -63,4 +63,4 @@ class Routing:
 
 
 def build_routing(cfg: BrokerConfig) -> Routing:
-    return Routing(PolicyStore(cfg.policy), {a.id: a.name for a in cfg.agencies.values()})
+    return Routing(PolicyStore(cfg.policy), {a.id: a.title for a in cfg.agencies.values()})

@@ -82,7 +82,7 @@ class Broker:
         services = lookup_pb2.DESCRIPTOR.services_by_name
         self.lookups = LookupService(self.cfg, self.registry, self.routing, self.audit)
         register(server, self.lookups, services["LookupService"])
-        register(server, FederationService(self.cfg, self.registry),
+        register(server, FederationService(self.cfg, self.registry, self.lookups.verifier),
                  services["FederationService"])
         register(server, AgentService(self.cfg, self.registry,
                                       self.cfg.audit.exchange(self.audit)),

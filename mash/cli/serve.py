@@ -52,9 +52,12 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
     from mash.agent.service import build_policy
     from mash.agent.sources import SourceError, load_source
     from mash.cli.common import fail
+    from mash.identity.tokens import TokenVerifier
 
     configure("warning", service="agent-check")
     cfg = guarded(lambda: agent_config.load(config))
+    # the key files the config names are read as the agent starts: read them here too
+    guarded(lambda: TokenVerifier.from_config(cfg.auth))
     policy = guarded(lambda: build_policy(cfg))
     policy_loaded = policy.store.reload()
     if policy_loaded:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mash.config import Reader
+from mash.config import Invalid
 from mash.errors import IdentityError
 
 FIELDS = ("agency", "role", "team")
@@ -25,20 +25,20 @@ class ClaimMap:
     values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, section: Reader) -> ClaimMap:
+    def of(cls, given: Mapping[Any, Any], tables: Mapping[Any, Any]) -> ClaimMap:
+        """An issuer's `claims` and `claim_values` settings (Invalid names the key)."""
         names = {f: f for f in FIELDS}
-        given = section.mapping("claims", {})
         for key, value in given.items():
             if key not in FIELDS or not isinstance(value, str) or not value:
-                raise section.error("claims", f"map {', '.join(FIELDS)} to claim names "
-                                              f"(got {key!r}: {value!r})")
+                raise Invalid(f"map {', '.join(FIELDS)} to claim names "
+                              f"(got {key!r}: {value!r})", key="claims")
             names[key] = value
         values: dict[str, dict[str, str]] = {}
-        for key, table in section.mapping("claim_values", {}).items():
+        for key, table in tables.items():
             if key not in FIELDS or not isinstance(table, Mapping) or not all(
                     isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
-                raise section.error("claim_values", f"{key}: give a map of claim value to "
-                                                    f"{key} (e.g. mash-supervisors: supervisor)")
+                raise Invalid(f"{key}: give a map of claim value to {key} (e.g. "
+                              "mash-supervisors: supervisor)", key="claim_values")
             values[key] = dict(table)
         return cls(names, values)
 

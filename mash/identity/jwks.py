@@ -41,16 +41,19 @@ class _KeySet:
 class RemoteKeys:
     """The keys of one issuer, from its discovery document (or a configured jwks_uri)."""
 
+    @staticmethod
+    def cooldown_problem(issuer: str, cooldown_seconds: float, cache_seconds: float) -> str:
+        return (f"{issuer}: the JWKS refetch cooldown ({cooldown_seconds:g} s) is longer than "
+                f"the key cache's life ({cache_seconds:g} s): keys would lapse before they "
+                "could be fetched again; shorten jwks_refetch_cooldown_seconds")
+
     def __init__(self, issuer: str, *, jwks_uri: str = "", cache_seconds: float = 300.0,
                  cooldown_seconds: float | None = None, timeout_seconds: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if cooldown_seconds is None:
             cooldown_seconds = min(DEFAULT_COOLDOWN_SECONDS, cache_seconds)
         if cooldown_seconds > cache_seconds:
-            raise IdentityError(
-                f"{issuer}: the JWKS refetch cooldown ({cooldown_seconds:g} s) is longer than "
-                f"the key cache's life ({cache_seconds:g} s): keys would lapse before they "
-                "could be fetched again; shorten jwks_refetch_cooldown_seconds")
+            raise IdentityError(self.cooldown_problem(issuer, cooldown_seconds, cache_seconds))
         self.issuer = issuer
         self._jwks_uri = jwks_uri
         self._cache_seconds = cache_seconds

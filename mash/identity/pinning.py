@@ -19,11 +19,12 @@ import asyncio
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mash.config import Reader
+from mash.config import Invalid, Reader, text_list
 from mash.errors import IdentityError
 from mash.identity.certs import identity_from_pem
 from mash.identity.names import PIN_DOMAIN, PeerIdentity, identity_from_uri
@@ -46,19 +47,34 @@ class BrokerPins:
     identities: tuple[PeerIdentity, ...] = ()
 
     @classmethod
-    def read(cls, section: Reader, key: str = "identities") -> BrokerPins:
+    def of(cls, uris: list[str]) -> BrokerPins:
+        """The pins of `broker.identities` (Invalid names the entry, as `[i]`)."""
         found: list[PeerIdentity] = []
-        for i, uri in enumerate(section.str_list(key, [])):
+        for i, uri in enumerate(uris):
             try:
                 ident = identity_from_uri(uri)
             except IdentityError as exc:
-                raise section.error(f"{key}[{i}]", str(exc)) from None
+                raise Invalid(str(exc), key=f"[{i}]") from None
             if ident.kind != "broker":
-                raise section.error(
-                    f"{key}[{i}]", f"{uri} is a {ident.kind} identity, never a broker: name "
-                    "a broker, spiffe://mash.exchange/broker/<name>")
+                raise Invalid(f"{uri} is a {ident.kind} identity, never a broker: name a "
+                              "broker, spiffe://mash.exchange/broker/<name>", key=f"[{i}]")
             found.append(ident)
         return cls(tuple(found))
+
+    @classmethod
+    def validate(cls, value: Any) -> BrokerPins:
+        """A pydantic validator: a list of broker identity URIs (or pins already made)."""
+        if isinstance(value, BrokerPins):
+            return value
+        return cls.of(text_list(value))
+
+    @classmethod
+    def read(cls, section: Reader, key: str = "identities") -> BrokerPins:
+        """For configs still read by a Reader (the client's)."""
+        try:
+            return cls.of(section.str_list(key, []))
+        except Invalid as exc:
+            raise section.error(f"{key}{exc.key}", exc.message) from None
 
     def accepts(self, ident: PeerIdentity | None) -> bool:
         if ident is None or ident.kind != "broker":

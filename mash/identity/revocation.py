@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from cryptography import x509
+from pydantic import BeforeValidator, ConfigDict
 
-from mash.config import Reader
+from mash.config import ConfigModel, File, Reader, number
 from mash.errors import IdentityError
 from mash.files import file_stamp
 from mash.identity.crl import load_crl
@@ -30,18 +31,18 @@ class RevocationError(IdentityError):
     """A certificate is revoked, or could not be checked."""
 
 
-@dataclass(frozen=True)
-class RevocationConfig:
-    crl: Path
-    reload_seconds: float
+class RevocationConfig(ConfigModel):
+    """A `revocation:` section: the federation CA's CRL."""
+
+    model_config = ConfigDict(frozen=True)
+
+    crl: File
+    reload_seconds: Annotated[float, BeforeValidator(number(0.1, 3600))] = 5.0
 
     @classmethod
     def read(cls, section: Reader) -> RevocationConfig:
-        cfg = cls(crl=section.path("crl"),
-                  reload_seconds=section.float("reload_seconds", 5.0, minimum=0.1,
-                                               maximum=3600))
-        section.done()
-        return cfg
+        """Bridge for configs still read by a Reader."""
+        return section.model(cls)
 
 
 @lru_cache(maxsize=1024)

@@ -12,15 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from pydantic import BeforeValidator, ConfigDict
 
-from mash.config import Reader
+from mash.config import ConfigModel, File, Reader, number
 from mash.errors import ConfigError, IdentityError
 from mash.files import file_stamp
 from mash.identity.certs import identity_from_pem
@@ -30,20 +29,21 @@ from mash.logs import get_logger
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class TlsFiles:
-    ca: Path
-    cert: Path
-    key: Path
-    reload_seconds: float = 5.0  # how often an agent looks for replaced files
+class TlsFiles(ConfigModel):
+    """A `tls:` section: the files (read when credentials are made, never here)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ca: File
+    cert: File
+    key: File
+    # how often an agent looks for replaced files
+    reload_seconds: Annotated[float, BeforeValidator(number(0.1, 3600))] = 5.0
 
     @classmethod
     def read(cls, section: Reader) -> TlsFiles:
-        files = cls(ca=section.path("ca"), cert=section.path("cert"), key=section.path("key"),
-                    reload_seconds=section.float("reload_seconds", 5.0, minimum=0.1,
-                                                 maximum=3600))
-        section.done()
-        return files
+        """Bridge for configs still read by a Reader (the console's)."""
+        return section.model(cls)
 
     def _read(self) -> tuple[bytes, bytes, bytes]:
         try:

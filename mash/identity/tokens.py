@@ -11,13 +11,25 @@ import functools
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from pydantic import BeforeValidator, Field, model_validator
 
-from mash.config import Reader
+from mash.config import (
+    AnyMapping,
+    ConfigModel,
+    File,
+    Flag,
+    Invalid,
+    NewFile,
+    Reader,
+    Text,
+    TextList,
+    number,
+)
 from mash.errors import ConfigError, IdentityError
 from mash.identity.analyst_revocation import RevocationList
 from mash.identity.claims import ClaimMap
@@ -57,6 +69,74 @@ class Analyst:
 REMOTE_ALGORITHMS = ("ES256", "EdDSA", "RS256", "PS256")
 
 
+class IssuerConfig(ConfigModel):
+    """One of `auth.issuers`: a trusted issuer as configured (keys are read by TrustedIssuer)."""
+
+    issuer: Text
+    agencies: TextList
+    roles: TextList
+    claims: AnyMapping = {}
+    claim_values: AnyMapping = {}
+    discovery: Flag = False
+    jwks_uri: Text | None = None
+    public_key: NewFile | None = None  # checked below: refused with discovery/jwks_uri first
+    jwks_cache_seconds: Annotated[float, BeforeValidator(number(1, 86400))] = 300.0
+    jwks_refetch_cooldown_seconds: Annotated[float, BeforeValidator(number(0, 3600))] | None = (
+        None)
+    fetch_timeout_seconds: Annotated[float, BeforeValidator(number(0.1, 60))] = 5.0
+    algorithms: TextList = list(REMOTE_ALGORITHMS)
+
+    @property
+    def remote(self) -> bool:
+        return self.discovery or bool(self.jwks_uri)
+
+    @property
+    def claim_map(self) -> ClaimMap:
+        return ClaimMap.of(self.claims, self.claim_values)
+
+    @model_validator(mode="after")
+    def _check(self) -> IssuerConfig:
+        self.claim_map  # noqa: B018 (checks both settings)
+        if self.remote:
+            if self.public_key is not None:
+                raise Invalid("give either public_key or discovery/jwks_uri, not both",
+                              key="public_key")
+            cooldown = self.jwks_refetch_cooldown_seconds
+            if cooldown is not None and cooldown > self.jwks_cache_seconds:
+                raise Invalid(RemoteKeys.cooldown_problem(self.issuer, cooldown,
+                                                          self.jwks_cache_seconds),
+                              key="jwks_refetch_cooldown_seconds")
+            unknown = set(self.algorithms) - set(REMOTE_ALGORITHMS)
+            if unknown or not self.algorithms:
+                raise Invalid(f"choose from {', '.join(REMOTE_ALGORITHMS)}", key="algorithms")
+        elif self.public_key is None:
+            raise Invalid("required setting is missing", key="public_key")
+        elif not self.public_key.exists():
+            raise Invalid(f"file not found: {self.public_key}", key="public_key")
+        if not self.agencies or not self.roles:
+            raise Invalid("an issuer must name the agencies and roles it vouches for",
+                          key="agencies")
+        return self
+
+
+class AuthConfig(ConfigModel):
+    """An `auth:` section: the issuers trusted and how tokens are checked (a plain value;
+    `TokenVerifier.from_config` reads the keys and builds the verifier)."""
+
+    audience: Text = AUDIENCE
+    issuers: list[IssuerConfig]
+    max_token_lifetime_hours: Annotated[float, BeforeValidator(number(0.1, 72))] = 12.0
+    require_binding: Flag = Field(False, validation_alias="require_certificate_binding")
+    require_bound_proof: Flag = False
+    revocation_list: File | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> AuthConfig:
+        if not self.issuers:
+            raise Invalid("at least one trusted token issuer is required", key="issuers")
+        return self
+
+
 @dataclass(frozen=True)
 class TrustedIssuer:
     """An issuer and its keys: a PEM file (`public_key`), or its published JWKS found by
@@ -90,42 +170,27 @@ class TrustedIssuer:
         return self.remote.key_for(token), str(alg)
 
     @classmethod
-    def read(cls, section: Reader) -> TrustedIssuer:
-        issuer = section.str("issuer")
-        agencies = frozenset(section.str_list("agencies"))
-        roles = frozenset(section.str_list("roles"))
-        claims = ClaimMap.read(section)
-        discovery = section.bool("discovery", False)
-        jwks_uri = section.str("jwks_uri", "")
+    def from_config(cls, cfg: IssuerConfig) -> TrustedIssuer:
+        """The issuer, its key read (a PEM file) or its published keys ready to fetch."""
         remote: RemoteKeys | None = None
         public_key: Any = None
-        if discovery or jwks_uri:
-            if section.has("public_key"):
-                raise section.error("public_key", "give either public_key or discovery/"
-                                                  "jwks_uri, not both")
-            cache = section.float("jwks_cache_seconds", 300.0, minimum=1, maximum=86400)
-            cooldown = (section.float("jwks_refetch_cooldown_seconds", 0.0, minimum=0,
-                                      maximum=3600)
-                        if section.has("jwks_refetch_cooldown_seconds") else None)
-            try:
-                remote = RemoteKeys(
-                    issuer, jwks_uri=jwks_uri, cache_seconds=cache, cooldown_seconds=cooldown,
-                    timeout_seconds=section.float("fetch_timeout_seconds", 5.0, minimum=0.1,
-                                                  maximum=60))
-            except IdentityError as exc:
-                raise section.error("jwks_refetch_cooldown_seconds", str(exc)) from None
-            algorithms = tuple(section.str_list("algorithms", list(REMOTE_ALGORITHMS)))
-            unknown = set(algorithms) - set(REMOTE_ALGORITHMS)
-            if unknown or not algorithms:
-                raise section.error("algorithms", f"choose from {', '.join(REMOTE_ALGORITHMS)}")
+        algorithms: tuple[str, ...] = ()
+        if cfg.remote:
+            remote = RemoteKeys(
+                cfg.issuer, jwks_uri=cfg.jwks_uri or "", cache_seconds=cfg.jwks_cache_seconds,
+                cooldown_seconds=cfg.jwks_refetch_cooldown_seconds,
+                timeout_seconds=cfg.fetch_timeout_seconds)
+            algorithms = tuple(cfg.algorithms)
         else:
-            public_key = load_public_key(section.path("public_key"))
-            algorithms = ()
-        section.done()
-        if not agencies or not roles:
-            raise section.error("agencies",
-                                "an issuer must name the agencies and roles it vouches for")
-        return cls(issuer, public_key, agencies, roles, remote, claims, algorithms)
+            assert cfg.public_key is not None  # checked by IssuerConfig
+            public_key = load_public_key(cfg.public_key)
+        return cls(cfg.issuer, public_key, frozenset(cfg.agencies), frozenset(cfg.roles),
+                   remote, cfg.claim_map, algorithms)
+
+    @classmethod
+    def read(cls, section: Reader) -> TrustedIssuer:
+        """Bridge for configs still read by a Reader."""
+        return cls.from_config(section.model(IssuerConfig))
 
 
 def decode(token: str, trusted: TrustedIssuer, *, audience: str, leeway: dt.timedelta,
@@ -267,20 +332,21 @@ class TokenVerifier:
         self._max_lifetime = max_lifetime
 
     @classmethod
+    def from_config(cls, cfg: AuthConfig) -> TokenVerifier:
+        """The verifier an `auth:` section describes: issuers' keys and the revocation list
+        are read here (ConfigError when a key file is not one), by the code that starts a
+        service, never by the config itself."""
+        revocations = (RevocationList(cfg.revocation_list) if cfg.revocation_list
+                       else None)
+        return cls([TrustedIssuer.from_config(i) for i in cfg.issuers], cfg.audience,
+                   max_lifetime=dt.timedelta(hours=cfg.max_token_lifetime_hours),
+                   require_binding=cfg.require_binding, revocations=revocations,
+                   require_bound_proof=cfg.require_bound_proof)
+
+    @classmethod
     def read(cls, section: Reader) -> TokenVerifier:
-        audience = section.str("audience", AUDIENCE)
-        issuers = [TrustedIssuer.read(s) for s in section.sections("issuers")]
-        max_hours = section.float("max_token_lifetime_hours", 12.0, minimum=0.1, maximum=72)
-        require_binding = section.bool("require_certificate_binding", False)
-        require_bound_proof = section.bool("require_bound_proof", False)
-        revocation_path = section.path("revocation_list", None)
-        section.done()
-        if not issuers:
-            raise section.error("issuers", "at least one trusted token issuer is required")
-        revocations = RevocationList(revocation_path) if revocation_path else None
-        return cls(issuers, audience, max_lifetime=dt.timedelta(hours=max_hours),
-                   require_binding=require_binding, revocations=revocations,
-                   require_bound_proof=require_bound_proof)
+        """Bridge for configs still read by a Reader (the console's)."""
+        return cls.from_config(section.model(AuthConfig))
 
     def issuer(self, name: str) -> TrustedIssuer | None:
         """The trusted issuer of that name (stage approvals are checked against the same

@@ -15,11 +15,23 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from pydantic import BeforeValidator, ValidationInfo, model_validator
 
 from mash import signing
-from mash.config import Reader
+from mash.config import (
+    ConfigModel,
+    Invalid,
+    NewFile,
+    Reader,
+    Text,
+    number,
+    one_of,
+    resolve,
+    text_list,
+)
 from mash.errors import ConfigError, SignatureError
 from mash.logs import get_logger
 from mash.policy import bundle as bundle_mod
@@ -31,51 +43,71 @@ from mash.policy.serial import SerialState
 log = get_logger(__name__)
 
 
-@dataclass
-class PolicyConfig:
-    bundle: Path
-    trusted_signers: list[ed25519.Ed25519PublicKey]
-    reload_seconds: float = 5.0
-    engine: str = "rego"  # rego | opa
-    opa_url: str = ""
-    opa_timeout_seconds: float = 1.0
+def _signer_files(value: Any, info: ValidationInfo) -> list[Path]:
+    if isinstance(value, list):  # paths given in code are taken as they are
+        value = [str(v) if isinstance(v, Path) else v for v in value]
+    names = text_list(value)
+    if not names:
+        raise Invalid("name at least one IG lead's public key")
+    paths = []
+    for i, name in enumerate(names):
+        try:
+            paths.append(resolve(name, info, must_exist=True))
+        except Invalid as exc:
+            raise Invalid(exc.message, key=f"[{i}]") from None
+    return paths
+
+
+class OpaConfig(ConfigModel):
+    """`policy.opa:` (engine: opa)."""
+
+    url: Text
+    timeout_seconds: Annotated[float, BeforeValidator(number(0.05, 30))] = 1.0
+
+
+class PolicyConfig(ConfigModel):
+    """A `policy:` section: the bundle and who may sign it (a plain value: the signers'
+    keys are read by the PolicyStore)."""
+
+    bundle: NewFile
+    trusted_signers: Annotated[list[Path], BeforeValidator(_signer_files)]
+    reload_seconds: Annotated[float, BeforeValidator(number(0.1, 3600))] = 5.0
+    engine: Annotated[str, BeforeValidator(one_of("rego", "opa"))] = "rego"  # rego | opa
+    opa: OpaConfig | None = None
     # The newest bundle serial accepted (mash.policy.serial); None: remembered in memory only.
-    state_file: Path | None = None
+    # Default, in a service's config: state/<agency or broker id>-policy.json beside it.
+    state_file: NewFile | None = None
+
+    @model_validator(mode="after")
+    def _engine(self) -> PolicyConfig:
+        if self.engine == "opa":
+            if self.opa is None:
+                raise Invalid("required setting is missing", key="opa")
+            if not opa_available():
+                raise Invalid(OPA_EXTRA_MISSING, key="engine")
+        return self
+
+    def with_state_of(self, name: str, base: Path) -> PolicyConfig:
+        """Given no state_file, the default of service `name` (the agency or broker id):
+        state/<name>-policy.json in `base`, the config file's directory."""
+        if self.state_file is not None or not name:
+            return self
+        return self.model_copy(update={"state_file": base / f"state/{name}-policy.json"})
+
+    @property
+    def opa_url(self) -> str:
+        return self.opa.url if self.opa else ""
+
+    @property
+    def opa_timeout_seconds(self) -> float:
+        return self.opa.timeout_seconds if self.opa else 1.0
 
     @classmethod
     def read(cls, section: Reader, state_name: str | None = None) -> PolicyConfig:
-        """`state_name` (the agency or broker id): the default state file is
-        state/<state_name>-policy.json beside the config file."""
-        signer_files = section.str_list("trusted_signers")
-        if not signer_files:
-            raise section.error("trusted_signers", "name at least one IG lead's public key")
-        signers = []
-        for i, name in enumerate(signer_files):
-            path = Path(name) if Path(name).is_absolute() else section.base_dir / name
-            if not path.exists():
-                raise section.error(f"trusted_signers[{i}]", f"file not found: {path}")
-            signers.append(signing.load_public_key(path))
-        cfg = cls(
-            bundle=section.path("bundle", must_exist=False),
-            trusted_signers=signers,
-            reload_seconds=section.float("reload_seconds", 5.0, minimum=0.1, maximum=3600),
-            engine=section.str("engine", "rego", choices=("rego", "opa")),
-        )
-        default_state = f"state/{state_name}-policy.json" if state_name else ""
-        state = section.str("state_file", default_state)
-        if state:
-            path = Path(state).expanduser()
-            cfg.state_file = path if path.is_absolute() else section.base_dir / path
-        opa = section.section("opa", required=cfg.engine == "opa")
-        if cfg.engine == "opa":
-            if not opa_available():
-                raise section.error("engine", OPA_EXTRA_MISSING)
-            cfg.opa_url = opa.str("url")
-            cfg.opa_timeout_seconds = opa.float("timeout_seconds", 1.0, minimum=0.05,
-                                                maximum=30)
-        opa.done()
-        section.done()
-        return cfg
+        """Bridge for configs still read by a Reader (the console's). `state_name` (the
+        agency or broker id): the default state file is state/<state_name>-policy.json
+        beside the config file."""
+        return section.model(cls).with_state_of(state_name or "", section.base_dir)
 
 
 @dataclass
@@ -88,9 +120,12 @@ class PolicyStore:
     _fingerprint: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     serials: SerialState = field(init=False)
+    signers: list[ed25519.Ed25519PublicKey] = field(init=False)
 
     def __post_init__(self) -> None:
         self.serials = SerialState(self.config.state_file)
+        # the IG leads' keys, read here (as the broker or agent starts), not by the config
+        self.signers = [signing.load_public_key(p) for p in self.config.trusted_signers]
 
     @property
     def revision(self) -> str:
@@ -121,7 +156,7 @@ class PolicyStore:
         if fingerprint == self._fingerprint:
             return False
         try:
-            verified = signing.verify(raw, sig, self.config.trusted_signers)
+            verified = signing.verify(raw, sig, self.signers)
             bundle = bundle_mod.parse(raw, str(path))
             self.serials.check(bundle)  # no rollback to an older bundle
             self.validate(bundle)

@@ -6,16 +6,27 @@ import datetime as dt
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BeforeValidator, PlainValidator, model_validator
 
 from mash import dberrors
 from mash.agent.sources.files import FileChanged, FileDigest, stable_text
-from mash.agent.sources.mapping import ColumnMapping, RowError, map_row
-from mash.config import Reader
+from mash.agent.sources.mapping import DEFAULT_DATE_FORMATS, ColumnMapping, RowError, map_row
+from mash.config import (
+    ConfigModel,
+    File,
+    Invalid,
+    Reader,
+    Text,
+    one_of,
+    text_list,
+    whole,
+)
+from mash.config import number as bounded
 from mash.errors import ConfigError, MashError
 from mash.logs import get_logger
 from mash.records import PersonRecord
@@ -49,46 +60,76 @@ class Problem(StrEnum):
                         Problem.CHANGED_WHILE_READING, Problem.LOAD_FAILED)
 
 
-@dataclass
-class SourceConfig:
-    name: str
-    type: str
-    mapping: ColumnMapping
-    path: Path | None = None  # csv and sqlite
-    url: str | None = None  # sql: any SQLAlchemy URL
-    table: str | None = None
-    query: str | None = None
-    as_at_column: str | None = None
-    encoding: str = "utf-8-sig"
+def _column_mapping(value: Any) -> ColumnMapping:
+    if not isinstance(value, ColumnMapping):
+        raise Invalid(f"expected a mapping, got {type(value).__name__}")
+    return value
+
+
+# The settings each type of source reads (beside name, type, the mapping and the bounds).
+KIND_SETTINGS = {
+    "csv": ("path", "encoding"),
+    "sqlite": ("path", "table", "query", "as_at_column"),
+    "sql": ("url", "table", "query", "as_at_column"),
+}
+MAPPING_SETTINGS = ("mapping", "fields", "date_formats", "date_fields", "sex_values")
+
+
+class SourceConfig(ConfigModel):
+    """One of agent.yaml's `sources:`."""
+
+    more_settings: ClassVar[frozenset[str]] = frozenset(MAPPING_SETTINGS)
+
+    name: Text
+    type: Annotated[str, BeforeValidator(one_of(*SOURCE_TYPES))]
+    # the mapping, fields, date_formats, date_fields and sex_values settings (see prepare)
+    mapping: Annotated[ColumnMapping, PlainValidator(_column_mapping)]
+    path: File | None = None  # csv and sqlite
+    url: Text | None = None  # sql: any SQLAlchemy URL
+    table: Text | None = None
+    query: Text | None = None
+    as_at_column: Text | None = None
+    encoding: Text = "utf-8-sig"
     # A load is served only within these bounds (see plausibility.py).
-    min_records: int = MIN_RECORDS
-    max_shrink_percent: float = MAX_SHRINK_PERCENT
-    max_rejected_percent: float = MAX_REJECTED_PERCENT
+    min_records: Annotated[int, BeforeValidator(whole(0))] = MIN_RECORDS
+    max_shrink_percent: Annotated[float, BeforeValidator(bounded(0, 100))] = MAX_SHRINK_PERCENT
+    max_rejected_percent: Annotated[float, BeforeValidator(bounded(0, 100))] = (
+        MAX_REJECTED_PERCENT)
+
+    @classmethod
+    def prepare(cls, data: dict[Any, Any]) -> dict[Any, Any]:
+        raw = data.get("mapping")
+        if raw is None or isinstance(raw, ColumnMapping):
+            return data
+        out = {k: v for k, v in data.items() if k not in MAPPING_SETTINGS}
+        out["mapping"] = ColumnMapping.of(
+            _mapping(raw), _mapping(data.get("fields", {}), "fields"),
+            tuple(_texts(data.get("date_formats", list(DEFAULT_DATE_FORMATS)), "date_formats")),
+            tuple(_texts(data.get("date_fields", []), "date_fields")),
+            _mapping(data.get("sex_values", {}), "sex_values"))
+        return out
+
+    @model_validator(mode="after")
+    def _kind(self) -> SourceConfig:
+        allowed = KIND_SETTINGS[self.type]
+        wrong = sorted(k for s in KIND_SETTINGS.values() for k in s
+                       if k not in allowed and k in self.model_fields_set)
+        if wrong:
+            known = sorted({"name", "type", "min_records", "max_shrink_percent",
+                            "max_rejected_percent", *MAPPING_SETTINGS, *allowed})
+            raise Invalid(f"unknown setting {', '.join(map(repr, wrong))} for a {self.type} "
+                          f"source (known here: {', '.join(known)})", key="")
+        needed = "url" if self.type == "sql" else "path"
+        if getattr(self, needed) is None:
+            raise Invalid("required setting is missing", key=needed)
+        if self.type != "csv" and bool(self.table) == bool(self.query):
+            raise Invalid("give either 'table' or 'query' (not both)", key="table")
+        return self
 
     @classmethod
     def read(cls, section: Reader) -> SourceConfig:
-        name = section.str("name")
-        kind = section.str("type", choices=SOURCE_TYPES)
-        cfg = cls(name=name, type=kind, mapping=ColumnMapping.read(section))
-        if kind in ("csv", "sqlite"):
-            cfg.path = section.path("path")
-        if kind == "csv":
-            cfg.encoding = section.str("encoding", "utf-8-sig")
-        else:
-            if kind == "sql":
-                cfg.url = section.str("url")
-            cfg.table = section.str("table", None)
-            cfg.query = section.str("query", None)
-            if bool(cfg.table) == bool(cfg.query):
-                raise section.error("table", "give either 'table' or 'query' (not both)")
-            cfg.as_at_column = section.str("as_at_column", None)
-        cfg.min_records = section.int("min_records", MIN_RECORDS, minimum=0)
-        cfg.max_shrink_percent = section.float("max_shrink_percent", MAX_SHRINK_PERCENT,
-                                               minimum=0, maximum=100)
-        cfg.max_rejected_percent = section.float("max_rejected_percent", MAX_REJECTED_PERCENT,
-                                                 minimum=0, maximum=100)
-        section.done()
-        return cfg
+        """Bridge for a section still read by a Reader."""
+        return section.model(cls)
 
     @property
     def database_url(self) -> str:
@@ -290,6 +331,19 @@ def load_source(cfg: SourceConfig) -> LoadedSource:
         seconds=round(time.monotonic() - started, 3),
     )
     return loaded
+
+
+def _mapping(value: Any, key: str = "mapping") -> Mapping[Any, Any]:
+    if not isinstance(value, Mapping):
+        raise Invalid(f"expected a mapping, got {type(value).__name__}", key=key)
+    return value
+
+
+def _texts(value: Any, key: str) -> list[str]:
+    try:
+        return text_list(value)
+    except Invalid as exc:
+        raise Invalid(exc.message, key=f"{key}{exc.key or ''}") from None
 
 
 def check_config(sources: list[SourceConfig]) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mash.config import Reader
+from mash.config import Invalid, Reader
 from mash.normalise import (
     IDENTIFIER_NORMALISERS,
     name_tokens,
@@ -51,50 +51,60 @@ class ColumnMapping:
     date_fields: tuple[str, ...] = ()
 
     @classmethod
-    def read(cls, section: Reader) -> ColumnMapping:
-        raw = section.mapping("mapping")
+    def of(cls, raw: Mapping[Any, Any], fields: Mapping[Any, Any],
+           formats: tuple[str, ...] = DEFAULT_DATE_FORMATS, date_fields: tuple[str, ...] = (),
+           sex: Mapping[Any, Any] | None = None) -> ColumnMapping:
+        """A source's `mapping`, `fields`, `date_formats`, `date_fields` and `sex_values`
+        settings, checked (Invalid names the key)."""
         columns: dict[str, str] = {}
         joined: dict[str, tuple[str, ...]] = {}
         for canonical, column in raw.items():
             if canonical not in CANONICAL_FIELDS:
-                raise section.error(
-                    f"mapping.{canonical}",
+                raise Invalid(
                     f"not a canonical field (known: {', '.join(CANONICAL_FIELDS)}); map agency "
-                    "fields under 'fields'")
+                    "fields under 'fields'", key=f"mapping.{canonical}")
             if isinstance(column, list) and canonical in MULTI_COLUMN_FIELDS:
                 if not column or not all(isinstance(c, str) and c for c in column):
-                    raise section.error(f"mapping.{canonical}",
-                                        "expected a column name or a list of column names")
+                    raise Invalid("expected a column name or a list of column names",
+                                  key=f"mapping.{canonical}")
                 joined[canonical] = tuple(column)
                 column = column[0]
             if not isinstance(column, str) or not column:
-                raise section.error(
-                    f"mapping.{canonical}", "expected a column name" + (
-                        " (or a list of them)" if canonical in MULTI_COLUMN_FIELDS else ""))
+                raise Invalid("expected a column name" + (
+                    " (or a list of them)" if canonical in MULTI_COLUMN_FIELDS else ""),
+                    key=f"mapping.{canonical}")
             columns[canonical] = column
         if "record_id" not in columns:
-            raise section.error("mapping.record_id", "every source must map a record id column")
+            raise Invalid("every source must map a record id column", key="mapping.record_id")
         if not ({"family_name", "nhs_number", "upn", "pnc_id", "ni_number"} & columns.keys()):
-            raise section.error("mapping", "map at least a family name or an identifier column")
-        fields = section.mapping("fields", {})
+            raise Invalid("map at least a family name or an identifier column", key="mapping")
         for name, column in fields.items():
             if name in CANONICAL_FIELDS:
-                raise section.error(f"fields.{name}",
-                                    "is a canonical field: map it under 'mapping'")
+                raise Invalid("is a canonical field: map it under 'mapping'", key=f"fields.{name}")
             if not isinstance(column, str) or not column:
-                raise section.error(f"fields.{name}", "expected a column name")
-        formats = tuple(section.str_list("date_formats", list(DEFAULT_DATE_FORMATS)))
-        date_fields = tuple(section.str_list("date_fields", []))
+                raise Invalid("expected a column name", key=f"fields.{name}")
         for i, name in enumerate(date_fields):
             if name not in fields:
-                raise section.error(f"date_fields[{i}]", f"{name!r} is not an agency field "
-                                    "under 'fields' (date_of_birth is always read as a date)")
+                raise Invalid(f"{name!r} is not an agency field under 'fields' (date_of_birth "
+                              "is always read as a date)", key=f"date_fields[{i}]")
         sex_values = dict(DEFAULT_SEX_VALUES)
-        for raw_value, code in section.mapping("sex_values", {}).items():
+        for raw_value, code in (sex or {}).items():
             if code not in ("F", "M", "X", ""):
-                raise section.error(f"sex_values.{raw_value}", "map to F, M, X or ''")
+                raise Invalid("map to F, M, X or ''", key=f"sex_values.{raw_value}")
             sex_values[str(raw_value).strip().lower()] = code
-        return cls(columns, dict(fields), formats, sex_values, joined, date_fields)
+        return cls(columns, {str(k): v for k, v in fields.items()}, formats, sex_values,
+                   joined, date_fields)
+
+    @classmethod
+    def read(cls, section: Reader) -> ColumnMapping:
+        """For a section still read by a Reader."""
+        try:
+            return cls.of(section.mapping("mapping"), section.mapping("fields", {}),
+                          tuple(section.str_list("date_formats", list(DEFAULT_DATE_FORMATS))),
+                          tuple(section.str_list("date_fields", [])),
+                          section.mapping("sex_values", {}))
+        except Invalid as exc:
+            raise section.error(exc.key or "mapping", exc.message) from None
 
     @property
     def source_columns(self) -> list[str]:

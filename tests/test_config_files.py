@@ -1,0 +1,111 @@
+"""agent.yaml and broker.yaml read by pydantic models: plain values, one-line errors naming
+the file, the section and the key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mash.agent import config as agent_config
+from mash.agent.service import build_policy
+from mash.broker import config as broker_config
+from mash.errors import ConfigError
+from mash.identity.tokens import AuthConfig, TokenVerifier
+from mash.policy.store import PolicyConfig
+from tests.helpers import build_federation
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return build_federation(tmp_path_factory.mktemp("configs"), ["police"], background=20)
+
+
+def _edit(path: Path, out: Path, change: Any) -> Path:
+    cfg = yaml.safe_load(path.read_text())
+    change(cfg)
+    edited = path.with_name(f"edited-{out.name}-{path.name}")
+    edited.write_text(yaml.safe_dump(cfg))
+    return edited
+
+
+def test_the_configs_are_plain_values(fed: Any) -> None:
+    agent = agent_config.load(fed.agent_configs["police"])
+    broker = broker_config.load(fed.broker_config)
+    for cfg in (agent, broker):
+        assert isinstance(cfg.auth, AuthConfig) and isinstance(cfg.policy, PolicyConfig)
+        assert all(isinstance(p, Path) for p in cfg.policy.trusted_signers)
+        assert isinstance(TokenVerifier.from_config(cfg.auth), TokenVerifier)
+    assert agent.brokers and agent.heartbeat_seconds > 0 and agent.name.startswith("West Yorkshire")
+    assert agent.policy.state_file is not None
+    assert agent.policy.state_file.name == "police-policy.json"
+    assert broker.rate_limit.per_minute > 0 and broker.liveness.missed_heartbeats == 3
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c: c.update(colour="blue"), r"agent[^:]*\.yaml: unknown setting 'colour' \(known "
+                                        r"here: agency, audit, auth, blind, broker, "),
+    (lambda c: c["search"].update(max_match=3) if "search" in c else c.update(
+        search={"max_match": 3}), r"\.yaml: search: unknown setting 'max_match'"),
+    (lambda c: c.update(search={"max_matches": 0}),
+     r"\.yaml: search: max_matches: must be at least 1, got 0"),
+    (lambda c: c.update(search={"require_any_of": [["name", "shoe_size"]]}),
+     r"\.yaml: search: require_any_of\[0\]: unknown evidence shoe_size"),
+    (lambda c: c.pop("contact_route"), r"\.yaml: contact_route: required setting is missing"),
+    (lambda c: c["tls"].update(reload_seconds="soon"),
+     r"\.yaml: tls: reload_seconds: expected a number, got 'soon'"),
+    (lambda c: c["broker"].update(identities=["spiffe://mash.exchange/agency/police/agent"]),
+     r"\.yaml: broker: identities\[0\]: .* identity, never a broker"),
+    (lambda c: c["auth"]["issuers"][0].pop("roles"),
+     r"\.yaml: auth: issuers\[0\]: roles: required setting is missing"),
+    (lambda c: c["policy"].update(trusted_signers=["nope.pub"]),
+     r"\.yaml: policy: trusted_signers\[0\]: file not found: "),
+    (lambda c: c["sources"][0].update(encodng="latin-1"),
+     r"\.yaml: sources\[0\]: unknown setting 'encodng'"),
+    (lambda c: c.update(agency="Police!"), r"\.yaml: agency: "),
+    (lambda c: c.update(log_level="loud"),
+     r"\.yaml: log_level: 'loud' is not one of debug, info, warning, error"),
+])
+def test_agent_yaml_errors_are_one_line(fed: Any, tmp_path: Path, change: Any,
+                                        message: str) -> None:
+    path = _edit(fed.agent_configs["police"], tmp_path, change)
+    with pytest.raises(ConfigError) as err:
+        agent_config.load(path)
+    assert re.search(message, str(err.value)), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c: c.update(deadline_secs=3), r"\.yaml: unknown setting 'deadline_secs'"),
+    (lambda c: c.update(deadline_seconds=0), r"\.yaml: deadline_seconds: must be at least 0.1"),
+    (lambda c: c.update(rate_limit={"store": "mysql://x"}),
+     r"\.yaml: rate_limit: store: expected a PostgreSQL URL"),
+    (lambda c: c.update(agencies=[{"id": "police"}, {"id": "police"}]),
+     r"\.yaml: agencies\[1\]: id: 'police' is registered twice"),
+    (lambda c: c.update(liveness={"missed_heartbeats": 1}),
+     r"\.yaml: liveness: missed_heartbeats: must be at least 2, got 1"),
+    (lambda c: c.pop("listen"), r"\.yaml: listen: required setting is missing"),
+    (lambda c: c["auth"].update(issuers=[]),
+     r"\.yaml: auth: issuers: at least one trusted token issuer is required"),
+])
+def test_broker_yaml_errors_are_one_line(fed: Any, tmp_path: Path, change: Any,
+                                         message: str) -> None:
+    path = _edit(fed.broker_config, tmp_path, change)
+    with pytest.raises(ConfigError) as err:
+        broker_config.load(path)
+    assert re.search(message, str(err.value)), str(err.value)
+
+
+def test_key_files_are_read_as_the_agent_starts_not_by_the_config(fed: Any,
+                                                                  tmp_path: Path) -> None:
+    short = tmp_path / "short.key"
+    short.write_text("too short")
+    path = _edit(fed.agent_configs["police"], tmp_path,
+                 lambda c: c.update(hmac_key_file=str(short)))
+    cfg = agent_config.load(path)  # a plain value: the key is not read here
+    assert cfg.hmac_key_file == short
+    with pytest.raises(ConfigError, match="hmac_key_file: the key must be at least 32 bytes"):
+        build_policy(cfg)
