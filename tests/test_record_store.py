@@ -79,6 +79,23 @@ def test_a_store_removed_between_match_and_fetch_is_unavailable(tmp_path: Path) 
         snapshot.matcher.search(WHO)  # ... but no candidate comes without its record
 
 
+def test_a_store_replaced_is_read_on_only_when_it_holds_the_same_load(tmp_path: Path) -> None:
+    data, index = tmp_path / "records.csv", tmp_path / "records.index"
+    write_csv(data, people(200))
+    snapshot = load_snapshot([csv_source(data)], index)
+    assert held_ids(snapshot) == ["HELD"]
+    store = snapshot.store
+    copy = tmp_path / "copy.sqlite"
+    copy.write_bytes(store.path.read_bytes())
+    copy.replace(store.path)  # the same load's store written again by another process
+    assert held_ids(snapshot) == ["HELD"]
+    other = RecordStore.build(path=tmp_path / "other.sqlite", key="another load",
+                              records=store.fetch(list(range(200))))
+    other.path.replace(store.path)
+    with pytest.raises(StoreUnavailable, match="replaced by another load's"):
+        snapshot.matcher.search(WHO)
+
+
 def test_a_locked_or_damaged_store_is_unavailable(tmp_path: Path) -> None:
     data = tmp_path / "records.csv"
     write_csv(data, people(200))

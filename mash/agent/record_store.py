@@ -199,7 +199,7 @@ class RecordStore:
                 f"its record store cannot be read ({exc.strerror or type(exc).__name__})"
             ) from None
         if stat.st_ino != self._inode:
-            raise StoreUnavailable("its record store file was replaced")
+            self._adopt(stat.st_ino)
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
@@ -208,6 +208,14 @@ class RecordStore:
                 raise StoreUnavailable(_describe(exc)) from None
             self._local.conn = conn
         return conn
+
+    def _adopt(self, inode: int) -> None:
+        """The file was replaced (another process wrote the same load's store at once):
+        read on from the new one only if it holds this same load."""
+        if RecordStore.open(path=self.path, key=self.key, count=self.count) is None:
+            raise StoreUnavailable("its record store file was replaced by another load's")
+        self._inode = inode
+        self._local = threading.local()  # every thread reconnects, to the new file
 
     def fetch(self, rows: Sequence[int]) -> list[PersonRecord]:
         """The records at these index rows, in order: all of them, or StoreUnavailable."""
