@@ -198,3 +198,22 @@ async def test_a_store_gone_at_answer_time_is_not_checked_end_to_end(
     assert "record store file is missing" in police.detail
     assert not police.matches
     assert answers["health"].state == R.ANSWER_STATE_KNOWN
+
+
+def test_a_load_that_fails_after_indexing_leaves_no_store_behind(tmp_path: Path) -> None:
+    data, index = tmp_path / "records.csv", tmp_path / "records.index"
+    write_csv(data, people(200))
+    sources = [csv_source(data)]
+    state = AgentState()
+    assert state.load(sources, index).refusal is None
+    first = state.snapshot
+    assert first is not None
+
+    def fail(_snapshot) -> None:
+        raise RuntimeError("the blind token index could not be built")
+
+    state.prepare = fail
+    write_csv(data, people(201))
+    assert state.load(sources, index).refusal is not None
+    assert state.snapshot is first and stores(index) == [first.store.path]
+    assert held_ids(first) == ["HELD"]

@@ -276,6 +276,8 @@ class AgentState:
         if refusal is not None or snapshot is None:
             with self._lock:
                 self.status = status
+            if snapshot is not None:  # indexed, then failed (preparing it): not answered from
+                self._discard(snapshot)
             kept = self.snapshot
             # An export caught mid-write is routine (retried at the next refresh) while the
             # agent has records to answer from; anything else needs the agency's attention.
@@ -298,6 +300,12 @@ class AgentState:
                                         snapshot.sources, snapshot.loaded_at)
         log.info("records_indexed", records=snapshot.record_count, sources=len(sources))
         return status
+
+    def _discard(self, snapshot: Snapshot) -> None:
+        """Delete the store of a snapshot never published, unless a published one uses it."""
+        in_use = {self._retired} | ({self.snapshot.store.path} if self.snapshot else set())
+        if snapshot.store.path not in in_use:
+            snapshot.store.path.unlink(missing_ok=True)
 
     def refresh(self, sources: list[SourceConfig],
                 index_path: Path | None = None) -> LoadStatus | None:
