@@ -155,7 +155,7 @@ def test_the_withheld_list_is_the_agreements_not_the_records(
     agent = world.run.agents["health"]
     snapshot = agent.handler.state.snapshot
     assert snapshot is not None
-    records = [r for r in snapshot.matcher.records
+    records = [r for r in snapshot.store.records()
                if r.values.get("family_name") == "Thompson"
                and r.values.get("given_name") in ("Leah", "Darren")]
     decisions = agent.policy.snapshot()

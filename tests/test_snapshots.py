@@ -158,7 +158,7 @@ def test_a_rewrite_that_keeps_size_and_mtime_is_caught_by_the_hash(tmp_path: Pat
     assert found(state)
     # Positive control: read again with nothing changing under it, the new content is used.
     assert state.load(sources).refusal is None
-    assert state.snapshot.matcher.records[0].names[0].given == "zachary"
+    assert state.snapshot.store.fetch([0])[0].names[0].given == "zachary"
 
 
 def found_in(state: AgentState, record_id: str) -> bool:

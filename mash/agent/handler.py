@@ -14,6 +14,7 @@ from mash.agent.batches import QueryQueue, Stopped
 from mash.agent.config import AgentConfig
 from mash.agent.describe import describer
 from mash.agent.disclosure import AgentPolicy, OwnerDecisions, PolicyError, Requester
+from mash.agent.record_store import StoreUnavailable
 from mash.agent.state import AgentState, Snapshot
 from mash.answers import not_checked
 from mash.audit import AuditEntry, AuditError, AuditLog, Prepare
@@ -305,7 +306,10 @@ class QueryHandler:
             return self.not_checked(R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS,
                                     f"{self.cfg.name} did not search: {enough.explain()}",
                                     decisions.revision)
-        outcome = snapshot.matcher.search(subject)
+        try:
+            outcome = snapshot.matcher.search(subject)
+        except StoreUnavailable as exc:
+            return self.store_unavailable(exc, decisions.revision)
         base = answer_pb2.AgencyAnswer(
             agency_id=self.cfg.agency,
             agency_name=self.cfg.name,
@@ -320,10 +324,13 @@ class QueryHandler:
             base.state = R.ANSWER_STATE_NOT_KNOWN
             return base
         matcher = snapshot.matcher
-        selection = consistency.select(
-            outcome.candidates, subject, lambda: {
-                (c.record.source, c.record.record_id)
-                for c in matcher.search(consistency.primary_subject(subject)).candidates})
+        try:
+            selection = consistency.select(
+                outcome.candidates, subject, lambda: {
+                    (c.record.source, c.record.record_id)
+                    for c in matcher.search(consistency.primary_subject(subject)).candidates})
+        except StoreUnavailable as exc:
+            return self.store_unavailable(exc, decisions.revision)
         if selection.left_out:
             base.warnings.append(selection.summary())
         base.warnings.extend(selection.warnings)
@@ -381,6 +388,17 @@ class QueryHandler:
             base.detail = (f"{hidden} further record(s) may relate to this person but are "
                            f"restricted: contact {self.cfg.contact_route}")
         return base
+
+    def store_unavailable(self, exc: StoreUnavailable,
+                          revision: str) -> answer_pb2.AgencyAnswer:
+        """The matched records could not be read: NOT_CHECKED, never NOT_KNOWN, nothing
+        released (not a part of a record)."""
+        log.error("record_store_unavailable", reason=str(exc))
+        return self.not_checked(
+            R.NOT_CHECKED_REASON_DATA_UNAVAILABLE,
+            f"{self.cfg.name} could not complete the search: {exc}; it answers nothing "
+            "rather than part of a record, and the agency has been alerted through its logs",
+            revision)
 
     def warnings(self, gate: Gate) -> list[str]:
         """The agreement's warnings, and that the records are an older load if they are."""

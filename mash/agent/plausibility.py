@@ -53,7 +53,7 @@ class Counts:
 
     @classmethod
     def of(cls, loaded: LoadedSource) -> Counts:
-        return cls(len(loaded.records), loaded.rows_read, dict(loaded.present))
+        return cls(loaded.record_count, loaded.rows_read, dict(loaded.present))
 
 
 def _percent(part: float, whole: float) -> str:
@@ -65,7 +65,7 @@ def check(cfg: SourceConfig, loaded: LoadedSource, last: Counts | None,
     """The reason to refuse this load of `cfg`, or None to use it. `last`: the source's
     counts in the last good load (None: none known). `accept_shrink`: the operator accepts
     a load smaller than the last good one (the other bounds still apply)."""
-    name, records, rows = cfg.name, len(loaded.records), loaded.rows_read
+    name, records, rows = cfg.name, loaded.record_count, loaded.rows_read
 
     def refuse(problem: Problem, detail: str) -> Refusal:
         return Refusal(problem, f"source {name}: {detail}", name)

@@ -11,7 +11,7 @@ import signal
 import grpc
 from prometheus_client import start_http_server
 
-from mash.agent import metrics
+from mash.agent import memory, metrics
 from mash.agent.batches import QueryQueue
 from mash.agent.blind import BlindResponder
 from mash.agent.config import AgentConfig, hmac_key
@@ -154,7 +154,7 @@ class Agent:
             # collector's sight, or every full collection walks them all and stalls a query.
             # (Unfreeze first, so that what a reload replaced can be collected.)
             gc.unfreeze()
-            gc.collect()
+            memory.release_freed()  # the load's records are dropped: give their heap back
             gc.freeze()
         else:
             metrics.LOADS_REFUSED.labels(agency, refusal.source, str(refusal.problem)).inc()

@@ -1,5 +1,8 @@
 """The agent's loaded records: the matcher over them and how current they are.
 
+A snapshot holds the match index and its calibration in memory, and the records themselves
+in its record store on disk (record_store.py), from which an answer reads the few it matched.
+
 A load of the sources replaces the records answered from only when it is complete and
 plausible (see plausibility.py and sources/files.py); otherwise the agent keeps answering
 from the last good load, with its as-at time, and says so in its health, metrics, log and
@@ -8,8 +11,11 @@ status. With no good load at all it answers NOT_CHECKED (data unavailable) and i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
+import hashlib
+import json
 import threading
 import time
 import traceback
@@ -22,6 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mash.agent import plausibility
 from mash.agent.plausibility import Counts, Refusal
+from mash.agent.record_store import RecordStore, remove_others, store_path
 from mash.agent.sources import LoadedSource, Problem, SourceConfig, SourceError, load_source
 from mash.answers import timestamp
 from mash.logs import get_logger
@@ -37,9 +44,10 @@ log = get_logger(__name__)
 class Snapshot:
     """One consistent load of every source. Replaced whole, never edited in place."""
 
-    matcher: Matcher
-    sources: list[LoadedSource]
+    matcher: Matcher  # the index and its model; its records are read from `store`
+    sources: list[LoadedSource]  # each load's counts and as-at time (no records)
     loaded_at: dt.datetime
+    store: RecordStore
     fingerprint: str = ""  # the sources as read (persist.fingerprint): "" when not known
     index_reused: bool = False
 
@@ -59,7 +67,7 @@ class Snapshot:
     def sources_proto(self) -> tuple[answer_pb2.SourceSummary, ...]:
         """One summary per source, as answers and hellos list them (copy, do not modify)."""
         return tuple(answer_pb2.SourceSummary(name=s.name, as_at=timestamp(s.as_at),
-                                              record_count=len(s.records))
+                                              record_count=s.record_count)
                      for s in self.sources)
 
     @property
@@ -98,13 +106,22 @@ def read_sources(sources: list[SourceConfig]) -> tuple[list[LoadedSource], str]:
     return loaded, persist.fingerprint(sources, before) if known else ""
 
 
+def store_key(sources: list[SourceConfig], index_key: str) -> str:
+    """The record store's content key: the index's, and everything else of each mapping that
+    shapes the values a record releases (agency fields, date formats, joined columns)."""
+    doc = [index_key, [(cfg.name, dataclasses.asdict(cfg.mapping)) for cfg in sources]]
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def index_snapshot(sources: list[SourceConfig], loaded: list[LoadedSource],
                    source_fingerprint: str = "", index_path: Path | None = None,
                    progress: Callable[[int], None] | None = None, *,
                    target_false_known: float = TARGET_FALSE_KNOWN) -> Snapshot:
     """Index and calibrate loaded sources, reusing the index and calibration saved at
     ``index_path`` only when they were made from exactly this content (the calibration for
-    this target) and the arrays fit together; saving fresh ones when they were not."""
+    this target) and the arrays fit together; saving fresh ones when they were not. The
+    records go to the load's record store (written afresh unless it holds exactly this
+    load); the snapshot keeps none of them."""
     records = [r for source in loaded for r in source.records]
     key = persist.index_fingerprint(sources, [one.content for one in loaded])
     saved = persist.load(index_path, key, len(records)) if index_path else None
@@ -129,8 +146,13 @@ def index_snapshot(sources: list[SourceConfig], loaded: list[LoadedSource],
                 persist.save(index, index_path, key, model)
             except OSError as exc:  # serve from memory; the next start indexes again
                 log.warning("index_not_saved", error=type(exc).__name__)
-    return Snapshot(Matcher(records, index=index, model=model), loaded,
-                    dt.datetime.now(dt.UTC), source_fingerprint, reused)
+    content = store_key(sources, key)
+    store, store_reused = RecordStore.open_or_build(
+        path=store_path(index_path, content), key=content, records=records)
+    log.info("record_store_ready", records=len(store), reused=store_reused)
+    return Snapshot(Matcher(index=index, model=model, lookup=store),
+                    [one.without_records() for one in loaded], dt.datetime.now(dt.UTC),
+                    store, source_fingerprint, reused)
 
 
 def load_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
@@ -170,6 +192,7 @@ class AgentState:
     accept_shrink: bool = False
     target_false_known: float = TARGET_FALSE_KNOWN  # what the index is calibrated for
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _retired: Path | None = None  # the store of the load before the current one
 
     @property
     def ready(self) -> bool:
@@ -253,6 +276,8 @@ class AgentState:
         if refusal is not None or snapshot is None:
             with self._lock:
                 self.status = status
+            if snapshot is not None:  # indexed, then failed (preparing it): not answered from
+                self._discard(snapshot)
             kept = self.snapshot
             # An export caught mid-write is routine (retried at the next refresh) while the
             # agent has records to answer from; anything else needs the agency's attention.
@@ -264,13 +289,23 @@ class AgentState:
                 serving_as_at=kept.as_at.isoformat() if kept is not None else None)
             return status
         with self._lock:
-            self.snapshot, self.status = snapshot, status
+            replaced, self.snapshot, self.status = self.snapshot, snapshot, status
         self.accept_shrink = False
+        # the stores of older loads go; the one just replaced stays for queries still on it
+        keep = [snapshot.store.path] + ([replaced.store.path] if replaced else [])
+        remove_others(index_path, keep, self._retired)
+        self._retired = replaced.store.path if replaced else None
         if index_path is not None:
             plausibility.write_baseline(plausibility.baseline_path(index_path),
                                         snapshot.sources, snapshot.loaded_at)
         log.info("records_indexed", records=snapshot.record_count, sources=len(sources))
         return status
+
+    def _discard(self, snapshot: Snapshot) -> None:
+        """Delete the store of a snapshot never published, unless a published one uses it."""
+        in_use = {self._retired} | ({self.snapshot.store.path} if self.snapshot else set())
+        if snapshot.store.path not in in_use:
+            snapshot.store.path.unlink(missing_ok=True)
 
     def refresh(self, sources: list[SourceConfig],
                 index_path: Path | None = None) -> LoadStatus | None:

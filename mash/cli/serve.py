@@ -81,7 +81,7 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
             refused.append(source.name)
             continue
         rejected = sum(loaded.rows_rejected.values())
-        typer.echo(f"{source.name}: {loaded.rows_read} rows, {len(loaded.records)} records, "
+        typer.echo(f"{source.name}: {loaded.rows_read} rows, {loaded.record_count} records, "
                    f"{rejected} rejected, as at {loaded.as_at:%Y-%m-%d %H:%M} UTC")
         for reason, count in sorted(loaded.rows_rejected.items()):
             typer.echo(f"  rejected {count}: {reason}")

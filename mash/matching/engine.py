@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -45,6 +45,14 @@ class Candidate:
     score: float
     band: Band
     matched_on: tuple[str, ...]
+    row: int = -1  # the record's index row (-1: not from an index)
+
+
+class RecordLookup(Protocol):
+    """Where a matcher that holds no records reads the ones it matched (mash.agent's record
+    store): all of the rows asked for, in order, or an exception (never some of them)."""
+
+    def fetch(self, rows: Sequence[int]) -> list[PersonRecord]: ...
 
 
 @dataclass(frozen=True)
@@ -97,16 +105,23 @@ def name_variants(subject: SubjectQuery, limit: int = 20) -> list[str]:
 
 
 class Matcher:
-    """Finds a subject among records. ``records[i]`` is row i of the index."""
+    """Finds a subject among records. ``records[i]`` is row i of the index; a matcher given
+    an index, its model and a ``lookup`` instead holds no records and reads only those it
+    matched, when it matched them."""
 
     def __init__(self, records: Sequence[PersonRecord] = (), *, index: MatchIndex | None = None,
                  model: MatchModel | None = None,
                  progress: Callable[[int], None] | None = None,
-                 target_false_known: float | None = None) -> None:
+                 target_false_known: float | None = None,
+                 lookup: RecordLookup | None = None) -> None:
         """``model``: a saved calibration of this index; without one the index calibrates
         itself on its records (mash.matching.calibration)."""
         self.records: Sequence[PersonRecord] = (
             records if isinstance(records, list) else list(records))
+        if lookup is not None and (self.records or index is None or model is None):
+            raise ValueError("a matcher with a record lookup takes an index and its model, "
+                             "and no records")
+        self.lookup = lookup
         self.index = index if index is not None else build(self.records, progress)
         if self.records and len(self.index) != len(self.records):
             raise ValueError("the index does not hold the same records")
@@ -144,12 +159,21 @@ class Matcher:
     def reach_of_kinds(self, kinds: set[str]) -> Reach:
         return reach_of_kinds(self.model, len(self.index), self.index.name_rows, kinds)
 
+    def fetch(self, rows: Sequence[int]) -> list[PersonRecord]:
+        """The records at these rows: held, or read from the lookup (which may raise)."""
+        if self.lookup is not None:
+            return self.lookup.fetch(rows) if rows else []
+        return [self.records[row] for row in rows]
+
     def search(self, subject: SubjectQuery) -> SearchOutcome:
+        """The candidates for `subject`, each with its record (read from the lookup, if the
+        matcher holds none: its errors propagate, and no candidate is given without one)."""
         ranked, examined = self.rank(subject)
         dates = query_dates(subject)
+        records = self.fetch([r.row for r in ranked])
         return SearchOutcome(
-            candidates=[Candidate(self.records[r.row], r.score, r.band, r.matched_on)
-                        for r in ranked],
+            candidates=[Candidate(record, r.score, r.band, r.matched_on, r.row)
+                        for r, record in zip(ranked, records, strict=True)],
             identifiers_used=sorted(subject.identifiers),
             name_variants=name_variants(subject),
             date_of_birth_tolerance_days=0,

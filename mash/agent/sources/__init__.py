@@ -7,7 +7,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
@@ -162,6 +162,16 @@ class LoadedSource:
     # SHA-256 of everything read (a file's bytes, a query's rows in order): the saved index
     # is reused only for exactly this content.
     content: str = ""
+    # The records a snapshot no longer holds (they are in its record store): their count.
+    kept: int = 0
+
+    @property
+    def record_count(self) -> int:
+        return len(self.records) or self.kept
+
+    def without_records(self) -> LoadedSource:
+        """This load's counts and as-at time, its records left to the record store."""
+        return replace(self, records=[], kept=self.record_count)
 
 
 class SourceError(MashError):
