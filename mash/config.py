@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,7 +25,8 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import ErrorDetails
 
-from mash.errors import ConfigError
+from mash.errors import ConfigError, IdentityError
+from mash.identity.names import check_agency_id
 from mash.yamlfile import read_yaml
 
 _MISSING: Any = object()
@@ -367,6 +369,17 @@ File = Annotated[Path, BeforeValidator(_file)]  # must exist
 NewFile = Annotated[Path, BeforeValidator(_new_file)]  # may not exist yet
 TextList = Annotated[builtins.list[builtins.str], BeforeValidator(text_list)]
 AnyMapping = Annotated[builtins.dict[Any, Any], BeforeValidator(_mapping)]
+
+
+def _agency_id(value: builtins.str) -> builtins.str:
+    try:
+        check_agency_id(value)
+    except IdentityError as exc:
+        raise Invalid(str(exc)) from None
+    return value
+
+
+AgencyId = Annotated[Text, AfterValidator(_agency_id)]  # an agency id (mash.identity.names)
 LogLevel = Annotated[builtins.str, BeforeValidator(one_of("debug", "info", "warning", "error"))]
 
 

@@ -17,6 +17,7 @@ from mash.agent.sources import SourceConfig, check_config
 from mash.audit import AuditConfig
 from mash.blind.config import BlindAgentConfig
 from mash.config import (
+    AgencyId,
     ConfigModel,
     File,
     Invalid,
@@ -30,7 +31,6 @@ from mash.config import (
     whole,
 )
 from mash.errors import ConfigError
-from mash.identity.names import check_agency_id
 from mash.identity.pinning import BrokerPins
 from mash.identity.revocation import RevocationConfig
 from mash.identity.tls import TlsFiles
@@ -101,7 +101,7 @@ class AgentConfig(ConfigModel):
     not_settings: ClassVar[frozenset[str]] = frozenset({"path"})
 
     path: Path = Path()  # the file read (set by load)
-    agency: Text
+    agency: AgencyId
     name: Text = ""  # default: the agency id
     tls: TlsFiles
     auth: AuthConfig
@@ -129,15 +129,6 @@ class AgentConfig(ConfigModel):
         except ConfigError as exc:
             raise Invalid(str(exc)) from None
         return sources
-
-    @field_validator("agency")
-    @classmethod
-    def _agency_id(cls, value: str) -> str:
-        try:
-            check_agency_id(value)
-        except Exception as exc:
-            raise Invalid(str(exc)) from None
-        return value
 
     def model_post_init(self, context: Any, /) -> None:
         if not self.name:

@@ -16,6 +16,7 @@ from mash.audit import AuditConfig
 from mash.broker.liveness import LivenessConfig
 from mash.broker.ratelimit import RateLimitConfig
 from mash.config import (
+    AgencyId,
     ConfigModel,
     Invalid,
     LogLevel,
@@ -26,8 +27,7 @@ from mash.config import (
     number,
     whole,
 )
-from mash.errors import ConfigError, IdentityError
-from mash.identity.names import check_agency_id
+from mash.errors import ConfigError
 from mash.identity.revocation import RevocationConfig
 from mash.identity.tls import TlsFiles
 from mash.identity.tokens import AuthConfig
@@ -39,17 +39,8 @@ class Agency(ConfigModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: Text
+    id: AgencyId
     name: Text = ""
-
-    @field_validator("id")
-    @classmethod
-    def _agency_id(cls, value: str) -> str:
-        try:
-            check_agency_id(value)
-        except IdentityError as exc:
-            raise Invalid(str(exc)) from None
-        return value
 
     @property
     def title(self) -> str:

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mash.errors import IdentityError
 from mash.files import file_stamp
 from mash.identity.certs import identity_from_pem
-from mash.identity.dpop import ALGORITHM, ProofVerifier, b64url, digest
+from mash.identity.dpop import ALGORITHM, ProofVerifier, b64url, digest, proof_header
 
 PROOF_TYPE = "mash-cert-proof+jwt"
 MAX_PROOF_CHARS = 8192  # a proof carries the client certificate (about 1 kB of base64)
@@ -134,14 +134,7 @@ class CertProofVerifier:
         if not proof:
             raise IdentityError("no request proof: the analyst token is bound to a client "
                                 "certificate, and each request must be signed with its key")
-        if len(proof) > MAX_PROOF_CHARS:
-            raise IdentityError("the request proof is too long to be genuine")
-        try:
-            header = jwt.get_unverified_header(proof)
-        except jwt.PyJWTError:
-            raise IdentityError("the request proof is malformed") from None
-        if header.get("typ") != PROOF_TYPE or header.get("alg") != ALGORITHM:
-            raise IdentityError(f"the request proof must be a {PROOF_TYPE} signed {ALGORITHM}")
+        header = proof_header(proof, proof_type=PROOF_TYPE, max_chars=MAX_PROOF_CHARS)
         chain = header.get("x5c")
         if not isinstance(chain, list) or not 1 <= len(chain) <= MAX_CHAIN or not all(
                 isinstance(c, str) for c in chain):

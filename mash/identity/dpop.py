@@ -97,6 +97,21 @@ class ClientKey:
                           headers={"typ": PROOF_TYPE, "jwk": self.jwk})
 
 
+def proof_header(proof: str, *, proof_type: str, max_chars: int) -> dict[str, Any]:
+    """A request proof's header, read before its signature is checked (it names the key
+    to check it with): refused (IdentityError) when too long, unreadable, or not of
+    ``proof_type`` signed ES256."""
+    if len(proof) > max_chars:
+        raise IdentityError("the request proof is too long to be genuine")
+    try:
+        header: dict[str, Any] = jwt.get_unverified_header(proof)
+    except jwt.PyJWTError:
+        raise IdentityError("the request proof is malformed") from None
+    if header.get("typ") != proof_type or header.get("alg") != ALGORITHM:
+        raise IdentityError(f"the request proof must be a {proof_type} signed {ALGORITHM}")
+    return header
+
+
 class ReplayCache:
     """Proof ids seen within the skew window. Bounded: when full of live entries it refuses
     new proofs (fail closed) rather than forget one that could then be replayed."""
@@ -143,14 +158,7 @@ class ProofVerifier:
         if not proof:
             raise IdentityError("no request proof: the analyst token is bound to a key, and "
                                 "each request must be signed with it")
-        if len(proof) > MAX_PROOF_CHARS:
-            raise IdentityError("the request proof is too long to be genuine")
-        try:
-            header = jwt.get_unverified_header(proof)
-        except jwt.PyJWTError:
-            raise IdentityError("the request proof is malformed") from None
-        if header.get("typ") != PROOF_TYPE or header.get("alg") != ALGORITHM:
-            raise IdentityError(f"the request proof must be a {PROOF_TYPE} signed {ALGORITHM}")
+        header = proof_header(proof, proof_type=PROOF_TYPE, max_chars=MAX_PROOF_CHARS)
         jwk = header.get("jwk")
         if not isinstance(jwk, dict):
             raise IdentityError("the request proof carries no key (jwk)")
