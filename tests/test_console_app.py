@@ -218,6 +218,14 @@ def test_agreements_and_explain(client: TestClient, fed: federation.Federation) 
     assert "is NOT asked" in page.text  # probation: no agreement for children
     bad = client.get("/explain", params={"purpose": "child_safeguarding", "stage": "s42"})
     assert 'id="stage-error"' in bad.text
+    # only the chosen purpose's stages are offered: s42 is an adult safeguarding stage
+    s42 = re.search(r'<option value="s42"[^>]*>', bad.text)
+    s47 = re.search(r'<option value="s47"[^>]*>', bad.text)
+    assert s42 and "hidden disabled" in s42.group(0)
+    assert s47 and "hidden" not in s47.group(0)  # the positive control
+    blank = client.get("/explain")  # no purpose chosen yet: every stage offered
+    assert all("hidden" not in m.group(0)
+               for m in re.finditer(r'<option value="s4[27]"[^>]*>', blank.text))
 
 
 def test_audit_search_needs_criteria(client: TestClient, fed: federation.Federation) -> None:

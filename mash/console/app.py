@@ -445,12 +445,9 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
     def lookup_page(request: Request, session: Session, form: LookupForm, status: int = 200,
                     **context: Any) -> HTMLResponse:
         offered = purposes()
-        stage_purposes: dict[str, list[str]] = {}
-        for name, stages in (offered or {}).items():
-            for stage in stages:
-                stage_purposes.setdefault(stage, []).append(name)
         return render(request, "lookup.html", session, status=status, form=form, labels=LABELS,
-                      purposes=offered, stage_purposes=stage_purposes, about=form.about(),
+                      purposes=offered, stage_purposes=ig.stage_purposes(offered),
+                      about=form.about(),
                       rag_hours=cfg.rag_hours, **context)
 
     @app.get("/lookup", response_class=HTMLResponse)
@@ -591,7 +588,9 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
                 tables = ig.explain_all(policy, purpose, stage, requester, role, owner,
                                         dt.datetime.now(dt.UTC).date())
         return render(request, "explain.html", session, choices=choices, errors=errors,
-                      tables=tables, chosen={"purpose": purpose, "stage": stage,
+                      tables=tables, stage_purposes=ig.stage_purposes(
+                          {p: v["stages"] for p, v in choices.purposes.items()}),
+                      chosen={"purpose": purpose, "stage": stage,
                                              "requester": requester, "role": role,
                                              "owner": owner})
 

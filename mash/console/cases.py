@@ -34,6 +34,7 @@ from mash.cases.store import CaseStore, CaseStoreError, StoredCase
 from mash.console.case_pdf import case_pdf
 from mash.console.config import ConsoleConfig
 from mash.console.forms import TEXT_FIELDS, LookupForm, validate
+from mash.console.ig import stage_purposes
 from mash.console.sessions import Session, UnsignedSession
 from mash.console.views import rag_timer
 from mash.logs import get_logger
@@ -231,13 +232,9 @@ def register(app: FastAPI, *, cfg: ConsoleConfig, render: Callable[..., HTMLResp
             else:
                 links.append((f"c-{name}", LABELS[name], message))
         offered = purposes()
-        stage_purposes: dict[str, list[str]] = {}
-        for name, stages in (offered or {}).items():
-            for stage in stages:
-                stage_purposes.setdefault(stage, []).append(name)
         return render(request, "cases.html", session, status=status, error=error,
                       errors=errors or {}, general=general or [], error_links=links,
-                      purposes=offered, stage_purposes=stage_purposes,
+                      purposes=offered, stage_purposes=stage_purposes(offered),
                       values=values or {"urgency": "amber"}, cases=cases,
                       relationships=RELATIONSHIPS, rows=range(FORM_PEOPLE), labels=LABELS,
                       retention_days=store.retention / dt.timedelta(days=1))

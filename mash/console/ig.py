@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,16 @@ class Choices:
 def choices(loaded: LoadedPolicy) -> Choices:
     fed = loaded.bundle.federation
     return Choices(dict(fed["agencies"]), dict(fed["purposes"]), list(fed["roles"]))
+
+
+def stage_purposes(purposes: Mapping[str, Iterable[str]] | None) -> dict[str, list[str]]:
+    """Each stage and the purposes it belongs to, for the forms that offer only the chosen
+    purpose's stages (the lookup, case and explain pages)."""
+    out: dict[str, list[str]] = {}
+    for name, stages in (purposes or {}).items():
+        for stage in stages:
+            out.setdefault(stage, []).append(name)
+    return out
 
 
 def check_choice(c: Choices, purpose: str, stage: str, requester: str, role: str,
