@@ -21,9 +21,7 @@ import datetime as dt
 import hashlib
 import threading
 import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 import jwt
 from cryptography import x509
@@ -34,7 +32,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mash.errors import IdentityError
 from mash.files import file_stamp
 from mash.identity.certs import identity_from_pem
-from mash.identity.dpop import ALGORITHM, ProofVerifier, b64url, digest, proof_header
+from mash.identity.dpop import (
+    ALGORITHM,
+    ProofVerifier,
+    b64url,
+    proof_claims,
+    proof_header,
+)
 
 PROOF_TYPE = "mash-cert-proof+jwt"
 MAX_PROOF_CHARS = 8192  # a proof carries the client certificate (about 1 kB of base64)
@@ -78,12 +82,8 @@ class CertKey:
               request: bytes | None = None, now: float | None = None) -> str:
         """A fresh proof for one request: the DPoP claims, signed by the certificate's key,
         the certificate in `x5c`."""
-        claims: dict[str, Any] = {"jti": uuid.uuid4().hex, "htm": method, "htu": target,
-                                  "iat": int(now if now is not None else time.time())}
-        if access_token:
-            claims["ath"] = digest(access_token.encode())
-        if request is not None:
-            claims["mash_req"] = digest(request)
+        claims = proof_claims(method=method, target=target, access_token=access_token,
+                              request=request, now=now)
         return jwt.encode(claims, self._key, algorithm=ALGORITHM,
                           headers={"typ": PROOF_TYPE,
                                    "x5c": [base64.b64encode(self.der).decode()]})

@@ -87,14 +87,23 @@ class ClientKey:
     def proof(self, *, method: str, target: str, access_token: str = "",
               request: bytes | None = None, now: float | None = None) -> str:
         """A fresh proof for one request (RFC 9449 section 4.2, plus `mash_req`)."""
-        claims: dict[str, Any] = {"jti": uuid.uuid4().hex, "htm": method, "htu": target,
-                                  "iat": int(now if now is not None else time.time())}
-        if access_token:
-            claims["ath"] = digest(access_token.encode())
-        if request is not None:
-            claims["mash_req"] = digest(request)
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM,
+        return jwt.encode(proof_claims(method=method, target=target, access_token=access_token,
+                                       request=request, now=now),
+                          self._key, algorithm=ALGORITHM,
                           headers={"typ": PROOF_TYPE, "jwk": self.jwk})
+
+
+def proof_claims(*, method: str, target: str, access_token: str, request: bytes | None,
+                 now: float | None) -> dict[str, Any]:
+    """The claims every request proof carries, DPoP or certificate (the verifiers check
+    the same set): a fresh nonce, the call, the time, the token's and request's digests."""
+    claims: dict[str, Any] = {"jti": uuid.uuid4().hex, "htm": method, "htu": target,
+                              "iat": int(now if now is not None else time.time())}
+    if access_token:
+        claims["ath"] = digest(access_token.encode())
+    if request is not None:
+        claims["mash_req"] = digest(request)
+    return claims
 
 
 def proof_header(proof: str, *, proof_type: str, max_chars: int) -> dict[str, Any]:
