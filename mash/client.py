@@ -19,7 +19,7 @@ from mash import balancing, rpc_errors
 from mash.blind.config import BlindClientConfig
 from mash.blind.session import BlindLookupError, BlindSession
 from mash.config import load_yaml
-from mash.errors import ConfigError, IdentityError, ValidationError
+from mash.errors import ConfigError, IdentityError, MashError, ValidationError
 from mash.grpc_options import channel_options
 from mash.identity import pinning
 from mash.identity.cert_binding import CertKey
@@ -119,10 +119,11 @@ class BlindResult:
 BrokerAgents = lookup_pb2.ListAgentsResponse | grpc.RpcError  # one broker's view, or why not
 
 
-class BrokerError(grpc.RpcError):
+class BrokerError(MashError, grpc.RpcError):
     """A broker's refusal, as grpc raised it (code(), details()), with the google.rpc.Status
     details read: the ErrorInfo reason, every invalid field (BadRequest) and how long to wait
-    before trying again (RetryInfo). Empty when the broker sent none."""
+    before trying again (RetryInfo). Empty when the broker sent none. A `MashError` too, so
+    ``except mash.MashError`` catches every error the client raises."""
 
     def __init__(self, error: grpc.RpcError, info: rpc_errors.ErrorDetails | None = None) -> None:
         super().__init__(str(error))

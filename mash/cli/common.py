@@ -86,10 +86,10 @@ def guarded(fn: Callable[[], T], *, options: OptionFor | None = None) -> T:
         return fn()
     except (ConfigError, ValidationError) as exc:
         fail(str(exc), USAGE)
+    except grpc.RpcError as exc:  # before MashError: a BrokerError is both
+        grpc_failure(exc, options=options)
     except MashError as exc:
         fail(str(exc), FAILED)
-    except grpc.RpcError as exc:
-        grpc_failure(exc, options=options)
     except KeyboardInterrupt:
         fail("interrupted", FAILED)
     except OSError as exc:
