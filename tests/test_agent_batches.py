@@ -241,14 +241,14 @@ async def test_an_agent_that_fails_to_answer_a_query_still_answers_it_not_checke
     """A query whose answering raises gets NOT_CHECKED, so the broker never waits for it
     (and holds nothing back behind it)."""
     for link in running.agents["police"].link.links:
-        respond = link.respond
+        receive = link.receive
 
-        async def broken(query, queries, respond=respond):
+        async def broken(query, queries, receive=receive):
             if query.context.case_reference == "BROKEN":
                 raise RuntimeError("a bug while answering")
-            return await respond(query, queries)
+            return await receive(query, queries)
 
-        link.respond = broken
+        link.receive = broken
     broken_answer = _answer_of(await running.analyst().lookup(lookup_request(case="BROKEN")))
     assert broken_answer.state == R.ANSWER_STATE_NOT_CHECKED and not broken_answer.matches
     assert broken_answer.not_checked_reason == R.NOT_CHECKED_REASON_AGENT_ERROR

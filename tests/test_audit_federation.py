@@ -193,12 +193,12 @@ async def test_an_agent_answers_nothing_when_its_entry_cannot_be_recorded(fed) -
         def broken(decided):
             raise ValueError("entry could not be built")
 
-        handler.entry = broken  # type: ignore[method-assign]
+        handler.audit_entry = broken  # type: ignore[method-assign]
         answer = await asyncio.wait_for(handler.answer_queued(query, queries), 10)
         assert answer.state == R.ANSWER_STATE_NOT_CHECKED
         assert answer.not_checked_reason == R.NOT_CHECKED_REASON_AUDIT_FAILED
         assert not answer.matches and "could not record this query" in answer.detail
-        del handler.entry
+        del handler.audit_entry
 
         # a query still queued when the query threads shut down is told so, not left waiting
         release = threading.Event()
@@ -240,14 +240,14 @@ async def test_queries_waiting_together_are_answered_together_each_on_its_own_me
 
     agent = _agent_in_process(fed)
     handler = agent.handler
-    build = handler.entry
+    build = handler.audit_entry
 
     def entry(decided):
         if decided.query.query_id == "q-broken":
             raise ValueError("entry could not be built")
         return build(decided)
 
-    handler.entry = entry  # type: ignore[method-assign]
+    handler.audit_entry = entry  # type: ignore[method-assign]
     db = sqlite3.connect(audit_db(fed, "police"))
     before = db.execute("SELECT count(*) FROM audit_entries").fetchone()[0]
     batches = {"agency": "police"}

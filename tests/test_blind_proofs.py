@@ -201,7 +201,7 @@ async def answer(agent: Agent, agency: str, blind: BlindSession,
                  query: agent_pb2.Query) -> tuple[bool, R.AgencyAnswer]:
     """Ask the agent directly, as a broker would, and open its signed, sealed answer."""
     assert agent.blind is not None
-    reply = await asyncio.to_thread(agent.blind.respond, query)
+    reply = await asyncio.to_thread(agent.blind.receive, query)
     assert reply.HasField("sealed_answer"), reply
     opened = blind._open(blind_pb2.SealedAnswer(agency_id=agency, box=reply.sealed_answer),
                          query.round)
@@ -239,7 +239,7 @@ async def test_an_agent_refuses_blind_rounds_a_broker_forged_moved_or_replays(
     one = blind_pb2.BlindRound(request_hash=blind.digest)
     for agency, agent in (("police", police), ("health", health)):
         assert agent.blind is not None
-        reply = await asyncio.to_thread(agent.blind.respond,
+        reply = await asyncio.to_thread(agent.blind.receive,
                                         round_query(blind, token, 1, blind.first().proof))
         one.answers.add(agency_id=agency, box=reply.sealed_answer)
     boxes = {s.agency_id: s for s in blind.second(one).subjects.subjects}

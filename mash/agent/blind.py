@@ -74,15 +74,18 @@ class BlindResponder:
 
     # -- answering --------------------------------------------------------------------------
 
-    def respond(self, query: agent_pb2.Query) -> agent_pb2.QueryAnswer:
+    def receive(self, query: agent_pb2.Query) -> agent_pb2.QueryAnswer:
+        """A blind round's query: decided, recorded and answered by the handler, then signed
+        and sealed to the analyst's answer key."""
         digest = signed_answers.request_hash(query.blind)
         verdict = _Verdict()
         if query.round == 1:
-            answer = self.handler.run(query, lambda q, t: self._round_one(q, t, verdict))
+            answer = self.handler.answer(query, lambda q, t: self._round_one(q, t, verdict))
         elif query.round == 2:
-            answer = self.handler.run(query, lambda q, t: self._round_two(q, t, digest, verdict))
+            answer = self.handler.answer(
+                query, lambda q, t: self._round_two(q, t, digest, verdict))
         else:
-            answer = self.handler.run(query, lambda q, t: self.handler.not_checked(
+            answer = self.handler.answer(query, lambda q, t: self.handler.not_checked(
                 R.NOT_CHECKED_REASON_AGENT_ERROR,
                 f"{self.cfg.name} cannot answer blind round {q.round} (rounds are 1 and 2)"))
         # Only an answer that survived its audit write may say "candidate".
@@ -200,4 +203,4 @@ class BlindResponder:
                 f"{self.cfg.name} could not read the request: {exc}",
                 admitted.decisions.revision)
         trace.audit_detail = "blind round 2: subject received"
-        return self.handler.search(admitted, subject, trace)
+        return self.handler.match_and_disclose(admitted, subject, trace)

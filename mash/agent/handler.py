@@ -1,4 +1,23 @@
-"""Answering one query: the data owner's own checks, the search and the disclosure."""
+"""Answering the broker's queries at the agency: one name per step, one place each.
+
+A query's path through the agent, as its names say:
+
+1. **receive**: `BrokerLink._receive` (link.py) takes it off a broker's stream and hands it to
+   `Agent.receive` (service.py): a plain query to the query queue (batches.py), a blind one
+   to the blind rounds (blind.py);
+2. **admit** (`QueryHandler.admit`): the deadline, the analyst's token and request proof, the
+   agreement's gate and any stage approval, all checked by the data owner itself;
+3. **match** (`QueryHandler.match`): the minimum evidence, then the matcher
+   (`mash.matching`, whose `search` finds candidates) and the consistency selection;
+4. **disclose** (`QueryHandler.disclose`): the agreement decides, field by field, what of each
+   matched record may be released;
+5. **record** (`QueryHandler.record`): the audit entries, committed before any answer goes;
+6. **answer** (`QueryHandler.answer`, `answer_batch`): the answer that may leave, NOT_CHECKED
+   in place of one that could not be recorded; the link sends it back on the query's stream.
+
+`decide_plain` runs steps 2-4 for a plain query; a blind round runs its own (blind.py). A
+decision never raises and never says NOT_KNOWN on a failure.
+"""
 
 from __future__ import annotations
 
@@ -69,7 +88,22 @@ class Decided:
     started: float
 
 
+@dataclass
+class Matched:
+    """What matching found: the answer begun (what was searched, under which agreement, as at
+    when), and the candidates chosen to answer about (None: no candidate at all)."""
+
+    answer: answer_pb2.AgencyAnswer
+    selection: consistency.Selection | None
+
+
+# a decision on one query (steps 2-4): the answer, filling in what the audit needs in Trace
+Decide = Callable[[agent_pb2.Query, Trace], answer_pb2.AgencyAnswer]
+
+
 class QueryHandler:
+    """Steps 2 to 6 of the module's path, for every kind of query (plain, blind rounds)."""
+
     def __init__(self, cfg: AgentConfig, state: AgentState, policy: AgentPolicy,
                  audit: AuditLog) -> None:
         self.cfg = cfg
@@ -85,8 +119,12 @@ class QueryHandler:
         # certificate proofs (cnf.x5t#S256) share its replay cache and time window
         self.cert_proofs = CertProofVerifier(self.proofs, FederationCa(cfg.tls.ca))
 
-    def answer(self, query: agent_pb2.Query) -> answer_pb2.AgencyAnswer:
-        return self.run(query, self._answer)
+    # -- 6. answer (with 5. record) ---------------------------------------------------------
+
+    def answer(self, query: agent_pb2.Query, decide: Decide | None = None,
+               ) -> answer_pb2.AgencyAnswer:
+        """Decide one query (plain unless `decide` says otherwise), record it, answer it."""
+        return self.answer_batch([query], decide)[0]
 
     async def answer_queued(self, query: agent_pb2.Query,
                             queries: QueryQueue) -> answer_pb2.AgencyAnswer:
@@ -98,45 +136,17 @@ class QueryHandler:
             return self.not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
                                      f"{self.cfg.name}'s agent {exc}")
 
-    def answer_batch(self, queries: list[agent_pb2.Query]) -> list[answer_pb2.AgencyAnswer]:
+    def answer_batch(self, queries: list[agent_pb2.Query],
+                     decide: Decide | None = None) -> list[answer_pb2.AgencyAnswer]:
         """Answer queries that arrived together (on a query thread; see batches.py). Each is
         decided on its own; their audit entries are committed in one transaction (one fsync
         for them all), and no answer is given before that commit. Never raises: an entry that
         cannot be built fails closed for its own query, a commit that fails for all of them."""
-        decided = [self.decide(query, self._answer) for query in queries]
-        failed: list[AuditError | None] = [None] * len(decided)
-        prepared: list[tuple[int, Prepare]] = []
-        for i, one in enumerate(decided):
-            try:
-                prepared.append((i, self.audit.prepare(self.entry(one))))
-            except AuditError as exc:
-                failed[i] = exc
-            except Exception as exc:
-                log.exception("audit_entry_failed", query_id=one.query.query_id,
-                              error=type(exc).__name__)
-                failed[i] = AuditError(f"its entry could not be built ({type(exc).__name__})")
-        if prepared:
-            try:
-                self.audit.append_prepared([prepare for _, prepare in prepared])
-            except AuditError as exc:
-                for i, _ in prepared:
-                    failed[i] = exc
-        return [self.finish(one, error) for one, error in zip(decided, failed, strict=True)]
+        decided = [self._decided(query, decide or self.decide_plain) for query in queries]
+        failed = self.record(decided)
+        return [self._released(one, error) for one, error in zip(decided, failed, strict=True)]
 
-    def run(self, query: agent_pb2.Query,
-            decide: Callable[[agent_pb2.Query, Trace], answer_pb2.AgencyAnswer],
-            ) -> answer_pb2.AgencyAnswer:
-        """Decide an answer, audit it, log it: every query, whatever kind, goes through here
-        (or through `answer_batch`, which does the same for many at once)."""
-        decided = self.decide(query, decide)
-        try:
-            self.audit.append(self.entry(decided))
-        except AuditError as exc:
-            return self.finish(decided, exc)
-        return self.finish(decided, None)
-
-    def decide(self, query: agent_pb2.Query,
-               decide: Callable[[agent_pb2.Query, Trace], answer_pb2.AgencyAnswer]) -> Decided:
+    def _decided(self, query: agent_pb2.Query, decide: Decide) -> Decided:
         """The answer before its audit: never raises, never says NOT_KNOWN on a failure."""
         started = time.monotonic()
         trace = Trace()
@@ -149,7 +159,29 @@ class QueryHandler:
                                        "alerted through its logs")
         return Decided(query, trace, answer, started)
 
-    def entry(self, decided: Decided) -> AuditEntry:
+    def record(self, decided: list[Decided]) -> list[AuditError | None]:
+        """Write the audit entries of decided queries in one transaction: for each, None
+        when it is recorded, else why not (its answer must then not be given)."""
+        failed: list[AuditError | None] = [None] * len(decided)
+        prepared: list[tuple[int, Prepare]] = []
+        for i, one in enumerate(decided):
+            try:
+                prepared.append((i, self.audit.prepare(self.audit_entry(one))))
+            except AuditError as exc:
+                failed[i] = exc
+            except Exception as exc:
+                log.exception("audit_entry_failed", query_id=one.query.query_id,
+                              error=type(exc).__name__)
+                failed[i] = AuditError(f"its entry could not be built ({type(exc).__name__})")
+        if prepared:
+            try:
+                self.audit.append_prepared([prepare for _, prepare in prepared])
+            except AuditError as exc:
+                for i, _ in prepared:
+                    failed[i] = exc
+        return failed
+
+    def audit_entry(self, decided: Decided) -> AuditEntry:
         """What the audit records of a decided query (raises AuditError if it cannot)."""
         query, trace, answer = decided.query, decided.trace, decided.answer
         return audit_build.query_entry(
@@ -160,7 +192,7 @@ class QueryHandler:
             detail="; ".join(d for d in (trace.audit_detail, trace.approval) if d),
             record_refs=[self.hasher.record_ref(r.source, r.record_id) for r in trace.matched])
 
-    def finish(self, decided: Decided, failed: AuditError | None) -> answer_pb2.AgencyAnswer:
+    def _released(self, decided: Decided, failed: AuditError | None) -> answer_pb2.AgencyAnswer:
         """The answer that may leave: an answer that could not be recorded is not given (fail
         closed: NOT_CHECKED, releasing nothing)."""
         answer = decided.answer
@@ -191,7 +223,10 @@ class QueryHandler:
             answer.data_as_at.CopyFrom(snapshot.as_at_proto)
         return answer
 
-    def _answer(self, query: agent_pb2.Query, trace: Trace) -> answer_pb2.AgencyAnswer:
+    # -- 2-4. decide: admit, match, disclose ------------------------------------------------
+
+    def decide_plain(self, query: agent_pb2.Query, trace: Trace) -> answer_pb2.AgencyAnswer:
+        """A plain query's answer: admitted, matched, disclosed (or why not, NOT_CHECKED)."""
         admitted = self.admit(query, query.context, trace)
         if isinstance(admitted, answer_pb2.AgencyAnswer):
             return admitted
@@ -200,7 +235,15 @@ class QueryHandler:
         except ValidationError as exc:
             return self.not_checked(R.NOT_CHECKED_REASON_AGENT_ERROR,
                                      f"{self.cfg.name} could not read the request: {exc}")
-        return self.search(admitted, subject, trace)
+        return self.match_and_disclose(admitted, subject, trace)
+
+    def match_and_disclose(self, admitted: Admitted, subject: subject_mod.SubjectQuery,
+                           trace: Trace) -> answer_pb2.AgencyAnswer:
+        """Steps 3 and 4 for an admitted subject: a plain query's, or a blind round two's."""
+        matched = self.match(admitted, subject)
+        if isinstance(matched, answer_pb2.AgencyAnswer):
+            return matched
+        return self.disclose(admitted, matched, subject, trace)
 
     def admit(self, query: agent_pb2.Query, context: subject_pb2.RequestContext,
               trace: Trace) -> Admitted | answer_pb2.AgencyAnswer:
@@ -288,9 +331,12 @@ class QueryHandler:
         trace.approval = approval.describe()
         return None
 
-    def search(self, admitted: Admitted, subject: subject_mod.SubjectQuery,
-               trace: Trace) -> answer_pb2.AgencyAnswer:
-        requester, decisions, gate = admitted.requester, admitted.decisions, admitted.gate
+    def match(self, admitted: Admitted,
+              subject: subject_mod.SubjectQuery) -> Matched | answer_pb2.AgencyAnswer:
+        """The records that may be this person, from the snapshot searched, with the answer
+        begun (what was searched, the agreement, the data's as-at time); or NOT_CHECKED
+        when the query cannot be searched, the records cannot be had or cannot be read."""
+        decisions, gate = admitted.decisions, admitted.gate
         if self.cfg.minimum is not None and not subject_mod.meets_minimum(
                 subject, self.cfg.minimum):
             return self.not_checked(
@@ -321,8 +367,7 @@ class QueryHandler:
         )
         base.data_as_at.CopyFrom(snapshot.as_at_proto)
         if not outcome.candidates:
-            base.state = R.ANSWER_STATE_NOT_KNOWN
-            return base
+            return Matched(base, None)
         matcher = snapshot.matcher
         try:
             selection = consistency.select(
@@ -331,6 +376,18 @@ class QueryHandler:
                     for c in matcher.search(consistency.primary_subject(subject)).candidates})
         except StoreUnavailable as exc:
             return self.store_unavailable(exc, decisions.revision)
+        return Matched(base, selection)
+
+    def disclose(self, admitted: Admitted, matched: Matched, subject: subject_mod.SubjectQuery,
+                 trace: Trace) -> answer_pb2.AgencyAnswer:
+        """The answer: NOT_KNOWN when nothing matched; else what the agreement releases of
+        each matched record, field by field (WITHHELD when it releases none), with every
+        matched record named in the audit (`trace.matched`)."""
+        requester, decisions, gate = admitted.requester, admitted.decisions, admitted.gate
+        base, selection = matched.answer, matched.selection
+        if selection is None:
+            base.state = R.ANSWER_STATE_NOT_KNOWN
+            return base
         if selection.left_out:
             base.warnings.append(selection.summary())
         base.warnings.extend(selection.warnings)

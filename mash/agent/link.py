@@ -35,8 +35,8 @@ from mash.logs import get_logger
 from mash.v1 import agent_pb2, agent_pb2_grpc, answer_pb2
 
 log = get_logger(__name__)
-# Answers one query; plain queries go through the queue, blind ones to its executor.
-Respond = Callable[[agent_pb2.Query, QueryQueue], Awaitable[agent_pb2.QueryAnswer]]
+# Answers one query received; plain queries go through the queue, blind ones to its executor.
+Receive = Callable[[agent_pb2.Query, QueryQueue], Awaitable[agent_pb2.QueryAnswer]]
 MAX_CONCURRENT_QUERIES = 16
 
 
@@ -47,13 +47,13 @@ class BrokerLink:
     def __init__(self, cfg: AgentConfig, address: BrokerAddress, state: AgentState,
                  handler: QueryHandler, queries: QueryQueue, *,
                  on_connected: Callable[[bool], None] | None = None,
-                 respond: Respond | None = None, exchange: HeadExchange | None = None) -> None:
+                 receive: Receive | None = None, exchange: HeadExchange | None = None) -> None:
         self.cfg = cfg
         self.address = address
         self.exchange = exchange  # audit heads to and from the broker (mash.audit.exchange)
         self.state = state
         self.handler = handler
-        self.respond = respond or self._respond
+        self.receive = receive or self._receive_plain
         self.connected = False
         self.broker_id = ""  # as the broker's welcome names it
         self._on_connected = on_connected
@@ -64,8 +64,8 @@ class BrokerLink:
         self._broker_pem = b""  # the certificate the broker presented on this stream
         self._drop: Callable[[str], None] | None = None  # ends the current stream
 
-    async def _respond(self, query: agent_pb2.Query,
-                       queries: QueryQueue) -> agent_pb2.QueryAnswer:
+    async def _receive_plain(self, query: agent_pb2.Query,
+                             queries: QueryQueue) -> agent_pb2.QueryAnswer:
         return agent_pb2.QueryAnswer(query_id=query.query_id,
                                      answer=await self.handler.answer_queued(query, queries))
 
@@ -260,7 +260,7 @@ class BrokerLink:
                     elif kind in ("query", "queries"):
                         for query in (message.queries.queries if kind == "queries"
                                       else (message.query,)):
-                            task = asyncio.create_task(self._serve(query, outbox))
+                            task = asyncio.create_task(self._receive(query, outbox))
                             tasks.add(task)
                             task.add_done_callback(tasks.discard)
             except asyncio.CancelledError:
@@ -281,12 +281,14 @@ class BrokerLink:
                 for task in tasks:
                     task.cancel()
 
-    async def _serve(self, query: agent_pb2.Query,
-                     outbox: asyncio.Queue[agent_pb2.ConnectRequest | None]) -> None:
+    async def _receive(self, query: agent_pb2.Query,
+                       outbox: asyncio.Queue[agent_pb2.ConnectRequest | None]) -> None:
+        """A query off this broker's stream: answered (see mash.agent.handler for the steps)
+        and its answer put on the stream it came on, whatever happens."""
         async with self._slots:
             started = time.monotonic()
             try:
-                answer = await self.respond(query, self.queries)
+                answer = await self.receive(query, self.queries)
             except Exception as exc:  # every query gets an answer: the broker may hold others
                 log.exception("query_failed", query_id=query.query_id, error=type(exc).__name__)
                 answer = agent_pb2.QueryAnswer(query_id=query.query_id, answer=(

@@ -15,7 +15,7 @@ from mash.agent import metrics
 from mash.agent.batches import QueryQueue
 from mash.agent.config import AgentConfig
 from mash.agent.handler import QueryHandler
-from mash.agent.link import BrokerLink, Respond
+from mash.agent.link import BrokerLink, Receive
 from mash.agent.state import AgentState
 from mash.audit.exchange import HeadExchange
 from mash.identity.revocation import RevocationList
@@ -38,7 +38,7 @@ class BrokerLinks:
 
     def __init__(self, cfg: AgentConfig, state: AgentState, handler: QueryHandler, *,
                  on_connected: Callable[[bool], None] | None = None,
-                 respond: Respond | None = None, exchange: HeadExchange | None = None) -> None:
+                 receive: Receive | None = None, exchange: HeadExchange | None = None) -> None:
         self.cfg = cfg
         self._on_connected = on_connected
         self._workers = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="mash-query")
@@ -46,7 +46,7 @@ class BrokerLinks:
                                   cfg.agency)
         self.links = [
             BrokerLink(cfg, address, state, handler, self.queries,
-                       on_connected=self._changed, respond=respond, exchange=exchange)
+                       on_connected=self._changed, receive=receive, exchange=exchange)
             for address in expand(cfg.brokers, cfg.broker_server_name)]
 
     def _changed(self, _connected: bool) -> None:

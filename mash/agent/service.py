@@ -61,7 +61,7 @@ class Agent:
             self.state.prepare = self.blind.prepare
         self.health = Health()
         self.link = BrokerLinks(cfg, self.state, self.handler,
-                                on_connected=self._connected_changed, respond=self.respond,
+                                on_connected=self._connected_changed, receive=self.receive,
                                 exchange=cfg.audit.exchange(self.audit))
         # each broker's certificate is checked against it on every stream (and again on change)
         self.link.revocation = open_list(cfg.revocation, cfg.tls.ca, str(cfg.path))
@@ -70,23 +70,24 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self.health_port: int | None = None
 
-    async def respond(self, query: agent_pb2.Query,
+    async def receive(self, query: agent_pb2.Query,
                       queries: QueryQueue) -> agent_pb2.QueryAnswer:
-        """Answer one query from the broker, searching on the query threads."""
+        """A query from a broker, answered on the query threads: a plain one through the
+        query queue, a blind round through the blind responder."""
         if not query.HasField("blind"):
             return agent_pb2.QueryAnswer(query_id=query.query_id,
                                          answer=await self.handler.answer_queued(query, queries))
         return await asyncio.get_running_loop().run_in_executor(
-            queries.workers, contextvars.copy_context().run, self._respond_blind, query)
+            queries.workers, contextvars.copy_context().run, self._receive_blind, query)
 
-    def _respond_blind(self, query: agent_pb2.Query) -> agent_pb2.QueryAnswer:
+    def _receive_blind(self, query: agent_pb2.Query) -> agent_pb2.QueryAnswer:
         if self.blind is None:
-            return agent_pb2.QueryAnswer(query_id=query.query_id, answer=self.handler.run(
+            return agent_pb2.QueryAnswer(query_id=query.query_id, answer=self.handler.answer(
                 query, lambda q, t: self.handler.not_checked(
                     answer_pb2.NOT_CHECKED_REASON_AGENT_ERROR,
                     f"{self.cfg.name}'s agent is not set up for blind lookups (no blind: "
                     "section in its configuration)")))
-        return self.blind.respond(query)
+        return self.blind.receive(query)
 
     def _ours(self, identity: PeerIdentity | None) -> str | None:
         """A replaced certificate must still be this agency's agent's."""

@@ -23,9 +23,9 @@ Agent (mash/agent/handler.py), once per query, after the answer is built and bef
                              analyst=analyst, context=ctx, subject=hasher.hashes(subject),
                              answer=answer, record_refs=refs))
     # AuditError: replace the answer by NOT_CHECKED (NOT_CHECKED_REASON_AUDIT_FAILED), which
-    # releases nothing. Audit in QueryHandler.answer() after _answer() returns, so every path
-    # (refusals, NOT_KNOWN, errors) is recorded; _answer() must hand back the analyst, context,
-    # subject and matched candidates it found for that.
+    # releases nothing. QueryHandler.record() writes it after the decision, so every path
+    # (refusals, NOT_KNOWN, errors) is recorded; the decision must hand back the analyst,
+    # context, subject and matched candidates it found for that (its Trace).
 
 `analyst` and `context` may be None when the token or the request was refused: the entry then
 records what is known (the refusal is in the outcome).
