@@ -356,3 +356,15 @@ class SessionStore:
             del self._sessions[sid]
         if self._table is not None:
             self._table.purge(now)
+
+
+def check_key(analyst: Analyst, key: ClientKey | None) -> None:
+    """Refuse (IdentityError) a token not bound to exactly the session's key: with a key,
+    cnf.jkt must name it; without one, the token must not be bound (its key is elsewhere)."""
+    if key is not None and analyst.key_thumbprint != key.thumbprint:
+        raise IdentityError("the identity provider's token is not bound to this session's "
+                            "proof key (cnf.jkt): enable DPoP for the console's client")
+    if key is None and analyst.key_thumbprint:
+        raise IdentityError("the token is bound to a proof key (cnf.jkt) this console does "
+                            "not hold, so its lookups could not be signed: sign in through "
+                            "the identity provider instead")
