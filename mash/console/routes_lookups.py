@@ -15,7 +15,7 @@ from mash.audit.errors import AuditError
 from mash.cases.store import CaseStoreError
 from mash.console import csrf, ig
 from mash.console.broker_client import GRPC_MESSAGES, Broker, in_thread
-from mash.console.cases import KeptLookups
+from mash.console.cases import KeptLookups, is_case_id
 from mash.console.forms import LABELS, LookupForm, validate
 from mash.console.pages import Pages, Refused
 from mash.console.sessions import LookupRecord, Session, UnsignedSession
@@ -23,11 +23,6 @@ from mash.console.views import agents_view, lookup_view, rag_timer, summary
 from mash.logs import get_logger
 
 log = get_logger(__name__)
-
-
-def is_kept_id(text: str) -> bool:
-    """Whether `text` has the shape of a kept case's id (32 hex digits)."""
-    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
 
 
 def add_lookup_routes(app: FastAPI, *, pages: Pages, broker: Broker,
@@ -121,7 +116,7 @@ def add_lookup_routes(app: FastAPI, *, pages: Pages, broker: Broker,
         """A kept result, from the store: the reopening is audited first, nothing is asked
         again."""
         session = pages.need_lookups(request)
-        if kept is None or not is_kept_id(kept_id):
+        if kept is None or not is_case_id(kept_id):
             raise Refused(404, "There is no such lookup kept.")
         try:
             stored, values, response = kept.reopen(kept_id, session.analyst)
