@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,9 @@ from fastapi.testclient import TestClient
 
 from mash.audit.report import Criteria, search
 from mash.audit.store import open_store
-from mash.console import config as console_config
-from mash.console.app import create_app
 from mash.demo import federation
-from tests.console_support import console_config as write_console_config
-from tests.helpers import ThreadedFederation, build_federation
+from tests.console_support import console_fixtures
+from tests.helpers import ThreadedFederation
 from tests.test_console_app import csrf_of, sign_in
 
 CORE = ["police", "health", "csc", "education"]
@@ -31,25 +28,7 @@ FAMILY = {"reference": "MASH-2026-0300", "purpose": "child_safeguarding", "stage
           "p1-name": "Darren Thompson", "p1-dob": "1986-07-21"}
 
 
-@pytest.fixture(scope="module")
-def threaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedFederation]:
-    fed = build_federation(tmp_path_factory.mktemp("console-cases") / "fed", background=30)
-    threaded = ThreadedFederation(fed, CORE)
-    try:
-        yield threaded
-    finally:
-        threaded.close()
-
-
-@pytest.fixture(scope="module")
-def fed(threaded: ThreadedFederation) -> federation.Federation:
-    return threaded.fed
-
-
-@pytest.fixture
-def client(fed: federation.Federation) -> TestClient:
-    cfg = console_config.load(write_console_config(fed))
-    return TestClient(create_app(cfg), base_url="https://testserver", follow_redirects=False)
+threaded, fed, client = console_fixtures("console-cases", CORE)
 
 
 def open_case(client: TestClient, form: dict[str, str]) -> Any:
