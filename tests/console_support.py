@@ -22,6 +22,7 @@ from mash.demo import federation
 from mash.identity import certs
 from mash.identity.names import PeerIdentity
 from tests.helpers import ThreadedFederation, build_federation
+from tests.oidc_support import CONSOLE_CLIENT, CONSOLE_SECRET
 
 
 def console_config(fed: federation.Federation, port: int | None = None,
@@ -65,6 +66,16 @@ def console_config(fed: federation.Federation, port: int | None = None,
     path = root / "console.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return path
+
+
+def console_oidc(root: Path, *, issuer: str, redirect_uri: str, **extra: Any) -> dict[str, Any]:
+    """console.yaml's `oidc:` for the test provider's console client, its secret written
+    (owner-only) to root/client.secret."""
+    secret = root / "client.secret"
+    secret.write_text(CONSOLE_SECRET)
+    secret.chmod(0o600)
+    return {"issuer": issuer, "client_id": CONSOLE_CLIENT, "client_secret_file": str(secret),
+            "redirect_uri": redirect_uri, **extra}
 
 
 def console_client(fed: federation.Federation, **overrides: Any) -> TestClient:
