@@ -1,12 +1,21 @@
 """Asking a stored case's agencies again: those still NOT CHECKED (offline, timed out...)
 and those registered since the case was opened, each person's own question (sealed with the
 picture) sent again with the analyst's token; the later answers are merged into the picture
-and the case's revision bumped, so that an open case page redraws its grid."""
+and the case's revision bumped, so that an open case page redraws its grid.
+
+Asked while a case page is open (its poll) and, in the background, every SWEEP_EVERY for
+the open cases of every analyst signed in to this console, with that analyst's own session:
+so the stored case is complete when it is next opened. Nobody signed in, nothing asked: the
+console holds no lookup credentials of its own.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -15,14 +24,16 @@ from starlette.concurrency import run_in_threadpool
 from mash.cases.picture import merge_later, still_to_ask
 from mash.cases.store import CaseStore, CaseStoreError, StoredCase
 from mash.console.broker_client import Broker, in_thread
-from mash.console.cases import REQUESTS, reopen_case, signable, waiting_of
+from mash.console.cases import LOOKUP, REQUESTS, reopen_case, signable, waiting_of
 from mash.console.pages import Refused
-from mash.console.sessions import Session, UnsignedSession
+from mash.console.sessions import Session, SessionStore, UnsignedSession
 from mash.logs import get_logger
 from mash.v1 import lookup_pb2
 
 log = get_logger(__name__)
 FOLLOW_UP_EVERY = dt.timedelta(minutes=5)  # an agency is asked again at most so often
+SWEEP_EVERY = 60.0  # seconds between background follow-ups of the signed-in analysts' cases
+TOKEN_MARGIN = dt.timedelta(seconds=30)  # a token about to expire is not sent
 
 
 class CaseFollowUp:
@@ -31,6 +42,18 @@ class CaseFollowUp:
     def __init__(self, store: CaseStore, broker: Broker) -> None:
         self.store = store
         self.broker = broker
+        self._following: dict[str, asyncio.Lock] = {}
+
+    @asynccontextmanager
+    async def one_at_a_time(self, case_id: str) -> AsyncIterator[None]:
+        """One follow-up of a case at a time (its page's polls and the background's)."""
+        lock = self._following.setdefault(case_id, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked():
+                self._following.pop(case_id, None)
 
     async def ask_later(self, session: Session, stored: StoredCase, picture: dict[str, Any],
                         *, only: set[str] | None = None, new: frozenset[str] = frozenset(),
@@ -104,3 +127,46 @@ class CaseFollowUp:
             lambda: reopen_case(self.store, session, stored.case_id, "follow-up"))
         header = await self.ask_later(session, stored, picture, only=due, new=new, fail=False)
         return StoredCase(stored.case_id, stored.stored_at, stored.expires_at, header), picture
+
+    async def follow_up_signed_in(self, sessions: SessionStore) -> int:
+        """Follow up (as above) each open case of each analyst signed in here, with their
+        own session (the one whose token lives longest); returns how many cases changed.
+        A case that cannot be followed up now (a token without its key, the store or the
+        audit trail unavailable) is logged and left for the next time."""
+        now = dt.datetime.now(dt.UTC)
+        owners: dict[str, Session] = {}
+        for session in await run_in_threadpool(sessions.signed_in, now):
+            if session.analyst.expires_at - now <= TOKEN_MARGIN:
+                continue  # the broker would refuse it; a request renews it first
+            known = owners.get(session.analyst.subject)
+            if known is None or session.analyst.expires_at > known.analyst.expires_at:
+                owners[session.analyst.subject] = session
+        changed = 0
+        for owner, session in owners.items():
+            cases = await run_in_threadpool(self.store.cases_of, owner)
+            for case in cases:
+                if case.header.get("kind") == LOOKUP or not case.header.get("waiting"):
+                    continue
+                try:
+                    async with self.one_at_a_time(case.case_id):
+                        # read again: the page's poll may have asked meanwhile
+                        stored = await run_in_threadpool(self.store.header_of, case.case_id,
+                                                         owner)
+                        if await self.follow_up(session, stored) is not None:
+                            changed += 1
+                except (Refused, CaseStoreError) as exc:
+                    log.warning("case_follow_up_skipped", case_id=case.case_id,
+                                reason=getattr(exc, "message", str(exc)))
+        return changed
+
+    async def run(self, sessions: SessionStore) -> None:
+        """The background follow-ups, every SWEEP_EVERY until cancelled."""
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            try:
+                changed = await self.follow_up_signed_in(sessions)
+            except Exception as exc:  # never end the loop: the next sweep may succeed
+                log.error("case_follow_ups_failed", reason=f"{type(exc).__name__}: {exc}")
+                continue
+            if changed:
+                log.info("case_follow_ups", changed=changed)

@@ -10,7 +10,6 @@ console.yaml has a `cases:` section.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import json
@@ -23,7 +22,7 @@ from mash.cases.casefile import CaseFileError, check_case
 from mash.cases.model import RELATIONSHIPS
 from mash.cases.picture import still_to_ask
 from mash.cases.run import CaseLookupError, run_case_with
-from mash.cases.store import CaseStore, CaseStoreError, StoredCase
+from mash.cases.store import CaseStoreError, StoredCase
 from mash.console import csrf
 from mash.console.broker_client import Broker
 from mash.console.case_follow_up import CaseFollowUp
@@ -33,7 +32,6 @@ from mash.console.cases import (
     LABELS,
     LOOKUP,
     REQUESTS,
-    KeptLookups,
     case_data,
     field_errors,
     form_error,
@@ -59,17 +57,13 @@ def _name(stored: StoredCase) -> str:
                    for c in str(stored.header.get("reference", "case")))
 
 
-def add_case_routes(app: FastAPI, *, pages: Pages, broker: Broker) -> KeptLookups | None:
-    """Add the case pages (nothing without `cases:` in console.yaml); returns where single
-    lookups are kept for My lookups."""
+def add_case_routes(app: FastAPI, *, pages: Pages, broker: Broker,
+                    follow_ups: CaseFollowUp) -> None:
+    """Add the case pages, kept in `follow_ups.store` (`cases:` in console.yaml)."""
     cfg = pages.cfg
-    if cfg.cases is None:
-        return None
-    store: CaseStore = cfg.cases.open()
-    asker = CaseFollowUp(store, broker)
+    store = follow_ups.store
     app.state.cases_enabled = True  # base.html offers the page
     log.info("cases_purged", deleted=store.purge())
-    following: dict[str, asyncio.Lock] = {}  # one follow-up at a time per case
 
     def page(request: Request, session: Session, status: int = 200, error: str = "",
              values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
@@ -166,7 +160,7 @@ def add_case_routes(app: FastAPI, *, pages: Pages, broker: Broker) -> KeptLookup
         await csrf.checked_form(request, session)
         stored, picture = await run_in_threadpool(
             lambda: reopen_case(store, session, case_id, "refresh"))
-        await asker.ask_later(session, stored, picture)
+        await follow_ups.ask_later(session, stored, picture)
         return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
     @app.post("/cases/{case_id}/live")
@@ -179,20 +173,15 @@ def add_case_routes(app: FastAPI, *, pages: Pages, broker: Broker) -> KeptLookup
         since = form.get("since", "")
         if not since.isdigit() or not is_case_id(case_id):
             raise Refused(404, "There is no such case.")
-        lock = following.setdefault(case_id, asyncio.Lock())
-        try:
-            async with lock:
-                try:
-                    stored = await run_in_threadpool(store.header_of, case_id,
-                                                     session.analyst.subject)
-                except CaseStoreError as exc:
-                    raise Refused(404, str(exc)) from None
-                if stored.header.get("kind") == LOOKUP:
-                    raise Refused(404, "There is no such case.")
-                followed = await asker.follow_up(session, stored)
-        finally:
-            if not lock.locked():
-                following.pop(case_id, None)
+        async with follow_ups.one_at_a_time(case_id):
+            try:
+                stored = await run_in_threadpool(store.header_of, case_id,
+                                                 session.analyst.subject)
+            except CaseStoreError as exc:
+                raise Refused(404, str(exc)) from None
+            if stored.header.get("kind") == LOOKUP:
+                raise Refused(404, "There is no such case.")
+            followed = await follow_ups.follow_up(session, stored)
         if followed is not None:
             stored, picture = followed
         else:
@@ -217,4 +206,3 @@ def add_case_routes(app: FastAPI, *, pages: Pages, broker: Broker) -> KeptLookup
                             revision=int(stored.header.get("revision", 0)),
                             live_seconds=cfg.cases.live_poll_seconds if cfg.cases else 15)
 
-    return KeptLookups(store)
