@@ -1,19 +1,28 @@
-"""A console.yaml for a test federation: the console's own HTTPS certificate, a session
-secret, and the broker's token issuers, policy bundle and audit store."""
+"""What the console's tests share: a console.yaml for a test federation (the console's own
+HTTPS certificate, a session secret, and the broker's token issuers, policy bundle and audit
+store), the in-process console with a running federation's broker and agents, and the case
+form filled in a browser."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from fastapi.testclient import TestClient
 
 from mash.audit import keys
 from mash.cases.store import write_case_key
+from mash.console import config as console_config_mod
+from mash.console.app import create_app
 from mash.console.config import write_secret
 from mash.demo import federation
 from mash.identity import certs
 from mash.identity.names import PeerIdentity
+from tests.helpers import ThreadedFederation, build_federation
+from tests.oidc_support import CONSOLE_CLIENT, CONSOLE_SECRET
 
 
 def console_config(fed: federation.Federation, port: int | None = None,
@@ -57,3 +66,63 @@ def console_config(fed: federation.Federation, port: int | None = None,
     path = root / "console.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return path
+
+
+def console_oidc(root: Path, *, issuer: str, redirect_uri: str, **extra: Any) -> dict[str, Any]:
+    """console.yaml's `oidc:` for the test provider's console client, its secret written
+    (owner-only) to root/client.secret."""
+    secret = root / "client.secret"
+    secret.write_text(CONSOLE_SECRET)
+    secret.chmod(0o600)
+    return {"issuer": issuer, "client_id": CONSOLE_CLIENT, "client_secret_file": str(secret),
+            "redirect_uri": redirect_uri, **extra}
+
+
+def console_client(fed: federation.Federation, **overrides: Any) -> TestClient:
+    """The console in process (no server) for `fed`, over https, redirects not followed."""
+    cfg = console_config_mod.load(console_config(fed, **overrides))
+    return TestClient(create_app(cfg), base_url="https://testserver", follow_redirects=False)
+
+
+def console_fixtures(name: str, agencies: list[str]) -> tuple[Callable[..., Any], ...]:
+    """A test module's fixtures `threaded` (a federation with these agencies' agents
+    running, for the module), `fed` (its federation) and `client` (console_client, per
+    test): assign them at the module's top, `threaded, fed, client = console_fixtures(...)`."""
+
+    @pytest.fixture(scope="module")
+    def threaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedFederation]:
+        running = ThreadedFederation(
+            build_federation(tmp_path_factory.mktemp(name) / "fed", background=30), agencies)
+        try:
+            yield running
+        finally:
+            running.close()
+
+    @pytest.fixture(scope="module")
+    def fed(threaded: ThreadedFederation) -> federation.Federation:
+        return threaded.fed
+
+    @pytest.fixture
+    def client(fed: federation.Federation) -> TestClient:
+        return console_client(fed)
+
+    return threaded, fed, client
+
+
+def open_family_case(page: Any, reference: str) -> None:
+    """In a browser on the Cases page: open a case about Leah Thompson (the child) and
+    Darren Thompson (her father), and wait for its family grid."""
+    page.get_by_label("Case reference").fill(reference)
+    page.get_by_label("Purpose").select_option("child_safeguarding")
+    page.get_by_label("Stage").select_option("research")
+    page.get_by_label("Why the household is looked up").fill(
+        "School referral; the household is checked together")
+    page.get_by_label("Urgency").select_option("red")
+    page.get_by_label("Person 1: Full name").fill("Leah Thompson")
+    page.get_by_label("Person 1: Date of birth").fill("2014-05-17")
+    page.get_by_label("Person 1: Postcode").fill("LS9 8AB")
+    page.get_by_label("Person 2: Relationship to the child").select_option("father")
+    page.get_by_label("Person 2: Full name").fill("Darren Thompson")
+    page.get_by_label("Person 2: Date of birth").fill("1986-07-21")
+    page.get_by_role("button", name="Look up the household").click()
+    page.wait_for_selector("#family-grid")

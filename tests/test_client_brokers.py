@@ -181,7 +181,7 @@ async def test_mash_agents_shows_every_brokers_links(two: Running) -> None:
 
 async def test_the_consoles_client_uses_every_broker(two: Running) -> None:
     from mash.console import config as console_config_mod
-    from mash.console.app import Broker as ConsoleBroker
+    from mash.console.broker_client import Broker as ConsoleBroker
     from mash.console.sessions import SessionStore
     from tests.console_support import console_config
 

@@ -297,7 +297,7 @@ def test_a_token_the_broker_refuses_ends_the_session(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import grpc
 
-    from mash.console import app as app_module
+    from mash.console import broker_client
 
     class Unauthenticated(grpc.RpcError):
         def code(self) -> grpc.StatusCode:
@@ -309,7 +309,7 @@ def test_a_token_the_broker_refuses_ends_the_session(
     def refuse(*_args: object) -> None:
         raise Unauthenticated()
 
-    monkeypatch.setattr(app_module.Broker, "agents", refuse)
+    monkeypatch.setattr(broker_client.Broker, "agents", refuse)
     sign_in(client, fed.token())
     response = client.get("/agents")
     assert response.status_code == 401

@@ -35,8 +35,9 @@ from mash.identity.dpop import ClientKey
 from mash.identity.request_binding import sign_lookup
 from mash.v1 import answer_pb2 as R
 from tests.console_support import console_config as write_console_config
+from tests.console_support import console_oidc
 from tests.helpers import ThreadedFederation, build_federation, lookup_request
-from tests.oidc_support import CONSOLE_CLIENT, CONSOLE_SECRET, OidcProvider, authorize, available
+from tests.oidc_support import OidcProvider, authorize, available
 from tests.test_console_app import csrf_of
 from tests.test_console_cases import FAMILY
 from tests.test_console_oidc_flow import CALLBACK, USERS
@@ -71,12 +72,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for agency in AGENCIES:
             trust(fed.agent_configs[agency], idp, 60)
         require_proofs(fed)  # broker and agents: every lookup needs a bound token and proof
-        secret = root / "client.secret"
-        secret.write_text(CONSOLE_SECRET)
-        secret.chmod(0o600)
-        path = write_console_config(fed, dev_token_signin=False, oidc={
-            "issuer": idp.issuer, "client_id": CONSOLE_CLIENT,
-            "client_secret_file": str(secret), "redirect_uri": CALLBACK, "bind_tokens": True})
+        path = write_console_config(fed, dev_token_signin=False, oidc=console_oidc(
+            root, issuer=idp.issuer, redirect_uri=CALLBACK, bind_tokens=True))
         cfg = yaml.safe_load(path.read_text())
         assert cfg["auth"]["require_bound_proof"] is True  # the broker's auth, copied
         sessions_db = root / "sessions.db"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,9 @@ from fastapi.testclient import TestClient
 
 from mash.audit.report import Criteria, search
 from mash.audit.store import open_store
-from mash.console import config as console_config
-from mash.console.app import create_app
 from mash.demo import federation
-from tests.console_support import console_config as write_console_config
-from tests.helpers import ThreadedFederation, build_federation
+from tests.console_support import console_client, console_fixtures
+from tests.helpers import ThreadedFederation
 from tests.test_console_app import csrf_of, sign_in
 
 CORE = ["police", "health", "csc", "education"]
@@ -31,25 +29,7 @@ FAMILY = {"reference": "MASH-2026-0300", "purpose": "child_safeguarding", "stage
           "p1-name": "Darren Thompson", "p1-dob": "1986-07-21"}
 
 
-@pytest.fixture(scope="module")
-def threaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedFederation]:
-    fed = build_federation(tmp_path_factory.mktemp("console-cases") / "fed", background=30)
-    threaded = ThreadedFederation(fed, CORE)
-    try:
-        yield threaded
-    finally:
-        threaded.close()
-
-
-@pytest.fixture(scope="module")
-def fed(threaded: ThreadedFederation) -> federation.Federation:
-    return threaded.fed
-
-
-@pytest.fixture
-def client(fed: federation.Federation) -> TestClient:
-    cfg = console_config.load(write_console_config(fed))
-    return TestClient(create_app(cfg), base_url="https://testserver", follow_redirects=False)
+threaded, fed, client = console_fixtures("console-cases", CORE)
 
 
 def open_case(client: TestClient, form: dict[str, str]) -> Any:
@@ -312,3 +292,46 @@ def test_the_live_grid_asks_an_agency_again_once_its_agent_answers(
     page = other.get("/cases").text
     assert other.post(f"{location}/live", data={"csrf_token": csrf_of(page),
                                                 "since": "0"}).status_code == 404
+
+
+def test_open_cases_are_followed_up_with_no_page_open(
+        threaded: ThreadedFederation, fed: federation.Federation,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console's background follow-ups: an agency a case still waits for is asked again
+    once its agent answers, with the signed-in analyst's session, though no case page is
+    open; the stored case has the later answer (and the reopening is audited)."""
+    from mash.console import case_follow_up
+
+    monkeypatch.setattr(case_follow_up, "SWEEP_EVERY", 0.2)
+    case = "MASH-2026-0307"
+    with console_client(fed) as client:  # as a context: the app's lifespan runs the task
+        follow_ups = client.app.state.case_follow_ups
+        sign_in(client, fed.token(subject="sam.analyst"))
+        location = open_case(client, {**FAMILY, "reference": case}).headers["location"]
+        case_id = location.rsplit("/", 1)[1]
+
+        def waiting() -> list[str]:
+            return list(follow_ups.store.header_of(case_id, "sam.analyst").header["waiting"])
+
+        time.sleep(1)  # several sweeps: housing's agent is offline, so nothing is asked
+        assert "housing" in waiting() and reopenings(fed, case) == []
+        threaded.call(threaded.run.start_agent("housing"))
+        try:
+            deadline = time.monotonic() + 30
+            while "housing" in waiting() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            threaded.call(threaded.run.stop_agent("housing"))
+        assert "housing" not in waiting()
+        assert waiting() == ["ambulance", "asc"]  # still offline: asked when they answer
+        assert len(reopenings(fed, case)) == 1  # the follow-up's reopening, on the record
+        broker = open_store(f"sqlite:///{fed.root / 'audit' / 'broker.db'}")
+        asked = [f.entry.asked for f in search(broker, Criteria(case_reference=case))
+                 if f.entry and f.entry.event == "lookup"]
+        broker.close()
+        assert asked[2:] == [("housing",)] * 2  # each person, only the agency now answering
+        page = client.get(location).text
+        leah = page.split('<tr id="person-0">')[1].split("</tr>")[0]
+        assert 'data-state="not-checked" data-agency="housing"' not in leah
+        client.post("/signout", data={"csrf_token": csrf_of(page)})
+        assert client.app.state.sessions.signed_in() == []

@@ -14,6 +14,7 @@ import re
 
 import pypdf
 
+from tests.console_support import open_family_case
 from tests.test_console_browser import SHOTS, Console, console, pytestmark  # noqa: F401
 
 
@@ -22,7 +23,6 @@ def test_case_flow_live_grid_print_and_export(console: Console) -> None:  # noqa
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.get_by_role("link", name="Cases").click()
-    page.get_by_label("Case reference").fill("MASH-2026-0700")
     page.get_by_label("Purpose").select_option("child_safeguarding")
     # only the chosen purpose's stages are offered
     stages = page.locator("#c-stage option:not([hidden])").all_inner_texts()
@@ -30,19 +30,7 @@ def test_case_flow_live_grid_print_and_export(console: Console) -> None:  # noqa
     page.get_by_label("Purpose").select_option("adult_safeguarding")
     stages = page.locator("#c-stage option:not([hidden])").all_inner_texts()
     assert "s42" in stages and "s47" not in stages
-    page.get_by_label("Purpose").select_option("child_safeguarding")
-    page.get_by_label("Stage").select_option("research")
-    page.get_by_label("Why the household is looked up").fill(
-        "School referral; the household is checked together")
-    page.get_by_label("Urgency").select_option("red")
-    page.get_by_label("Person 1: Full name").fill("Leah Thompson")
-    page.get_by_label("Person 1: Date of birth").fill("2014-05-17")
-    page.get_by_label("Person 1: Postcode").fill("LS9 8AB")
-    page.get_by_label("Person 2: Relationship to the child").select_option("father")
-    page.get_by_label("Person 2: Full name").fill("Darren Thompson")
-    page.get_by_label("Person 2: Date of birth").fill("1986-07-21")
-    page.get_by_role("button", name="Look up the household").click()
-    page.wait_for_selector("#family-grid")
+    open_family_case(page, "MASH-2026-0700")
     assert "Family picture: case MASH-2026-0700" in page.locator("h1").inner_text()
 
     leah = page.locator("#person-0")

@@ -24,8 +24,9 @@ from mash.errors import ConfigError
 from mash.identity.dpop import ClientKey
 from mash.identity.tokens import Analyst
 from tests.console_support import console_config as write_console_config
+from tests.console_support import console_oidc
 from tests.helpers import build_federation
-from tests.oidc_support import CONSOLE_CLIENT, CONSOLE_SECRET, OidcProvider, authorize, available
+from tests.oidc_support import OidcProvider, authorize, available
 from tests.test_console_app import csrf_of
 from tests.test_console_oidc_flow import CALLBACK, USERS, client_for, code_of
 
@@ -64,11 +65,8 @@ def test_sign_in_and_refresh_bind_the_token_to_the_sessions_key(idp: OidcProvide
 
 
 def oidc_section(tmp_path: Path, **extra: object) -> dict[str, object]:
-    secret = tmp_path / "client.secret"
-    secret.write_text(CONSOLE_SECRET)
-    secret.chmod(0o600)
-    return {"issuer": "https://idp.mash.example", "client_id": CONSOLE_CLIENT,
-            "client_secret_file": str(secret), "redirect_uri": CALLBACK, **extra}
+    return console_oidc(tmp_path, issuer="https://idp.mash.example", redirect_uri=CALLBACK,
+                        **extra)
 
 
 def test_required_proofs_need_the_console_to_bind_its_tokens(tmp_path: Path) -> None:

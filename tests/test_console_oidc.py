@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from mash.demo import federation
-from tests.console_support import console_config
+from tests.console_support import console_config, console_oidc
 from tests.helpers import ThreadedFederation, build_federation
-from tests.oidc_support import CONSOLE_CLIENT, CONSOLE_SECRET, OidcProvider, available
+from tests.oidc_support import OidcProvider, available
 from tests.test_console_browser import ARGS, CHROMIUM, _spki_hash, _wait_https
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -69,13 +69,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     trust(fed.broker_config, entry, unbound=True)
     trust(fed.agent_configs["police"], entry)
     threaded = ThreadedFederation(fed, ["police"])
-    secret = root / "console-client.secret"
-    secret.write_text(CONSOLE_SECRET)
-    secret.chmod(0o600)
-    cfg = console_config(fed, port=port, dev_token_signin=False, oidc={
-        "issuer": idp.issuer, "client_id": CONSOLE_CLIENT, "client_secret_file": str(secret),
-        "redirect_uri": f"{url}/signin/callback",
-        "post_logout_redirect_uri": f"{url}/signin"})
+    cfg = console_config(fed, port=port, dev_token_signin=False, oidc=console_oidc(
+        root, issuer=idp.issuer, redirect_uri=f"{url}/signin/callback",
+        post_logout_redirect_uri=f"{url}/signin"))
     log = root / "console.log"
     fh = log.open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "mash", "console", "serve", "--config",

@@ -17,6 +17,7 @@ from mash.console.app import create_app
 from mash.console.oidc import OidcClient, OidcConfig
 from mash.errors import IdentityError
 from tests.console_support import console_config as write_console_config
+from tests.console_support import console_oidc
 from tests.helpers import build_federation
 from tests.oidc_support import CONSOLE_CLIENT, CONSOLE_SECRET, OidcProvider, authorize, available
 
@@ -86,12 +87,8 @@ def test_wrong_issuer_and_unreachable_provider(idp: OidcProvider) -> None:
 def test_console_refreshes_before_expiry_and_revokes_at_sign_out(idp: OidcProvider,
                                                                   tmp_path: Path) -> None:
     fed = build_federation(tmp_path / "fed", agencies=["police"], background=5)
-    secret = tmp_path / "client.secret"
-    secret.write_text(CONSOLE_SECRET)
-    secret.chmod(0o600)
-    path = write_console_config(fed, dev_token_signin=False, oidc={
-        "issuer": idp.issuer, "client_id": CONSOLE_CLIENT, "client_secret_file": str(secret),
-        "redirect_uri": CALLBACK})
+    path = write_console_config(fed, dev_token_signin=False, oidc=console_oidc(
+        tmp_path, issuer=idp.issuer, redirect_uri=CALLBACK))
     cfg = yaml.safe_load(path.read_text())
     cfg["auth"]["issuers"].append(idp.issuer_config(agencies=["mash"]))
     path.write_text(yaml.safe_dump(cfg))

@@ -22,11 +22,10 @@ from mash.console import config as console_config
 from mash.console.app import create_app
 from mash.console.sessions import COOKIE
 from tests.console_support import console_config as write_console_config
+from tests.console_support import console_oidc
 from tests.counting_proxy import CountingProxy
 from tests.helpers import build_federation
 from tests.oidc_support import (
-    CONSOLE_CLIENT,
-    CONSOLE_SECRET,
     OidcProvider,
     authorize,
     available,
@@ -74,12 +73,8 @@ def test_a_slow_refresh_stalls_no_other_request(
         slow_idp: tuple[CountingProxy, OidcProvider], tmp_path: Path) -> None:
     proxy, idp = slow_idp
     fed = build_federation(tmp_path / "fed", agencies=["police"], background=5)
-    secret = tmp_path / "client.secret"
-    secret.write_text(CONSOLE_SECRET)
-    secret.chmod(0o600)
-    path = write_console_config(fed, dev_token_signin=False, oidc={
-        "issuer": idp.issuer, "client_id": CONSOLE_CLIENT, "client_secret_file": str(secret),
-        "redirect_uri": CALLBACK})
+    path = write_console_config(fed, dev_token_signin=False, oidc=console_oidc(
+        tmp_path, issuer=idp.issuer, redirect_uri=CALLBACK))
     cfg = yaml.safe_load(path.read_text())
     cfg["auth"]["issuers"].append(idp.issuer_config(agencies=["mash"]))
     path.write_text(yaml.safe_dump(cfg))

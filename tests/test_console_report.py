@@ -11,13 +11,11 @@ from fastapi.testclient import TestClient
 
 from mash.audit.build import answers_entry, lookup_entry
 from mash.audit.config import AuditConfig
-from mash.console import config as console_config
-from mash.console.app import create_app
 from mash.context import LookupContext
 from mash.demo import federation
 from mash.identity.tokens import Analyst
 from mash.v1 import answer_pb2
-from tests.console_support import console_config as write_console_config
+from tests.console_support import console_client
 from tests.helpers import build_federation
 from tests.test_console_app import sign_in
 
@@ -47,8 +45,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> federation.Federation:
 
 @pytest.fixture
 def client(fed: federation.Federation) -> TestClient:
-    cfg = console_config.load(write_console_config(fed))
-    return TestClient(create_app(cfg), base_url="https://testserver", follow_redirects=False)
+    return console_client(fed)
 
 
 def test_the_report_needs_a_session_and_a_role(client: TestClient,

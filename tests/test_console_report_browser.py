@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mash.client import BrokerClient, ClientConfig
+from tests.console_support import open_family_case
 from tests.helpers import lookup_request
 from tests.test_console_browser import SHOTS, Console, console, pytestmark  # noqa: F401
 
@@ -88,20 +89,7 @@ def test_the_report_file_draws_its_charts_offline(console: Console) -> None:  # 
 def test_case_grid(console: Console) -> None:  # noqa: F811 (the fixture)
     context, page = console.signed_in(subject="sam.analyst")
     page.get_by_role("link", name="Cases").click()
-    page.get_by_label("Case reference").fill("MASH-2026-0600")
-    page.get_by_label("Purpose").select_option("child_safeguarding")
-    page.get_by_label("Stage").select_option("research")
-    page.get_by_label("Why the household is looked up").fill(
-        "School referral; the household is checked together")
-    page.get_by_label("Urgency").select_option("red")
-    page.get_by_label("Person 1: Full name").fill("Leah Thompson")
-    page.get_by_label("Person 1: Date of birth").fill("2014-05-17")
-    page.get_by_label("Person 1: Postcode").fill("LS9 8AB")
-    page.get_by_label("Person 2: Relationship to the child").select_option("father")
-    page.get_by_label("Person 2: Full name").fill("Darren Thompson")
-    page.get_by_label("Person 2: Date of birth").fill("1986-07-21")
-    page.get_by_role("button", name="Look up the household").click()
-    page.wait_for_selector("#family-grid")
+    open_family_case(page, "MASH-2026-0600")
     leah = page.locator("#person-0")
     police = leah.locator("td[data-agency='police']")
     housing = leah.locator("td[data-agency='housing']")

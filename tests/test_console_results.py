@@ -7,18 +7,14 @@ result (audited, never asked again)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 from fastapi.testclient import TestClient
 
 from mash.audit.report import Criteria, search
 from mash.audit.store import open_store
-from mash.console import config as console_config
-from mash.console.app import create_app
 from mash.demo import federation
-from tests.console_support import console_config as write_console_config
-from tests.helpers import ThreadedFederation, build_federation
+from tests.console_support import console_fixtures
+from tests.helpers import ThreadedFederation
 from tests.test_console_app import csrf_of, sign_in
 
 CORE = ["police", "health", "csc", "education", "ambulance"]
@@ -27,25 +23,7 @@ TYLER = {"name": "Tyler Mason", "dob": "2009-11-02", "purpose": "child_safeguard
          "reason": "Referral from school: concern about exploitation"}
 
 
-@pytest.fixture(scope="module")
-def threaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedFederation]:
-    fed = build_federation(tmp_path_factory.mktemp("console-results") / "fed", background=30)
-    threaded = ThreadedFederation(fed, CORE)
-    try:
-        yield threaded
-    finally:
-        threaded.close()
-
-
-@pytest.fixture(scope="module")
-def fed(threaded: ThreadedFederation) -> federation.Federation:
-    return threaded.fed
-
-
-@pytest.fixture
-def client(fed: federation.Federation) -> TestClient:
-    cfg = console_config.load(write_console_config(fed))
-    return TestClient(create_app(cfg), base_url="https://testserver", follow_redirects=False)
+threaded, fed, client = console_fixtures("console-results", CORE)
 
 
 def look_up(client: TestClient, form: dict[str, str]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from mash import context as context_mod
 from mash import subject as subject_mod
@@ -42,7 +43,7 @@ _PREFIXES = (
     ("context.case_reference", "case"), ("context.justification", "reason"),
     ("context.urgency", "urgency"), ("the subject is empty", "name"),
 )
-_VALID_CONTEXT = {"purpose": "x", "stage": "x", "case_reference": "X",
+_VALID_CONTEXT: dict[str, Any] = {"purpose": "x", "stage": "x", "case_reference": "X",
                   "justification": "x" * context_mod.MIN_JUSTIFICATION,
                   "urgency": URGENCY_ENUMS["red"]}
 _INDEX = re.compile(r"^subject\.identifiers\[(\d+)\]")

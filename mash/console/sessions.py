@@ -342,6 +342,18 @@ class SessionStore:
             if self._table is not None:
                 self._table.put(session)
 
+    def signed_in(self, now: dt.datetime | None = None) -> list[Session]:
+        """The sessions this process holds that are still signed in (for work done with no
+        request, such as case follow-ups); with a database each is read again, so one
+        ended or renewed by another console is seen."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self._lock:
+            held = list(self._sessions.values())
+            if self._table is None:
+                return [s for s in held if now < s.expires_at]
+            found = [self._load(s.id, now) for s in held]
+        return [s for s in found if s is not None]
+
     def __len__(self) -> int:
         if self._table is not None:
             return self._table.count(dt.datetime.now(dt.UTC))
@@ -356,3 +368,15 @@ class SessionStore:
             del self._sessions[sid]
         if self._table is not None:
             self._table.purge(now)
+
+
+def check_key(analyst: Analyst, key: ClientKey | None) -> None:
+    """Refuse (IdentityError) a token not bound to exactly the session's key: with a key,
+    cnf.jkt must name it; without one, the token must not be bound (its key is elsewhere)."""
+    if key is not None and analyst.key_thumbprint != key.thumbprint:
+        raise IdentityError("the identity provider's token is not bound to this session's "
+                            "proof key (cnf.jkt): enable DPoP for the console's client")
+    if key is None and analyst.key_thumbprint:
+        raise IdentityError("the token is bound to a proof key (cnf.jkt) this console does "
+                            "not hold, so its lookups could not be signed: sign in through "
+                            "the identity provider instead")

@@ -21,6 +21,7 @@ from mash.audit.report import parse_when
 from mash.board import render as board_render
 from mash.board.figures import PERIODS, Window, compute
 from mash.console.config import ConsoleConfig
+from mash.console.pages import Pages, Refused
 from mash.console.sessions import Session
 from mash.errors import MashError, ValidationError
 from mash.logs import get_logger
@@ -54,20 +55,19 @@ def window_of(cfg: ConsoleConfig, *, since: str, until: str, period: str,
     return Window(since=start, until=end, rag_hours=dict(cfg.rag_hours), period=period)
 
 
-def register(app: FastAPI, *, cfg: ConsoleConfig,
-             render: Callable[..., HTMLResponse], need: Callable[[Request], Session],
-             refused: Callable[[int, str], Exception]) -> None:
+def add_report_routes(app: FastAPI, *, pages: Pages) -> None:
     """Add the report's routes to the console (called once from create_app)."""
+    cfg = pages.cfg
     allowed = REPORT_ROLES | cfg.ig_roles
     app.state.report_roles = allowed  # base.html offers the page to these roles
 
     def reader(request: Request) -> Session:
-        session = need(request)
+        session = pages.need(request)
         if session.analyst.role not in allowed:
-            raise refused(403, "The report is for supervisors and information governance "
+            raise Refused(403, "The report is for supervisors and information governance "
                                f"leads ({', '.join(sorted(allowed))}).")
         if cfg.audit is None:
-            raise refused(503, "This console has no audit store configured (audit: in "
+            raise Refused(503, "This console has no audit store configured (audit: in "
                                "console.yaml), so it has nothing to report from.")
         return session
 
@@ -91,34 +91,32 @@ def register(app: FastAPI, *, cfg: ConsoleConfig,
         try:
             report = figures(request, session, "html")
         except (ValidationError, MashError) as exc:
-            return render(request, "report.html", session, status=422, error=str(exc),
-                          values=values, periods=PERIODS, fragment="", query="")
+            return pages.render(request, "report.html", session, status=422,
+                                error=str(exc), values=values, periods=PERIODS, fragment="",
+                                query="")
         query = str(request.url.query)
-        return render(request, "report.html", session, error="", values=values,
-                      periods=PERIODS, fragment=board_render.fragment(report),
-                      query=f"?{query}" if query else "")
+        return pages.render(request, "report.html", session, error="", values=values,
+                            periods=PERIODS, fragment=board_render.fragment(report),
+                            query=f"?{query}" if query else "")
 
     @app.get("/report.json")
     def report_json(request: Request) -> Response:
         session = reader(request)
         out = io.StringIO()
-        board_render.write_json(_or_refuse(lambda: figures(request, session, "json"),
-                                           refused), out)
+        board_render.write_json(_or_refuse(lambda: figures(request, session, "json")), out)
         return Response(out.getvalue(), media_type="application/json")
 
     @app.get("/report.csv")
     def report_csv(request: Request) -> Response:
         session = reader(request)
         out = io.StringIO()
-        board_render.write_csv(_or_refuse(lambda: figures(request, session, "csv"),
-                                          refused), out)
+        board_render.write_csv(_or_refuse(lambda: figures(request, session, "csv")), out)
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": 'attachment; filename="mash-report.csv"'})
 
 
-def _or_refuse(make: Callable[[], dict[str, Any]],
-               refused: Callable[[int, str], Exception]) -> dict[str, Any]:
+def _or_refuse(make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         return make()
     except (ValidationError, MashError) as exc:
-        raise refused(422, str(exc)) from None
+        raise Refused(422, str(exc)) from None
