@@ -35,7 +35,7 @@ from mash.identity import certs, device
 from mash.identity.cert_binding import PROOF_TYPE, CertKey
 from mash.identity.dpop import ClientKey
 from mash.identity.names import PeerIdentity
-from mash.identity.request_binding import LOOKUP_TARGET, sign_lookup
+from mash.identity.request_binding import LOOKUP_TARGET, BoundKey, sign_lookup
 from mash.v1 import agent_pb2, blind_pb2, lookup_pb2, lookup_pb2_grpc
 from mash.v1 import answer_pb2 as R
 from tests.helpers import Running, build_federation, lookup_request
@@ -125,7 +125,7 @@ def second_client(fed: federation.Federation) -> None:
                 out_stem="mash-client-2")
 
 
-def signed(key: ClientKey | CertKey, token: str, request: lookup_pb2.LookupRequest,
+def signed(key: BoundKey, token: str, request: lookup_pb2.LookupRequest,
            **kw: Any) -> lookup_pb2.LookupRequest:
     out = lookup_pb2.LookupRequest()
     out.CopyFrom(request)
@@ -218,7 +218,7 @@ def answered_known(response: lookup_pb2.LookupResponse) -> None:
 
 # -- blind lookups ---------------------------------------------------------------------------
 
-def blind_session(fed: federation.Federation, key: ClientKey | None, token: str,
+def blind_session(fed: federation.Federation, key: BoundKey | None, token: str,
                   request: lookup_pb2.LookupRequest | None = None) -> BlindSession:
     """The analyst's side of a blind lookup, signing both rounds with `key` (None: none)."""
     assert fed.blind_client_config is not None

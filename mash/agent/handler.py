@@ -253,7 +253,8 @@ class QueryHandler:
                 blind_proofs.check_blind_proof(
                     self.proofs, analyst=analyst, token=query.analyst_token, proof=query.proof,
                     request=blind_proofs.query_bytes(query.blind, query.round, self.cfg.agency,
-                                                     query.sealed_subject), require=require)
+                                                     query.sealed_subject), require=require,
+                    cert_proofs=self.cert_proofs)
             else:
                 check_lookup_proof(self.proofs, analyst=analyst, token=query.analyst_token,
                                    proof=query.proof, subject=query.subject,
