@@ -1,28 +1,33 @@
 """Certificate-bound blind lookups, end to end: tokens from the real npm oidc-provider's mTLS
 endpoints (cnf.x5t#S256), a real broker and real agents on loopback with mTLS, both blind
 rounds signed with the client certificate's key (mash-cert-proof+jwt with x5c), the broker
-and every agent checking each proof with their own replay caches. Each refusal has its
-positive control, and no refusal is NOT_KNOWN."""
+and every agent checking each proof with their own replay caches. Then the agents' check of
+a proof's certificate against the federation CRL, reloaded while they run. Each refusal has
+its positive control, and no refusal is NOT_KNOWN."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jwt
 import pytest
+from structlog.testing import capture_logs
 
 from mash.blind import proofs as blind_proofs
 from mash.client import BrokerClient, ClientConfig
+from mash.identity import crl
 from mash.identity.cert_binding import PROOF_TYPE
 from mash.v1 import answer_pb2 as R
 from mash.v1 import blind_pb2
-from tests.helpers import lookup_request
+from tests.helpers import Running, build_federation, lookup_request
 from tests.proof_support import (
     AGENCIES,
     Setup,
     Stream,
+    ask,
     blind_answer,
     blind_refusals_audited,
     blind_rejected,
@@ -33,9 +38,13 @@ from tests.proof_support import (
     events,
     forged,
     needs_idp,
+    plain_query,
     replayed_round_two,
     round_query,
+    second_client,
+    signed,
     states,
+    token_rejected,
     whole,
 )
 
@@ -159,3 +168,51 @@ async def test_the_client_signs_a_cert_bound_blind_lookup_with_its_tls_key(
     assert states(result.response) == {a: R.ANSWER_STATE_KNOWN for a in AGENCIES}
     assert run.broker is not None
     assert not events(run.broker, "refused") and len(events(run.broker, "lookup")) == 1
+
+
+async def test_agents_refuse_a_proof_whose_certificate_is_revoked_once_the_crl_says_so(
+        tmp_path: Path) -> None:
+    """The agent's own check: driven directly (as a broker that let a revoked certificate's
+    proof through would), against the federation CRL it reloads without a restart."""
+    fed = build_federation(tmp_path / "fed", AGENCIES, background=50)
+    second_client(fed)
+    async with Running.up(fed, AGENCIES) as run:
+        police = run.agents["police"]
+        request = lookup_request()
+        token, kept = fed.token(bind="mash-client-2"), fed.token()
+        key, kept_key = cert_key(fed, "mash-client-2"), cert_key(fed)
+        # before: the certificate's proofs are answered, plain and blind
+        answer = await ask(police, plain_query(token, request, signed(key, token,
+                                                                      request).proof))
+        assert answer.state == R.ANSWER_STATE_KNOWN, answer.detail
+        blind = blind_session(fed, key, token)
+        assert (await blind_answer(police, blind,
+                                   round_query(blind, token, 1, blind.first().proof)))[0]
+
+        crl.revoke(fed.certs, cert=fed.certs / "mash-client-2.pem", reason="key-compromise")
+        deadline = time.monotonic() + 10
+        with capture_logs() as logs:
+            while True:  # the agent reloads the list each second
+                answer = await ask(police, plain_query(token, request, signed(
+                    key, token, request).proof))
+                if answer.state != R.ANSWER_STATE_KNOWN or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+        token_rejected(answer, "the request proof's client certificate is refused: certificate "
+                            "serial")
+        assert "has been revoked by the federation's CA" in answer.detail
+        assert "Thompson" not in answer.detail and "Leah" not in answer.detail
+        refusals = [e for e in logs if e["event"] == "query_proof_refused"]
+        assert refusals and all("revoked" in e["reason"] and "Thompson" not in str(e)
+                                for e in refusals)
+        blind = blind_session(fed, key, token)
+        blind_rejected(await blind_answer(police, blind,
+                                          round_query(blind, token, 1, blind.first().proof)),
+                       "has been revoked by the federation's CA")
+        # the positive control: another certificate, unrevoked, on the same agent
+        answer = await ask(police, plain_query(kept, request, signed(kept_key, kept,
+                                                                     request).proof))
+        assert answer.state == R.ANSWER_STATE_KNOWN, answer.detail
+        blind = blind_session(fed, kept_key, kept)
+        assert (await blind_answer(police, blind,
+                                   round_query(blind, kept, 1, blind.first().proof)))[0]

@@ -26,6 +26,7 @@ from mash.identity import approvals
 from mash.identity.cert_binding import CertProofVerifier, FederationCa
 from mash.identity.dpop import ProofVerifier
 from mash.identity.request_binding import check_lookup_proof
+from mash.identity.revocation import RevocationList
 from mash.identity.tokens import Analyst, TokenVerifier
 from mash.logs import get_logger
 from mash.matching import Candidate, SearchOutcome
@@ -71,7 +72,7 @@ class Decided:
 
 class QueryHandler:
     def __init__(self, cfg: AgentConfig, state: AgentState, policy: AgentPolicy,
-                 audit: AuditLog) -> None:
+                 audit: AuditLog, *, revocation: RevocationList | None = None) -> None:
         self.cfg = cfg
         # analysts' tokens: the issuers' keys are read here, as the agent starts
         self.verifier = TokenVerifier.from_config(cfg.auth)
@@ -82,8 +83,10 @@ class QueryHandler:
         # the agent's own replay cache: one for every broker it serves, so a proof one broker
         # forwarded is refused when another (or the same) sends it again
         self.proofs = ProofVerifier()
-        # certificate proofs (cnf.x5t#S256) share its replay cache and time window
-        self.cert_proofs = CertProofVerifier(self.proofs, FederationCa(cfg.tls.ca))
+        # certificate proofs (cnf.x5t#S256) share its replay cache and time window, and their
+        # certificates are checked against the federation CRL the agent's links reload
+        self.cert_proofs = CertProofVerifier(self.proofs, FederationCa(cfg.tls.ca),
+                                             revocation=revocation)
 
     def answer(self, query: agent_pb2.Query) -> answer_pb2.AgencyAnswer:
         return self.run(query, self._answer)
