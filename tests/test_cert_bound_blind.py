@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -190,16 +191,16 @@ async def test_agents_refuse_a_proof_whose_certificate_is_revoked_once_the_crl_s
                                    round_query(blind, token, 1, blind.first().proof)))[0]
 
         crl.revoke(fed.certs, cert=fed.certs / "mash-client-2.pem", reason="key-compromise")
-        deadline = time.monotonic() + 10
+
+        async def revoked_answer() -> R.AgencyAnswer:
+            return await ask(police, plain_query(token, request, signed(key, token,
+                                                                        request).proof))
+
         with capture_logs() as logs:
-            while True:  # the agent reloads the list each second
-                answer = await ask(police, plain_query(token, request, signed(
-                    key, token, request).proof))
-                if answer.state != R.ANSWER_STATE_KNOWN or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.2)
-        token_rejected(answer, "the request proof's client certificate is refused: certificate "
-                            "serial")
+            await wait_until_state(revoked_answer, R.ANSWER_STATE_NOT_CHECKED)
+            answer = await revoked_answer()
+        token_rejected(answer, "the request proof's client certificate is refused: "
+                               "certificate serial")
         assert "has been revoked by the federation's CA" in answer.detail
         assert "Thompson" not in answer.detail and "Leah" not in answer.detail
         refusals = [e for e in logs if e["event"] == "query_proof_refused"]
@@ -216,3 +217,27 @@ async def test_agents_refuse_a_proof_whose_certificate_is_revoked_once_the_crl_s
         blind = blind_session(fed, kept_key, kept)
         assert (await blind_answer(police, blind,
                                    round_query(blind, kept, 1, blind.first().proof)))[0]
+
+        # A list that cannot be read fails closed, for the unrevoked certificate too, and a
+        # good list again lets it back: both without a restart.
+        path = fed.certs / crl.CRL_FILE
+        good = path.read_bytes()
+        path.write_text("not a revocation list\n")
+
+        async def kept_answer() -> R.AgencyAnswer:
+            return await ask(police, plain_query(kept, request, signed(kept_key, kept,
+                                                                       request).proof))
+
+        await wait_until_state(kept_answer, R.ANSWER_STATE_NOT_CHECKED)
+        token_rejected(await kept_answer(), "certificates cannot be checked")
+        path.write_bytes(good)
+        await wait_until_state(kept_answer, R.ANSWER_STATE_KNOWN)
+
+
+async def wait_until_state(asked: Any, state: int, timeout: float = 10) -> None:
+    """Ask again (a fresh proof each time) until the answer is in `state`: the agent reads
+    the list each second."""
+    deadline = time.monotonic() + timeout
+    while (answer := await asked()).state != state:
+        assert time.monotonic() < deadline, answer
+        await asyncio.sleep(0.2)
