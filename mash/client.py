@@ -26,7 +26,7 @@ from mash.identity.cert_binding import CertKey
 from mash.identity.device import fresh_token, load_proof_key, proof_key_path
 from mash.identity.dpop import ClientKey
 from mash.identity.pinning import BrokerPins
-from mash.identity.request_binding import bound_thumbprint, sign_lookup
+from mash.identity.request_binding import BoundKey, bound_thumbprint, sign_lookup
 from mash.identity.tls import TlsFiles
 from mash.normalise import IDENTIFIER_NORMALISERS
 from mash.subject import IDENTIFIER_ENUMS
@@ -50,7 +50,7 @@ class ClientConfig:
     attempts: int = DEFAULT_ATTEMPTS  # tries of one lookup, on other brokers after UNAVAILABLE
     # the key a bound token is bound to (cnf.jkt: the proof key; cnf.x5t#S256: the client
     # certificate's key): every lookup attempt is signed with it
-    proof_key: ClientKey | CertKey | None = None
+    proof_key: BoundKey | None = None
 
     @property
     def addresses(self) -> list[str]:
@@ -251,11 +251,9 @@ class BrokerClient:
         if self.cfg.blind is None:
             raise ConfigError("blind lookups need a blind: section in the client config "
                               "(linkage keys and the federation key directory)")
-        # blind rounds are signed with a proof key (cnf.jkt); a certificate-bound token's
-        # blind lookup carries no proof yet (docs/protocol.md)
-        key = self.cfg.proof_key if isinstance(self.cfg.proof_key, ClientKey) else None
+        # both rounds signed with the key the token is bound to, as a plain lookup is
         session = BlindSession(self.cfg.blind, self.cfg.blind.directory.load(), request,
-                               proof_key=key, token=self.cfg.token)
+                               proof_key=self.cfg.proof_key, token=self.cfg.token)
         outbox: queue.Queue[blind_pb2.BlindLookupRequest | None] = queue.Queue()
         outbox.put(session.first())
 

@@ -11,51 +11,44 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
-from mash.agent.service import Agent
 from mash.blind import proofs as blind_proofs
-from mash.blind.session import BlindSession
 from mash.client import BrokerClient, ClientConfig
-from mash.demo import federation
 from mash.identity.dpop import ClientKey
-from mash.v1 import agent_pb2, blind_pb2, lookup_pb2, lookup_pb2_grpc
+from mash.v1 import agent_pb2, blind_pb2
 from mash.v1 import answer_pb2 as R
 from tests.helpers import Running, build_federation, lookup_request
-from tests.test_lookup_proofs import (
+from tests.proof_support import (
     AGENCIES,
     LEAH,
+    Stream,
     bind_token_file,
+    blind_answer,
+    blind_refusals_audited,
+    blind_rejected,
+    blind_session,
     bound_token,
+    demo_up,
     events,
     mash,
+    replayed_round_two,
     require_proofs,
+    round_query,
     started,
+    states,
+    whole,
 )
 
 
 @pytest.fixture
 async def run(tmp_path: Path) -> AsyncIterator[Running]:
-    running = await started(build_federation(tmp_path / "fed", AGENCIES, background=50))
-    try:
+    async with demo_up(tmp_path) as running:
         yield running
-    finally:
-        await running.stop()
-
-
-def session(fed: federation.Federation, key: ClientKey | None, token: str,
-            request: lookup_pb2.LookupRequest | None = None) -> BlindSession:
-    assert fed.blind_client_config is not None
-    blind = ClientConfig.load(fed.blind_client_config, token=fed.token()).blind
-    assert blind is not None
-    return BlindSession(blind, blind.directory.load(), request or lookup_request(),
-                        proof_key=key, token=token)
 
 
 def copy(message: Any) -> Any:
@@ -64,65 +57,30 @@ def copy(message: Any) -> Any:
     return out
 
 
-class Stream:
-    """One BlindLookup call, driven step by step as a client (or an attacker) would."""
-
-    def __init__(self, run: Running, token: str) -> None:
-        stub = lookup_pb2_grpc.LookupServiceStub(run.analyst(token).channel)
-        self.call = stub.BlindLookup(timeout=15,
-                                     metadata=(("authorization", f"Bearer {token}"),))
-
-    async def send(self, step: blind_pb2.BlindLookupRequest) -> blind_pb2.BlindLookupResponse:
-        await self.call.write(step)
-        return await self.call.read()
-
-    async def refused(self, step: blind_pb2.BlindLookupRequest) -> str:
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await self.send(step)
-        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, caught.value.details()
-        return caught.value.details() or ""
-
-
-async def whole(run: Running, token: str, blind: BlindSession) -> tuple[
-        blind_pb2.BlindLookupRequest, blind_pb2.BlindLookupRequest, lookup_pb2.LookupResponse]:
-    """A whole blind lookup: both steps as sent, and the verified answers."""
-    stream = Stream(run, token)
-    first = blind.first()
-    one = (await stream.send(first)).round_one
-    second = blind.second(one)
-    two = (await stream.send(second)).round_two
-    stream.call.cancel()
-    return first, second, blind.result(two)
-
-
-def states(response: lookup_pb2.LookupResponse) -> dict[str, int]:
-    return {a.agency_id: a.state for a in response.answers}
-
-
 async def test_a_signed_blind_lookup_is_answered_and_forgeries_are_refused_at_the_broker(
         run: Running) -> None:
     key = ClientKey.generate()
     token = bound_token(run.fed, key)
     # The positive control: both rounds signed, checked by the broker and by each agent.
-    signed = session(run.fed, key, token)
+    signed = blind_session(run.fed, key, token)
     first, second, answered = await whole(run, token, signed)
     assert states(answered) == {a: R.ANSWER_STATE_KNOWN for a in AGENCIES}
     assert first.proof and all(s.proof for s in second.subjects.subjects)
     assert len({s.proof for s in second.subjects.subjects}) == len(AGENCIES)  # one each
     # An unbound token still makes an unsigned blind lookup (require_bound_proof unset).
     unbound = run.fed.token()
-    _, _, plain = await whole(run, unbound, session(run.fed, None, unbound))
+    _, _, plain = await whole(run, unbound, blind_session(run.fed, None, unbound))
     assert states(plain) == {a: R.ANSWER_STATE_KNOWN for a in AGENCIES}
 
     # A copied token, without the key: round one carries no proof.
     assert "round one: no request proof" in \
-        await Stream(run, token).refused(session(run.fed, None, token).first())
+        await Stream(run, token).refused(blind_session(run.fed, None, token).first())
     # A proof from another key.
     thief = ClientKey.generate()
     assert "signed by a key other than the one the analyst token is bound to" in \
-        await Stream(run, token).refused(session(run.fed, thief, token).first())
+        await Stream(run, token).refused(blind_session(run.fed, thief, token).first())
     # A proof made two minutes ago (outside the 60 s window).
-    stale = session(run.fed, key, token)
+    stale = blind_session(run.fed, key, token)
     step = stale.first()
     step.proof = blind_proofs.sign_round_one(key, token=token, digest=stale.digest,
                                              now=time.time() - 120)
@@ -134,7 +92,7 @@ async def test_a_signed_blind_lookup_is_answered_and_forgeries_are_refused_at_th
 
     async def round_two(tamper: Any) -> str:
         """A fresh, genuine round one, then its round two as `tamper` leaves it."""
-        blind = session(run.fed, key, token)
+        blind = blind_session(run.fed, key, token)
         stream = Stream(run, token)
         one = (await stream.send(blind.first())).round_one
         assert {s.agency_id for s in one.answers} == set(AGENCIES)
@@ -157,7 +115,7 @@ async def test_a_signed_blind_lookup_is_answered_and_forgeries_are_refused_at_th
 
     assert "is for another request" in await round_two(relabel)
 
-    other = session(run.fed, key, token, lookup_request(name="Ava Thompson"))
+    other = blind_session(run.fed, key, token, lookup_request(name="Ava Thompson"))
 
     def other_request(subjects: blind_pb2.SealedSubjects) -> None:
         for sealed in subjects.subjects:  # signed by the key, for another round-one request
@@ -173,47 +131,9 @@ async def test_a_signed_blind_lookup_is_answered_and_forgeries_are_refused_at_th
 
     # Round two replayed: the key's holder signs round one afresh for the same query (the
     # same request hash), and the old round two is sent again: its proofs were used.
-    stream = Stream(run, token)
-    again = (await stream.send(signed.first())).round_one  # the positive control
-    assert {s.agency_id for s in again.answers} == set(AGENCIES)
     assert "the request proof was used before: a replayed request" in \
-        await stream.refused(second)
-
-    assert run.broker is not None
-    refusals = [e["detail"] for e in events(run.broker, "refused")]
-    assert len(refusals) == 9 and all(r.startswith("request proof: round ") for r in refusals)
-    assert "Thompson" not in " ".join(refusals)
-
-
-def round_query(blind: BlindSession, token: str, round_: int, proof: str,
-                box: blind_pb2.SealedBox | None = None,
-                query: blind_pb2.BlindQuery | None = None) -> agent_pb2.Query:
-    lookup_id = uuid.uuid4().hex
-    out = agent_pb2.Query(query_id=f"{lookup_id}-{round_}", lookup_id=lookup_id,
-                          analyst_token=token, context=blind.query.context,
-                          blind=query or blind.query, round=round_, proof=proof)
-    if box is not None:
-        out.sealed_subject.CopyFrom(box)
-    return out
-
-
-async def answer(agent: Agent, agency: str, blind: BlindSession,
-                 query: agent_pb2.Query) -> tuple[bool, R.AgencyAnswer]:
-    """Ask the agent directly, as a broker would, and open its signed, sealed answer."""
-    assert agent.blind is not None
-    reply = await asyncio.to_thread(agent.blind.receive, query)
-    assert reply.HasField("sealed_answer"), reply
-    opened = blind._open(blind_pb2.SealedAnswer(agency_id=agency, box=reply.sealed_answer),
-                         query.round)
-    return opened.candidate, opened.answer
-
-
-def token_rejected(found: tuple[bool, R.AgencyAnswer], words: str) -> None:
-    candidate, answer = found
-    assert not candidate
-    assert answer.state == R.ANSWER_STATE_NOT_CHECKED, answer
-    assert answer.not_checked_reason == R.NOT_CHECKED_REASON_TOKEN_REJECTED
-    assert "refused the analyst's request proof" in answer.detail and words in answer.detail
+        await replayed_round_two(run, token, signed, second)
+    blind_refusals_audited(run, 9)
 
 
 async def test_an_agent_refuses_blind_rounds_a_broker_forged_moved_or_replays(
@@ -222,17 +142,17 @@ async def test_an_agent_refuses_blind_rounds_a_broker_forged_moved_or_replays(
     key = ClientKey.generate()
     token = bound_token(run.fed, key)
     police, health = run.agents["police"], run.agents["health"]
-    blind = session(run.fed, key, token)
+    blind = blind_session(run.fed, key, token)
     proof = blind.first().proof
 
     # Round one: the positive control, then the same query again, unsigned, another key.
-    assert (await answer(police, "police", blind, round_query(blind, token, 1, proof)))[0]
-    token_rejected(await answer(police, "police", blind, round_query(blind, token, 1, proof)),
+    assert (await blind_answer(police, blind, round_query(blind, token, 1, proof)))[0]
+    blind_rejected(await blind_answer(police, blind, round_query(blind, token, 1, proof)),
                    "used before: a replayed request")
-    token_rejected(await answer(police, "police", blind, round_query(blind, token, 1, "")),
+    blind_rejected(await blind_answer(police, blind, round_query(blind, token, 1, "")),
                    "no request proof")
-    thief = session(run.fed, ClientKey.generate(), token).first().proof
-    token_rejected(await answer(police, "police", blind, round_query(blind, token, 1, thief)),
+    thief = blind_session(run.fed, ClientKey.generate(), token).first().proof
+    blind_rejected(await blind_answer(police, blind, round_query(blind, token, 1, thief)),
                    "signed by a key other than the one the analyst token is bound to")
 
     # Round one through each agent (the broker forwards one proof to every agency asked).
@@ -252,31 +172,31 @@ async def test_an_agent_refuses_blind_rounds_a_broker_forged_moved_or_replays(
 
     # A box moved to another agency, with its own proof or with the agency's: refused, and
     # neither proof is used up by the refusal.
-    token_rejected(await answer(police, "police", blind, two("health")), "for another request")
-    token_rejected(await answer(police, "police", blind, two("police", box="health")),
+    blind_rejected(await blind_answer(police, blind, two("health")), "for another request")
+    blind_rejected(await blind_answer(police, blind, two("police", box="health")),
                    "for another request")
     # Round two paired with another round-one request.
-    other = session(run.fed, key, token, lookup_request(name="Ava Thompson"))
-    token_rejected(await answer(police, "police", other, two("police", query=other.query)),
+    other = blind_session(run.fed, key, token, lookup_request(name="Ava Thompson"))
+    blind_rejected(await blind_answer(police, other, two("police", query=other.query)),
                    "for another request")
-    token_rejected(await answer(police, "police", blind, two("police", proof="")),
+    blind_rejected(await blind_answer(police, blind, two("police", proof="")),
                    "no request proof")
     # The positive controls: each genuine box, with its proof, to its own agency.
     for agency, agent in (("police", police), ("health", health)):
-        _, found = await answer(agent, agency, blind, two(agency))
+        _, found = await blind_answer(agent, blind, two(agency))
         assert found.state == R.ANSWER_STATE_KNOWN, found.detail
     # Round two replayed.
-    token_rejected(await answer(police, "police", blind, two("police")),
+    blind_rejected(await blind_answer(police, blind, two("police")),
                    "used before: a replayed request")
     # Outside the time window: a proof made two minutes ago.
     old = blind_proofs.sign_round_two(key, token=token, digest=blind.digest, agency="police",
                                       box=boxes["police"].box, now=time.time() - 120)
-    token_rejected(await answer(police, "police", blind, two("police", proof=old)),
+    blind_rejected(await blind_answer(police, blind, two("police", proof=old)),
                    "made more than 60 s from now")
     # A fresh proof for the same box (a retry by the key's holder): accepted.
     fresh = blind_proofs.sign_round_two(key, token=token, digest=blind.digest,
                                         agency="police", box=boxes["police"].box)
-    assert (await answer(police, "police", blind, two("police", proof=fresh)))[1].state == \
+    assert (await blind_answer(police, blind, two("police", proof=fresh)))[1].state == \
         R.ANSWER_STATE_KNOWN
 
 
@@ -286,18 +206,21 @@ async def test_required_proofs_refuse_unbound_blind_lookups_and_pass_signed_ones
     require_proofs(fed)
     run = await started(fed)
     try:
-        unbound = fed.token()
-        assert "must be bound to a proof key (cnf.jkt), for blind lookups too" in \
-            await Stream(run, unbound).refused(session(fed, None, unbound).first())
+        # the demo's tokens are bound to the client certificate: they need its proof
+        cert_bound = fed.token()
+        assert "round one: no request proof: this service requires every lookup to be " \
+            "signed" in await Stream(run, cert_bound).refused(
+                blind_session(fed, None, cert_bound).first())
         key = ClientKey.generate()
         token = bound_token(fed, key)
-        _, _, answered = await whole(run, token, session(fed, key, token))
+        _, _, answered = await whole(run, token, blind_session(fed, key, token))
         assert states(answered) == {a: R.ANSWER_STATE_KNOWN for a in AGENCIES}
         # the agents require it too, whatever a broker lets through
-        blind = session(fed, None, unbound)
-        token_rejected(await answer(run.agents["health"], "health", blind,
-                                    round_query(blind, unbound, 1, "")),
-                       "must be bound to a proof key")
+        unbound = fed.token(bind=None)
+        blind = blind_session(fed, None, unbound)
+        blind_rejected(await blind_answer(run.agents["health"], blind,
+                                          round_query(blind, unbound, 1, "")),
+                       "must be bound to a proof key (cnf.jkt) or to the client certificate")
     finally:
         await run.stop()
 

@@ -8,15 +8,11 @@ own replay cache. Each refusal has its positive control, and no refusal is NOT_K
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import json
 import re
 import subprocess
-import sys
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,117 +20,42 @@ import grpc
 import jwt
 import pytest
 import yaml
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from mash import rpc_errors
-from mash.agent.service import Agent
 from mash.demo import federation
 from mash.identity import certs, device
 from mash.identity.cert_binding import PROOF_TYPE, CertKey
 from mash.identity.dpop import ClientKey
 from mash.identity.names import PeerIdentity
-from mash.identity.request_binding import sign_lookup
-from mash.v1 import agent_pb2, lookup_pb2
+from mash.identity.request_binding import LOOKUP_METHOD, lookup_bytes
 from mash.v1 import answer_pb2 as R
+from mash.v1 import lookup_pb2
 from tests.helpers import Running, build_federation, client_tls, lookup_request
-from tests.oidc_support import (
-    MTLS_CLIENT,
-    Mtls,
-    OidcProvider,
-    approve_device,
-    available,
-    device_tokens,
+from tests.oidc_support import MTLS_CLIENT, OidcProvider, approve_device, device_tokens
+from tests.proof_support import (
+    AGENCIES,
+    LEAH,
+    MASH,
+    Setup,
+    answered_known,
+    ask,
+    cert_bound_token,
+    cert_bound_up,
+    cert_key,
+    forged,
+    mash,
+    needs_idp,
+    plain_query,
+    signed,
+    token_rejected,
 )
-from tests.test_oidc_federation import USERS as OIDC_USERS
-from tests.test_oidc_federation import trust
-
-AGENCIES = ["police", "health"]
-MASH = [sys.executable, "-m", "mash"]
-LEAH = ["--name", "Leah Thompson", "--dob", "2014-05-17", "--postcode", "LS9 8AB",
-        "--purpose", "child_safeguarding", "--stage", "research", "--case", "MASH-2026-1",
-        "--reason", "School referral about bruising"]
-needs_idp = pytest.mark.skipif(bool(available()), reason=available() or "")
-
-
-def cert_key(fed: federation.Federation, stem: str = "mash-client") -> CertKey:
-    return CertKey.from_files(fed.certs / f"{stem}.pem", fed.certs / f"{stem}.key")
-
-
-def client_certificate(fed: federation.Federation) -> device.ClientCertificate:
-    return device.ClientCertificate(fed.certs / "mash-client.pem",
-                                    fed.certs / "mash-client.key", fed.certs / "ca.pem")
-
-
-def signed(key: CertKey | ClientKey, token: str,
-           request: lookup_pb2.LookupRequest) -> lookup_pb2.LookupRequest:
-    out = lookup_pb2.LookupRequest()
-    out.CopyFrom(request)
-    out.proof = sign_lookup(key, token=token, subject=request.subject, context=request.context)
-    return out
-
-
-def set_require(fed: federation.Federation, require: bool) -> None:
-    for path in (fed.broker_config, *(fed.agent_configs[a] for a in AGENCIES)):
-        cfg = yaml.safe_load(path.read_text())
-        cfg["auth"]["require_bound_proof"] = require
-        path.write_text(yaml.safe_dump(cfg))
-
-
-def second_client(fed: federation.Federation) -> None:
-    """Another analyst client certificate of the same agency (another analyst's machine)."""
-    certs.issue(fed.certs, PeerIdentity("client", federation.REQUESTER),
-                out_stem="mash-client-2")
-
-
-@dataclass
-class Setup:
-    run: Running
-    idp: OidcProvider
-
-    @property
-    def fed(self) -> federation.Federation:
-        return self.run.fed
-
-
-async def up(tmp_path: Path, *, require: bool) -> tuple[Running, OidcProvider]:
-    fed = build_federation(tmp_path / "fed", AGENCIES, background=50)
-    second_client(fed)
-    idp = OidcProvider.start(tmp_path / "oidc", users=OIDC_USERS,
-                             mtls=Mtls.issued(fed.certs, federation.REQUESTER))
-    trust(fed.broker_config, idp, 60, broker=True)
-    cfg = yaml.safe_load(fed.broker_config.read_text())
-    cfg["auth"]["require_certificate_binding"] = True  # this provider's tokens are bound
-    fed.broker_config.write_text(yaml.safe_dump(cfg))
-    for agency in AGENCIES:
-        trust(fed.agent_configs[agency], idp, 60)
-    set_require(fed, require)
-    run = Running(fed)
-    try:
-        await run.start_broker()
-        for agency in AGENCIES:
-            await run.start_agent(agency)
-    except BaseException:
-        await run.stop()
-        idp.stop()
-        raise
-    return run, idp
 
 
 @pytest.fixture
 async def required(tmp_path: Path) -> AsyncIterator[Setup]:
     """Broker and agents with require_bound_proof, trusting a provider with mTLS."""
-    run, idp = await up(tmp_path, require=True)
-    try:
-        yield Setup(run, idp)
-    finally:
-        await run.stop()
-        idp.stop()
-
-
-async def cert_bound_token(setup: Setup) -> str:
-    tokens = await asyncio.to_thread(device_tokens, setup.idp, "ann",
-                                     tls=client_certificate(setup.fed))
-    return str(tokens["access_token"])
+    async with cert_bound_up(tmp_path, require=True) as setup:
+        yield setup
 
 
 async def refused(run: Running, token: str, request: lookup_pb2.LookupRequest, *,
@@ -145,41 +66,9 @@ async def refused(run: Running, token: str, request: lookup_pb2.LookupRequest, *
     return error.code(), rpc_errors.details_of(error).reason, error.details() or ""
 
 
-def answered_known(response: lookup_pb2.LookupResponse) -> None:
-    assert {a.agency_id for a in response.answers} == set(AGENCIES)
-    assert {a.state for a in response.answers} == {R.ANSWER_STATE_KNOWN}, response
-
-
-def query(token: str, request: lookup_pb2.LookupRequest, proof: str) -> agent_pb2.Query:
-    lookup_id = uuid.uuid4().hex
-    return agent_pb2.Query(query_id=f"{lookup_id}-police", lookup_id=lookup_id,
-                           analyst_token=token, subject=request.subject,
-                           context=request.context, proof=proof)
-
-
-async def ask(agent: Agent, one: agent_pb2.Query) -> R.AgencyAnswer:
-    return await asyncio.to_thread(agent.handler.answer, one)
-
-
-def not_checked(answer: R.AgencyAnswer, words: str) -> None:
-    """A refusal at the agent: NOT_CHECKED (token rejected), never NOT_KNOWN."""
-    assert answer.state == R.ANSWER_STATE_NOT_CHECKED, answer
-    assert answer.not_checked_reason == R.NOT_CHECKED_REASON_TOKEN_REJECTED
-    assert words in answer.detail, answer.detail
-
-
-def forged(genuine: CertKey, token: str, request: lookup_pb2.LookupRequest) -> str:
-    """A proof that names the genuine certificate (x5c) but is signed by another key."""
-    from mash.identity.request_binding import LOOKUP_METHOD, LOOKUP_TARGET, lookup_bytes
-
-    thief = ec.generate_private_key(ec.SECP256R1())
-    real = jwt.decode(genuine.proof(method=LOOKUP_METHOD, target=LOOKUP_TARGET,
-                                    access_token=token,
-                                    request=lookup_bytes(request.subject, request.context)),
-                      options={"verify_signature": False})
-    return jwt.encode(real, thief, algorithm="ES256",
-                      headers={"typ": PROOF_TYPE,
-                               "x5c": [base64.b64encode(genuine.der).decode()]})
+def forged_lookup(genuine: CertKey, token: str, request: lookup_pb2.LookupRequest) -> str:
+    return forged(genuine, token=token, method=LOOKUP_METHOD,
+                  request=lookup_bytes(request.subject, request.context))
 
 
 @needs_idp
@@ -233,7 +122,7 @@ async def test_the_broker_refuses_another_certificate_a_missing_replayed_or_fore
     assert "signed with a certificate other than the one the analyst token is bound to" in words
     bad = lookup_pb2.LookupRequest()
     bad.CopyFrom(request)
-    bad.proof = forged(key, token, request)
+    bad.proof = forged_lookup(key, token, request)
     code, reason, words = await refused(run, token, bad)
     assert reason == "PROOF_REFUSED" and "signature does not verify" in words
     # a proof by the key the token is bound to, after all those refusals, is answered
@@ -249,23 +138,26 @@ async def test_agents_refuse_what_the_broker_could_forward_without_the_certifica
     key, other = cert_key(fed), cert_key(fed, "mash-client-2")
     request = lookup_request()
     police = run.agents["police"]
+
+    async def says(proof: str, asked: lookup_pb2.LookupRequest = request) -> R.AgencyAnswer:
+        return await ask(police, plain_query(token, asked, proof))
+
     proof = signed(key, token, request).proof
-    answer = await ask(police, query(token, request, proof))  # the positive control
+    answer = await says(proof)  # the positive control
     assert answer.state == R.ANSWER_STATE_KNOWN, answer.detail
-    not_checked(await ask(police, query(token, request, proof)), "used before")
-    not_checked(await ask(police, query(token, request, "")), "no request proof")
-    not_checked(await ask(police, query(token, request, signed(other, token, request).proof)),
-                "signed with a certificate other than the one the analyst token is bound to")
-    not_checked(await ask(police, query(token, request, forged(key, token, request))),
-                "signature does not verify")
+    token_rejected(await says(proof), "used before")
+    token_rejected(await says(""), "no request proof")
+    token_rejected(await says(signed(other, token, request).proof),
+                   "signed with a certificate other than the one the analyst token is bound to")
+    token_rejected(await says(forged_lookup(key, token, request)), "signature does not verify")
     altered = lookup_request(name="Ava Thompson")  # a broker asking about another child
-    not_checked(await ask(police, query(token, altered, signed(key, token, request).proof)),
-                "for another request")
+    token_rejected(await says(signed(key, token, request).proof, altered),
+                   "for another request")
     # a proof the broker forwarded with a lookup it routed: the agent refuses it again
     forwarded = signed(key, token, request)
     answered_known(await run.analyst(token).lookup(forwarded))
-    not_checked(await ask(police, query(token, request, forwarded.proof)), "used before")
-    fresh = await ask(police, query(token, request, signed(key, token, request).proof))
+    token_rejected(await says(forwarded.proof), "used before")
+    fresh = await says(signed(key, token, request).proof)
     assert fresh.state == R.ANSWER_STATE_KNOWN  # and a fresh one still passes
 
 
@@ -303,16 +195,15 @@ async def test_agents_check_the_proofs_certificate_and_refuse_unknown_bindings(
         code, reason, _ = await refused(run, token, signed(cert_key(fed, "expired-client"),
                                                            token, request))
         assert (code, reason) == (grpc.StatusCode.UNAUTHENTICATED, "PROOF_REFUSED")
-        assert (await ask(police, query(token, request, ""))).state == R.ANSWER_STATE_KNOWN
+        assert (await ask(police, plain_query(token, request, ""))).state == R.ANSWER_STATE_KNOWN
 
         for stem, words in (("expired-client", "not valid now"),
                             ("rogue-client", "not issued by the federation CA"),
                             ("police-client", "not an analyst client certificate of agency")):
             bound = fed.token(bind=stem)
-            not_checked(await ask(police, query(bound, request,
-                                                signed(cert_key(fed, stem), bound,
-                                                       request).proof)), words)
-        good = await ask(police, query(token, request, signed(key, token, request).proof))
+            proof = signed(cert_key(fed, stem), bound, request).proof
+            token_rejected(await ask(police, plain_query(bound, request, proof)), words)
+        good = await ask(police, plain_query(token, request, signed(key, token, request).proof))
         assert good.state == R.ANSWER_STATE_KNOWN  # the control
 
         thumb = key.thumbprint
@@ -321,7 +212,7 @@ async def test_agents_check_the_proofs_certificate_and_refuse_unknown_bindings(
                             R.ANSWER_STATE_NOT_CHECKED),
                            ({"x5t#S256": thumb, "kid": "k1"}, R.ANSWER_STATE_NOT_CHECKED)):
             odd = fed.token(bind=None, extra={"cnf": cnf})
-            answer = await ask(police, query(odd, request, signed(key, odd, request).proof))
+            answer = await ask(police, plain_query(odd, request, signed(key, odd, request).proof))
             assert answer.state == state, answer.detail
             if state == R.ANSWER_STATE_NOT_CHECKED:
                 assert answer.not_checked_reason == R.NOT_CHECKED_REASON_TOKEN_REJECTED
@@ -346,14 +237,6 @@ def mash_login(idp: OidcProvider, token_file: Path, *extra: str,
     approve_device(found.group(1), found.group(2), user)
     _, err = proc.communicate(timeout=60)
     return proc.returncode, first + err
-
-
-async def mash(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *MASH, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
-    out, err = await proc.communicate()
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 @needs_idp

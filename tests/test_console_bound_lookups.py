@@ -38,10 +38,10 @@ from tests.console_support import console_config as write_console_config
 from tests.console_support import console_oidc
 from tests.helpers import ThreadedFederation, build_federation, lookup_request
 from tests.oidc_support import OidcProvider, authorize, available
+from tests.proof_support import AGENCIES, plain_query, require_proofs, token_rejected
 from tests.test_console_app import csrf_of
 from tests.test_console_cases import FAMILY
 from tests.test_console_oidc_flow import CALLBACK, USERS
-from tests.test_lookup_proofs import AGENCIES, query, require_proofs, token_rejected
 from tests.test_oidc_federation import trust
 
 pytestmark = pytest.mark.skipif(bool(available()), reason=available() or "")
@@ -167,12 +167,12 @@ def test_the_consoles_lookups_are_signed_and_its_token_alone_is_refused(world: W
     # ... and by an agent, whatever a broker lets through
     police = world.threaded.run.agents["police"]
     request = lookup_request()
-    token_rejected(police.handler.answer(query(token, request, "")), "no request proof")
+    token_rejected(police.handler.answer(plain_query(token, request, "")), "no request proof")
     other = sign_lookup(ClientKey.generate(), token=token, subject=request.subject,
                         context=request.context)
-    token_rejected(police.handler.answer(query(token, request, other)), "key other than")
+    token_rejected(police.handler.answer(plain_query(token, request, other)), "key other than")
     mine = sign_lookup(key, token=token, subject=request.subject, context=request.context)
-    assert police.handler.answer(query(token, request, mine)).state == R.ANSWER_STATE_KNOWN
+    assert police.handler.answer(plain_query(token, request, mine)).state == R.ANSWER_STATE_KNOWN
 
 
 def test_a_restarted_console_keeps_the_session_and_its_key(world: World) -> None:

@@ -7,81 +7,47 @@ when a broker alters or replays what it forwards."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import json
 import sqlite3
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import jwt
 import pytest
 import yaml
 
-from mash.agent.service import Agent
-from mash.broker.server import Broker
 from mash.client import BrokerClient, ClientConfig
 from mash.demo import federation
 from mash.identity.dpop import ClientKey
-from mash.identity.request_binding import sign_lookup
-from mash.v1 import agent_pb2, lookup_pb2
 from mash.v1 import answer_pb2 as R
+from mash.v1 import lookup_pb2
 from tests.helpers import Running, build_federation, lookup_request
-from tests.oidc_support import OidcProvider, available, device_tokens
+from tests.oidc_support import OidcProvider, device_tokens
+from tests.proof_support import (
+    AGENCIES,
+    LEAH,
+    ask,
+    bind_token_file,
+    bound_token,
+    demo_up,
+    events,
+    mash,
+    needs_idp,
+    plain_query,
+    require_proofs,
+    signed,
+    started,
+    token_rejected,
+)
 from tests.test_oidc_federation import USERS as OIDC_USERS
 from tests.test_oidc_federation import trust
-
-AGENCIES = ["police", "health"]
-
-
-def bound_token(fed: federation.Federation, key: ClientKey, **kw: Any) -> str:
-    """A token bound to the proof key, and (as the demo broker requires) to the client
-    certificate."""
-    return fed.token(bind_key=key.thumbprint, **kw)
-
-
-def signed(key: ClientKey, token: str, request: lookup_pb2.LookupRequest,
-           **kw: Any) -> lookup_pb2.LookupRequest:
-    out = lookup_pb2.LookupRequest()
-    out.CopyFrom(request)
-    out.proof = sign_lookup(key, token=token, subject=request.subject,
-                            context=request.context, **kw)
-    return out
-
-
-def events(broker: Broker, event: str) -> list[dict[str, Any]]:
-    assert broker.audit is not None
-    rows = broker.audit.store.entries(broker.cfg.audit.writer_id, 0, 100_000)
-    return [e for e in (json.loads(r.body) for r in rows if r.body) if e["event"] == event]
-
-
-def require_proofs(fed: federation.Federation) -> None:
-    for path in (fed.broker_config, *(fed.agent_configs[a] for a in AGENCIES)):
-        cfg = yaml.safe_load(path.read_text())
-        cfg["auth"]["require_bound_proof"] = True
-        path.write_text(yaml.safe_dump(cfg))
-
-
-async def started(fed: federation.Federation) -> Running:
-    run = Running(fed)
-    await run.start_broker()
-    for agency in AGENCIES:
-        await run.start_agent(agency)
-    return run
 
 
 @pytest.fixture
 async def run(tmp_path: Path) -> AsyncIterator[Running]:
-    running = await started(build_federation(tmp_path / "fed", AGENCIES, background=50))
-    try:
+    async with demo_up(tmp_path) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 async def refused(run: Running, token: str, request: lookup_pb2.LookupRequest) -> str:
@@ -123,23 +89,6 @@ async def test_a_signed_lookup_is_answered_and_forgeries_are_refused_at_the_brok
     assert {a.state for a in again.answers} == {R.ANSWER_STATE_KNOWN}
 
 
-def query(token: str, request: lookup_pb2.LookupRequest, proof: str) -> agent_pb2.Query:
-    lookup_id = uuid.uuid4().hex
-    return agent_pb2.Query(query_id=f"{lookup_id}-police", lookup_id=lookup_id,
-                           analyst_token=token, subject=request.subject,
-                           context=request.context, proof=proof)
-
-
-async def ask(agent: Agent, one: agent_pb2.Query) -> R.AgencyAnswer:
-    return await asyncio.to_thread(agent.handler.answer, one)
-
-
-def token_rejected(answer: R.AgencyAnswer, words: str) -> None:
-    assert answer.state == R.ANSWER_STATE_NOT_CHECKED, answer
-    assert answer.not_checked_reason == R.NOT_CHECKED_REASON_TOKEN_REJECTED
-    assert "refused the analyst's request proof" in answer.detail and words in answer.detail
-
-
 async def test_an_agent_refuses_what_a_broker_altered_or_replays(run: Running) -> None:
     """The agent is driven directly, as a broker would: a real agent, its own checks."""
     key = ClientKey.generate()
@@ -147,22 +96,22 @@ async def test_an_agent_refuses_what_a_broker_altered_or_replays(run: Running) -
     request = lookup_request()
     police = run.agents["police"]
     proof = signed(key, token, request).proof
-    answer = await ask(police, query(token, request, proof))  # the positive control
+    answer = await ask(police, plain_query(token, request, proof))  # the positive control
     assert answer.state == R.ANSWER_STATE_KNOWN, answer.detail
-    token_rejected(await ask(police, query(token, request, proof)), "used before")
+    token_rejected(await ask(police, plain_query(token, request, proof)), "used before")
 
     fresh = signed(key, token, request).proof
     altered = lookup_request(name="Ava Thompson")  # the broker asks about another child
-    token_rejected(await ask(police, query(token, altered, fresh)), "for another request")
+    token_rejected(await ask(police, plain_query(token, altered, fresh)), "for another request")
     widened = lookup_request(purpose="child_safeguarding", stage="s47")  # or another stage
-    token_rejected(await ask(police, query(token, widened, fresh)), "for another request")
-    token_rejected(await ask(police, query(token, request, "")), "no request proof")
+    token_rejected(await ask(police, plain_query(token, widened, fresh)), "for another request")
+    token_rejected(await ask(police, plain_query(token, request, "")), "no request proof")
 
     # A proof the broker forwarded with a lookup: the agent saw it, and refuses it again.
     forwarded = signed(key, token, request)
     answered = await run.analyst(token).lookup(forwarded)
     assert {a.state for a in answered.answers} == {R.ANSWER_STATE_KNOWN}
-    token_rejected(await ask(police, query(token, request, forwarded.proof)), "used before")
+    token_rejected(await ask(police, plain_query(token, request, forwarded.proof)), "used before")
 
 
 async def test_required_proofs_refuse_unbound_tokens_and_pass_bound_ones(
@@ -182,34 +131,11 @@ async def test_required_proofs_refuse_unbound_tokens_and_pass_bound_ones(
         answered = await run.analyst(token).lookup(signed(key, token, lookup_request()))
         assert {a.state for a in answered.answers} == {R.ANSWER_STATE_KNOWN}
         # the agents require it too, whatever a broker lets through
-        answer = await ask(run.agents["health"], query(unbound, lookup_request(), ""))
+        answer = await ask(run.agents["health"], plain_query(unbound, lookup_request(), ""))
         token_rejected(answer, "must be bound to a proof key (cnf.jkt) or to the client "
                                "certificate (cnf.x5t#S256)")
     finally:
         await run.stop()
-
-
-def bind_token_file(fed: federation.Federation) -> tuple[Path, ClientKey]:
-    """What `mash login --bind-key` leaves: the bound token in the client config's token file
-    and its key beside it (FILE.key)."""
-    key = ClientKey.generate()
-    token_file = Path(yaml.safe_load(fed.client_config.read_text())["token_file"])
-    token_file.write_text(bound_token(fed, key, ttl=dt.timedelta(hours=1)) + "\n")
-    (token_file.parent / (token_file.name + ".key")).write_bytes(key.to_pem())
-    return token_file, key
-
-
-async def mash(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mash", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
-    out, err = await proc.communicate()
-    return proc.returncode or 0, out.decode(), err.decode()
-
-
-LEAH = ["--name", "Leah Thompson", "--dob", "2014-05-17", "--postcode", "LS9 8AB",
-        "--purpose", "child_safeguarding", "--stage", "research", "--case", "MASH-2026-1",
-        "--reason", "School referral about bruising"]
 
 
 async def test_mash_lookup_signs_with_the_key_beside_the_token_file(run: Running) -> None:
@@ -286,7 +212,7 @@ async def test_a_retry_is_signed_again_not_replayed(
         await run.stop()
 
 
-@pytest.mark.skipif(bool(available()), reason=available() or "")
+@needs_idp
 async def test_a_real_providers_key_bound_token_is_answered_only_when_signed(
         tmp_path: Path) -> None:
     """The token the real oidc-provider binds to the key (cnf.jkt), as `mash login

@@ -45,6 +45,7 @@ from mash.identity import approvals
 from mash.identity.cert_binding import CertProofVerifier, FederationCa
 from mash.identity.dpop import ProofVerifier
 from mash.identity.request_binding import check_lookup_proof
+from mash.identity.revocation import RevocationList
 from mash.identity.tokens import Analyst, TokenVerifier
 from mash.logs import get_logger
 from mash.matching import Candidate, SearchOutcome
@@ -105,7 +106,7 @@ class QueryHandler:
     """Steps 2 to 6 of the module's path, for every kind of query (plain, blind rounds)."""
 
     def __init__(self, cfg: AgentConfig, state: AgentState, policy: AgentPolicy,
-                 audit: AuditLog) -> None:
+                 audit: AuditLog, *, revocation: RevocationList | None = None) -> None:
         self.cfg = cfg
         # analysts' tokens: the issuers' keys are read here, as the agent starts
         self.verifier = TokenVerifier.from_config(cfg.auth)
@@ -116,8 +117,10 @@ class QueryHandler:
         # the agent's own replay cache: one for every broker it serves, so a proof one broker
         # forwarded is refused when another (or the same) sends it again
         self.proofs = ProofVerifier()
-        # certificate proofs (cnf.x5t#S256) share its replay cache and time window
-        self.cert_proofs = CertProofVerifier(self.proofs, FederationCa(cfg.tls.ca))
+        # certificate proofs (cnf.x5t#S256) share its replay cache and time window, and their
+        # certificates are checked against the federation CRL the agent's links reload
+        self.cert_proofs = CertProofVerifier(self.proofs, FederationCa(cfg.tls.ca),
+                                             revocation=revocation)
 
     # -- 6. answer (with 5. record) ---------------------------------------------------------
 
@@ -296,7 +299,8 @@ class QueryHandler:
                 blind_proofs.check_blind_proof(
                     self.proofs, analyst=analyst, token=query.analyst_token, proof=query.proof,
                     request=blind_proofs.query_bytes(query.blind, query.round, self.cfg.agency,
-                                                     query.sealed_subject), require=require)
+                                                     query.sealed_subject), require=require,
+                    cert_proofs=self.cert_proofs)
             else:
                 check_lookup_proof(self.proofs, analyst=analyst, token=query.analyst_token,
                                    proof=query.proof, subject=query.subject,

@@ -55,7 +55,11 @@ class Agent:
         self.policy = build_policy(cfg)
         # Opened here, so that an agent that cannot write its audit trail never starts.
         self.audit = cfg.audit.open_log()
-        self.handler = QueryHandler(cfg, self.state, self.policy, self.audit)
+        # the federation CRL: each broker's certificate is checked against it on every stream
+        # (and again on change), and each analyst's certificate proof as it arrives
+        revocation = open_list(cfg.revocation, cfg.tls.ca, str(cfg.path))
+        self.handler = QueryHandler(cfg, self.state, self.policy, self.audit,
+                                    revocation=revocation)
         self.blind = BlindResponder(self.handler, cfg.blind) if cfg.blind else None
         if self.blind is not None:
             self.state.prepare = self.blind.prepare
@@ -63,8 +67,7 @@ class Agent:
         self.link = BrokerLinks(cfg, self.state, self.handler,
                                 on_connected=self._connected_changed, receive=self.receive,
                                 exchange=cfg.audit.exchange(self.audit))
-        # each broker's certificate is checked against it on every stream (and again on change)
-        self.link.revocation = open_list(cfg.revocation, cfg.tls.ca, str(cfg.path))
+        self.link.revocation = revocation
         self._stop = asyncio.Event()
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -2,8 +2,10 @@
 
 A blind lookup's subject is sealed, so its proofs cannot cover the subject as a plain
 lookup's do (mash/identity/request_binding.py). They cover what the broker relays instead,
-each a dpop+jwt (mash/identity/dpop.py) with `htm` BLIND_METHOD and `htu` LOOKUP_TARGET,
-whose `mash_req` is base64url(SHA-256) of:
+each signed by the key the token is bound to (`BoundKey`: a dpop+jwt by the proof key,
+mash/identity/dpop.py, or a mash-cert-proof+jwt by the client certificate's key,
+mash/identity/cert_binding.py) with `htm` BLIND_METHOD and `htu` LOOKUP_TARGET, whose
+`mash_req` is base64url(SHA-256) of:
 
 - round one (BlindLookupRequest.proof): ROUND_ONE_DOMAIN || request hash (32 bytes, the
   SHA-256 of mash/blind/answers.py's `request_hash`, over the whole BlindQuery: context,
@@ -13,11 +15,11 @@ whose `mash_req` is base64url(SHA-256) of:
   SHA-256 of the SealedBox's fields, each framed: version (uint32 big-endian), then key_id
   (UTF-8), encapsulated_key and ciphertext, each as a uint32 big-endian length and the bytes.
 
-The broker checks each proof and forwards it unchanged in Query.proof; each agent checks it
-again against the BlindQuery and box it received and its own agency id, with its own replay
-cache. So a copied token (no key) cannot start a blind lookup, and a broker cannot replay a
-round, move a box (or its proof) to another agency, or pair a round-two box with another
-round-one request.
+The broker checks each proof (request_binding.check_request_proof, as for a plain lookup)
+and forwards it unchanged in Query.proof; each agent checks it again against the BlindQuery
+and box it received and its own agency id, with its own replay cache. So a copied token (no
+key) cannot start a blind lookup, and a broker cannot replay a round, move a box (or its
+proof) to another agency, or pair a round-two box with another round-one request.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import struct
 
 from mash.blind.answers import request_hash
 from mash.errors import IdentityError
-from mash.identity.dpop import ClientKey, ProofVerifier
-from mash.identity.request_binding import LOOKUP_TARGET
+from mash.identity.cert_binding import CertProofVerifier
+from mash.identity.dpop import ProofVerifier
+from mash.identity.request_binding import LOOKUP_TARGET, BoundKey, check_request_proof
 from mash.identity.tokens import Analyst
 from mash.v1 import blind_pb2
 
@@ -54,14 +57,14 @@ def round_two_bytes(digest: bytes, agency: str, box: blind_pb2.SealedBox) -> byt
     return ROUND_TWO_DOMAIN + digest + box_digest(box) + agency.encode()
 
 
-def sign_round_one(key: ClientKey, *, token: str, digest: bytes,
+def sign_round_one(key: BoundKey, *, token: str, digest: bytes,
                    now: float | None = None) -> str:
     """A fresh proof (new nonce, this time) that the key's holder sends this round one."""
     return key.proof(method=BLIND_METHOD, target=LOOKUP_TARGET, access_token=token,
                      request=round_one_bytes(digest), now=now)
 
 
-def sign_round_two(key: ClientKey, *, token: str, digest: bytes, agency: str,
+def sign_round_two(key: BoundKey, *, token: str, digest: bytes, agency: str,
                    box: blind_pb2.SealedBox, now: float | None = None) -> str:
     """A fresh proof that the key's holder sends `box` to `agency` for this request."""
     return key.proof(method=BLIND_METHOD, target=LOOKUP_TARGET, access_token=token,
@@ -69,17 +72,15 @@ def sign_round_two(key: ClientKey, *, token: str, digest: bytes, agency: str,
 
 
 def check_blind_proof(proofs: ProofVerifier, *, analyst: Analyst, token: str, proof: str,
-                      request: bytes, require: bool = False) -> None:
-    """Refuse (IdentityError) a blind round whose token is key-bound (or, with `require`,
-    any token) unless `proof` proves the key's holder sent exactly `request` (the round's
-    bytes above), now, once. An unbound token without `require` goes on unsigned."""
-    if not analyst.key_thumbprint and not require:
-        return
-    if not analyst.key_thumbprint:
-        raise IdentityError("analyst tokens here must be bound to a proof key (cnf.jkt), for "
-                            "blind lookups too: sign in with mash login --bind-key")
-    proofs.verify(proof, key_thumbprint=analyst.key_thumbprint, method=BLIND_METHOD,
-                  target=LOOKUP_TARGET, access_token=token, request=request)
+                      request: bytes, require: bool = False,
+                      cert_proofs: CertProofVerifier | None = None) -> None:
+    """Refuse (IdentityError) a blind round whose token is bound (or, with `require`, any
+    token) unless `proof` proves the bound key's holder sent exactly `request` (the round's
+    bytes above), now, once: the plain lookup's check (`check_request_proof`), for
+    BLIND_METHOD."""
+    check_request_proof(proofs, analyst=analyst, token=token, proof=proof,
+                        method=BLIND_METHOD, request=request, require=require,
+                        cert_proofs=cert_proofs)
 
 
 def query_bytes(query: blind_pb2.BlindQuery, round_: int, agency: str,

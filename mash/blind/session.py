@@ -12,9 +12,10 @@ believed. Round two goes to every agency that answered round one: the subject to
 candidate, a box of the same size holding only padding to the rest, so the broker cannot tell
 which agencies hold someone.
 
-With a proof key (the key the analyst token is bound to, cnf.jkt), both rounds are signed
-(mash/blind/proofs.py): round one over the request hash, and each round-two box with a
-fresh proof over the request hash, that box and the agency it is for.
+With a proof key (the key the analyst token is bound to: cnf.jkt's proof key or
+cnf.x5t#S256's client certificate key), both rounds are signed (mash/blind/proofs.py): round
+one over the request hash, and each round-two box with a fresh proof over the request hash,
+that box and the agency it is for.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from mash.blind.directory import Directory
 from mash.blind.seal import Box, SealError, open_box, raw_public, seal, unpad
 from mash.blind.tokens import subject_tokens
 from mash.errors import ConfigError, MashError
-from mash.identity.dpop import ClientKey
+from mash.identity.request_binding import BoundKey
 from mash.v1 import answer_pb2, blind_pb2, lookup_pb2
 
 R = answer_pb2
@@ -58,7 +59,7 @@ class BlindSession:
     request: lookup_pb2.LookupRequest
     today: dt.date = field(default_factory=dt.date.today)
     # the key the analyst token is bound to: set, both rounds are signed with it
-    proof_key: ClientKey | None = None
+    proof_key: BoundKey | None = None
     token: str = ""  # the analyst token the proofs name (their `ath`)
 
     def __post_init__(self) -> None:

@@ -57,7 +57,8 @@ class LookupProofs:
         round the broker relays: return if it may be relayed, else audit and abort."""
         try:
             check_blind_proof(self.verifier, analyst=analyst, token=token, proof=proof,
-                              request=request, require=self.require)
+                              request=request, require=self.require,
+                              cert_proofs=self.cert_verifier)
         except IdentityError as exc:
             await self.refuse(context, analyst=analyst, reason=f"{step}: {exc}", entry=(
                 audit_build.refused_entry(lookup_id=lookup_id, analyst=analyst, context=ctx,

@@ -8,9 +8,12 @@ JWT with header `typ: mash-cert-proof+jwt`, `alg: ES256` and `x5c` (the client c
 base64 DER, leaf first), and the same claims as a DPoP proof (`jti`, `htm`, `htu`, `iat`,
 `ath`, `mash_req`: mash/identity/dpop.py). `CertProofVerifier` checks, at the broker and at
 every agent: the leaf's thumbprint is the token's `cnf.x5t#S256`, the leaf is an analyst
-client certificate of the token's agency, issued by the federation CA and valid now, the
-signature is by its key, and then what every proof must hold (the same call, token and
-request, the time window, a nonce never seen) with the DPoP verifier's replay cache.
+client certificate of the token's agency, issued by the federation CA, valid now and not
+revoked (when a revocation list is configured: the federation CRL the service reloads for
+its own connections, mash/identity/revocation.py), the signature is by its key, and then
+what every proof must hold (the same call, token and request, the time window, a nonce
+never seen) with the DPoP verifier's replay cache. Plain lookups and both blind rounds
+(mash/blind/proofs.py) are signed and checked so.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from mash.identity.dpop import (
     proof_claims,
     proof_header,
 )
+from mash.identity.revocation import RevocationError, RevocationList
 
 PROOF_TYPE = "mash-cert-proof+jwt"
 MAX_PROOF_CHARS = 8192  # a proof carries the client certificate (about 1 kB of base64)
@@ -122,9 +126,13 @@ class CertProofVerifier:
     """Checks certificate proofs against a token's `cnf.x5t#S256`, sharing `proofs`'s replay
     cache and time window (one per broker, one per agent)."""
 
-    def __init__(self, proofs: ProofVerifier, ca: FederationCa) -> None:
+    def __init__(self, proofs: ProofVerifier, ca: FederationCa, *,
+                 revocation: RevocationList | None = None) -> None:
         self.proofs = proofs
         self.ca = ca
+        # the federation CRL, reloaded by its owner while running: each proof's certificate
+        # is checked against the list as it stands (None: no list configured)
+        self.revocation = revocation
 
     def verify(self, proof: str, *, certificate_thumbprint: str, agency: str, method: str,
                target: str, access_token: str, request: bytes,
@@ -178,6 +186,13 @@ class CertProofVerifier:
                 leaf.verify_directly_issued_by(ca)
             except (ValueError, TypeError, InvalidSignature):
                 continue
-            return
-        raise IdentityError("the request proof's client certificate was not issued by the "
-                            "federation CA")
+            break
+        else:
+            raise IdentityError("the request proof's client certificate was not issued by the "
+                                "federation CA")
+        if self.revocation is not None:
+            try:
+                self.revocation.check(leaf.public_bytes(serialization.Encoding.PEM))
+            except RevocationError as exc:  # revoked, or the list unusable: fail closed
+                raise IdentityError(f"the request proof's client certificate is refused: "
+                                    f"{exc}") from None

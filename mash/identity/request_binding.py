@@ -34,21 +34,26 @@ def lookup_bytes(subject: subject_pb2.Subject, context: subject_pb2.RequestConte
     return DOMAIN + b"".join(len(p).to_bytes(4, "big") + p for p in parts)
 
 
-def check_lookup_proof(proofs: ProofVerifier, *, analyst: Analyst, token: str, proof: str,
-                       subject: subject_pb2.Subject, context: subject_pb2.RequestContext,
-                       require: bool = False,
-                       cert_proofs: CertProofVerifier | None = None) -> None:
-    """Refuse (IdentityError) a lookup whose token is key-bound (or, with `require`, any
-    token) unless `proof` proves the key's holder asked for this subject and context, now,
-    once.
+# The key an analyst token is bound to, which signs every request proof: a proof key
+# (cnf.jkt, a dpop+jwt) or the mTLS client certificate's key (cnf.x5t#S256, a
+# mash-cert-proof+jwt). Plain and blind lookups alike are signed with it.
+BoundKey = ClientKey | CertKey
+
+
+def check_request_proof(proofs: ProofVerifier, *, analyst: Analyst, token: str, proof: str,
+                        method: str, request: bytes, require: bool = False,
+                        cert_proofs: CertProofVerifier | None = None) -> None:
+    """Refuse (IdentityError) a request whose token is key-bound (or, with `require`, any
+    token) unless `proof` proves the key's holder sent exactly `request` (the bytes of a
+    lookup, or of a blind round), for `method`, now, once. The one check of every request
+    proof, at the broker and at every agent.
 
     A token bound to a proof key (cnf.jkt) needs a DPoP proof by that key. A token bound to
     a client certificate only (cnf.x5t#S256) needs a certificate proof (`cert_proofs`) when
     it carries one or when proofs are required; without either the broker's check of the
     connection's certificate is what binds it (as before certificate proofs existed)."""
-    request = lookup_bytes(subject, context)
     if analyst.key_thumbprint:
-        proofs.verify(proof, key_thumbprint=analyst.key_thumbprint, method=LOOKUP_METHOD,
+        proofs.verify(proof, key_thumbprint=analyst.key_thumbprint, method=method,
                       target=LOOKUP_TARGET, access_token=token, request=request)
         return
     if analyst.certificate_thumbprint and (proof or require):
@@ -60,16 +65,26 @@ def check_lookup_proof(proofs: ProofVerifier, *, analyst: Analyst, token: str, p
         if cert_proofs is None:
             raise IdentityError("this service cannot check certificate request proofs")
         cert_proofs.verify(proof, certificate_thumbprint=analyst.certificate_thumbprint,
-                           agency=analyst.agency, method=LOOKUP_METHOD, target=LOOKUP_TARGET,
+                           agency=analyst.agency, method=method, target=LOOKUP_TARGET,
                            access_token=token, request=request)
         return
     if require:
         raise IdentityError("analyst tokens here must be bound to a proof key (cnf.jkt) or to "
-                            "the client certificate (cnf.x5t#S256): sign in with mash login "
-                            "--bind-key or --bind-cert")
+                            "the client certificate (cnf.x5t#S256): "
+                            "sign in with mash login --bind-key or --bind-cert")
 
 
-def sign_lookup(key: ClientKey | CertKey, *, token: str, subject: subject_pb2.Subject,
+def check_lookup_proof(proofs: ProofVerifier, *, analyst: Analyst, token: str, proof: str,
+                       subject: subject_pb2.Subject, context: subject_pb2.RequestContext,
+                       require: bool = False,
+                       cert_proofs: CertProofVerifier | None = None) -> None:
+    """`check_request_proof` for a plain lookup: the proof covers this subject and context."""
+    check_request_proof(proofs, analyst=analyst, token=token, proof=proof,
+                        method=LOOKUP_METHOD, request=lookup_bytes(subject, context),
+                        require=require, cert_proofs=cert_proofs)
+
+
+def sign_lookup(key: BoundKey, *, token: str, subject: subject_pb2.Subject,
                 context: subject_pb2.RequestContext, now: float | None = None) -> str:
     """A fresh proof (new nonce, this time) that the key's holder asks this lookup. Made
     again for every attempt: a retry on another broker is never a replayed proof."""
