@@ -12,6 +12,7 @@ import yaml
 
 from mash.agent import config as agent_config
 from mash.agent.service import build_policy
+from mash.audit import AuditKeys
 from mash.broker import config as broker_config
 from mash.errors import ConfigError
 from mash.identity.tokens import AuthConfig, TokenVerifier
@@ -109,3 +110,35 @@ def test_key_files_are_read_as_the_agent_starts_not_by_the_config(fed: Any,
     assert cfg.hmac_key_file == short
     with pytest.raises(ConfigError, match="hmac_key_file: the key must be at least 32 bytes"):
         build_policy(cfg)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c: c["audit"].update(chekpoint_every=5),
+     r"\.yaml: audit: unknown setting 'chekpoint_every' \(known here: checkpoint_every, "
+     r"exchange_seconds, hash_key_file, "),
+    (lambda c: c["audit"].update(exchange_seconds=0),
+     r"\.yaml: audit: exchange_seconds: must be at least 0.2, got 0"),
+    (lambda c: c["audit"].update(retention={"agreements": {"mou-a": 0}}),
+     r"\.yaml: audit: retention: agreements.mou-a: expected a number of days \(>= 1\)"),
+])
+def test_audit_section_errors_are_one_line(fed: Any, tmp_path: Path, change: Any,
+                                           message: str) -> None:
+    path = _edit(fed.agent_configs["police"], tmp_path, change)
+    with pytest.raises(ConfigError) as err:
+        agent_config.load(path)
+    assert re.search(message, str(err.value)), str(err.value)
+
+
+def test_audit_keys_are_read_as_the_service_starts(fed: Any, tmp_path: Path) -> None:
+    good = agent_config.load(fed.agent_configs["police"])
+    assert AuditKeys.read(good.audit).hasher is not None  # positive control
+    bad = tmp_path / "bad-signing.key"
+    bad.write_text("not a key")
+    path = _edit(fed.agent_configs["police"], tmp_path,
+                 lambda c: c["audit"].update(signing_key_file=str(bad)))
+    cfg = agent_config.load(path)  # a plain value: the key is not read here
+    assert cfg.audit.signing_key_file == bad
+    with pytest.raises(ConfigError) as err:
+        AuditKeys.read(cfg.audit)
+    assert re.match(r"\S*edited-\S*\.yaml: audit: signing_key_file: \S*bad-signing\.key: not an "
+                    r"unencrypted PEM private key", str(err.value)), str(err.value)

@@ -86,10 +86,6 @@ class AgentBrokerConfig(BrokerAddresses):
     reconnect_max_seconds: Annotated[float, BeforeValidator(number(0.1, 600))] = 30.0
 
 
-def _audit(section: Reader, _info: ValidationInfo) -> AuditConfig:
-    return AuditConfig.read(section)
-
-
 def _blind(section: Reader, info: ValidationInfo) -> BlindAgentConfig:
     agency = info.data.get("agency")
     if not agency:  # the agency's own error is reported (it comes first)
@@ -109,7 +105,7 @@ class AgentConfig(ConfigModel):
     sources: list[SourceConfig]
     search: SearchConfig = SearchConfig()
     policy: PolicyConfig
-    audit: Annotated[AuditConfig, bridged(_audit, "audit", AuditConfig)]
+    audit: AuditConfig  # its key files are read by AuditKeys, as the service starts
     hmac_key_file: File | None = None  # read by the agent as it starts (hmac_key)
     broker: AgentBrokerConfig
     index: IndexConfig = IndexConfig()

@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mash import database_url
-from mash.audit.config import AuditConfig
+from mash.audit.config import AuditConfig, AuditKeys
 from mash.audit.entry import AuditEntry
 from mash.audit.log import AuditLog
 from mash.config import Reader
@@ -94,14 +94,15 @@ class CaseStoreConfig:
             raise section.error("store", database_url.EXPECTED)
         key = read_case_key(section.path("key_file"))
         days = section.float("retention_days", 30.0, minimum=0.01, maximum=MAX_RETENTION_DAYS)
-        audit = AuditConfig.read(section.section("audit"))
+        audit = section.section("audit").model(AuditConfig, audit_where=section.label("audit"))
         poll = section.float("live_poll_seconds", 15.0, minimum=1.0, maximum=600.0)
         section.done()
         return cls(store, section.base_dir, key, dt.timedelta(days=days), audit, poll)
 
     def open(self) -> CaseStore:
         return CaseStore(database_url.engine_url(self.store, self.base_dir), key=self.key,
-                         retention=self.retention, audit=self.audit.open_log())
+                         retention=self.retention,
+                         audit=AuditKeys.read(self.audit).open_log())
 
 
 @dataclass(frozen=True)
