@@ -16,7 +16,7 @@ import grpc
 
 from mash import addresses as broker_addresses
 from mash import balancing, rpc_errors
-from mash.blind.config import BlindClientConfig
+from mash.blind.config import BlindClientConfig, BlindClientKeys
 from mash.blind.session import BlindLookupError, BlindSession
 from mash.config import load_yaml
 from mash.errors import ConfigError, IdentityError, ValidationError
@@ -45,7 +45,7 @@ class ClientConfig:
     server_name: str | None
     tls: TlsFiles
     token: str
-    blind: BlindClientConfig | None = None  # set: every lookup is blind
+    blind: BlindClientKeys | None = None  # set: every lookup is blind
     pins: BrokerPins = field(default_factory=BrokerPins)  # broker.identities (empty: any broker)
     attempts: int = DEFAULT_ATTEMPTS  # tries of one lookup, on other brokers after UNAVAILABLE
     # the key a bound token is bound to (cnf.jkt: the proof key; cnf.x5t#S256: the client
@@ -66,7 +66,12 @@ class ClientConfig:
         broker.done()
         tls = TlsFiles.read(top.section("tls"))
         token_file = top.path("token_file", None)
-        blind = BlindClientConfig.read(top.section("blind")) if top.has("blind") else None
+        blind = None
+        if top.has("blind"):
+            section = top.section("blind")
+            settings = section.model(BlindClientConfig).model_copy(
+                update={"where": top.label("blind")})
+            blind = BlindClientKeys.read(settings)
         top.done()
         if token is not None:  # given on the command line: no key file goes with it
             return cls(addresses, server_name, tls, token, blind, pins, attempts,

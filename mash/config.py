@@ -268,6 +268,15 @@ def base_dir(info: ValidationInfo) -> Path | None:
     return None
 
 
+def located(info: ValidationInfo, section: builtins.str,
+            default: builtins.str) -> builtins.str:
+    """How errors found later (reading a key file a section names) name the section:
+    `<file>: <section>` for a top-level section of the file read, else `default`."""
+    context = info.context if isinstance(info.context, Mapping) else {}
+    where = context.get("where")
+    return f"{where}: {section}" if where else default
+
+
 def _text(value: Any) -> builtins.str:
     if isinstance(value, bool) or not isinstance(value, builtins.str | builtins.int |
                                                  builtins.float):

@@ -13,6 +13,7 @@ import yaml
 from mash.agent import config as agent_config
 from mash.agent.service import build_policy
 from mash.audit import AuditKeys
+from mash.blind.config import BlindAgentKeys
 from mash.broker import config as broker_config
 from mash.errors import ConfigError
 from mash.identity.tokens import AuthConfig, TokenVerifier
@@ -142,3 +143,39 @@ def test_audit_keys_are_read_as_the_service_starts(fed: Any, tmp_path: Path) -> 
         AuditKeys.read(cfg.audit)
     assert re.match(r"\S*edited-\S*\.yaml: audit: signing_key_file: \S*bad-signing\.key: not an "
                     r"unencrypted PEM private key", str(err.value)), str(err.value)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c: c["blind"].update(answer_keys="x"),
+     r"\.yaml: blind: unknown setting 'answer_keys' \(known here: answer_key, directory, "
+     r"directory_signers, linkage_keys, sealing_keys\)"),
+    (lambda c: c["blind"].update(sealing_keys=[]),
+     r"\.yaml: blind: sealing_keys: name at least one sealing key"),
+    (lambda c: c["blind"].update(directory_signers=["nope.pub"]),
+     r"\.yaml: blind: directory_signers\[0\]: file not found: "),
+])
+def test_blind_section_errors_are_one_line(fed: Any, tmp_path: Path, change: Any,
+                                           message: str) -> None:
+    path = _edit(fed.agent_configs["police"], tmp_path, change)
+    with pytest.raises(ConfigError) as err:
+        agent_config.load(path)
+    assert re.search(message, str(err.value)), str(err.value)
+
+
+def test_blind_keys_are_read_as_the_agent_starts(fed: Any, tmp_path: Path) -> None:
+    good = agent_config.load(fed.agent_configs["police"])
+    assert good.blind is not None
+    assert BlindAgentKeys.read(good.blind, agency="police").sealing  # positive control
+    bad = tmp_path / "bad-answer.key"
+    bad.write_text("not a key")
+    path = _edit(fed.agent_configs["police"], tmp_path,
+                 lambda c: c["blind"].update(answer_key=str(bad)))
+    cfg = agent_config.load(path)  # a plain value: the key is not read here
+    assert cfg.blind is not None and cfg.blind.answer_key == bad
+    with pytest.raises(ConfigError) as err:
+        BlindAgentKeys.read(cfg.blind, agency="police")
+    assert re.match(r"\S*edited-\S*\.yaml: blind: answer_key: \S*bad-answer\.key: ",
+                    str(err.value)), str(err.value)
+    with pytest.raises(ConfigError, match=r"blind: answer_key: the federation key directory "
+                                          r"does not list health's answer key"):
+        BlindAgentKeys.read(good.blind, agency="health")

@@ -21,6 +21,7 @@ from mash.agent.links import BrokerLinks
 from mash.agent.sources import Problem
 from mash.agent.state import AgentState, LoadStatus
 from mash.audit import AuditKeys
+from mash.blind.config import BlindAgentKeys
 from mash.grpc_options import bind
 from mash.health import Health
 from mash.identity.names import PeerIdentity
@@ -59,7 +60,9 @@ class Agent:
         self.audit = keys.open_log()
         self.handler = QueryHandler(cfg, self.state, self.policy, self.audit,
                                     hasher=keys.hasher)
-        self.blind = BlindResponder(self.handler, cfg.blind) if cfg.blind else None
+        self.blind = (BlindResponder(self.handler, BlindAgentKeys.read(cfg.blind,
+                                                                       agency=cfg.agency))
+                      if cfg.blind else None)
         if self.blind is not None:
             self.state.prepare = self.blind.prepare
         self.health = Health()

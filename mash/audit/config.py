@@ -47,6 +47,7 @@ from mash.config import (
     Text,
     base_dir,
     load_yaml,
+    located,
     number,
     read_model,
     resolve,
@@ -153,8 +154,7 @@ class AuditConfig(ConfigModel):
     @model_validator(mode="after")
     def _defaults(self, info: ValidationInfo) -> AuditConfig:
         context = info.context if isinstance(info.context, dict) else {}
-        where = context.get("audit_where") or (
-            f"{context['where']}: {SECTION}" if context.get("where") else self.where)
+        where = context.get("audit_where") or located(info, SECTION, self.where)
         base = base_dir(info)
         witness_dir = self.witness_dir
         if witness_dir is None and base is not None:
