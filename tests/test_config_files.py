@@ -15,6 +15,8 @@ from mash.agent.service import build_policy
 from mash.audit import AuditKeys
 from mash.blind.config import BlindAgentKeys
 from mash.broker import config as broker_config
+from mash.client import ClientConfig, ClientSettings
+from mash.config import load_model
 from mash.errors import ConfigError
 from mash.identity.tokens import AuthConfig, TokenVerifier
 from mash.policy.store import PolicyConfig
@@ -179,3 +181,46 @@ def test_blind_keys_are_read_as_the_agent_starts(fed: Any, tmp_path: Path) -> No
     with pytest.raises(ConfigError, match=r"blind: answer_key: the federation key directory "
                                           r"does not list health's answer key"):
         BlindAgentKeys.read(good.blind, agency="health")
+
+
+def test_the_client_yaml_loads(fed: Any) -> None:
+    settings = load_model(ClientSettings, fed.blind_client_config)  # a plain value
+    assert settings.broker.targets and settings.broker.attempts == 3
+    assert settings.blind is not None and settings.token_file is not None
+    cfg = ClientConfig.load(fed.blind_client_config)  # the credentials, read as it starts
+    assert cfg.token and cfg.blind is not None and cfg.addresses == settings.broker.targets
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c: c.update(tokenfile="x"),
+     r"\.yaml: unknown setting 'tokenfile' \(known here: blind, broker, tls, token_file\)"),
+    (lambda c: c["broker"].update(retries=2),
+     r"\.yaml: broker: unknown setting 'retries' \(known here: address, addresses, attempts, "
+     r"identities, server_name\)"),
+    (lambda c: c["broker"].update(attempts=11),
+     r"\.yaml: broker: attempts: must be at most 10, got 11"),
+    (lambda c: c["broker"].update(address="no-port"), r"\.yaml: broker: addresses: "),
+    (lambda c: c.update(token_file="gone.jwt"), r"\.yaml: token_file: file not found: "),
+    (lambda c: c["blind"].update(linkage_keys="nowhere"),
+     r"\.yaml: blind: linkage_keys: file not found: "),
+])
+def test_client_yaml_errors_are_one_line(fed: Any, tmp_path: Path, change: Any,
+                                         message: str) -> None:
+    path = _edit(fed.blind_client_config, tmp_path, change)
+    with pytest.raises(ConfigError) as err:
+        ClientConfig.load(path)
+    assert re.search(message, str(err.value)), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_bad_blind_directory_is_reported_as_the_client_starts(fed: Any,
+                                                                tmp_path: Path) -> None:
+    other = tmp_path / "other.pub"
+    other.write_bytes(b"not a key")
+    path = _edit(fed.blind_client_config, tmp_path,
+                 lambda c: c["blind"].update(directory_signers=[str(other)]))
+    settings = load_model(ClientSettings, path)  # a plain value: nothing read yet
+    assert settings.blind is not None and settings.blind.directory_signers == [other]
+    with pytest.raises(ConfigError) as err:
+        ClientConfig.load(path)
+    assert re.match(r"\S*\.yaml: blind: directory_signers\[0\]: ", str(err.value)), str(err.value)
