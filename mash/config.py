@@ -271,9 +271,10 @@ def base_dir(info: ValidationInfo) -> Path | None:
 def located(info: ValidationInfo, section: builtins.str,
             default: builtins.str) -> builtins.str:
     """How errors found later (reading a key file a section names) name the section:
-    `<file>: <section>` for a top-level section of the file read, else `default`."""
+    `<file>: <section>` for a top-level section of the file read (the context's `file`),
+    else `default`."""
     context = info.context if isinstance(info.context, Mapping) else {}
-    where = context.get("where")
+    where = context.get("file")
     return f"{where}: {section}" if where else default
 
 
@@ -445,7 +446,8 @@ def read_model(cls: type[M], data: Any, where: builtins.str, base: Path,
     """`data` (one section of the file `where` names) as a `cls`, or the one-line ConfigError.
     ConfigErrors raised inside (a section still read by a Reader) pass through as they are."""
     try:
-        return cls.model_validate(data, context={"base_dir": base, "where": where, **context})
+        return cls.model_validate(data, context={"base_dir": base, "where": where,
+                                                 "file": where, **context})
     except PydanticValidationError as exc:
         raise config_error(exc, where) from None
 

@@ -17,9 +17,11 @@ from mash.blind.config import BlindAgentKeys
 from mash.broker import config as broker_config
 from mash.client import ClientConfig, ClientSettings
 from mash.config import load_model
+from mash.console import config as console_config
 from mash.errors import ConfigError
 from mash.identity.tokens import AuthConfig, TokenVerifier
 from mash.policy.store import PolicyConfig
+from tests.console_support import console_config as write_console_config
 from tests.helpers import build_federation
 
 
@@ -224,3 +226,45 @@ def test_a_bad_blind_directory_is_reported_as_the_client_starts(fed: Any,
     with pytest.raises(ConfigError) as err:
         ClientConfig.load(path)
     assert re.match(r"\S*\.yaml: blind: directory_signers\[0\]: ", str(err.value)), str(err.value)
+
+
+def _console(fed: Any, change: Any) -> Path:
+    cfg = yaml.safe_load(write_console_config(fed).read_text())
+    change(cfg)
+    path = fed.root / "console-edited.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_the_case_store_is_a_plain_value_opened_as_the_console_starts(fed: Any) -> None:
+    cfg = console_config.load(_console(fed, lambda c: None))
+    assert cfg.cases is not None and cfg.cases.retention.days == 30  # positive control
+    assert cfg.cases.where.endswith("console-edited.yaml: cases")
+    assert cfg.cases.audit.where.endswith("console-edited.yaml: cases: audit")
+    cfg.cases.open().engine.dispose()
+    bad = fed.root / "bad-case.key"
+    bad.write_text("not hex")
+    cfg = console_config.load(_console(fed, lambda c: c["cases"].update(key_file=str(bad))))
+    assert cfg.cases is not None and cfg.cases.key_file == bad  # not read yet
+    with pytest.raises(ConfigError) as err:
+        cfg.cases.open()
+    assert re.match(r"\S*console-edited\.yaml: cases: key_file: \S*bad-case\.key: not a case "
+                    r"store key", str(err.value)), str(err.value)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c: c["cases"].update(retention=3),
+     r"console-edited\.yaml: cases: unknown setting 'retention' \(known here: audit, key_file, "
+     r"live_poll_seconds, retention_days, store\)"),
+    (lambda c: c["cases"].update(retention_days=400),
+     r"console-edited\.yaml: cases: retention_days: must be at most 365, got 400"),
+    (lambda c: c["cases"].update(store="mysql://x"),
+     r"console-edited\.yaml: cases: store: expected sqlite:///path\.db or postgresql://"),
+    (lambda c: c["cases"]["audit"].update(writer_id="Console!"),
+     r"console-edited\.yaml: cases: audit: writer_id: writer id 'Console!'"),
+])
+def test_case_store_errors_are_one_line(fed: Any, change: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        console_config.load(_console(fed, change))
+    assert re.search(message, str(err.value)), str(err.value)
+    assert "\n" not in str(err.value)

@@ -146,7 +146,8 @@ def load(path: str | Path) -> ConsoleConfig:
             raise top.error("rag_hours", "red must be soonest, then amber, then green")
     policy = PolicyConfig.read(top.section("policy")) if top.has("policy") else None
     audit = AuditSearch.read(top.section("audit")) if top.has("audit") else None
-    cases = CaseStoreConfig.read(top.section("cases")) if top.has("cases") else None
+    cases = (top.section("cases").model(CaseStoreConfig, file=str(path)) if top.has("cases")
+             else None)
     log_level = top.str("log_level", "info", choices=("debug", "info", "warning", "error"))
     oidc = OidcConfig.read(top.section("oidc")) if top.has("oidc") else None
     dev_token_signin = top.bool("dev_token_signin", False)
