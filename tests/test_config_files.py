@@ -268,3 +268,50 @@ def test_case_store_errors_are_one_line(fed: Any, change: Any, message: str) -> 
         console_config.load(_console(fed, change))
     assert re.search(message, str(err.value)), str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_console_settings_are_a_plain_value_read_as_the_console_starts(fed: Any) -> None:
+    path = _console(fed, lambda c: None)
+    settings = console_config.read_settings(path)  # nothing it names is read
+    assert settings.session.secret_file.name == "console-session.key"
+    assert settings.listen_address[0] == "127.0.0.1"
+    cfg = console_config.load(path)  # positive control: what the console starts with
+    assert len(cfg.session_secret) >= 32 and cfg.audit is not None and cfg.listen_port > 0
+    assert isinstance(cfg.auth, TokenVerifier) and cfg.rag_hours["red"] == 4.0
+    short = fed.root / "short-session.key"
+    short.write_text("short")
+    path = _console(fed, lambda c: c["session"].update(secret_file=str(short)))
+    assert console_config.read_settings(path).session.secret_file == short
+    with pytest.raises(ConfigError) as err:
+        console_config.load(path)
+    assert re.match(r"\S*console-edited\.yaml: session: secret_file: \S*short-session\.key: "
+                    r"the session secret must be at least 32 bytes", str(err.value)), err.value
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c: c.update(ig_role=["x"]),
+     r"console-edited\.yaml: unknown setting 'ig_role' \(known here: audit, auth, broker, "
+     r"cases, dev_token_signin, ig_roles, listen, log_level, oidc, policy, rag_hours, "
+     r"server_tls, session, tls\)"),
+    (lambda c: c["session"].update(lifetime_minutes=0),
+     r"console-edited\.yaml: session: lifetime_minutes: must be at least 1, got 0"),
+    (lambda c: c.update(listen="nowhere"),
+     r"console-edited\.yaml: listen: 'nowhere' is not HOST:PORT"),
+    (lambda c: c.update(rag_hours={"red": 30, "amber": 24}),
+     r"console-edited\.yaml: rag_hours: red must be soonest, then amber, then green"),
+    (lambda c: c["broker"].update(timeout=3),
+     r"console-edited\.yaml: broker: unknown setting 'timeout' \(known here: address, "
+     r"addresses, server_name, timeout_seconds\)"),
+    (lambda c: c["audit"].update(hash_key="k"),
+     r"console-edited\.yaml: audit: unknown setting 'hash_key' \(known here: hash_key_file, "
+     r"store\)"),
+    (lambda c: c.update(dev_token_signin=False),
+     r"console-edited\.yaml: oidc: configure sign-in through the identity provider"),
+    (lambda c: c["server_tls"].update(cert=c["tls"]["cert"]),
+     r"console-edited\.yaml: server_tls: cert: the certificate names .*not a console"),
+])
+def test_console_yaml_errors_are_one_line(fed: Any, change: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        console_config.load(_console(fed, change))
+    assert re.search(message, str(err.value)), str(err.value)
+    assert "\n" not in str(err.value)
