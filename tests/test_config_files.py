@@ -4,6 +4,7 @@ the file, the section and the key."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from mash.config import load_model
 from mash.console import config as console_config
 from mash.errors import ConfigError
 from mash.identity.tokens import AuthConfig, TokenVerifier
+from mash.policy import agreements
+from mash.policy.errors import AgreementError
 from mash.policy.store import PolicyConfig
 from tests.console_support import console_config as write_console_config
 from tests.helpers import build_federation
@@ -313,5 +316,54 @@ def test_console_settings_are_a_plain_value_read_as_the_console_starts(fed: Any)
 def test_console_yaml_errors_are_one_line(fed: Any, change: Any, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         console_config.load(_console(fed, change))
+    assert re.search(message, str(err.value)), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
+
+def _policies(tmp_path: Path, name: str, change: Any) -> Path:
+    src = tmp_path / "policies"
+    shutil.copytree(POLICIES, src, ignore=shutil.ignore_patterns("tests", "mash"))
+    path = src / name
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return src
+
+
+def test_the_policy_sources_load(tmp_path: Path) -> None:
+    fed, found = agreements.load_all(_policies(tmp_path, "federation.yaml", lambda d: None))
+    assert "police" in fed.agencies and found  # positive control
+    assert all(a.data["grants"] for a in found)
+
+
+@pytest.mark.parametrize(("name", "change", "message"), [
+    ("federation.yaml", lambda d: d.update(role=["x"]),
+     r"federation\.yaml: unknown setting 'role' \(known here: agencies, agents, "
+     r"approval_max_hours, approval_required, approvers, purposes, roles\)"),
+    ("federation.yaml", lambda d: d.update(approval_max_hours=0),
+     r"federation\.yaml: approval_max_hours: must be at least 0.1, got 0"),
+    ("federation.yaml", lambda d: d["purposes"]["child_safeguarding"].update(stage=["x"]),
+     r"federation\.yaml: purposes: child_safeguarding: unknown setting 'stage' \(known "
+     r"here: stages, title\)"),
+    ("federation.yaml", lambda d: d.update(approval_required=["s99"]),
+     r"federation\.yaml: approval_required: 's99' is not a stage of any purpose"),
+    ("mous/police-mash-safeguarding.yaml", lambda d: d.update(retention=3),
+     r"police-mash-safeguarding\.yaml: unknown setting 'retention' \(known here: expires, "
+     r"grants, id, parties, retention_days, review_by, title, valid_from, version\)"),
+    ("mous/police-mash-safeguarding.yaml", lambda d: d.update(retention_days=0),
+     r"police-mash-safeguarding\.yaml: retention_days: must be at least 1, got 0"),
+    ("mous/police-mash-safeguarding.yaml",
+     lambda d: d["grants"][0]["purposes"]["child_safeguarding"]["stages"].update(
+         research={"answer": "known", "release": {"markers": "shred"}}),
+     r"police-mash-safeguarding\.yaml: grants\[0\]: purposes: child_safeguarding: stages: "
+     r"research: release: markers: unknown transform 'shred'"),
+])
+def test_policy_source_errors_are_one_line(tmp_path: Path, name: str, change: Any,
+                                           message: str) -> None:
+    with pytest.raises(AgreementError) as err:
+        agreements.load_all(_policies(tmp_path, name, change))
     assert re.search(message, str(err.value)), str(err.value)
     assert "\n" not in str(err.value)
