@@ -325,7 +325,7 @@ POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
 def _policies(tmp_path: Path, name: str, change: Any) -> Path:
     src = tmp_path / "policies"
-    shutil.copytree(POLICIES, src, ignore=shutil.ignore_patterns("tests", "mash"))
+    shutil.copytree(POLICIES, src, ignore=shutil.ignore_patterns("tests"))
     path = src / name
     data = yaml.safe_load(path.read_text())
     change(data)
@@ -365,5 +365,37 @@ def test_policy_source_errors_are_one_line(tmp_path: Path, name: str, change: An
                                            message: str) -> None:
     with pytest.raises(AgreementError) as err:
         agreements.load_all(_policies(tmp_path, name, change))
+    assert re.search(message, str(err.value)), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def _bundle_of(src: Path) -> Any:
+    from mash.policy import bundle as bundle_mod
+
+    return bundle_mod.build(src)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d["assertions"][0].update(owners="police"),
+     r"assertions/\S+\.yaml: assertions\[0\]: unknown setting 'owners' \(known here: before, "
+     r"lawful_basis, never_asked, never_release, only_as, owner, purpose, requester, role, "
+     r"rule, stage\)"),
+    (lambda d: d["assertions"][0].update(before="s99"),
+     r"assertions/\S+\.yaml: assertions\[0\]: before: 's99' is not one of "),
+    (lambda d: d["assertions"][0].update(owner=["police", "mi5"]),
+     r"assertions/\S+\.yaml: assertions\[0\]: owner: unknown 'mi5' \(known: "),
+])
+def test_assertion_errors_are_one_line(tmp_path: Path, change: Any, message: str) -> None:
+    from mash.policy import assertions
+
+    src = _policies(tmp_path, "federation.yaml", lambda d: None)
+    bundle = _bundle_of(src)
+    assert assertions.load(src, bundle)  # positive control
+    path = src / "assertions" / "safeguards.yaml"
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(AgreementError) as err:
+        assertions.load(src, bundle)
     assert re.search(message, str(err.value)), str(err.value)
     assert "\n" not in str(err.value)
