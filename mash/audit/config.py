@@ -46,10 +46,9 @@ from mash.config import (
     NewFile,
     Text,
     base_dir,
-    load_yaml,
+    load_section,
     located,
     number,
-    read_model,
     resolve,
     text_list,
     whole,
@@ -166,11 +165,7 @@ class AuditConfig(ConfigModel):
     @classmethod
     def load(cls, path: Path, section: str = SECTION) -> AuditConfig:
         """Read the `audit:` section of a config file (other sections are left alone)."""
-        top = load_yaml(path)
-        if not top.has(section):
-            raise ConfigError(f"{path}: no {section!r} section")
-        where = top.label(section)
-        return read_model(cls, top.raw(section), where, top.base_dir, audit_where=where)
+        return load_section(cls, path, section, audit_where=f"{path}: {section}")
 
     def open_store(self) -> AuditStore:
         return open_store(self.store, write_timeout=self.write_timeout_seconds)
