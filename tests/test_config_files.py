@@ -399,3 +399,21 @@ def test_assertion_errors_are_one_line(tmp_path: Path, change: Any, message: str
         assertions.load(src, bundle)
     assert re.search(message, str(err.value)), str(err.value)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c, bad: c["audit"].update(signing_key_file=str(bad)),
+     r"\.yaml: audit: signing_key_file: \S*bad\.key: not an unencrypted PEM private key"),
+    (lambda c, bad: c["blind"].update(answer_key=str(bad)),
+     r"\.yaml: blind: answer_key: \S*bad\.key: "),
+])
+def test_mash_agent_check_reports_a_bad_key_file_in_one_line(
+        fed: Any, tmp_path: Path, change: Any, message: str) -> None:
+    from tests.test_cli import one_error_line, run_mash
+
+    bad = tmp_path / "bad.key"
+    bad.write_text("not a key")
+    path = _edit(fed.agent_configs["police"], tmp_path, lambda c: change(c, bad))
+    code, _, err = run_mash("agent", "check", "--config", str(path))
+    assert code == 2, err
+    assert re.search(message, one_error_line(err)), err
