@@ -9,7 +9,6 @@ config: the code that starts a service does that, naming the file and key when o
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -44,21 +43,21 @@ class Invalid(ValueError):
     """A validator's problem, in words; `key` (relative to where the validator
     runs: a model validator's section, or a field) says which setting, when not that one."""
 
-    def __init__(self, message: builtins.str, key: builtins.str | None = None) -> None:
+    def __init__(self, message: str, key: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.key = key
 
 
-def setting_names(cls: type[BaseModel]) -> builtins.list[builtins.str]:
+def setting_names(cls: type[BaseModel]) -> list[str]:
     """The keys a model reads (a field's YAML name where it differs from the attribute)."""
-    hidden: frozenset[builtins.str] = getattr(cls, "not_settings", frozenset())
+    hidden: frozenset[str] = getattr(cls, "not_settings", frozenset())
     names = []
     for name, info in cls.model_fields.items():
         if name in hidden:
             continue
         alias = info.validation_alias
-        names.append(alias if isinstance(alias, builtins.str) else name)
+        names.append(alias if isinstance(alias, str) else name)
     return names
 
 
@@ -68,9 +67,9 @@ class ConfigModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True,
                               populate_by_name=True)
-    not_settings: ClassVar[frozenset[builtins.str]] = frozenset()
+    not_settings: ClassVar[frozenset[str]] = frozenset()
     # keys a model reads into other fields (by `prepare`)
-    more_settings: ClassVar[frozenset[builtins.str]] = frozenset()
+    more_settings: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
     @classmethod
@@ -80,14 +79,14 @@ class ConfigModel(BaseModel):
         if base_dir(info) is None:  # built in code, by attribute names: not a config file
             return data
         known = [*setting_names(cls), *cls.more_settings]
-        unknown = sorted(builtins.str(k) for k in data if k not in known)
+        unknown = sorted(str(k) for k in data if k not in known)
         if unknown:
             raise Invalid(f"unknown setting {', '.join(map(repr, unknown))} "
                           f"(known here: {', '.join(sorted(known)) or 'none'})", key="")
         return cls.prepare({k: v for k, v in data.items() if v is not None})
 
     @classmethod
-    def prepare(cls, data: builtins.dict[Any, Any]) -> builtins.dict[Any, Any]:
+    def prepare(cls, data: dict[Any, Any]) -> dict[Any, Any]:
         """The section's settings (known, None dropped) as the fields take them."""
         return data
 
@@ -99,8 +98,8 @@ def base_dir(info: ValidationInfo) -> Path | None:
     return None
 
 
-def located(info: ValidationInfo, section: builtins.str,
-            default: builtins.str) -> builtins.str:
+def located(info: ValidationInfo, section: str,
+            default: str) -> str:
     """How errors found later (reading a key file a section names) name the section:
     `<file>: <section>` for a top-level section of the file read (the context's `file`),
     else `default`."""
@@ -109,19 +108,19 @@ def located(info: ValidationInfo, section: builtins.str,
     return f"{where}: {section}" if where else default
 
 
-def _text(value: Any) -> builtins.str:
-    if isinstance(value, bool) or not isinstance(value, builtins.str | builtins.int |
-                                                 builtins.float):
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int |
+                                                 float):
         raise Invalid(f"expected text, got {type(value).__name__}")
-    text = builtins.str(value).strip()
+    text = str(value).strip()
     if not text:
         raise Invalid("must not be empty")
     return text
 
 
-def one_of(*choices: builtins.str) -> Callable[[Any], builtins.str]:
+def one_of(*choices: str) -> Callable[[Any], str]:
     """A validator: text that is one of `choices` ."""
-    def check(value: Any) -> builtins.str:
+    def check(value: Any) -> str:
         text = _text(value)
         if text not in choices:
             raise Invalid(f"{text!r} is not one of {', '.join(choices)}")
@@ -129,11 +128,11 @@ def one_of(*choices: builtins.str) -> Callable[[Any], builtins.str]:
     return check
 
 
-def whole(minimum: builtins.int | None = None,
-          maximum: builtins.int | None = None) -> Callable[[Any], builtins.int]:
+def whole(minimum: int | None = None,
+          maximum: int | None = None) -> Callable[[Any], int]:
     """A validator: a whole number within the bounds."""
-    def check(value: Any) -> builtins.int:
-        if isinstance(value, bool) or not isinstance(value, builtins.int):
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
             raise Invalid(f"expected a whole number, got {value!r}")
         if minimum is not None and value < minimum:
             raise Invalid(f"must be at least {minimum}, got {value}")
@@ -143,30 +142,30 @@ def whole(minimum: builtins.int | None = None,
     return check
 
 
-def number(minimum: builtins.float | None = None,
-           maximum: builtins.float | None = None) -> Callable[[Any], builtins.float]:
+def number(minimum: float | None = None,
+           maximum: float | None = None) -> Callable[[Any], float]:
     """A validator: a number within the bounds."""
-    def check(value: Any) -> builtins.float:
-        if isinstance(value, bool) or not isinstance(value, builtins.int | builtins.float):
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise Invalid(f"expected a number, got {value!r}")
         if minimum is not None and value < minimum:
             raise Invalid(f"must be at least {minimum}, got {value}")
         if maximum is not None and value > maximum:
             raise Invalid(f"must be at most {maximum}, got {value}")
-        return builtins.float(value)
+        return float(value)
     return check
 
 
-def _flag(value: Any) -> builtins.bool:
+def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise Invalid(f"expected true or false, got {value!r}")
     return value
 
 
-def resolve(value: Any, info: ValidationInfo, must_exist: builtins.bool) -> Path:
+def resolve(value: Any, info: ValidationInfo, must_exist: bool) -> Path:
     if isinstance(value, Path):
-        value = builtins.str(value)
-    if not isinstance(value, builtins.str) or not value.strip():
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
         raise Invalid("expected a file path")
     path = Path(value).expanduser()
     where = base_dir(info)
@@ -187,32 +186,32 @@ def _new_file(value: Any, info: ValidationInfo) -> Path:
     return resolve(value, info, must_exist=False)
 
 
-def text_list(value: Any) -> builtins.list[builtins.str]:
-    if not isinstance(value, builtins.list | builtins.tuple):
+def text_list(value: Any) -> list[str]:
+    if not isinstance(value, list | tuple):
         raise Invalid(f"expected a list, got {type(value).__name__}")
     out = []
     for i, item in enumerate(value):
-        if not isinstance(item, builtins.str) or not item.strip():
+        if not isinstance(item, str) or not item.strip():
             raise Invalid("expected non-empty text", key=f"[{i}]")
         out.append(item.strip())
     return out
 
 
-def _mapping(value: Any) -> builtins.dict[Any, Any]:
+def _mapping(value: Any) -> dict[Any, Any]:
     if not isinstance(value, Mapping):
         raise Invalid(f"expected a mapping, got {type(value).__name__}")
-    return builtins.dict(value)
+    return dict(value)
 
 
-Text = Annotated[builtins.str, BeforeValidator(_text)]
-Flag = Annotated[builtins.bool, BeforeValidator(_flag)]
+Text = Annotated[str, BeforeValidator(_text)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
 File = Annotated[Path, BeforeValidator(_file)]  # must exist
 NewFile = Annotated[Path, BeforeValidator(_new_file)]  # may not exist yet
-TextList = Annotated[builtins.list[builtins.str], BeforeValidator(text_list)]
-AnyMapping = Annotated[builtins.dict[Any, Any], BeforeValidator(_mapping)]
+TextList = Annotated[list[str], BeforeValidator(text_list)]
+AnyMapping = Annotated[dict[Any, Any], BeforeValidator(_mapping)]
 
 
-def _agency_id(value: builtins.str) -> builtins.str:
+def _agency_id(value: str) -> str:
     try:
         check_agency_id(value)
     except IdentityError as exc:
@@ -221,15 +220,15 @@ def _agency_id(value: builtins.str) -> builtins.str:
 
 
 AgencyId = Annotated[Text, AfterValidator(_agency_id)]  # an agency id (mash.identity.names)
-LogLevel = Annotated[builtins.str, BeforeValidator(one_of("debug", "info", "warning", "error"))]
+LogLevel = Annotated[str, BeforeValidator(one_of("debug", "info", "warning", "error"))]
 
 
-def _label(where: builtins.str, loc: tuple[builtins.int | builtins.str, ...],
-           key: builtins.str | None) -> builtins.str:
-    parts: builtins.list[builtins.str] = [where]
+def _label(where: str, loc: tuple[int | str, ...],
+           key: str | None) -> str:
+    parts: list[str] = [where]
     for part in (*loc, *((key,) if key else ())):
-        text = builtins.str(part)
-        if isinstance(part, builtins.int):
+        text = str(part)
+        if isinstance(part, int):
             parts[-1] += f"[{part}]"
         elif text.startswith("["):
             parts[-1] += text
@@ -238,8 +237,8 @@ def _label(where: builtins.str, loc: tuple[builtins.int | builtins.str, ...],
     return ": ".join(parts)
 
 
-def _message(error: ErrorDetails, where: builtins.str) -> builtins.str:
-    loc = builtins.tuple(error["loc"])
+def _message(error: ErrorDetails, where: str) -> str:
+    loc = tuple(error["loc"])
     problem = (error.get("ctx") or {}).get("error")
     if isinstance(problem, Invalid):
         return f"{_label(where, loc, problem.key)}: {problem.message}"
@@ -254,11 +253,11 @@ def _message(error: ErrorDetails, where: builtins.str) -> builtins.str:
     elif kind == "extra_forbidden":
         message = "unknown setting"
     else:
-        message = builtins.str(error["msg"]).removeprefix("Value error, ")
+        message = str(error["msg"]).removeprefix("Value error, ")
     return f"{_label(where, loc, None)}: {message}"
 
 
-def config_error(exc: PydanticValidationError, where: builtins.str) -> ConfigError:
+def config_error(exc: PydanticValidationError, where: str) -> ConfigError:
     """pydantic's errors as one line: the first (an unknown key before all else: a typo
     also makes the key it meant missing), named `<file>: <section>: <key>: <message>`."""
     errors = exc.errors(include_url=False)
@@ -266,13 +265,13 @@ def config_error(exc: PydanticValidationError, where: builtins.str) -> ConfigErr
     return ConfigError(_message(first, where))
 
 
-def _is_unknown(error: ErrorDetails) -> builtins.bool:
+def _is_unknown(error: ErrorDetails) -> bool:
     problem = (error.get("ctx") or {}).get("error")
     return error["type"] == "extra_forbidden" or (
         isinstance(problem, Invalid) and problem.message.startswith("unknown setting"))
 
 
-def read_model(cls: type[M], data: Any, where: builtins.str, base: Path,
+def read_model(cls: type[M], data: Any, where: str, base: Path,
                **context: Any) -> M:
     """`data` (one section of the file `where` names) as a `cls`, or the one-line ConfigError.
     The validation context holds `base_dir` (relative paths), `where`, `file` and `context`.
@@ -284,7 +283,7 @@ def read_model(cls: type[M], data: Any, where: builtins.str, base: Path,
         raise config_error(exc, where) from None
 
 
-def read_top(path: builtins.str | Path) -> Mapping[Any, Any]:
+def read_top(path: str | Path) -> Mapping[Any, Any]:
     """A YAML config file's top level (bounded: see mash.yamlfile): a mapping of settings."""
     data = read_yaml(Path(path))
     if data is None:
@@ -294,17 +293,17 @@ def read_top(path: builtins.str | Path) -> Mapping[Any, Any]:
     return data
 
 
-def load_model(cls: type[M], path: builtins.str | Path, **context: Any) -> M:
+def load_model(cls: type[M], path: str | Path, **context: Any) -> M:
     """A whole config file as a `cls` (see read_model)."""
-    return read_model(cls, read_top(path), builtins.str(path), Path(path).resolve().parent,
+    return read_model(cls, read_top(path), str(path), Path(path).resolve().parent,
                       **context)
 
 
-def load_section(cls: type[M], path: builtins.str | Path, section: builtins.str,
+def load_section(cls: type[M], path: str | Path, section: str,
                  **context: Any) -> M:
     """One top-level section of a config file as a `cls` (the other sections left alone)."""
     top = read_top(path)
     if section not in top:
         raise ConfigError(f"{path}: no {section!r} section")
     return read_model(cls, top[section], f"{path}: {section}", Path(path).resolve().parent,
-                      file=builtins.str(path), **context)
+                      file=str(path), **context)
