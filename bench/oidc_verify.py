@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from bench.results_io import percentile, record, speed_probe
-from mash.config import Reader
+from mash.config import read_model
 from mash.identity import device
-from mash.identity.tokens import TokenVerifier
+from mash.identity.tokens import AuthConfig, TokenVerifier
 from tests.oidc_support import CLI_CLIENT, OidcProvider, device_tokens
 
 
@@ -39,8 +39,8 @@ def main() -> None:
                 reply = device.refresh(endpoints, CLI_CLIENT, refresh_token)
                 refresh_token = str(reply["refresh_token"])
                 tokens.append(str(reply["access_token"]))
-            verifier = TokenVerifier.read(Reader({"issuers": [idp.issuer_config(
-                jwks_refetch_cooldown_seconds=0)]}, "auth", Path.cwd()))
+            verifier = TokenVerifier.from_config(read_model(AuthConfig, {"issuers": [
+                idp.issuer_config(jwks_refetch_cooldown_seconds=0)]}, "auth", Path.cwd()))
             started = time.perf_counter()
             verifier.verify(str(first["access_token"]))
             cold = ms(started)

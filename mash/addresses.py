@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, model_validator
 
-from mash.config import ConfigModel, Invalid, Reader, Text
+from mash.config import ConfigModel, Invalid, Text
 from mash.errors import ConfigError
 
 
@@ -118,16 +118,3 @@ class BrokerAddresses(ConfigModel):
     def targets(self) -> list[str]:
         """Every broker's host:port, as configured."""
         return list(self.addresses or ())
-
-
-def read(section: Reader) -> tuple[list[str], str | None]:
-    """The configured addresses (`addresses`, or the older single `address`); for configs
-    still read by a Reader (the client's and the console's)."""
-    if section.has("addresses") and section.has("address"):
-        raise section.error("addresses", "give either address or addresses, not both")
-    raw = section.list("addresses") if section.has("addresses") else [section.str("address")]
-    try:
-        addresses = checked(raw)
-    except Invalid as exc:
-        raise section.error("addresses", exc.message) from None
-    return addresses, section.str("server_name", None)

@@ -10,15 +10,17 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import grpc
+from pydantic import BeforeValidator
 
 from mash import addresses as broker_addresses
 from mash import balancing, rpc_errors
-from mash.blind.config import BlindClientConfig
+from mash.addresses import BrokerAddresses
+from mash.blind.config import BlindClientConfig, BlindClientKeys
 from mash.blind.session import BlindLookupError, BlindSession
-from mash.config import load_yaml
+from mash.config import ConfigModel, File, load_model, whole
 from mash.errors import ConfigError, IdentityError, MashError, ValidationError
 from mash.grpc_options import channel_options
 from mash.identity import pinning
@@ -39,13 +41,34 @@ MIN_ATTEMPT_SECONDS = 0.5  # no retry with less time than this left
 READY_WAIT_SECONDS = 2.0  # a retry waits this long at most for a broker to be ready
 
 
+class ClientBroker(BrokerAddresses):
+    """client.yaml `broker:`: where the brokers are, which identities they may have, and how
+    many tries a lookup gets."""
+
+    identities: Annotated[BrokerPins, BeforeValidator(BrokerPins.validate)] = BrokerPins()
+    attempts: Annotated[int, BeforeValidator(whole(1, MAX_ATTEMPTS))] = DEFAULT_ATTEMPTS
+
+
+class ClientSettings(ConfigModel):
+    """client.yaml: a plain value. The token, the proof key and the blind keys it names are
+    read by `ClientConfig.load`, as the client starts."""
+
+    broker: ClientBroker
+    tls: TlsFiles
+    token_file: File | None = None  # or --token / MASH_TOKEN
+    blind: BlindClientConfig | None = None  # set: every lookup is blind
+
+
 @dataclass
 class ClientConfig:
+    """What a BrokerClient runs with: client.yaml's settings and the credentials they name,
+    read (`load`) as the client starts; or built in code (the console)."""
+
     broker: str | list[str]  # one broker's host:port (a name may resolve to several), or a list
     server_name: str | None
     tls: TlsFiles
     token: str
-    blind: BlindClientConfig | None = None  # set: every lookup is blind
+    blind: BlindClientKeys | None = None  # set: every lookup is blind
     pins: BrokerPins = field(default_factory=BrokerPins)  # broker.identities (empty: any broker)
     attempts: int = DEFAULT_ATTEMPTS  # tries of one lookup, on other brokers after UNAVAILABLE
     # the key a bound token is bound to (cnf.jkt: the proof key; cnf.x5t#S256: the client
@@ -58,23 +81,21 @@ class ClientConfig:
 
     @classmethod
     def load(cls, path: str | Path, token: str | None = None) -> ClientConfig:
-        top = load_yaml(path)
-        broker = top.section("broker")
-        addresses, server_name = broker_addresses.read(broker)
-        pins = BrokerPins.read(broker)
-        attempts = broker.int("attempts", DEFAULT_ATTEMPTS, minimum=1, maximum=MAX_ATTEMPTS)
-        broker.done()
-        tls = TlsFiles.read(top.section("tls"))
-        token_file = top.path("token_file", None)
-        blind = BlindClientConfig.read(top.section("blind")) if top.has("blind") else None
-        top.done()
+        """client.yaml (ClientSettings), then the token (`token`, else `token_file`), its
+        proof key and the blind keys."""
+        settings = load_model(ClientSettings, path)
+        tls, broker = settings.tls, settings.broker
+        blind = BlindClientKeys.read(settings.blind) if settings.blind is not None else None
         if token is not None:  # given on the command line: no key file goes with it
-            return cls(addresses, server_name, tls, token, blind, pins, attempts,
+            return cls(broker.targets, broker.server_name, tls, token, blind,
+                       broker.identities, broker.attempts,
                        proof_key=bound_key(token, None, None) or certificate_key(token, tls))
-        if token_file is None:
+        if settings.token_file is None:
             raise ConfigError(f"{path}: no token_file and no --token/MASH_TOKEN given")
+        token_file = settings.token_file
         token = fresh_token(token_file)
-        return cls(addresses, server_name, tls, token, blind, pins, attempts,
+        return cls(broker.targets, broker.server_name, tls, token, blind, broker.identities,
+                   broker.attempts,
                    proof_key=(bound_key(token, load_proof_key(token_file), token_file)
                               or certificate_key(token, tls)))
 

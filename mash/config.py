@@ -1,14 +1,14 @@
 """Reading YAML configuration with errors that name the file, the key and the fix.
 
-Config sections are pydantic models (`ConfigModel`, read with `read_model`/`load_model`), plain
-values checked as they are read. Sections not converted yet read through a `Reader`, which
-records the keys it consumed so that a misspelt key is reported instead of silently ignored;
-`Reader.model` runs a model over a Reader's section, bridging the two.
+Config files and their sections are pydantic models (`ConfigModel`, read with `read_model`,
+`load_model` or `load_section`): plain values, checked as they are read. A misspelt key is
+refused with the keys known there, and every error is one line,
+`<file>: <section>: <key>: <message>`. Key files and services are never read or built by a
+config: the code that starts a service does that, naming the file and key when one is bad.
 """
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -18,7 +18,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    PlainValidator,
     ValidationInfo,
     model_validator,
 )
@@ -29,179 +28,10 @@ from mash.errors import ConfigError, IdentityError
 from mash.identity.names import check_agency_id
 from mash.yamlfile import read_yaml
 
-_MISSING: Any = object()
-
-
-def load_yaml(path: str | Path) -> Reader:
-    """Read a YAML config file (bounded: see mash.yamlfile) as a Reader of its top level."""
-    path = Path(path)
-    data = read_yaml(path)
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    return Reader(data, str(path), path.resolve().parent)
-
-
-class Reader:
-    """A view of one mapping in a config file."""
-
-    def __init__(self, data: Mapping[str, Any], where: str, base_dir: Path) -> None:
-        self._data = data
-        self._where = where
-        self._seen: set[str] = set()
-        self.base_dir = base_dir
-
-    def label(self, key: str) -> str:
-        return f"{self._where}: {key}"
-
-    def error(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.label(key)}: {message}")
-
-    def has(self, key: str) -> bool:
-        return key in self._data
-
-    def raw(self, key: str, default: Any = _MISSING) -> Any:
-        self._seen.add(key)
-        if key not in self._data or self._data[key] is None:
-            if default is _MISSING:
-                raise ConfigError(f"{self.label(key)}: required setting is missing")
-            return default
-        return self._data[key]
-
-    # The getters are named after the types they read, so inside this class `str`, `int`,
-    # `float`, `bool` and `list` name methods: annotations here say `builtins.` explicitly.
-    def str(
-        self, key: builtins.str, default: Any = _MISSING, choices: tuple[builtins.str, ...] = (),
-    ) -> Any:
-        value = self.raw(key, default)
-        if value is default and default is not _MISSING:
-            return value
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.error(key, f"expected text, got {type(value).__name__}")
-        value = str(value).strip()
-        if not value:
-            raise self.error(key, "must not be empty")
-        if choices and value not in choices:
-            raise self.error(key, f"{value!r} is not one of {', '.join(choices)}")
-        return value
-
-    def int(
-        self, key: builtins.str, default: Any = _MISSING, minimum: builtins.int | None = None,
-        maximum: builtins.int | None = None,
-    ) -> Any:
-        value = self.raw(key, default)
-        if value is default and default is not _MISSING:
-            return value
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(key, f"expected a whole number, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise self.error(key, f"must be at least {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            raise self.error(key, f"must be at most {maximum}, got {value}")
-        return value
-
-    def float(
-        self, key: builtins.str, default: Any = _MISSING, minimum: builtins.float | None = None,
-        maximum: builtins.float | None = None,
-    ) -> Any:
-        value = self.raw(key, default)
-        if value is default and default is not _MISSING:
-            return value
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(key, f"expected a number, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise self.error(key, f"must be at least {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            raise self.error(key, f"must be at most {maximum}, got {value}")
-        return float(value)
-
-    def bool(self, key: builtins.str, default: Any = _MISSING) -> Any:
-        value = self.raw(key, default)
-        if not isinstance(value, bool):
-            raise self.error(key, f"expected true or false, got {value!r}")
-        return value
-
-    def path(
-        self, key: builtins.str, default: Any = _MISSING, must_exist: builtins.bool = True,
-    ) -> Any:
-        value = self.raw(key, default)
-        if value is default and default is not _MISSING:
-            return value
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(key, "expected a file path")
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            path = self.base_dir / path
-        if must_exist and not path.exists():
-            raise self.error(key, f"file not found: {path}")
-        return path
-
-    def list(self, key: builtins.str, default: Any = _MISSING) -> Any:
-        value = self.raw(key, default)
-        if value is default and default is not _MISSING:
-            return value
-        if not isinstance(value, list):
-            raise self.error(key, f"expected a list, got {type(value).__name__}")
-        return value
-
-    def str_list(self, key: builtins.str, default: Any = _MISSING) -> Any:
-        values = self.list(key, default)
-        if values is default and default is not _MISSING:
-            return values
-        out = []
-        for i, item in enumerate(values):
-            if not isinstance(item, str) or not item.strip():
-                raise self.error(f"{key}[{i}]", "expected non-empty text")
-            out.append(item.strip())
-        return out
-
-    def mapping(self, key: builtins.str, default: Any = _MISSING) -> Any:
-        value = self.raw(key, default)
-        if value is default and default is not _MISSING:
-            return value
-        if not isinstance(value, Mapping):
-            raise self.error(key, f"expected a mapping, got {type(value).__name__}")
-        return dict(value)
-
-    def section(self, key: builtins.str, required: builtins.bool = True) -> Reader:
-        value = self.raw(key, _MISSING if required else {})
-        if not isinstance(value, Mapping):
-            raise self.error(key, f"expected a mapping, got {type(value).__name__}")
-        return Reader(value, self.label(key), self.base_dir)
-
-    def sections(
-        self, key: builtins.str, required: builtins.bool = True,
-    ) -> builtins.list[Reader]:
-        items = self.list(key, _MISSING if required else [])
-        readers = []
-        for i, item in enumerate(items):
-            if not isinstance(item, Mapping):
-                raise self.error(f"{key}[{i}]", "expected a mapping")
-            readers.append(Reader(item, self.label(f"{key}[{i}]"), self.base_dir))
-        return readers
-
-    def model(self, cls: type[M], **context: Any) -> M:
-        """This section read by a pydantic model (which refuses unknown keys itself)."""
-        self._seen.update(self._data)
-        return read_model(cls, self._data, self._where, self.base_dir, **context)
-
-    def done(self) -> None:
-        """Refuse keys nobody read: they are almost always typos."""
-        unknown = sorted(set(self._data) - self._seen)
-        if unknown:
-            known = ", ".join(sorted(self._seen)) or "none"
-            raise ConfigError(
-                f"{self._where}: unknown setting {', '.join(map(repr, unknown))} "
-                f"(known here: {known})"
-            )
-
-
 # -- pydantic models --------------------------------------------------------------------------
-# Config sections are pydantic models (ConfigModel): plain values, checked as they are read.
-# `read_model` runs one over a file's data and turns pydantic's errors into the same one-line
-# ConfigError a Reader gives: `<file>: <section>: <key>: <message>`. The annotated types below
-# (Text, Number(...), File...) phrase their errors as the Reader does, and a path relative to
+# `read_model` runs a ConfigModel over a file's data and turns pydantic's errors into one
+# line: `<file>: <section>: <key>: <message>`. The annotated types below (Text, whole(...),
+# File...) phrase their errors in the same words, and a path relative to
 # the config file's directory is resolved against it (the directory is the validation
 # context's `base_dir`; without one, as when a test builds a model itself, paths are taken
 # as given and not checked).
@@ -210,36 +40,36 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Invalid(ValueError):
-    """A validator's problem in the Reader's words; `key` (relative to where the validator
+    """A validator's problem, in words; `key` (relative to where the validator
     runs: a model validator's section, or a field) says which setting, when not that one."""
 
-    def __init__(self, message: builtins.str, key: builtins.str | None = None) -> None:
+    def __init__(self, message: str, key: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.key = key
 
 
-def setting_names(cls: type[BaseModel]) -> builtins.list[builtins.str]:
+def setting_names(cls: type[BaseModel]) -> list[str]:
     """The keys a model reads (a field's YAML name where it differs from the attribute)."""
-    hidden: frozenset[builtins.str] = getattr(cls, "not_settings", frozenset())
+    hidden: frozenset[str] = getattr(cls, "not_settings", frozenset())
     names = []
     for name, info in cls.model_fields.items():
         if name in hidden:
             continue
         alias = info.validation_alias
-        names.append(alias if isinstance(alias, builtins.str) else name)
+        names.append(alias if isinstance(alias, str) else name)
     return names
 
 
 class ConfigModel(BaseModel):
-    """A config section: unknown keys refused (a typo), `key:` with no value taken as missing
-    (as a Reader does). `not_settings`: fields set by the loader, never read from the file."""
+    """A config section: unknown keys refused (a typo), `key:` with no value taken as missing.
+    `not_settings`: fields set by the loader, never read from the file."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True,
                               populate_by_name=True)
-    not_settings: ClassVar[frozenset[builtins.str]] = frozenset()
+    not_settings: ClassVar[frozenset[str]] = frozenset()
     # keys a model reads into other fields (by `prepare`)
-    more_settings: ClassVar[frozenset[builtins.str]] = frozenset()
+    more_settings: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
     @classmethod
@@ -249,14 +79,14 @@ class ConfigModel(BaseModel):
         if base_dir(info) is None:  # built in code, by attribute names: not a config file
             return data
         known = [*setting_names(cls), *cls.more_settings]
-        unknown = sorted(builtins.str(k) for k in data if k not in known)
+        unknown = sorted(str(k) for k in data if k not in known)
         if unknown:
             raise Invalid(f"unknown setting {', '.join(map(repr, unknown))} "
                           f"(known here: {', '.join(sorted(known)) or 'none'})", key="")
         return cls.prepare({k: v for k, v in data.items() if v is not None})
 
     @classmethod
-    def prepare(cls, data: builtins.dict[Any, Any]) -> builtins.dict[Any, Any]:
+    def prepare(cls, data: dict[Any, Any]) -> dict[Any, Any]:
         """The section's settings (known, None dropped) as the fields take them."""
         return data
 
@@ -268,19 +98,29 @@ def base_dir(info: ValidationInfo) -> Path | None:
     return None
 
 
-def _text(value: Any) -> builtins.str:
-    if isinstance(value, bool) or not isinstance(value, builtins.str | builtins.int |
-                                                 builtins.float):
+def located(info: ValidationInfo, section: str,
+            default: str) -> str:
+    """How errors found later (reading a key file a section names) name the section:
+    `<file>: <section>` for a top-level section of the file read (the context's `file`),
+    else `default`."""
+    context = info.context if isinstance(info.context, Mapping) else {}
+    where = context.get("file")
+    return f"{where}: {section}" if where else default
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int |
+                                                 float):
         raise Invalid(f"expected text, got {type(value).__name__}")
-    text = builtins.str(value).strip()
+    text = str(value).strip()
     if not text:
         raise Invalid("must not be empty")
     return text
 
 
-def one_of(*choices: builtins.str) -> Callable[[Any], builtins.str]:
-    """A validator: text that is one of `choices` (Reader.str's `choices`)."""
-    def check(value: Any) -> builtins.str:
+def one_of(*choices: str) -> Callable[[Any], str]:
+    """A validator: text that is one of `choices` ."""
+    def check(value: Any) -> str:
         text = _text(value)
         if text not in choices:
             raise Invalid(f"{text!r} is not one of {', '.join(choices)}")
@@ -288,11 +128,11 @@ def one_of(*choices: builtins.str) -> Callable[[Any], builtins.str]:
     return check
 
 
-def whole(minimum: builtins.int | None = None,
-          maximum: builtins.int | None = None) -> Callable[[Any], builtins.int]:
-    """A validator: a whole number within the bounds (Reader.int)."""
-    def check(value: Any) -> builtins.int:
-        if isinstance(value, bool) or not isinstance(value, builtins.int):
+def whole(minimum: int | None = None,
+          maximum: int | None = None) -> Callable[[Any], int]:
+    """A validator: a whole number within the bounds."""
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
             raise Invalid(f"expected a whole number, got {value!r}")
         if minimum is not None and value < minimum:
             raise Invalid(f"must be at least {minimum}, got {value}")
@@ -302,30 +142,30 @@ def whole(minimum: builtins.int | None = None,
     return check
 
 
-def number(minimum: builtins.float | None = None,
-           maximum: builtins.float | None = None) -> Callable[[Any], builtins.float]:
-    """A validator: a number within the bounds (Reader.float)."""
-    def check(value: Any) -> builtins.float:
-        if isinstance(value, bool) or not isinstance(value, builtins.int | builtins.float):
+def number(minimum: float | None = None,
+           maximum: float | None = None) -> Callable[[Any], float]:
+    """A validator: a number within the bounds."""
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise Invalid(f"expected a number, got {value!r}")
         if minimum is not None and value < minimum:
             raise Invalid(f"must be at least {minimum}, got {value}")
         if maximum is not None and value > maximum:
             raise Invalid(f"must be at most {maximum}, got {value}")
-        return builtins.float(value)
+        return float(value)
     return check
 
 
-def _flag(value: Any) -> builtins.bool:
+def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise Invalid(f"expected true or false, got {value!r}")
     return value
 
 
-def resolve(value: Any, info: ValidationInfo, must_exist: builtins.bool) -> Path:
+def resolve(value: Any, info: ValidationInfo, must_exist: bool) -> Path:
     if isinstance(value, Path):
-        value = builtins.str(value)
-    if not isinstance(value, builtins.str) or not value.strip():
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
         raise Invalid("expected a file path")
     path = Path(value).expanduser()
     where = base_dir(info)
@@ -346,32 +186,32 @@ def _new_file(value: Any, info: ValidationInfo) -> Path:
     return resolve(value, info, must_exist=False)
 
 
-def text_list(value: Any) -> builtins.list[builtins.str]:
-    if not isinstance(value, builtins.list | builtins.tuple):
+def text_list(value: Any) -> list[str]:
+    if not isinstance(value, list | tuple):
         raise Invalid(f"expected a list, got {type(value).__name__}")
     out = []
     for i, item in enumerate(value):
-        if not isinstance(item, builtins.str) or not item.strip():
+        if not isinstance(item, str) or not item.strip():
             raise Invalid("expected non-empty text", key=f"[{i}]")
         out.append(item.strip())
     return out
 
 
-def _mapping(value: Any) -> builtins.dict[Any, Any]:
+def _mapping(value: Any) -> dict[Any, Any]:
     if not isinstance(value, Mapping):
         raise Invalid(f"expected a mapping, got {type(value).__name__}")
-    return builtins.dict(value)
+    return dict(value)
 
 
-Text = Annotated[builtins.str, BeforeValidator(_text)]
-Flag = Annotated[builtins.bool, BeforeValidator(_flag)]
+Text = Annotated[str, BeforeValidator(_text)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
 File = Annotated[Path, BeforeValidator(_file)]  # must exist
 NewFile = Annotated[Path, BeforeValidator(_new_file)]  # may not exist yet
-TextList = Annotated[builtins.list[builtins.str], BeforeValidator(text_list)]
-AnyMapping = Annotated[builtins.dict[Any, Any], BeforeValidator(_mapping)]
+TextList = Annotated[list[str], BeforeValidator(text_list)]
+AnyMapping = Annotated[dict[Any, Any], BeforeValidator(_mapping)]
 
 
-def _agency_id(value: builtins.str) -> builtins.str:
+def _agency_id(value: str) -> str:
     try:
         check_agency_id(value)
     except IdentityError as exc:
@@ -380,15 +220,15 @@ def _agency_id(value: builtins.str) -> builtins.str:
 
 
 AgencyId = Annotated[Text, AfterValidator(_agency_id)]  # an agency id (mash.identity.names)
-LogLevel = Annotated[builtins.str, BeforeValidator(one_of("debug", "info", "warning", "error"))]
+LogLevel = Annotated[str, BeforeValidator(one_of("debug", "info", "warning", "error"))]
 
 
-def _label(where: builtins.str, loc: tuple[builtins.int | builtins.str, ...],
-           key: builtins.str | None) -> builtins.str:
-    parts: builtins.list[builtins.str] = [where]
+def _label(where: str, loc: tuple[int | str, ...],
+           key: str | None) -> str:
+    parts: list[str] = [where]
     for part in (*loc, *((key,) if key else ())):
-        text = builtins.str(part)
-        if isinstance(part, builtins.int):
+        text = str(part)
+        if isinstance(part, int):
             parts[-1] += f"[{part}]"
         elif text.startswith("["):
             parts[-1] += text
@@ -397,8 +237,8 @@ def _label(where: builtins.str, loc: tuple[builtins.int | builtins.str, ...],
     return ": ".join(parts)
 
 
-def _message(error: ErrorDetails, where: builtins.str) -> builtins.str:
-    loc = builtins.tuple(error["loc"])
+def _message(error: ErrorDetails, where: str) -> str:
+    loc = tuple(error["loc"])
     problem = (error.get("ctx") or {}).get("error")
     if isinstance(problem, Invalid):
         return f"{_label(where, loc, problem.key)}: {problem.message}"
@@ -413,11 +253,11 @@ def _message(error: ErrorDetails, where: builtins.str) -> builtins.str:
     elif kind == "extra_forbidden":
         message = "unknown setting"
     else:
-        message = builtins.str(error["msg"]).removeprefix("Value error, ")
+        message = str(error["msg"]).removeprefix("Value error, ")
     return f"{_label(where, loc, None)}: {message}"
 
 
-def config_error(exc: PydanticValidationError, where: builtins.str) -> ConfigError:
+def config_error(exc: PydanticValidationError, where: str) -> ConfigError:
     """pydantic's errors as one line: the first (an unknown key before all else: a typo
     also makes the key it meant missing), named `<file>: <section>: <key>: <message>`."""
     errors = exc.errors(include_url=False)
@@ -425,46 +265,45 @@ def config_error(exc: PydanticValidationError, where: builtins.str) -> ConfigErr
     return ConfigError(_message(first, where))
 
 
-def _is_unknown(error: ErrorDetails) -> builtins.bool:
+def _is_unknown(error: ErrorDetails) -> bool:
     problem = (error.get("ctx") or {}).get("error")
     return error["type"] == "extra_forbidden" or (
         isinstance(problem, Invalid) and problem.message.startswith("unknown setting"))
 
 
-def read_model(cls: type[M], data: Any, where: builtins.str, base: Path,
+def read_model(cls: type[M], data: Any, where: str, base: Path,
                **context: Any) -> M:
     """`data` (one section of the file `where` names) as a `cls`, or the one-line ConfigError.
-    ConfigErrors raised inside (a section still read by a Reader) pass through as they are."""
+    The validation context holds `base_dir` (relative paths), `where`, `file` and `context`.
+    ConfigErrors raised inside pass through as they are."""
     try:
-        return cls.model_validate(data, context={"base_dir": base, "where": where, **context})
+        return cls.model_validate(data, context={"base_dir": base, "where": where,
+                                                 "file": where, **context})
     except PydanticValidationError as exc:
         raise config_error(exc, where) from None
 
 
-def load_model(cls: type[M], path: builtins.str | Path, **context: Any) -> M:
-    """A whole config file as a `cls` (see load_yaml and read_model)."""
-    top = load_yaml(path)
-    return read_model(cls, top._data, top._where, top.base_dir, **context)
+def read_top(path: str | Path) -> Mapping[Any, Any]:
+    """A YAML config file's top level (bounded: see mash.yamlfile): a mapping of settings."""
+    data = read_yaml(Path(path))
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data
 
 
-T = TypeVar("T")
+def load_model(cls: type[M], path: str | Path, **context: Any) -> M:
+    """A whole config file as a `cls` (see read_model)."""
+    return read_model(cls, read_top(path), str(path), Path(path).resolve().parent,
+                      **context)
 
 
-def section_reader(value: Any, info: ValidationInfo, key: builtins.str) -> Reader:
-    """A Reader of one top-level section, for a model field still read by a Reader."""
-    if not isinstance(value, Mapping):
-        raise Invalid(f"expected a mapping, got {type(value).__name__}")
-    context = info.context if isinstance(info.context, Mapping) else {}
-    return Reader(value, f"{context.get('where', '')}: {key}",
-                  context.get("base_dir") or Path.cwd())
-
-
-def bridged(read: Callable[[Reader, ValidationInfo], T], key: builtins.str,
-            kind: type[T]) -> PlainValidator:
-    """A field validator: the top-level section `key` read by a Reader (`read`), for the
-    sections not yet read by a model. A value of `kind` (a model built in code) is kept."""
-    def run(value: Any, info: ValidationInfo) -> T:
-        if isinstance(value, kind):
-            return value
-        return read(section_reader(value, info, key), info)
-    return PlainValidator(run)
+def load_section(cls: type[M], path: str | Path, section: str,
+                 **context: Any) -> M:
+    """One top-level section of a config file as a `cls` (the other sections left alone)."""
+    top = read_top(path)
+    if section not in top:
+        raise ConfigError(f"{path}: no {section!r} section")
+    return read_model(cls, top[section], f"{path}: {section}", Path(path).resolve().parent,
+                      file=str(path), **context)

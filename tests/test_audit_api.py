@@ -8,12 +8,12 @@ from dataclasses import asdict, replace
 import pytest
 
 from mash import subject as subject_mod
-from mash.audit import AuditConfig, AuditEntry, AuditError, AuditLog, Outcome
+from mash.audit import AuditConfig, AuditEntry, AuditError, AuditKeys, AuditLog, Outcome
 from mash.audit.build import answers_entry, lookup_entry, outcome_from_answer, query_entry
 from mash.audit.entry import canonical_json
 from mash.audit.notifications import list_notices
 from mash.audit.subject_hash import SubjectHasher, search_subject
-from mash.config import Reader
+from mash.config import read_model
 from mash.context import LookupContext
 from mash.errors import ConfigError, ValidationError
 from mash.identity.tokens import Analyst
@@ -166,31 +166,51 @@ def test_broker_entries_do_not_notify(keys):
     assert replace(entry, event="query").notifies_owner
 
 
-def _section(tmp_path, keys, **settings) -> Reader:
+def _read(tmp_path, keys, **settings) -> AuditConfig:
     data = {"store": "sqlite:///var/audit.db", "writer_id": "broker-1",
             "hash_key_file": str(keys.files.hash_key),
             "signing_key_file": str(keys.files.signing_key), **settings}
-    return Reader(data, "broker.yaml: audit", tmp_path)
+    return read_model(AuditConfig, data, "broker.yaml", tmp_path)
 
 
 def test_config_reads_and_resolves_paths(tmp_path, keys):
-    cfg = AuditConfig.read(_section(tmp_path, keys, checkpoint_every=10, retention={
-        "default_days": 2190, "agreements": {"mou-a": 30}}))
+    cfg = _read(tmp_path, keys, checkpoint_every=10, retention={
+        "default_days": 2190, "agreements": {"mou-a": 30}})
     assert cfg.store == f"sqlite:///{tmp_path}/var/audit.db"
     assert cfg.retention.days_for(("mou-a",)) == 30
     assert cfg.retention.days_for(("mou-a", "mou-b")) == 2190
-    with cfg.open_log() as log:
+    assert cfg.witness_dir == tmp_path / "witness" / "broker-1"
+    assert cfg.where == "broker.yaml: audit"
+    with AuditKeys.read(cfg).open_log() as log:
         assert log.append(AuditEntry(event="lookup", lookup_id="L1")).seq == 1
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    ({"writer": "x"}, "unknown setting 'writer'"),
-    ({"store": "mysql://db"}, "not supported"),
-    ({"writer_id": "Broker 1"}, "writer id"),
-    ({"checkpoint_every": 0}, "at least 1"),
-    ({"retention": {"agreements": {"mou-a": "a year"}}}, "number of days"),
-    ({"trusted_keys": ["missing.pub"]}, "cannot read"),
+    ({"writer": "x"}, "broker.yaml: unknown setting 'writer' (known here: checkpoint_every, "),
+    ({"store": "mysql://db"}, "broker.yaml: store: 'mysql' is not supported"),
+    ({"writer_id": "Broker 1"}, "broker.yaml: writer_id: writer id 'Broker 1'"),
+    ({"checkpoint_every": 0}, "broker.yaml: checkpoint_every: must be at least 1, got 0"),
+    ({"retention": {"agreements": {"mou-a": "a year"}}},
+     "broker.yaml: retention: agreements.mou-a: expected a number of days (>= 1)"),
+    ({"retention": {"default": 30}},
+     "broker.yaml: retention: unknown setting 'default' (known here: agreements, default_days)"),
+    ({"hash_key_file": "gone.key"}, "broker.yaml: hash_key_file: file not found: "),
 ])
 def test_config_errors_name_the_setting(tmp_path, keys, settings, message):
-    with pytest.raises(ConfigError, match=message):
-        AuditConfig.read(_section(tmp_path, keys, **settings))
+    with pytest.raises(ConfigError) as err:
+        _read(tmp_path, keys, **settings)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_key_files_are_read_by_audit_keys_not_the_config(tmp_path, keys):
+    bad = tmp_path / "bad.pub"
+    bad.write_text("not a key")
+    cfg = _read(tmp_path, keys, trusted_keys=["bad.pub", "missing.pub"])  # a plain value
+    assert cfg.trusted_keys == (bad, tmp_path / "missing.pub")
+    with pytest.raises(ConfigError, match=r"^broker\.yaml: audit: trusted_keys\[0\]: .*"
+                                          r"bad\.pub: not a PEM public or private key"):
+        AuditKeys.read(cfg)
+    short = tmp_path / "short.key"
+    short.write_text("short")
+    with pytest.raises(ConfigError, match=r"^broker\.yaml: audit: hash_key_file: "):
+        AuditKeys.read(_read(tmp_path, keys, hash_key_file=str(short)))

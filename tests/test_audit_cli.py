@@ -11,7 +11,7 @@ import stat
 import pytest
 from typer.testing import CliRunner
 
-from mash.audit.config import AuditConfig
+from mash.audit.config import AuditConfig, AuditKeys
 from mash.audit.log import AuditLog
 from mash.cli import app
 from tests.audit_support import BACKENDS, JANE, backend, entry, utc
@@ -42,10 +42,10 @@ def site(request, tmp_path):
             "  retention:\n"
             "    default_days: 3650\n"
             "    agreements: {mou-police-csc: 30}\n")
-        cfg = AuditConfig.load(config)
+        cfg = AuditKeys.read(AuditConfig.load(config))
         ref = cfg.hasher.record_ref("pnd", "R-1")
         clock = [utc(2020, 1, 1)]
-        with AuditLog(cfg.open_store(), cfg.writer_id, cfg.signer, 4,
+        with AuditLog(cfg.open_store(), cfg.config.writer_id, cfg.signer, 4,
                       clock=lambda: clock[0]) as log:
             log.append(entry(0, cfg.hasher, state="KNOWN", refs=(ref,)))      # old, 30 days
             log.append(entry(1, cfg.hasher, agreement="mou-other"))            # old, ten years
@@ -127,7 +127,7 @@ def test_export_csv_and_json_without_identifiers(site):
 
 
 def jane_hashes(site):
-    return AuditConfig.load(site.config).hasher.hashes(JANE)
+    return AuditKeys.read(AuditConfig.load(site.config)).hasher.hashes(JANE)
 
 
 def test_owner_notifications(site):

@@ -1,4 +1,4 @@
-"""mash.config's pydantic side: models read with the Reader's one-line errors."""
+"""mash.config: config models read with one-line errors naming file, section and key."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from mash.config import (
     ConfigModel,
     File,
     Invalid,
-    Reader,
     Text,
     TextList,
+    load_section,
     number,
     one_of,
     read_model,
@@ -80,11 +80,15 @@ def test_paths_are_resolved_against_the_config_files_directory(tmp_path: Path) -
     assert top.sub.file == tmp_path / "x.pem" and top.sub.name == "7" and top.key == "v"
 
 
-def test_a_reader_runs_a_model_over_its_section(tmp_path: Path) -> None:
-    top = Reader({"sub": {"name": "a", "seconds": 0}}, "f.yaml", tmp_path)
-    with pytest.raises(ConfigError, match=r"^f\.yaml: sub: seconds: must be at least 0\.1"):
-        top.section("sub").model(Sub)
-    top.done()  # the model read every key
+def test_one_section_of_a_file_is_read_by_a_model(tmp_path: Path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text("sub: {name: a, seconds: 0}\nother: {anything: 1}\n")
+    with pytest.raises(ConfigError, match=r"^\S*f\.yaml: sub: seconds: must be at least 0\.1"):
+        load_section(Sub, path, "sub")
+    path.write_text("sub: {name: a}\nother: {anything: 1}\n")
+    assert load_section(Sub, path, "sub").name == "a"  # the other sections left alone
+    with pytest.raises(ConfigError, match=r"f\.yaml: no 'missing' section"):
+        load_section(Sub, path, "missing")
 
 
 def test_models_built_in_code_take_attribute_names_and_paths_as_given() -> None:

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mash.audit.build import answers_entry, lookup_entry
-from mash.audit.config import AuditConfig
+from mash.audit.config import AuditConfig, AuditKeys
 from mash.context import LookupContext
 from mash.demo import federation
 from mash.identity.tokens import Analyst
@@ -26,7 +26,8 @@ ANALYST = Analyst("sam.analyst", "mash", "analyst", "mash-1", "idp", "t",
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory) -> federation.Federation:
     fed = build_federation(tmp_path_factory.mktemp("console-report") / "fed", background=30)
-    with AuditConfig.load(fed.broker_config).open_log() as log:  # the broker's own trail
+    # the broker's own trail
+    with AuditKeys.read(AuditConfig.load(fed.broker_config)).open_log() as log:
         for n in range(6):
             ctx = LookupContext("child_safeguarding", "research", f"MASH-R-{n}",
                                 "a referral about a child", "red")

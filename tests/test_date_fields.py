@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mash.agent.sources import SourceConfig, load_source
-from mash.config import Reader
+from mash.config import read_model
 from mash.demo.federation import POLICIES
 from mash.errors import ConfigError
 from mash.policy import bundle as bundle_mod
@@ -31,7 +31,7 @@ def source(tmp_path: Path, **kw: object) -> SourceConfig:
     raw = {"name": "niche", "type": "csv", "path": "people.csv", "mapping": MAPPING,
            "fields": {"last_incident_date": "incident"},
            "date_formats": ["%d/%m/%Y", "%Y-%m-%d"], **kw}
-    return SourceConfig.read(Reader(raw, "agent.yaml: sources[0]", tmp_path))
+    return read_model(SourceConfig, raw, "agent.yaml: sources[0]", tmp_path)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import yaml
 
 from mash.agent.sources import SourceConfig
 from mash.agent.state import AgentState, load_snapshot
-from mash.config import Reader
+from mash.config import read_model
 from mash.matching import persist
 from mash.matching.index import build
 from mash.synth.corrupt import scenario
@@ -40,11 +40,11 @@ def people(n: int) -> list[dict[str, str]]:
 
 
 def source(path: Path) -> SourceConfig:
-    return SourceConfig.read(Reader({
+    return read_model(SourceConfig, {
         "name": "records", "type": "csv", "path": str(path),
         "mapping": {"record_id": "ref", "given_name": "forename", "family_name": "surname",
                     "date_of_birth": "dob", "postcode": "postcode", "nhs_number": "nhs"}},
-        "sources[0]", path.parent))
+        "sources[0]", path.parent)
 
 
 def test_the_index_is_columns_not_objects() -> None:
@@ -151,10 +151,10 @@ def test_sql_fingerprint_follows_row_count_and_latest_as_at(tmp_path: Path) -> N
     mapping = {"record_id": "ref", "family_name": "surname"}
 
     def sql(**where: str) -> SourceConfig:
-        return SourceConfig.read(Reader({"name": "db", "type": "sql",
+        return read_model(SourceConfig, {"name": "db", "type": "sql",
                                          "url": f"sqlite:///{db}", "mapping": mapping,
                                          "as_at_column": "updated", **where},
-                                        "sources[0]", tmp_path))
+                                        "sources[0]", tmp_path)
 
     by_table, by_query = sql(table="people"), sql(query="SELECT ref, surname, updated FROM "
                                                         "people")

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from mash.agent.sources.mapping import ColumnMapping, map_row
-from mash.config import Reader
 from mash.matching import Matcher, persist
 from mash.matching.address import parse
 from mash.matching.calibration import APART_SHARE, describe, household_shift
@@ -82,10 +81,9 @@ def test_titles_are_dropped_only_in_front_of_a_name(raw, family, tokens) -> None
 
 
 def test_a_family_name_that_is_a_title_is_loaded_and_found(tmp_path: Path) -> None:
-    mapping = ColumnMapping.read(Reader({"mapping": {
+    mapping = ColumnMapping.of({
         "record_id": "id", "given_name": "first", "family_name": "last",
-        "date_of_birth": "dob", "address": ["line1", "line2", "town"]}}, "sources[0]",
-        tmp_path))
+        "date_of_birth": "dob", "address": ["line1", "line2", "town"]}, {})
     rec = map_row({"id": "1", "first": "Emma", "last": "Lord", "dob": "2015-03-02",
                    "line1": "Flat 3", "line2": "9 Mill Lane", "town": "Leeds LS9 8AB"},
                   mapping, "s", Counter())

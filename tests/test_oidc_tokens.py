@@ -14,9 +14,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mash.config import Reader
+from mash.config import read_model
 from mash.errors import IdentityError
-from mash.identity.tokens import TokenVerifier
+from mash.identity.tokens import AuthConfig, TokenVerifier
 from tests.oidc_support import OidcProvider, available, device_tokens, free_port
 
 pytestmark = pytest.mark.skipif(bool(available()), reason=available() or "")
@@ -32,7 +32,8 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
 
 
 def verifier(*issuers: dict[str, Any]) -> TokenVerifier:
-    return TokenVerifier.read(Reader({"issuers": list(issuers)}, "auth", Path.cwd()))
+    return TokenVerifier.from_config(read_model(AuthConfig, {"issuers": list(issuers)}, "auth",
+                                                Path.cwd()))
 
 
 def forged(issuer: str, *, kid: str, **claims: Any) -> str:

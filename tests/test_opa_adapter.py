@@ -175,16 +175,16 @@ def test_bad_url_is_refused(built) -> None:
 
 
 def test_store_selects_the_opa_engine_from_config(opa, tmp_path) -> None:
-    from mash.config import Reader
+    from mash.config import read_model
     from mash.demo.federation import sign_policies
     from mash.policy.store import PolicyConfig, PolicyStore
 
     (tmp_path / "certs").mkdir()
     path = sign_policies(tmp_path)
-    cfg = PolicyConfig.read(Reader({
+    cfg = read_model(PolicyConfig, {
         "bundle": str(path), "trusted_signers": [str(tmp_path / "certs" / "ig-lead.pub")],
         "engine": "opa", "opa": {"url": f"http://127.0.0.1:{opa.server_port}"}},
-        "agent.yaml: policy", tmp_path))
+        "agent.yaml: policy", tmp_path)
     store = PolicyStore(cfg)
     assert store.reload(), store.error
     assert isinstance(store.loaded().engine, OpaEngine)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from mash.agent.record_store import RecordStore, StoreUnavailable
 from mash.agent.sources import SourceConfig
 from mash.agent.state import AgentState, load_snapshot
-from mash.config import Reader
+from mash.config import read_model
 from mash.v1 import answer_pb2
 from tests.helpers import Running, lookup_request
 from tests.test_snapshots import HELD, MAPPING, WHO, csv_source, people, write_csv
@@ -167,9 +167,9 @@ def test_a_postgresql_source_answers_from_the_load_it_was_matched_in(pg_table,
     with engine.begin() as conn:
         conn.execute(sa.text(f'INSERT INTO "{table}" VALUES (:ref, :forename, :surname, :dob, '
                              ":postcode, :nhs)"), people(200))
-    cfg = SourceConfig.read(Reader({"name": "records", "type": "sql", "url": PG_URL,
+    cfg = read_model(SourceConfig, {"name": "records", "type": "sql", "url": PG_URL,
                                     "table": table, "mapping": MAPPING},
-                                   "sources[0]", tmp_path))
+                                   "sources[0]", tmp_path)
     snapshot = load_snapshot([cfg], tmp_path / "pg.index")
     with engine.begin() as conn:
         conn.execute(sa.text(f'UPDATE "{table}" SET forename = :new WHERE ref = :ref'),

@@ -11,11 +11,11 @@ import jwt
 import pytest
 import yaml
 
-from mash.config import Reader
+from mash.config import read_model
 from mash.demo import federation
 from mash.errors import ConfigError, IdentityError
 from mash.identity import analyst_revocation as revocation
-from mash.identity.tokens import TokenVerifier
+from mash.identity.tokens import AuthConfig, TokenVerifier
 from tests.helpers import Running, build_federation, lookup_request
 
 
@@ -33,7 +33,7 @@ def no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 def make_verifier(fed: federation.Federation, listing: Path) -> TokenVerifier:
     section = yaml.safe_load(fed.broker_config.read_text())["auth"]
     section["revocation_list"] = str(listing)
-    return TokenVerifier.read(Reader(section, "auth", Path.cwd()))
+    return TokenVerifier.from_config(read_model(AuthConfig, section, "auth", Path.cwd()))
 
 
 def test_subjects_and_token_ids_are_refused_and_reloaded(tmp_path: Path) -> None:

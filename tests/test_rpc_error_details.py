@@ -247,3 +247,27 @@ async def test_field_and_routing_problems_are_named_together(police) -> None:
     details = rpc_errors.details_of(err)
     assert details.reason == "UNKNOWN_PURPOSE"
     assert [v.field for v in details.violations] == ["context.purpose", "agencies"]
+
+
+def test_every_field_violation_is_named_by_its_lookup_option() -> None:
+    """The broker's field paths for each option of `mash lookup` (identifiers by their kind,
+    a postcode by its place), in the analyst's terms: no protobuf path is left."""
+    from mash.cli.common import say
+    from mash.cli.lookup import field_options
+    from mash.requests import build_request
+
+    request = build_request(
+        given="Leah", family="", aliases=["X"], dob="2099-01-01", postcodes=["LS9 8AB", "QQ"],
+        nhs="1234567890", upn="ZZZ", purpose="child_safeguarding", stage="research",
+        case="MASH-1", reason="short", urgency="amber")
+    options = field_options(request, name=None, given="Leah", family="")
+    violations = [*rpc_errors.subject_violations(request.subject),
+                  *rpc_errors.context_violations(request.context)]
+    named = {v.field: say(v.field, v.description, options) for v in violations}
+    assert {f: text.split(" ")[0].rstrip(":") for f, text in named.items()} == {
+        "subject.date_of_birth": "--dob", "subject.addresses[1].postcode": "--postcode",
+        "subject.identifiers[0]": "--nhs", "subject.identifiers[1]": "--upn",
+        "context.justification": "--reason", **{f: "--alias" for f in named
+                                                if f.startswith("subject.aliases")}}, named
+    assert not any(path in text for text in named.values()
+                   for path in ("subject.", "context.", "date_of_birth", "justification"))

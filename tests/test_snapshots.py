@@ -21,7 +21,7 @@ import pytest
 from mash.agent import plausibility
 from mash.agent.sources import Problem, SourceConfig, SourceError, files, load_source
 from mash.agent.state import AgentState, load_snapshot
-from mash.config import Reader
+from mash.config import read_model
 from mash.matching import persist
 from mash.synth.corrupt import scenario
 from tests.matching_helpers import subject
@@ -65,8 +65,8 @@ def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] = COLUM
 
 
 def csv_source(path: Path, **settings: Any) -> SourceConfig:
-    return SourceConfig.read(Reader({"name": "records", "type": "csv", "path": str(path),
-                                     "mapping": MAPPING, **settings}, "sources[0]", path.parent))
+    return read_model(SourceConfig, {"name": "records", "type": "csv", "path": str(path),
+                                     "mapping": MAPPING, **settings}, "sources[0]", path.parent)
 
 
 def found(state: AgentState) -> bool:
@@ -324,8 +324,8 @@ def sqlite_db(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 def sql_source(tmp_path: Path, **settings: Any) -> SourceConfig:
-    return SourceConfig.read(Reader({"name": "db", "mapping": MAPPING, **settings},
-                                    "sources[0]", tmp_path))
+    return read_model(SourceConfig, {"name": "db", "mapping": MAPPING, **settings},
+                                    "sources[0]", tmp_path)
 
 
 def test_sqlite_table_truncated_or_query_failing(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from mash.agent.sources import SourceConfig, SourceError, load_source
-from mash.config import Reader
+from mash.config import read_model
 from mash.errors import ConfigError
 from mash.subject import Name
 
@@ -32,7 +32,7 @@ ROWS = [
 def source(tmp_path: Path, **kw) -> SourceConfig:
     raw = {"name": "test", "mapping": MAPPING, "fields": {"flag": "flag"},
            "date_formats": ["%d/%m/%Y", "%Y-%m-%d"], **kw}
-    return SourceConfig.read(Reader(raw, "agent.yaml: sources[0]", tmp_path))
+    return read_model(SourceConfig, raw, "agent.yaml: sources[0]", tmp_path)
 
 
 def check_loaded(loaded) -> None:

@@ -111,16 +111,17 @@ def test_missing_claims_are_refused(keys, verifier) -> None:
 
 
 def test_issuer_config_needs_a_real_public_key(tmp_path: Path) -> None:
-    from mash.config import Reader
+    from mash.config import read_model
     from mash.errors import ConfigError
+    from mash.identity.tokens import AuthConfig
 
     bad = tmp_path / "bad.pub"
     bad.write_text("not a key")
-    section = Reader({"issuers": [{"issuer": ISSUER, "public_key": str(bad),
-                                   "agencies": ["mash"], "roles": ["analyst"]}]}, "auth",
-                     tmp_path)
+    section = read_model(AuthConfig, {"issuers": [{"issuer": ISSUER, "public_key": str(bad),
+                                                   "agencies": ["mash"], "roles": ["analyst"]}]},
+                         "auth", tmp_path)
     with pytest.raises(ConfigError, match=r"bad\.pub: not a PEM public key"):
-        TokenVerifier.read(section)
+        TokenVerifier.from_config(section)
     # a real key of the wrong kind is named as such; a P-256 key is taken (positive control)
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -133,11 +134,11 @@ def test_issuer_config_needs_a_real_public_key(tmp_path: Path) -> None:
                                              "must be P-256"),
                          (ec.generate_private_key(ec.SECP256R1()), None)):
         bad.write_bytes(public_pem(key))
-        section = Reader({"issuers": [{"issuer": ISSUER, "public_key": str(bad),
-                                       "agencies": ["mash"], "roles": ["analyst"]}]}, "auth",
-                         tmp_path)
+        section = read_model(AuthConfig, {"issuers": [{
+            "issuer": ISSUER, "public_key": str(bad), "agencies": ["mash"],
+            "roles": ["analyst"]}]}, "auth", tmp_path)
         if problem is None:
-            assert TokenVerifier.read(section)
+            assert TokenVerifier.from_config(section)
         else:
             with pytest.raises(ConfigError, match=problem):
-                TokenVerifier.read(section)
+                TokenVerifier.from_config(section)

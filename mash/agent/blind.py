@@ -20,7 +20,7 @@ from mash import subject as subject_mod
 from mash.agent.handler import Admitted, QueryHandler, Trace
 from mash.agent.state import Snapshot
 from mash.blind import answers as signed_answers
-from mash.blind.config import BlindAgentConfig
+from mash.blind.config import BlindAgentKeys
 from mash.blind.seal import Box, SealError, open_box, pad, seal
 from mash.blind.tokens import TokenIndex, is_thin
 from mash.errors import ValidationError
@@ -37,7 +37,7 @@ class _Verdict:
 
 
 class BlindResponder:
-    def __init__(self, handler: QueryHandler, blind: BlindAgentConfig) -> None:
+    def __init__(self, handler: QueryHandler, blind: BlindAgentKeys) -> None:
         self.handler = handler
         self.cfg = handler.cfg
         self.blind = blind

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator, ValidationInfo, field_validator
+from pydantic import BeforeValidator, field_validator
 
 from mash.addresses import BrokerAddresses
 from mash.agent.sources import SourceConfig, check_config
@@ -23,9 +23,7 @@ from mash.config import (
     Invalid,
     LogLevel,
     NewFile,
-    Reader,
     Text,
-    bridged,
     load_model,
     number,
     whole,
@@ -86,17 +84,6 @@ class AgentBrokerConfig(BrokerAddresses):
     reconnect_max_seconds: Annotated[float, BeforeValidator(number(0.1, 600))] = 30.0
 
 
-def _audit(section: Reader, _info: ValidationInfo) -> AuditConfig:
-    return AuditConfig.read(section)
-
-
-def _blind(section: Reader, info: ValidationInfo) -> BlindAgentConfig:
-    agency = info.data.get("agency")
-    if not agency:  # the agency's own error is reported (it comes first)
-        raise Invalid("not checked: the agency is not valid")
-    return BlindAgentConfig.read(section, str(agency))
-
-
 class AgentConfig(ConfigModel):
     not_settings: ClassVar[frozenset[str]] = frozenset({"path"})
 
@@ -109,14 +96,14 @@ class AgentConfig(ConfigModel):
     sources: list[SourceConfig]
     search: SearchConfig = SearchConfig()
     policy: PolicyConfig
-    audit: Annotated[AuditConfig, bridged(_audit, "audit", AuditConfig)]
+    audit: AuditConfig  # its key files are read by AuditKeys, as the service starts
     hmac_key_file: File | None = None  # read by the agent as it starts (hmac_key)
     broker: AgentBrokerConfig
     index: IndexConfig = IndexConfig()
     health_listen: Text | None = None
     metrics_port: Annotated[int, BeforeValidator(whole(1, 65535))] | None = None
     log_level: LogLevel = "info"
-    blind: Annotated[BlindAgentConfig, bridged(_blind, "blind", BlindAgentConfig)] | None = None
+    blind: BlindAgentConfig | None = None  # keys read by BlindAgentKeys as the agent starts
     revocation: RevocationConfig | None = None  # the federation CA's CRL (optional)
 
     @field_validator("sources")

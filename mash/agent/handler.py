@@ -36,7 +36,7 @@ from mash.agent.disclosure import AgentPolicy, OwnerDecisions, PolicyError, Requ
 from mash.agent.record_store import StoreUnavailable
 from mash.agent.state import AgentState, Snapshot
 from mash.answers import not_checked
-from mash.audit import AuditEntry, AuditError, AuditLog, Prepare
+from mash.audit import AuditEntry, AuditError, AuditLog, Prepare, SubjectHasher
 from mash.audit import build as audit_build
 from mash.blind import proofs as blind_proofs
 from mash.context import LookupContext
@@ -106,14 +106,15 @@ class QueryHandler:
     """Steps 2 to 6 of the module's path, for every kind of query (plain, blind rounds)."""
 
     def __init__(self, cfg: AgentConfig, state: AgentState, policy: AgentPolicy,
-                 audit: AuditLog, *, revocation: RevocationList | None = None) -> None:
+                 audit: AuditLog, *, hasher: SubjectHasher,
+                 revocation: RevocationList | None = None) -> None:
         self.cfg = cfg
         # analysts' tokens: the issuers' keys are read here, as the agent starts
         self.verifier = TokenVerifier.from_config(cfg.auth)
         self.state = state
         self.policy = policy
         self.audit = audit
-        self.hasher = cfg.audit.hasher
+        self.hasher = hasher
         # the agent's own replay cache: one for every broker it serves, so a proof one broker
         # forwarded is refused when another (or the same) sends it again
         self.proofs = ProofVerifier()

@@ -20,6 +20,8 @@ from mash.agent.handler import QueryHandler
 from mash.agent.links import BrokerLinks
 from mash.agent.sources import Problem
 from mash.agent.state import AgentState, LoadStatus
+from mash.audit import AuditKeys
+from mash.blind.config import BlindAgentKeys
 from mash.grpc_options import bind
 from mash.health import Health
 from mash.identity.names import PeerIdentity
@@ -54,19 +56,22 @@ class Agent:
                                 target_false_known=cfg.target_false_known)
         self.policy = build_policy(cfg)
         # Opened here, so that an agent that cannot write its audit trail never starts.
-        self.audit = cfg.audit.open_log()
+        keys = AuditKeys.read(cfg.audit)  # the audit key files, read as the agent starts
+        self.audit = keys.open_log()
         # the federation CRL: each broker's certificate is checked against it on every stream
         # (and again on change), and each analyst's certificate proof as it arrives
         revocation = open_list(cfg.revocation, cfg.tls.ca, str(cfg.path))
         self.handler = QueryHandler(cfg, self.state, self.policy, self.audit,
-                                    revocation=revocation)
-        self.blind = BlindResponder(self.handler, cfg.blind) if cfg.blind else None
+                                    hasher=keys.hasher, revocation=revocation)
+        self.blind = (BlindResponder(self.handler, BlindAgentKeys.read(cfg.blind,
+                                                                       agency=cfg.agency))
+                      if cfg.blind else None)
         if self.blind is not None:
             self.state.prepare = self.blind.prepare
         self.health = Health()
         self.link = BrokerLinks(cfg, self.state, self.handler,
                                 on_connected=self._connected_changed, receive=self.receive,
-                                exchange=cfg.audit.exchange(self.audit))
+                                exchange=keys.exchange(self.audit))
         self.link.revocation = revocation
         self._stop = asyncio.Event()
         self._server: grpc.aio.Server | None = None

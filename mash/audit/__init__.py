@@ -2,11 +2,12 @@
 
 The API the broker and the agents call:
 
-    from mash.audit import AuditConfig, AuditError, build
+    from mash.audit import AuditConfig, AuditError, AuditKeys, build
 
-    cfg = AuditConfig.read(reader.section("audit"))   # see mash.audit.config for the keys
-    audit = cfg.open_log()                            # AuditLog, thread-safe
-    hasher = cfg.hasher                               # SubjectHasher
+    cfg = AuditConfig.load(path)                      # see mash.audit.config for the keys
+    keys = AuditKeys.read(cfg)                        # the key files, read as a service starts
+    audit = keys.open_log()                           # AuditLog, thread-safe
+    hasher = keys.hasher                              # SubjectHasher
 
     entry = build.query_entry(lookup_id=..., query_id=..., analyst=analyst, context=ctx,
                               subject=hasher.hashes(subject), answer=answer,
@@ -20,11 +21,11 @@ checkpoint (Ed25519 signatures), store / sqlite_store / postgres_store (storage)
 from protobuf answers), config, keys. The CLI is `mash audit` (mash/cli/audit.py).
 """
 
-from mash.audit.config import AuditConfig
+from mash.audit.config import AuditConfig, AuditKeys
 from mash.audit.entry import AuditEntry, Outcome, Released
 from mash.audit.errors import AuditError
 from mash.audit.log import Appended, AuditLog, Prepare
 from mash.audit.subject_hash import SubjectHasher
 
-__all__ = ["Appended", "AuditConfig", "AuditEntry", "AuditError", "AuditLog", "Outcome",
-           "Prepare", "Released", "SubjectHasher"]
+__all__ = ["Appended", "AuditConfig", "AuditEntry", "AuditError", "AuditKeys", "AuditLog",
+           "Outcome", "Prepare", "Released", "SubjectHasher"]

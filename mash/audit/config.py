@@ -16,14 +16,20 @@
         agreements: {mou-police-csc: 730}
 
 Relative paths are relative to the config file. `mash audit keygen` creates the two keys.
+`AuditConfig` is a plain value (pydantic, mash.config): the key files are read by `AuditKeys`,
+as the broker, agent or console starts (or an audit command runs).
 Several brokers sharing one PostgreSQL store share the hash key (so search finds all their
 entries) and list each other's public keys in `trusted_keys` (or share the signing key).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from pydantic import BeforeValidator, ConfigDict, ValidationInfo, model_validator
 
 from mash.audit.checkpoint import Signer, Verifier, load_public_key
 from mash.audit.errors import AuditError
@@ -33,116 +39,183 @@ from mash.audit.retention import RetentionPolicy
 from mash.audit.store import AuditStore, open_store
 from mash.audit.subject_hash import SubjectHasher
 from mash.audit.witness import WitnessFiles
-from mash.config import Reader, load_yaml
+from mash.config import (
+    ConfigModel,
+    File,
+    Invalid,
+    NewFile,
+    Text,
+    base_dir,
+    load_section,
+    located,
+    number,
+    resolve,
+    text_list,
+    whole,
+)
 from mash.errors import ConfigError
 
 SECTION = "audit"
 
 
-def _store_url(section: Reader) -> str:
-    url: str = section.str("store")
+def _store_url(value: Any, info: ValidationInfo) -> str:
+    url = value if isinstance(value, str) else ""
+    if not url.strip():
+        raise Invalid(f"expected a store URL, got {type(value).__name__}")
+    url = url.strip()
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from mash.audit.sqlite_store import sqlite_path
 
         try:
-            return f"sqlite:///{sqlite_path(url, section.base_dir)}"
+            return f"sqlite:///{sqlite_path(url, base_dir(info))}"
         except AuditError as exc:
-            raise section.error("store", str(exc)) from None
+            raise Invalid(str(exc)) from None
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         from mash.audit.postgres_store import parse_url
 
         try:
             parse_url(url)
         except AuditError as exc:
-            raise section.error("store", str(exc)) from None
+            raise Invalid(str(exc)) from None
         return url
-    raise section.error("store", f"{scheme!r} is not supported: use sqlite:///path.db or "
-                                 "postgresql://user@host/db")
+    raise Invalid(f"{scheme!r} is not supported: use sqlite:///path.db or "
+                  "postgresql://user@host/db")
 
 
-def _retention(section: Reader) -> RetentionPolicy:
-    if not section.has("retention"):
-        return RetentionPolicy()
-    reader = section.section("retention")
-    default = reader.int("default_days", None, minimum=1)
-    agreements: dict[str, int] = {}
-    for agreement, days in reader.mapping("agreements", {}).items():
-        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-            raise reader.error(f"agreements.{agreement}", "expected a number of days (>= 1)")
-        agreements[str(agreement)] = days
-    reader.done()
-    return RetentionPolicy(default, agreements)
+def _writer_id(value: str) -> str:
+    try:
+        return check_writer_id(value)
+    except AuditError as exc:
+        raise Invalid(str(exc)) from None
 
 
-@dataclass(frozen=True)
-class AuditConfig:
-    store: str
-    writer_id: str
-    hasher: SubjectHasher
-    signer: Signer
-    trusted_keys: tuple[Path, ...] = ()
-    checkpoint_every: int = 100
-    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
-    write_timeout_seconds: float = 5.0
-    witness_dir: Path | None = None  # default: witness/<writer_id> beside the config file
-    exchange_seconds: float = 60.0
-    witnesses: tuple[Path, ...] = ()  # other parties' witness directories, for verify
-
-    @classmethod
-    def read(cls, section: Reader) -> AuditConfig:
-        store = _store_url(section)
-        writer_id = section.str("writer_id")
+def _paths(value: Any, info: ValidationInfo) -> tuple[Path, ...]:
+    """A list of paths (relative: to the config file); existence is checked when read."""
+    if isinstance(value, list | tuple):
+        value = [str(v) if isinstance(v, Path) else v for v in value]
+    out = []
+    for i, name in enumerate(text_list(value)):
         try:
-            check_writer_id(writer_id)
-        except AuditError as exc:
-            raise section.error("writer_id", str(exc)) from None
-        hasher = SubjectHasher.from_file(section.path("hash_key_file"))
-        signer = Signer.from_file(section.path("signing_key_file"))
-        trusted = tuple(_relative(section, p) for p in section.str_list("trusted_keys", []))
-        for path in trusted:
-            load_public_key(path)
-        every = section.int("checkpoint_every", 100, minimum=1, maximum=1_000_000)
-        retention = _retention(section)
-        write_timeout = section.float("write_timeout_seconds", 5.0, minimum=0.05, maximum=300)
-        witness_dir = _relative(section, section.str("witness_dir", f"witness/{writer_id}"))
-        exchange = section.float("exchange_seconds", 60.0, minimum=0.2, maximum=86400)
-        witnesses = tuple(_relative(section, p) for p in section.str_list("witnesses", []))
-        section.done()
-        return cls(store, writer_id, hasher, signer, trusted, every, retention, write_timeout,
-                   witness_dir, exchange, witnesses)
+            out.append(resolve(name, info, must_exist=False))
+        except Invalid as exc:
+            raise Invalid(exc.message, key=f"[{i}]") from None
+    return tuple(out)
+
+
+def _retention(value: Any) -> RetentionPolicy:
+    """`audit: retention:` (default_days, agreements: {agreement: days})."""
+    if isinstance(value, RetentionPolicy):
+        return value
+    if not isinstance(value, dict):
+        raise Invalid(f"expected a mapping, got {type(value).__name__}")
+    known = ("agreements", "default_days")
+    unknown = sorted(str(k) for k in value if k not in known)
+    if unknown:
+        raise Invalid(f"unknown setting {', '.join(map(repr, unknown))} "
+                      f"(known here: {', '.join(known)})")
+    default = value.get("default_days")
+    if default is not None:
+        try:
+            default = whole(1)(default)
+        except Invalid as exc:
+            raise Invalid(exc.message, key="default_days") from None
+    agreements = value.get("agreements") or {}
+    if not isinstance(agreements, dict):
+        raise Invalid(f"expected a mapping, got {type(agreements).__name__}", key="agreements")
+    for agreement, days in agreements.items():
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise Invalid(f"expected a number of days (>= 1), got {days!r}",
+                          key=f"agreements.{agreement}")
+    return RetentionPolicy(default, {str(k): v for k, v in agreements.items()})
+
+
+class AuditConfig(ConfigModel):
+    """An `audit:` section: a plain value (the key files are read by `AuditKeys`)."""
+
+    model_config = ConfigDict(frozen=True)
+    not_settings: ClassVar[frozenset[str]] = frozenset({"where"})
+
+    store: Annotated[str, BeforeValidator(_store_url)]
+    writer_id: Annotated[Text, BeforeValidator(_writer_id)]
+    hash_key_file: File
+    signing_key_file: File
+    trusted_keys: Annotated[tuple[Path, ...], BeforeValidator(_paths)] = ()
+    checkpoint_every: Annotated[int, BeforeValidator(whole(1, 1_000_000))] = 100
+    retention: Annotated[RetentionPolicy, BeforeValidator(_retention)] = RetentionPolicy()
+    write_timeout_seconds: Annotated[float, BeforeValidator(number(0.05, 300))] = 5.0
+    witness_dir: NewFile | None = None  # default: witness/<writer_id> beside the config file
+    exchange_seconds: Annotated[float, BeforeValidator(number(0.2, 86400))] = 60.0
+    witnesses: Annotated[tuple[Path, ...], BeforeValidator(_paths)] = ()  # for verify
+    # the section, as errors name it (`<file>: audit`): set from the file read
+    where: str = SECTION
+
+    @model_validator(mode="after")
+    def _defaults(self, info: ValidationInfo) -> AuditConfig:
+        context = info.context if isinstance(info.context, dict) else {}
+        where = context.get("audit_where") or located(info, SECTION, self.where)
+        base = base_dir(info)
+        witness_dir = self.witness_dir
+        if witness_dir is None and base is not None:
+            witness_dir = base / "witness" / self.writer_id
+        object.__setattr__(self, "where", where)
+        object.__setattr__(self, "witness_dir", witness_dir)
+        return self
 
     @classmethod
     def load(cls, path: Path, section: str = SECTION) -> AuditConfig:
         """Read the `audit:` section of a config file (other sections are left alone)."""
-        reader = load_yaml(path)
-        if not reader.has(section):
-            raise ConfigError(f"{path}: no {section!r} section")
-        return cls.read(reader.section(section))
+        return load_section(cls, path, section, audit_where=f"{path}: {section}")
 
     def open_store(self) -> AuditStore:
         return open_store(self.store, write_timeout=self.write_timeout_seconds)
 
+
+@dataclass(frozen=True)
+class AuditKeys:
+    """An audit config with its keys read: what a service opens its trail with. Built as
+    the broker, agent or console starts (`AuditKeys.read`), never by the config."""
+
+    config: AuditConfig
+    hasher: SubjectHasher
+    signer: Signer
+    trusted: tuple[ed25519.Ed25519PublicKey, ...] = ()
+
+    @classmethod
+    def read(cls, config: AuditConfig) -> AuditKeys:
+        """The key files, or a one-line ConfigError naming the config file and the key."""
+        def key(name: str, read: Any, path: Path) -> Any:
+            try:
+                return read(path)
+            except (ConfigError, AuditError) as exc:
+                raise ConfigError(f"{config.where}: {name}: {exc}") from None
+
+        hasher = key("hash_key_file", SubjectHasher.from_file, config.hash_key_file)
+        signer = key("signing_key_file", Signer.from_file, config.signing_key_file)
+        trusted = tuple(key(f"trusted_keys[{i}]", load_public_key, p)
+                        for i, p in enumerate(config.trusted_keys))
+        return cls(config, hasher, signer, trusted)
+
+    def open_store(self) -> AuditStore:
+        return self.config.open_store()
+
     def open_log(self) -> AuditLog:
-        return AuditLog(self.open_store(), self.writer_id, self.signer, self.checkpoint_every)
+        return AuditLog(self.open_store(), self.config.writer_id, self.signer,
+                        self.config.checkpoint_every)
 
     def witness_files(self) -> WitnessFiles:
         """This writer's witness directory (the other parties' heads, countersigned)."""
-        return WitnessFiles(self.witness_dir or Path("witness") / self.writer_id, self.signer,
-                            self.writer_id)
+        cfg = self.config
+        return WitnessFiles(cfg.witness_dir or Path("witness") / cfg.writer_id, self.signer,
+                            cfg.writer_id)
 
     def exchange(self, log: AuditLog) -> HeadExchange:
         """The head exchange over the federation's streams, for this writer's log."""
-        return HeadExchange(log, self.witness_files(), self.exchange_seconds)
+        return HeadExchange(log, self.witness_files(), self.config.exchange_seconds)
 
     def verifier(self, extra: tuple[Path, ...] = ()) -> Verifier:
         """Trusts this writer's own key, `trusted_keys` and any extra public key files."""
-        verifier = Verifier([self.signer.public_key])
-        for path in (*self.trusted_keys, *extra):
+        verifier = Verifier([self.signer.public_key, *self.trusted])
+        for path in extra:
             verifier.add(load_public_key(path))
         return verifier
-
-
-def _relative(section: Reader, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else section.base_dir / path

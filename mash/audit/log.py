@@ -1,6 +1,6 @@
 """AuditLog: append accountable entries to one writer's chain, durably, before answering.
 
-    log = AuditLog.open(cfg)                 # cfg = AuditConfig.read(section)
+    log = AuditKeys.read(cfg).open_log()     # cfg: an AuditConfig
     appended = log.append(entry)             # or: await log.append_async(entry)
     appended = log.append_many(entries)      # several, in one transaction
     ... only now let the answer leave ...
@@ -24,7 +24,6 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from mash.audit import merkle
 from mash.audit.chain import Head, format_time, make_row
@@ -34,9 +33,6 @@ from mash.audit.errors import AuditError
 from mash.audit.store import AuditStore, NewEntry
 from mash.futures import settle_from_thread
 from mash.logs import get_logger
-
-if TYPE_CHECKING:
-    from mash.audit.config import AuditConfig
 
 log = get_logger(__name__)
 WRITER_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -107,12 +103,6 @@ class AuditLog:
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._closed = False
-
-    @classmethod
-    def open(cls, config: AuditConfig) -> AuditLog:
-        """The log an `AuditConfig` describes (opens its store)."""
-        return cls(config.open_store(), config.writer_id, config.signer,
-                   config.checkpoint_every)
 
     def sign(self, kind: str, writer_id: str, head: Head, **extra: object) -> SignedCheckpoint:
         root = "" if head.frontier is None else merkle.frontier_root(head.frontier)

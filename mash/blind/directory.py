@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from mash import signing
 from mash.blind.keys import b64, key_id, raw, unb64
-from mash.config import Reader
 from mash.errors import ConfigError, SignatureError
 
 FORMAT = "mash-federation-keys/1"
@@ -156,20 +155,6 @@ class DirectoryConfig:
     # file I/O and a signature check on the hot path. Any change to either file re-verifies.
     _verified: dict[str, tuple[tuple[int, ...], Directory]] = field(
         default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def read(cls, section: Reader) -> DirectoryConfig:
-        path = section.path("directory")
-        names = section.str_list("directory_signers")
-        signers = []
-        for i, name in enumerate(names):
-            p = Path(name) if Path(name).is_absolute() else section.base_dir / name
-            if not p.exists():
-                raise section.error(f"directory_signers[{i}]", f"file not found: {p}")
-            signers.append(signing.load_public_key(p))
-        if not signers:
-            raise section.error("directory_signers", "name the key authority's public key")
-        return cls(path, tuple(signers))
 
     def load(self) -> Directory:
         try:

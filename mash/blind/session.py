@@ -30,7 +30,7 @@ from mash import subject as subject_mod
 from mash.answers import not_checked, timestamp
 from mash.blind import answers as signed_answers
 from mash.blind import proofs
-from mash.blind.config import BlindClientConfig
+from mash.blind.config import BlindClientKeys
 from mash.blind.directory import Directory
 from mash.blind.seal import Box, SealError, open_box, raw_public, seal, unpad
 from mash.blind.tokens import subject_tokens
@@ -54,7 +54,7 @@ class _Opened:
 
 @dataclass
 class BlindSession:
-    cfg: BlindClientConfig
+    cfg: BlindClientKeys
     directory: Directory
     request: lookup_pb2.LookupRequest
     today: dt.date = field(default_factory=dt.date.today)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
 from mash.audit import AuditConfig
 from mash.broker.liveness import LivenessConfig
@@ -20,9 +20,7 @@ from mash.config import (
     ConfigModel,
     Invalid,
     LogLevel,
-    Reader,
     Text,
-    bridged,
     load_model,
     number,
     whole,
@@ -48,10 +46,6 @@ class Agency(ConfigModel):
         return self.name or self.id
 
 
-def _audit(section: Reader, _info: ValidationInfo) -> AuditConfig:
-    return AuditConfig.read(section)
-
-
 class BrokerConfig(ConfigModel):
     not_settings: ClassVar[frozenset[str]] = frozenset({"path"})
 
@@ -68,7 +62,7 @@ class BrokerConfig(ConfigModel):
     hello_timeout_seconds: Annotated[float, BeforeValidator(number(0.1, 120))] = 10.0
     rate_limit: RateLimitConfig = RateLimitConfig()
     liveness: LivenessConfig = LivenessConfig()
-    audit: Annotated[AuditConfig, bridged(_audit, "audit", AuditConfig)]
+    audit: AuditConfig  # its key files are read by AuditKeys, as the service starts
     metrics_port: Annotated[int, BeforeValidator(whole(1, 65535))] | None = None
     log_level: LogLevel = "info"
     revocation: RevocationConfig | None = None  # the federation CA's CRL (optional)

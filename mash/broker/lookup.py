@@ -18,7 +18,7 @@ from mash import context as lookup_context
 from mash import rpc_errors
 from mash import subject as subject_mod
 from mash.answers import NOT_CHECKED_LABELS, STATE_LABELS, not_checked, problem, timestamp
-from mash.audit import AuditEntry, AuditError, AuditLog
+from mash.audit import AuditEntry, AuditError, AuditLog, SubjectHasher
 from mash.audit import build as audit_build
 from mash.broker import metrics
 from mash.broker.auth import approval_metadata, authenticate, bearer_token
@@ -86,7 +86,8 @@ class Plan:
 
 class LookupService(lookup_pb2_grpc.LookupServiceServicer):
     def __init__(self, cfg: BrokerConfig, registry: Registry, routing: Routing,
-                 audit: AuditLog, verifier: TokenVerifier | None = None) -> None:
+                 audit: AuditLog, *, hasher: SubjectHasher,
+                 verifier: TokenVerifier | None = None) -> None:
         self.cfg = cfg
         # analysts' tokens: the issuers' keys are read here, as the broker starts
         self.verifier = verifier or TokenVerifier.from_config(cfg.auth)
@@ -98,7 +99,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                                          cfg.rate_limit.burst)
                        if cfg.rate_limit.store else None)
         self.audit = audit
-        self.hasher = cfg.audit.hasher
+        self.hasher = hasher
         self.proofs = LookupProofs(audit, require=cfg.auth.require_bound_proof,
                                    ca=cfg.tls.ca)
         self._probes: set[asyncio.Future[None]] = set()

@@ -10,7 +10,7 @@ import grpc
 from prometheus_client import start_http_server
 
 from mash import reflection
-from mash.audit import AuditLog
+from mash.audit import AuditKeys, AuditLog
 from mash.broker.agents import AgentService
 from mash.broker.config import BrokerConfig
 from mash.broker.lookup import FederationService, LookupService
@@ -68,7 +68,9 @@ class Broker:
             raise ConfigError(
                 f"{self.cfg.path}: no agency is registered: name them under `agents:` in "
                 "policies/federation.yaml and sign the bundle, or under `agencies:` here")
-        self.audit = await asyncio.to_thread(self.cfg.audit.open_log)
+        # the audit key files, read as the broker starts (the config names them)
+        keys = await asyncio.to_thread(AuditKeys.read, self.cfg.audit)
+        self.audit = await asyncio.to_thread(keys.open_log)
         if self.cfg.metrics_port:
             start_http_server(self.cfg.metrics_port, addr="127.0.0.1")
         self._stop_watch = asyncio.Event()
@@ -80,12 +82,13 @@ class Broker:
                 self._stop_watch, self.registry.close_revoked)))
         server = grpc.aio.server(options=server_options())
         services = lookup_pb2.DESCRIPTOR.services_by_name
-        self.lookups = LookupService(self.cfg, self.registry, self.routing, self.audit)
+        self.lookups = LookupService(self.cfg, self.registry, self.routing, self.audit,
+                                     hasher=keys.hasher)
         register(server, self.lookups, services["LookupService"])
         register(server, FederationService(self.cfg, self.registry, self.lookups.verifier),
                  services["FederationService"])
         register(server, AgentService(self.cfg, self.registry,
-                                      self.cfg.audit.exchange(self.audit)),
+                                      keys.exchange(self.audit)),
                  agent_pb2.DESCRIPTOR.services_by_name["AgentService"])
         self.health.add_to(server)
         reflection.enable(server, (*SERVICE_NAMES, AGENT_SERVICE, "grpc.health.v1.Health"))

@@ -24,21 +24,23 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, ValidationInfo, model_validator
 
 from mash import database_url
-from mash.audit.config import AuditConfig
+from mash.audit.config import AuditConfig, AuditKeys
 from mash.audit.entry import AuditEntry
 from mash.audit.log import AuditLog
-from mash.config import Reader
+from mash.config import ConfigModel, File, Invalid, Text, base_dir, located, number
 from mash.errors import ConfigError, MashError
 from mash.files import write_atomic
 from mash.identity.tokens import Analyst
 
+SECTION = "cases"
 KEY_BYTES = 32
 MAX_RETENTION_DAYS = 365
 METADATA = sa.MetaData()
@@ -75,33 +77,54 @@ def read_case_key(path: Path) -> bytes:
     return key
 
 
-@dataclass(frozen=True)
-class CaseStoreConfig:
+def _store_url(url: str) -> str:
+    if not url.startswith(database_url.PREFIXES):
+        raise Invalid(database_url.EXPECTED)
+    return url
+
+
+class CaseStoreConfig(ConfigModel):
     """`cases:` in console.yaml: where cases are kept, their key, for how long, and the
-    console's own audit log (mash.audit.config keys) for reopening them."""
+    console's own audit log (mash.audit.config keys) for reopening them. A plain value: the
+    key files are read by `open`, as the console starts."""
 
-    store: str
-    base_dir: Path
-    key: bytes
-    retention: dt.timedelta
+    model_config = ConfigDict(frozen=True)
+    not_settings: ClassVar[frozenset[str]] = frozenset({"base_dir", "where"})
+
+    store: Annotated[Text, AfterValidator(_store_url)]
+    key_file: File
+    retention_days: Annotated[float, BeforeValidator(
+        number(0.01, MAX_RETENTION_DAYS))] = 30.0
     audit: AuditConfig
-    live_poll_seconds: float = 15.0  # how often an open case page asks for later answers
+    # how often an open case page asks for later answers
+    live_poll_seconds: Annotated[float, BeforeValidator(number(1.0, 600.0))] = 15.0
+    base_dir: Path = Path()  # a relative sqlite:///path is relative to console.yaml
+    where: str = SECTION  # the section, as errors name it (`<file>: cases`)
 
-    @classmethod
-    def read(cls, section: Reader) -> CaseStoreConfig:
-        store = section.str("store")
-        if not store.startswith(database_url.PREFIXES):
-            raise section.error("store", database_url.EXPECTED)
-        key = read_case_key(section.path("key_file"))
-        days = section.float("retention_days", 30.0, minimum=0.01, maximum=MAX_RETENTION_DAYS)
-        audit = AuditConfig.read(section.section("audit"))
-        poll = section.float("live_poll_seconds", 15.0, minimum=1.0, maximum=600.0)
-        section.done()
-        return cls(store, section.base_dir, key, dt.timedelta(days=days), audit, poll)
+    @model_validator(mode="after")
+    def _located(self, info: ValidationInfo) -> CaseStoreConfig:
+        where = located(info, SECTION, self.where)
+        object.__setattr__(self, "where", where)
+        object.__setattr__(self, "base_dir", base_dir(info) or self.base_dir)
+        # the audit section's own errors (its key files) name it inside this one
+        object.__setattr__(self, "audit", self.audit.model_copy(
+            update={"where": f"{where}: audit"}))
+        return self
+
+    @property
+    def retention(self) -> dt.timedelta:
+        return dt.timedelta(days=self.retention_days)
 
     def open(self) -> CaseStore:
-        return CaseStore(database_url.engine_url(self.store, self.base_dir), key=self.key,
-                         retention=self.retention, audit=self.audit.open_log())
+        """The store, its key and the audit log's keys read now (as the console starts);
+        a bad key file is a ConfigError naming console.yaml and the key."""
+        try:
+            key = read_case_key(self.key_file)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.where}: key_file: {exc}") from None
+        audit = AuditKeys.read(self.audit)
+        return CaseStore(database_url.engine_url(self.store, self.base_dir), key=key,
+                         retention=self.retention, audit=audit.open_log())
 
 
 @dataclass(frozen=True)

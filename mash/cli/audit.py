@@ -17,7 +17,7 @@ from pathlib import Path
 import typer
 
 from mash.audit.checkpoint import SignedCheckpoint, Verifier, load_public_key
-from mash.audit.config import AuditConfig
+from mash.audit.config import AuditConfig, AuditKeys
 from mash.audit.errors import AuditError
 from mash.audit.keys import write_keys
 from mash.audit.notifications import Notice, list_notices, mark_seen
@@ -52,13 +52,14 @@ UntilOption = typer.Option("", "--until", help="Up to this date (inclusive) or I
 WriterOption = typer.Option("", "--writer", help="Only this writer's entries.")
 
 
-def _config(path: Path | None) -> AuditConfig:
+def _config(path: Path | None) -> AuditKeys:
+    """The `audit:` section of --config, with its key files read (errors name the key)."""
     if path is None:
         fail("no audit config: pass --config broker.yaml or set MASH_AUDIT_CONFIG", USAGE)
-    return guarded(lambda: AuditConfig.load(path))
+    return guarded(lambda: AuditKeys.read(AuditConfig.load(path)))
 
 
-def _store(cfg: AuditConfig) -> AuditStore:
+def _store(cfg: AuditKeys) -> AuditStore:
     return guarded(cfg.open_store)
 
 
@@ -130,8 +131,8 @@ def verify(
             cfg = _config(config)
             verifier = cfg.verifier(tuple(public_key))
             store = cfg.open_store()
-            cadence = every or cfg.checkpoint_every
-            dirs += [d for d in cfg.witnesses if d not in dirs]
+            cadence = every or cfg.config.checkpoint_every
+            dirs += [d for d in cfg.config.witnesses if d not in dirs]
         held = _witnesses(witness)
         for directory in dirs:
             held += load_heads(directory)
@@ -162,7 +163,7 @@ def checkpoint(
 
     def run() -> list[SignedCheckpoint]:
         with cfg.open_log() as log:
-            writers = log.store.writers() if all_writers else [cfg.writer_id]
+            writers = log.store.writers() if all_writers else [cfg.config.writer_id]
             return [log.checkpoint(w) for w in writers]
 
     signed = guarded(run)
@@ -188,7 +189,7 @@ def prove_command(
 
     def run() -> dict[str, object]:
         with cfg.open_store() as store:
-            return prove_entry(store, cfg.verifier(), writer or cfg.writer_id, entry)
+            return prove_entry(store, cfg.verifier(), writer or cfg.config.writer_id, entry)
 
     proof = guarded(run)
     text = json.dumps(proof, indent=1, ensure_ascii=False) + "\n"
@@ -476,27 +477,28 @@ def purge_command(
     """Delete entries past their agreement's retention, leaving a signed checkpoint."""
     cfg = _config(config)
     if bundle is not None:
-        cfg = dataclasses.replace(cfg, retention=guarded(
-            lambda: _bundle_retention(bundle, trusted, cfg.retention)))
-    if not cfg.retention.purges_anything:
+        retention = guarded(lambda: _bundle_retention(bundle, trusted, cfg.config.retention))
+        cfg = dataclasses.replace(cfg, config=cfg.config.model_copy(
+            update={"retention": retention}))
+    if not cfg.config.retention.purges_anything:
         fail("the audit config sets no retention: nothing is ever purged", USAGE)
     operator = by or getpass.getuser()
 
     def run() -> None:
         with cfg.open_log() as log:
             if dry_run:
-                for writer, count in preview(log.store, cfg.retention).items():
+                for writer, count in preview(log.store, cfg.config.retention).items():
                     typer.echo(f"{writer}: {count} entries would be purged")
                 return
             broken = [r for r in verify_store(log.store, cfg.verifier()) if not r.ok]
             if broken and not force:
                 fail(f"not purging: the audit trail is broken ({broken[0].first_problem}); "
                      "purging would destroy the evidence (use --force to purge anyway)", FAILED)
-            result = purge(log, cfg.retention, operator)
+            result = purge(log, cfg.config.retention, operator)
             for r in result.results:
                 typer.echo(f"{r.writer_id}: {r.purged} entries purged, {r.deleted} removed; "
                            f"chain now starts after seq {r.base_seq}")
             if result.recorded is not None:
-                typer.echo(f"purge recorded in {cfg.writer_id}'s chain")
+                typer.echo(f"purge recorded in {cfg.config.writer_id}'s chain")
 
     guarded(run)

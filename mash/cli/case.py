@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mash.cases.casefile import load_case
+from mash.cases.casefile import CaseFileError, load_case
 from mash.cases.picture import FamilyPicture
 from mash.cases.run import CaseLookupError, run_case
-from mash.cli.common import FAILED, GRPC_EXIT, OK, PARTIAL, fail, guarded
+from mash.cli.common import FAILED, GRPC_EXIT, OK, PARTIAL, fail, guarded, problems
 from mash.cli.lookup import ConfigOption, TokenOption, _client
 
 app = typer.Typer(help="Cases: the people in a referral's household, looked up together.",
@@ -59,7 +59,10 @@ def run(
     cell is NOT CHECKED; 2 a bad case file (line and key named); 4 refused; 5 unreachable.
     """
     def go() -> FamilyPicture:
-        case, requests = load_case(case_file)
+        try:
+            case, requests = load_case(case_file)
+        except CaseFileError as exc:  # every problem, one line each, naming line and key
+            problems(exc.lines)
         with _client(config, token) as client:
             try:
                 return run_case(client=client, case=case, requests=requests, timeout=timeout)

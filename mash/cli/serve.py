@@ -51,6 +51,8 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
     from mash.agent import plausibility
     from mash.agent.service import build_policy
     from mash.agent.sources import SourceError, load_source
+    from mash.audit import AuditKeys
+    from mash.blind.config import BlindAgentKeys
     from mash.cli.common import fail
     from mash.identity.tokens import TokenVerifier
 
@@ -58,6 +60,10 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
     cfg = guarded(lambda: agent_config.load(config))
     # the key files the config names are read as the agent starts: read them here too
     guarded(lambda: TokenVerifier.from_config(cfg.auth))
+    guarded(lambda: AuditKeys.read(cfg.audit))
+    if cfg.blind is not None:
+        blind = cfg.blind
+        guarded(lambda: BlindAgentKeys.read(blind, agency=cfg.agency))
     policy = guarded(lambda: build_policy(cfg))
     policy_loaded = policy.store.reload()
     if policy_loaded:

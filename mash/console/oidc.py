@@ -26,7 +26,6 @@ from urllib.parse import urlencode
 import httpx
 import jwt
 
-from mash.config import Reader
 from mash.errors import IdentityError
 from mash.identity.dpop import ClientKey
 from mash.identity.jwks import RemoteKeys
@@ -38,6 +37,9 @@ MAX_PENDING = 10_000
 
 @dataclass(frozen=True)
 class OidcConfig:
+    """The provider and this client, as the console runs with them (made from console.yaml's
+    `oidc:` by mash.console.config.load, which reads the client secret)."""
+
     issuer: str
     client_id: str
     client_secret: str
@@ -47,22 +49,6 @@ class OidcConfig:
     # Ask for access tokens bound to a per-session proof key (DPoP, cnf.jkt) and sign every
     # lookup with it: a token copied out of the console is then of no use without the key.
     bind_tokens: bool = False
-
-    @classmethod
-    def read(cls, section: Reader) -> OidcConfig:
-        from mash.console.config import read_secret
-
-        cfg = cls(issuer=section.str("issuer"), client_id=section.str("client_id"),
-                  client_secret=read_secret(section.path("client_secret_file")).decode().strip(),
-                  redirect_uri=section.str("redirect_uri"),
-                  post_logout_redirect_uri=section.str("post_logout_redirect_uri", ""),
-                  scope=section.str("scope", "openid offline_access lookup"),
-                  bind_tokens=section.bool("bind_tokens", False))
-        section.done()
-        if not cfg.redirect_uri.endswith("/signin/callback"):
-            raise section.error("redirect_uri", "must be this console's https://HOST/signin/"
-                                                "callback, as registered at the provider")
-        return cfg
 
 
 @dataclass(frozen=True)

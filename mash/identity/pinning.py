@@ -24,7 +24,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mash.config import Invalid, Reader, text_list
+from mash.config import Invalid, text_list
 from mash.errors import IdentityError
 from mash.identity.certs import identity_from_pem
 from mash.identity.names import PIN_DOMAIN, PeerIdentity, identity_from_uri
@@ -67,14 +67,6 @@ class BrokerPins:
         if isinstance(value, BrokerPins):
             return value
         return cls.of(text_list(value))
-
-    @classmethod
-    def read(cls, section: Reader, key: str = "identities") -> BrokerPins:
-        """For configs still read by a Reader (the client's)."""
-        try:
-            return cls.of(section.str_list(key, []))
-        except Invalid as exc:
-            raise section.error(f"{key}{exc.key}", exc.message) from None
 
     def accepts(self, ident: PeerIdentity | None) -> bool:
         if ident is None or ident.kind != "broker":

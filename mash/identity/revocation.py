@@ -18,7 +18,7 @@ from typing import Annotated
 from cryptography import x509
 from pydantic import BeforeValidator, ConfigDict
 
-from mash.config import ConfigModel, File, Reader, number
+from mash.config import ConfigModel, File, number
 from mash.errors import IdentityError
 from mash.files import file_stamp
 from mash.identity.crl import load_crl
@@ -38,11 +38,6 @@ class RevocationConfig(ConfigModel):
 
     crl: File
     reload_seconds: Annotated[float, BeforeValidator(number(0.1, 3600))] = 5.0
-
-    @classmethod
-    def read(cls, section: Reader) -> RevocationConfig:
-        """Bridge for configs still read by a Reader."""
-        return section.model(cls)
 
 
 @lru_cache(maxsize=1024)

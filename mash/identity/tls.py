@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pydantic import BeforeValidator, ConfigDict
 
-from mash.config import ConfigModel, File, Reader, number
+from mash.config import ConfigModel, File, number
 from mash.errors import ConfigError, IdentityError
 from mash.files import file_stamp
 from mash.identity.certs import identity_from_pem
@@ -39,11 +39,6 @@ class TlsFiles(ConfigModel):
     key: File
     # how often an agent looks for replaced files
     reload_seconds: Annotated[float, BeforeValidator(number(0.1, 3600))] = 5.0
-
-    @classmethod
-    def read(cls, section: Reader) -> TlsFiles:
-        """Bridge for configs still read by a Reader (the console's)."""
-        return section.model(cls)
 
     def _read(self) -> tuple[bytes, bytes, bytes]:
         try:

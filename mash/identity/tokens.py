@@ -25,7 +25,6 @@ from mash.config import (
     Flag,
     Invalid,
     NewFile,
-    Reader,
     Text,
     TextList,
     number,
@@ -187,11 +186,6 @@ class TrustedIssuer:
         return cls(cfg.issuer, public_key, frozenset(cfg.agencies), frozenset(cfg.roles),
                    remote, cfg.claim_map, algorithms)
 
-    @classmethod
-    def read(cls, section: Reader) -> TrustedIssuer:
-        """Bridge for configs still read by a Reader."""
-        return cls.from_config(section.model(IssuerConfig))
-
 
 def decode(token: str, trusted: TrustedIssuer, *, audience: str, leeway: dt.timedelta,
            require: list[str], noun: str, renew: str) -> dict[str, Any]:
@@ -342,11 +336,6 @@ class TokenVerifier:
                    max_lifetime=dt.timedelta(hours=cfg.max_token_lifetime_hours),
                    require_binding=cfg.require_binding, revocations=revocations,
                    require_bound_proof=cfg.require_bound_proof)
-
-    @classmethod
-    def read(cls, section: Reader) -> TokenVerifier:
-        """Bridge for configs still read by a Reader (the console's)."""
-        return cls.from_config(section.model(AuthConfig))
 
     def issuer(self, name: str) -> TrustedIssuer | None:
         """The trusted issuer of that name (stage approvals are checked against the same

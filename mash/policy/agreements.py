@@ -12,11 +12,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from mash.config import Reader, load_yaml
+from pydantic import AfterValidator, BeforeValidator, ValidationInfo, model_validator
+
+from mash.config import (
+    AnyMapping,
+    ConfigModel,
+    Invalid,
+    Text,
+    TextList,
+    load_model,
+    number,
+    one_of,
+    whole,
+)
 from mash.errors import ConfigError, IdentityError
 from mash.identity.names import check_agency_id
 from mash.policy import transforms
@@ -55,58 +68,90 @@ class Federation:
         return out
 
 
-def load_federation(path: Path) -> Federation:
-    try:
-        top = load_yaml(path)
-        agencies = {str(k): str(v) for k, v in top.mapping("agencies").items()}
-        purposes: dict[str, dict[str, Any]] = {}
-        for name, spec in top.mapping("purposes").items():
-            section = Reader(spec or {}, top.label(f"purposes.{name}"), top.base_dir)
-            purposes[str(name)] = {"title": section.str("title", str(name)),
-                                   "stages": section.str_list("stages")}
-            section.done()
-        roles = tuple(top.str_list("roles"))
-        required = tuple(top.str_list("approval_required", []))
-        stages = {s for spec in purposes.values() for s in spec["stages"]}
-        for stage in required:
+# -- the files, read by pydantic models (mash.config): plain values, one-line errors ---------
+
+
+def _specs(value: Any) -> Any:
+    """A mapping of named sections (`name:` with nothing under it: an empty section)."""
+    if not isinstance(value, Mapping):
+        raise Invalid(f"expected a mapping, got {type(value).__name__}")
+    return {str(k): {} if v is None else v for k, v in value.items()}
+
+
+Named = BeforeValidator(_specs)
+
+
+class PurposeSpec(ConfigModel):
+    """federation.yaml `purposes: NAME:`."""
+
+    title: Text | None = None  # default: the name
+    stages: TextList
+
+
+class Approvers(ConfigModel):
+    """federation.yaml `approvers:`."""
+
+    roles: TextList = ["supervisor"]
+
+
+class FederationFile(ConfigModel):
+    """policies/federation.yaml."""
+
+    agencies: AnyMapping
+    purposes: Annotated[dict[str, PurposeSpec], Named]
+    roles: TextList
+    approval_required: TextList = []
+    approvers: Approvers = Approvers()
+    approval_max_hours: Annotated[float, BeforeValidator(number(0.1, 24 * 31))] = 72.0
+    agents: TextList = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FederationFile:
+        stages = {s for spec in self.purposes.values() for s in spec.stages}
+        for stage in self.approval_required:
             if stage not in stages:
-                raise top.error("approval_required",
-                                f"{stage!r} is not a stage of any purpose "
-                                f"(known: {', '.join(sorted(stages))})")
-        approvers = top.section("approvers", required=False)
-        approver_roles = tuple(approvers.str_list("roles", ["supervisor"]))
-        approvers.done()
-        for role in approver_roles:
-            if role not in roles:
-                raise top.error("approvers.roles", f"{role!r} is not one of the roles "
-                                                   f"({', '.join(roles)})")
-        max_hours = top.float("approval_max_hours", 72.0, minimum=0.1, maximum=24 * 31)
-        agents = tuple(top.str_list("agents", []))
-        for agency in agents:
+                raise Invalid(f"{stage!r} is not a stage of any purpose "
+                              f"(known: {', '.join(sorted(stages))})", key="approval_required")
+        for role in self.approvers.roles:
+            if role not in self.roles:
+                raise Invalid(f"{role!r} is not one of the roles ({', '.join(self.roles)})",
+                              key="approvers: roles")
+        agencies = {str(k) for k in self.agencies}
+        for agency in self.agents:
             try:
                 check_agency_id(agency)
             except IdentityError as exc:
-                raise top.error("agents", str(exc)) from None
+                raise Invalid(str(exc), key="agents") from None
             if agency not in agencies:
-                raise top.error("agents", f"{agency!r} is not one of the agencies "
-                                          f"({', '.join(sorted(agencies))})")
-        if len(set(agents)) != len(agents):
-            raise top.error("agents", "an agency is named twice")
-        top.done()
+                raise Invalid(f"{agency!r} is not one of the agencies "
+                              f"({', '.join(sorted(agencies))})", key="agents")
+        if len(set(self.agents)) != len(self.agents):
+            raise Invalid("an agency is named twice", key="agents")
+        return self
+
+
+def load_federation(path: Path) -> Federation:
+    try:
+        top = load_model(FederationFile, path)
     except ConfigError as exc:
         raise AgreementError(str(exc)) from None
-    return Federation(agencies, purposes, roles, required, approver_roles, max_hours,
-                      agents)
+    purposes = {name: {"title": spec.title or name, "stages": spec.stages}
+                for name, spec in top.purposes.items()}
+    return Federation({str(k): str(v) for k, v in top.agencies.items()}, purposes,
+                      tuple(top.roles), tuple(top.approval_required),
+                      tuple(top.approvers.roles), top.approval_max_hours, tuple(top.agents))
 
 
-def _date(reader: Reader, key: str) -> str:
-    raw = reader.raw(key)
-    if isinstance(raw, dt.date):
-        return raw.isoformat()
+def _date(value: Any) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()
     try:
-        return dt.date.fromisoformat(str(raw)).isoformat()
+        return dt.date.fromisoformat(str(value)).isoformat()
     except ValueError:
-        raise reader.error(key, f"{raw!r} is not a date like 2026-04-01") from None
+        raise Invalid(f"{value!r} is not a date like 2026-04-01") from None
+
+
+Date = Annotated[str, BeforeValidator(_date)]
 
 
 @dataclass
@@ -133,113 +178,178 @@ class Agreement:
         return names
 
 
-def _release(reader: Reader, key: str) -> dict[str, dict[str, Any]]:
+def _field_name(name: str) -> str:
+    if not FIELD.match(name):
+        raise Invalid("field names are lower_case_with_underscores")
+    return name
+
+
+FieldName = Annotated[Text, AfterValidator(_field_name)]
+
+
+def _release(value: Any) -> dict[str, dict[str, Any]]:
+    """`release:`: field -> transform (a name, or {transform: NAME, its parameters})."""
+    if not isinstance(value, Mapping):
+        raise Invalid(f"expected a mapping, got {type(value).__name__}")
     out: dict[str, dict[str, Any]] = {}
-    for name, rule in reader.mapping(key, {}).items():
-        where = reader.label(f"{key}.{name}")
+    for name, rule in value.items():
         if not isinstance(name, str) or not FIELD.match(name):
-            raise AgreementError(f"{where}: field names are lower_case_with_underscores")
+            raise Invalid("field names are lower_case_with_underscores", key=str(name))
         if isinstance(rule, str):
             rule = {"transform": rule}
         if not isinstance(rule, dict) or "transform" not in rule:
-            raise AgreementError(f"{where}: give a transform, e.g. keep, month, district")
+            raise Invalid("give a transform, e.g. keep, month, district", key=name)
         params = {k: v for k, v in rule.items() if k != "transform"}
         try:
-            transforms.validate_params(str(rule["transform"]), params, where)
+            transforms.validate_params(str(rule["transform"]), params, _HERE)
         except ConfigError as exc:
-            raise AgreementError(str(exc)) from None
+            raise Invalid(str(exc).removeprefix(f"{_HERE}: "), key=name) from None
         out[name] = {"transform": str(rule["transform"]), "params": params}
     return out
 
 
-def _grant(g: Reader, fed: Federation, parties: list[str]) -> dict[str, Any]:
-    owner, requester = g.str("owner"), g.str("requester")
-    for key, agency in (("owner", owner), ("requester", requester)):
-        if agency not in parties:
-            raise g.error(key, f"{agency!r} is not a party to this agreement")
-    if owner == requester:
-        raise g.error("requester", "an agency does not need an agreement with itself")
-    roles = g.str_list("roles")
-    unknown_roles = set(roles) - set(fed.roles)
-    if unknown_roles or not roles:
-        raise g.error("roles", f"name roles from {', '.join(fed.roles)}")
-    withhold = []
-    for w in g.sections("withhold_when", required=False):
-        name = w.str("field")
-        if not FIELD.match(name):
-            raise w.error("field", "field names are lower_case_with_underscores")
-        withhold.append({"field": name, "equals": [str(v) for v in w.list("equals")],
-                         "reason": w.str("reason")})
-        w.done()
-    purposes: dict[str, Any] = {}
-    for purpose, spec in g.mapping("purposes").items():
-        label = g.label(f"purposes.{purpose}")
-        if purpose not in fed.purposes:
-            raise AgreementError(f"{label}: unknown purpose (known: {', '.join(fed.purposes)})")
-        p = Reader(spec or {}, label, g.base_dir)
-        basis = p.mapping("lawful_basis", {})
-        unknown_basis = set(basis) - set(BASIS_KEYS)
-        if unknown_basis:
-            raise p.error("lawful_basis", f"unknown key(s) {', '.join(sorted(unknown_basis))} "
-                                          f"(known: {', '.join(BASIS_KEYS)})")
-        stages: dict[str, Any] = {}
-        for stage, stage_spec in p.mapping("stages").items():
+_HERE = "\0"  # where validate_params names, stripped: the error's location says where
+
+
+def _values(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise Invalid(f"expected a list, got {type(value).__name__}")
+    return [str(v) for v in value]
+
+
+class StageGrant(ConfigModel):
+    """A grant's `purposes: P: stages: S:`."""
+
+    answer: Annotated[str, BeforeValidator(one_of(*ANSWERS))] = "known"
+    release: Annotated[dict[str, dict[str, Any]], BeforeValidator(_release)] = {}
+
+
+class PurposeGrant(ConfigModel):
+    """A grant's `purposes: P:`."""
+
+    lawful_basis: AnyMapping = {}
+    stages: Annotated[dict[str, StageGrant], Named]
+
+    @model_validator(mode="after")
+    def _shape(self) -> PurposeGrant:
+        unknown = set(self.lawful_basis) - set(BASIS_KEYS)
+        if unknown:
+            raise Invalid(f"unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+                          f"(known: {', '.join(BASIS_KEYS)})", key="lawful_basis")
+        if not self.stages:
+            raise Invalid("name at least one stage", key="stages")
+        return self
+
+
+class Withhold(ConfigModel):
+    """A grant's `withhold_when:` entry."""
+
+    field: FieldName
+    equals: Annotated[list[str], BeforeValidator(_values)]
+    reason: Text
+
+
+class Grant(ConfigModel):
+    """One of an agreement's `grants:`."""
+
+    owner: Text
+    requester: Text
+    roles: TextList
+    withhold_when: list[Withhold] = []
+    purposes: Annotated[dict[str, PurposeGrant], Named]
+
+    def check(self, fed: Federation, parties: list[str]) -> None:
+        """Against the federation and the agreement's parties (Invalid names the key)."""
+        for key, agency in (("owner", self.owner), ("requester", self.requester)):
+            if agency not in parties:
+                raise Invalid(f"{agency!r} is not a party to this agreement", key=key)
+        if self.owner == self.requester:
+            raise Invalid("an agency does not need an agreement with itself", key="requester")
+        if set(self.roles) - set(fed.roles) or not self.roles:
+            raise Invalid(f"name roles from {', '.join(fed.roles)}", key="roles")
+        for purpose, spec in self.purposes.items():
+            if purpose not in fed.purposes:
+                raise Invalid(f"unknown purpose (known: {', '.join(fed.purposes)})",
+                              key=f"purposes: {purpose}")
             allowed = fed.purposes[purpose]["stages"]
-            if stage not in allowed:
-                raise p.error(f"stages.{stage}", f"unknown stage for {purpose} "
-                                                 f"(known: {', '.join(allowed)})")
-            s = Reader(stage_spec or {}, p.label(f"stages.{stage}"), g.base_dir)
-            stages[str(stage)] = {"answer": s.str("answer", "known", choices=ANSWERS),
-                                  "release": _release(s, "release")}
-            s.done()
-        if not stages:
-            raise p.error("stages", "name at least one stage")
-        purposes[str(purpose)] = {
-            "lawful_basis": {k: str(v).strip() for k, v in basis.items() if str(v).strip()},
-            "stages": stages,
+            for stage in spec.stages:
+                if stage not in allowed:
+                    raise Invalid(f"unknown stage for {purpose} (known: {', '.join(allowed)})",
+                                  key=f"purposes: {purpose}: stages: {stage}")
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "owner": self.owner, "requester": self.requester, "roles": self.roles,
+            "withhold_when": [{"field": w.field, "equals": w.equals, "reason": w.reason}
+                              for w in self.withhold_when],
+            "purposes": {purpose: {
+                "lawful_basis": {str(k): str(v).strip() for k, v in spec.lawful_basis.items()
+                                 if str(v).strip()},
+                "stages": {stage: {"answer": s.answer, "release": s.release}
+                           for stage, s in spec.stages.items()},
+            } for purpose, spec in self.purposes.items()},
         }
-        p.done()
-    g.done()
-    return {"owner": owner, "requester": requester, "roles": roles, "withhold_when": withhold,
-            "purposes": purposes}
+
+
+def _agreement_id(value: str) -> str:
+    if not ID.match(value):
+        raise Invalid("use lower-case letters, digits and hyphens")
+    return value
+
+
+class AgreementFile(ConfigModel):
+    """policies/mous/*.yaml, checked against the federation (the context's `federation`)."""
+
+    id: Annotated[Text, AfterValidator(_agreement_id)]
+    title: Text
+    version: Text = "1"
+    parties: TextList
+    valid_from: Date
+    review_by: Date
+    expires: Date
+    retention_days: Annotated[int, BeforeValidator(whole(1, 36500))] = 730
+    grants: list[Grant]
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> AgreementFile:
+        fed = (info.context or {}).get("federation")
+        if not isinstance(fed, Federation):
+            return self  # built in code: nothing to check against
+        unknown = set(self.parties) - set(fed.agencies)
+        if unknown:
+            raise Invalid(f"not in policies/federation.yaml: {', '.join(sorted(unknown))}",
+                          key="parties")
+        if not self.valid_from < self.expires:
+            raise Invalid("must be after valid_from", key="expires")
+        if not self.valid_from <= self.review_by <= self.expires:
+            raise Invalid("must fall between valid_from and expires", key="review_by")
+        if not self.grants:
+            raise Invalid("an agreement must grant something", key="grants")
+        for i, grant in enumerate(self.grants):
+            try:
+                grant.check(fed, self.parties)
+            except Invalid as exc:
+                raise Invalid(exc.message, key=f"grants[{i}]: {exc.key}") from None
+        return self
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "title": self.title, "version": self.version,
+            "parties": self.parties, "valid_from": self.valid_from,
+            "review_by": self.review_by, "expires": self.expires,
+            "retention_days": self.retention_days,
+            "grants": [g.data() for g in self.grants],
+        }
 
 
 def load_agreement(path: Path, fed: Federation) -> Agreement:
     try:
-        top = load_yaml(path)
-        agreement_id = top.str("id")
-        if not ID.match(agreement_id):
-            raise top.error("id", "use lower-case letters, digits and hyphens")
-        parties = top.str_list("parties")
-        unknown = set(parties) - set(fed.agencies)
-        if unknown:
-            raise top.error("parties", f"not in policies/federation.yaml: "
-                                       f"{', '.join(sorted(unknown))}")
-        valid_from, review_by, expires = (_date(top, "valid_from"), _date(top, "review_by"),
-                                          _date(top, "expires"))
-        if not valid_from < expires:
-            raise top.error("expires", "must be after valid_from")
-        if not valid_from <= review_by <= expires:
-            raise top.error("review_by", "must fall between valid_from and expires")
-        data = {
-            "id": agreement_id,
-            "title": top.str("title"),
-            "version": top.str("version", "1"),
-            "parties": parties,
-            "valid_from": valid_from,
-            "review_by": review_by,
-            "expires": expires,
-            "retention_days": top.int("retention_days", 730, minimum=1, maximum=36500),
-            "grants": [_grant(g, fed, parties) for g in top.sections("grants")],
-        }
-        if not data["grants"]:
-            raise top.error("grants", "an agreement must grant something")
-        top.done()
+        top = load_model(AgreementFile, path, federation=fed)
     except ConfigError as exc:
         raise AgreementError(str(exc)) from None
-    agreement = Agreement(path, data)
-    if path.stem != agreement_id:
-        agreement.warnings.append(f"{path}: file name does not match id {agreement_id!r}")
+    agreement = Agreement(path, top.data())
+    if path.stem != top.id:
+        agreement.warnings.append(f"{path}: file name does not match id {top.id!r}")
     return agreement
 
 

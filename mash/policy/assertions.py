@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mash.config import Reader, load_yaml
+from pydantic import ValidationInfo, model_validator
+
+from mash.config import ConfigModel, Invalid, Text, load_model
 from mash.errors import ConfigError
 from mash.policy.agreements import FIELD, complete_basis
 from mash.policy.bundle import Bundle
@@ -103,58 +105,100 @@ class Proof:
         return f"BROKEN: {self.counterexample.words()}"
 
 
-def _names(reader: Reader, key: str, known: set[str]) -> frozenset[str]:
-    raw = reader.raw(key)
-    values = [raw] if isinstance(raw, str) else raw
+def _names(value: Any, known: set[str]) -> frozenset[str]:
+    values = [value] if isinstance(value, str) else value
     if not isinstance(values, list) or not values or \
             not all(isinstance(v, str) and v.strip() for v in values):
-        raise reader.error(key, "give a name or a list of names")
+        raise Invalid("give a name or a list of names")
     unknown = sorted(set(values) - known)
     if unknown:
-        raise reader.error(key, f"unknown {', '.join(map(repr, unknown))} (known: "
-                                f"{', '.join(sorted(known))})")
+        raise Invalid(f"unknown {', '.join(map(repr, unknown))} (known: "
+                      f"{', '.join(sorted(known))})")
     return frozenset(values)
 
 
-def _assertion(reader: Reader, where: str, space: Universe) -> Assertion:
-    rule = reader.str("rule")
-    kinds = [k for k in KINDS if reader.has(k)]
-    if len(kinds) != 1:
-        raise reader.error("rule", f"state exactly one of {', '.join(KINDS)}")
-    kind = kinds[0]
-    known = {"owner": set(space.agencies), "requester": set(space.agencies),
-             "role": set(space.roles), "purpose": set(space.stages),
-             "stage": {s for stages in space.stages.values() for s in stages}}
-    selectors = {k: _names(reader, k, known[k]) for k in SELECTORS if reader.has(k)}
-    before = reader.str("before", "", choices=tuple(sorted(known["stage"])))
-    fields: frozenset[str] = frozenset()
-    only_as: tuple[tuple[str, frozenset[str]], ...] = ()
-    if kind == "never_release":
-        raw = reader.raw("never_release")
-        if raw != ANYTHING:
-            names = [raw] if isinstance(raw, str) else raw
-            if not isinstance(names, list) or not names or not all(
-                    isinstance(n, str) and FIELD.match(n) for n in names):
-                raise reader.error("never_release", "give a field, a list of fields, or "
-                                                    "anything")
-            fields = frozenset(names)
-    elif kind == "only_as":
-        spec = reader.mapping("only_as")
-        if not spec:
-            raise reader.error("only_as", "name a field and the transforms it may leave as")
-        pairs = []
-        for name, allowed in spec.items():
-            inner = Reader({"transforms": allowed}, reader.label(f"only_as.{name}"),
-                           reader.base_dir)
-            pairs.append((str(name), _names(inner, "transforms", set(TRANSFORM_NAMES))))
-        only_as = tuple(sorted(pairs))
-    elif kind == "never_asked":
-        if reader.raw("never_asked") is not True:
-            raise reader.error("never_asked", "write never_asked: true")
-    elif reader.str("lawful_basis") != "required":
-        raise reader.error("lawful_basis", "write lawful_basis: required")
-    reader.done()
-    return Assertion(rule, where, kind, selectors, before, fields, only_as)
+class AssertionSpec(ConfigModel):
+    """One of `assertions:`, checked against the decision space (the context's `universe`):
+    names of agencies, roles, purposes, stages and transforms must exist."""
+
+    rule: Text
+    never_release: Any = None
+    only_as: Any = None
+    never_asked: Any = None
+    lawful_basis: Any = None
+    owner: Any = None
+    requester: Any = None
+    role: Any = None
+    purpose: Any = None
+    stage: Any = None
+    before: Text = ""
+
+    def build(self, where: str, space: Universe) -> Assertion:
+        """The assertion, or Invalid naming the key."""
+        kinds = [k for k in KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise Invalid(f"state exactly one of {', '.join(KINDS)}", key="rule")
+        kind = kinds[0]
+        known = {"owner": set(space.agencies), "requester": set(space.agencies),
+                 "role": set(space.roles), "purpose": set(space.stages),
+                 "stage": {s for stages in space.stages.values() for s in stages}}
+        selectors = {}
+        for key in SELECTORS:
+            if getattr(self, key) is not None:
+                try:
+                    selectors[key] = _names(getattr(self, key), known[key])
+                except Invalid as exc:
+                    raise Invalid(exc.message, key=key) from None
+        if self.before and self.before not in known["stage"]:
+            raise Invalid(f"{self.before!r} is not one of {', '.join(sorted(known['stage']))}",
+                          key="before")
+        fields: frozenset[str] = frozenset()
+        only_as: tuple[tuple[str, frozenset[str]], ...] = ()
+        if kind == "never_release":
+            raw = self.never_release
+            if raw != ANYTHING:
+                names = [raw] if isinstance(raw, str) else raw
+                if not isinstance(names, list) or not names or not all(
+                        isinstance(n, str) and FIELD.match(n) for n in names):
+                    raise Invalid("give a field, a list of fields, or anything",
+                                  key="never_release")
+                fields = frozenset(names)
+        elif kind == "only_as":
+            spec = self.only_as
+            if not isinstance(spec, dict):
+                raise Invalid(f"expected a mapping, got {type(spec).__name__}", key="only_as")
+            if not spec:
+                raise Invalid("name a field and the transforms it may leave as", key="only_as")
+            pairs = []
+            for name, allowed in spec.items():
+                try:
+                    pairs.append((str(name), _names(allowed, set(TRANSFORM_NAMES))))
+                except Invalid as exc:
+                    raise Invalid(exc.message, key=f"only_as.{name}: transforms") from None
+            only_as = tuple(sorted(pairs))
+        elif kind == "never_asked":
+            if self.never_asked is not True:
+                raise Invalid("write never_asked: true", key="never_asked")
+        elif self.lawful_basis != "required":
+            raise Invalid("write lawful_basis: required", key="lawful_basis")
+        return Assertion(self.rule, where, kind, selectors, self.before, fields, only_as)
+
+
+class AssertionsFile(ConfigModel):
+    """policies/assertions/*.yaml."""
+
+    assertions: list[AssertionSpec]
+
+    @model_validator(mode="after")
+    def _checked(self, info: ValidationInfo) -> AssertionsFile:
+        space = (info.context or {}).get("universe")
+        if isinstance(space, Universe):
+            for i, spec in enumerate(self.assertions):
+                try:
+                    spec.build("", space)
+                except Invalid as exc:
+                    raise Invalid(exc.message, key=f"assertions[{i}]: {exc.key}") from None
+        return self
 
 
 def load(src: Path, bundle: Bundle) -> list[Assertion]:
@@ -163,12 +207,11 @@ def load(src: Path, bundle: Bundle) -> list[Assertion]:
     out: list[Assertion] = []
     for path in sorted((src / "assertions").glob("*.yaml")):
         try:
-            top = load_yaml(path)
-            for i, reader in enumerate(top.sections("assertions")):
-                out.append(_assertion(reader, f"{path} assertions[{i}]", space))
-            top.done()
+            top = load_model(AssertionsFile, path, universe=space)
         except ConfigError as exc:
             raise AgreementError(str(exc)) from None
+        out += [spec.build(f"{path} assertions[{i}]", space)
+                for i, spec in enumerate(top.assertions)]
     return out
 
 

@@ -25,7 +25,6 @@ from mash.config import (
     ConfigModel,
     Invalid,
     NewFile,
-    Reader,
     Text,
     number,
     one_of,
@@ -101,13 +100,6 @@ class PolicyConfig(ConfigModel):
     @property
     def opa_timeout_seconds(self) -> float:
         return self.opa.timeout_seconds if self.opa else 1.0
-
-    @classmethod
-    def read(cls, section: Reader, state_name: str | None = None) -> PolicyConfig:
-        """Bridge for configs still read by a Reader (the console's). `state_name` (the
-        agency or broker id): the default state file is state/<state_name>-policy.json
-        beside the config file."""
-        return section.model(cls).with_state_of(state_name or "", section.base_dir)
 
 
 @dataclass

@@ -20,7 +20,6 @@ from mash.config import (
     ConfigModel,
     File,
     Invalid,
-    Reader,
     Text,
     one_of,
     text_list,
@@ -125,11 +124,6 @@ class SourceConfig(ConfigModel):
         if self.type != "csv" and bool(self.table) == bool(self.query):
             raise Invalid("give either 'table' or 'query' (not both)", key="table")
         return self
-
-    @classmethod
-    def read(cls, section: Reader) -> SourceConfig:
-        """Bridge for a section still read by a Reader."""
-        return section.model(cls)
 
     @property
     def database_url(self) -> str:

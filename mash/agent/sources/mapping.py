@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mash.config import Invalid, Reader
+from mash.config import Invalid
 from mash.normalise import (
     IDENTIFIER_NORMALISERS,
     name_tokens,
@@ -94,17 +94,6 @@ class ColumnMapping:
             sex_values[str(raw_value).strip().lower()] = code
         return cls(columns, {str(k): v for k, v in fields.items()}, formats, sex_values,
                    joined, date_fields)
-
-    @classmethod
-    def read(cls, section: Reader) -> ColumnMapping:
-        """For a section still read by a Reader."""
-        try:
-            return cls.of(section.mapping("mapping"), section.mapping("fields", {}),
-                          tuple(section.str_list("date_formats", list(DEFAULT_DATE_FORMATS))),
-                          tuple(section.str_list("date_fields", [])),
-                          section.mapping("sex_values", {}))
-        except Invalid as exc:
-            raise section.error(exc.key or "mapping", exc.message) from None
 
     @property
     def source_columns(self) -> list[str]:
