@@ -25,8 +25,10 @@ from tests.helpers import ThreadedFederation, build_federation
 from tests.oidc_support import CONSOLE_CLIENT, CONSOLE_SECRET
 
 
-def console_config(fed: federation.Federation, port: int | None = None,
-                   **overrides: Any) -> Path:
+def console_config(fed: federation.Federation, port: int | None = None, *,
+                   cases: dict[str, Any] | None = None, **overrides: Any) -> Path:
+    """console.yaml for `fed`: `overrides` replace top-level sections, `cases` adds to
+    (or replaces keys of) the cases: section."""
     root = fed.root
     paths = certs.issue(fed.certs, PeerIdentity("console", "console"),
                         dns_names=("localhost",), ip_addresses=("127.0.0.1",))
@@ -62,6 +64,7 @@ def console_config(fed: federation.Federation, port: int | None = None,
         # These tests sign in by pasting a token: development only, so turned on here.
         "dev_token_signin": True,
     }
+    cfg["cases"].update(cases or {})
     cfg.update(overrides)
     path = root / "console.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")

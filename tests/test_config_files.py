@@ -257,10 +257,13 @@ def test_the_case_store_is_a_plain_value_opened_as_the_console_starts(fed: Any) 
 
 @pytest.mark.parametrize(("change", "message"), [
     (lambda c: c["cases"].update(retention=3),
-     r"console-edited\.yaml: cases: unknown setting 'retention' \(known here: audit, key_file, "
-     r"live_poll_seconds, retention_days, store\)"),
+     r"console-edited\.yaml: cases: unknown setting 'retention' \(known here: "
+     r"ask_again_minutes, audit, follow_up_seconds, key_file, live_poll_seconds, "
+     r"retention_days, store\)"),
     (lambda c: c["cases"].update(retention_days=400),
      r"console-edited\.yaml: cases: retention_days: must be at most 365, got 400"),
+    (lambda c: c["cases"].update(follow_up_seconds=0.5),
+     r"console-edited\.yaml: cases: follow_up_seconds: must be at least 1"),
     (lambda c: c["cases"].update(store="mysql://x"),
      r"console-edited\.yaml: cases: store: expected sqlite:///path\.db or postgresql://"),
     (lambda c: c["cases"]["audit"].update(writer_id="Console!"),

@@ -295,17 +295,15 @@ def test_the_live_grid_asks_an_agency_again_once_its_agent_answers(
 
 
 def test_open_cases_are_followed_up_with_no_page_open(
-        threaded: ThreadedFederation, fed: federation.Federation,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        threaded: ThreadedFederation, fed: federation.Federation) -> None:
     """The console's background follow-ups: an agency a case still waits for is asked again
     once its agent answers, with the signed-in analyst's session, though no case page is
     open; the stored case has the later answer (and the reopening is audited)."""
-    from mash.console import case_follow_up
-
-    monkeypatch.setattr(case_follow_up, "SWEEP_EVERY", 0.2)
     case = "MASH-2026-0307"
-    with console_client(fed) as client:  # as a context: the app's lifespan runs the task
+    # as a context: the app's lifespan runs the task (every second: the setting's least)
+    with console_client(fed, cases={"follow_up_seconds": 1}) as client:
         follow_ups = client.app.state.case_follow_ups
+        assert follow_ups.sweep_seconds == 1
         sign_in(client, fed.token(subject="sam.analyst"))
         location = open_case(client, {**FAMILY, "reference": case}).headers["location"]
         case_id = location.rsplit("/", 1)[1]
@@ -313,7 +311,7 @@ def test_open_cases_are_followed_up_with_no_page_open(
         def waiting() -> list[str]:
             return list(follow_ups.store.header_of(case_id, "sam.analyst").header["waiting"])
 
-        time.sleep(1)  # several sweeps: housing's agent is offline, so nothing is asked
+        time.sleep(2.5)  # two sweeps: housing's agent is offline, so nothing is asked
         assert "housing" in waiting() and reopenings(fed, case) == []
         threaded.call(threaded.run.start_agent("housing"))
         try:

@@ -98,6 +98,10 @@ class CaseStoreConfig(ConfigModel):
     audit: AuditConfig
     # how often an open case page asks for later answers
     live_poll_seconds: Annotated[float, BeforeValidator(number(1.0, 600.0))] = 15.0
+    # how often the console follows up, with no page open, the open cases of the analysts
+    # signed in to it; and how long before an agency is asked again about one case
+    follow_up_seconds: Annotated[float, BeforeValidator(number(1.0, 3600.0))] = 60.0
+    ask_again_minutes: Annotated[float, BeforeValidator(number(1.0, 1440.0))] = 5.0
     base_dir: Path = Path()  # a relative sqlite:///path is relative to console.yaml
     where: str = SECTION  # the section, as errors name it (`<file>: cases`)
 

@@ -44,7 +44,10 @@ def create_app(cfg: ConsoleConfig) -> FastAPI:
     # with `cases:` in console.yaml, cases and each lookup's result are kept there
     # (encrypted, for the retention): My lookups reopens a result (audited) without asking
     # again, and a case's agencies still NOT CHECKED are asked again in the background
-    follow_ups = CaseFollowUp(cfg.cases.open(), broker) if cfg.cases else None
+    follow_ups = (CaseFollowUp(cfg.cases.open(), broker,
+                               sweep_seconds=cfg.cases.follow_up_seconds,
+                               ask_again=dt.timedelta(minutes=cfg.cases.ask_again_minutes))
+                  if cfg.cases else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -3,7 +3,8 @@ and those registered since the case was opened, each person's own question (seal
 picture) sent again with the analyst's token; the later answers are merged into the picture
 and the case's revision bumped, so that an open case page redraws its grid.
 
-Asked while a case page is open (its poll) and, in the background, every SWEEP_EVERY for
+Asked while a case page is open (its poll) and, in the background, every
+`cases.follow_up_seconds` (console.yaml) for
 the open cases of every analyst signed in to this console, with that analyst's own session:
 so the stored case is complete when it is next opened. Nobody signed in, nothing asked: the
 console holds no lookup credentials of its own.
@@ -31,17 +32,18 @@ from mash.logs import get_logger
 from mash.v1 import lookup_pb2
 
 log = get_logger(__name__)
-FOLLOW_UP_EVERY = dt.timedelta(minutes=5)  # an agency is asked again at most so often
-SWEEP_EVERY = 60.0  # seconds between background follow-ups of the signed-in analysts' cases
 TOKEN_MARGIN = dt.timedelta(seconds=30)  # a token about to expire is not sent
 
 
 class CaseFollowUp:
     """Asks a case's agencies again through the broker and keeps their later answers."""
 
-    def __init__(self, store: CaseStore, broker: Broker) -> None:
+    def __init__(self, store: CaseStore, broker: Broker, *, sweep_seconds: float = 60.0,
+                 ask_again: dt.timedelta = dt.timedelta(minutes=5)) -> None:
         self.store = store
         self.broker = broker
+        self.sweep_seconds = sweep_seconds  # between background follow-ups
+        self.ask_again = ask_again  # an agency is asked again about a case at most so often
         self._following: dict[str, asyncio.Lock] = {}
 
     @asynccontextmanager
@@ -102,7 +104,7 @@ class CaseFollowUp:
     async def follow_up(self, session: Session,
                         stored: StoredCase) -> tuple[StoredCase, dict[str, Any]] | None:
         """Ask again, at once, an agency still NOT CHECKED whose agent is now online and
-        answering (at most every FOLLOW_UP_EVERY per agency), and any agency registered
+        answering (at most once every `ask_again` per agency), and any agency registered
         since. Nothing is reopened or asked when neither (None); else the case as it now is
         (reopened once: that reopening serves the grid sent)."""
         header = stored.header
@@ -117,7 +119,7 @@ class CaseFollowUp:
                      if a.online and a.ready and not a.unresponsive}
         now = dt.datetime.now(dt.UTC)
         recent = {a for a, at in header.get("asked_again_at", {}).items()
-                  if now - dt.datetime.fromisoformat(at) < FOLLOW_UP_EVERY}
+                  if now - dt.datetime.fromisoformat(at) < self.ask_again}
         due = {a for a in header["waiting"] if a in answering} - recent
         new = frozenset({a.agency_id for a in listed.agents}
                         - set(header.get("agencies", [])) - recent)
@@ -160,9 +162,9 @@ class CaseFollowUp:
         return changed
 
     async def run(self, sessions: SessionStore) -> None:
-        """The background follow-ups, every SWEEP_EVERY until cancelled."""
+        """The background follow-ups, every `sweep_seconds` until cancelled."""
         while True:
-            await asyncio.sleep(SWEEP_EVERY)
+            await asyncio.sleep(self.sweep_seconds)
             try:
                 changed = await self.follow_up_signed_in(sessions)
             except Exception as exc:  # never end the loop: the next sweep may succeed
