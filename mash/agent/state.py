@@ -136,16 +136,21 @@ def index_snapshot(sources: list[SourceConfig], loaded: list[LoadedSource],
                  seconds=round(time.monotonic() - started, 3))
     else:
         log.info("index_reused", records=len(records))
+    extra = start_facts(sources, loaded, source_fingerprint)
+    # a reused index is saved again when what a start from it needs changed (a file touched,
+    # its content the same: the fingerprint and the as-at time are new)
+    stale_facts = (saved is not None and index_path is not None
+                   and (persist.read_meta(index_path) or {}).get("extra") != extra)
     if model is None:
         started = time.monotonic()
         model = calibrate(index, records, target_false_known=target_false_known)
         log.info("index_calibrated", records=len(records), possible=model.thresholds.possible,
                  match=model.thresholds.match, seconds=round(time.monotonic() - started, 3))
-        if index_path:
-            try:
-                persist.save(index, index_path, key, model)
-            except OSError as exc:  # serve from memory; the next start indexes again
-                log.warning("index_not_saved", error=type(exc).__name__)
+    if index_path and (saved is None or saved[1] is not model or stale_facts):
+        try:
+            persist.save(index, index_path, key, model, extra=extra)
+        except OSError as exc:  # serve from memory; the next start indexes again
+            log.warning("index_not_saved", error=type(exc).__name__)
     content = store_key(sources, key)
     store, store_reused = RecordStore.open_or_build(
         path=store_path(index_path, content), key=content, records=records)
@@ -155,11 +160,81 @@ def index_snapshot(sources: list[SourceConfig], loaded: list[LoadedSource],
                     store, source_fingerprint, reused)
 
 
+def start_facts(sources: list[SourceConfig], loaded: list[LoadedSource],
+                source_fingerprint: str) -> dict[str, Any]:
+    """What a start from the saved index needs beside it (`open_saved`): the sources'
+    fingerprint as this load read them and each load's summary (counts, as-at time)."""
+    if not source_fingerprint or not all(fast_start_allowed(cfg) for cfg in sources):
+        return {}
+    return {"sources_fingerprint": source_fingerprint,
+            "sources": [one.summary() for one in loaded]}
+
+
+def fast_start_allowed(cfg: SourceConfig) -> bool:
+    """Whether the source's fingerprint (persist.source_digest) says enough to trust the
+    saved index without reading it: a file's SHA-256 (CSV, SQLite) does; an SQL database's
+    row count does only with the latest as-at value beside it (an edit in place that leaves
+    both as they were is then not seen until a refresh of changed content or a rebuild)."""
+    return cfg.type != "sql" or bool(cfg.as_at_column)
+
+
+def open_saved(sources: list[SourceConfig], index_path: Path | None, *,
+               target_false_known: float = TARGET_FALSE_KNOWN) -> Snapshot | None:
+    """The snapshot of the saved index and its record store, without reading the sources:
+    only when the sources' fingerprint now is the one they had when it was saved, the
+    mapping and index formats are the same (the index's content key is recomputed from the
+    saved summaries and this configuration), the calibration is for this target, and the
+    index and the store are whole and hold the same records. None otherwise (the caller
+    reads the sources: a full load, which rebuilds whatever does not fit)."""
+    if index_path is None or not all(fast_start_allowed(cfg) for cfg in sources):
+        return None
+    meta = persist.read_meta(index_path)
+    facts = (meta or {}).get("extra") or {}
+    if not facts:
+        return None
+    try:
+        loaded = [LoadedSource.from_summary(doc) for doc in facts["sources"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        log.warning("saved_index_not_started_from", reason=f"summary ({type(exc).__name__})")
+        return None
+    if [one.name for one in loaded] != [cfg.name for cfg in sources]:
+        return None
+    try:
+        current = persist.fingerprint(sources)
+    except Exception as exc:  # gone, unreadable or down: the full load says which
+        log.warning("sources_fingerprint_failed", error=type(exc).__name__)
+        return None
+    if current != facts.get("sources_fingerprint"):
+        log.info("saved_index_not_started_from", reason="the sources changed")
+        return None
+    started = time.monotonic()
+    key = persist.index_fingerprint(sources, [one.content for one in loaded])
+    total = sum(one.record_count for one in loaded)
+    saved = persist.load(index_path, key, total)
+    if saved is None:
+        return None
+    index, model = saved
+    if model is None or model.provenance.get("target_false_known") != target_false_known:
+        return None
+    content = store_key(sources, key)
+    store = RecordStore.open(path=store_path(index_path, content), key=content, count=total)
+    if store is None:
+        return None
+    log.info("index_opened_from_saved", records=total,
+             seconds=round(time.monotonic() - started, 3))
+    return Snapshot(Matcher(index=index, model=model, lookup=store), loaded,
+                    dt.datetime.now(dt.UTC), store, current, True)
+
+
 def load_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
                   progress: Callable[[int], None] | None = None, *,
                   target_false_known: float = TARGET_FALSE_KNOWN) -> Snapshot:
     """Read, index and calibrate every source (no plausibility checks: see
-    AgentState.load)."""
+    AgentState.load); or, when the saved index and store fit the sources unchanged, open
+    them without reading the sources (`open_saved`)."""
+    opened = open_saved(sources, index_path, target_false_known=target_false_known)
+    if opened is not None:
+        return opened
     loaded, source_fingerprint = read_sources(sources)
     return index_snapshot(sources, loaded, source_fingerprint, index_path, progress,
                           target_false_known=target_false_known)
@@ -255,12 +330,17 @@ class AgentState:
         source_fingerprint = ""
         snapshot: Snapshot | None = None
         try:
-            loaded, source_fingerprint = read_sources(sources)
+            opened = open_saved(sources, index_path, target_false_known=self.target_false_known)
+            if opened is not None:  # the saved index fits the sources as they are now
+                loaded, source_fingerprint = opened.sources, opened.fingerprint
+            else:
+                loaded, source_fingerprint = read_sources(sources)
             refusal = plausibility.check_all(sources, loaded, self._last_good(index_path),
                                              self.accept_shrink)
             if refusal is None:
-                snapshot = index_snapshot(sources, loaded, source_fingerprint, index_path,
-                                          target_false_known=self.target_false_known)
+                snapshot = opened or index_snapshot(
+                    sources, loaded, source_fingerprint, index_path,
+                    target_false_known=self.target_false_known)
                 if self.prepare is not None:
                     self.prepare(snapshot)
         except SourceError as exc:

@@ -173,6 +173,31 @@ class LoadedSource:
         """This load's counts and as-at time, its records left to the record store."""
         return replace(self, records=[], kept=self.record_count)
 
+    def summary(self) -> dict[str, Any]:
+        """What a snapshot keeps of this load (no records, no values): saved with the index,
+        so that a start from it tells the same counts and as-at time (`from_summary`)."""
+        return {"name": self.name, "as_at": self.as_at.isoformat(), "rows_read": self.rows_read,
+                "rows_rejected": dict(self.rows_rejected), "warnings": dict(self.warnings),
+                "present": dict(self.present), "content": self.content,
+                "file_digest": self.file_digest.as_dict() if self.file_digest else None,
+                "records": self.record_count}
+
+    @classmethod
+    def from_summary(cls, doc: Mapping[str, Any]) -> LoadedSource:
+        """A load as `summary` described it, holding no records (ValueError, KeyError or
+        TypeError when the summary is not one)."""
+        digest = doc["file_digest"]
+        as_at = dt.datetime.fromisoformat(str(doc["as_at"]))
+        if as_at.tzinfo is None:
+            raise ValueError("an as-at time without its zone")
+        return cls(str(doc["name"]), [], as_at, int(doc["rows_read"]),
+                   Counter({str(k): int(v) for k, v in doc["rows_rejected"].items()}),
+                   Counter({str(k): int(v) for k, v in doc["warnings"].items()}),
+                   Counter({str(k): int(v) for k, v in doc["present"].items()}),
+                   FileDigest(int(digest["size"]), int(digest["mtime_ns"]),
+                              str(digest["sha256"])) if digest is not None else None,
+                   str(doc["content"]), int(doc["records"]))
+
 
 class SourceError(MashError):
     """A source cannot be used; the agent answers DATA_UNAVAILABLE until it can (or from its
