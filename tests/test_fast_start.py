@@ -31,14 +31,14 @@ def held(snapshot: Snapshot) -> list[str]:
 
 @pytest.fixture
 def no_source_read(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Fails the test if a source is read (load_source is what reads every record)."""
-    real = agent_state.load_source
+    """Fails the test if a source is read (open_source is what reads every record)."""
+    real = agent_state.open_source
 
     def refuse(enabled: bool) -> None:
         def guarded(cfg: SourceConfig) -> Any:
             raise AssertionError(f"source {cfg.name} was read")
 
-        monkeypatch.setattr(agent_state, "load_source", guarded if enabled else real)
+        monkeypatch.setattr(agent_state, "open_source", guarded if enabled else real)
     return refuse
 
 
@@ -197,3 +197,59 @@ def test_a_postgresql_source_with_an_as_at_column_starts_fast(pg_people: Any, tm
                      {"s": "Quimby", "u": stamp + dt.timedelta(minutes=5)})
     with pytest.raises(AssertionError, match="was read"):
         load_snapshot([source(as_at_column="updated")], index)
+
+
+# --- the first build streams the sources ----------------------------------------------------
+
+
+def leftovers(directory: Path) -> list[Path]:
+    return sorted(directory.glob(".records-*.tmp"))
+
+
+def test_a_first_build_holds_no_list_of_records_and_serves_mapped(tmp_path: Path) -> None:
+    _, index, snapshot = saved_state(tmp_path)
+    assert isinstance(snapshot.matcher.index.key_hashes, np.memmap)  # reopened from its file
+    assert snapshot.matcher.records == [] and held(snapshot) == ["HELD"]
+    assert not leftovers(index.parent)
+
+
+def test_the_calibration_sample_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agent_state, "CALIBRATION_SAMPLE", 10)
+    sample = agent_state._Sample()
+    record = people(1)[0]
+    for row in range(1000):
+        sample.offer(row, record)
+    assert 10 <= len(sample.records) < 20 and len(sample.rows) == len(sample.records)
+    assert sample.rows == list(range(0, 1000, sample.stride))[:len(sample.rows)]
+    small = agent_state._Sample()
+    for row in range(15):
+        small.offer(row, record)
+    assert small.rows == list(range(15))  # below the bound: every record, as before
+
+
+def test_a_refused_or_failed_read_leaves_no_store_behind(tmp_path: Path) -> None:
+    sources, index, first = saved_state(tmp_path)
+    (data,) = [cfg.path for cfg in sources]
+    assert data is not None
+    state = AgentState()
+    assert state.load(sources, index).refusal is None  # positive control
+    write_csv(data, people(20))
+    refused = state.load([csv_source(data, min_records=100)], index)
+    assert refused.refusal is not None and refused.refusal.problem == "too_few_records"
+    data.write_bytes(data.read_bytes() + b"R9,\xff\xfe,x,,,\n")  # not UTF-8, at the end
+    failed = state.load(sources, index)
+    assert failed.refusal is not None and failed.refusal.problem == "unreadable"
+    assert state.snapshot is not None and held(state.snapshot) == ["HELD"]
+    assert not leftovers(index.parent)
+    assert sorted(index.parent.glob("*.sqlite")) == [first.store.path]
+
+
+def test_an_index_file_removed_or_replaced_while_serving(tmp_path: Path) -> None:
+    """The mapping holds the file it was opened from: removed, or replaced by a rename (as
+    the agent saves), the snapshot answers on from it; the next start rebuilds."""
+    sources, index, first = saved_state(tmp_path)
+    index.unlink()
+    assert held(first) == ["HELD"]
+    rebuilt = load_snapshot(sources, index)  # saved again: a new file, renamed into place
+    assert not rebuilt.index_reused and index.exists()
+    assert held(first) == ["HELD"] and held(rebuilt) == ["HELD"]
