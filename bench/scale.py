@@ -248,6 +248,17 @@ def _source(workdir: Path) -> Any:
                                     "sources[0]", workdir))
 
 
+def rss_parts_mb() -> dict[str, float]:
+    """RSS split as /proc says: anonymous (the heap) and file-backed (the mapped index's
+    pages in memory, which the system can drop and read again)."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile"):
+            out[f"rss_{key[3:].lower()}_mb"] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -330,6 +341,7 @@ def serve_phase(workdir: Path) -> dict[str, Any]:
             "rss_mb_serving_before_start": round(baseline, 1),
             "rss_mb_ready": round(rss_ready, 1),
             "rss_mb_serving": round(rss_mb(), 1),
+            **{f"{k}_serving": v for k, v in rss_parts_mb().items()},
             "peak_rss_mb_serving": round(peak_rss_mb(), 1),
             "queries": len(sampled), "found": found, "answered_with_candidates": known,
             "match_p50_ms": round(percentile(match_ms, 50), 3),
