@@ -1,12 +1,26 @@
-"""Matching at scale: build an index of --records synthetic records (default 1,000,000),
-save and reload it, and time single matches.
+"""The agent at scale: a first build and a start from the saved index, as an agency runs it.
 
-Records are generated and indexed as a stream (the agent's own copy of its records is not
-counted here: this measures the index and the matcher). RSS is read from /proc after the
-build (current) and as the process peak. Queries are for people in the records (corrupted
-independently at --level) and for people who are not.
+``python -m bench.scale --records 10000000`` writes ``bench/results/agent_scale_<N>.json``.
+Three child processes, so that each one's RSS is its own:
 
-    python -m bench.scale [--records 1000000] [--queries 2000] [--level low]
+1. data (not timed as the build): --records synthetic people written to a CSV extract, and
+   a sample of them corrupted independently as queries;
+2. build: a fresh agent's first load of that extract (``AgentState.load`` with an
+   index.path: read and map every row, index, calibrate, write the record store, save the
+   index) - ``build_seconds``, ``peak_rss_mb_build``;
+3. serve: a fresh agent started on the unchanged extract (``ready_seconds_from_saved_index``:
+   the index opened memory-mapped and the store, no source read), then the sampled queries:
+   ``match_ms`` (the match alone, ``Matcher.rank``) and ``answer_ms`` (``Matcher.search``:
+   the match and the matched records read from the store and decoded, the released fields'
+   source; the gRPC, policy and audit layers are not included), and ``rss_mb_serving``.
+
+The machine's load average is recorded beside the figures (2 shared cores).
+
+``python -m bench.scale --matcher-only`` is the older benchmark of the index and the matcher
+alone (``matching_scale.json``: records streamed into the index, none held).
+
+    python -m bench.scale [--records 1000000] [--queries 1000] [--level low] [--quick]
+                          [--matcher-only [--strangers N]]
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +63,7 @@ def peak_rss_mb() -> float:
 
 
 def run(n: int, queries: int, level: str, seed: int = 42, progress: bool = True,
-        n_strangers: int | None = None) -> dict:
+        n_strangers: int | None = None) -> dict[str, Any]:
     baseline = rss_mb()
     numbers = UniqueNumbers()
     sampled, records = stream(n, level, seed, numbers, sample_every=max(1, n // queries))
@@ -157,7 +172,7 @@ def run(n: int, queries: int, level: str, seed: int = 42, progress: bool = True,
     }
 
 
-def main(argv: list[str] | None = None) -> None:
+def matcher_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=2_000)
@@ -192,6 +207,234 @@ def main(argv: list[str] | None = None) -> None:
           f"{'met' if figures['meets_target'] else 'NOT met'} (wall time), "
           f"{'met' if figures['meets_target_on_cpu_time'] else 'NOT met'} (CPU time); "
           f"written to {path}")
+
+
+
+
+# -- the agent at scale ---------------------------------------------------------------------
+
+TARGETS = {"build_seconds": 15 * 60, "ready_seconds_from_saved_index": 60,
+           "rss_mb_serving": 4096, "match_p99_ms": 5, "answer_p99_ms": 20}
+COLUMNS = ["ref", "forename", "middle", "surname", "aliases", "dob", "sex", "postcode",
+           "previous_postcodes", "address", "previous_addresses", "nhs", "upn", "pnc", "ni"]
+MAPPING = {"record_id": "ref", "given_name": "forename", "middle_names": "middle",
+           "family_name": "surname", "aliases": "aliases", "date_of_birth": "dob", "sex": "sex",
+           "postcode": "postcode", "previous_postcodes": "previous_postcodes",
+           "address": "address", "previous_addresses": "previous_addresses",
+           "nhs_number": "nhs", "upn": "upn", "pnc_id": "pnc", "ni_number": "ni"}
+FIELDS = {"first_name": "forename", "last_name": "surname", "born": "dob",
+          "home_postcode": "postcode", "home_address": "address"}  # what an answer releases
+
+
+def _row(r: PersonRecord) -> list[str]:
+    first = r.names[0] if r.names else None
+    aliases = ";".join(f"{n.family}, {n.given} {n.middle}".strip() for n in r.names[1:])
+    ids = r.identifiers
+    return [r.record_id, first.given if first else "", first.middle if first else "",
+            first.family if first else "", aliases,
+            r.date_of_birth.isoformat() if r.date_of_birth else "", r.sex,
+            r.postcodes[0] if r.postcodes else "", ";".join(r.postcodes[1:]),
+            r.addresses[0] if r.addresses else "", ";".join(r.addresses[1:]),
+            ids.get("nhs_number", ""), ids.get("upn", ""), ids.get("pnc_id", ""),
+            ids.get("ni_number", "")]
+
+
+def _source(workdir: Path) -> Any:
+    from mash.agent.sources import SourceConfig
+    from mash.config import Reader
+
+    return SourceConfig.read(Reader({"name": "records", "type": "csv", "path": "records.csv",
+                                     "mapping": MAPPING, "fields": FIELDS},
+                                    "sources[0]", workdir))
+
+
+def rss_parts_mb() -> dict[str, float]:
+    """RSS split as /proc says: anonymous (the heap) and file-backed (the mapped index's
+    pages in memory, which the system can drop and read again)."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile"):
+            out[f"rss_{key[3:].lower()}_mb"] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def data_phase(n: int, queries: int, level: str, workdir: Path, seed: int = 42
+               ) -> dict[str, Any]:
+    import csv
+    import pickle
+
+    started = time.perf_counter()
+    sampled, records = stream(n, level, seed, UniqueNumbers(),
+                              sample_every=max(1, n // queries))
+    with (workdir / "records.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(COLUMNS)
+        for i, r in enumerate(records, start=1):
+            writer.writerow(_row(r))
+            if i % 500_000 == 0:
+                print(f"  data: {i:,} records written ({time.perf_counter() - started:.0f} s)",
+                      flush=True)
+    with (workdir / "queries.pickle").open("wb") as fh:  # the bench's own hand-over
+        pickle.dump(sampled, fh)
+    return {"data_seconds": round(time.perf_counter() - started, 1),
+            "extract_mb": round((workdir / "records.csv").stat().st_size / 2**20, 1)}
+
+
+def build_phase(workdir: Path) -> dict[str, Any]:
+    from mash.agent.state import AgentState
+
+    load_before = _load()
+    started = time.perf_counter()
+    state = AgentState()
+    status = state.load([_source(workdir)], workdir / "agent.index")
+    build_s = time.perf_counter() - started
+    assert status.refusal is None and state.snapshot is not None, status
+    assert not state.snapshot.index_reused
+    return {"records_indexed": state.snapshot.record_count,
+            "build_seconds": round(build_s, 1),
+            "peak_rss_mb_build": round(peak_rss_mb(), 1),
+            "rss_mb_after_build": round(rss_mb(), 1),
+            "index_file_mb": round((workdir / "agent.index").stat().st_size / 2**20, 1),
+            "store_file_mb": round(state.snapshot.store.path.stat().st_size / 2**20, 1),
+            "load_average_build": [load_before, _load()]}
+
+
+def serve_phase(workdir: Path) -> dict[str, Any]:
+    import pickle
+
+    from mash.agent import memory
+    from mash.agent.state import AgentState
+
+    baseline = rss_mb()
+    load_before = _load()
+    started = time.perf_counter()
+    state = AgentState()
+    status = state.load([_source(workdir)], workdir / "agent.index")
+    ready_s = time.perf_counter() - started
+    snapshot = state.snapshot
+    assert status.refusal is None and snapshot is not None and snapshot.index_reused, status
+    rss_ready = rss_mb()
+    with (workdir / "queries.pickle").open("rb") as fh:
+        sampled = pickle.load(fh)  # noqa: S301 - written by the data phase, our own temp dir
+    matcher = snapshot.matcher
+    for _, q in sampled[:50]:
+        matcher.search(q)  # warm, as a running agent is
+    match_ms, answer_ms, found, known = [], [], 0, 0
+    for row, q in sampled:
+        t = time.perf_counter()
+        matcher.rank(q)
+        match_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        outcome = matcher.search(q)
+        answer_ms.append((time.perf_counter() - t) * 1000)
+        known += bool(outcome.candidates)
+        found += any(c.row == row for c in outcome.candidates)
+    memory.release_freed()
+    match_ms.sort()
+    answer_ms.sort()
+    return {"ready_seconds_from_saved_index": round(ready_s, 2),
+            "rss_mb_serving_before_start": round(baseline, 1),
+            "rss_mb_ready": round(rss_ready, 1),
+            "rss_mb_serving": round(rss_mb(), 1),
+            **{f"{k}_serving": v for k, v in rss_parts_mb().items()},
+            "peak_rss_mb_serving": round(peak_rss_mb(), 1),
+            "queries": len(sampled), "found": found, "answered_with_candidates": known,
+            "match_p50_ms": round(percentile(match_ms, 50), 3),
+            "match_p99_ms": round(percentile(match_ms, 99), 3),
+            "answer_p50_ms": round(percentile(answer_ms, 50), 3),
+            "answer_p99_ms": round(percentile(answer_ms, 99), 3),
+            "load_average_serve": [load_before, _load()]}
+
+
+PHASES = {"data", "build", "serve"}
+
+
+def _child(phase: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    import json
+    import subprocess
+    import sys
+
+    started = time.perf_counter()
+    print(f"{phase} phase ...", flush=True)
+    subprocess.run([sys.executable, "-m", "bench.scale", "--phase", phase,
+                    "--records", str(args.records), "--queries", str(args.queries),
+                    "--level", args.level, "--workdir", str(workdir)], check=True)
+    print(f"{phase} phase done in {time.perf_counter() - started:.0f} s", flush=True)
+    figures: dict[str, Any] = json.loads((workdir / f"{phase}.json").read_text())
+    return figures
+
+
+def agent_run(args: argparse.Namespace) -> dict[str, Any]:
+    import subprocess
+
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="agent-scale-",
+                                     dir=args.workdir_root) as tmp:
+        workdir = Path(tmp)
+        figures: dict[str, Any] = {}
+        for phase in ("data", "build", "serve"):
+            figures.update(_child(phase, args, workdir))
+    after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    met = {name: figures[name] < target for name, target in TARGETS.items()}
+    return {"records": args.records, "level": args.level,
+            "build_seconds": figures["build_seconds"],
+            "ready_seconds_from_saved_index": figures["ready_seconds_from_saved_index"],
+            "rss_mb_serving": figures["rss_mb_serving"],
+            "match_p50_ms": figures["match_p50_ms"], "match_p99_ms": figures["match_p99_ms"],
+            "answer_p99_ms": figures["answer_p99_ms"],
+            "targets": TARGETS, "meets_targets": met,
+            "answer_is": "Matcher.search: the match and the matched records read from the "
+                         "record store and decoded (no gRPC, policy or audit)",
+            "machine_load": {"uptime_before": uptime, "uptime_after": after,
+                             "cpus": os.cpu_count()},
+            **figures}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import json
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=1_000)
+    parser.add_argument("--level", default="low")
+    parser.add_argument("--workdir-root", type=Path, default=None,
+                        help="where the extract, index and store are written (temporary)")
+    parser.add_argument("--quick", action="store_true",
+                        help="50,000 records, 200 queries (agent_scale_quick.json)")
+    parser.add_argument("--matcher-only", action="store_true",
+                        help="the older benchmark of the index and matcher alone")
+    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args(argv)
+    if args.matcher_only:
+        matcher_main(["--records", str(args.records), "--queries", str(args.queries),
+                      "--level", args.level, *(["--quick"] if args.quick else []), *rest])
+        return
+    if args.quick:
+        args.records, args.queries = 50_000, 200
+    if rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    if args.phase:
+        figures = (data_phase(args.records, args.queries, args.level, args.workdir)
+                   if args.phase == "data" else build_phase(args.workdir)
+                   if args.phase == "build" else serve_phase(args.workdir))
+        (args.workdir / f"{args.phase}.json").write_text(json.dumps(figures))
+        return
+    figures = agent_run(args)
+    path = record("agent_scale_quick" if args.quick else f"agent_scale_{args.records}",
+                  figures)
+    print(f"agent at scale: {args.records:,} records ({args.level} corruption)")
+    for name, target in TARGETS.items():
+        print(f"  {name}: {figures[name]} (target < {target}: "
+              f"{'met' if figures['meets_targets'][name] else 'NOT met'})")
+    print(f"  match p50 {figures['match_p50_ms']} ms; peak RSS of the build "
+          f"{figures['peak_rss_mb_build']} MB; found {figures['found']}/{figures['queries']}")
+    print(f"  {figures['machine_load']['uptime_after']}; written to {path}")
 
 
 if __name__ == "__main__":

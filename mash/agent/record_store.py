@@ -23,6 +23,7 @@ NOT_KNOWN and never a part of a record. Its messages name the problem, never a v
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import json
 import os
@@ -149,43 +150,14 @@ class RecordStore:
     @classmethod
     def build(cls, *, path: Path, key: str, records: Iterable[PersonRecord]) -> RecordStore:
         """Write every record under a temporary name; rename it into place when complete."""
-        started = time.monotonic()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
+        writer = StoreWriter(path.parent)
         try:
-            os.chmod(tmp, 0o600)  # the agency's records: the agent's user alone
-            conn = _connect(tmp, read_only=False)
-            try:
-                conn.execute("PRAGMA journal_mode=OFF")
-                conn.execute("PRAGMA synchronous=OFF")
-                conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                conn.execute("CREATE TABLE records (row INTEGER PRIMARY KEY, "
-                             "record TEXT NOT NULL)")
-                count = 0
-                batch: list[tuple[int, str]] = []
-                for row, record in enumerate(records):
-                    batch.append((row, _encode(record)))
-                    if len(batch) >= BATCH:
-                        conn.executemany("INSERT INTO records VALUES (?, ?)", batch)
-                        batch.clear()
-                    count = row + 1
-                conn.executemany("INSERT INTO records VALUES (?, ?)", batch)
-                conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-                    ("format", str(FORMAT)), ("key", key), ("records", str(count))])
-                conn.commit()
-            finally:
-                conn.close()
-            with tmp.open("rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            for record in records:
+                writer.add(record)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            writer.abort()
             raise
-        log.info("record_store_built", records=count,
-                 seconds=round(time.monotonic() - started, 3))
-        return cls(path, key, count)
+        return writer.finish(path=path, key=key)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -257,6 +229,71 @@ class RecordStore:
         self._local.conn = None
         if conn is not None:
             conn.close()
+
+
+class StoreWriter:
+    """A store written as the records are read (row i is the i-th `add`), under a temporary
+    name in `directory`: `finish` names its load and renames it into place, `abort` deletes
+    it. Nothing reads it before `finish`."""
+
+    def __init__(self, directory: Path) -> None:
+        self._started = time.monotonic()
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".records-", suffix=".tmp", dir=directory)
+        os.close(fd)
+        self.tmp = Path(tmp_name)
+        self.count = 0
+        self._batch: list[tuple[int, str]] = []
+        try:
+            os.chmod(self.tmp, 0o600)  # the agency's records: the agent's user alone
+            self._conn = _connect(self.tmp, read_only=False)
+            self._conn.execute("PRAGMA journal_mode=OFF")
+            self._conn.execute("PRAGMA synchronous=OFF")
+            self._conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._conn.execute("CREATE TABLE records (row INTEGER PRIMARY KEY, "
+                               "record TEXT NOT NULL)")
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+
+    def add(self, record: PersonRecord) -> None:
+        self._batch.append((self.count, _encode(record)))
+        self.count += 1
+        if len(self._batch) >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._conn.executemany("INSERT INTO records VALUES (?, ?)", self._batch)
+        self._batch.clear()
+
+    def finish(self, *, path: Path, key: str) -> RecordStore:
+        """Name the load it holds, flush it to disk and rename it to `path`."""
+        try:
+            self._flush()
+            self._conn.executemany("INSERT INTO meta VALUES (?, ?)", [
+                ("format", str(FORMAT)), ("key", key), ("records", str(self.count))])
+            self._conn.commit()
+            self._conn.close()
+            with self.tmp.open("rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(self.tmp, path)
+        except BaseException:
+            self.abort()
+            raise
+        log.info("record_store_built", records=self.count,
+                 seconds=round(time.monotonic() - self._started, 3))
+        return RecordStore(path, key, self.count)
+
+    def abort(self) -> None:
+        """Delete what was written (a load refused, failed or already stored)."""
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def store_dir(index_path: Path | None) -> Path:
+    """Where the stores of an agent with this index.path are written (see `store_path`)."""
+    return index_path.parent if index_path is not None else _private_dir()
 
 
 def _describe(exc: sqlite3.Error) -> str:

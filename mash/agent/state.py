@@ -1,7 +1,10 @@
 """The agent's loaded records: the matcher over them and how current they are.
 
-A snapshot holds the match index and its calibration in memory, and the records themselves
-in its record store on disk (record_store.py), from which an answer reads the few it matched.
+A snapshot holds the match index (memory-mapped from its saved file when index.path is set)
+and its calibration, and the records themselves in its record store on disk
+(record_store.py), from which an answer reads the few it matched. A load streams the sources
+into the index and the store (no list of every record is held, `stream_snapshot`); a start on
+sources unchanged since the index was saved reads none of them (`open_saved`).
 
 A load of the sources replaces the records answered from only when it is complete and
 plausible (see plausibility.py and sources/files.py); otherwise the agent keeps answering
@@ -19,25 +22,35 @@ import json
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from mash.agent import plausibility
+from mash.agent import memory, plausibility
 from mash.agent.plausibility import Counts, Refusal
-from mash.agent.record_store import RecordStore, remove_others, store_path
-from mash.agent.sources import LoadedSource, Problem, SourceConfig, SourceError, load_source
+from mash.agent.record_store import (
+    RecordStore,
+    StoreWriter,
+    remove_others,
+    store_dir,
+    store_path,
+)
+from mash.agent.sources import LoadedSource, Problem, SourceConfig, SourceError, open_source
 from mash.answers import timestamp
 from mash.logs import get_logger
 from mash.matching import Matcher, persist
 from mash.matching.calibration import TARGET_FALSE_KNOWN, calibrate
-from mash.matching.index import build
+from mash.matching.index import MatchIndex, build
+from mash.records import PersonRecord
 from mash.v1 import answer_pb2
 
 log = get_logger(__name__)
+# A load keeps at most twice this many of its records, for the calibration (see _Sample).
+CALIBRATION_SAMPLE = 200_000
+PROGRESS_EVERY = 500_000  # records between two index_progress log lines
 
 
 @dataclass
@@ -85,25 +98,20 @@ def _where(exc: BaseException) -> str:
     return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
 
 
-def read_sources(sources: list[SourceConfig]) -> tuple[list[LoadedSource], str]:
-    """Read every source (raising SourceError), and the fingerprint of what was read: a
-    file's digest as read, a database's row count and latest as-at taken before its read
-    ("" when a database will not say)."""
+def _digests_before(sources: list[SourceConfig]) -> dict[str, dict[str, Any]] | None:
+    """A database's part of the fingerprint, taken before its read (None when one will not
+    say: the fingerprint is then not known). A file's is taken as it is read."""
     before: dict[str, dict[str, Any]] = {}
     known = True
     for cfg in sources:
         if cfg.type != "csv":
             try:
                 before[cfg.name] = persist.source_digest(cfg)
-            except Exception as exc:  # the read below says what is wrong, if anything is
+            except Exception as exc:  # the read says what is wrong, if anything is
                 log.warning("sources_fingerprint_failed", source=cfg.name,
                             error=type(exc).__name__)
                 known = False
-    loaded = [load_source(cfg) for cfg in sources]
-    for one in loaded:
-        if one.file_digest is not None:
-            before[one.name] = one.file_digest.as_dict()
-    return loaded, persist.fingerprint(sources, before) if known else ""
+    return before if known else None
 
 
 def store_key(sources: list[SourceConfig], index_key: str) -> str:
@@ -113,56 +121,227 @@ def store_key(sources: list[SourceConfig], index_key: str) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def index_snapshot(sources: list[SourceConfig], loaded: list[LoadedSource],
-                   source_fingerprint: str = "", index_path: Path | None = None,
-                   progress: Callable[[int], None] | None = None, *,
-                   target_false_known: float = TARGET_FALSE_KNOWN) -> Snapshot:
-    """Index and calibrate loaded sources, reusing the index and calibration saved at
-    ``index_path`` only when they were made from exactly this content (the calibration for
-    this target) and the arrays fit together; saving fresh ones when they were not. The
-    records go to the load's record store (written afresh unless it holds exactly this
-    load); the snapshot keeps none of them."""
-    records = [r for source in loaded for r in source.records]
-    key = persist.index_fingerprint(sources, [one.content for one in loaded])
-    saved = persist.load(index_path, key, len(records)) if index_path else None
-    index, model = saved if saved is not None else (None, None)
+class _Sample:
+    """The records calibration draws on, kept as they stream past: every one up to
+    2 x CALIBRATION_SAMPLE, then every other one of those and every 2nd after, and so on
+    (rows a multiple of the stride), so that memory stays bounded whatever the load."""
+
+    def __init__(self) -> None:
+        self.records: list[PersonRecord] = []
+        self.rows: list[int] = []
+        self.stride = 1
+
+    def offer(self, row: int, record: PersonRecord) -> None:
+        if row % self.stride:
+            return
+        self.records.append(record)
+        self.rows.append(row)
+        if len(self.records) >= 2 * CALIBRATION_SAMPLE:
+            del self.records[1::2], self.rows[1::2]
+            self.stride *= 2
+
+
+def stream_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
+                    progress: Callable[[int], None] | None = None, *,
+                    check: Callable[[list[LoadedSource]], Refusal | None] | None = None,
+                    target_false_known: float = TARGET_FALSE_KNOWN
+                    ) -> tuple[Snapshot | None, LoadedLoad]:
+    """Read every source once, streaming each record into the index being built and the
+    record store being written (neither complete nor used until the read is; no list of
+    every record is held), keeping only a bounded sample for the calibration. Then `check`
+    the load's counts (a refusal: the new store is deleted, no snapshot); reuse the index
+    and calibration saved at ``index_path`` when they were made from exactly this content
+    (else save the fresh ones, and serve the index memory-mapped from its file); and the
+    store of exactly this load if one is already whole. ``progress(rows)`` every 10,000
+    records, and an ``index_progress`` log line every PROGRESS_EVERY (counts only)."""
+    before = _digests_before(sources)
+    loads: list[LoadedSource] = []
+    writer = StoreWriter(store_dir(index_path))
+    sample = _Sample()
+    started = time.monotonic()
+
+    def records() -> Iterator[PersonRecord]:
+        row = 0
+        for cfg in sources:
+            one, stream = open_source(cfg)
+            loads.append(one)
+            for record in stream:
+                writer.add(record)
+                sample.offer(row, record)
+                row += 1
+                yield record
+
+    def report(rows: int) -> None:
+        if rows and rows % PROGRESS_EVERY == 0:
+            log.info("index_progress", records=rows,
+                     seconds=round(time.monotonic() - started, 1))
+        if progress is not None:
+            progress(rows)
+
+    try:
+        built = build(records(), report)
+    except BaseException:
+        writer.abort()
+        raise
+    total = writer.count
+    log.info("index_built", records=total, seconds=round(time.monotonic() - started, 3))
+    if before is not None:
+        for one in loads:
+            if one.file_digest is not None:
+                before[one.name] = one.file_digest.as_dict()
+    source_fingerprint = persist.fingerprint(sources, before) if before is not None else ""
+    load = LoadedLoad(loads, source_fingerprint,
+                      check(loads) if check is not None else None)
+    if load.refusal is not None:
+        writer.abort()
+        return None, load
+    try:
+        snapshot = _finish(sources, load, built, sample, writer, index_path,
+                           target_false_known=target_false_known)
+    except BaseException:
+        writer.abort()
+        raise
+    return snapshot, load
+
+
+@dataclass
+class LoadedLoad:
+    """What a read of every source found: each load's counts, the fingerprint, the refusal."""
+
+    sources: list[LoadedSource]
+    fingerprint: str
+    refusal: Refusal | None = None
+
+
+def _finish(sources: list[SourceConfig], load: LoadedLoad, built: MatchIndex, sample: _Sample,
+            writer: StoreWriter, index_path: Path | None, *,
+            target_false_known: float) -> Snapshot:
+    loads, total = load.sources, writer.count
+    key = persist.index_fingerprint(sources, [one.content for one in loads])
+    saved = persist.load(index_path, key, total) if index_path else None
+    index, model = saved if saved is not None else (built, None)
     if model is not None and model.provenance.get("target_false_known") != target_false_known:
         model = None  # calibrated for another target
-    reused = index is not None
-    if index is None:
-        started = time.monotonic()
-        index = build(records, progress)
-        log.info("index_built", records=len(records),
-                 seconds=round(time.monotonic() - started, 3))
-    else:
-        log.info("index_reused", records=len(records))
+    reused = saved is not None
+    log.info("index_reused" if reused else "index_fresh", records=total)
+    extra = start_facts(sources, loads, load.fingerprint)
+    # a reused index is saved again when what a start from it needs changed (a file touched,
+    # its content the same: the fingerprint and the as-at time are new)
+    stale_facts = (saved is not None and index_path is not None
+                   and (persist.read_meta(index_path) or {}).get("extra") != extra)
     if model is None:
         started = time.monotonic()
-        model = calibrate(index, records, target_false_known=target_false_known)
-        log.info("index_calibrated", records=len(records), possible=model.thresholds.possible,
-                 match=model.thresholds.match, seconds=round(time.monotonic() - started, 3))
-        if index_path:
-            try:
-                persist.save(index, index_path, key, model)
-            except OSError as exc:  # serve from memory; the next start indexes again
-                log.warning("index_not_saved", error=type(exc).__name__)
+        model = calibrate(index, sample.records, rows=sample.rows,
+                          target_false_known=target_false_known)
+        log.info("index_calibrated", records=total, sample=len(sample.records),
+                 possible=model.thresholds.possible, match=model.thresholds.match,
+                 seconds=round(time.monotonic() - started, 3))
+    sample.records.clear()
+    if index_path and (saved is None or saved[1] is not model or stale_facts):
+        try:
+            persist.save(index, index_path, key, model, extra=extra)
+        except OSError as exc:  # serve from memory; the next start indexes again
+            log.warning("index_not_saved", error=type(exc).__name__)
+        else:
+            if not reused:  # serve from the file, mapped, as a restart would: the built
+                mapped = persist.load(index_path, key, total)  # arrays are freed
+                if mapped is not None:
+                    index = mapped[0]
+    del built
     content = store_key(sources, key)
-    store, store_reused = RecordStore.open_or_build(
-        path=store_path(index_path, content), key=content, records=records)
+    path = store_path(index_path, content)
+    store = RecordStore.open(path=path, key=content, count=total)
+    store_reused = store is not None
+    if store is not None:
+        writer.abort()  # exactly this load is stored already
+    else:
+        store = writer.finish(path=path, key=content)
+    memory.release_freed()
     log.info("record_store_ready", records=len(store), reused=store_reused)
     return Snapshot(Matcher(index=index, model=model, lookup=store),
-                    [one.without_records() for one in loaded], dt.datetime.now(dt.UTC),
-                    store, source_fingerprint, reused)
+                    [one.without_records() for one in loads], dt.datetime.now(dt.UTC),
+                    store, load.fingerprint, reused)
+
+
+def start_facts(sources: list[SourceConfig], loaded: list[LoadedSource],
+                source_fingerprint: str) -> dict[str, Any]:
+    """What a start from the saved index needs beside it (`open_saved`): the sources'
+    fingerprint as this load read them and each load's summary (counts, as-at time)."""
+    if not source_fingerprint or not all(fast_start_allowed(cfg) for cfg in sources):
+        return {}
+    return {"sources_fingerprint": source_fingerprint,
+            "sources": [one.summary() for one in loaded]}
+
+
+def fast_start_allowed(cfg: SourceConfig) -> bool:
+    """Whether the source's fingerprint (persist.source_digest) says enough to trust the
+    saved index without reading it: a file's SHA-256 (CSV, SQLite) does; an SQL database's
+    row count does only with the latest as-at value beside it (an edit in place that leaves
+    both as they were is then not seen until a refresh of changed content or a rebuild)."""
+    return cfg.type != "sql" or bool(cfg.as_at_column)
+
+
+def open_saved(sources: list[SourceConfig], index_path: Path | None, *,
+               target_false_known: float = TARGET_FALSE_KNOWN) -> Snapshot | None:
+    """The snapshot of the saved index and its record store, without reading the sources:
+    only when the sources' fingerprint now is the one they had when it was saved, the
+    mapping and index formats are the same (the index's content key is recomputed from the
+    saved summaries and this configuration), the calibration is for this target, and the
+    index and the store are whole and hold the same records. None otherwise (the caller
+    reads the sources: a full load, which rebuilds whatever does not fit)."""
+    if index_path is None or not all(fast_start_allowed(cfg) for cfg in sources):
+        return None
+    meta = persist.read_meta(index_path)
+    facts = (meta or {}).get("extra") or {}
+    if not facts:
+        return None
+    try:
+        loaded = [LoadedSource.from_summary(doc) for doc in facts["sources"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        log.warning("saved_index_not_started_from", reason=f"summary ({type(exc).__name__})")
+        return None
+    if [one.name for one in loaded] != [cfg.name for cfg in sources]:
+        return None
+    try:
+        current = persist.fingerprint(sources)
+    except Exception as exc:  # gone, unreadable or down: the full load says which
+        log.warning("sources_fingerprint_failed", error=type(exc).__name__)
+        return None
+    if current != facts.get("sources_fingerprint"):
+        log.info("saved_index_not_started_from", reason="the sources changed")
+        return None
+    started = time.monotonic()
+    key = persist.index_fingerprint(sources, [one.content for one in loaded])
+    total = sum(one.record_count for one in loaded)
+    saved = persist.load(index_path, key, total)
+    if saved is None:
+        return None
+    index, model = saved
+    if model is None or model.provenance.get("target_false_known") != target_false_known:
+        return None
+    content = store_key(sources, key)
+    store = RecordStore.open(path=store_path(index_path, content), key=content, count=total)
+    if store is None:
+        return None
+    log.info("index_opened_from_saved", records=total,
+             seconds=round(time.monotonic() - started, 3))
+    return Snapshot(Matcher(index=index, model=model, lookup=store), loaded,
+                    dt.datetime.now(dt.UTC), store, current, True)
 
 
 def load_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
                   progress: Callable[[int], None] | None = None, *,
                   target_false_known: float = TARGET_FALSE_KNOWN) -> Snapshot:
     """Read, index and calibrate every source (no plausibility checks: see
-    AgentState.load)."""
-    loaded, source_fingerprint = read_sources(sources)
-    return index_snapshot(sources, loaded, source_fingerprint, index_path, progress,
-                          target_false_known=target_false_known)
+    AgentState.load); or, when the saved index and store fit the sources unchanged, open
+    them without reading the sources (`open_saved`)."""
+    opened = open_saved(sources, index_path, target_false_known=target_false_known)
+    if opened is not None:
+        return opened
+    snapshot, _ = stream_snapshot(sources, index_path, progress,
+                                  target_false_known=target_false_known)
+    assert snapshot is not None  # no check: never refused
+    return snapshot
 
 
 @dataclass(frozen=True)
@@ -255,14 +434,24 @@ class AgentState:
         source_fingerprint = ""
         snapshot: Snapshot | None = None
         try:
-            loaded, source_fingerprint = read_sources(sources)
-            refusal = plausibility.check_all(sources, loaded, self._last_good(index_path),
-                                             self.accept_shrink)
-            if refusal is None:
-                snapshot = index_snapshot(sources, loaded, source_fingerprint, index_path,
-                                          target_false_known=self.target_false_known)
-                if self.prepare is not None:
-                    self.prepare(snapshot)
+            last_good = self._last_good(index_path)
+
+            def check(loaded: list[LoadedSource]) -> Refusal | None:
+                return plausibility.check_all(sources, loaded, last_good, self.accept_shrink)
+
+            snapshot = open_saved(sources, index_path,
+                                  target_false_known=self.target_false_known)
+            if snapshot is not None:  # the saved index fits the sources as they are now
+                source_fingerprint = snapshot.fingerprint
+                refusal = check(snapshot.sources)
+                if refusal is not None:
+                    snapshot = None  # (its store stays: it is the saved index's)
+            else:
+                snapshot, load = stream_snapshot(sources, index_path, check=check,
+                                                 target_false_known=self.target_false_known)
+                source_fingerprint, refusal = load.fingerprint, load.refusal
+            if snapshot is not None and self.prepare is not None:
+                self.prepare(snapshot)
         except SourceError as exc:
             refusal = Refusal(exc.problem, str(exc), exc.source)
         except Exception as exc:  # never die in the reload loop; never log the message

@@ -1,11 +1,13 @@
 """Saving the match index to disk, and knowing when it no longer fits its sources.
 
-The file is a numpy ``.npz`` archive (no pickle) holding the index's arrays, its interned
-strings, its match model (the calibration, as JSON) and the fingerprint of the content it was
-built from (`index_fingerprint`: the bytes
-or rows actually read, the mapping, the key and index formats). A fingerprint mismatch, a
-different index format, an unreadable, truncated or inconsistent file means: rebuild (and
-calibrate again).
+One file (no pickle): a JSON header holding the index format, the fingerprint of the
+content it was built from (`index_fingerprint`: the bytes or rows actually read, the mapping,
+the key and index formats), its match model (the calibration), where each array lies and the
+SHA-256 of the data; then every array's raw bytes, aligned, which `load` maps read-only with
+numpy's memmap instead of copying (the operating system pages them in as matching touches
+them, and can drop them again). A fingerprint mismatch, another index format (an older
+``.npz``), an unreadable, truncated, damaged (its SHA-256 differs) or inconsistent file
+means: rebuild (and calibrate again).
 
 `fingerprint` is cheaper and coarser (file size, mtime and hash; SQL row count and latest
 as-at): it tells a running agent when to read its sources again.
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from mash.agent.sources import SourceConfig
 
 log = get_logger(__name__)
-FORMAT = 2  # 2: addresses, term-frequency counts and the match model
+FORMAT = 3  # 2: addresses, term-frequency counts and the match model; 3: memory-mapped
 
 
 def _file_digest(path: Path) -> dict[str, Any]:
@@ -110,29 +112,81 @@ def index_fingerprint(sources: list[SourceConfig], contents: list[str]) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def save(index: MatchIndex, path: Path, source_fingerprint: str,
-         model: MatchModel | None = None) -> None:
-    """Write atomically (mash.files: a temporary file flushed and renamed into place)."""
-    meta = {"format": FORMAT, "fingerprint": source_fingerprint, "records": len(index)}
-    arrays = index.arrays()
+MAGIC = b"MASHIDX\x00"  # then the format as 8 bytes little-endian, then the header length
+ALIGN = 4096  # the header is padded to this; each array starts at a multiple of 64 after it
+_CHUNK = 1 << 22
+
+
+def _aligned(offset: int, to: int = 64) -> int:
+    return -(-offset // to) * to
+
+
+def _sections(index: MatchIndex) -> dict[str, np.ndarray]:
+    arrays = dict(index.arrays())
     arrays.update({f"id_{kind}": column for kind, column in index.identifiers.items()})
     arrays["strings"] = np.frombuffer(json.dumps(index.strings.strings).encode(), np.uint8)
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    if model is not None:
-        arrays["model"] = np.frombuffer(model.to_json().encode(), np.uint8)
+    return {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+
+
+def save(index: MatchIndex, path: Path, source_fingerprint: str,
+         model: MatchModel | None = None, *, extra: dict[str, Any] | None = None) -> None:
+    """Write atomically (mash.files: a temporary file flushed and renamed into place): a
+    JSON header (the meta, the model, where each array lies, the data's SHA-256), then every
+    array's raw bytes, aligned, so that `load` maps them rather than copies them. `extra`:
+    more of the caller's own (JSON) in the header, returned by `read_meta`."""
+    arrays = _sections(index)
+    table: dict[str, dict[str, Any]] = {}
+    offset = 0
+    digest = hashlib.sha256()
+    for name, array in arrays.items():
+        start = _aligned(offset)
+        digest.update(bytes(start - offset))
+        digest.update(array.data.cast("B") if array.nbytes else b"")
+        table[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "offset": start}
+        offset = start + array.nbytes
+    header = {"format": FORMAT, "fingerprint": source_fingerprint, "records": len(index),
+              "arrays": table, "data_bytes": offset, "data_sha256": digest.hexdigest(),
+              "model": model.to_json() if model is not None else None, "extra": extra or {}}
+    head = json.dumps(header, sort_keys=True).encode()
+    data_start = _aligned(len(MAGIC) + 16 + len(head), ALIGN)
     with atomic_writer(path) as fh:
-        # numpy's stub has `allow_pickle: bool` beside `**kwds: ArrayLike`, and mypy checks a
-        # **dict against every keyword: it cannot tell that no key here is "allow_pickle"
-        np.savez(fh, **arrays)  # type: ignore[arg-type]
+        fh.write(MAGIC + FORMAT.to_bytes(8, "little") + len(head).to_bytes(8, "little"))
+        fh.write(head)
+        fh.write(bytes(data_start - len(MAGIC) - 16 - len(head)))
+        written = 0
+        for name, array in arrays.items():
+            start = table[name]["offset"]
+            fh.write(bytes(start - written))
+            if array.nbytes:
+                fh.write(array.data.cast("B"))
+            written = start + array.nbytes
+
+
+def _header(fh: BinaryIO) -> tuple[dict[str, Any], int]:
+    """The header of an open index file and where its data starts; ValueError when it is not
+    an index of this format (an older one is rebuilt)."""
+    lead = fh.read(len(MAGIC) + 16)
+    if len(lead) != len(MAGIC) + 16 or not lead.startswith(MAGIC):
+        raise ValueError("not an index file of this format")
+    if int.from_bytes(lead[len(MAGIC):len(MAGIC) + 8], "little") != FORMAT:
+        raise ValueError("an index file of another format")
+    size = int.from_bytes(lead[len(MAGIC) + 8:], "little")
+    if size > 1 << 26:
+        raise ValueError("an implausible header")
+    header = json.loads(fh.read(size))
+    if not isinstance(header, dict):
+        raise ValueError("an implausible header")
+    return header, _aligned(len(MAGIC) + 16 + size, ALIGN)
 
 
 def read_meta(path: Path) -> dict[str, Any] | None:
+    """The saved index's header (format, fingerprint, records, extra...), reading nothing
+    else; None when there is none of this format."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(data["meta"].tobytes())
-    except Exception:  # unreadable, truncated, not an npz: no meta
+        with path.open("rb") as fh:
+            return _header(fh)[0]
+    except Exception:  # unreadable, truncated, another format: no meta
         return None
-    return meta if isinstance(meta, dict) else None
 
 
 class IndexRejected(Exception):
@@ -180,23 +234,55 @@ def _check(index: MatchIndex, records: int | None) -> None:
         raise IndexRejected("a frequency table's values and counts differ in length")
 
 
+def _verify(fh: BinaryIO, start: int, header: dict[str, Any]) -> None:
+    """Raise IndexRejected unless the data is all there and is what was written (read
+    through the file, not the mapping: the check leaves nothing resident)."""
+    size = int(header["data_bytes"])
+    fh.seek(0, 2)
+    if fh.tell() != start + size:
+        raise IndexRejected(f"the file holds {fh.tell() - start} bytes of data, not {size}")
+    fh.seek(start)
+    digest = hashlib.sha256()
+    while chunk := fh.read(_CHUNK):
+        digest.update(chunk)
+    if digest.hexdigest() != header["data_sha256"]:
+        raise IndexRejected("its data is not what was written (damaged)")
+
+
+def _mapped(path: Path, start: int, spec: dict[str, Any]) -> np.ndarray:
+    dtype, shape = np.dtype(spec["dtype"]), tuple(int(d) for d in spec["shape"])
+    if dtype.hasobject:
+        raise IndexRejected("an array of objects")
+    if int(np.prod(shape)) == 0:
+        return np.empty(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=start + int(spec["offset"]),
+                     shape=shape)
+
+
 def load(path: Path, source_fingerprint: str, records: int | None = None
          ) -> tuple[MatchIndex, MatchModel | None] | None:
     """The saved index (and its calibration, when one was saved) when it was built from this
-    content in this format and its arrays fit together (and hold `records` rows, when
-    given); else None (rebuild), logged."""
+    content in this format, its data is whole and its arrays fit together (and hold
+    `records` rows, when given); else None (rebuild), logged. The arrays are mapped from the
+    file read-only (numpy memmap), not copied: pages are read as matching touches them."""
     if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(data["meta"].tobytes())
-            if meta.get("format") != FORMAT or meta.get("fingerprint") != source_fingerprint:
+        with path.open("rb") as fh:
+            meta, start = _header(fh)
+            if meta.get("fingerprint") != source_fingerprint:
                 return None
-            strings = Interner(json.loads(data["strings"].tobytes()))
-            arrays = {name: data[name] for name in ARRAYS}
-            identifiers = {kind: data[f"id_{kind}"] for kind in IDENTIFIER_WIDTHS}
-            model = (MatchModel.from_json(data["model"].tobytes().decode())
-                     if "model" in data.files else None)
+            _verify(fh, start, meta)
+        table = meta["arrays"]
+        strings_spec = table["strings"]
+        with path.open("rb") as fh:
+            fh.seek(start + int(strings_spec["offset"]))
+            strings = Interner(json.loads(fh.read(int(np.prod(strings_spec["shape"])))))
+        arrays = {name: _mapped(path, start, table[name]) for name in ARRAYS}
+        identifiers = {kind: _mapped(path, start, table[f"id_{kind}"])
+                       for kind in IDENTIFIER_WIDTHS}
+        model = (MatchModel.from_json(meta["model"]) if meta.get("model") is not None
+                 else None)
         index = MatchIndex(strings=strings, identifiers=identifiers, **arrays)
         if meta.get("records") != len(index):
             raise IndexRejected("its header and its arrays disagree on the record count")
@@ -204,7 +290,7 @@ def load(path: Path, source_fingerprint: str, records: int | None = None
     except IndexRejected as exc:
         log.warning("saved_index_rejected", reason=str(exc))
         return None
-    except Exception as exc:  # a truncated or corrupt archive: zip, CRC, JSON, numpy errors
+    except Exception as exc:  # another format, a truncated or corrupt file: JSON, numpy...
         log.warning("saved_index_rejected", reason=f"unreadable ({type(exc).__name__})")
         return None
     return index, model

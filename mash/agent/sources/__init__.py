@@ -167,6 +167,31 @@ class LoadedSource:
         """This load's counts and as-at time, its records left to the record store."""
         return replace(self, records=[], kept=self.record_count)
 
+    def summary(self) -> dict[str, Any]:
+        """What a snapshot keeps of this load (no records, no values): saved with the index,
+        so that a start from it tells the same counts and as-at time (`from_summary`)."""
+        return {"name": self.name, "as_at": self.as_at.isoformat(), "rows_read": self.rows_read,
+                "rows_rejected": dict(self.rows_rejected), "warnings": dict(self.warnings),
+                "present": dict(self.present), "content": self.content,
+                "file_digest": self.file_digest.as_dict() if self.file_digest else None,
+                "records": self.record_count}
+
+    @classmethod
+    def from_summary(cls, doc: Mapping[str, Any]) -> LoadedSource:
+        """A load as `summary` described it, holding no records (ValueError, KeyError or
+        TypeError when the summary is not one)."""
+        digest = doc["file_digest"]
+        as_at = dt.datetime.fromisoformat(str(doc["as_at"]))
+        if as_at.tzinfo is None:
+            raise ValueError("an as-at time without its zone")
+        return cls(str(doc["name"]), [], as_at, int(doc["rows_read"]),
+                   Counter({str(k): int(v) for k, v in doc["rows_rejected"].items()}),
+                   Counter({str(k): int(v) for k, v in doc["warnings"].items()}),
+                   Counter({str(k): int(v) for k, v in doc["present"].items()}),
+                   FileDigest(int(digest["size"]), int(digest["mtime_ns"]),
+                              str(digest["sha256"])) if digest is not None else None,
+                   str(doc["content"]), int(doc["records"]))
+
 
 class SourceError(MashError):
     """A source cannot be used; the agent answers DATA_UNAVAILABLE until it can (or from its
@@ -295,12 +320,26 @@ def _count_present(record: PersonRecord, present: Counter[str]) -> None:
 def load_source(cfg: SourceConfig) -> LoadedSource:
     """Read and map every row. Raises SourceError when the source cannot be read at all,
     or (a file) changed while it was read."""
+    loaded, records = open_source(cfg)
+    loaded.records = list(records)
+    return loaded
+
+
+def open_source(cfg: SourceConfig) -> tuple[LoadedSource, Iterator[PersonRecord]]:
+    """A load of the source and its records as they are read, one at a time (none kept):
+    the load's counts, as-at time and content digest are complete once the iterator is
+    exhausted (its `kept` is then the record count). The iterator raises SourceError when
+    the source cannot be read at all, or (a file) changed while it was read."""
+    loaded = LoadedSource(cfg.name, [], dt.datetime.now(dt.UTC), 0)
+    return loaded, _records(cfg, loaded)
+
+
+def _records(cfg: SourceConfig, loaded: LoadedSource) -> Iterator[PersonRecord]:
     started = time.monotonic()
-    read_at = dt.datetime.now(dt.UTC)
     reading = _Reading(iter(()))
     reading.rows = _csv_rows(cfg, reading) if cfg.type == "csv" else _sql_rows(cfg, reading)
-    loaded = LoadedSource(cfg.name, [], read_at, 0)
     latest: dt.datetime | None = None
+    count = 0
     for number, row in enumerate(reading.rows, start=1):
         loaded.rows_read += 1
         try:
@@ -310,8 +349,9 @@ def load_source(cfg: SourceConfig) -> LoadedSource:
             if sum(loaded.rows_rejected.values()) <= 5:
                 log.warning("source_row_rejected", source=cfg.name, row=number, reason=str(exc))
         else:
-            loaded.records.append(record)
             _count_present(record, loaded.present)
+            count += 1
+            yield record
         if cfg.as_at_column:
             value = row.get(cfg.as_at_column)
             if isinstance(value, dt.datetime):
@@ -325,16 +365,16 @@ def load_source(cfg: SourceConfig) -> LoadedSource:
         loaded.content = reading.content.hexdigest()
     if latest is not None:
         loaded.as_at = latest
+    loaded.kept = count
     log.info(
         "source_loaded",
         source=cfg.name,
         rows=loaded.rows_read,
-        records=len(loaded.records),
+        records=count,
         rejected=sum(loaded.rows_rejected.values()),
         warnings=dict(loaded.warnings),
         seconds=round(time.monotonic() - started, 3),
     )
-    return loaded
 
 
 def _mapping(value: Any, key: str = "mapping") -> Mapping[Any, Any]:
