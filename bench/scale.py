@@ -241,11 +241,11 @@ def _row(r: PersonRecord) -> list[str]:
 
 def _source(workdir: Path) -> Any:
     from mash.agent.sources import SourceConfig
-    from mash.config import Reader
+    from mash.config import read_model
 
-    return SourceConfig.read(Reader({"name": "records", "type": "csv", "path": "records.csv",
+    return read_model(SourceConfig, {"name": "records", "type": "csv", "path": "records.csv",
                                      "mapping": MAPPING, "fields": FIELDS},
-                                    "sources[0]", workdir))
+                      "sources[0]", workdir)
 
 
 def rss_parts_mb() -> dict[str, float]:

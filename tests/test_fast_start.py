@@ -20,7 +20,7 @@ from mash.agent import state as agent_state
 from mash.agent.record_store import StoreUnavailable
 from mash.agent.sources import SourceConfig
 from mash.agent.state import AgentState, Snapshot, load_snapshot
-from mash.config import Reader
+from mash.config import read_model
 from tests.test_record_store import PG_URL
 from tests.test_snapshots import MAPPING, WHO, csv_source, people, write_csv
 
@@ -179,9 +179,9 @@ def test_a_postgresql_source_with_an_as_at_column_starts_fast(pg_people: Any, tm
         conn.execute(insert, [r | {"updated": stamp} for r in people(200)])
 
     def source(**more: Any) -> SourceConfig:
-        return SourceConfig.read(Reader({"name": "records", "type": "sql", "url": PG_URL,
+        return read_model(SourceConfig, {"name": "records", "type": "sql", "url": PG_URL,
                                          "table": table, "mapping": MAPPING, **more},
-                                        "sources[0]", tmp_path))
+                          "sources[0]", tmp_path)
 
     index = tmp_path / "pg.index"
     first = load_snapshot([source(as_at_column="updated")], index)
