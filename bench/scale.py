@@ -4,7 +4,9 @@
 Three child processes, so that each one's RSS is its own:
 
 1. data (not timed as the build): --records synthetic people written to a CSV extract, and
-   a sample of them corrupted independently as queries;
+   a sample of them corrupted independently as queries; in chunks of about a million people
+   written by one process per CPU (each chunk its own seed and NHS numbers; the first is
+   the single-process extract of old), optionally kept under --extract-cache for reruns;
 2. build: a fresh agent's first load of that extract (``AgentState.load`` with an
    index.path: read and map every row, index, calibrate, write the record store, save the
    index) - ``build_seconds``, ``peak_rss_mb_build``;
@@ -20,6 +22,7 @@ The machine's load average is recorded beside the figures (2 shared cores).
 alone (``matching_scale.json``: records streamed into the index, none held).
 
     python -m bench.scale [--records 1000000] [--queries 1000] [--level low] [--quick]
+                          [--data-workers N] [--extract-cache var/bench]
                           [--matcher-only [--strangers N]]
 """
 
@@ -263,26 +266,105 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def data_phase(n: int, queries: int, level: str, workdir: Path, seed: int = 42
-               ) -> dict[str, Any]:
+CHUNK_RECORDS = 1_000_000  # the extract is written in chunks of about this many people
+MAX_CHUNKS = 10  # one NHS-number prefix each (99, 98, ... 90: ~9.09M people in each)
+EXTRACT_VERSION = 2  # part of the cache key: a change to how extracts are made bumps it
+
+
+def chunks(n: int) -> list[tuple[int, int, int]]:
+    """(chunk, first row, rows): the extract's chunks, made independently (in parallel)."""
+    k = min(MAX_CHUNKS, max(1, -(-n // CHUNK_RECORDS)))
+    size = -(-n // k)
+    assert size <= 4_500_000, "more people than the NHS-number prefixes hold"
+    return [(c, c * size, min(size, n - c * size)) for c in range(k) if c * size < n]
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """Chunk 0 is the single-process extract of old (the same people for the same seed);
+    each later chunk has its own seed, derived from the run's, and its own NHS numbers."""
+    return seed if chunk == 0 else seed * 1_000 + chunk
+
+
+def _write_chunk(job: tuple[int, int, int, int, str, int, str]
+                 ) -> tuple[int, list[tuple[int, Any]], float]:
     import csv
+
+    chunk, first, rows, seed, level, sample_every, out = job
+    started = time.perf_counter()
+    sampled, records = stream(rows, level, chunk_seed(seed, chunk),
+                              UniqueNumbers(prefix=str(99 - chunk)),
+                              sample_every=sample_every, start=first)
+    with open(out, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        for r in records:
+            writer.writerow(_row(r))
+    return chunk, sampled, time.perf_counter() - started
+
+
+def write_extract(n: int, queries: int, level: str, out: Path, seed: int = 42,
+                  workers: int = 0) -> dict[str, Any]:
+    """records.csv and queries.pickle in ``out``: --records people in chunks written by
+    ``workers`` processes (default: one per CPU) and joined in order."""
+    import multiprocessing
     import pickle
+    import shutil
 
     started = time.perf_counter()
-    sampled, records = stream(n, level, seed, UniqueNumbers(),
-                              sample_every=max(1, n // queries))
-    with (workdir / "records.csv").open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(COLUMNS)
-        for i, r in enumerate(records, start=1):
-            writer.writerow(_row(r))
-            if i % 500_000 == 0:
-                print(f"  data: {i:,} records written ({time.perf_counter() - started:.0f} s)",
-                      flush=True)
-    with (workdir / "queries.pickle").open("wb") as fh:  # the bench's own hand-over
-        pickle.dump(sampled, fh)
+    sample_every = max(1, n // queries)
+    plan = chunks(n)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(plan)))
+    jobs = [(c, first, rows, seed, level, sample_every, str(out / f"records.part{c}.csv"))
+            for c, first, rows in plan]
+    sampled: dict[int, list[tuple[int, Any]]] = {}
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for c, got, seconds in pool.imap_unordered(_write_chunk, jobs):
+            sampled[c] = got
+            print(f"  data: chunk {c + 1}/{len(plan)} ({plan[c][2]:,} records) written in "
+                  f"{seconds:.0f} s ({time.perf_counter() - started:.0f} s so far)",
+                  flush=True)
+    with (out / "records.csv").open("w", newline="") as fh:
+        fh.write(",".join(COLUMNS) + "\r\n")  # csv.writer's header, as before
+        for c, _, _ in plan:
+            part = out / f"records.part{c}.csv"
+            with part.open() as src:
+                shutil.copyfileobj(src, fh, 16 * 2**20)
+            part.unlink()
+    with (out / "queries.pickle").open("wb") as fh:  # the bench's own hand-over
+        pickle.dump([q for c, _, _ in plan for q in sampled[c]], fh)
     return {"data_seconds": round(time.perf_counter() - started, 1),
-            "extract_mb": round((workdir / "records.csv").stat().st_size / 2**20, 1)}
+            "data_workers": workers, "data_chunks": len(plan),
+            "extract_mb": round((out / "records.csv").stat().st_size / 2**20, 1)}
+
+
+def data_phase(n: int, queries: int, level: str, workdir: Path, seed: int = 42,
+               cache: Path | None = None, workers: int = 0) -> dict[str, Any]:
+    """The extract in ``workdir``: made there, or (with ``cache``) made once under
+    ``cache/extract-<records>-<level>-<seed>-<queries>-v<version>`` and linked."""
+    import json
+
+    if cache is None:
+        return {**write_extract(n, queries, level, workdir, seed, workers),
+                "extract_cached": False}
+    key = cache / f"extract-{n}-{level}-{seed}-{queries}-v{EXTRACT_VERSION}"
+    figures_path = key / "data.json"
+    reused = figures_path.exists()
+    if not reused:
+        tmp = key.with_name(key.name + ".tmp")
+        shutil_rmtree(tmp)
+        tmp.mkdir(parents=True)
+        figures = write_extract(n, queries, level, tmp, seed, workers)
+        (tmp / "data.json").write_text(json.dumps(figures))
+        tmp.rename(key)
+    figures = json.loads(figures_path.read_text())
+    for name in ("records.csv", "queries.pickle"):
+        (workdir / name).symlink_to((key / name).resolve())
+    return {**figures, "extract_cached": reused, "extract_cache": str(key)}
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def build_phase(workdir: Path) -> dict[str, Any]:
@@ -363,7 +445,10 @@ def _child(phase: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
     print(f"{phase} phase ...", flush=True)
     subprocess.run([sys.executable, "-m", "bench.scale", "--phase", phase,
                     "--records", str(args.records), "--queries", str(args.queries),
-                    "--level", args.level, "--workdir", str(workdir)], check=True)
+                    "--level", args.level, "--workdir", str(workdir),
+                    "--data-workers", str(args.data_workers),
+                    *(["--extract-cache", str(args.extract_cache)] if args.extract_cache
+                      else [])], check=True)
     print(f"{phase} phase done in {time.perf_counter() - started:.0f} s", flush=True)
     figures: dict[str, Any] = json.loads((workdir / f"{phase}.json").read_text())
     return figures
@@ -408,6 +493,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="50,000 records, 200 queries (agent_scale_quick.json)")
     parser.add_argument("--matcher-only", action="store_true",
                         help="the older benchmark of the index and matcher alone")
+    parser.add_argument("--data-workers", type=int, default=0,
+                        help="processes writing the extract (default: one per CPU)")
+    parser.add_argument("--extract-cache", type=Path, default=None,
+                        help="keep the extract here, keyed by records, level, seed and "
+                             "queries, and reuse it (e.g. var/bench; default: not kept)")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
@@ -420,7 +510,8 @@ def main(argv: list[str] | None = None) -> None:
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.phase:
-        figures = (data_phase(args.records, args.queries, args.level, args.workdir)
+        figures = (data_phase(args.records, args.queries, args.level, args.workdir,
+                              cache=args.extract_cache, workers=args.data_workers)
                    if args.phase == "data" else build_phase(args.workdir)
                    if args.phase == "build" else serve_phase(args.workdir))
         (args.workdir / f"{args.phase}.json").write_text(json.dumps(figures))

@@ -263,19 +263,21 @@ def with_alias(record: PersonRecord, given: str, family: str) -> PersonRecord:
 
 
 def stream(n: int, level: str, seed: int, numbers: UniqueNumbers, sample_every: int = 0,
-           today: dt.date = dt.date(2026, 11, 1)
+           today: dt.date = dt.date(2026, 11, 1), start: int = 0
            ) -> tuple[list[tuple[int, SubjectQuery]], Iterator[PersonRecord]]:
     """Records for ``n`` people one at a time (nothing kept), for indexing at scale.
 
     Returns (queries, records): as the iterator runs, every ``sample_every``-th person also
     gets an independently corrupted query, appended to ``queries`` as (row, query).
+    ``start`` numbers the rows (and the ids) from there, for one chunk of a larger set
+    made in parallel (each chunk with its own ``seed`` and ``numbers``).
     """
     lvl = LEVELS[level]
     queries: list[tuple[int, SubjectQuery]] = []
 
     def records() -> Iterator[PersonRecord]:
         rng, noise = random.Random(seed), random.Random(seed * 7919 + 1)
-        for i in range(n):
+        for i in range(start, start + n):
             p = person(rng, f"P{seed}-{i:07d}", today, numbers=numbers)
             yield to_record(view(p, lvl, noise, today), "synthetic", f"R{i:08d}")
             if sample_every and i % sample_every == 0:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import itertools
 import random
 from dataclasses import dataclass, field
 
@@ -38,10 +40,14 @@ class Person:
 
 
 def _weighted(rng: random.Random, items: list[str], offset: int = 3) -> str:
-    # Zipf-like: the i-th item has weight 1/(i+offset): common names are common.
-    weights = _weights_cache.setdefault(
-        (len(items), offset), [1 / (i + offset) for i in range(len(items))])
-    return rng.choices(items, weights=weights)[0]
+    # Zipf-like: the i-th item has weight 1/(i+offset): common names are common. (The
+    # cumulative weights are cached: the same draws as ``weights=`` without summing them
+    # again for every name.)
+    cum = _weights_cache.get((len(items), offset))
+    if cum is None:
+        cum = _weights_cache[(len(items), offset)] = list(
+            itertools.accumulate(1 / (i + offset) for i in range(len(items))))
+    return rng.choices(items, cum_weights=cum)[0]
 
 
 _weights_cache: dict[tuple[int, int], list[float]] = {}
@@ -71,12 +77,17 @@ class UniqueNumbers:
     """Hands out NHS numbers that no two synthetic people share, as real ones are unique.
 
     They start with 99 (ten million numbers, none of them issued to patients), so that a
-    population of millions fits; a bitmap of the numbers used costs 1.25 MB.
+    population of millions fits; a bitmap of the numbers used costs 1.25 MB. About one in
+    eleven has no valid check digit, so one prefix holds at most about 9,090,000 people (and
+    drawing slows as it fills): generators working in parallel each take their own
+    ``prefix`` (``90`` to ``98`` start with 9 too, none issued).
     """
 
     SPACE = 10**7
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "99") -> None:
+        assert len(prefix) == 2 and prefix.isdigit(), prefix
+        self.prefix = prefix
         self.used = bytearray(self.SPACE // 8 + 1)
 
     def _take(self, k: int) -> bool:
@@ -91,7 +102,7 @@ class UniqueNumbers:
             k = rng.randrange(self.SPACE)
             if not self._take(k):
                 continue
-            first = f"99{k:07d}"
+            first = f"{self.prefix}{k:07d}"
             check = nhs_check_digit(first)
             if check is not None:
                 return first + str(check)
@@ -167,6 +178,7 @@ _STREET_TYPES = ("Road", "Street", "Lane", "Avenue", "Grove", "Close", "Drive", 
                  "Terrace", "Way", "Gardens", "Place")
 
 
+@functools.cache
 def streets_of(district: str) -> list[str]:
     """The streets of one postcode district (the same for every seed: places are fixed)."""
     rng = random.Random(f"streets:{district}")
