@@ -314,3 +314,26 @@ def test_a_source_without_an_as_at_column_is_read_in_full(db: Db,
     assert full_reads == ["records", "records"]
     assert state.snapshot is not None and state.snapshot.changes is None
     assert ids(state.snapshot, MOVED_WHO) == ["HELD"]
+
+
+def test_a_restart_on_changed_sources_opens_the_saved_index_and_applies_the_changes(
+        db: Db, full_reads: list[str]) -> None:
+    _, sources, index = loaded(db)
+    db.update(MOVED, LATER)
+    db.insert([NEW], LATER)
+    restarted = AgentState()
+    status = restarted.load(sources, index)
+    assert status.refusal is None and full_reads == ["records"]  # no second full read
+    snapshot = restarted.snapshot
+    assert snapshot is not None and snapshot.changes is not None and snapshot.index_reused
+    assert ids(snapshot, MOVED_WHO) == ["HELD"] and "HELD" not in ids(snapshot)
+    assert ids(snapshot, NEW_WHO) == ["NEW"] and snapshot.record_count == 201
+    assert snapshot.as_at == LATER and snapshot.fingerprint == status.fingerprint
+    assert restarted.refresh(sources, index) is None  # nothing new since
+    # rows deleted since the saved index: a full load at start
+    db.execute(f"DELETE FROM \"{db.name}\" WHERE ref = 'R0'")
+    again = AgentState()
+    assert again.load(sources, index).refusal is None
+    assert full_reads == ["records", "records"]
+    assert again.snapshot is not None and again.snapshot.changes is None
+    assert again.snapshot.record_count == 200 and ids(again.snapshot, NEW_WHO) == ["NEW"]

@@ -340,13 +340,15 @@ def fast_start_allowed(cfg: SourceConfig) -> bool:
 
 
 def open_saved(sources: list[SourceConfig], index_path: Path | None, *,
-               target_false_known: float = TARGET_FALSE_KNOWN) -> Snapshot | None:
+               target_false_known: float = TARGET_FALSE_KNOWN,
+               changed: bool = False) -> Snapshot | None:
     """The snapshot of the saved index and its record store, without reading the sources:
     only when the sources' fingerprint now is the one they had when it was saved, the
     mapping and index formats are the same (the index's content key is recomputed from the
     saved summaries and this configuration), the calibration is for this target, and the
     index and the store are whole and hold the same records. None otherwise (the caller
-    reads the sources: a full load, which rebuilds whatever does not fit)."""
+    reads the sources: a full load, which rebuilds whatever does not fit). ``changed``: the
+    sources may have changed since (the caller applies their changes: `apply_changes`)."""
     if index_path is None or not all(fast_start_allowed(cfg) for cfg in sources):
         return None
     meta = persist.read_meta(index_path)
@@ -365,7 +367,7 @@ def open_saved(sources: list[SourceConfig], index_path: Path | None, *,
     except Exception as exc:  # gone, unreadable or down: the full load says which
         log.warning("sources_fingerprint_failed", error=type(exc).__name__)
         return None
-    if current != facts.get("sources_fingerprint"):
+    if current != facts.get("sources_fingerprint") and not changed:
         log.info("saved_index_not_started_from", reason="the sources changed")
         return None
     started = time.monotonic()
@@ -632,9 +634,18 @@ class AgentState:
                 if refusal is not None:
                     snapshot = None  # (its store stays: it is the saved index's)
             else:
-                snapshot, load = stream_snapshot(sources, index_path, check=check,
-                                                 target_false_known=self.target_false_known)
-                source_fingerprint, refusal = load.fingerprint, load.refusal
+                snapshot = self._saved_with_changes(sources, index_path)
+                if snapshot is not None:
+                    source_fingerprint = snapshot.fingerprint
+                    refusal = check(snapshot.sources)
+                    if refusal is not None and snapshot.changes is not None:
+                        snapshot.changes.store.path.unlink(missing_ok=True)
+                        snapshot = None  # (the saved index's store stays)
+                else:
+                    snapshot, load = stream_snapshot(
+                        sources, index_path, check=check,
+                        target_false_known=self.target_false_known)
+                    source_fingerprint, refusal = load.fingerprint, load.refusal
             if snapshot is not None and self.prepare is not None:
                 self.prepare(snapshot)
         except SourceError as exc:
@@ -646,6 +657,28 @@ class AgentState:
                               f"({type(exc).__name__})")
         return self._settle(snapshot, refusal, source_fingerprint, index_path,
                             sources=len(sources))
+
+    def _saved_with_changes(self, sources: list[SourceConfig],
+                            index_path: Path | None) -> Snapshot | None:
+        """At start, on SQL sources with an as-at column changed since the index was saved:
+        the saved index and store with the changes applied (`apply_changes`); None when
+        that cannot be (the caller reads the sources in full). A failed read raises."""
+        if self.snapshot is not None or index_path is None or not changes_allowed(sources):
+            return None
+        try:
+            current = persist.fingerprint(sources)
+        except Exception as exc:  # gone, unreadable or down: the full load says which
+            log.warning("sources_fingerprint_failed", error=type(exc).__name__)
+            return None
+        base = open_saved(sources, index_path, target_false_known=self.target_false_known,
+                          changed=True)
+        if base is None:
+            return None
+        try:
+            return apply_changes(sources, base, index_path, fingerprint=current)
+        except FullLoadNeeded as exc:
+            log.info("changes_not_applied", reason=str(exc), then="a full load")
+            return None
 
     def _settle(self, snapshot: Snapshot | None, refusal: Refusal | None, source_fingerprint: str,
                 index_path: Path | None, *, sources: int) -> LoadStatus:
