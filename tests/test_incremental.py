@@ -337,3 +337,39 @@ def test_a_restart_on_changed_sources_opens_the_saved_index_and_applies_the_chan
     assert full_reads == ["records", "records"]
     assert again.snapshot is not None and again.snapshot.changes is None
     assert again.snapshot.record_count == 200 and ids(again.snapshot, NEW_WHO) == ["NEW"]
+
+
+def test_a_column_without_a_time_zone_is_compared_as_utc(tmp_path: Path,
+                                                        full_reads: list[str]) -> None:
+    """A `timestamp` (no zone) column holds UTC as a full read takes it; the changes' read
+    compares it with UTC whatever the session's zone (here 9 hours ahead)."""
+    url = PG_URL + "?options=-c%20timezone%3DAsia/Tokyo"
+    db = Db(url, "sql", tmp_path)
+    db.table = sa.Table(db.name, sa.MetaData(),
+                        *[sa.Column(c.name, c.type, primary_key=c.primary_key)
+                          for c in db.table.columns if c.name != "updated"],
+                        sa.Column("updated", sa.DateTime(timezone=False)))
+    try:
+        with db.engine.connect():
+            pass
+    except sa.exc.OperationalError:
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    try:
+        db.table.create(db.engine)
+        with db.engine.begin() as conn:
+            conn.execute(db.table.insert(),
+                         [r | {"updated": STAMP.replace(tzinfo=None)} for r in people(200)])
+        state, sources, index = AgentState(), [db.source()], tmp_path / "agency.index"
+        assert state.load(sources, index).refusal is None
+        assert state.snapshot is not None and state.snapshot.as_at == STAMP
+        with db.engine.begin() as conn:
+            conn.execute(db.table.update().where(db.table.c.ref == "HELD").values(
+                **MOVED, updated=LATER.replace(tzinfo=None)))
+        assert (status := state.refresh(sources, index)) is not None and status.refusal is None
+        snapshot = state.snapshot
+        assert snapshot is not None and snapshot.changes is not None
+        assert ids(snapshot, MOVED_WHO) == ["HELD"] and snapshot.as_at == LATER
+        assert full_reads == ["records"]
+    finally:
+        db.table.drop(db.engine, checkfirst=True)
+        db.engine.dispose()

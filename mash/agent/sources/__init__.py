@@ -302,10 +302,12 @@ def _sql_rows(cfg: SourceConfig, reading: _Reading) -> Iterator[dict[str, Any]]:
                 if stamp is None:
                     raise ValueError("a read of changed rows needs an as-at column")
                 since = reading.since
-                if conn.dialect.name == "sqlite":  # stored as text: compare as text
-                    since_value: Any = since.astimezone(dt.UTC).replace(tzinfo=None)
-                else:
-                    since_value = since
+                # a column without a time zone holds UTC (as a full read takes it): compared
+                # with UTC, not with the session's zone (SQLite: text, compared as text)
+                naive = conn.dialect.name == "sqlite" or (
+                    isinstance(stamp.type, sa.DateTime) and not stamp.type.timezone)
+                since_value: Any = (since.astimezone(dt.UTC).replace(tzinfo=None) if naive
+                                    else since)
                 if cfg.table:
                     stmt = stmt.where(stamp >= since_value)
                 else:
