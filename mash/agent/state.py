@@ -486,6 +486,9 @@ def apply_changes(sources: list[SourceConfig], current: Snapshot, index_path: Pa
             if one.rows_rejected:
                 raise FullLoadNeeded(f"{sum(one.rows_rejected.values())} changed row(s) of "
                                      f"{was.name} are not records")
+            if one.as_at <= was.as_at - REREAD:  # not even the newest row of the full load
+                raise FullLoadNeeded(f"no as-at value of {was.name} was read at or after the "
+                                     "full load's (not a time, or rows deleted)")
             unreadable = sum(count for reason, count in one.warnings.items()
                              if reason.split(" ", 1)[0] in plausibility.SEARCH_FIELDS)
             if unreadable * 100 > one.rows_read * cfg.max_rejected_percent:  # as a load

@@ -304,8 +304,14 @@ def _sql_rows(cfg: SourceConfig, reading: _Reading) -> Iterator[dict[str, Any]]:
                 since = reading.since
                 # a column without a time zone holds UTC (as a full read takes it): compared
                 # with UTC, not with the session's zone (SQLite: text, compared as text)
-                naive = conn.dialect.name == "sqlite" or (
-                    isinstance(stamp.type, sa.DateTime) and not stamp.type.timezone)
+                if cfg.table:
+                    naive = conn.dialect.name == "sqlite" or (
+                        isinstance(stamp.type, sa.DateTime) and not stamp.type.timezone)
+                else:  # a query's column: as its newest value comes back
+                    newest = conn.execute(
+                        sa.select(sa.func.max(stamp)).select_from(counted)).scalar()
+                    naive = conn.dialect.name == "sqlite" or (
+                        isinstance(newest, dt.datetime) and newest.tzinfo is None)
                 since_value: Any = (since.astimezone(dt.UTC).replace(tzinfo=None) if naive
                                     else since)
                 if cfg.table:
