@@ -396,3 +396,24 @@ def test_as_at_values_that_are_not_times_mean_a_full_load(db: Db,
     assert full_reads == ["records", "records"]
     assert state.snapshot is not None and state.snapshot.changes is None
     assert ids(state.snapshot, MOVED_WHO) == ["HELD"]
+
+
+def test_changes_that_fail_to_prepare_leave_no_store_and_keep_the_snapshot(
+        db: Db, full_reads: list[str]) -> None:
+    state, sources, index = loaded(db)
+    first = state.snapshot
+    assert first is not None
+
+    def fail(_snapshot: Snapshot) -> None:
+        raise RuntimeError("the blind token index could not be built")
+
+    state.prepare = fail
+    db.update(MOVED, LATER)
+    status = state.refresh(sources, index)
+    assert status is not None and status.refusal is not None
+    assert status.refusal.problem == Problem.LOAD_FAILED and status.retry
+    assert state.snapshot is first and ids(first) == ["HELD"]
+    assert stores(index) == [first.store.path] and full_reads == ["records"]
+    state.prepare = None
+    assert (again := state.refresh(sources, index)) is not None and again.refusal is None
+    assert ids(state.snapshot, MOVED_WHO) == ["HELD"] and full_reads == ["records"]

@@ -730,7 +730,9 @@ class AgentState:
         """Delete the stores of a snapshot never published, unless a published one uses
         them."""
         in_use = set(self._retired) | set(self.snapshot.stores if self.snapshot else [])
-        for path in snapshot.stores:
+        # a snapshot of changes owns their store only (the full load's is its base's)
+        own = [snapshot.changes.store.path] if snapshot.changes else [snapshot.store.path]
+        for path in own:
             if path not in in_use:
                 path.unlink(missing_ok=True)
 
