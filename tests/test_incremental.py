@@ -8,6 +8,7 @@ load means a full load, swapped in whole."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -417,3 +418,27 @@ def test_changes_that_fail_to_prepare_leave_no_store_and_keep_the_snapshot(
     state.prepare = None
     assert (again := state.refresh(sources, index)) is not None and again.refusal is None
     assert ids(state.snapshot, MOVED_WHO) == ["HELD"] and full_reads == ["records"]
+
+
+def test_a_full_load_a_day_old_is_read_again_not_added_to(
+        db: Db, full_reads: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    state, sources, index = loaded(db)
+    db.update(MOVED, LATER)
+    assert state.refresh(sources, index) is not None  # positive control: applied
+    assert state.snapshot is not None and state.snapshot.changes is not None
+    monkeypatch.setattr(agent_state, "FULL_LOAD_EVERY", dt.timedelta(0))
+    db.insert([NEW], LATER)
+    assert (status := state.refresh(sources, index)) is not None and status.refusal is None
+    assert full_reads == ["records", "records"] and state.snapshot.changes is None
+    assert ids(state.snapshot, NEW_WHO) == ["NEW"] and ids(state.snapshot, MOVED_WHO) == ["HELD"]
+    # at a start: the saved index's age is its file's
+    monkeypatch.setattr(agent_state, "FULL_LOAD_EVERY", dt.timedelta(hours=24))
+    db.update(MOVED | {"surname": "Fotheringay"}, LATER + dt.timedelta(minutes=1))
+    fresh = AgentState()
+    assert fresh.load(sources, index).refusal is None and full_reads == ["records"] * 2
+    assert fresh.snapshot is not None and fresh.snapshot.changes is not None
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).timestamp()
+    os.utime(index, (old, old))
+    stale = AgentState()
+    assert stale.load(sources, index).refusal is None and full_reads == ["records"] * 3
+    assert stale.snapshot is not None and stale.snapshot.changes is None

@@ -75,6 +75,10 @@ MAX_CHANGED_SHARE = 0.05
 # It reads the rows whose as-at value is at or after the full load's as-at less this: a row
 # whose transaction commits up to this long after the time it stamps is still seen.
 REREAD = dt.timedelta(minutes=5)
+# A full load older than this is not added to: the next refresh of changed sources reads
+# them in full (an edit in place that left the as-at column as it was is then seen, and the
+# index and its calibration are made afresh).
+FULL_LOAD_EVERY = dt.timedelta(hours=24)
 
 
 @dataclass
@@ -88,6 +92,7 @@ class Snapshot:
     fingerprint: str = ""  # the sources as read (persist.fingerprint): "" when not known
     index_reused: bool = False
     changes: Changes | None = None  # applied to a full load by an incremental refresh
+    built_at: dt.datetime | None = None  # when its index was built (None: at loaded_at)
 
     @property
     def base(self) -> Snapshot:
@@ -385,8 +390,12 @@ def open_saved(sources: list[SourceConfig], index_path: Path | None, *,
         return None
     log.info("index_opened_from_saved", records=total,
              seconds=round(time.monotonic() - started, 3))
+    try:  # saved as it was built (or as its start facts were last saved: later, not earlier)
+        built = dt.datetime.fromtimestamp(index_path.stat().st_mtime, dt.UTC)
+    except OSError:
+        built = None
     return Snapshot(Matcher(index=index, model=model, lookup=store), loaded,
-                    dt.datetime.now(dt.UTC), store, current, True)
+                    dt.datetime.now(dt.UTC), store, current, True, built_at=built)
 
 
 class FullLoadNeeded(Exception):
@@ -416,11 +425,15 @@ def apply_changes(sources: list[SourceConfig], current: Snapshot, index_path: Pa
     Raises FullLoadNeeded when that would not tell the truth or not stay small: a source
     holds fewer or more rows than the full load and the changes account for (rows deleted,
     which an as-at column cannot show), a changed row that is no record, a record id held
-    twice, more than MAX_CHANGED_SHARE of the records changed; SourceError when a read
+    twice, more than MAX_CHANGED_SHARE of the records changed, a full load older than
+    FULL_LOAD_EVERY; SourceError when a read
     fails. Nothing is published here (see AgentState.apply_changes)."""
     base = current.base
     if [one.name for one in base.sources] != [cfg.name for cfg in sources]:
         raise FullLoadNeeded("the sources are not those of the full load")
+    age = dt.datetime.now(dt.UTC) - (base.built_at or base.loaded_at)
+    if age > FULL_LOAD_EVERY:
+        raise FullLoadNeeded(f"the full load is {age.total_seconds() / 3600:.0f} hours old")
     limit = max(1, int(MAX_CHANGED_SHARE * base.record_count))
     started = time.monotonic()
     writer = StoreWriter(store_dir(index_path))
