@@ -110,7 +110,7 @@ def test_a_locked_or_damaged_store_is_unavailable(tmp_path: Path) -> None:
     writer.commit()
     with pytest.raises(StoreUnavailable, match="holds 0 of the 1 records matched"):
         snapshot.matcher.search(WHO)
-    writer.execute("INSERT INTO records VALUES (0, '[\"HELD\"]')")
+    writer.execute("INSERT INTO records VALUES (0, '[\"HELD\"]', 'records', 'HELD')")
     writer.commit()
     writer.close()
     with pytest.raises(StoreUnavailable, match="damaged record"):

@@ -67,7 +67,7 @@ class BlindResponder:
             index = self._indexes.get(epoch)
             if index is None:
                 key = self.blind.linkage.keys[epoch]
-                index = self._indexes[epoch] = TokenIndex(key, snapshot.store.records())
+                index = self._indexes[epoch] = TokenIndex(key, snapshot.records())
                 log.info("token_index_built", epoch=epoch, tokens=len(index),
                          records=snapshot.record_count)
             return index

@@ -41,7 +41,7 @@ from mash.records import PersonRecord
 from mash.subject import Name
 
 log = get_logger(__name__)
-FORMAT = 1
+FORMAT = 2  # 2: each record's source and id beside it, indexed (an incremental refresh)
 BUSY_SECONDS = 1.0  # how long a read waits for a lock before the answer says NOT_CHECKED
 BATCH = 5000
 _SUFFIX = ".sqlite"
@@ -70,7 +70,8 @@ def store_path(index_path: Path | None, key: str) -> Path:
     return index_path.with_name(f"{index_path.name}.records-{key[:32]}{_SUFFIX}")
 
 
-def _encode(record: PersonRecord) -> str:
+def encode(record: PersonRecord) -> str:
+    """A record as the store holds it (JSON)."""
     return json.dumps([
         record.record_id, record.source,
         [[n.given, n.middle, n.family] for n in record.names],
@@ -215,6 +216,26 @@ class RecordStore:
             raise StoreUnavailable(
                 f"its record store holds a damaged record ({type(exc).__name__})") from None
 
+    def rows_of(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
+        """The rows holding each (source, record id) asked for (an indexed lookup; a key it
+        does not hold is left out), or StoreUnavailable."""
+        conn = self._conn()
+        out: dict[tuple[str, str], list[int]] = {}
+        wanted = sorted(set(keys))
+        try:
+            for start in range(0, len(wanted), 400):
+                part = wanted[start:start + 400]
+                marks = ",".join("(?, ?)" for _ in part)
+                for row, source, rid in conn.execute(  # placeholders only
+                        f"SELECT row, source, record_id FROM records "
+                        f"WHERE (source, record_id) IN (VALUES {marks})",
+                        [v for key in part for v in key]).fetchall():
+                    out.setdefault((source, rid), []).append(int(row))
+        except sqlite3.Error as exc:
+            self._drop()
+            raise StoreUnavailable(_describe(exc)) from None
+        return out
+
     def records(self) -> Iterator[PersonRecord]:
         """Every record, in row order (tools, tests and the blind token index)."""
         conn = _connect(self.path, read_only=True)
@@ -243,7 +264,7 @@ class StoreWriter:
         os.close(fd)
         self.tmp = Path(tmp_name)
         self.count = 0
-        self._batch: list[tuple[int, str]] = []
+        self._batch: list[tuple[int, str, str, str]] = []
         try:
             os.chmod(self.tmp, 0o600)  # the agency's records: the agent's user alone
             self._conn = _connect(self.tmp, read_only=False)
@@ -251,25 +272,27 @@ class StoreWriter:
             self._conn.execute("PRAGMA synchronous=OFF")
             self._conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._conn.execute("CREATE TABLE records (row INTEGER PRIMARY KEY, "
-                               "record TEXT NOT NULL)")
+                               "record TEXT NOT NULL, source TEXT NOT NULL, "
+                               "record_id TEXT NOT NULL)")
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
 
     def add(self, record: PersonRecord) -> None:
-        self._batch.append((self.count, _encode(record)))
+        self._batch.append((self.count, encode(record), record.source, record.record_id))
         self.count += 1
         if len(self._batch) >= BATCH:
             self._flush()
 
     def _flush(self) -> None:
-        self._conn.executemany("INSERT INTO records VALUES (?, ?)", self._batch)
+        self._conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?)", self._batch)
         self._batch.clear()
 
     def finish(self, *, path: Path, key: str) -> RecordStore:
         """Name the load it holds, flush it to disk and rename it to `path`."""
         try:
             self._flush()
+            self._conn.execute("CREATE INDEX records_by_id ON records (source, record_id)")
             self._conn.executemany("INSERT INTO meta VALUES (?, ?)", [
                 ("format", str(FORMAT)), ("key", key), ("records", str(self.count))])
             self._conn.commit()

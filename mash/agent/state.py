@@ -4,7 +4,10 @@ A snapshot holds the match index (memory-mapped from its saved file when index.p
 and its calibration, and the records themselves in its record store on disk
 (record_store.py), from which an answer reads the few it matched. A load streams the sources
 into the index and the store (no list of every record is held, `stream_snapshot`); a start on
-sources unchanged since the index was saved reads none of them (`open_saved`).
+sources unchanged since the index was saved reads none of them (`open_saved`). A refresh of
+SQL sources with an as-at (updated-at) column reads only the rows changed since the full
+load and applies them beside its index (`apply_changes`): the saved index stays as it is;
+what the changes cannot show (rows deleted), or too many of them, means a full load.
 
 A load of the sources replaces the records answered from only when it is complete and
 plausible (see plausibility.py and sources/files.py); otherwise the agent keeps answering
@@ -18,15 +21,19 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import json
 import threading
 import time
 import traceback
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mash.agent import memory, plausibility
@@ -34,15 +41,25 @@ from mash.agent.plausibility import Counts, Refusal
 from mash.agent.record_store import (
     RecordStore,
     StoreWriter,
+    encode,
     remove_others,
     store_dir,
     store_path,
 )
-from mash.agent.sources import LoadedSource, Problem, SourceConfig, SourceError, open_source
+from mash.agent.sources import (
+    LoadedSource,
+    Problem,
+    SourceConfig,
+    SourceError,
+    count_present,
+    open_changed,
+    open_source,
+)
 from mash.answers import timestamp
 from mash.logs import get_logger
 from mash.matching import Matcher, persist
 from mash.matching.calibration import TARGET_FALSE_KNOWN, calibrate
+from mash.matching.delta import LayeredMatcher, on_base
 from mash.matching.index import MatchIndex, build
 from mash.records import PersonRecord
 from mash.v1 import answer_pb2
@@ -51,6 +68,17 @@ log = get_logger(__name__)
 # A load keeps at most twice this many of its records, for the calibration (see _Sample).
 CALIBRATION_SAMPLE = 200_000
 PROGRESS_EVERY = 500_000  # records between two index_progress log lines
+# An incremental refresh (`AgentState.refresh`) applies at most this share of the full
+# load's records as changes; past it the sources are read again in full (a new index, its
+# term frequencies and its calibration made afresh, the changes' memory freed).
+MAX_CHANGED_SHARE = 0.05
+# It reads the rows whose as-at value is at or after the full load's as-at less this: a row
+# whose transaction commits up to this long after the time it stamps is still seen.
+REREAD = dt.timedelta(minutes=5)
+# A full load older than this is not added to: the next refresh of changed sources reads
+# them in full (an edit in place that left the as-at column as it was is then seen, and the
+# index and its calibration are made afresh).
+FULL_LOAD_EVERY = dt.timedelta(hours=24)
 
 
 @dataclass
@@ -63,6 +91,30 @@ class Snapshot:
     store: RecordStore
     fingerprint: str = ""  # the sources as read (persist.fingerprint): "" when not known
     index_reused: bool = False
+    changes: Changes | None = None  # applied to a full load by an incremental refresh
+    built_at: dt.datetime | None = None  # when its index was built (None: at loaded_at)
+
+    @property
+    def base(self) -> Snapshot:
+        """The full load this snapshot is (or its changes apply to)."""
+        return self.changes.base if self.changes is not None else self
+
+    @property
+    def stores(self) -> list[Path]:
+        """Every record store this snapshot answers from."""
+        return [self.store.path] + ([self.changes.store.path] if self.changes else [])
+
+    def records(self) -> Iterator[PersonRecord]:
+        """Every record it answers from: the full load's, each changed one in its newest
+        version instead (the blind token index is built from these)."""
+        if self.changes is None:
+            yield from self.store.records()
+            return
+        masked = set(self.changes.masked.tolist())
+        for row, record in enumerate(self.store.records()):
+            if row not in masked:
+                yield record
+        yield from self.changes.store.records()
 
     @property
     def as_at(self) -> dt.datetime:
@@ -89,6 +141,17 @@ class Snapshot:
 
     def counts(self) -> dict[str, Counts]:
         return {s.name: Counts.of(s) for s in self.sources}
+
+
+@dataclass
+class Changes:
+    """The rows changed since a full load (`base`), applied to it without rebuilding it: their
+    records (by delta row) in `store`, the base rows they replace in `masked`."""
+
+    base: Snapshot
+    store: RecordStore
+    masked: np.ndarray  # sorted base rows no longer answered from
+    added: int  # records new since the base (the rest replace one of its records)
 
 
 def _where(exc: BaseException) -> str:
@@ -282,13 +345,15 @@ def fast_start_allowed(cfg: SourceConfig) -> bool:
 
 
 def open_saved(sources: list[SourceConfig], index_path: Path | None, *,
-               target_false_known: float = TARGET_FALSE_KNOWN) -> Snapshot | None:
+               target_false_known: float = TARGET_FALSE_KNOWN,
+               changed: bool = False) -> Snapshot | None:
     """The snapshot of the saved index and its record store, without reading the sources:
     only when the sources' fingerprint now is the one they had when it was saved, the
     mapping and index formats are the same (the index's content key is recomputed from the
     saved summaries and this configuration), the calibration is for this target, and the
     index and the store are whole and hold the same records. None otherwise (the caller
-    reads the sources: a full load, which rebuilds whatever does not fit)."""
+    reads the sources: a full load, which rebuilds whatever does not fit). ``changed``: the
+    sources may have changed since (the caller applies their changes: `apply_changes`)."""
     if index_path is None or not all(fast_start_allowed(cfg) for cfg in sources):
         return None
     meta = persist.read_meta(index_path)
@@ -307,7 +372,7 @@ def open_saved(sources: list[SourceConfig], index_path: Path | None, *,
     except Exception as exc:  # gone, unreadable or down: the full load says which
         log.warning("sources_fingerprint_failed", error=type(exc).__name__)
         return None
-    if current != facts.get("sources_fingerprint"):
+    if current != facts.get("sources_fingerprint") and not changed:
         log.info("saved_index_not_started_from", reason="the sources changed")
         return None
     started = time.monotonic()
@@ -325,8 +390,146 @@ def open_saved(sources: list[SourceConfig], index_path: Path | None, *,
         return None
     log.info("index_opened_from_saved", records=total,
              seconds=round(time.monotonic() - started, 3))
+    try:  # saved as it was built (or as its start facts were last saved: later, not earlier)
+        built = dt.datetime.fromtimestamp(index_path.stat().st_mtime, dt.UTC)
+    except OSError:
+        built = None
     return Snapshot(Matcher(index=index, model=model, lookup=store), loaded,
-                    dt.datetime.now(dt.UTC), store, current, True)
+                    dt.datetime.now(dt.UTC), store, current, True, built_at=built)
+
+
+class FullLoadNeeded(Exception):
+    """The changes cannot be applied to the full load: the message says why (counts, never
+    a value)."""
+
+
+def changes_allowed(sources: list[SourceConfig]) -> bool:
+    """Whether a refresh may read only the rows changed since the full load: every source is
+    an SQL or SQLite one with an as-at (updated-at) column."""
+    return bool(sources) and all(cfg.type != "csv" and bool(cfg.as_at_column)
+                                 for cfg in sources)
+
+
+def same_record(a: PersonRecord, b: PersonRecord) -> bool:
+    """The same values (as the record store holds them)."""
+    return encode(a) == encode(b)
+
+
+def apply_changes(sources: list[SourceConfig], current: Snapshot, index_path: Path | None,
+                  *, fingerprint: str) -> Snapshot:
+    """`current`'s full load with every row changed since it applied, as a new snapshot
+    (the full load's index and store untouched): the rows whose as-at value is at or after
+    the full load's as-at (less REREAD) are read with one query per source, indexed beside
+    the full load's (same calibration) and stored in a record store of their own, and the
+    full load's records they replace (the same source and record id) are masked out.
+    Raises FullLoadNeeded when that would not tell the truth or not stay small: a source
+    holds fewer or more rows than the full load and the changes account for (rows deleted,
+    which an as-at column cannot show), a changed row that is no record, a record id held
+    twice, more than MAX_CHANGED_SHARE of the records changed, a full load older than
+    FULL_LOAD_EVERY; SourceError when a read
+    fails. Nothing is published here (see AgentState.apply_changes)."""
+    base = current.base
+    if [one.name for one in base.sources] != [cfg.name for cfg in sources]:
+        raise FullLoadNeeded("the sources are not those of the full load")
+    age = dt.datetime.now(dt.UTC) - (base.built_at or base.loaded_at)
+    if age > FULL_LOAD_EVERY:
+        raise FullLoadNeeded(f"the full load is {age.total_seconds() / 3600:.0f} hours old")
+    limit = max(1, int(MAX_CHANGED_SHARE * base.record_count))
+    started = time.monotonic()
+    writer = StoreWriter(store_dir(index_path))
+    keys: list[tuple[str, str]] = []  # of the changed records, in delta row order
+    held: dict[tuple[str, str], int] = {}  # the base row each changed record replaces
+    replaced: dict[str, Counter[str]] = {}  # what the records replaced had, by source
+    fresh: dict[str, Counter[str]] = {}  # what the changed records have, by source
+    reads: list[tuple[SourceConfig, LoadedSource, LoadedSource, Any]] = []
+    reread = 0  # rows read again exactly as the base holds them (REREAD): no change
+
+    def changed(batch: list[PersonRecord]) -> list[PersonRecord]:
+        """The records of `batch` that differ from the base's version (or are new)."""
+        nonlocal reread
+        found = base.store.rows_of([(r.source, r.record_id) for r in batch])
+        if any(len(rows) > 1 for rows in found.values()):
+            raise FullLoadNeeded("a changed record's id is held by several records")
+        rows = {key: found_rows[0] for key, found_rows in found.items()}
+        olds = dict(zip(rows.values(), base.store.fetch(list(rows.values())), strict=True))
+        out: list[PersonRecord] = []
+        for record in batch:
+            key = (record.source, record.record_id)
+            row = rows.get(key)
+            if row is not None and same_record(olds[row], record):
+                reread += 1
+                continue
+            if row is not None:
+                held[key] = row
+                count_present(olds[row], replaced.setdefault(record.source, Counter()))
+            out.append(record)
+        return out
+
+    def records() -> Iterator[PersonRecord]:
+        batch: list[PersonRecord] = []
+        for cfg, was in zip(sources, base.sources, strict=True):
+            one, stream, reading = open_changed(cfg, was.as_at - REREAD)
+            reads.append((cfg, was, one, reading))
+            try:
+                for record in itertools.chain(stream, [None]):
+                    if record is not None:
+                        batch.append(record)
+                        if len(batch) < 1000:
+                            continue
+                    for kept in changed(batch) if batch else []:
+                        if len(keys) >= limit:
+                            raise FullLoadNeeded(f"more than {limit} records changed "
+                                                 f"({MAX_CHANGED_SHARE:.0%} of the full load)")
+                        writer.add(kept)
+                        keys.append((kept.source, kept.record_id))
+                        count_present(kept, fresh.setdefault(kept.source, Counter()))
+                        yield kept
+                    batch = []
+            finally:
+                reading.close()
+
+    try:
+        own = build(records())
+        if len(set(keys)) != len(keys):
+            raise FullLoadNeeded("a record id appears twice among the changed rows")
+        masked = np.array(sorted(held.values()), dtype=np.int64)
+        delta = on_base(own, base.matcher.index, masked)
+        loads: list[LoadedSource] = []
+        for cfg, was, one, reading in reads:
+            if one.rows_rejected:
+                raise FullLoadNeeded(f"{sum(one.rows_rejected.values())} changed row(s) of "
+                                     f"{was.name} are not records")
+            if one.as_at <= was.as_at - REREAD:  # not even the newest row of the full load
+                raise FullLoadNeeded(f"no as-at value of {was.name} was read at or after the "
+                                     "full load's (not a time, or rows deleted)")
+            unreadable = sum(count for reason, count in one.warnings.items()
+                             if reason.split(" ", 1)[0] in plausibility.SEARCH_FIELDS)
+            if unreadable * 100 > one.rows_read * cfg.max_rejected_percent:  # as a load
+                raise FullLoadNeeded(f"{unreadable} value(s) of {was.name}'s changed rows "
+                                     "are unreadable")
+            added = sum(1 for key in keys if key[0] == was.name and key not in held)
+            expected = was.rows_read + added
+            if reading.total != expected:
+                raise FullLoadNeeded(f"{was.name} holds {reading.total} rows, the full load "
+                                     f"and its changes {expected} (rows deleted?)")
+            present = Counter(was.present)
+            present.subtract(replaced.get(was.name, Counter()))
+            present.update(fresh.get(was.name, Counter()))
+            loads.append(dataclasses.replace(  # its warnings: the full load's
+                was, as_at=max(was.as_at, one.as_at), rows_read=int(reading.total),
+                present=+present, records=[], kept=was.record_count + added))
+        content = f"changes-{uuid.uuid4().hex}"
+        store = writer.finish(path=store_path(index_path, content), key=content)
+    except BaseException:
+        writer.abort()
+        raise
+    added_total = len(keys) - len(masked)
+    log.info("changes_read", changed=len(keys), replaced=len(masked), added=added_total,
+             unchanged=reread, seconds=round(time.monotonic() - started, 3))
+    matcher = LayeredMatcher(base=base.matcher, delta=delta, masked=masked,
+                             delta_lookup=store)
+    return Snapshot(matcher, loads, dt.datetime.now(dt.UTC), base.store, fingerprint,
+                    base.index_reused, Changes(base, store, masked, added_total))
 
 
 def load_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
@@ -371,7 +574,7 @@ class AgentState:
     accept_shrink: bool = False
     target_false_known: float = TARGET_FALSE_KNOWN  # what the index is calibrated for
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _retired: Path | None = None  # the store of the load before the current one
+    _retired: list[Path] = field(default_factory=list)  # the stores of the one before
 
     @property
     def ready(self) -> bool:
@@ -447,9 +650,18 @@ class AgentState:
                 if refusal is not None:
                     snapshot = None  # (its store stays: it is the saved index's)
             else:
-                snapshot, load = stream_snapshot(sources, index_path, check=check,
-                                                 target_false_known=self.target_false_known)
-                source_fingerprint, refusal = load.fingerprint, load.refusal
+                snapshot = self._saved_with_changes(sources, index_path)
+                if snapshot is not None:
+                    source_fingerprint = snapshot.fingerprint
+                    refusal = check(snapshot.sources)
+                    if refusal is not None and snapshot.changes is not None:
+                        snapshot.changes.store.path.unlink(missing_ok=True)
+                        snapshot = None  # (the saved index's store stays)
+                else:
+                    snapshot, load = stream_snapshot(
+                        sources, index_path, check=check,
+                        target_false_known=self.target_false_known)
+                    source_fingerprint, refusal = load.fingerprint, load.refusal
             if snapshot is not None and self.prepare is not None:
                 self.prepare(snapshot)
         except SourceError as exc:
@@ -459,6 +671,35 @@ class AgentState:
             refusal = Refusal(Problem.LOAD_FAILED,
                               f"the agent failed while loading its records "
                               f"({type(exc).__name__})")
+        return self._settle(snapshot, refusal, source_fingerprint, index_path,
+                            sources=len(sources))
+
+    def _saved_with_changes(self, sources: list[SourceConfig],
+                            index_path: Path | None) -> Snapshot | None:
+        """At start, on SQL sources with an as-at column changed since the index was saved:
+        the saved index and store with the changes applied (`apply_changes`); None when
+        that cannot be (the caller reads the sources in full). A failed read raises."""
+        if self.snapshot is not None or index_path is None or not changes_allowed(sources):
+            return None
+        try:
+            current = persist.fingerprint(sources)
+        except Exception as exc:  # gone, unreadable or down: the full load says which
+            log.warning("sources_fingerprint_failed", error=type(exc).__name__)
+            return None
+        base = open_saved(sources, index_path, target_false_known=self.target_false_known,
+                          changed=True)
+        if base is None:
+            return None
+        try:
+            return apply_changes(sources, base, index_path, fingerprint=current)
+        except FullLoadNeeded as exc:
+            log.info("changes_not_applied", reason=str(exc), then="a full load")
+            return None
+
+    def _settle(self, snapshot: Snapshot | None, refusal: Refusal | None, source_fingerprint: str,
+                index_path: Path | None, *, sources: int) -> LoadStatus:
+        """Publish `snapshot` whole (one swap under the lock) if it was not refused; else keep
+        the one answered from, and say so."""
         if snapshot is None:
             refusal = refusal or Refusal(Problem.LOAD_FAILED, "the load did not complete")
         status = LoadStatus(dt.datetime.now(dt.UTC), refusal, source_fingerprint)
@@ -481,34 +722,79 @@ class AgentState:
             replaced, self.snapshot, self.status = self.snapshot, snapshot, status
         self.accept_shrink = False
         # the stores of older loads go; the one just replaced stays for queries still on it
-        keep = [snapshot.store.path] + ([replaced.store.path] if replaced else [])
-        remove_others(index_path, keep, self._retired)
-        self._retired = replaced.store.path if replaced else None
+        keep = snapshot.stores + (replaced.stores if replaced else [])
+        for path in self._retired:
+            if path not in keep:
+                path.unlink(missing_ok=True)
+        remove_others(index_path, keep)
+        self._retired = replaced.stores if replaced else []
         if index_path is not None:
             plausibility.write_baseline(plausibility.baseline_path(index_path),
                                         snapshot.sources, snapshot.loaded_at)
-        log.info("records_indexed", records=snapshot.record_count, sources=len(sources))
+        if snapshot.changes is None:
+            log.info("records_indexed", records=snapshot.record_count, sources=sources)
+        else:
+            log.info("changes_applied", records=snapshot.record_count,
+                     changed=len(snapshot.changes.store),
+                     replaced=len(snapshot.changes.masked), added=snapshot.changes.added)
         return status
 
     def _discard(self, snapshot: Snapshot) -> None:
-        """Delete the store of a snapshot never published, unless a published one uses it."""
-        in_use = {self._retired} | ({self.snapshot.store.path} if self.snapshot else set())
-        if snapshot.store.path not in in_use:
-            snapshot.store.path.unlink(missing_ok=True)
+        """Delete the stores of a snapshot never published, unless a published one uses
+        them."""
+        in_use = set(self._retired) | set(self.snapshot.stores if self.snapshot else [])
+        # a snapshot of changes owns their store only (the full load's is its base's)
+        own = [snapshot.changes.store.path] if snapshot.changes else [snapshot.store.path]
+        for path in own:
+            if path not in in_use:
+                path.unlink(missing_ok=True)
+
+    def apply_changes(self, sources: list[SourceConfig], index_path: Path | None = None, *,
+                      fingerprint: str) -> LoadStatus:
+        """Apply the rows changed since the full load answered from (`apply_changes`, the
+        module's) and swap the new snapshot in whole if it is plausible; a failed read keeps
+        the one answered from (refused, as a load is). When the changes cannot be applied
+        (FullLoadNeeded, or no snapshot yet) this is a full `load`. Never raises."""
+        current = self.snapshot
+        if current is None or not changes_allowed(sources):
+            return self.load(sources, index_path)
+        snapshot: Snapshot | None = None
+        refusal: Refusal | None = None
+        try:
+            try:
+                snapshot = apply_changes(sources, current, index_path, fingerprint=fingerprint)
+            except FullLoadNeeded as exc:
+                log.info("changes_not_applied", reason=str(exc), then="a full load")
+                return self.load(sources, index_path)
+            refusal = plausibility.check_all(sources, snapshot.sources,
+                                             self._last_good(index_path), self.accept_shrink)
+            if refusal is None and self.prepare is not None:
+                self.prepare(snapshot)
+        except SourceError as exc:
+            refusal = Refusal(exc.problem, str(exc), exc.source)
+        except Exception as exc:  # never die in the reload loop; never log the message
+            log.error("sources_load_error", error=type(exc).__name__, at=_where(exc))
+            refusal = Refusal(Problem.LOAD_FAILED,
+                              f"the agent failed while applying its records' changes "
+                              f"({type(exc).__name__})")
+        return self._settle(snapshot, refusal, fingerprint, index_path, sources=len(sources))
 
     def refresh(self, sources: list[SourceConfig],
                 index_path: Path | None = None) -> LoadStatus | None:
         """Load again when the sources changed since the latest attempt, or when that
         attempt failed in a way worth retrying; None when nothing was attempted."""
         last = self.status
-        if last is None or last.retry:
+        if last is None:
             return self.load(sources, index_path)
         try:
             current = persist.fingerprint(sources)
         except Exception as exc:  # gone, unreadable or down: the load says which
             log.warning("sources_fingerprint_failed", error=type(exc).__name__)
             return self.load(sources, index_path)
-        if current == last.fingerprint:
-            return None
-        log.info("sources_changed")
+        if not last.retry:
+            if current == last.fingerprint:
+                return None
+            log.info("sources_changed")
+        if self.snapshot is not None and changes_allowed(sources):
+            return self.apply_changes(sources, index_path, fingerprint=current)
         return self.load(sources, index_path)

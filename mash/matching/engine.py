@@ -91,6 +91,19 @@ def bands(scored: Scored, model: MatchModel) -> np.ndarray:
     return out
 
 
+def ranked_of(scored: Scored, model: MatchModel, offset: int = 0) -> list[Ranked]:
+    """The scored rows at or above the possible threshold, best first (each row + offset)."""
+    rows = scored.rows
+    if not len(rows):
+        return []
+    band = bands(scored, model)
+    keep = np.nonzero(band > 0)[0]
+    keep = keep[np.argsort(-scored.total[keep], kind="stable")]
+    return [Ranked(int(rows[i]) + offset, round(float(scored.total[i]), 2),
+                   "match" if band[i] == 2 else "possible", matched_on(scored, int(i)))
+            for i in keep.tolist()]
+
+
 def name_variants(subject: SubjectQuery, limit: int = 20) -> list[str]:
     """The names searched for, as an analyst would read them."""
     out: list[str] = []
@@ -141,16 +154,7 @@ class Matcher:
     def rank(self, subject: SubjectQuery) -> tuple[list[Ranked], int]:
         """(candidates at or above the possible threshold, best first; rows examined)."""
         scored = self.scored(subject)
-        rows = scored.rows
-        if not len(rows):
-            return [], 0
-        band = bands(scored, self.model)
-        keep = np.nonzero(band > 0)[0]
-        keep = keep[np.argsort(-scored.total[keep], kind="stable")]
-        ranked = [Ranked(int(rows[i]), round(float(scored.total[i]), 2),
-                         "match" if band[i] == 2 else "possible", matched_on(scored, int(i)))
-                  for i in keep.tolist()]
-        return ranked, len(rows)
+        return ranked_of(scored, self.model), len(scored.rows)
 
     def reach(self, subject: SubjectQuery) -> Reach:
         """Whether the subject gives enough evidence to be searched (see evidence.py)."""

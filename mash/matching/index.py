@@ -117,7 +117,13 @@ class MatchIndex:
 
     @property
     def name_rows(self) -> int:
+        """Name rows the name frequencies count (this index's own; a delta's, its base's)."""
         return len(self.name_family)
+
+    @property
+    def population(self) -> int:
+        """Records the term frequencies count (this index's own; a delta's, its base's)."""
+        return len(self)
 
     def candidates(self, keys: Iterable[str]) -> np.ndarray:
         """Rows that share at least one blocking key, sorted and unique."""

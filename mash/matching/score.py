@@ -258,7 +258,7 @@ def _place_u(index: MatchIndex, model: MatchModel, rows: np.ndarray,
     """u of each row's place level: the share of the agency's records at that dwelling (at
     that postcode) or postcode for the levels that name one, else the level's u."""
     u: NDArray[np.float64] = model.u["place"][place].copy()
-    total = len(index)
+    total = index.population
     for level in (Place.PREMISES_POSTCODE, Place.PREMISES, Place.POSTCODE):
         at = place == level
         if not at.any():
@@ -300,7 +300,7 @@ def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
     exact = dob == Dob.EXACT
     if exact.any():
         u_dob[exact] = model.exact_u("dob", index.dob_frequency(index.dob[rows][exact]),
-                                     len(index))
+                                     index.population)
     w_dob = np.log2(model.m["dob"][dob] / u_dob)
     w_dob[dob == Dob.MISSING] = 0.0
     total += w_dob

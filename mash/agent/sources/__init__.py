@@ -215,6 +215,14 @@ class _Reading:
     rows: Iterator[dict[str, Any]]
     file: Any = None  # files.StableRead for a CSV
     content: Any = field(default_factory=hashlib.sha256)
+    since: dt.datetime | None = None  # only the rows changed at or after this (SQL)
+    total: int | None = None  # every row of the source, counted in the same read (`since`)
+
+    def close(self) -> None:
+        """Stop reading (a connection still open is closed now, not when collected)."""
+        close = getattr(self.rows, "close", None)
+        if close is not None:
+            close()
 
 
 def _csv_rows(cfg: SourceConfig, reading: _Reading) -> Iterator[dict[str, Any]]:
@@ -270,8 +278,12 @@ def _sql_rows(cfg: SourceConfig, reading: _Reading) -> Iterator[dict[str, Any]]:
 
     wanted = cfg.mapping.source_columns + ([cfg.as_at_column] if cfg.as_at_column else [])
     engine = _engine(cfg)
+    connecting = engine
+    if reading.since is not None and engine.dialect.name == "postgresql":
+        # the changed rows and the count of every row: one view of the data
+        connecting = engine.execution_options(isolation_level="REPEATABLE READ")
     try:
-        with engine.connect() as conn:
+        with connecting.connect() as conn:
             if cfg.table:
                 table = sa.Table(cfg.table, sa.MetaData(), autoload_with=conn)
                 missing = set(wanted) - set(table.c.keys())
@@ -280,8 +292,35 @@ def _sql_rows(cfg: SourceConfig, reading: _Reading) -> Iterator[dict[str, Any]]:
                                       f"table {cfg.table} has no column(s) "
                                       f"{', '.join(sorted(missing))}")
                 stmt: Any = sa.select(*[table.c[c] for c in wanted])
+                counted: Any = table
+                stamp: Any = table.c[cfg.as_at_column] if cfg.as_at_column else None
             else:
                 stmt = sa.text(cfg.query or "")
+                counted = stmt.columns().subquery("q")
+                stamp = sa.column(cfg.as_at_column) if cfg.as_at_column else None
+            if reading.since is not None:  # changed rows only, and every row counted
+                if stamp is None:
+                    raise ValueError("a read of changed rows needs an as-at column")
+                since = reading.since
+                # a column without a time zone holds UTC (as a full read takes it): compared
+                # with UTC, not with the session's zone (SQLite: text, compared as text)
+                if cfg.table:
+                    naive = conn.dialect.name == "sqlite" or (
+                        isinstance(stamp.type, sa.DateTime) and not stamp.type.timezone)
+                else:  # a query's column: as its newest value comes back
+                    newest = conn.execute(
+                        sa.select(sa.func.max(stamp)).select_from(counted)).scalar()
+                    naive = conn.dialect.name == "sqlite" or (
+                        isinstance(newest, dt.datetime) and newest.tzinfo is None)
+                since_value: Any = (since.astimezone(dt.UTC).replace(tzinfo=None) if naive
+                                    else since)
+                if cfg.table:
+                    stmt = stmt.where(stamp >= since_value)
+                else:
+                    stmt = sa.select(sa.text("*")).select_from(counted).where(
+                        stamp >= since_value)
+                reading.total = conn.execute(
+                    sa.select(sa.func.count()).select_from(counted)).scalar_one()
             # One statement: the database gives it one consistent view of the data.
             result = conn.execution_options(yield_per=5000).execute(stmt)
             keys = list(result.keys())
@@ -306,7 +345,8 @@ def _sql_rows(cfg: SourceConfig, reading: _Reading) -> Iterator[dict[str, Any]]:
         engine.dispose()
 
 
-def _count_present(record: PersonRecord, present: Counter[str]) -> None:
+def count_present(record: PersonRecord, present: Counter[str]) -> None:
+    """Count what the record has (a name, a date of birth, a postcode, each identifier)."""
     if record.names:
         present["name"] += 1
     if record.date_of_birth is not None:
@@ -334,9 +374,23 @@ def open_source(cfg: SourceConfig) -> tuple[LoadedSource, Iterator[PersonRecord]
     return loaded, _records(cfg, loaded)
 
 
-def _records(cfg: SourceConfig, loaded: LoadedSource) -> Iterator[PersonRecord]:
+def open_changed(cfg: SourceConfig, since: dt.datetime
+                 ) -> tuple[LoadedSource, Iterator[PersonRecord], _Reading]:
+    """Like `open_source`, for an SQL or SQLite source with an as-at column: only the rows
+    whose as-at value is at or after `since` (an indexed query where the column is
+    indexed); the reading's `total` is then every row of the source, counted in the same
+    read. The load's as-at is the latest of those rows' (or `since`, when none changed)."""
+    if cfg.type == "csv" or not cfg.as_at_column:
+        raise ValueError("only an SQL source with an as-at column reads its changed rows")
+    loaded = LoadedSource(cfg.name, [], since, 0)
+    reading = _Reading(iter(()), since=since)
+    return loaded, _records(cfg, loaded, reading), reading
+
+
+def _records(cfg: SourceConfig, loaded: LoadedSource,
+             reading: _Reading | None = None) -> Iterator[PersonRecord]:
     started = time.monotonic()
-    reading = _Reading(iter(()))
+    reading = reading or _Reading(iter(()))
     reading.rows = _csv_rows(cfg, reading) if cfg.type == "csv" else _sql_rows(cfg, reading)
     latest: dt.datetime | None = None
     count = 0
@@ -349,7 +403,7 @@ def _records(cfg: SourceConfig, loaded: LoadedSource) -> Iterator[PersonRecord]:
             if sum(loaded.rows_rejected.values()) <= 5:
                 log.warning("source_row_rejected", source=cfg.name, row=number, reason=str(exc))
         else:
-            _count_present(record, loaded.present)
+            count_present(record, loaded.present)
             count += 1
             yield record
         if cfg.as_at_column:
@@ -367,7 +421,7 @@ def _records(cfg: SourceConfig, loaded: LoadedSource) -> Iterator[PersonRecord]:
         loaded.as_at = latest
     loaded.kept = count
     log.info(
-        "source_loaded",
+        "source_loaded" if reading.since is None else "source_changes_read",
         source=cfg.name,
         rows=loaded.rows_read,
         records=count,
