@@ -197,6 +197,24 @@ def text_list(value: Any) -> list[str]:
     return out
 
 
+def existing_files(what: str) -> Callable[[Any, ValidationInfo], list[Path]]:
+    """A validator: a non-empty list of existing files (relative: to the config file)."""
+    def check(value: Any, info: ValidationInfo) -> list[Path]:
+        if isinstance(value, list | tuple):
+            value = [str(v) if isinstance(v, Path) else v for v in value]
+        names = text_list(value)
+        if not names:
+            raise Invalid(what)
+        paths = []
+        for i, name in enumerate(names):
+            try:
+                paths.append(resolve(name, info, must_exist=True))
+            except Invalid as exc:
+                raise Invalid(exc.message, key=f"[{i}]") from None
+        return paths
+    return check
+
+
 def _mapping(value: Any) -> dict[Any, Any]:
     if not isinstance(value, Mapping):
         raise Invalid(f"expected a mapping, got {type(value).__name__}")

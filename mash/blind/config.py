@@ -29,32 +29,17 @@ from pydantic import BeforeValidator, ValidationInfo, model_validator
 from mash import signing
 from mash.blind.directory import Directory, DirectoryConfig
 from mash.blind.keys import key_id, load_answer_key, load_linkage_keys, load_sealing_key, raw
-from mash.config import ConfigModel, File, Invalid, located, resolve, text_list
+from mash.config import ConfigModel, File, existing_files, located
 from mash.errors import ConfigError
 
 SECTION = "blind"
 T = TypeVar("T")
 
 
-def _files(what: str) -> Callable[[Any, ValidationInfo], list[Path]]:
-    """A validator: a non-empty list of existing files (relative: to the config file)."""
-    def check(value: Any, info: ValidationInfo) -> list[Path]:
-        if isinstance(value, list | tuple):
-            value = [str(v) if isinstance(v, Path) else v for v in value]
-        names = text_list(value)
-        if not names:
-            raise Invalid(what)
-        paths = []
-        for i, name in enumerate(names):
-            try:
-                paths.append(resolve(name, info, must_exist=True))
-            except Invalid as exc:
-                raise Invalid(exc.message, key=f"[{i}]") from None
-        return paths
-    return check
 
 
-Signers = Annotated[list[Path], BeforeValidator(_files("name the key authority's public key"))]
+Signers = Annotated[list[Path], BeforeValidator(
+    existing_files("name the key authority's public key"))]
 
 
 class BlindClientConfig(ConfigModel):
@@ -78,7 +63,7 @@ class BlindAgentConfig(BlindClientConfig):
 
     # newest last; older ones kept during rotation
     sealing_keys: Annotated[list[Path], BeforeValidator(
-        _files("name at least one sealing key (mash blind keygen)"))]
+        existing_files("name at least one sealing key (mash blind keygen)"))]
     answer_key: File
 
 

@@ -15,10 +15,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from pydantic import BeforeValidator, ValidationInfo, model_validator
+from pydantic import BeforeValidator, model_validator
 
 from mash import signing
 from mash.config import (
@@ -26,10 +26,9 @@ from mash.config import (
     Invalid,
     NewFile,
     Text,
+    existing_files,
     number,
     one_of,
-    resolve,
-    text_list,
 )
 from mash.errors import ConfigError, SignatureError
 from mash.logs import get_logger
@@ -42,19 +41,6 @@ from mash.policy.serial import SerialState
 log = get_logger(__name__)
 
 
-def _signer_files(value: Any, info: ValidationInfo) -> list[Path]:
-    if isinstance(value, list):  # paths given in code are taken as they are
-        value = [str(v) if isinstance(v, Path) else v for v in value]
-    names = text_list(value)
-    if not names:
-        raise Invalid("name at least one IG lead's public key")
-    paths = []
-    for i, name in enumerate(names):
-        try:
-            paths.append(resolve(name, info, must_exist=True))
-        except Invalid as exc:
-            raise Invalid(exc.message, key=f"[{i}]") from None
-    return paths
 
 
 class OpaConfig(ConfigModel):
@@ -69,7 +55,8 @@ class PolicyConfig(ConfigModel):
     keys are read by the PolicyStore)."""
 
     bundle: NewFile
-    trusted_signers: Annotated[list[Path], BeforeValidator(_signer_files)]
+    trusted_signers: Annotated[list[Path], BeforeValidator(
+        existing_files("name at least one IG lead's public key"))]
     reload_seconds: Annotated[float, BeforeValidator(number(0.1, 3600))] = 5.0
     engine: Annotated[str, BeforeValidator(one_of("rego", "opa"))] = "rego"  # rego | opa
     opa: OpaConfig | None = None
