@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import itertools
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -195,76 +196,163 @@ def _row_unique(ids: np.ndarray) -> np.ndarray:
     return out
 
 
-def build(records: Iterable[PersonRecord],
-          progress: Callable[[int], None] | None = None) -> MatchIndex:
-    """Index records in one pass; ``progress(rows)`` is called every 10,000 rows."""
+SHARD_ROWS = 10_000  # records indexed at a time by `build` (and a worker, in parallel)
+
+
+@dataclass
+class Shard:
+    """The index columns of a run of records, their string ids local to the shard (ids into
+    ``strings``): what `shard` makes, in this process or a worker's, and `IndexBuilder`
+    joins, in order. Plain arrays and strings, cheap to send between processes."""
+
+    strings: list[str]
+    rows: int
+    name_counts: array[int]  # names per record
+    name_given: array[int]
+    name_other: array[int]
+    name_family: array[int]
+    dob: array[int]
+    sex: array[int]
+    postcode: array[int]  # rows x MAX_POSTCODES
+    sector: array[int]
+    district: array[int]
+    number: array[int]  # rows x MAX_ADDRESSES
+    flat: array[int]
+    street: array[int]
+    key: array[int]
+    locality: array[int]  # rows x MAX_ADDRESSES x LOCALITY_WORDS
+    identifiers: dict[str, list[bytes]]
+    hashes: array[int]  # blocking key hashes
+    hash_rows: array[int]  # the shard row of each
+
+
+def shard(records: Iterable[PersonRecord]) -> Shard:
+    """Index columns for these records (see `Shard`): the per-record work of `build`."""
     strings = Interner()
     sid = strings.id
-    name_start, name_given, name_other, name_family = array("q", [0]), array("i"), array(
-        "i"), array("i")
-    dobs, sexes = array("i"), array("B")
-    pcs_out, sectors, districts = array("i"), array("i"), array("i")
-    numbers, flats, streets, keys_out = array("i"), array("i"), array("i"), array("i")
-    localities = array("i")
-    idents: dict[str, list[bytes]] = {k: [] for k in IDENTIFIER_WIDTHS}
-    hashes, rows = array("Q"), array("i")
-    n = 0
+    out = Shard(strings.strings, 0, array("i"), array("i"), array("i"), array("i"),
+                array("i"), array("B"), array("i"), array("i"), array("i"), array("i"),
+                array("i"), array("i"), array("i"), array("i"),
+                {k: [] for k in IDENTIFIER_WIDTHS}, array("Q"), array("i"))
     blank_address = [NONE] * LOCALITY_WORDS
-    for n, record in enumerate(records, start=1):
-        row = n - 1
+    row = -1
+    for row, record in enumerate(records):
         for name in record.names:
             given = _tokens(name.given)
             others = given[1:] + _tokens(name.middle)
-            name_given.append(sid(given[0] if given else ""))
-            name_other.append(sid(others[0] if others else ""))
-            name_family.append(sid(name.family))
-        name_start.append(len(name_family))
-        dobs.append(dob_int(record.date_of_birth))
-        sexes.append(SEX_CODES.get(record.sex, 0))
+            out.name_given.append(sid(given[0] if given else ""))
+            out.name_other.append(sid(others[0] if others else ""))
+            out.name_family.append(sid(name.family))
+        out.name_counts.append(len(record.names))
+        out.dob.append(dob_int(record.date_of_birth))
+        out.sex.append(SEX_CODES.get(record.sex, 0))
         pcs = list(record.postcodes[:MAX_POSTCODES])
         pcs += [""] * (MAX_POSTCODES - len(pcs))
         for pc in pcs:
-            pcs_out.append(sid(pc))
-            sectors.append(sid(postcode_sector(pc)) if pc else NONE)
-            districts.append(sid(postcode_district(pc)) if pc else NONE)
+            out.postcode.append(sid(pc))
+            out.sector.append(sid(postcode_sector(pc)) if pc else NONE)
+            out.district.append(sid(postcode_district(pc)) if pc else NONE)
         addrs = addresses_of(record)
         for k in range(MAX_ADDRESSES):
             if k < len(addrs):
                 a = addrs[k]
-                numbers.append(sid(a.number or a.name))
-                flats.append(sid(a.flat))
-                streets.append(sid(a.street))
-                keys_out.append(sid(a.key))
+                out.number.append(sid(a.number or a.name))
+                out.flat.append(sid(a.flat))
+                out.street.append(sid(a.street))
+                out.key.append(sid(a.key))
                 words = [sid(w) for w in a.locality[:LOCALITY_WORDS]]
-                localities.extend(words + blank_address[len(words):])
+                out.locality.extend(words + blank_address[len(words):])
             else:
-                numbers.append(NONE)
-                flats.append(NONE)
-                streets.append(NONE)
-                keys_out.append(NONE)
-                localities.extend(blank_address)
-        for kind, column in idents.items():
+                out.number.append(NONE)
+                out.flat.append(NONE)
+                out.street.append(NONE)
+                out.key.append(NONE)
+                out.locality.extend(blank_address)
+        for kind, column in out.identifiers.items():
             column.append(record.identifiers.get(kind, "").encode())
         for key in record_keys(record):
-            hashes.append(key_hash(key))
-            rows.append(row)
-        if progress is not None and n % 10_000 == 0:
-            progress(n)
+            out.hashes.append(key_hash(key))
+            out.hash_rows.append(row)
+    out.rows = row + 1
+    return out
+
+
+_ID_COLUMNS = ("name_given", "name_other", "name_family", "postcode", "sector", "district",
+               "number", "flat", "street", "key", "locality")
+
+
+class IndexBuilder:
+    """Shards joined in order into one `MatchIndex`: each shard's strings interned into
+    the index's (so ids are those a single pass over the same records would give), its
+    rows numbered after the shards before it."""
+
+    def __init__(self) -> None:
+        self.strings = Interner()
+        self.rows = 0
+        self._parts: dict[str, list[np.ndarray]] = {
+            name: [] for name in (*_ID_COLUMNS, "name_counts", "dob", "sex", "hashes",
+                                  "hash_rows")}
+        self._identifiers: dict[str, list[bytes]] = {k: [] for k in IDENTIFIER_WIDTHS}
+
+    def add(self, part: Shard) -> None:
+        sid = self.strings.id
+        remap = np.array([sid(s) for s in part.strings] + [NONE], dtype=np.int32)
+        for name in _ID_COLUMNS:  # a local NONE (-1) indexes the NONE at remap's end
+            self._parts[name].append(remap[np.frombuffer(getattr(part, name),
+                                                         dtype=np.int32)])
+        for name, dtype in (("name_counts", np.int32), ("dob", np.int32), ("sex", np.uint8),
+                            ("hashes", np.uint64)):
+            self._parts[name].append(np.frombuffer(getattr(part, name), dtype=dtype).copy())
+        self._parts["hash_rows"].append(
+            np.frombuffer(part.hash_rows, dtype=np.int32) + np.int32(self.rows))
+        for kind, column in self._identifiers.items():
+            column.extend(part.identifiers[kind])
+        self.rows += part.rows
+
+    def _joined(self, name: str, dtype: type) -> np.ndarray:
+        parts = self._parts.pop(name)
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+    def finish(self) -> MatchIndex:
+        """The index of every shard added (the builder is spent)."""
+        return _index_of(self)
+
+
+def build(records: Iterable[PersonRecord],
+          progress: Callable[[int], None] | None = None) -> MatchIndex:
+    """Index records in one pass; ``progress(rows)`` is called every 10,000 rows."""
+    builder = IndexBuilder()
+    it = iter(records)
+    while True:
+        part = shard(itertools.islice(it, SHARD_ROWS))
+        if part.rows:
+            builder.add(part)
+            if progress is not None and part.rows == SHARD_ROWS:
+                progress(builder.rows)
+        if part.rows < SHARD_ROWS:
+            break
     if progress is not None:
-        progress(n)
-    key_hashes = np.frombuffer(hashes, dtype=np.uint64)
-    key_rows = np.frombuffer(rows, dtype=np.int32)
+        progress(builder.rows)
+    return builder.finish()
+
+
+def _index_of(builder: IndexBuilder) -> MatchIndex:
+    """The shards' columns joined, and what is counted over all of them."""
+    n, strings, j = builder.rows, builder.strings, builder._joined
+    name_counts = j("name_counts", np.int32)
+    name_start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(name_counts, out=name_start[1:])
+    key_hashes, key_rows = j("hashes", np.uint64), j("hash_rows", np.int32)
     key_order = np.argsort(key_hashes, kind="stable")
-    family = np.frombuffer(name_family, dtype=np.int32)
-    given_ids = np.frombuffer(name_given, dtype=np.int32)
+    family, given_ids = j("name_family", np.int32), j("name_given", np.int32)
     size = len(strings.strings)
 
-    def grid(values: array[int], *shape: int) -> np.ndarray:
-        return np.frombuffer(values, dtype=np.int32).reshape(n, *shape).copy()
+    def grid(name: str, *shape: int) -> np.ndarray:
+        return j(name, np.int32).reshape(n, *shape)
 
-    postcode = grid(pcs_out, MAX_POSTCODES)
-    addr_key = grid(keys_out, MAX_ADDRESSES)
-    dob = np.frombuffer(dobs, dtype=np.int32).copy()
+    postcode = grid("postcode", MAX_POSTCODES)
+    addr_key = grid("key", MAX_ADDRESSES)
+    dob = j("dob", np.int32)
     dob_values, dob_counts = np.unique(dob[dob != 0], return_counts=True)
     # an address at its postcode: each address with each of the record's postcodes
     pairs = pair_key(np.repeat(addr_key, MAX_POSTCODES, axis=1),
@@ -280,22 +368,22 @@ def build(records: Iterable[PersonRecord],
     premises_keys, premises_counts = np.unique(pairs[first], return_counts=True)
     return MatchIndex(
         strings=strings,
-        name_start=np.frombuffer(name_start, dtype=np.int64).copy(),
-        name_given=given_ids.copy(),
-        name_other=np.frombuffer(name_other, dtype=np.int32).copy(),
-        name_family=family.copy(),
+        name_start=name_start,
+        name_given=given_ids,
+        name_other=j("name_other", np.int32),
+        name_family=family,
         dob=dob,
-        sex=np.frombuffer(sexes, dtype=np.uint8).copy(),
+        sex=j("sex", np.uint8),
         postcode=postcode,
-        sector=grid(sectors, MAX_POSTCODES),
-        district=grid(districts, MAX_POSTCODES),
-        addr_number=grid(numbers, MAX_ADDRESSES),
-        addr_flat=grid(flats, MAX_ADDRESSES),
-        addr_street=grid(streets, MAX_ADDRESSES),
-        addr_locality=grid(localities, MAX_ADDRESSES, LOCALITY_WORDS),
+        sector=grid("sector", MAX_POSTCODES),
+        district=grid("district", MAX_POSTCODES),
+        addr_number=grid("number", MAX_ADDRESSES),
+        addr_flat=grid("flat", MAX_ADDRESSES),
+        addr_street=grid("street", MAX_ADDRESSES),
+        addr_locality=grid("locality", MAX_ADDRESSES, LOCALITY_WORDS),
         addr_key=addr_key,
         identifiers={k: np.array(v, dtype=f"S{IDENTIFIER_WIDTHS[k]}")
-                     for k, v in idents.items()},
+                     for k, v in builder._identifiers.items()},
         key_hashes=key_hashes[key_order],
         key_rows=key_rows[key_order],
         family_count=_counts(family, size),
