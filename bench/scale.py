@@ -9,7 +9,9 @@ Three child processes, so that each one's RSS is its own:
    the single-process extract of old), optionally kept under --extract-cache for reruns;
 2. build: a fresh agent's first load of that extract (``AgentState.load`` with an
    index.path: read and map every row, index, calibrate, write the record store, save the
-   index) - ``build_seconds``, ``peak_rss_mb_build``;
+   index; rows past the first 100,000 mapped and indexed by --build-workers processes,
+   default one per CPU) - ``build_seconds``, ``peak_rss_mb_build`` (the agent's process),
+   ``peak_rss_mb_build_worker`` (the largest worker's);
 3. serve: a fresh agent started on the unchanged extract (``ready_seconds_from_saved_index``:
    the index opened memory-mapped and the store, no source read), then the sampled queries:
    ``match_ms`` (the match alone, ``Matcher.rank``) and ``answer_ms`` (``Matcher.search``:
@@ -22,7 +24,7 @@ The machine's load average is recorded beside the figures (2 shared cores).
 alone (``matching_scale.json``: records streamed into the index, none held).
 
     python -m bench.scale [--records 1000000] [--queries 1000] [--level low] [--quick]
-                          [--data-workers N] [--extract-cache var/bench]
+                          [--data-workers N] [--build-workers N] [--extract-cache var/bench]
                           [--matcher-only [--strangers N]]
 """
 
@@ -367,12 +369,13 @@ def shutil_rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def build_phase(workdir: Path) -> dict[str, Any]:
+def build_phase(workdir: Path, workers: int = 0) -> dict[str, Any]:
+    from mash.agent.prepare import default_workers
     from mash.agent.state import AgentState
 
     load_before = _load()
     started = time.perf_counter()
-    state = AgentState()
+    state = AgentState(build_workers=workers)
     status = state.load([_source(workdir)], workdir / "agent.index")
     build_s = time.perf_counter() - started
     assert status.refusal is None and state.snapshot is not None, status
@@ -380,6 +383,9 @@ def build_phase(workdir: Path) -> dict[str, Any]:
     return {"records_indexed": state.snapshot.record_count,
             "build_seconds": round(build_s, 1),
             "peak_rss_mb_build": round(peak_rss_mb(), 1),
+            "build_workers": workers or default_workers(),
+            "peak_rss_mb_build_worker": round(
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
             "rss_mb_after_build": round(rss_mb(), 1),
             "index_file_mb": round((workdir / "agent.index").stat().st_size / 2**20, 1),
             "store_file_mb": round(state.snapshot.store.path.stat().st_size / 2**20, 1),
@@ -447,6 +453,7 @@ def _child(phase: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
                     "--records", str(args.records), "--queries", str(args.queries),
                     "--level", args.level, "--workdir", str(workdir),
                     "--data-workers", str(args.data_workers),
+                    "--build-workers", str(args.build_workers),
                     *(["--extract-cache", str(args.extract_cache)] if args.extract_cache
                       else [])], check=True)
     print(f"{phase} phase done in {time.perf_counter() - started:.0f} s", flush=True)
@@ -495,6 +502,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="the older benchmark of the index and matcher alone")
     parser.add_argument("--data-workers", type=int, default=0,
                         help="processes writing the extract (default: one per CPU)")
+    parser.add_argument("--build-workers", type=int, default=0,
+                        help="the agent's index.build_workers (default 0: one per CPU)")
     parser.add_argument("--extract-cache", type=Path, default=None,
                         help="keep the extract here, keyed by records, level, seed and "
                              "queries, and reuse it (e.g. var/bench; default: not kept)")
@@ -512,7 +521,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.phase:
         figures = (data_phase(args.records, args.queries, args.level, args.workdir,
                               cache=args.extract_cache, workers=args.data_workers)
-                   if args.phase == "data" else build_phase(args.workdir)
+                   if args.phase == "data" else build_phase(args.workdir, args.build_workers)
                    if args.phase == "build" else serve_phase(args.workdir))
         (args.workdir / f"{args.phase}.json").write_text(json.dumps(figures))
         return

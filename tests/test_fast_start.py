@@ -31,14 +31,14 @@ def held(snapshot: Snapshot) -> list[str]:
 
 @pytest.fixture
 def no_source_read(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Fails the test if a source is read (open_source is what reads every record)."""
-    real = agent_state.open_source
+    """Fails the test if a source is read (RowBatches is what reads every record)."""
+    real = agent_state.RowBatches
 
     def refuse(enabled: bool) -> None:
-        def guarded(cfg: SourceConfig) -> Any:
+        def guarded(cfg: SourceConfig, *args: Any) -> Any:
             raise AssertionError(f"source {cfg.name} was read")
 
-        monkeypatch.setattr(agent_state, "open_source", guarded if enabled else real)
+        monkeypatch.setattr(agent_state, "RowBatches", guarded if enabled else real)
     return refuse
 
 
@@ -218,12 +218,12 @@ def test_the_calibration_sample_stays_bounded(monkeypatch: pytest.MonkeyPatch) -
     sample = agent_state._Sample()
     record = people(1)[0]
     for row in range(1000):
-        sample.offer(row, record)
+        sample.offer(row, row, record)
     assert 10 <= len(sample.records) < 20 and len(sample.rows) == len(sample.records)
     assert sample.rows == list(range(0, 1000, sample.stride))[:len(sample.rows)]
     small = agent_state._Sample()
     for row in range(15):
-        small.offer(row, record)
+        small.offer(row, row, record)
     assert small.rows == list(range(15))  # below the bound: every record, as before
 
 

@@ -95,15 +95,16 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
 
 @pytest.fixture
 def full_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The sources read in full (open_source reads every record), by name."""
-    real = agent_state.open_source
+    """The sources read in full (a full load reads every row through RowBatches), by name."""
+    real = agent_state.RowBatches
     seen: list[str] = []
 
-    def counted(cfg: SourceConfig) -> Any:
-        seen.append(cfg.name)
-        return real(cfg)
+    class Counted(real):  # type: ignore[misc, valid-type]
+        def __init__(self, cfg: SourceConfig, *args: Any, **kwargs: Any) -> None:
+            seen.append(cfg.name)
+            super().__init__(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(agent_state, "open_source", counted)
+    monkeypatch.setattr(agent_state, "RowBatches", Counted)
     return seen
 
 

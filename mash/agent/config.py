@@ -72,6 +72,9 @@ class IndexConfig(ConfigModel):
     path: NewFile | None = None  # where the match index is saved (None: in memory only)
     # how often to look for changed sources (0: never)
     refresh_seconds: Annotated[float, BeforeValidator(number(0, 86400))] = 0.0
+    # worker processes that map and index a large full load (0: one per CPU); the first
+    # 100,000 rows of a load are done in the agent's own process
+    build_workers: Annotated[int, BeforeValidator(whole(0, 64))] = 0
 
 
 class AgentBrokerConfig(BrokerAddresses):

@@ -279,8 +279,13 @@ class StoreWriter:
             raise
 
     def add(self, record: PersonRecord) -> None:
-        self._batch.append((self.count, encode(record), record.source, record.record_id))
-        self.count += 1
+        self.add_encoded([(encode(record), record.source, record.record_id)])
+
+    def add_encoded(self, records: list[tuple[str, str, str]]) -> None:
+        """Records already `encode`d (in a worker process): (encoded, source, record id)."""
+        for text, source, record_id in records:
+            self._batch.append((self.count, text, source, record_id))
+            self.count += 1
         if len(self._batch) >= BATCH:
             self._flush()
 

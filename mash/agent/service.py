@@ -53,7 +53,8 @@ class Agent:
     def __init__(self, cfg: AgentConfig, accept_shrink: bool = False) -> None:
         self.cfg = cfg
         self.state = AgentState(accept_shrink=accept_shrink,
-                                target_false_known=cfg.target_false_known)
+                                target_false_known=cfg.target_false_known,
+                                build_workers=cfg.index.build_workers)
         self.policy = build_policy(cfg)
         # Opened here, so that an agent that cannot write its audit trail never starts.
         keys = AuditKeys.read(cfg.audit)  # the audit key files, read as the agent starts

@@ -38,6 +38,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mash.agent import memory, plausibility
 from mash.agent.plausibility import Counts, Refusal
+from mash.agent.prepare import Job, Prepared, Preparer
 from mash.agent.record_store import (
     RecordStore,
     StoreWriter,
@@ -49,18 +50,18 @@ from mash.agent.record_store import (
 from mash.agent.sources import (
     LoadedSource,
     Problem,
+    RowBatches,
     SourceConfig,
     SourceError,
     count_present,
     open_changed,
-    open_source,
 )
 from mash.answers import timestamp
 from mash.logs import get_logger
 from mash.matching import Matcher, persist
 from mash.matching.calibration import TARGET_FALSE_KNOWN, calibrate
 from mash.matching.delta import LayeredMatcher, on_base
-from mash.matching.index import MatchIndex, build
+from mash.matching.index import IndexBuilder, MatchIndex, build
 from mash.records import PersonRecord
 from mash.v1 import answer_pb2
 
@@ -187,15 +188,17 @@ def store_key(sources: list[SourceConfig], index_key: str) -> str:
 class _Sample:
     """The records calibration draws on, kept as they stream past: every one up to
     2 x CALIBRATION_SAMPLE, then every other one of those and every 2nd after, and so on
-    (rows a multiple of the stride), so that memory stays bounded whatever the load."""
+    (records at a position in the load, counted in rows read, that is a multiple of the
+    stride), so that memory stays bounded whatever the load. A worker picks the candidates
+    at the stride it was sent with (a divisor of today's: a superset)."""
 
     def __init__(self) -> None:
         self.records: list[PersonRecord] = []
         self.rows: list[int] = []
         self.stride = 1
 
-    def offer(self, row: int, record: PersonRecord) -> None:
-        if row % self.stride:
+    def offer(self, position: int, row: int, record: PersonRecord) -> None:
+        if position % self.stride:
             return
         self.records.append(record)
         self.rows.append(row)
@@ -207,42 +210,55 @@ class _Sample:
 def stream_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
                     progress: Callable[[int], None] | None = None, *,
                     check: Callable[[list[LoadedSource]], Refusal | None] | None = None,
-                    target_false_known: float = TARGET_FALSE_KNOWN
+                    target_false_known: float = TARGET_FALSE_KNOWN,
+                    workers: int = 0, parallel_from: int | None = None
                     ) -> tuple[Snapshot | None, LoadedLoad]:
-    """Read every source once, streaming each record into the index being built and the
-    record store being written (neither complete nor used until the read is; no list of
-    every record is held), keeping only a bounded sample for the calibration. Then `check`
-    the load's counts (a refusal: the new store is deleted, no snapshot); reuse the index
-    and calibration saved at ``index_path`` when they were made from exactly this content
-    (else save the fresh ones, and serve the index memory-mapped from its file); and the
-    store of exactly this load if one is already whole. ``progress(rows)`` every 10,000
-    records, and an ``index_progress`` log line every PROGRESS_EVERY (counts only)."""
+    """Read every source once, in batches of rows that are mapped, indexed and written to
+    the record store being built (neither complete nor used until the read is; no list of
+    every record is held), keeping only a bounded sample for the calibration; past
+    ``parallel_from`` rows (default PARALLEL_FROM) the batches are prepared by ``workers``
+    processes (0: one per CPU; see `mash.agent.prepare`). Then `check` the load's counts
+    (a refusal: the new store is deleted, no snapshot); reuse the index and calibration saved at
+    ``index_path`` when they were made from exactly this content (else save the fresh
+    ones, and serve the index memory-mapped from its file); and the store of exactly this
+    load if one is already whole. ``progress(rows)`` after each batch, and an
+    ``index_progress`` log line every PROGRESS_EVERY records (counts only)."""
     before = _digests_before(sources)
     loads: list[LoadedSource] = []
     writer = StoreWriter(store_dir(index_path))
     sample = _Sample()
+    builder = IndexBuilder()
     started = time.monotonic()
+    position = 0
 
-    def records() -> Iterator[PersonRecord]:
-        row = 0
-        for cfg in sources:
-            one, stream = open_source(cfg)
-            loads.append(one)
-            for record in stream:
-                writer.add(record)
-                sample.offer(row, record)
-                row += 1
-                yield record
-
-    def report(rows: int) -> None:
-        if rows and rows % PROGRESS_EVERY == 0:
-            log.info("index_progress", records=rows,
+    def add(done: Prepared, loaded: LoadedSource) -> None:
+        loaded.absorb(done.mapped)
+        first_row = builder.rows
+        writer.add_encoded(done.stored)
+        builder.add(done.shard)
+        for offset, at, record in done.sample:
+            sample.offer(at, first_row + offset, record)
+        if builder.rows // PROGRESS_EVERY > first_row // PROGRESS_EVERY:
+            log.info("index_progress", records=builder.rows, workers=int(preparer.parallel),
                      seconds=round(time.monotonic() - started, 1))
         if progress is not None:
-            progress(rows)
+            progress(builder.rows)
 
     try:
-        built = build(records(), report)
+        with Preparer(workers, parallel_from) as preparer:
+            for cfg in sources:
+                loaded = LoadedSource(cfg.name, [], dt.datetime.now(dt.UTC), 0)
+                loads.append(loaded)
+                batches = RowBatches(cfg, loaded)
+                for first, rows in batches:
+                    job = Job(cfg.mapping, cfg.name, first, rows, position, sample.stride)
+                    position += len(rows)
+                    for done in preparer.submit(job):
+                        add(done, loaded)
+                for done in preparer.drain():
+                    add(done, loaded)
+                batches.finish()
+        built = builder.finish()
     except BaseException:
         writer.abort()
         raise
@@ -534,7 +550,8 @@ def apply_changes(sources: list[SourceConfig], current: Snapshot, index_path: Pa
 
 def load_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
                   progress: Callable[[int], None] | None = None, *,
-                  target_false_known: float = TARGET_FALSE_KNOWN) -> Snapshot:
+                  target_false_known: float = TARGET_FALSE_KNOWN,
+                  workers: int = 0) -> Snapshot:
     """Read, index and calibrate every source (no plausibility checks: see
     AgentState.load); or, when the saved index and store fit the sources unchanged, open
     them without reading the sources (`open_saved`)."""
@@ -542,7 +559,7 @@ def load_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
     if opened is not None:
         return opened
     snapshot, _ = stream_snapshot(sources, index_path, progress,
-                                  target_false_known=target_false_known)
+                                  target_false_known=target_false_known, workers=workers)
     assert snapshot is not None  # no check: never refused
     return snapshot
 
@@ -573,6 +590,7 @@ class AgentState:
     # (`mash agent serve --accept-shrink`); cleared once a load is accepted.
     accept_shrink: bool = False
     target_false_known: float = TARGET_FALSE_KNOWN  # what the index is calibrated for
+    build_workers: int = 0  # processes preparing a large full load (0: one per CPU)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _retired: list[Path] = field(default_factory=list)  # the stores of the one before
 
@@ -660,7 +678,8 @@ class AgentState:
                 else:
                     snapshot, load = stream_snapshot(
                         sources, index_path, check=check,
-                        target_false_known=self.target_false_known)
+                        target_false_known=self.target_false_known,
+                        workers=self.build_workers)
                     source_fingerprint, refusal = load.fingerprint, load.refusal
             if snapshot is not None and self.prepare is not None:
                 self.prepare(snapshot)

@@ -31,7 +31,8 @@ def held_records(cfg: AgentConfig, subject: SubjectQuery) -> list[HeldRecord]:
     """The agency's records the matcher finds for `subject`, both bands (a subject access
     search errs towards including a lookup; each entry says what it matched)."""
     snapshot = load_snapshot(cfg.sources, cfg.index_path,
-                             target_false_known=cfg.target_false_known)
+                             target_false_known=cfg.target_false_known,
+                             workers=cfg.index.build_workers)
     reach = snapshot.matcher.reach(subject)
     if not reach.searchable:
         raise ValidationError(f"the agency's records cannot be searched with this: "

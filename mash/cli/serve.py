@@ -113,7 +113,8 @@ def agent_check(config: Path = typer.Option(..., "--config", help="agent.yaml"))
     from mash.agent.state import load_snapshot
 
     snapshot = guarded(lambda: load_snapshot(cfg.sources, cfg.index_path,
-                                             target_false_known=cfg.target_false_known))
+                                             target_false_known=cfg.target_false_known,
+                                             workers=cfg.index.build_workers))
     typer.echo(f"match index: {snapshot.record_count} records "
                f"({'reused' if snapshot.index_reused else 'built'})")
     print_calibration(snapshot.matcher.model)
@@ -142,7 +143,8 @@ def agent_index(config: Path = typer.Option(..., "--config", help="agent.yaml"))
 
         snapshot = guarded(lambda: load_snapshot(
             cfg.sources, cfg.index_path, progress,
-            target_false_known=cfg.target_false_known))
+            target_false_known=cfg.target_false_known,
+            workers=cfg.index.build_workers))
         bar.update(task, total=snapshot.record_count, completed=snapshot.record_count)
     where = str(cfg.index_path) if cfg.index_path else "memory only (no index.path configured)"
     how = "reused (sources unchanged)" if snapshot.index_reused else "built"

@@ -163,6 +163,18 @@ class LoadedSource:
     def record_count(self) -> int:
         return len(self.records) or self.kept
 
+    def absorb(self, mapped: MappedRows) -> None:
+        """Add a batch's mapping (`map_rows`) to this load's counts, in row order; the load's
+        first few rejected rows are logged (the row number and reason, no values)."""
+        before = sum(self.rows_rejected.values())
+        for k, (number, reason) in enumerate(mapped.rejections):
+            if before + k < LOGGED_REJECTIONS:
+                log.warning("source_row_rejected", source=self.name, row=number, reason=reason)
+        self.rows_rejected.update(mapped.rejected)
+        self.warnings.update(mapped.warnings)
+        self.present.update(mapped.present)
+        self.kept += len(mapped.offsets)  # (a worker sends the records' offsets only)
+
     def without_records(self) -> LoadedSource:
         """This load's counts and as-at time, its records left to the record store."""
         return replace(self, records=[], kept=self.record_count)
@@ -387,48 +399,108 @@ def open_changed(cfg: SourceConfig, since: dt.datetime
     return loaded, _records(cfg, loaded, reading), reading
 
 
+ROW_BATCH = 5_000  # source rows mapped at a time (in this process or a worker's)
+LOGGED_REJECTIONS = 5  # a load's first rejected rows are logged (row number and reason)
+
+
+@dataclass
+class MappedRows:
+    """A batch of source rows mapped to records, and what the mapping found: the records
+    (in order), each one's offset among the batch's rows, the rejections by reason (the
+    first few with their row numbers), the warnings and the fields present. Made by
+    `map_rows`, added to a load by `LoadedSource.absorb`."""
+
+    records: list[PersonRecord]
+    offsets: list[int]
+    rejected: Counter[str] = field(default_factory=Counter)
+    rejections: list[tuple[int, str]] = field(default_factory=list)
+    warnings: Counter[str] = field(default_factory=Counter)
+    present: Counter[str] = field(default_factory=Counter)
+
+
+def map_rows(rows: list[dict[str, Any]], mapping: ColumnMapping, source: str,
+             first_number: int) -> MappedRows:
+    """Map a batch of rows (``first_number``: the first one's row number in its source).
+    Pure: it runs in a worker process for a large load."""
+    out = MappedRows([], [])
+    for offset, row in enumerate(rows):
+        try:
+            record = map_row(row, mapping, source, out.warnings)
+        except RowError as exc:
+            out.rejected[str(exc)] += 1
+            if len(out.rejections) < LOGGED_REJECTIONS:
+                out.rejections.append((first_number + offset, str(exc)))
+        else:
+            count_present(record, out.present)
+            out.records.append(record)
+            out.offsets.append(offset)
+    return out
+
+
+class RowBatches:
+    """One read of a source as batches of raw rows, ``(first row number, rows)``, for a
+    caller that maps them (`map_rows`, perhaps in worker processes) and `absorb`s each
+    mapping into `loaded` in order; `finish` once every batch is absorbed. The iteration
+    raises SourceError when the source cannot be read at all, or (a file) changed while
+    it was read."""
+
+    def __init__(self, cfg: SourceConfig, loaded: LoadedSource,
+                 reading: _Reading | None = None) -> None:
+        self.cfg, self.loaded = cfg, loaded
+        self.reading = reading or _Reading(iter(()))
+        self._started = time.monotonic()
+
+    def __iter__(self) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        cfg, loaded, reading = self.cfg, self.loaded, self.reading
+        reading.rows = _csv_rows(cfg, reading) if cfg.type == "csv" else _sql_rows(cfg, reading)
+        latest: dt.datetime | None = None
+        batch: list[dict[str, Any]] = []
+        first = 1
+        for row in reading.rows:
+            batch.append(row)
+            if cfg.as_at_column:
+                value = row.get(cfg.as_at_column)
+                if isinstance(value, dt.datetime):
+                    value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+                    latest = value if latest is None or value > latest else latest
+            if len(batch) >= ROW_BATCH:
+                loaded.rows_read += len(batch)
+                yield first, batch
+                first, batch = first + len(batch), []
+        if batch:
+            loaded.rows_read += len(batch)
+            yield first, batch
+        if reading.file is not None:  # a CSV: when the data was last true is its mtime
+            loaded.file_digest = reading.file.digest
+            loaded.as_at = dt.datetime.fromtimestamp(reading.file.mtime, dt.UTC)
+            loaded.content = loaded.file_digest.sha256 if loaded.file_digest else ""
+        else:
+            loaded.content = reading.content.hexdigest()
+        if latest is not None:
+            loaded.as_at = latest
+
+    def finish(self) -> None:
+        """Every batch read and absorbed: log the load (counts only)."""
+        loaded = self.loaded
+        log.info(
+            "source_loaded" if self.reading.since is None else "source_changes_read",
+            source=self.cfg.name,
+            rows=loaded.rows_read,
+            records=loaded.kept,
+            rejected=sum(loaded.rows_rejected.values()),
+            warnings=dict(loaded.warnings),
+            seconds=round(time.monotonic() - self._started, 3),
+        )
+
+
 def _records(cfg: SourceConfig, loaded: LoadedSource,
              reading: _Reading | None = None) -> Iterator[PersonRecord]:
-    started = time.monotonic()
-    reading = reading or _Reading(iter(()))
-    reading.rows = _csv_rows(cfg, reading) if cfg.type == "csv" else _sql_rows(cfg, reading)
-    latest: dt.datetime | None = None
-    count = 0
-    for number, row in enumerate(reading.rows, start=1):
-        loaded.rows_read += 1
-        try:
-            record = map_row(row, cfg.mapping, cfg.name, loaded.warnings)
-        except RowError as exc:
-            loaded.rows_rejected[str(exc)] += 1
-            if sum(loaded.rows_rejected.values()) <= 5:
-                log.warning("source_row_rejected", source=cfg.name, row=number, reason=str(exc))
-        else:
-            count_present(record, loaded.present)
-            count += 1
-            yield record
-        if cfg.as_at_column:
-            value = row.get(cfg.as_at_column)
-            if isinstance(value, dt.datetime):
-                value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-                latest = value if latest is None or value > latest else latest
-    if reading.file is not None:  # a CSV: when the data was last true is its mtime
-        loaded.file_digest = reading.file.digest
-        loaded.as_at = dt.datetime.fromtimestamp(reading.file.mtime, dt.UTC)
-        loaded.content = loaded.file_digest.sha256 if loaded.file_digest else ""
-    else:
-        loaded.content = reading.content.hexdigest()
-    if latest is not None:
-        loaded.as_at = latest
-    loaded.kept = count
-    log.info(
-        "source_loaded" if reading.since is None else "source_changes_read",
-        source=cfg.name,
-        rows=loaded.rows_read,
-        records=count,
-        rejected=sum(loaded.rows_rejected.values()),
-        warnings=dict(loaded.warnings),
-        seconds=round(time.monotonic() - started, 3),
-    )
+    batches = RowBatches(cfg, loaded, reading)
+    for first, rows in batches:
+        mapped = map_rows(rows, cfg.mapping, cfg.name, first)
+        loaded.absorb(mapped)
+        yield from mapped.records
+    batches.finish()
 
 
 def _mapping(value: Any, key: str = "mapping") -> Mapping[Any, Any]:
