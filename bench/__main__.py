@@ -15,6 +15,7 @@ import time
 FULL: dict[str, list[str]] = {
     "accuracy": [],
     "scale": [],
+    "build_workers": [],
     "policy_decisions": [],
     "policy_space": [],
     "audit_append": [],
@@ -27,6 +28,8 @@ FULL: dict[str, list[str]] = {
 QUICK: dict[str, list[str]] = {
     "accuracy": ["--quick"],
     "scale": ["--quick"],
+    "build_workers": ["--records", "200000", "--queries", "100", "--name",
+                      "build_workers_quick"],
     "policy_decisions": [],
     "policy_space": ["--runs", "2", "--name", "policy_space_quick"],
     "audit_append": [],

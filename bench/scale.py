@@ -264,6 +264,52 @@ def rss_parts_mb() -> dict[str, float]:
     return out
 
 
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        one = todo.pop()
+        for task in Path(f"/proc/{one}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in task.read_text().split()]
+            except OSError:  # gone meanwhile
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+class WorkerPeak:
+    """The largest peak RSS (VmHWM) of any process below this one, sampled every 0.5 s
+    while running: the index workers'. Not RUSAGE_CHILDREN, which a fork of the agent
+    itself (a library running a command) would set to the agent's own size."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> WorkerPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            for pid in _descendants(os.getpid()):
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.mb = max(self.mb, int(line.split()[1]) / 1024)
+
+
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -376,7 +422,8 @@ def build_phase(workdir: Path, workers: int = 0) -> dict[str, Any]:
     load_before = _load()
     started = time.perf_counter()
     state = AgentState(build_workers=workers)
-    status = state.load([_source(workdir)], workdir / "agent.index")
+    with WorkerPeak() as worker_peak:
+        status = state.load([_source(workdir)], workdir / "agent.index")
     build_s = time.perf_counter() - started
     assert status.refusal is None and state.snapshot is not None, status
     assert not state.snapshot.index_reused
@@ -384,8 +431,7 @@ def build_phase(workdir: Path, workers: int = 0) -> dict[str, Any]:
             "build_seconds": round(build_s, 1),
             "peak_rss_mb_build": round(peak_rss_mb(), 1),
             "build_workers": workers or default_workers(),
-            "peak_rss_mb_build_worker": round(
-                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+            "peak_rss_mb_build_worker": round(worker_peak.mb, 1),
             "rss_mb_after_build": round(rss_mb(), 1),
             "index_file_mb": round((workdir / "agent.index").stat().st_size / 2**20, 1),
             "store_file_mb": round(state.snapshot.store.path.stat().st_size / 2**20, 1),
