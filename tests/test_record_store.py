@@ -217,3 +217,52 @@ def test_a_load_that_fails_after_indexing_leaves_no_store_behind(tmp_path: Path)
     assert state.load(sources, index).refusal is not None
     assert state.snapshot is first and stores(index) == [first.store.path]
     assert held_ids(first) == ["HELD"]
+
+
+def test_a_calibration_that_fails_while_the_store_is_finished_leaves_no_store_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store is finished on a thread beside the calibration: a failed calibration waits
+    for it and deletes what it wrote (the last good load's store stays and answers)."""
+    from mash.agent import state as agent_state
+
+    data, index = tmp_path / "records.csv", tmp_path / "records.index"
+    write_csv(data, people(200))
+    sources = [csv_source(data)]
+    state = AgentState()
+    assert state.load(sources, index).refusal is None  # positive control: a store written
+    first = state.snapshot
+    assert first is not None and stores(index) == [first.store.path]
+
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("calibration failed")
+
+    monkeypatch.setattr(agent_state, "calibrate", fail)
+    write_csv(data, people(201))
+    assert state.load(sources, index).refusal is not None
+    assert state.snapshot is first and stores(index) == [first.store.path]
+    assert not list(tmp_path.glob(".records-*"))
+    assert held_ids(first) == ["HELD"]
+
+
+def test_a_store_that_cannot_be_finished_fails_the_load(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mash.agent.record_store import StoreWriter
+
+    data, index = tmp_path / "records.csv", tmp_path / "records.index"
+    write_csv(data, people(200))
+    sources = [csv_source(data)]
+    state = AgentState()
+    assert state.load(sources, index).refusal is None
+    first = state.snapshot
+    assert first is not None
+
+    def full(self: StoreWriter, **_kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(StoreWriter, "finish_or_reuse", full)
+    write_csv(data, people(201))
+    status = state.load(sources, index)
+    assert status.refusal is not None and "OperationalError" in str(status.refusal)
+    assert "disk is full" not in str(status.refusal)  # named, not quoted
+    assert state.snapshot is first and stores(index) == [first.store.path]
+    assert not list(tmp_path.glob(".records-*"))

@@ -94,7 +94,9 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
                                timeout=BUSY_SECONDS, check_same_thread=False)
     else:
-        conn = sqlite3.connect(path, timeout=BUSY_SECONDS)
+        # a writer is used by one thread at a time, but its `finish` may run on another
+        # (the store's index built while the match index is calibrated)
+        conn = sqlite3.connect(path, timeout=BUSY_SECONDS, check_same_thread=False)
     return conn
 
 
@@ -311,6 +313,15 @@ class StoreWriter:
         log.info("record_store_built", records=self.count,
                  seconds=round(time.monotonic() - self._started, 3))
         return RecordStore(path, key, self.count)
+
+    def finish_or_reuse(self, *, path: Path, key: str) -> tuple[RecordStore, bool]:
+        """The store at `path` if it holds exactly this load already (this writer's work
+        then deleted), else this one finished there. (store, reused)."""
+        existing = RecordStore.open(path=path, key=key, count=self.count)
+        if existing is not None:
+            self.abort()
+            return existing, True
+        return self.finish(path=path, key=key), False
 
     def abort(self) -> None:
         """Delete what was written (a load refused, failed or already stored)."""

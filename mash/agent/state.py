@@ -29,6 +29,7 @@ import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ from mash.matching import Matcher, persist
 from mash.matching.calibration import TARGET_FALSE_KNOWN, calibrate
 from mash.matching.delta import LayeredMatcher, on_base
 from mash.matching.index import IndexBuilder, MatchIndex, build
+from mash.matching.model import MatchModel
 from mash.records import PersonRecord
 from mash.v1 import answer_pb2
 
@@ -297,13 +299,41 @@ def _finish(sources: list[SourceConfig], load: LoadedLoad, built: MatchIndex, sa
             target_false_known: float) -> Snapshot:
     loads, total = load.sources, writer.count
     key = persist.index_fingerprint(sources, [one.content for one in loads])
+    content = store_key(sources, key)
+    # The record store's own index and its flush to disk (SQLite, which holds no GIL) are
+    # done beside the calibration (Python, one core): on two cores the longer of the two,
+    # not their sum. A failure of either fails the load, and leaves no new store behind.
+    with ThreadPoolExecutor(1, thread_name_prefix="record-store") as pool:
+        storing = pool.submit(writer.finish_or_reuse, path=store_path(index_path, content),
+                              key=content)
+        try:
+            index, model, reused = _calibrated(sources, load, built, sample, index_path, key,
+                                               total, target_false_known=target_false_known)
+        except BaseException:
+            _discard(storing)
+            raise
+        store, store_reused = storing.result()
+    del built
+    memory.release_freed()
+    log.info("record_store_ready", records=len(store), reused=store_reused)
+    return Snapshot(Matcher(index=index, model=model, lookup=store),
+                    [one.without_records() for one in loads], dt.datetime.now(dt.UTC),
+                    store, load.fingerprint, reused)
+
+
+def _calibrated(sources: list[SourceConfig], load: LoadedLoad, built: MatchIndex,
+                sample: _Sample, index_path: Path | None, key: str, total: int, *,
+                target_false_known: float) -> tuple[MatchIndex, MatchModel, bool]:
+    """The load's index and model: the saved ones when they are this load's, else `built`
+    calibrated on the sample and saved (then served from the file, mapped, as a restart
+    would). (index, model, reused)."""
     saved = persist.load(index_path, key, total) if index_path else None
     index, model = saved if saved is not None else (built, None)
     if model is not None and model.provenance.get("target_false_known") != target_false_known:
         model = None  # calibrated for another target
     reused = saved is not None
     log.info("index_reused" if reused else "index_fresh", records=total)
-    extra = start_facts(sources, loads, load.fingerprint)
+    extra = start_facts(sources, load.sources, load.fingerprint)
     # a reused index is saved again when what a start from it needs changed (a file touched,
     # its content the same: the fingerprint and the as-at time are new)
     stale_facts = (saved is not None and index_path is not None
@@ -326,20 +356,18 @@ def _finish(sources: list[SourceConfig], load: LoadedLoad, built: MatchIndex, sa
                 mapped = persist.load(index_path, key, total)  # arrays are freed
                 if mapped is not None:
                     index = mapped[0]
-    del built
-    content = store_key(sources, key)
-    path = store_path(index_path, content)
-    store = RecordStore.open(path=path, key=content, count=total)
-    store_reused = store is not None
-    if store is not None:
-        writer.abort()  # exactly this load is stored already
-    else:
-        store = writer.finish(path=path, key=content)
-    memory.release_freed()
-    log.info("record_store_ready", records=len(store), reused=store_reused)
-    return Snapshot(Matcher(index=index, model=model, lookup=store),
-                    [one.without_records() for one in loads], dt.datetime.now(dt.UTC),
-                    store, load.fingerprint, reused)
+    return index, model, reused
+
+
+def _discard(storing: Future[tuple[RecordStore, bool]]) -> None:
+    """The load failed while its store was finished: wait for that, and delete a store it
+    wrote (one it found already there is another load's, and stays)."""
+    try:
+        store, reused = storing.result()
+    except BaseException:  # the load's own failure is the one raised
+        return
+    if not reused:
+        store.path.unlink(missing_ok=True)
 
 
 def start_facts(sources: list[SourceConfig], loaded: list[LoadedSource],
