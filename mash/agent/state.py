@@ -241,7 +241,7 @@ def stream_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
         for offset, at, record in done.sample:
             sample.offer(at, first_row + offset, record)
         if builder.rows // PROGRESS_EVERY > first_row // PROGRESS_EVERY:
-            log.info("index_progress", records=builder.rows, workers=int(preparer.parallel),
+            log.info("index_progress", records=builder.rows, in_workers=preparer.parallel,
                      seconds=round(time.monotonic() - started, 1))
         if progress is not None:
             progress(builder.rows)
