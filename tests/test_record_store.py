@@ -28,6 +28,17 @@ def stores(index: Path) -> list[Path]:
     return sorted(index.parent.glob(f"{index.name}.records-*.sqlite"))
 
 
+def first_load(tmp_path: Path) -> tuple[AgentState, list[SourceConfig], Path, Path]:
+    """An agent that has loaded 200 people from a CSV file, with its index saved:
+    (state, sources, the CSV, the index path)."""
+    data, index = tmp_path / "records.csv", tmp_path / "records.index"
+    write_csv(data, people(200))
+    sources = [csv_source(data)]
+    state = AgentState()
+    assert state.load(sources, index).refusal is None
+    return state, sources, data, index
+
+
 def held_ids(snapshot) -> list[str]:
     return [c.record.record_id for c in snapshot.matcher.search(WHO).candidates]
 
@@ -201,11 +212,7 @@ async def test_a_store_gone_at_answer_time_is_not_checked_end_to_end(
 
 
 def test_a_load_that_fails_after_indexing_leaves_no_store_behind(tmp_path: Path) -> None:
-    data, index = tmp_path / "records.csv", tmp_path / "records.index"
-    write_csv(data, people(200))
-    sources = [csv_source(data)]
-    state = AgentState()
-    assert state.load(sources, index).refusal is None
+    state, sources, data, index = first_load(tmp_path)
     first = state.snapshot
     assert first is not None
 
@@ -225,11 +232,7 @@ def test_a_calibration_that_fails_while_the_store_is_finished_leaves_no_store_be
     for it and deletes what it wrote (the last good load's store stays and answers)."""
     from mash.agent import state as agent_state
 
-    data, index = tmp_path / "records.csv", tmp_path / "records.index"
-    write_csv(data, people(200))
-    sources = [csv_source(data)]
-    state = AgentState()
-    assert state.load(sources, index).refusal is None  # positive control: a store written
+    state, sources, data, index = first_load(tmp_path)  # positive control: a store written
     first = state.snapshot
     assert first is not None and stores(index) == [first.store.path]
 
@@ -248,11 +251,7 @@ def test_a_store_that_cannot_be_finished_fails_the_load(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from mash.agent.record_store import StoreWriter
 
-    data, index = tmp_path / "records.csv", tmp_path / "records.index"
-    write_csv(data, people(200))
-    sources = [csv_source(data)]
-    state = AgentState()
-    assert state.load(sources, index).refusal is None
+    state, sources, data, index = first_load(tmp_path)
     first = state.snapshot
     assert first is not None
 

@@ -157,6 +157,26 @@ class Changes:
     added: int  # records new since the base (the rest replace one of its records)
 
 
+def _refusal(exc: Exception, doing: str) -> Refusal:
+    """A load that raised: a source's own refusal as it is, anything else LOAD_FAILED by
+    the exception's type (logged by type and place, never by its message)."""
+    if isinstance(exc, SourceError):
+        return Refusal(exc.problem, str(exc), exc.source)
+    log.error("sources_load_error", error=type(exc).__name__, at=_where(exc))
+    return Refusal(Problem.LOAD_FAILED,
+                   f"the agent failed while {doing} ({type(exc).__name__})")
+
+
+def _fingerprint(sources: list[SourceConfig]) -> str | None:
+    """The sources' fingerprint now, or None when a source cannot say (gone, unreadable or
+    down: the full load that follows says which)."""
+    try:
+        return persist.fingerprint(sources)
+    except Exception as exc:
+        log.warning("sources_fingerprint_failed", error=type(exc).__name__)
+        return None
+
+
 def _where(exc: BaseException) -> str:
     """Where an exception was raised (file:line), for a log line that must not carry its
     message (which may quote a value)."""
@@ -411,10 +431,8 @@ def open_saved(sources: list[SourceConfig], index_path: Path | None, *,
         return None
     if [one.name for one in loaded] != [cfg.name for cfg in sources]:
         return None
-    try:
-        current = persist.fingerprint(sources)
-    except Exception as exc:  # gone, unreadable or down: the full load says which
-        log.warning("sources_fingerprint_failed", error=type(exc).__name__)
+    current = _fingerprint(sources)
+    if current is None:
         return None
     if current != facts.get("sources_fingerprint") and not changed:
         log.info("saved_index_not_started_from", reason="the sources changed")
@@ -711,13 +729,8 @@ class AgentState:
                     source_fingerprint, refusal = load.fingerprint, load.refusal
             if snapshot is not None and self.prepare is not None:
                 self.prepare(snapshot)
-        except SourceError as exc:
-            refusal = Refusal(exc.problem, str(exc), exc.source)
         except Exception as exc:  # never die in the reload loop; never log the message
-            log.error("sources_load_error", error=type(exc).__name__, at=_where(exc))
-            refusal = Refusal(Problem.LOAD_FAILED,
-                              f"the agent failed while loading its records "
-                              f"({type(exc).__name__})")
+            refusal = _refusal(exc, "loading its records")
         return self._settle(snapshot, refusal, source_fingerprint, index_path,
                             sources=len(sources))
 
@@ -728,10 +741,8 @@ class AgentState:
         that cannot be (the caller reads the sources in full). A failed read raises."""
         if self.snapshot is not None or index_path is None or not changes_allowed(sources):
             return None
-        try:
-            current = persist.fingerprint(sources)
-        except Exception as exc:  # gone, unreadable or down: the full load says which
-            log.warning("sources_fingerprint_failed", error=type(exc).__name__)
+        current = _fingerprint(sources)
+        if current is None:
             return None
         base = open_saved(sources, index_path, target_false_known=self.target_false_known,
                           changed=True)
@@ -817,13 +828,8 @@ class AgentState:
                                              self._last_good(index_path), self.accept_shrink)
             if refusal is None and self.prepare is not None:
                 self.prepare(snapshot)
-        except SourceError as exc:
-            refusal = Refusal(exc.problem, str(exc), exc.source)
         except Exception as exc:  # never die in the reload loop; never log the message
-            log.error("sources_load_error", error=type(exc).__name__, at=_where(exc))
-            refusal = Refusal(Problem.LOAD_FAILED,
-                              f"the agent failed while applying its records' changes "
-                              f"({type(exc).__name__})")
+            refusal = _refusal(exc, "applying its records' changes")
         return self._settle(snapshot, refusal, fingerprint, index_path, sources=len(sources))
 
     def refresh(self, sources: list[SourceConfig],
