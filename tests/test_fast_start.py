@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from mash.agent.record_store import StoreUnavailable
 from mash.agent.sources import SourceConfig
 from mash.agent.state import AgentState, Snapshot, load_snapshot
 from mash.config import read_model
-from tests.test_record_store import PG_URL
+from tests.test_record_store import PG_URL, people_table
 from tests.test_snapshots import MAPPING, WHO, csv_source, people, write_csv
 
 
@@ -154,19 +153,7 @@ def test_another_mapping_or_target_is_not_started_from(tmp_path: Path,
 
 @pytest.fixture
 def pg_people() -> Any:
-    engine = sa.create_engine(PG_URL)
-    name = f"fast_{uuid.uuid4().hex[:8]}"
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'CREATE TABLE "{name}" (ref text PRIMARY KEY, forename text, '
-                                 "surname text, dob text, postcode text, nhs text, "
-                                 "updated timestamptz)"))
-    except sa.exc.OperationalError:
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    yield engine, name
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
-    engine.dispose()
+    yield from people_table("fast", ", updated timestamptz")
 
 
 def test_a_postgresql_source_with_an_as_at_column_starts_fast(pg_people: Any, tmp_path: Path,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -154,20 +155,28 @@ def test_a_refused_load_keeps_the_store_answered_from(tmp_path: Path) -> None:
     assert held_ids(state.snapshot) == ["HELD"]
 
 
-@pytest.fixture
-def pg_table():
+def people_table(prefix: str, extra_columns: str = "") -> Iterator[tuple[sa.Engine, str]]:
+    """A fresh PostgreSQL table with the test people's columns (and ``extra_columns``, SQL),
+    dropped afterwards, for a fixture to ``yield from``: (engine, table name). Skips the
+    test where PostgreSQL is not running on 127.0.0.1:5432."""
     engine = sa.create_engine(PG_URL)
-    name = f"persons_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     try:
         with engine.begin() as conn:
             conn.execute(sa.text(f'CREATE TABLE "{name}" (ref text PRIMARY KEY, forename text, '
-                                 "surname text, dob text, postcode text, nhs text)"))
+                                 f"surname text, dob text, postcode text, nhs text"
+                                 f"{extra_columns})"))
     except sa.exc.OperationalError:
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
     yield engine, name
     with engine.begin() as conn:
         conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
     engine.dispose()
+
+
+@pytest.fixture
+def pg_table() -> Iterator[tuple[sa.Engine, str]]:
+    yield from people_table("persons")
 
 
 def test_a_postgresql_source_answers_from_the_load_it_was_matched_in(pg_table,
