@@ -314,8 +314,65 @@ class IndexBuilder:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
     def finish(self) -> MatchIndex:
-        """The index of every shard added (the builder is spent)."""
-        return _index_of(self)
+        """The index of every shard added: their columns joined, and what is counted over
+        all of them (once only: the parts are let go as they are joined)."""
+        n, strings, j = self.rows, self.strings, self._joined
+        name_counts = j("name_counts", np.int32)
+        name_start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(name_counts, out=name_start[1:])
+        key_hashes, key_rows = j("hashes", np.uint64), j("hash_rows", np.int32)
+        key_order = np.argsort(key_hashes, kind="stable")
+        family, given_ids = j("name_family", np.int32), j("name_given", np.int32)
+        size = len(strings.strings)
+
+        def grid(name: str, *shape: int) -> np.ndarray:
+            return j(name, np.int32).reshape(n, *shape)
+
+        postcode = grid("postcode", MAX_POSTCODES)
+        addr_key = grid("key", MAX_ADDRESSES)
+        dob = j("dob", np.int32)
+        dob_values, dob_counts = np.unique(dob[dob != 0], return_counts=True)
+        # an address at its postcode: each address with each of the record's postcodes
+        pairs = pair_key(np.repeat(addr_key, MAX_POSTCODES, axis=1),
+                         np.tile(postcode, (1, MAX_ADDRESSES)))
+        valid = (np.repeat(addr_key, MAX_POSTCODES, axis=1) >= 0) & (
+            np.tile(postcode, (1, MAX_ADDRESSES)) >= 0)
+        owners = np.repeat(np.arange(n), pairs.shape[1]).reshape(pairs.shape)[valid]
+        pairs = pairs[valid]
+        order = np.lexsort((owners, pairs))  # a record counts once for each pair it has
+        pairs, owners = pairs[order], owners[order]
+        first = np.r_[True, (pairs[1:] != pairs[:-1]) | (owners[1:] != owners[:-1])] if len(
+            pairs) else np.zeros(0, dtype=bool)
+        premises_keys, premises_counts = np.unique(pairs[first], return_counts=True)
+        return MatchIndex(
+            strings=strings,
+            name_start=name_start,
+            name_given=given_ids,
+            name_other=j("name_other", np.int32),
+            name_family=family,
+            dob=dob,
+            sex=j("sex", np.uint8),
+            postcode=postcode,
+            sector=grid("sector", MAX_POSTCODES),
+            district=grid("district", MAX_POSTCODES),
+            addr_number=grid("number", MAX_ADDRESSES),
+            addr_flat=grid("flat", MAX_ADDRESSES),
+            addr_street=grid("street", MAX_ADDRESSES),
+            addr_locality=grid("locality", MAX_ADDRESSES, LOCALITY_WORDS),
+            addr_key=addr_key,
+            identifiers={k: np.array(v, dtype=f"S{IDENTIFIER_WIDTHS[k]}")
+                         for k, v in self._identifiers.items()},
+            key_hashes=key_hashes[key_order],
+            key_rows=key_rows[key_order],
+            family_count=_counts(family, size),
+            given_count=_counts(given_ids, size),
+            postcode_count=_counts(_row_unique(postcode).ravel(), size),
+            address_count=_counts(_row_unique(addr_key).ravel(), size),
+            dob_values=dob_values.astype(np.int32),
+            dob_counts=dob_counts.astype(np.int32),
+            premises_keys=premises_keys.astype(np.uint64),
+            premises_counts=premises_counts.astype(np.int32),
+        )
 
 
 def build(records: Iterable[PersonRecord],
@@ -334,64 +391,3 @@ def build(records: Iterable[PersonRecord],
     if progress is not None:
         progress(builder.rows)
     return builder.finish()
-
-
-def _index_of(builder: IndexBuilder) -> MatchIndex:
-    """The shards' columns joined, and what is counted over all of them."""
-    n, strings, j = builder.rows, builder.strings, builder._joined
-    name_counts = j("name_counts", np.int32)
-    name_start = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(name_counts, out=name_start[1:])
-    key_hashes, key_rows = j("hashes", np.uint64), j("hash_rows", np.int32)
-    key_order = np.argsort(key_hashes, kind="stable")
-    family, given_ids = j("name_family", np.int32), j("name_given", np.int32)
-    size = len(strings.strings)
-
-    def grid(name: str, *shape: int) -> np.ndarray:
-        return j(name, np.int32).reshape(n, *shape)
-
-    postcode = grid("postcode", MAX_POSTCODES)
-    addr_key = grid("key", MAX_ADDRESSES)
-    dob = j("dob", np.int32)
-    dob_values, dob_counts = np.unique(dob[dob != 0], return_counts=True)
-    # an address at its postcode: each address with each of the record's postcodes
-    pairs = pair_key(np.repeat(addr_key, MAX_POSTCODES, axis=1),
-                     np.tile(postcode, (1, MAX_ADDRESSES)))
-    valid = (np.repeat(addr_key, MAX_POSTCODES, axis=1) >= 0) & (
-        np.tile(postcode, (1, MAX_ADDRESSES)) >= 0)
-    owners = np.repeat(np.arange(n), pairs.shape[1]).reshape(pairs.shape)[valid]
-    pairs = pairs[valid]
-    order = np.lexsort((owners, pairs))  # a record counts once for each pair it has
-    pairs, owners = pairs[order], owners[order]
-    first = np.r_[True, (pairs[1:] != pairs[:-1]) | (owners[1:] != owners[:-1])] if len(
-        pairs) else np.zeros(0, dtype=bool)
-    premises_keys, premises_counts = np.unique(pairs[first], return_counts=True)
-    return MatchIndex(
-        strings=strings,
-        name_start=name_start,
-        name_given=given_ids,
-        name_other=j("name_other", np.int32),
-        name_family=family,
-        dob=dob,
-        sex=j("sex", np.uint8),
-        postcode=postcode,
-        sector=grid("sector", MAX_POSTCODES),
-        district=grid("district", MAX_POSTCODES),
-        addr_number=grid("number", MAX_ADDRESSES),
-        addr_flat=grid("flat", MAX_ADDRESSES),
-        addr_street=grid("street", MAX_ADDRESSES),
-        addr_locality=grid("locality", MAX_ADDRESSES, LOCALITY_WORDS),
-        addr_key=addr_key,
-        identifiers={k: np.array(v, dtype=f"S{IDENTIFIER_WIDTHS[k]}")
-                     for k, v in builder._identifiers.items()},
-        key_hashes=key_hashes[key_order],
-        key_rows=key_rows[key_order],
-        family_count=_counts(family, size),
-        given_count=_counts(given_ids, size),
-        postcode_count=_counts(_row_unique(postcode).ravel(), size),
-        address_count=_counts(_row_unique(addr_key).ravel(), size),
-        dob_values=dob_values.astype(np.int32),
-        dob_counts=dob_counts.astype(np.int32),
-        premises_keys=premises_keys.astype(np.uint64),
-        premises_counts=premises_counts.astype(np.int32),
-    )
