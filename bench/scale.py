@@ -20,11 +20,16 @@ Three child processes, so that each one's RSS is its own:
 
 The machine's load average is recorded beside the figures (2 shared cores).
 
+``--source postgresql`` copies the extract into a PostgreSQL table on 127.0.0.1:5432 (in the
+data phase, not timed as the build) and the agent reads that instead, as an agency's SQL
+source: ``agent_scale_<N>_postgresql.json``. The table is dropped at the end.
+
 ``python -m bench.scale --matcher-only`` is the older benchmark of the index and the matcher
 alone (``matching_scale.json``: records streamed into the index, none held).
 
     python -m bench.scale [--records 1000000] [--queries 1000] [--level low] [--quick]
                           [--data-workers N] [--build-workers N] [--extract-cache var/bench]
+                          [--source csv|postgresql]
                           [--matcher-only [--strangers N]]
 """
 
@@ -244,13 +249,70 @@ def _row(r: PersonRecord) -> list[str]:
             ids.get("ni_number", "")]
 
 
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+PG_DATABASE = "mash_bench"
+
+
+def pg_url(database: str = PG_DATABASE) -> str:
+    return f"{PG_SERVER.replace('postgresql://', 'postgresql+psycopg://')}/{database}"
+
+
+def pg_table(workdir: Path) -> str:
+    """The PostgreSQL table a run's extract is copied to (one per work directory)."""
+    return "people_" + "".join(c for c in workdir.name if c.isalnum()).lower()[-24:]
+
+
 def _source(workdir: Path) -> Any:
+    """The agent's source: the CSV extract, or (``source.txt`` says postgresql) the table
+    it was copied to, read as any SQL source is (a streamed query, REPEATABLE READ)."""
     from mash.agent.sources import SourceConfig
     from mash.config import read_model
 
-    return read_model(SourceConfig, {"name": "records", "type": "csv", "path": "records.csv",
-                                     "mapping": MAPPING, "fields": FIELDS},
-                      "sources[0]", workdir)
+    marker = workdir / "source.txt"
+    if marker.exists() and marker.read_text().strip() == "postgresql":
+        settings: dict[str, Any] = {"type": "sql", "url": pg_url(), "table": pg_table(workdir),
+                                    "as_at_column": "updated_at"}
+    else:
+        settings = {"type": "csv", "path": "records.csv"}
+    return read_model(SourceConfig, {"name": "records", **settings, "mapping": MAPPING,
+                                     "fields": FIELDS}, "sources[0]", workdir)
+
+
+def copy_to_postgresql(workdir: Path) -> dict[str, Any]:
+    """The extract copied into a fresh PostgreSQL table (COPY), with what an agency's table
+    would have: ``ref`` its primary key, an indexed ``updated_at`` (the source's as-at column,
+    which lets an agent start from its saved index and refresh by changed rows); and
+    ``source.txt`` set so that the agent reads it."""
+    import psycopg
+
+    started = time.perf_counter()
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            (PG_DATABASE,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+    table = pg_table(workdir)
+    columns = ", ".join(f"{c} text" for c in COLUMNS[1:])
+    with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}") as conn:
+        conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+        conn.execute(f'CREATE TABLE "{table}" (ref text PRIMARY KEY, {columns}, '
+                     "updated_at timestamptz NOT NULL DEFAULT now())")
+        with conn.cursor().copy(f'COPY "{table}" ({", ".join(COLUMNS)}) FROM STDIN WITH '
+                                "(FORMAT csv)") as copy, (workdir / "records.csv").open("rb") as fh:
+            fh.readline()  # the header (its line ends in CR LF, the rows' in LF)
+            while block := fh.read(2**20):
+                copy.write(block)
+        conn.execute(f'CREATE INDEX ON "{table}" (updated_at)')
+        conn.execute(f'ANALYZE "{table}"')
+    (workdir / "source.txt").write_text("postgresql\n")
+    return {"source": "postgresql", "postgresql_table": f"{PG_DATABASE}.{table}",
+            "postgresql_copy_seconds": round(time.perf_counter() - started, 1)}
+
+
+def drop_postgresql(workdir: Path) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}", autocommit=True) as conn:
+        conn.execute(f'DROP TABLE IF EXISTS "{pg_table(workdir)}"')
 
 
 def rss_parts_mb() -> dict[str, float]:
@@ -500,6 +562,7 @@ def _child(phase: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
                     "--level", args.level, "--workdir", str(workdir),
                     "--data-workers", str(args.data_workers),
                     "--build-workers", str(args.build_workers),
+                    "--source", args.source,
                     *(["--extract-cache", str(args.extract_cache)] if args.extract_cache
                       else [])], check=True)
     print(f"{phase} phase done in {time.perf_counter() - started:.0f} s", flush=True)
@@ -517,6 +580,8 @@ def agent_run(args: argparse.Namespace) -> dict[str, Any]:
         figures: dict[str, Any] = {}
         for phase in ("data", "build", "serve"):
             figures.update(_child(phase, args, workdir))
+        if args.source == "postgresql":
+            drop_postgresql(workdir)
     after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     met = {name: figures[name] < target for name, target in TARGETS.items()}
     return {"records": args.records, "level": args.level,
@@ -553,6 +618,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--extract-cache", type=Path, default=None,
                         help="keep the extract here, keyed by records, level, seed and "
                              "queries, and reuse it (e.g. var/bench; default: not kept)")
+    parser.add_argument("--source", choices=("csv", "postgresql"), default="csv",
+                        help="what the agent reads: the CSV extract, or the extract copied "
+                             "into a PostgreSQL table on 127.0.0.1:5432 (database "
+                             f"{PG_DATABASE}, made if absent; the table dropped after)")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
@@ -565,15 +634,17 @@ def main(argv: list[str] | None = None) -> None:
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.phase:
-        figures = (data_phase(args.records, args.queries, args.level, args.workdir,
-                              cache=args.extract_cache, workers=args.data_workers)
+        figures = ({**data_phase(args.records, args.queries, args.level, args.workdir,
+                                 cache=args.extract_cache, workers=args.data_workers),
+                    **(copy_to_postgresql(args.workdir) if args.source == "postgresql"
+                       else {"source": "csv"})}
                    if args.phase == "data" else build_phase(args.workdir, args.build_workers)
                    if args.phase == "build" else serve_phase(args.workdir))
         (args.workdir / f"{args.phase}.json").write_text(json.dumps(figures))
         return
     figures = agent_run(args)
-    path = record("agent_scale_quick" if args.quick else f"agent_scale_{args.records}",
-                  figures)
+    name = "agent_scale_quick" if args.quick else f"agent_scale_{args.records}"
+    path = record(name + ("_postgresql" if args.source == "postgresql" else ""), figures)
     print(f"agent at scale: {args.records:,} records ({args.level} corruption)")
     for name, target in TARGETS.items():
         print(f"  {name}: {figures[name]} (target < {target}: "
