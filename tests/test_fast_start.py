@@ -60,7 +60,8 @@ def test_a_restart_on_unchanged_sources_reads_none_of_them(tmp_path: Path,
     assert status.refusal is None and state.snapshot is not None
     snapshot = state.snapshot
     assert snapshot.index_reused and snapshot.store.path == first.store.path
-    assert isinstance(snapshot.matcher.index.dob, np.memmap)
+    dob = snapshot.matcher.index.dob  # mapped from the file, not a copy
+    assert isinstance(dob.base, np.memmap) and not dob.flags.owndata
     # the same counts, as-at time and summaries as the load that built it
     assert snapshot.record_count == first.record_count == 300
     assert snapshot.as_at == first.as_at
@@ -195,7 +196,8 @@ def leftovers(directory: Path) -> list[Path]:
 
 def test_a_first_build_holds_no_list_of_records_and_serves_mapped(tmp_path: Path) -> None:
     _, index, snapshot = saved_state(tmp_path)
-    assert isinstance(snapshot.matcher.index.key_hashes, np.memmap)  # reopened from its file
+    hashes = snapshot.matcher.index.key_hashes  # reopened from its file: mapped, not copied
+    assert isinstance(hashes.base, np.memmap) and not hashes.flags.owndata
     assert snapshot.matcher.records == [] and held(snapshot) == ["HELD"]
     assert not leftovers(index.parent)
 

@@ -287,3 +287,94 @@ def test_comparisons_of_one_name_against_many_agree_with_one_at_a_time() -> None
     queries = [*streets[::5], "", "high st", "hihg street"]
     assert agree(streets_alike_many, streets_alike, queries, streets) >= {True, False}
     assert features.known[ids(streets)].all()  # worked out once, kept for the next search
+
+
+def crowd_of_namesakes() -> tuple[Matcher, list]:
+    """An index where one family name is very common (a block of hundreds, as a common
+    surname gives a large index), some of them written in two words ('Smith Jones'), and the
+    subjects asked about them: held people typed with errors, strangers, namesakes."""
+    import random
+
+    from mash.synth.corrupt import scenario
+
+    rng = random.Random(3)
+    givens = ["john", "jon", "joan", "jane", "jan", "mohammed", "muhammad", "amelia", "amy",
+              "zebedee", "oliver", "olivia", "jack", "jake", "ava", "eva"]
+    families = ["smith", "smyth", "smithe", "smith jones", "smithjones", "smit"]
+    crowd = [record(rng.choice(givens), rng.choice(families),
+                    f"{rng.choice([1990, 1991])}-{rng.randint(1, 12):02d}-"
+                    f"{rng.randint(1, 28):02d}", rng.choice(["LS6 1AA", "LS6 1AB", "BD5 7HJ",
+                                                              "WF1 3LP", "HX1 2RS"]),
+                    sex=rng.choice("MF"), record_id=f"crowd{i}",
+                    address=f"{rng.randint(1, 40)} {rng.choice(['Mill Lane', 'High St'])}")
+             for i in range(600)]
+    sc = scenario(2000, 120, "high", seed=13, n_strangers=120)
+    matcher = Matcher([*sc.records, *crowd])
+    subjects = [q for q, _ in sc.in_records] + list(sc.strangers) + [
+        subject(g, f, f"1990-{m:02d}-{d:02d}", pc, sex=sx, address=a)
+        for g, f, m, d, pc, sx, a in [
+            ("John", "Smith", 3, 7, "LS6 1AA", "M", "12 Mill Lane"),
+            ("Zebedee", "Smyth", 5, 5, "BD5 7HJ", "M", ""),
+            ("Amelia", "Smithjones", 1, 1, "HX1 2RS", "F", "3 High Street"),
+            ("Amelia", "Smith Jones", 6, 21, "WF1 3LP", "F", ""),
+            ("Jane", "Smith", 12, 28, "LS6 1AB", "F", "40 High St")]]
+    subjects += [subject(r.names[0].given, r.names[0].family, r.date_of_birth.isoformat(),
+                         *r.postcodes, sex=r.sex) for r in crowd[:40]]
+    return matcher, subjects
+
+
+def test_a_floor_drops_only_rows_that_cannot_reach_it() -> None:
+    """`Matcher.rank` scores under the possible threshold as a floor, dropping rows whose
+    bound cannot reach it before their place is compared: it must rank exactly the rows,
+    scores, bands and reasons scoring every row does, while scoring far fewer rows; every
+    bound is at least what it bounds (a family name in two words, agreeing exactly with one
+    written without the space, included)."""
+    from mash.matching.blocking import query_keys
+    from mash.matching.engine import ranked_of
+    from mash.matching.score import best_names, names_bound, names_ceiling
+
+    matcher, subjects = crowd_of_namesakes()
+    index, model = matcher.index, matcher.model
+    floor = model.thresholds.possible
+    examined = kept = pruned_queries = 0
+    for q in subjects:
+        rows = index.candidates(query_keys(q))
+        full = score(index, q, rows, model)
+        under = score(index, q, rows, model, floor=floor)
+        ranked, seen = matcher.rank(q)
+        assert ranked == ranked_of(full, model) == ranked_of(under, model)
+        assert seen == under.examined == len(rows)
+        at = np.searchsorted(full.rows, under.rows)
+        assert (full.rows[at] == under.rows).all()
+        assert full.total[at].tolist() == under.total.tolist()  # to the last bit
+        weights = best_names(index, model, q, rows)[0]
+        bound = names_bound(index, model, q, rows)
+        assert (bound >= weights).all()
+        assert not len(rows) or names_ceiling(index, model, q) >= weights.max()
+        examined += len(rows)
+        kept += len(under.rows)
+        pruned_queries += len(under.rows) < len(rows)
+    # positive control: the crowd makes blocks large enough to prune, and pruning happens
+    assert examined > 10_000 and kept < examined / 4 and pruned_queries > 40
+
+
+def test_a_row_exactly_at_the_floor_is_kept() -> None:
+    """The bound and the total add the same weights in another order: a row whose total is
+    the floor itself must not be lost to rounding."""
+    from mash.matching.blocking import query_keys
+
+    matcher, subjects = crowd_of_namesakes()
+    index, model = matcher.index, matcher.model
+    checked = 0
+    for q in subjects[-45:]:  # those about the crowd: blocks large enough to prune
+        rows = index.candidates(query_keys(q))
+        full = score(index, q, rows, model)
+        if len(rows) <= 64:
+            continue
+        best = float(full.total.max())
+        under = score(index, q, rows, model, floor=best)
+        assert best in under.total.tolist()
+        above = score(index, q, rows, model, floor=best + 100)
+        assert len(above.rows) < len(rows)  # positive control: a floor out of reach drops
+        checked += 1
+    assert checked > 30

@@ -528,7 +528,8 @@ def test_a_saved_index_is_mapped_and_an_older_format_is_rebuilt(tmp_path: Path) 
     built = load_snapshot(sources, index)
     again = load_snapshot(sources, index)
     assert again.index_reused  # positive control
-    assert isinstance(again.matcher.index.key_hashes, np.memmap)  # mapped, not copied
+    hashes = again.matcher.index.key_hashes  # mapped, not copied
+    assert isinstance(hashes.base, np.memmap) and not hashes.flags.owndata
     assert not again.matcher.index.key_hashes.flags.writeable
     # copies: the arrays are mapped from the very file rewritten in place below (which a
     # serving agent must never see done: see the README, "memory-mapped")

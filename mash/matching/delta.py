@@ -142,14 +142,17 @@ class LayeredMatcher(Matcher):
         rows = self.index.candidates(keys)
         if len(self.masked) and len(rows):
             rows = rows[~np.isin(rows, self.masked)]
-        ranked = ranked_of(score(self.index, subject, rows, self.model), self.model)
+        floor = self.model.thresholds.possible
+        ranked = ranked_of(score(self.index, subject, rows, self.model, floor=floor),
+                           self.model)
         delta_rows = self.delta.candidates(keys)
-        ranked += ranked_of(score(self.delta, subject, delta_rows, self.model), self.model,
-                            offset=len(self.index))
+        ranked += ranked_of(score(self.delta, subject, delta_rows, self.model, floor=floor),
+                            self.model, offset=len(self.index))
         ranked.sort(key=lambda r: -r.score)  # stable: the base's first on a tie
         return ranked, len(rows) + len(delta_rows)
 
-    def scored(self, subject: SubjectQuery) -> None:  # type: ignore[override]
+    def scored(self, subject: SubjectQuery,  # type: ignore[override]
+               floor: float | None = None) -> None:
         raise NotImplementedError("a layered matcher scores two indexes: use rank")
 
     def fetch(self, rows: Sequence[int]) -> list[PersonRecord]:

@@ -146,15 +146,16 @@ class Matcher:
     def __len__(self) -> int:
         return len(self.index)
 
-    def scored(self, subject: SubjectQuery) -> Scored:
-        """Every blocked candidate with its weights, before any threshold."""
+    def scored(self, subject: SubjectQuery, floor: float | None = None) -> Scored:
+        """Every blocked candidate with its weights, before any threshold (with ``floor``:
+        those that can reach it, see `score`)."""
         rows = self.index.candidates(query_keys(subject))
-        return score(self.index, subject, rows, self.model)
+        return score(self.index, subject, rows, self.model, floor=floor)
 
     def rank(self, subject: SubjectQuery) -> tuple[list[Ranked], int]:
         """(candidates at or above the possible threshold, best first; rows examined)."""
-        scored = self.scored(subject)
-        return ranked_of(scored, self.model), len(scored.rows)
+        scored = self.scored(subject, floor=self.model.thresholds.possible)
+        return ranked_of(scored, self.model), scored.examined
 
     def reach(self, subject: SubjectQuery) -> Reach:
         """Whether the subject gives enough evidence to be searched (see evidence.py)."""

@@ -255,8 +255,11 @@ def _mapped(path: Path, start: int, spec: dict[str, Any]) -> np.ndarray:
         raise IndexRejected("an array of objects")
     if int(np.prod(shape)) == 0:
         return np.empty(shape, dtype)
-    return np.memmap(path, dtype=dtype, mode="r", offset=start + int(spec["offset"]),
-                     shape=shape)
+    # a plain ndarray over the mapping (its base): numpy's memmap subclass would make every
+    # array derived from it a memmap too, at a cost on each operation of the hot path
+    mapped = np.memmap(path, dtype=dtype, mode="r", offset=start + int(spec["offset"]),
+                       shape=shape)
+    return mapped.view(np.ndarray)
 
 
 def load(path: Path, source_fingerprint: str, records: int | None = None

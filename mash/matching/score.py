@@ -18,6 +18,7 @@ from mash.matching.blocking import (
     subject_addresses,
 )
 from mash.matching.compare import (
+    PLACE_TABLE,
     Address,
     Agree,
     Dob,
@@ -35,7 +36,7 @@ from mash.matching.compare import (
     streets_alike_many,
 )
 from mash.matching.index import NONE, SEX_CODES, MatchIndex, pair_key
-from mash.matching.model import SWAPPED_NAME_PENALTY, MatchModel
+from mash.matching.model import SWAPPED_NAME_PENALTY, TF_FLOOR, TF_PRIOR, MatchModel
 from mash.normalise import postcode_district, postcode_sector
 from mash.subject import SubjectQuery
 
@@ -47,6 +48,10 @@ FEW_ROWS = 64
 SHARED_FAMILY = Family.FUZZY  # EXACT, PART or FUZZY: the levels up to it
 SHARED_PLACE = Place.STREET  # PREMISES_POSTCODE, PREMISES, POSTCODE or STREET
 HOUSEHOLD_ELSEWHERE = 0.25
+# A row is dropped under a floor only when its bound is below it by more than this: the
+# bound and the total add the same weights in another order (rounding differs in the last
+# bits), and a row exactly at the floor must be kept.
+BOUND_SLACK = 1e-6
 
 
 @dataclass
@@ -65,6 +70,11 @@ class Scored:
     sex: np.ndarray
     identifiers: dict[str, np.ndarray] = field(default_factory=dict)
     household: np.ndarray | None = None  # bits taken off as a likely household member
+    examined: int = -1  # rows blocked and looked at (more than ``rows`` under a floor)
+
+    def __post_init__(self) -> None:
+        if self.examined < 0:
+            self.examined = len(self.rows)
 
     def names_agree(self) -> np.ndarray:
         """Both names agree at least phonetically (or by nickname, initial, second forename)."""
@@ -239,7 +249,7 @@ def _query_addresses(index: MatchIndex, addresses: list[ParsedAddress], rows: np
     if not addresses:
         return []
     get = index.strings.get
-    street_ids = np.unique(index.addr_street[rows])
+    street_ids = np.unique(take(index.addr_street, rows))
     street_ids = street_ids[street_ids != NONE]
     out = []
     for a in addresses:
@@ -265,15 +275,15 @@ def _place_u(index: MatchIndex, model: MatchModel, rows: np.ndarray,
             continue
         r = rows[at]
         if level == Place.PREMISES_POSTCODE:
-            keys = index.addr_key[r][:, :, None].repeat(index.postcode.shape[1], axis=2)
-            pcs = index.postcode[r][:, None, :].repeat(index.addr_key.shape[1], axis=1)
+            keys = take(index.addr_key, r)[:, :, None].repeat(index.postcode.shape[1], axis=2)
+            pcs = take(index.postcode, r)[:, None, :].repeat(index.addr_key.shape[1], axis=1)
             counts = index.premises_frequency(pair_key(keys, pcs).reshape(-1)).reshape(
                 len(r), -1) * ((keys >= 0) & (pcs >= 0)).reshape(len(r), -1)
         elif level == Place.PREMISES:
-            keys = index.addr_key[r]
+            keys = take(index.addr_key, r)
             counts = np.where(keys >= 0, index.address_count[np.maximum(keys, 0)], 0)
         else:
-            pcs = index.postcode[r]
+            pcs = take(index.postcode, r)
             counts = np.where(pcs >= 0, index.postcode_count[np.maximum(pcs, 0)], 0)
         u[at] = model.tf_u("place", level, np.maximum(counts.max(axis=1), 1), total)
     return u
@@ -288,49 +298,202 @@ def household_like(family: np.ndarray, place: np.ndarray) -> NDArray[np.bool_]:
     return out
 
 
-def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
-          model: MatchModel) -> Scored:
-    n = len(rows)
-    w = model.weights
-    best_w, best_gw, best_g, best_f, best_s = best_names(index, model, subject, rows)
-    total = best_w.copy()
+def take(column: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The column's values at these rows (np.take: for a column of several values a row,
+    a few times faster than fancy indexing)."""
+    return np.take(column, rows, axis=0)
 
-    dob = compare_dob(subject.date_of_birth, index.dob[rows])
+
+def place_bounds(model: MatchModel) -> NDArray[np.float64]:
+    """By postcode level: the most weight any row's place can add, whatever its address
+    and however rare its dwelling or postcode (a term-frequency u is never below
+    TF_FLOOR). Index `Postcode.SIZE` holds the bound over every postcode level."""
+    u = model.u["place"].copy()
+    u[[Place.PREMISES_POSTCODE, Place.PREMISES, Place.POSTCODE]] = TF_FLOOR
+    weight = np.log2(model.m["place"] / u)
+    weight[Place.MISSING] = 0.0
+    by_postcode = weight[PLACE_TABLE].max(axis=1)
+    return np.append(by_postcode, by_postcode.max())
+
+
+def names_bound(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
+                rows: np.ndarray) -> NDArray[np.float64]:
+    """Per row, at least the names weight `best_names` gives it, found without comparing a
+    string: a record's given name agrees exactly only when it is the query's own string, and
+    its family name only when it is the query's or has several words (another spacing of
+    it); any other name can at best reach the strongest level short of exact."""
+    n = len(rows)
+    variants = query_name_variants(subject)
+    out = np.zeros(n, dtype=np.float64)
+    if not variants or not n:
+        return out
+    owner, name_rows = _name_rows(index, rows)
+    if not len(name_rows):
+        return out
+    gids, fids = take(index.name_given, name_rows), take(index.name_family, name_rows)
+    w_given, w_family = model.weights["given"], model.weights["family"]
+    given_other = float(np.delete(w_given, Given.EXACT).max())
+    family_other = float(np.delete(w_family, Family.EXACT).max())
+    features = index.features
+    spaced = ~features.plain[features.slots(fids)] & (fids != NONE)
+    family_any = np.full(len(name_rows), family_other)
+    if spaced.any():  # such a name's exact weight is its own string's
+        sids = fids[spaced]
+        counts = take(index.given_count, sids).astype(np.int64) + take(index.family_count,
+                                                                        sids)
+        u = np.maximum((counts + TF_PRIOR * model.u["family"][Family.EXACT])
+                       / (max(index.name_rows, 0) + TF_PRIOR), TF_FLOOR)
+        family_any[spaced] = np.maximum(family_other,
+                                        np.log2(model.m["family"][Family.EXACT] / u))
+    best = np.full(len(name_rows), -np.inf)
+    originals = len(original_variants(subject))
+    get = index.strings.get
+    for v, variant in enumerate(variants):
+        gid, fid = get(first_given(variant)), get(variant.family.replace(" ", ""))
+        gw = np.full(len(name_rows), given_other)
+        if gid != NONE:
+            gw[gids == gid] = max(given_other, model.exact_name(
+                "given", int(index.given_count[gid]) + int(index.family_count[gid]),
+                index.name_rows))
+        fw = family_any.copy()
+        if fid != NONE:
+            exact = model.exact_name("family", int(index.given_count[fid])
+                                     + int(index.family_count[fid]), index.name_rows)
+            same = fids == fid
+            fw[same] = np.maximum(fw[same], exact)
+        total = gw + fw - (SWAPPED_NAME_PENALTY if v >= originals else 0.0)
+        np.maximum(best, total, out=best)
+    starts = np.r_[0, np.nonzero(owner[1:] != owner[:-1])[0] + 1]
+    out[owner[starts]] = np.maximum.reduceat(best, starts)
+    return out
+
+
+def names_ceiling(index: MatchIndex, model: MatchModel, subject: SubjectQuery) -> float:
+    """The most weight the subject's names can give any row (`best_names`), the same for
+    every row: `names_bound` without looking at the rows (an exact agreement at the query
+    name's own frequency, or a family name of several words written with other spaces at
+    its own; the strongest inexact level otherwise)."""
+    variants = query_name_variants(subject)
+    if not variants:
+        return 0.0
+    w_given, w_family = model.weights["given"], model.weights["family"]
+    given_other = float(np.delete(w_given, Given.EXACT).max())
+    family_other = float(np.delete(w_family, Family.EXACT).max())
+    get = index.strings.get
+    originals = len(original_variants(subject))
+    best = -math.inf
+    for v, variant in enumerate(variants):
+        given, family = first_given(variant), variant.family.replace(" ", "")
+        g = given_other
+        gid = get(given)
+        if gid != NONE:
+            g = max(g, model.exact_name("given", int(index.given_count[gid])
+                                        + int(index.family_count[gid]), index.name_rows))
+        f = family_other
+        counts = [int(index.given_count[fid]) + int(index.family_count[fid])
+                  for fid in (get(family),) if fid != NONE]
+        spaced = index.spaced_families.get(family) if family else None
+        counts += [spaced] if spaced is not None else []
+        if counts:
+            f = max(f, model.exact_name("family", min(counts), index.name_rows))
+        best = max(best, g + f - (SWAPPED_NAME_PENALTY if v >= originals else 0.0))
+    # a row without names weighs 0 for them
+    return max(best, 0.0)
+
+
+class _Kept:
+    """The per-row arrays of a score in progress, cut down together to the rows kept."""
+
+    def __init__(self, **arrays: np.ndarray) -> None:
+        self.arrays = arrays
+
+    def keep(self, which: np.ndarray) -> None:
+        if not which.all():
+            self.arrays = {name: values[which] for name, values in self.arrays.items()}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    def __setitem__(self, name: str, values: np.ndarray) -> None:
+        self.arrays[name] = values
+
+
+def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
+          model: MatchModel, *, floor: float | None = None) -> Scored:
+    """Every row's weights and total.
+
+    ``floor``: only rows that can reach it are wanted (`Matcher.rank` asks for those at the
+    possible threshold). Of the hundreds or thousands of rows a large index blocks for a
+    common name, most cannot, and they are dropped before the costly comparisons: first
+    those whose date of birth, sex and identifiers, with the most their names could weigh
+    (`names_bound`) and the most a place at their postcode level could (`place_bounds`),
+    stay below it; then, with the names compared, those the place still could not lift.
+    The household correction only takes weight off, so a dropped row's total could only be
+    lower. The rows kept score exactly as without a floor; ``examined`` counts every row
+    given."""
+    examined = len(rows)
+    w = model.weights
+    dobs = take(index.dob, rows)
+    dob = compare_dob(subject.date_of_birth, dobs)
     u_dob = model.u["dob"][dob].copy()
     exact = dob == Dob.EXACT
     if exact.any():
-        u_dob[exact] = model.exact_u("dob", index.dob_frequency(index.dob[rows][exact]),
+        u_dob[exact] = model.exact_u("dob", index.dob_frequency(dobs[exact]),
                                      index.population)
     w_dob = np.log2(model.m["dob"][dob] / u_dob)
     w_dob[dob == Dob.MISSING] = 0.0
-    total += w_dob
-
+    sex = compare_exact(SEX_CODES[subject.sex] if subject.sex else None,
+                        take(index.sex, rows), 0)
+    identifiers = {}
+    for kind, value in subject.identifiers.items():
+        column = index.identifiers.get(kind)
+        if column is not None:
+            identifiers[kind] = compare_exact(value.encode(), take(column, rows), b"")
     get = index.strings.get
     pcs = list(subject.postcodes)
     postcode = compare_postcodes(
         [p for p in (get(p) for p in pcs) if p != NONE] or ([-2] if pcs else []),
         [s for s in (get(postcode_sector(p)) for p in pcs) if s != NONE],
         [d for d in (get(postcode_district(p)) for p in pcs) if d != NONE],
-        index.postcode[rows], index.sector[rows], index.district[rows])
+        take(index.postcode, rows), take(index.sector, rows), take(index.district, rows))
+    kept = _Kept(rows=rows, dob=dob, u_dob=u_dob, w_dob=w_dob, sex=sex, postcode=postcode,
+                 **{f"id:{kind}": levels for kind, levels in identifiers.items()})
+    pruning = floor is not None and len(rows) > FEW_ROWS
+    if pruning and floor is not None:
+        bounds = place_bounds(model)
+        partial = w_dob + w["sex"][sex]
+        for levels in identifiers.values():
+            partial = partial + w["identifier"][levels]
+        reach = partial + bounds[postcode]
+        kept["reach"] = reach
+        kept.keep(reach + names_ceiling(index, model, subject) >= floor - BOUND_SLACK)
+        if len(kept["rows"]) > FEW_ROWS:
+            kept.keep(kept["reach"] + names_bound(index, model, subject, kept["rows"])
+                      >= floor - BOUND_SLACK)
+    best_w, best_gw, best_g, best_f, best_s = best_names(index, model, subject, kept["rows"])
+    kept.arrays.update(best_w=best_w, best_gw=best_gw, best_g=best_g, best_f=best_f,
+                       best_s=best_s)
+    if pruning and floor is not None:
+        kept.keep(kept["reach"] + best_w >= floor - BOUND_SLACK)
+    rows, postcode, dob, u_dob, sex = (kept["rows"], kept["postcode"], kept["dob"],
+                                       kept["u_dob"], kept["sex"])
+    best_w, best_gw, best_g, best_f, best_s = (kept["best_w"], kept["best_gw"], kept["best_g"],
+                                               kept["best_f"], kept["best_s"])
+    identifiers = {kind: kept[f"id:{kind}"] for kind in identifiers}
+    n = len(rows)
+    total = best_w + kept["w_dob"]
+
     address = compare_addresses(_query_addresses(index, subject_addresses(subject), rows),
-                                index.addr_number[rows], index.addr_flat[rows],
-                                index.addr_street[rows], index.addr_locality[rows])
+                                take(index.addr_number, rows), take(index.addr_flat, rows),
+                                take(index.addr_street, rows),
+                                take(index.addr_locality, rows))
     place = place_levels(postcode, address)
     u_place = _place_u(index, model, rows, place)
     w_place = np.log2(model.m["place"][place] / u_place)
     w_place[place == Place.MISSING] = 0.0
     total += w_place
-
-    sex = compare_exact(SEX_CODES[subject.sex] if subject.sex else None, index.sex[rows], 0)
     total += w["sex"][sex]
-
-    identifiers = {}
-    for kind, value in subject.identifiers.items():
-        column = index.identifiers.get(kind)
-        if column is None:
-            continue
-        levels = compare_exact(value.encode(), column[rows], b"")
-        identifiers[kind] = levels
+    for levels in identifiers.values():
         total += w["identifier"][levels]
 
     household = np.zeros(n)
@@ -352,7 +515,7 @@ def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
         household[household_like(best_f, place)] += model.household.shift
     total -= household
     return Scored(rows, total, best_g, best_f, best_s, dob, postcode, address, place, sex,
-                  identifiers, household)
+                  identifiers, household, examined)
 
 
 _GIVEN_WHY = {Given.EXACT: "given_name", Given.NICKNAME: "given_name:nickname",
