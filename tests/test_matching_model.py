@@ -272,3 +272,22 @@ def test_the_shift_is_what_household_like_candidates_need_beyond_the_others() ->
     # household members who score no higher than strangers need no shift
     low = [(np.column_stack([rng.uniform(0, 10, 1000), minus]), 1.0)]
     assert household_shift(strangers, low, 100, 0.01) == 0.0
+
+
+def test_a_household_member_of_someone_born_on_29_february_is_made() -> None:
+    """A sibling drawn younger than today is made older instead; for a person born on
+    29 February that date must exist in the other year (it once raised, and the whole
+    calibration, so the agent's load, with it)."""
+    import datetime as dt
+    import random
+
+    from mash.matching.corruption import household_member
+
+    leapling = record("Ava", "Hart", "2024-02-29", "LS6 1AA", sex="F", record_id="ava")
+    records = [leapling, *scenario(200, 1, "clean", seed=8).records]
+    pools = Pools.of(records, random.Random(1))
+    today = dt.date(2026, 12, 3)
+    dobs = [household_member(leapling, pools, random.Random(seed), today,
+                             kind="sibling").dob for seed in range(400)]
+    assert all(d is not None and d <= today and d != leapling.date_of_birth for d in dobs)
+    assert any(d is not None and d.year < 2024 for d in dobs)  # the older ones were made

@@ -405,7 +405,8 @@ def household_member(of: PersonRecord, pools: Pools, rng: random.Random,
                           rng.randint(1, 12), rng.randint(1, 28))
         except ValueError:
             dob = base.dob
-        if dob is not None and dob > today:
-            dob = base.dob.replace(year=base.dob.year - abs(years)) if base.dob else None
+        if dob is not None and dob > today and base.dob is not None:
+            # the other way: older, on the 28th where the person was born on 29 February
+            dob = dt.date(base.dob.year - abs(years), base.dob.month, min(base.dob.day, 28))
     return View(given=other, family=base.family, dob=dob, sex=sex,
                 postcodes=base.postcodes[:1], addresses=base.addresses[:1])
