@@ -274,6 +274,39 @@ def test_the_shift_is_what_household_like_candidates_need_beyond_the_others() ->
     assert household_shift(strangers, low, 100, 0.01) == 0.0
 
 
+def test_calibrating_only_the_candidates_that_can_reach_the_floor_changes_nothing(
+        homes, monkeypatch) -> None:
+    """Calibration scores its synthetic queries only against candidates that can reach the
+    index's floor (no threshold is chosen below it): the thresholds, the household shift
+    and the estimated rates are exactly those of scoring every candidate. Every search is
+    pruned here (FEW_ROWS 0), and the positive control shows rows were dropped."""
+    import mash.matching.calibration as calibration
+    import mash.matching.score as score_mod
+
+    m, _ = homes
+    monkeypatch.setattr(score_mod, "FEW_ROWS", 0)
+    seen = {"examined": 0, "scored": 0}
+
+    def counted(*args: object, **kwargs: object) -> object:
+        out = score_mod.score(*args, **kwargs)  # type: ignore[arg-type]
+        seen["examined"] += out.examined
+        seen["scored"] += len(out.rows)
+        return out
+
+    monkeypatch.setattr(calibration, "score", counted)
+    models, dropped = {}, {}
+    for prune in (True, False):
+        seen.update(examined=0, scored=0)
+        models[prune] = calibration.calibrate(m.index, m.records, seed=7, prune=prune)
+        dropped[prune] = seen["examined"] - seen["scored"]
+    assert dropped[False] == 0 and dropped[True] > seen["examined"] / 4
+    pruned, full = models[True], models[False]
+    assert pruned.thresholds == full.thresholds
+    assert pruned.household.shift == full.household.shift > 0
+    for key in ("estimated_false_known", "estimated_false_match", "possible_for"):
+        assert pruned.provenance[key] == full.provenance[key]
+
+
 def test_a_household_member_of_someone_born_on_29_february_is_made() -> None:
     """A sibling drawn younger than today is made older instead; for a person born on
     29 February that date must exist in the other year (it once raised, and the whole

@@ -25,7 +25,8 @@ import hashlib
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,10 +68,17 @@ def wilson(events: int, trials: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def best_scores(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
-                leave_out: set[int] | frozenset[int] = frozenset()) -> tuple[float, float]:
+                leave_out: set[int] | frozenset[int] = frozenset(), *,
+                floor: float | None = None) -> tuple[float, float]:
     """The best score any record (but those of ``leave_out``) reaches for this subject,
     among candidates who share its family name and place (household_like) and among the
-    others: (-inf where there are none)."""
+    others: (-inf where there are none).
+
+    ``floor``: only scores at or above it are wanted, and candidates that cannot reach it
+    are not scored (`score`'s floor); a best below it may then come back as -inf or as
+    another score below it. The thresholds are chosen at or above the index's floor
+    (`index_floor`), so calibrating with that floor chooses exactly what scoring every
+    candidate does."""
     if not subject.names and not subject.identifiers:
         return -math.inf, -math.inf
     rows = index.candidates(query_keys(subject))
@@ -78,7 +86,7 @@ def best_scores(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
         rows = rows[~np.isin(rows, np.fromiter(leave_out, dtype=rows.dtype))]
     if not len(rows):
         return -math.inf, -math.inf
-    scored = score(index, subject, rows, model)
+    scored = score(index, subject, rows, model, floor=floor)
     like = household_like(scored.family, scored.place)
     return (float(scored.total[like].max()) if like.any() else -math.inf,
             float(scored.total[~like].max()) if not like.all() else -math.inf)
@@ -89,15 +97,6 @@ def best_score(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
     """The best score any record (but those of ``leave_out``) reaches for this subject
     (-inf when none is blocked)."""
     return max(best_scores(index, model, subject, leave_out))
-
-
-def _threshold(scores: np.ndarray, rate: float) -> float:
-    """The lowest threshold that at most ``rate`` of these best scores reach."""
-    ordered = np.sort(scores)[::-1]
-    allowed = int(np.floor(rate * len(ordered)))
-    if allowed >= len(ordered) or not np.isfinite(ordered[allowed]):
-        return -math.inf
-    return float(ordered[allowed]) + 0.01
 
 
 def _rate(scores: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -118,20 +117,32 @@ def synthetic_strangers(pools: Pools, rng: random.Random, count: int, today: dt.
     return out
 
 
-def synthetic_members(records: Sequence[PersonRecord], pools: Pools, rng: random.Random,
-                      members: int, today: dt.date, kind: str | None = None
-                      ) -> list[SubjectQuery]:
+@dataclass
+class Housed:
+    """The records a household member can be made for (a family name and a place), and
+    the first names already used in each household they show: parents do not give two
+    children one name, so a synthetic member takes none of them."""
+
+    records: list[PersonRecord]
+    taken: dict[tuple[str, str], set[str]]
+
+    @classmethod
+    def of(cls, records: Sequence[PersonRecord]) -> Housed:
+        housed = [r for r in records if r.names and r.names[0].family and (r.postcodes or
+                                                                           r.addresses)]
+        taken: dict[tuple[str, str], set[str]] = {}
+        for r in housed:
+            for place in (*r.postcodes[:1], *r.addresses[:1]):
+                taken.setdefault((r.names[0].family, place), set()).add(
+                    r.names[0].given.split(" ", 1)[0])
+        return cls(housed, taken)
+
+
+def synthetic_members(known: Housed, pools: Pools, rng: random.Random, members: int,
+                      today: dt.date, kind: str | None = None) -> list[SubjectQuery]:
     """``members`` household members of held people, of one relation (``kind``: twin,
     sibling or generation; None: drawn at the prior shares)."""
-    housed = [r for r in records if r.names and r.names[0].family and (r.postcodes or
-                                                                       r.addresses)]
-    # the first names already used in each household the records show: parents do not
-    # give two children one name, so a synthetic member takes none of them
-    taken: dict[tuple[str, str], set[str]] = {}
-    for r in housed:
-        for place in (*r.postcodes[:1], *r.addresses[:1]):
-            taken.setdefault((r.names[0].family, place), set()).add(
-                r.names[0].given.split(" ", 1)[0])
+    housed, taken = known.records, known.taken
     out_h: list[SubjectQuery] = []
     if housed:
         for _ in range(members):
@@ -157,6 +168,14 @@ HOUSEHOLD_RATIO = 2.0
 HOUSEHOLD_PAIRS = 10
 
 
+def index_floor(records: int) -> float:
+    """The lowest threshold an index of ``records`` records is given: the prior odds of
+    any one record being the person asked about (an index smaller than SMALL_INDEX is held
+    to that size's, since its few records show neither the tail of the strangers' scores
+    nor how common its names really are)."""
+    return math.log2(max(records, SMALL_INDEX))
+
+
 def shows_households(model: MatchModel) -> bool:
     h = model.household
     return max(h.premises_ratio, h.postcode_ratio) >= HOUSEHOLD_RATIO and (
@@ -173,24 +192,40 @@ def weighted_rate(sets: Weighted, threshold: float) -> float:
     return sum(w * float((s >= threshold).mean()) for s, w in sets if len(s)) / max(total, 1e-12)
 
 
-def weighted_threshold(sets: Weighted, rate: float) -> float:
-    """The lowest threshold at which the weighted share reaching it is at most ``rate``:
-    each relation is synthesised in numbers that place its own tail, then weighed by its
-    share (a twin is rare among household members, but scores highest)."""
-    candidates = np.unique(np.concatenate([s[np.isfinite(s)] for s, _ in sets if len(s)]
-                                          or [np.zeros(0)]))
-    if not len(candidates):
-        return -math.inf
-    lo, hi = 0, len(candidates)  # the answer is candidates[i] + 0.01 for the smallest fitting i
+def _thresholds_from(scores: list[np.ndarray], at_least: float) -> np.ndarray:
+    """The thresholds worth trying: ``at_least`` and just above each score that is above
+    it (no score below it can then change which is chosen)."""
+    finite = [s[np.isfinite(s)] for s in scores if len(s)]
+    above = np.unique(np.concatenate(finite or [np.zeros(0)])) + 0.01
+    above = above[above > at_least]
+    out: np.ndarray = np.concatenate([[at_least], above]) if math.isfinite(at_least) else above
+    return out
+
+
+def _lowest_fitting(thresholds: np.ndarray, fits: Callable[[float], bool]) -> float | None:
+    """The lowest of the ascending ``thresholds`` that fits (``fits`` is monotone)."""
+    lo, hi = 0, len(thresholds)
     while lo < hi:
         mid = (lo + hi) // 2
-        if weighted_rate(sets, float(candidates[mid]) + 0.01) <= rate:
+        if fits(float(thresholds[mid])):
             hi = mid
         else:
             lo = mid + 1
-    if lo == 0 and weighted_rate(sets, -math.inf) <= rate:
+    return float(thresholds[lo]) if lo < len(thresholds) else None
+
+
+def weighted_threshold(sets: Weighted, rate: float, at_least: float = -math.inf) -> float:
+    """The lowest threshold, at least ``at_least``, at which the weighted share reaching it
+    is at most ``rate``: each relation is synthesised in numbers that place its own tail,
+    then weighed by its share (a twin is rare among household members, but scores
+    highest). Only scores at or above ``at_least`` decide it."""
+    thresholds = _thresholds_from([s for s, _ in sets], at_least)
+    if not len(thresholds):
+        return at_least
+    if not math.isfinite(at_least) and weighted_rate(sets, -math.inf) <= rate:
         return -math.inf
-    return float(candidates[min(lo, len(candidates) - 1)]) + 0.01
+    chosen = _lowest_fitting(thresholds, lambda t: weighted_rate(sets, t) <= rate)
+    return chosen if chosen is not None else float(thresholds[-1])
 
 
 # The share of the false-known budget left to candidates who do not share the query's family
@@ -214,23 +249,15 @@ def household_shift(strangers: np.ndarray, members: list[tuple[np.ndarray, float
     that keeps the whole within the target, for strangers and household members alike.
     Their difference is the shift (0 when household-like candidates need no more)."""
     kinds = [[(strangers, 1.0)], members]
-    apart = max([weighted_threshold([(s[:, 1], w) for s, w in k], target * APART_SHARE)
-                 for k in kinds] + [math.log2(max(records, SMALL_INDEX))])
-    alike = [np.unique(s[np.isfinite(s[:, 0]), 0]) for k in kinds for s, _ in k]
-    candidates = np.unique(np.concatenate(alike)) if alike else np.zeros(0)
-    lo, hi = 0, len(candidates)
-    while lo < hi:  # the smallest candidate threshold that fits every kind
-        mid = (lo + hi) // 2
-        if all(_combined_rate(k, float(candidates[mid]) + 0.01, apart) <= target
-               for k in kinds):
-            hi = mid
-        else:
-            lo = mid + 1
-    if lo >= len(candidates):
+    floor = index_floor(records)
+    apart = max(weighted_threshold([(s[:, 1], w) for s, w in k], target * APART_SHARE,
+                                   at_least=floor) for k in kinds)
+    alike = _lowest_fitting(  # the lowest threshold for household-like ones fitting every kind
+        _thresholds_from([s[:, 0] for k in kinds for s, _ in k], apart),
+        lambda t: all(_combined_rate(k, t, apart) <= target for k in kinds))
+    if alike is None:
         return 0.0  # the others alone spend the budget: no shift helps
-    if lo == 0 and all(_combined_rate(k, -math.inf, apart) <= target for k in kinds):
-        return 0.0  # no household-like candidate needs holding back
-    return round(max(0.0, float(candidates[lo]) + 0.01 - apart), 2)
+    return round(alike - apart, 2)
 
 
 def shifted(pairs: np.ndarray, shift: float) -> np.ndarray:
@@ -244,13 +271,10 @@ def choose_thresholds(strangers: np.ndarray, members: Weighted | None, records: 
                       target: float) -> Thresholds:
     """``members``: the household members' best scores by relation with their shares, or
     None when the records show no households (then the scores are reported, not used)."""
-    # the prior odds of any one record being the person; an index smaller than
-    # SMALL_INDEX is held to that size's, since its few records show neither the tail of
-    # the strangers' scores nor how common its names really are
-    floor = math.log2(max(records, SMALL_INDEX))
+    floor = index_floor(records)
     kinds: list[Weighted] = [[(strangers, 1.0)]] + ([members] if members is not None else [])
-    possible = max([weighted_threshold(k, target) for k in kinds] + [floor])
-    match = max([possible + MIN_GAP] + [weighted_threshold(k, target / 2) for k in kinds])
+    possible = max(weighted_threshold(k, target, at_least=floor) for k in kinds)
+    match = max(weighted_threshold(k, target / 2, at_least=possible + MIN_GAP) for k in kinds)
     return Thresholds(match=round(match, 2), possible=round(possible, 2))
 
 
@@ -279,19 +303,22 @@ def content_digest(index: MatchIndex) -> bytes:
 def calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
               target_false_known: float = TARGET_FALSE_KNOWN, strangers: int = STRANGERS,
               household_members: int = HOUSEHOLD_MEMBERS, seed: int | None = None,
-              today: dt.date | None = None, rows: Sequence[int] | None = None) -> MatchModel:
+              today: dt.date | None = None, rows: Sequence[int] | None = None,
+              prune: bool = True) -> MatchModel:
     """The index's own match model. Deterministic for the same records and seed (by
     default a seed derived from the index's content), so the same records calibrated
     again in one process (an agent reloading unchanged sources, several agents of one
     test) get the model already made. ``records`` may be a sample of the index's records,
-    ``rows`` then naming each one's row (every record by default, row i for records[i])."""
+    ``rows`` then naming each one's row (every record by default, row i for records[i]).
+    ``prune=False`` scores every candidate of the synthetic queries, not only those that
+    can reach the index's floor: the same model, more slowly (the tests' reference)."""
     key = hashlib.blake2b(repr((target_false_known, strangers, household_members, seed,
-                                today)).encode() + content_digest(index)).digest()
+                                today, prune)).encode() + content_digest(index)).digest()
     if key in _MEMO:
         return _MEMO[key]
     model = _calibrate(index, records, target_false_known=target_false_known,
                        strangers=strangers, household_members=household_members, seed=seed,
-                       today=today, rows=rows)
+                       today=today, rows=rows, prune=prune)
     if len(_MEMO) >= MEMO_SIZE:
         _MEMO.pop(next(iter(_MEMO)))
     _MEMO[key] = model
@@ -301,7 +328,7 @@ def calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
 def _calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
                target_false_known: float, strangers: int, household_members: int,
                seed: int | None, today: dt.date | None,
-               rows: Sequence[int] | None) -> MatchModel:
+               rows: Sequence[int] | None, prune: bool) -> MatchModel:
     started = time.monotonic()
     today = today or dt.date.today()
     if seed is None:
@@ -313,27 +340,44 @@ def _calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
     if len(index) < 2:
         model.provenance = {"source": "priors: fewer than two records"}
         return model
+    steps: dict[str, float] = {}
+    step_started = [time.monotonic()]
+
+    def step(name: str) -> None:  # the seconds since the last step, for the provenance
+        now = time.monotonic()
+        steps[name] = round(now - step_started[0], 2)
+        step_started[0] = now
+
     pools = Pools.of(records, rng)
     if rows is not None:  # records are a sample: their positions become index rows
         pools.people_rows = [rows[i] for i in pools.people_rows]
         pools.place_rows = [rows[i] for i in pools.place_rows]
     sampled, queries = query_sample(records, pools, rng, SAMPLE, today, rows)
+    step("sample")
     u_pairs = estimate_u(index, model, sampled, queries, nprng)
+    step("u")
     household = estimate_household(index, model)
     model.changed()
+    step("households")
     m_pairs = estimate_m(index, model, sampled, queries)
     model.changed()
+    step("m")
     twins = min(max(float(household["twin_share"]), 0.01), 0.2)
     shares = relation_shares(twins)
     s_all = synthetic_strangers(pools, rng, 2 * strangers, today)
-    s_pairs = np.array([best_scores(index, model, q, leave_out=donors)
+    # no threshold is chosen below the index's floor, so no score below it is worth making
+    floor = index_floor(len(index)) if prune else None
+    s_pairs = np.array([best_scores(index, model, q, leave_out=donors, floor=floor)
                         for q, donors in s_all]).reshape(-1, 2)
+    step("strangers")
     h_pairs: list[tuple[np.ndarray, float]] = []
     per_kind = max(1, 2 * household_members // len(RELATIONS))
+    housed = Housed.of(records)
     for kind in RELATIONS:
-        members = synthetic_members(records, pools, rng, per_kind, today, kind)
-        h_pairs.append((np.array([best_scores(index, model, q) for q in members]
+        members = synthetic_members(housed, pools, rng, per_kind, today, kind)
+        h_pairs.append((np.array([best_scores(index, model, q, floor=floor) for q in members]
                                  ).reshape(-1, 2), shares[kind]))
+    step("household_members")
     # Household members set the thresholds only where the records show households: where
     # every record is alone at its address, namesakes sharing one are coincidences to this
     # model (it has no evidence to tell a twin from the person), and the estimate below
@@ -368,10 +412,14 @@ def _calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
         "estimated_false_match": {
             "strangers": _rate(s_eval, t.match),
             "household_members": _rate_weighted(h_eval, t.match)},
-        "possible_for": {"strangers": round(_threshold(s_cal, target_false_known), 2),
+        "possible_for": {"strangers": round(weighted_threshold(
+                             [(s_cal, 1.0)], target_false_known, at_least=index_floor(
+                                 len(index))), 2),
                          "household_members": round(weighted_threshold(
-                             h_cal, target_false_known), 2)},
+                             h_cal, target_false_known, at_least=index_floor(len(index))),
+                             2)},
         "seconds": round(time.monotonic() - started, 2),
+        "seconds_by_step": steps,
     }
     return model
 
