@@ -25,7 +25,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as dt
-import json
 import os
 import shutil
 import sqlite3
@@ -35,6 +34,8 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+
+import orjson
 
 from mash.logs import get_logger
 from mash.records import PersonRecord
@@ -71,17 +72,18 @@ def store_path(index_path: Path | None, key: str) -> Path:
 
 
 def encode(record: PersonRecord) -> str:
-    """A record as the store holds it (JSON)."""
-    return json.dumps([
+    """A record as the store holds it (JSON, compact, UTF-8: orjson, a tenth of json's time
+    in a load of millions)."""
+    return orjson.dumps([
         record.record_id, record.source,
         [[n.given, n.middle, n.family] for n in record.names],
         record.date_of_birth.isoformat() if record.date_of_birth else None,
         record.sex, list(record.postcodes), record.identifiers, record.values,
-        list(record.addresses)], separators=(",", ":"))
+        list(record.addresses)]).decode()
 
 
 def _decode(text: str) -> PersonRecord:
-    rid, source, names, dob, sex, postcodes, identifiers, values, addresses = json.loads(text)
+    rid, source, names, dob, sex, postcodes, identifiers, values, addresses = orjson.loads(text)
     return PersonRecord(
         record_id=rid, source=source, names=tuple(Name(*n) for n in names),
         date_of_birth=dt.date.fromisoformat(dob) if dob else None, sex=sex,

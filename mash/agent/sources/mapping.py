@@ -115,10 +115,36 @@ class ColumnMapping:
     def parse_date(self, text: str, name: str = "date_of_birth") -> dt.date:
         for fmt in self.date_formats:
             try:
-                return dt.datetime.strptime(text, fmt).date()
+                fast = _fixed_width_date(text, fmt)
+                return fast if fast is not None else dt.datetime.strptime(text, fmt).date()
             except ValueError:
                 continue
         raise RowError(f"{name} is not in a configured date format")
+
+
+# Formats read without strptime (a tenth of its time, millions of times in a large load)
+# when the text has their fixed width: (year, month, day) slices and the separators' places.
+_FIXED_WIDTH = {
+    "%Y-%m-%d": ((0, 4), (5, 7), (8, 10), {4: "-", 7: "-"}),
+    "%d/%m/%Y": ((6, 10), (3, 5), (0, 2), {2: "/", 5: "/"}),
+    "%d-%m-%Y": ((6, 10), (3, 5), (0, 2), {2: "-", 5: "-"}),
+}
+
+
+def _fixed_width_date(text: str, fmt: str) -> dt.date | None:
+    """The date of ``text`` in ``fmt`` when it is one of _FIXED_WIDTH's in full width
+    (ASCII digits and its separators: what strptime reads the same); ValueError for a date
+    that does not exist, as strptime; None to leave it to strptime."""
+    shape = _FIXED_WIDTH.get(fmt)
+    if shape is None or len(text) != 10 or not text.isascii():
+        return None
+    (y0, y1), (m0, m1), (d0, d1), separators = shape
+    if any(text[i] != sep for i, sep in separators.items()):
+        return None
+    year, month, day = text[y0:y1], text[m0:m1], text[d0:d1]
+    if not (year.isdigit() and month.isdigit() and day.isdigit()):
+        return None
+    return dt.date(int(year), int(month), int(day))
 
 
 def _text(value: Any) -> str:
