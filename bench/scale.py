@@ -489,8 +489,11 @@ def build_phase(workdir: Path, workers: int = 0) -> dict[str, Any]:
     build_s = time.perf_counter() - started
     assert status.refusal is None and state.snapshot is not None, status
     assert not state.snapshot.index_reused
+    calibration = state.snapshot.matcher.model.provenance
     return {"records_indexed": state.snapshot.record_count,
             "build_seconds": round(build_s, 1),
+            "calibration_seconds": calibration.get("seconds"),
+            "calibration_seconds_by_step": calibration.get("seconds_by_step"),
             "peak_rss_mb_build": round(peak_rss_mb(), 1),
             "build_workers": workers or default_workers(),
             "peak_rss_mb_build_worker": round(worker_peak.mb, 1),
