@@ -148,6 +148,8 @@ def _fixed_width_date(text: str, fmt: str) -> dt.date | None:
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:  # every value of a CSV extract: the check first
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
@@ -178,13 +180,19 @@ def map_row(row: Mapping[str, Any], mapping: ColumnMapping, source: str,
             warnings: Counter[str]) -> PersonRecord:
     """One source row -> a PersonRecord. Raises RowError when the row is unusable."""
     col = mapping.columns
+    texts: dict[str, str] = {}  # each canonical field read once, though asked for twice
 
     def get(canonical: str) -> str:
-        several = mapping.joined.get(canonical)
-        if several:
-            return ", ".join(t for t in (_text(row.get(c)) for c in several) if t)
-        column = col.get(canonical)
-        return _text(row.get(column)) if column else ""
+        text = texts.get(canonical)
+        if text is None:
+            several = mapping.joined.get(canonical)
+            if several:
+                text = ", ".join(t for t in (_text(row.get(c)) for c in several) if t)
+            else:
+                column = col.get(canonical)
+                text = _text(row.get(column)) if column else ""
+            texts[canonical] = text
+        return text
 
     record_id = get("record_id")
     if not record_id:
