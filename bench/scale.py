@@ -343,7 +343,9 @@ def _descendants(pid: int) -> list[int]:
 class WorkerPeak:
     """The largest peak RSS (VmHWM) of any process below this one, sampled every 0.5 s
     while running: the index workers'. Not RUSAGE_CHILDREN, which a fork of the agent
-    itself (a library running a command) would set to the agent's own size."""
+    itself (a library running a command) would set to the agent's own size; and for the
+    same reason not a process whose command line is this one's (a fork, or a vfork not yet
+    exec'd, shares or copies this process's memory: it is no worker)."""
 
     def __init__(self) -> None:
         import threading
@@ -361,9 +363,12 @@ class WorkerPeak:
         self._thread.join()
 
     def _watch(self) -> None:
+        own = Path("/proc/self/cmdline").read_bytes()
         while not self._stop.wait(0.5):
             for pid in _descendants(os.getpid()):
                 try:
+                    if Path(f"/proc/{pid}/cmdline").read_bytes() == own:
+                        continue
                     status = Path(f"/proc/{pid}/status").read_text()
                 except OSError:
                     continue

@@ -51,3 +51,29 @@ def test_paired_noise_band() -> None:
     cheaper = paired.noise_band([r - 0.1 for r in noisy])
     assert cheaper["verdict"] == "candidate cheaper" and cheaper["ci95"][1] < 1
     assert paired.noise_band([r + 0.1 for r in noisy])["verdict"] == "candidate costlier"
+
+
+def test_the_worker_peak_sees_workers_not_forks_of_the_process_itself() -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from bench.scale import WorkerPeak
+
+    ballast = bytearray(300 * 2**20)  # this process: 300 MB resident
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    # a fork of this process shares (then copies) its 300 MB: not a worker
+    with WorkerPeak() as peak:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(1.5)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    assert peak.mb < 100, peak.mb
+    # a worker of its own (another command line) allocating 120 MB is seen
+    with WorkerPeak() as peak:
+        subprocess.run([sys.executable, "-c", "import time; b = bytearray(120 * 2**20); "
+                        "b[::4096] = b'x' * len(b[::4096]); time.sleep(1.5)"], check=True)
+    assert 120 <= peak.mb < 250, peak.mb
+    del ballast
