@@ -324,3 +324,16 @@ def test_a_household_member_of_someone_born_on_29_february_is_made() -> None:
                              kind="sibling").dob for seed in range(400)]
     assert all(d is not None and d <= today and d != leapling.date_of_birth for d in dobs)
     assert any(d is not None and d.year < 2024 for d in dobs)  # the older ones were made
+
+
+def test_a_record_counts_once_per_place_it_has_in_the_household_ratios() -> None:
+    from mash.matching.estimate import _distinct_per_row
+    from mash.matching.index import NONE
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n, k = int(rng.integers(0, 40)), int(rng.integers(1, 5))
+        places = rng.integers(NONE, 6, size=(n, k)).astype(np.int32)
+        # each row's set of places, NONE left out: a dwelling given twice counts once
+        expected = sorted(v for row in places.tolist() for v in set(row) if v != NONE)
+        assert sorted(_distinct_per_row(places).tolist()) == expected

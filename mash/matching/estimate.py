@@ -153,6 +153,17 @@ def _value_pairs(ids: np.ndarray) -> float:
     return _pairs_within(np.unique(ids, return_counts=True)[1].astype(np.float64))
 
 
+def _distinct_per_row(values: np.ndarray) -> np.ndarray:
+    """Each row's distinct values (NONE left out), all rows' in one array: a record counts
+    once per place value it has. (Sorting each row's few columns, not np.unique over
+    (row, value) pairs, whose row-wise sort took a minute at 10,000,000 records.)"""
+    ordered = np.sort(values, axis=1)
+    keep = ordered != NONE
+    keep[:, 1:] &= ordered[:, 1:] != ordered[:, :-1]
+    distinct: np.ndarray = ordered[keep]
+    return distinct
+
+
 def _ratio(index: MatchIndex, family: np.ndarray, places: np.ndarray
            ) -> tuple[float, float, np.ndarray, np.ndarray]:
     """(observed / expected pairs sharing a family name and a place, the excess pairs as a
@@ -162,10 +173,8 @@ def _ratio(index: MatchIndex, family: np.ndarray, places: np.ndarray
     sizes = np.diff(bounds).astype(np.float64)
     observed = _pairs_within(sizes)
     total = n * (n - 1) / 2
-    # a record counts once per place value it has
-    per_row = np.unique(np.c_[np.repeat(np.arange(n), places.shape[1]),
-                              places.reshape(-1)], axis=0) if n else np.zeros((0, 2))
-    expected = (_value_pairs(family) * _value_pairs(per_row[:, 1]) / total) if total else 0.0
+    expected = (_value_pairs(family) * _value_pairs(_distinct_per_row(places)) / total
+                ) if total else 0.0
     rate = max(0.0, observed - expected) / total if total else 0.0
     return max(1.0, (observed + 1.0) / (expected + 1.0)), rate, rows, bounds
 
