@@ -21,15 +21,13 @@ import argparse
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from bench.results_io import record
-from bench.scale import CALIBRATION_EVERY
+from bench.scale import CalibrationSample
 from mash.matching.calibration import calibrate
 from mash.matching.index import build
 from mash.matching.model import MatchModel
-from mash.records import PersonRecord
 from mash.synth.corrupt import stream
 from mash.synth.population import UniqueNumbers
 
@@ -46,29 +44,20 @@ def _figures(model: MatchModel, seconds: float) -> dict[str, Any]:
 
 def run(n: int, level: str, seed: int = 42) -> dict[str, Any]:
     _, records = stream(n, level, seed, UniqueNumbers(), sample_every=0)
-    kept: list[PersonRecord] = []
-    kept_rows: list[int] = []
-
-    def keep(rows: Iterator[PersonRecord]) -> Iterator[PersonRecord]:
-        for row, r in enumerate(rows):
-            if row % CALIBRATION_EVERY == 0:
-                kept.append(r)
-                kept_rows.append(row)
-            yield r
-
+    sample = CalibrationSample()
     started = time.perf_counter()
-    index = build(keep(records))
+    index = build(sample.passing(records))
     build_s = time.perf_counter() - started
     runs = {}
     for prune in (False, True):
         started = time.perf_counter()
-        model = calibrate(index, kept, rows=kept_rows, seed=seed, prune=prune)
+        model = calibrate(index, sample.records, rows=sample.rows, seed=seed, prune=prune)
         runs["pruned" if prune else "every_candidate"] = _figures(
             model, time.perf_counter() - started)
     full, pruned = runs["every_candidate"], runs["pruned"]
     same = all(full[k] == pruned[k] for k in ("possible", "match", "household_shift",
                                                *COMPARED))
-    return {"records": n, "level": level, "calibration_sample": len(kept),
+    return {"records": n, "level": level, "calibration_sample": len(sample.records),
             "build_seconds": round(build_s, 1), **runs, "identical_models": same,
             "speed_up": round(full["seconds"] / max(pruned["seconds"], 1e-9), 2)}
 

@@ -72,6 +72,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class CalibrationSample:
+    """One record in CALIBRATION_EVERY, kept (with its index row) as the records stream past
+    into the index: what the calibration draws on."""
+
+    def __init__(self) -> None:
+        self.records: list[PersonRecord] = []
+        self.rows: list[int] = []
+
+    def passing(self, records: Iterator[PersonRecord]) -> Iterator[PersonRecord]:
+        for row, r in enumerate(records):
+            if row % CALIBRATION_EVERY == 0:
+                self.records.append(r)
+                self.rows.append(row)
+            yield r
+
+
 def run(n: int, queries: int, level: str, seed: int = 42, progress: bool = True,
         n_strangers: int | None = None) -> dict[str, Any]:
     baseline = rss_mb()
@@ -80,14 +96,7 @@ def run(n: int, queries: int, level: str, seed: int = 42, progress: bool = True,
     shown = [0]
     # the records calibration draws on (an agent holds all of its own; this benchmark
     # measures the index and the matcher, so it keeps one record in CALIBRATION_EVERY)
-    kept, kept_rows = [], []
-
-    def keep(stream_of: Iterator[PersonRecord]) -> Iterator[PersonRecord]:
-        for row, r in enumerate(stream_of):
-            if row % CALIBRATION_EVERY == 0:
-                kept.append(r)
-                kept_rows.append(row)
-            yield r
+    sample = CalibrationSample()
 
     def report(rows: int) -> None:
         if progress and rows - shown[0] >= 100_000:
@@ -95,14 +104,14 @@ def run(n: int, queries: int, level: str, seed: int = 42, progress: bool = True,
             print(f"  indexed {rows:,} records", flush=True)
 
     started = time.perf_counter()
-    index = build(keep(records), report)
+    index = build(sample.passing(records), report)
     build_s = time.perf_counter() - started
     gc.collect()
     after_build = rss_mb()
     started = time.perf_counter()
-    model = calibrate(index, kept, rows=kept_rows)
+    model = calibrate(index, sample.records, rows=sample.rows)
     calibrate_s = time.perf_counter() - started
-    kept.clear()  # the sample is not part of what is measured
+    sample.records.clear()  # the sample is not part of what is measured
     gc.collect()
 
     with tempfile.TemporaryDirectory() as tmp:
