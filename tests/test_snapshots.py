@@ -555,3 +555,35 @@ def csv_source_missing(tmp_path: Path) -> SourceConfig:
     cfg = csv_source(data)
     data.unlink()
     return cfg
+
+
+def test_a_first_build_serves_its_index_read_back_from_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data, index = tmp_path / "records.csv", tmp_path / "records.index"
+    write_csv(data, people(300))
+    sources = [csv_source(data)]
+    first = load_snapshot(sources, index)
+    assert not first.index_reused
+    # served mapped from the file just saved, as a restart would serve it, not from memory
+    hashes = first.matcher.index.key_hashes
+    assert isinstance(hashes.base, np.memmap) and not hashes.flags.owndata
+    # and when it cannot be read back (a disk fault a moment after the save), the load
+    # fails, saying so, and the agent keeps what it answered from before
+    index.unlink()
+    state = AgentState()
+    assert state.load(sources, index).refusal is None  # positive control: a first build
+    answered_from = state.snapshot
+    index.unlink()
+    real, calls = persist.load, []
+
+    def unreadable_after_the_save(path: Path, *args: Any, **kwargs: Any) -> Any:
+        calls.append(path)
+        return real(path, *args, **kwargs) if len(calls) == 1 else None
+
+    monkeypatch.setattr(persist, "load", unreadable_after_the_save)
+    status = state.load(sources, index)
+    assert len(calls) == 2  # the lookup for a saved index, then the read-back
+    assert status.refusal is not None
+    assert status.refusal.problem is Problem.LOAD_FAILED
+    assert "IndexReadBackError" in status.refusal.detail
+    assert state.snapshot is answered_from

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from functools import cache
+from functools import lru_cache
 
 import jellyfish
 
@@ -70,7 +70,7 @@ KEY_VERSION = 5  # 3: pc and na keys added; 4: address keys (pa, an, nw); 5: fw
 _ID_PREFIX = {"nhs_number": "nhs", "upn": "upn", "pnc_id": "pnc", "ni_number": "ni"}
 
 
-@cache
+@lru_cache(maxsize=200_000)  # bounded: every distinct word of a load passes here
 def soundex(word: str) -> str:
     """Soundex of one folded word ('' for an empty word)."""
     return jellyfish.soundex(word) if word else ""

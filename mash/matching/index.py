@@ -343,8 +343,12 @@ class IndexBuilder:
 
     def finish(self) -> MatchIndex:
         """The index of every shard added: their columns joined, and what is counted over
-        all of them (once only: the parts are let go as they are joined)."""
+        all of them. Everything is handed over: the parts are let go as they are joined, and
+        the builder is left empty (holding nothing of the index it made, which may then be
+        freed on its own)."""
         n, strings, j = self.rows, self.strings, self._joined
+        identifiers, self._identifiers = self._identifiers, {k: [] for k in IDENTIFIER_WIDTHS}
+        self.strings, self.rows = Interner(), 0
         name_counts = j("name_counts", np.int32)
         name_start = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(name_counts, out=name_start[1:])
@@ -389,7 +393,7 @@ class IndexBuilder:
             addr_locality=grid("locality", MAX_ADDRESSES, LOCALITY_WORDS),
             addr_key=addr_key,
             identifiers={k: np.array(v, dtype=f"S{IDENTIFIER_WIDTHS[k]}")
-                         for k, v in self._identifiers.items()},
+                         for k, v in identifiers.items()},
             key_hashes=key_hashes[key_order],
             key_rows=key_rows[key_order],
             family_count=_counts(family, size),

@@ -7,7 +7,7 @@ fixed in the code so that blocking keys derived from it are stable across proces
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 
 # canonical name: its nicknames and common spellings (already folded to lower case ASCII)
 _GROUPS: dict[str, tuple[str, ...]] = {
@@ -132,14 +132,14 @@ def _build() -> dict[str, tuple[str, ...]]:
 _INDEX = _build()
 
 
-@cache
+@lru_cache(maxsize=100_000)  # bounded: queries bring names the records never had
 def groups(given: str) -> tuple[str, ...]:
     """The canonical names whose group holds this (normalised, one-word) given name, sorted;
     the name itself when it is in no group. 'bill' -> ('william',); 'alex' -> both Alexes."""
     return _INDEX.get(given, (given,))
 
 
-@cache
+@lru_cache(maxsize=100_000)
 def sharing_group(given: str) -> frozenset[str]:
     """Every name `same_group` holds to be a nickname of ``given`` (or ``given`` itself)."""
     out = {given}
