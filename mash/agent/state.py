@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -308,38 +308,43 @@ def stream_snapshot(sources: list[SourceConfig], index_path: Path | None = None,
     # what is read back would otherwise fill the gaps the load left, keeping every arena it
     # touched (at 10,000,000 records, 6.5 GB serving after a first build, 3.8 after a start).
     del built  # (the builder holds nothing of it: its finish handed everything over)
-    if finished.read_back is not None:
-        finished.index = _read_back(*finished.read_back)
     return finished.snapshot(), load
+
+
+class _Saved(NamedTuple):
+    """Where a fresh index was just saved: its file, content key and rows."""
+
+    path: Path
+    key: str
+    rows: int
 
 
 @dataclass
 class _Finished:
-    """A load made whole, before its snapshot is: the index may yet be swapped for the one
-    just saved from it (``read_back``: its path, content key and rows)."""
+    """A load made whole, before its snapshot is: its index, or where it was just saved
+    (then read back from there, by `snapshot`, and no longer held here)."""
 
-    index: MatchIndex | None
+    index: MatchIndex | _Saved
     model: MatchModel
     store: RecordStore
     sources: list[LoadedSource]
     fingerprint: str
     reused: bool
-    read_back: tuple[Path, str, int] | None
 
     def snapshot(self) -> Snapshot:
-        assert self.index is not None
-        return Snapshot(Matcher(index=self.index, model=self.model, lookup=self.store),
+        index = self.index if isinstance(self.index, MatchIndex) else _read_back(self.index)
+        return Snapshot(Matcher(index=index, model=self.model, lookup=self.store),
                         self.sources, dt.datetime.now(dt.UTC), self.store, self.fingerprint,
                         self.reused)
 
 
-def _read_back(index_path: Path, key: str, total: int) -> MatchIndex:
+def _read_back(saved: _Saved) -> MatchIndex:
     """The index just saved, memory-mapped from its file, read once the load's objects are
-    gone (the caller's ``_Finished.index`` let go first): the matching's caches emptied and
-    the freed heap given back, so that it is allocated as a start from the file would."""
+    gone: the matching's caches emptied and the freed heap given back, so that it is
+    allocated as a start from the file would."""
     caches.clear()
     memory.release_freed()
-    mapped = persist.load(index_path, key, total)
+    mapped = persist.load(saved.path, saved.key, saved.rows)
     if mapped is None:  # saved a moment ago and unreadable now: fail the load, keep the last
         raise IndexReadBackError("the index just saved could not be read back from its file")
     return mapped[0]
@@ -382,9 +387,8 @@ def _finish(sources: list[SourceConfig], load: LoadedLoad, built: MatchIndex, sa
     if not saved:  # (else the caller gives the freed heap back before it reads the file)
         memory.release_freed()
     log.info("record_store_ready", records=len(store), reused=store_reused)
-    return _Finished(None if saved else index, model, store,
-                     [one.without_records() for one in loads], load.fingerprint, reused,
-                     (index_path, key, total) if saved and index_path else None)
+    return _Finished(_Saved(index_path, key, total) if saved and index_path else index, model,
+                     store, [one.without_records() for one in loads], load.fingerprint, reused)
 
 
 def _calibrated(sources: list[SourceConfig], load: LoadedLoad, built: MatchIndex,
