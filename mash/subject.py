@@ -263,10 +263,14 @@ def from_proto(msg: subject_pb2.Subject, today: dt.date | None = None) -> Subjec
         local_ids=tuple(local_ids),
         addresses=tuple(addresses),
     )
-    if not subject.names and not subject.identifiers and not subject.local_ids:
+    # Whether what is given is enough to search is the agent's evidence rule (a date of
+    # birth and an address can single out a baby not yet named); only nothing at all to
+    # search by is refused here.
+    if not (subject.names or subject.identifiers or subject.local_ids
+            or subject.date_of_birth or subject.postcodes or subject.addresses):
         raise ValidationError(
-            "the subject is empty: give at least a name, or an identifier such as an NHS number",
-            field="subject")
+            "the subject is empty: give a name, a date of birth, an address or postcode, or "
+            "an identifier such as an NHS number", field="subject")
     return subject
 
 

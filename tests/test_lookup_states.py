@@ -76,6 +76,27 @@ async def test_every_answer_state_and_reason(running: Running) -> None:
         assert name_only[agency].not_checked_reason == R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS
 
 
+async def test_a_subject_with_no_name_is_answered_by_the_evidence_rule(running: Running
+                                                                          ) -> None:
+    """No name, a date of birth and a postcode: a valid question (a baby not yet named),
+    which each agent searches or refuses by what the details could prove in its records,
+    never an invalid request and never a NOT_KNOWN from a search that was not made."""
+    answers = by_agency(await running.analyst().lookup(lookup_request(None)))
+    # Leah Thompson's date of birth and postcode are enough in these agencies' records
+    assert answers["police"].state == R.ANSWER_STATE_KNOWN
+    assert answers["police"].matches
+    # health's own stricter rule (search.require_any_of) still wants a name with the date
+    assert answers["health"].not_checked_reason == R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS
+    assert "name" in answers["health"].detail
+    # a date of birth alone is too little anywhere, and the answer says what to add
+    dob_only = by_agency(await running.analyst().lookup(lookup_request(None, postcodes=())))
+    for agency in ("police", "health", "csc", "education"):
+        assert dob_only[agency].state == R.ANSWER_STATE_NOT_CHECKED, agency
+        assert dob_only[agency].not_checked_reason == R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS
+    for agency in ("police", "csc", "education"):  # health's own rule speaks for itself
+        assert "add" in dob_only[agency].detail, agency
+
+
 async def test_health_needs_date_of_birth_others_accept_postcode(running: Running) -> None:
     answers = by_agency(await running.analyst().lookup(lookup_request(dob=None)))
     assert answers["health"].not_checked_reason == R.NOT_CHECKED_REASON_TOO_FEW_IDENTIFIERS

@@ -72,6 +72,18 @@ def test_absurd_subjects_are_refused(kw, message) -> None:
 def test_empty_subject() -> None:
     with pytest.raises(ValidationError, match="the subject is empty"):
         subject.from_proto(S.Subject(), TODAY)
+    with pytest.raises(ValidationError, match="the subject is empty"):  # sex alone
+        subject.from_proto(S.Subject(sex=S.SEX_FEMALE), TODAY)
+
+
+def test_a_subject_without_a_name_is_left_to_the_evidence_rule() -> None:
+    """A date of birth and an address can single out a baby not yet named: whether that is
+    enough to search is the agent's evidence rule, not a list of fields."""
+    unnamed = subject.from_proto(S.Subject(
+        date_of_birth=S.Date(year=2026, month=10, day=1),
+        addresses=[S.Address(postcode="LS1 4AB", lines=["14 Beech Grove"])]), TODAY)
+    assert not unnamed.names and unnamed.date_of_birth == dt.date(2026, 10, 1)
+    assert unnamed.postcodes == ("LS1 4AB",)
 
 
 def test_minimum_identifier_rules() -> None:
