@@ -22,7 +22,7 @@ def prefixes(keys: set[str]) -> set[str]:
 
 def test_record_keys_are_exactly_these() -> None:
     # A golden value: the blind broker hashes these strings, so they must never drift.
-    assert KEY_VERSION == 6
+    assert KEY_VERSION == 5
     assert record_keys(LEAH) == {
         "nhs:9434765919",
         "db:2014-05-07",
@@ -38,12 +38,11 @@ def test_record_keys_are_exactly_these() -> None:
 
 
 def test_address_keys_are_exactly_these() -> None:
-    """A house number at its postcode, on its street, names that sound the same (and the exact
-    family name alone) on the street; the street coded by its first word and whole."""
+    """A house number at its postcode, on its street, and the exact name (and the family name
+    alone) on the street."""
     at_home = record("Leah", "Thompson", None, "LS9 8AB", address="Flat 2, 14 Beech Grove, Leeds")
-    assert {k for k in record_keys(at_home) if k[:2] in ("pa", "an", "pw", "fw")} == {
-        "pa:LS9 8AB:14", "an:14:B200", "an:14:B261", "pw:L000:T512:B200",
-        "pw:L000:T512:B261", "fw:thompson:B200", "fw:thompson:B261"}
+    assert {k for k in record_keys(at_home) if k[:2] in ("pa", "an", "nw", "fw")} == {
+        "pa:LS9 8AB:14", "an:14:B200", "nw:leah:thompson:B200", "fw:thompson:B200"}
 
 
 def test_the_address_finds_a_person_whose_names_and_date_are_damaged() -> None:
@@ -56,25 +55,6 @@ def test_the_street_finds_a_family_name_whose_given_name_and_date_are_wrong() ->
     held = record("Josephine", "Kilby", "1994-11-16", address="Collicott Circuit, Success")
     asked = subject("", "Kilby", "1904-03-02", address="Collicott Circuit, Lassaan, Success")
     assert prefixes(shared(held, asked)) == {"fw"}
-
-
-def test_a_space_lost_or_split_inside_the_street_still_finds_it() -> None:
-    held = record("Naomi", "Hanigan", "1997-03-15", address="5 Foxlow Close, Albion Park")
-    for street in ("5 Foxlowcoose, Albion Park", "5 Fox Low Close, Albion Park"):
-        assert prefixes(shared(held, subject("Naomi", "Haniagn", None, address=street))) >= {
-            "an"}, street
-    # positive control on the other side: another street at that number shares no key
-    assert not shared(held, subject("Naomi", "Haniagn", None, address="5 Mill Lane, Albion"))
-
-
-def test_names_that_sound_the_same_on_the_same_street_find_another_number() -> None:
-    held = record("Aidan", "Broughan", None, address="32 Ryrie Street, Smithfield")
-    asked = subject("Aidan", "Broughn", None, address="40 Ryrie Street, Smithfield")
-    assert prefixes(shared(held, asked)) == {"pw"}
-    swapped = subject("Broughn", "Aidan", None, address="40 Ryrie Street, Smithfield")
-    assert prefixes(shared(held, swapped)) == {"pw"}
-    other = subject("Aidan", "Okafor", None, address="40 Ryrie Street, Smithfield")
-    assert not shared(held, other)
 
 
 def test_keys_are_deterministic_across_processes() -> None:

@@ -33,9 +33,7 @@ key                                        catches
                                            whatever the names and date say
 ``an:<number>:<sx street>``                the house number on a street that sounds the
                                            same (no postcode, or a wrong one)
-``pw:<sx given>:<sx family>:<sx street>``  names that sound the same on the same street,
-                                           another number or none (a typo in a name, no
-                                           date of birth or a wrong one, no postcode)
+``nw:<given>:<family>:<sx street>``        the exact name on the same street, another number
 ``fw:<family>:<sx street>``                the exact family name on the same street: the
                                            given name missing or mistyped and the date of
                                            birth wrong, no postcode
@@ -44,9 +42,7 @@ key                                        catches
 The query side adds variants the record side does not need, because each is symmetric:
 given and family names swapped, and the date of birth with day and month swapped (when both
 are 12 or less). ``sx`` is Soundex; ``group`` is the canonical nickname group
-(:mod:`mash.matching.nicknames`). A street is coded twice, by its first word and by the
-whole street run together, so that a space lost or added inside it ("Foxlowclose",
-"Kanbipl Ace") still finds it: ``street_codes``.
+(:mod:`mash.matching.nicknames`).
 
 These functions are pure and deterministic: no randomness, no process state, no hashing
 with a per-process seed. The blind broker derives keyed (HMAC) match tokens from exactly
@@ -68,8 +64,7 @@ from mash.normalise import postcode_district, postcode_sector
 from mash.records import PersonRecord
 from mash.subject import Name, SubjectQuery
 
-KEY_VERSION = 6  # 3: pc and na keys; 4: address keys (pa, an, nw); 5: fw;
-# 6: streets coded whole as well, nw (exact names on a street) became pw (phonetic)
+KEY_VERSION = 5  # 3: pc and na keys added; 4: address keys (pa, an, nw); 5: fw
 
 # Identifier kinds and their key prefixes (local identifiers are agency-scoped: not keyed).
 _ID_PREFIX = {"nhs_number": "nhs", "upn": "upn", "pnc_id": "pnc", "ni_number": "ni"}
@@ -149,21 +144,14 @@ def _name_keys(name: Name, dob: dt.date | None, postcodes: Iterable[str],
     return keys
 
 
-def street_codes(street: str) -> set[str]:
-    """Soundex of a street's first word and of the whole street run together: 'foxlow
-    close' -> {F240, F242}, and 'foxlowcoose' (a space lost, a letter wrong) -> {F242}."""
-    joined = street.replace(" ", "")
-    return {soundex(street.split(" ", 1)[0]), soundex(joined)} - {""}
-
-
 def _address_keys(names: Iterable[Name], dob: dt.date | None, postcodes: Iterable[str],
                   addresses: Iterable[Address], query: bool) -> set[str]:
     keys: set[str] = set()
     names = list(names)
     for address in addresses:
         # a record blocks on its street; a query on every line that may be its street
-        streets = sorted({sx for s in (address.streets if query else address.streets[:1])
-                          for sx in street_codes(s)})
+        streets = [soundex(s.split(" ", 1)[0]) for s in
+                   (address.streets if query else address.streets[:1])]
         for sx in streets:
             for name in names:
                 given = first_given(name)
@@ -171,7 +159,7 @@ def _address_keys(names: Iterable[Name], dob: dt.date | None, postcodes: Iterabl
                 if family:
                     keys.add(f"fw:{family}:{sx}")
                 if given and family:
-                    keys.add(f"pw:{soundex(given)}:{soundex(family)}:{sx}")
+                    keys.add(f"nw:{given}:{family}:{sx}")
         number = address.number
         if not number:
             continue
