@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 
 from mash.agent.sources import SourceConfig
@@ -103,19 +102,6 @@ def test_fingerprint_follows_content_not_just_size(tmp_path: Path) -> None:
     write_csv(data, rows)
     os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same mtime
     assert persist.fingerprint([source(data)]) != before
-
-
-def test_an_index_saved_under_another_scoring_is_not_taken_for_this_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A saved calibration's thresholds were chosen for one scoring's weights."""
-    data = tmp_path / "records.csv"
-    write_csv(data, people(20))
-    cfg = source(data)
-    before = persist.fingerprint([cfg]), persist.index_fingerprint([cfg], ["c"])
-    assert before == (persist.fingerprint([cfg]), persist.index_fingerprint([cfg], ["c"]))
-    monkeypatch.setattr(persist, "SCORING_VERSION", persist.SCORING_VERSION + 1)
-    after = persist.fingerprint([cfg]), persist.index_fingerprint([cfg], ["c"])
-    assert after[0] != before[0] and after[1] != before[1]
 
 
 def test_agent_state_refreshes_when_the_source_changes(tmp_path: Path) -> None:

@@ -56,10 +56,6 @@ TF_FLOOR = 1e-7  # the smallest u a rare value may have
 TF_PRIOR = 200  # pseudo-count of the level's average u in a term frequency: in a small
                 # index one "Smith" in ten records says little, in a large one counts rule
 MIN_GAP = 3.0  # the match threshold is at least this far above the possible one
-# How weights are worked out from m, u and the records: a saved index's calibration was
-# chosen for one, so an index saved under another is rebuilt (mash.matching.persist).
-# 2: term frequencies no longer count the candidate's own copy of a value (term_u).
-SCORING_VERSION = 2
 
 
 def term_u(count: NDArray[np.float64] | np.float64, total: int, level_u: float

@@ -26,7 +26,7 @@ from mash.files import atomic_writer
 from mash.logs import get_logger
 from mash.matching.blocking import KEY_VERSION
 from mash.matching.index import ARRAYS, IDENTIFIER_WIDTHS, Interner, MatchIndex
-from mash.matching.model import SCORING_VERSION, MatchModel
+from mash.matching.model import MatchModel
 
 if TYPE_CHECKING:
     from mash.agent.sources import SourceConfig
@@ -88,8 +88,8 @@ def fingerprint(sources: list[SourceConfig],
                 digests: dict[str, dict[str, Any]] | None = None) -> str:
     """What tells a running agent its sources changed: every source's digest (see
     `source_digest`; taken from `digests` by source name when given, e.g. a file's as it
-    was read), its column mapping, and the key, index and scoring versions."""
-    doc: list[Any] = [{"format": FORMAT, "keys": KEY_VERSION, "scoring": SCORING_VERSION}]
+    was read), its column mapping, and the key and index formats."""
+    doc: list[Any] = [{"format": FORMAT, "keys": KEY_VERSION}]
     for cfg in sources:
         entry: dict[str, Any] = {"name": cfg.name, "type": cfg.type,
                                  "mapping": sorted(cfg.mapping.columns.items())}
@@ -103,9 +103,8 @@ def index_fingerprint(sources: list[SourceConfig], contents: list[str]) -> str:
     """What a saved index was built from: each source's content as read (SHA-256 of a file's
     bytes or a query's rows), its column mapping, and the key and index formats. Exact where
     `fingerprint` is coarse: an SQL row edited in place without touching the as-at column
-    changes this, not that. The scoring version is in both: a saved calibration's thresholds
-    were chosen for the weights of one scoring, and an index saved under another is rebuilt."""
-    doc: list[Any] = [{"format": FORMAT, "keys": KEY_VERSION, "scoring": SCORING_VERSION}]
+    changes this, not that."""
+    doc: list[Any] = [{"format": FORMAT, "keys": KEY_VERSION}]
     for cfg, content in zip(sources, contents, strict=True):
         doc.append({"name": cfg.name, "type": cfg.type, "table": cfg.table,
                     "query": cfg.query, "mapping": sorted(cfg.mapping.columns.items()),
