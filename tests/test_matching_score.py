@@ -8,7 +8,6 @@ import pytest
 from mash.matching import Matcher
 from mash.matching.calibration import wilson
 from mash.matching.compare import Family, Given, compare_family, compare_given
-from mash.matching.model import term_u
 from mash.matching.score import score
 from mash.synth.corrupt import scenario
 from tests.matching_helpers import evaluate, record, subject
@@ -120,14 +119,10 @@ def test_term_frequency_a_common_surname_counts_for_less(matcher: Matcher) -> No
     usual = record("Tobias", common_name, "2000-02-02", "LS1 1AA", record_id="usual")
     m = Matcher([*matcher.records, rare, usual])
     rows = np.array([len(m.records) - 2, len(m.records) - 1])
-    rare_scored = score(m.index, subject("Tobias", "Zzyzx", "2000-02-02", "LS1 1AA"), rows[:1],
-                        m.model)
-    usual_scored = score(m.index, subject("Tobias", common_name, "2000-02-02", "LS1 1AA"),
-                         rows[1:], m.model)
-    # the names' evidence, before the household correction (which caps what a rare family
-    # name shared at one postcode can say: a household member shares it too)
-    w_rare = rare_scored.total[0] + rare_scored.household[0]
-    w_usual = usual_scored.total[0] + usual_scored.household[0]
+    w_rare = score(m.index, subject("Tobias", "Zzyzx", "2000-02-02", "LS1 1AA"), rows[:1],
+                   m.model).total[0]
+    w_usual = score(m.index, subject("Tobias", common_name, "2000-02-02", "LS1 1AA"), rows[1:],
+                    m.model).total[0]
     assert w_rare - w_usual > 2.0  # bits of evidence lost to a common name
     total = m.index.name_rows
     assert m.model.exact_name("family", 1, total) > m.model.exact_name("family", 500, total)
@@ -383,18 +378,3 @@ def test_a_row_exactly_at_the_floor_is_kept() -> None:
         assert len(above.rows) < len(rows)  # positive control: a floor out of reach drops
         checked += 1
     assert checked > 30
-
-
-def test_a_value_no_other_record_holds_weighs_what_the_level_says() -> None:
-    """The candidate's own copy of a value is no evidence that it is common: in a small
-    index every date of birth seen is held at least once, and the plain share, 1 in 250,
-    would make an exact date worth 8 bits where two strangers share a date about 1 time in
-    20,000 (14 bits)."""
-    level_u = 5e-5
-    lone_small = float(term_u(np.float64(1), 250, level_u))
-    assert lone_small == pytest.approx(level_u)  # the level's average, not 1 in 250
-    assert float(term_u(np.float64(1), 10_000_000, level_u)) < 2e-7  # a large index's counts
-    # held by other records too, a value is as common as they show (positive controls)
-    assert float(term_u(np.float64(20), 250, level_u)) == pytest.approx(19 / 449, rel=0.01)
-    common = float(term_u(np.float64(5_001), 10_000_000, level_u))
-    assert common == pytest.approx(5_000 / 10_000_000, rel=0.01)

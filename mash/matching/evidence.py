@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from mash.matching.blocking import first_given, subject_addresses
-from mash.matching.compare import Agree, Dob, Family, Given, Place
+from mash.matching.compare import Agree, Dob, Given, Place
 from mash.matching.index import NONE, MatchIndex
-from mash.matching.model import EXACT, MatchModel
+from mash.matching.model import MatchModel
 from mash.subject import SubjectQuery
 
 # what an analyst could add, in the order suggested, with the evidence kind it supplies
@@ -55,22 +57,23 @@ class Reach:
 def _name_bound(index: MatchIndex, model: MatchModel, field_name: str, text: str) -> float:
     sid = index.strings.get(text)
     count = int(index.given_count[sid] + index.family_count[sid]) if sid != NONE else 1
-    return model.shown_weight(field_name, EXACT[field_name], max(count, 1), index.name_rows)
+    return model.exact_name(field_name, max(count, 1), index.name_rows)
 
 
 def _kind_bounds(model: MatchModel, records: int, names: int) -> dict[str, float]:
-    """The most one value of each kind can add (as rare as a value can be shown to be in
-    these records: one of them; `MatchModel.shown_weight`)."""
+    """The most one value of each kind can add (as rare as a value can be)."""
     w = model.weights
 
     def place(level: int) -> float:
-        return model.shown_weight("place", level, 1, records)
+        return float(np.log2(
+            model.m["place"][level] / model.tf_u("place", level, np.array([1]), records)[0]))
 
     return {
-        "given_name": model.shown_weight("given", Given.EXACT, 1, names),
+        "given_name": model.exact_name("given", 1, names),
         "given_initial": float(w["given"][Given.INITIAL]),
-        "family_name": model.shown_weight("family", Family.EXACT, 1, names),
-        "date_of_birth": model.shown_weight("dob", Dob.EXACT, 1, records),
+        "family_name": model.exact_name("family", 1, names),
+        "date_of_birth": float(np.log2(model.m["dob"][Dob.EXACT]
+                                       / model.exact_u("dob", 1, records))),
         "postcode": place(Place.POSTCODE),
         "address": place(Place.PREMISES),
         "postcode_and_address": place(Place.PREMISES_POSTCODE),

@@ -58,22 +58,6 @@ TF_PRIOR = 200  # pseudo-count of the level's average u in a term frequency: in 
 MIN_GAP = 3.0  # the match threshold is at least this far above the possible one
 
 
-def term_u(count: NDArray[np.float64] | np.float64, total: int, level_u: float
-           ) -> NDArray[np.float64]:
-    """u of agreeing on one value that ``count`` of ``total`` records hold, the candidate's
-    own among them: the value's share of the records, shrunk towards the level's average u
-    (TF_PRIOR pseudo-records), but never above that average unless the *other* records
-    show the value to be more common (a leave-one-out share). The candidate's own copy is
-    no evidence that a value is common: in 250 records every date of birth seen is held at
-    least once, and the plain share would say 1 in 250 for a date two people share about 1
-    time in 20,000; 20 of those 250 records at one care home still say 1 in 12."""
-    plain = (count + TF_PRIOR * level_u) / (max(total, 0) + TF_PRIOR)
-    others = (np.maximum(count - 1, 0) + TF_PRIOR * level_u) / (max(total - 1, 0) + TF_PRIOR)
-    u: NDArray[np.float64] = np.maximum(np.minimum(plain, np.maximum(others, level_u)),
-                                        TF_FLOOR)
-    return u
-
-
 def prior_table(field_name: str, which: int) -> np.ndarray:
     """m (which=0) or u (which=1) priors by level; MISSING is 1 (it weighs nothing)."""
     out = np.ones(FIELDS[field_name], dtype=np.float64)
@@ -192,23 +176,18 @@ class MatchModel:
         """Term-frequency u for exact agreement on a value ``count`` of ``total`` records
         (or name rows) hold, shrunk towards the level's average u."""
         level = EXACT[field_name]
-        return term_u(np.asarray(count, dtype=np.float64), total,
-                      float(self.u[field_name][level]))
+        u: NDArray[np.float64] = (
+            np.asarray(count, dtype=np.float64) + TF_PRIOR * self.u[field_name][level]) / (
+            max(total, 0) + TF_PRIOR)
+        return np.maximum(u, TF_FLOOR)
 
     def tf_u(self, field_name: str, level: int, count: np.ndarray, total: int
              ) -> NDArray[np.float64]:
         """The same for any level whose u follows a value's frequency (places)."""
-        return term_u(count.astype(np.float64), total, float(self.u[field_name][level]))
-
-    def shown_weight(self, field_name: str, level: int, count: int, total: int) -> float:
-        """log2(m/u) at a value's plain share of the records (the candidate's own copy
-        counted): no more than `term_u` gives, since the records can show a value no rarer
-        than 1 in their number. The evidence rule bounds a subject with it, so that a
-        subject of few details is searched only where the records themselves could tell
-        its person apart (see `mash.matching.evidence`)."""
-        level_u = float(self.u[field_name][level])
-        u = max((count + TF_PRIOR * level_u) / (max(total, 0) + TF_PRIOR), TF_FLOOR)
-        return math.log2(float(self.m[field_name][level]) / u)
+        u: NDArray[np.float64] = (
+            count.astype(np.float64) + TF_PRIOR * self.u[field_name][level]) / (
+            max(total, 0) + TF_PRIOR)
+        return np.maximum(u, TF_FLOOR)
 
     def exact_name(self, field_name: str, count: int, total: int) -> float:
         """log2(m/u) for exact agreement on a value of this frequency (cached: names
@@ -217,7 +196,8 @@ class MatchModel:
         found = self._exact_cache.get(key)
         if found is None:
             level = EXACT[field_name]
-            u = float(term_u(np.float64(count), total, float(self.u[field_name][level])))
+            u = max((count + TF_PRIOR * float(self.u[field_name][level]))
+                    / (max(total, 0) + TF_PRIOR), TF_FLOOR)
             found = self._exact_cache[key] = math.log2(float(self.m[field_name][level]) / u)
         return found
 
