@@ -131,27 +131,39 @@ async def _connect(stub):
     return call
 
 
+async def _refusal(stub) -> grpc.aio.AioRpcError:
+    """How the broker ends a Connect it refuses. It may refuse before the hello is even
+    written; the write then fails with gRPC core's own INTERNAL ("Failed execute_batch"),
+    and the broker's refusal is the call's final status, read here."""
+    call = stub.Connect()
+    try:
+        await call.write(agent_pb2.ConnectRequest(hello=agent_pb2.AgentHello(
+            agent_version="test", ready=True)))
+        first = await call.read()
+    except grpc.aio.AioRpcError:
+        pass
+    else:
+        pytest.fail(f"the broker took the stream: {first}")
+    return grpc.aio.AioRpcError(await call.code(), await call.initial_metadata(),
+                                await call.trailing_metadata(), await call.details())
+
+
 async def test_unregistered_agency_cannot_connect(running: Running) -> None:
     certs.issue(running.fed.certs, PeerIdentity("agent", "spies"))
     channel, stub = _agent_stub(running, "spies-agent")
-    # The broker may refuse before the hello is even written: either step raises.
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        call = await _connect(stub)
-        await call.read()
-    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert "'spies' is not registered" in err.value.details()
+    err = await _refusal(stub)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "'spies' is not registered" in err.details()
     from mash.rpc_errors import details_of
 
-    assert details_of(err.value).reason == "AGENCY_NOT_REGISTERED"  # issue 19: for programs
+    assert details_of(err).reason == "AGENCY_NOT_REGISTERED"  # issue 19: for programs
     await channel.close()
 
 
 async def test_client_certificate_cannot_connect_as_an_agent(running: Running) -> None:
     channel, stub = _agent_stub(running, "mash-client")
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        call = await _connect(stub)
-        await call.read()
-    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    err = await _refusal(stub)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     await channel.close()
 
 
@@ -160,10 +172,8 @@ async def test_agent_with_foreign_certificate_never_comes_online(running: Runnin
     foreign = _foreign_tls(tmp_path, "agent", "housing")
     tls = TlsFiles(ca=running.fed.certs / "ca.pem", cert=foreign.cert, key=foreign.key)
     channel, stub = _agent_stub(running, "", tls)
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        call = await _connect(stub)
-        await call.read()
-    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    err = await _refusal(stub)
+    assert err.code() == grpc.StatusCode.UNAVAILABLE
     assert running.broker.registry.get("housing") is None
     await channel.close()
     # Positive control: the same broker takes housing's own agent certificate.
