@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 BUF    := node_modules/.bin/buf
+# test processes: most tests wait on brokers, agents and browsers, so two share two cores well
+TEST_WORKERS ?= 2
 
 .PHONY: venv demo test lint protos check-protos buf-lint buf-breaking wheel-check bench vendor clean
 
@@ -27,7 +29,7 @@ test: $(STAMP) $(BUF)
 	$(BIN)/mypy
 	$(BUF) lint
 	$(MAKE) --no-print-directory buf-breaking
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The protos stay wire-compatible with main (buf's FILE rules): against the local main branch,
 # or origin/main in a CI clone; skipped, saying so, outside a git checkout or without main.
