@@ -6,6 +6,7 @@ be read once serving is NOT_CHECKED, never NOT_KNOWN."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
@@ -150,6 +151,37 @@ def test_another_mapping_or_target_is_not_started_from(tmp_path: Path,
     assert agent_state.open_saved(sources, index, target_false_known=0.05) is None
     other = csv_source(data, fields={"surname": "family_name"})
     assert agent_state.open_saved([other], index) is None
+
+
+def test_a_model_calibrated_the_old_way_is_calibrated_again(tmp_path: Path) -> None:
+    """A saved index whose model was calibrated by an older way of choosing thresholds
+    (its provenance's version) is not started from, and a load keeps the index but
+    calibrates again, so no threshold chosen the old way is served."""
+    from mash.matching import persist
+    from mash.matching.calibration import CALIBRATION_VERSION, still_fits
+
+    sources, index, first = saved_state(tmp_path)
+    assert agent_state.open_saved(sources, index) is not None  # positive control
+    meta = persist.read_meta(index)
+    assert meta is not None
+    loaded = persist.load(index, meta["fingerprint"])
+    assert loaded is not None and loaded[1] is not None
+    saved, model = loaded
+    assert still_fits(model, 0.001)
+    model.provenance["version"] = CALIBRATION_VERSION - 1
+    model.thresholds = dataclasses.replace(model.thresholds, possible=99.0, match=102.0)
+    assert not still_fits(model, 0.001)
+    older = index.with_name("older.index")
+    persist.save(saved, older, meta["fingerprint"], model, extra=meta.get("extra"))
+    del saved, loaded
+    os.replace(older, index)
+    assert agent_state.open_saved(sources, index) is None
+    state = AgentState()
+    assert state.load(sources, index).refusal is None and state.snapshot is not None
+    again = state.snapshot.matcher.model
+    assert again.provenance["version"] == CALIBRATION_VERSION
+    assert again.thresholds == first.matcher.model.thresholds
+    assert held(state.snapshot) == ["HELD"]
 
 
 @pytest.fixture

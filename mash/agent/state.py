@@ -60,7 +60,7 @@ from mash.agent.sources import (
 from mash.answers import timestamp
 from mash.logs import get_logger
 from mash.matching import Matcher, caches, persist
-from mash.matching.calibration import TARGET_FALSE_KNOWN, calibrate
+from mash.matching.calibration import TARGET_FALSE_KNOWN, calibrate, still_fits
 from mash.matching.delta import LayeredMatcher, on_base
 from mash.matching.index import IndexBuilder, MatchIndex, build
 from mash.matching.model import MatchModel
@@ -399,8 +399,8 @@ def _calibrated(sources: list[SourceConfig], load: LoadedLoad, built: MatchIndex
     as a restart would). (index, model, reused, saved: a fresh index now in its file)."""
     saved = persist.load(index_path, key, total) if index_path else None
     index, model = saved if saved is not None else (built, None)
-    if model is not None and model.provenance.get("target_false_known") != target_false_known:
-        model = None  # calibrated for another target
+    if not still_fits(model, target_false_known):
+        model = None  # calibrated for another target, or in another way
     reused = saved is not None
     log.info("index_reused" if reused else "index_fresh", records=total)
     extra = start_facts(sources, load.sources, load.fingerprint)
@@ -493,7 +493,7 @@ def open_saved(sources: list[SourceConfig], index_path: Path | None, *,
     if saved is None:
         return None
     index, model = saved
-    if model is None or model.provenance.get("target_false_known") != target_false_known:
+    if model is None or not still_fits(model, target_false_known):
         return None
     content = store_key(sources, key)
     store = RecordStore.open(path=store_path(index_path, content), key=content, count=total)

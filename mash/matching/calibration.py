@@ -12,8 +12,12 @@ rate (default 0.1%, `search.target_false_known` in agent.yaml):
 Every synthetic query is searched as a real one is (blocking, then scoring). The possible
 threshold is the lowest score that at most the target share of strangers, and of household
 members, reach; the match threshold is the lowest that half that share reach, and at least
-`MIN_GAP` above. Thresholds are chosen on one half of the synthetic queries and the
-false-known rates are estimated on the other, so the figures reported are not flattered.
+`MIN_GAP` above. The thresholds are chosen on every synthetic query (at a 0.1% target a
+few events decide them: in 3,000 strangers three, so a threshold chosen on half of them
+wanders by a bit or more between seeds). The false-known rates reported are not flattered:
+each half's own choice (household shift and thresholds) is measured on the other half, and
+the two folds are added up (two-fold cross-fitting), so they are what a choice made from
+half as many queries would give.
 The result (thresholds, estimates, and how many pairs and queries each came from) is saved
 with the index and printed by `mash agent index` and `mash agent check`.
 """
@@ -49,8 +53,27 @@ from mash.records import PersonRecord
 from mash.subject import SubjectQuery
 
 TARGET_FALSE_KNOWN = 0.001
+# how the thresholds are chosen, saved in a model's provenance: a saved model chosen another
+# way is calibrated again (2: on every synthetic query, strangers_for the target, the rates
+# from cross-fitting)
+CALIBRATION_VERSION = 2
 _SAME_NAME = (Given.EXACT, Given.NICKNAME)
-STRANGERS = 3000  # per half
+# Strangers per half: as many as put STRANGER_EVENTS of them at or above the threshold at the
+# target rate (5,000 at 0.1%; the threshold is chosen on both halves, so ten). At 1,000,000
+# records, 3,000 a half chosen on one half put the possible threshold anywhere from 22.2 to
+# 26.1 between seeds (the benchmark's own strangers need 24.9 for 0.1%), and chosen on both
+# halves still 23.0 to 26.1; 5,000 a half chosen on both, 24.2 and 25.6 (two seeds); 10,000,
+# 24.5 to 25.4 (three), at twice the calibration's time again.
+STRANGER_EVENTS = 5
+MIN_STRANGERS, MAX_STRANGERS = 3000, 25_000
+
+
+def strangers_for(target_false_known: float) -> int:
+    """How many synthetic strangers each half needs to place the threshold for this target."""
+    wanted = math.ceil(STRANGER_EVENTS / max(target_false_known, 1e-9))
+    return min(MAX_STRANGERS, max(MIN_STRANGERS, wanted))
+
+
 HOUSEHOLD_MEMBERS = 2000  # per half
 SAMPLE = 2000  # records whose corrupted copies measure m (against themselves) and u
 
@@ -99,8 +122,10 @@ def best_score(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
     return max(best_scores(index, model, subject, leave_out))
 
 
-def _rate(scores: np.ndarray, threshold: float) -> dict[str, Any]:
-    events, trials = int((scores >= threshold).sum()), len(scores)
+def _rate(folds: Sequence[tuple[np.ndarray, float]]) -> dict[str, Any]:
+    """The share of queries at or above their fold's threshold, with its interval."""
+    events = sum(int((scores >= threshold).sum()) for scores, threshold in folds)
+    trials = sum(len(scores) for scores, _ in folds)
     low, high = wilson(events, trials)
     return {"events": events, "queries": trials, "rate": round(events / max(trials, 1), 5),
             "ci95": [round(low, 5), round(high, 5)]}
@@ -278,11 +303,32 @@ def choose_thresholds(strangers: np.ndarray, members: Weighted | None, records: 
     return Thresholds(match=round(match, 2), possible=round(possible, 2))
 
 
-def _rate_weighted(sets: Weighted, threshold: float) -> dict[str, Any]:
-    queries = sum(len(s) for s, _ in sets)
-    rate = weighted_rate(sets, threshold)
-    return {"rate": round(rate, 5), "queries": queries,
-            "by_relation_events": [int((s >= threshold).sum()) for s, _ in sets]}
+def _rate_weighted(folds: Sequence[tuple[Weighted, float]]) -> dict[str, Any]:
+    """The weighted share over the folds (each relation's queries at or above their fold's
+    threshold), with the events of each relation."""
+    queries = sum(len(s) for sets, _ in folds for s, _ in sets)
+    rate = sum(weighted_rate(sets, threshold) for sets, threshold in folds) / max(len(folds), 1)
+    events = [sum(int((sets[i][0] >= threshold).sum()) for sets, threshold in folds)
+              for i in range(len(folds[0][0]) if folds else 0)]
+    return {"rate": round(rate, 5), "queries": queries, "by_relation_events": events}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What one set of synthetic queries chooses: the household shift and the thresholds."""
+
+    shift: float
+    thresholds: Thresholds
+
+
+def choose(strangers: np.ndarray, members: Weighted, records: int, target: float, *,
+           households: bool) -> Choice:
+    """The shift (where the records show households) and then the thresholds, from the
+    best-score pairs of strangers and of household members by relation."""
+    shift = household_shift(strangers, members, records, target) if households else 0.0
+    return Choice(shift, choose_thresholds(
+        shifted(strangers, shift), [(shifted(p, shift), w) for p, w in members]
+        if households else None, records, target))
 
 
 _MEMO: dict[bytes, MatchModel] = {}
@@ -301,7 +347,7 @@ def content_digest(index: MatchIndex) -> bytes:
 
 
 def calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
-              target_false_known: float = TARGET_FALSE_KNOWN, strangers: int = STRANGERS,
+              target_false_known: float = TARGET_FALSE_KNOWN, strangers: int | None = None,
               household_members: int = HOUSEHOLD_MEMBERS, seed: int | None = None,
               today: dt.date | None = None, rows: Sequence[int] | None = None,
               prune: bool = True) -> MatchModel:
@@ -311,14 +357,16 @@ def calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
     test) get the model already made. ``records`` may be a sample of the index's records,
     ``rows`` then naming each one's row (every record by default, row i for records[i]).
     ``prune=False`` scores every candidate of the synthetic queries, not only those that
-    can reach the index's floor: the same model, more slowly (the tests' reference)."""
+    can reach the index's floor: the same model, more slowly (the tests' reference).
+    ``strangers``: synthetic strangers per half (by default ``strangers_for`` the target)."""
     key = hashlib.blake2b(repr((target_false_known, strangers, household_members, seed,
                                 today, prune)).encode() + content_digest(index)).digest()
     if key in _MEMO:
         return _MEMO[key]
     model = _calibrate(index, records, target_false_known=target_false_known,
-                       strangers=strangers, household_members=household_members, seed=seed,
-                       today=today, rows=rows, prune=prune)
+                       strangers=strangers or strangers_for(target_false_known),
+                       household_members=household_members, seed=seed, today=today,
+                       rows=rows, prune=prune)
     if len(_MEMO) >= MEMO_SIZE:
         _MEMO.pop(next(iter(_MEMO)))
     _MEMO[key] = model
@@ -386,42 +434,49 @@ def _calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
     # chosen on the calibration half), so that a twin's record does not set the bar for
     # everyone.
     households = shows_households(model)
-    if households:
-        model.household.shift = household_shift(
-            s_pairs[0::2], [(p[0::2], w) for p, w in h_pairs], len(index), target_false_known)
-    shift = model.household.shift
-    s_scores = shifted(s_pairs, shift)
-    s_cal, s_eval = s_scores[0::2], s_scores[1::2]
-    h_cal: Weighted = [(shifted(p, shift)[0::2], w) for p, w in h_pairs]
-    h_eval: Weighted = [(shifted(p, shift)[1::2], w) for p, w in h_pairs]
-    model.thresholds = choose_thresholds(s_cal, h_cal if households else None, len(index),
-                                         target_false_known)
-    t = model.thresholds
+    chosen = choose(s_pairs, h_pairs, len(index), target_false_known, households=households)
+    model.household.shift, model.thresholds = chosen.shift, chosen.thresholds
+    # each half's own choice measured on the other half (two-fold cross-fitting)
+    folds = []
+    for a, b in ((0, 1), (1, 0)):
+        own = choose(s_pairs[a::2], [(p[a::2], w) for p, w in h_pairs], len(index),
+                     target_false_known, households=households)
+        folds.append((own.thresholds, shifted(s_pairs[b::2], own.shift),
+                      [(shifted(p[b::2], own.shift), w) for p, w in h_pairs]))
+    s_all_scores = shifted(s_pairs, chosen.shift)
+    h_all: Weighted = [(shifted(p, chosen.shift), w) for p, w in h_pairs]
     model.provenance = {
-        "source": "estimated from this index's records",
+        "source": "estimated from this index's records", "version": CALIBRATION_VERSION,
         "records": len(index), "seed": seed, "target_false_known": target_false_known,
         "u_pairs": u_pairs, "m_simulated_pairs": m_pairs,
         "household": {**household, "households_in_records": households,
                       "shift": model.household.shift},
         "synthetic_queries": {"strangers": len(s_all),
-                              "household_members": sum(2 * len(s) for s, _ in h_eval),
+                              "household_members": sum(len(p) for p, _ in h_pairs),
                               "relation_shares": {k: round(v, 4) for k, v in shares.items()}},
         "estimated_false_known": {
-            "strangers": _rate(s_eval, t.possible),
-            "household_members": _rate_weighted(h_eval, t.possible)},
+            "strangers": _rate([(s, f.possible) for f, s, _ in folds]),
+            "household_members": _rate_weighted([(h, f.possible) for f, _, h in folds])},
         "estimated_false_match": {
-            "strangers": _rate(s_eval, t.match),
-            "household_members": _rate_weighted(h_eval, t.match)},
+            "strangers": _rate([(s, f.match) for f, s, _ in folds]),
+            "household_members": _rate_weighted([(h, f.match) for f, _, h in folds])},
+        "estimated_by": "two-fold cross-fitting: each half's own thresholds on the other half",
         "possible_for": {"strangers": round(weighted_threshold(
-                             [(s_cal, 1.0)], target_false_known, at_least=index_floor(
+                             [(s_all_scores, 1.0)], target_false_known, at_least=index_floor(
                                  len(index))), 2),
                          "household_members": round(weighted_threshold(
-                             h_cal, target_false_known, at_least=index_floor(len(index))),
+                             h_all, target_false_known, at_least=index_floor(len(index))),
                              2)},
         "seconds": round(time.monotonic() - started, 2),
         "seconds_by_step": steps,
     }
     return model
+
+
+def still_fits(model: MatchModel | None, target_false_known: float) -> bool:
+    """Whether a saved model can be served: calibrated for this target, in this way."""
+    return model is not None and model.provenance.get("version") == CALIBRATION_VERSION and (
+        model.provenance.get("target_false_known") == target_false_known)
 
 
 def describe(model: MatchModel) -> list[str]:
@@ -439,7 +494,8 @@ def describe(model: MatchModel) -> list[str]:
         f"(target false known {p['target_false_known']:.2%})",
         f"thresholds: possible {t.possible}, match {t.match}",
         "estimated false known: strangers {:.3%} ({}/{}), household members {:.3%} (of {}, "
-        "twins, siblings and parents weighed by how often each is asked about)"
+        "twins, siblings and parents weighed by how often each is asked about; each half's "
+        "thresholds measured on the other half)"
         .format(fk["strangers"]["rate"], fk["strangers"]["events"], fk["strangers"]["queries"],
                 fk["household_members"]["rate"], fk["household_members"]["queries"]),
         "estimated false match: strangers {:.3%}, household members {:.3%}".format(
