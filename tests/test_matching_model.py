@@ -13,7 +13,12 @@ import pytest
 from mash.agent.sources.mapping import ColumnMapping, map_row
 from mash.matching import Matcher, persist
 from mash.matching.address import parse
-from mash.matching.calibration import APART_SHARE, describe, household_shift
+from mash.matching.calibration import (
+    describe,
+    household_shift,
+    possible_threshold,
+    shifted,
+)
 from mash.matching.compare import Place
 from mash.matching.corruption import Pools, stranger_from
 from mash.matching.index import build
@@ -260,18 +265,28 @@ def test_a_candidate_who_shares_family_name_and_place_needs_more_evidence(homes)
     assert drop(subject(n.given, n.family, dob, "ZE2 9QQ")) == pytest.approx(0.0)
 
 
-def test_the_shift_is_what_household_like_candidates_need_beyond_the_others() -> None:
+def test_the_shift_is_the_one_that_finds_the_most_held_people() -> None:
+    """Strangers reach 15 bits, household members (all household-like) 20: a shift of about
+    5 bits lets the others' bar fall to the strangers' without letting more members in.
+    Held people who do not share their record's place gain from it, and it is chosen; held
+    people who all share it gain nothing (and lose beyond 5 bits), so none is."""
     rng = np.random.default_rng(3)
     minus = np.full(1000, -np.inf)
     strangers = np.column_stack([minus, rng.uniform(0, 15, 1000)])
-    members = [(np.column_stack([rng.uniform(0, 25, 1000), minus]), 1.0)]
-    shift = household_shift(strangers, members, 100, 0.01)
-    apart = np.quantile(strangers[:, 1], 1 - 0.01 * APART_SHARE)
-    alike = np.quantile(members[0][0][:, 0], 1 - 0.01)
-    assert shift == pytest.approx(alike - apart, abs=0.3)
-    # household members who score no higher than strangers need no shift
-    low = [(np.column_stack([rng.uniform(0, 10, 1000), minus]), 1.0)]
-    assert household_shift(strangers, low, 100, 0.01) == 0.0
+    members = [(np.column_stack([rng.uniform(0, 20, 1000), minus]), 1.0)]
+    apart = np.column_stack([minus, rng.uniform(15, 25, 1000)])
+    housed = np.column_stack([rng.uniform(25, 35, 1000), minus])
+    mixed = np.concatenate([apart, housed])
+    shift = household_shift(strangers, members, mixed, 100, 0.01)
+    assert shift == pytest.approx(5.0, abs=0.3)
+    # every shift tried keeps the members within the target: the chosen one too
+    bar = possible_threshold(shifted(strangers, shift), [(shifted(members[0][0], shift), 1.0)],
+                             100, 0.01)
+    assert float((members[0][0][:, 0] - shift >= bar).mean()) <= 0.01
+    assert float((strangers[:, 1] >= bar).mean()) <= 0.01
+    at_home = np.column_stack([rng.uniform(15, 25, 1000), minus])
+    assert household_shift(strangers, members, at_home, 100, 0.01) == 0.0
+    assert household_shift(strangers, members, np.zeros((0, 2)), 100, 0.01) == 0.0
 
 
 def test_calibrating_only_the_candidates_that_can_reach_the_floor_changes_nothing(
