@@ -52,8 +52,9 @@ def generator_split(name: str, seed: int = 1, records: int = DEFAULT_RECORDS,
         out.append(_query(q, f"held-{i}", person, "held", seed))
     for i, q in enumerate(sc.strangers):
         out.append(_query(q, f"stranger-{i}", "", "stranger", seed))
-    for i, (q, _) in enumerate(sc.household):
-        out.append(_query(q, f"household-{i}", "", "household", seed))
+    for i, ((q, _), twin) in enumerate(zip(sc.household, sc.household_twins, strict=True)):
+        out.append({**_query(q, f"household-{i}", "", "household", seed),
+                    "same_sex_twin": "1" if twin else ""})
     return Split(name, f"the generator at {level}: {records:,} of an area's people held "
                  f"(households held in part), {queries:,} queries each for held people, "
                  "strangers and household members not held", rows, out,

@@ -4,7 +4,10 @@ noise" unless its own interval excludes no change."""
 
 from __future__ import annotations
 
-from bench import e2e, paired
+import pytest
+
+from bench import ceiling, e2e, paired
+from mash.synth.corrupt import scenario
 from mash.synth.population import population
 from mash.v1 import answer_pb2 as R
 from mash.v1 import lookup_pb2
@@ -77,3 +80,30 @@ def test_the_worker_peak_sees_workers_not_forks_of_the_process_itself() -> None:
                         "b[::4096] = b'x' * len(b[::4096]); time.sleep(1.5)"], check=True)
     assert 120 <= peak.mb < 250, peak.mb
     del ballast
+
+
+def test_the_recall_ceiling_is_what_twins_leave() -> None:
+    # twins at 0.2% of household members, a 0.1% target: half of the twin-like found at most
+    assert ceiling.ceiling(0.05, 0.002) == pytest.approx(1 - 0.05 * 0.5)
+    assert ceiling.ceiling(0.05, 0.0005) == 1.0  # twins too rare to bind
+    assert ceiling.ceiling(0.05, 0.0) == 1.0
+    record = {"given_name": "adam", "family_name": "davies"}
+    assert ceiling.twin_like({"given_name": "noah", "family_name": "davies"}, record)
+    for other in ({"given_name": "addam", "family_name": "davies"},  # a typo
+                  {"given_name": "davies", "family_name": "adam"},  # swapped
+                  {"given_name": "a", "family_name": "davies"},  # an initial
+                  {"given_name": "noah", "family_name": "davies", "nhs_number": "1"}):
+        assert not ceiling.twin_like(other, record)
+
+
+def test_the_generator_marks_same_sex_twins_of_held_people() -> None:
+    """At `clean` a query is the person: a flagged household member shares a held
+    record's date of birth, sex, family name and postcode; most members are not twins."""
+    sc = scenario(6000, 10, "clean", seed=2, n_household=3000)
+    assert len(sc.household_twins) == len(sc.household)
+    held = {(r.date_of_birth, r.sex, r.names[0].family, r.postcodes[0]) for r in sc.records}
+    flagged = [q for (q, _), twin in zip(sc.household, sc.household_twins, strict=True)
+               if twin]
+    assert 0 < len(flagged) < len(sc.household) / 20
+    assert all((q.date_of_birth, q.sex, q.names[0].family, q.postcodes[0]) in held
+               for q in flagged)

@@ -209,6 +209,9 @@ class Scenario:
     # people the agency does not hold who live with someone it does (a twin, a sibling, a
     # parent): (query, the person_id of the held member they live with)
     household: list[tuple[SubjectQuery, str]] = field(default_factory=list)
+    # per household query: whether it is a same-sex twin of someone the agency holds (the
+    # household member hardest to tell from the person: bench.ceiling)
+    household_twins: list[bool] = field(default_factory=list)
 
 
 def scenario(n_records: int, n_queries: int, level: str | Corruption, seed: int,
@@ -241,7 +244,9 @@ def scenario(n_records: int, n_queries: int, level: str | Corruption, seed: int,
     housemates = [p for p in area if p.person_id not in held and p.household in held_in]
     members = rng.sample(housemates, min(n_household, len(housemates)))
     household = [(to_query(view(p, lvl, rng, today)), held_in[p.household]) for p in members]
-    return Scenario(lvl, records, in_records, strangers, household)
+    born = {(p.household, p.date_of_birth, p.sex) for p in people}
+    twins = [(p.household, p.date_of_birth, p.sex) in born for p in members]
+    return Scenario(lvl, records, in_records, strangers, household, twins)
 
 
 def agencies(people: list[Person], shares: dict[str, float], level: str, seed: int,
