@@ -28,7 +28,7 @@ from mash.matching.compare import Given, compare_given
 
 TARGET = 0.001
 ASSUMED_TWINS = 0.01
-IDENTIFIERS = ("nhs_number", "upn", "pnc_id")
+IDENTIFIERS = tuple(mash_peer.IDENTIFIERS)  # the split columns a query gives them in
 
 
 def twin_like(query: dict[str, str], record_row: dict[str, str]) -> bool:
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
               f"(twins as the generator makes them), {s['ceiling_assumed_twins']:.2%} "
               f"(twins at {ASSUMED_TWINS:.0%}, as the calibration assumes at least)")
     path = record(args.name, {"target_false_known": TARGET, "seeds": args.seeds,
-                                     "assumed_twin_share": ASSUMED_TWINS, "levels": levels})
+                              "assumed_twin_share": ASSUMED_TWINS, "levels": levels})
     print(f"written to {path}")
 
 

@@ -26,7 +26,7 @@ from mash.matching import Matcher
 from mash.matching.engine import bands
 from mash.v1 import subject_pb2
 
-_IDENTIFIERS = {"nhs_number": subject_pb2.IDENTIFIER_KIND_NHS_NUMBER,
+IDENTIFIERS = {"nhs_number": subject_pb2.IDENTIFIER_KIND_NHS_NUMBER,
                 "upn": subject_pb2.IDENTIFIER_KIND_UPN,
                 "pnc_id": subject_pb2.IDENTIFIER_KIND_PNC_ID}
 _SEX = {"F": subject_pb2.SEX_FEMALE, "M": subject_pb2.SEX_MALE, "X": subject_pb2.SEX_OTHER}
@@ -48,7 +48,7 @@ def subject_message(q: dict[str, str]) -> subject_pb2.Subject:
         address = msg.addresses.add(postcode=q.get("postcode", ""))
         if q.get("address"):
             address.lines.append(q["address"])
-    for kind, enum in _IDENTIFIERS.items():
+    for kind, enum in IDENTIFIERS.items():
         if q.get(kind):
             msg.identifiers.add(kind=enum, value=q[kind])
     return msg
