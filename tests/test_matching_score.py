@@ -140,6 +140,49 @@ def test_comparison_levels() -> None:
     assert compare_family("smith", "patel") == Family.DIFFERENT
 
 
+def test_a_nickname_with_one_slip_in_it_is_a_typo_and_a_known_name_is_not() -> None:
+    """'Oylivia' for a Liv, 'Tdedy' for a Theodore: a nickname of the other name typed with
+    one slip compares as a typo (FUZZY), on either side. A name the nickname table knows
+    is never a slip of another ('barry' is one slip from 'harry', a Henry, but it is a
+    name), nor is a slip of the first letter; and searching an index, a name the agency
+    holds twice or more is a name ('mila' is one slip from Amelia's 'mia')."""
+    from mash.matching.compare import given_levels
+    from mash.matching.features import StringFeatures
+    from mash.matching.index import Interner
+
+    assert compare_given("olivia", "liv") == Given.NICKNAME  # the control: no slip
+    assert compare_given("oylivia", "liv") == Given.FUZZY
+    assert compare_given("liv", "oylivia") == Given.FUZZY
+    assert compare_given("theodore", "tdedy") == Given.FUZZY
+    assert compare_given("jonhny", "jack") == Given.FUZZY
+    assert compare_given("barry", "henry") == Given.DIFFERENT
+    assert compare_given("xlivia", "liv") == Given.DIFFERENT  # the first letter slipped
+    assert compare_given("oylivia", "emily") == Given.DIFFERENT
+    assert compare_given("mila", "amelia") == Given.FUZZY  # without the records' counts
+
+    names = ["mila", "amelia", "liv", "oylivia", "theodore", "tdedy", "henry", "barry"]
+    interner = Interner(names)
+    features = StringFeatures(interner)
+    ids = np.array([interner.get(n) for n in names], dtype=np.int64)
+    counts = np.zeros(len(names), dtype=np.int32)
+    counts[ids] = 1
+
+    def level(query: str, record: str, held: np.ndarray | None) -> int:
+        at = np.array([interner.get(record)], dtype=np.int64)
+        return int(given_levels(features, query, at, counts=held)[0])
+
+    for query, held_name in (("mila", "amelia"), ("amelia", "mila"), ("oylivia", "liv"),
+                             ("liv", "oylivia"), ("theodore", "tdedy")):
+        assert level(query, held_name, None) == level(query, held_name, counts) == (
+            Given.FUZZY)
+    twice = counts.copy()
+    twice[interner.get("mila")] = 2  # the agency holds two Milas: Mila is a name
+    assert level("mila", "amelia", twice) == level("amelia", "mila", twice) == (
+        Given.DIFFERENT)
+    assert level("oylivia", "liv", twice) == Given.FUZZY
+    assert level("barry", "henry", counts) == Given.DIFFERENT
+
+
 def test_calibrated_thresholds_on_unseen_data() -> None:
     """Recall and false-known with the index's own calibration, on records it never saw
     labelled (a small sample: bench/accuracy.py measures the targets). The misses here are
@@ -257,7 +300,8 @@ def test_comparisons_of_one_name_against_many_agree_with_one_at_a_time() -> None
     sc = scenario(1500, 300, "high", seed=11, n_strangers=300)
     people = [*sc.records, *(q for q, _ in sc.in_records)]
     givens = sorted({n.given.split(" ")[0] for p in people for n in p.names if n.given}
-                    | {"a", "j", "jo", "bill", "william", "liz", "elizabeth", "mary ann"})
+                    | {"a", "j", "jo", "bill", "william", "liz", "elizabeth", "mary ann",
+                       "oylivia", "liv", "tdedy", "theodore", "mila", "amelia"})
     families = sorted({n.family for p in people for n in p.names if n.family}
                       | {"smith", "smith jones", "jones smith", "s", "lord"})
     streets = sorted({s for p in people for a in p.addresses if a
@@ -277,7 +321,8 @@ def test_comparisons_of_one_name_against_many_agree_with_one_at_a_time() -> None
         return seen
 
     assert agree(given_levels, compare_given,
-                 [*givens[::7], "", "j", "william", "bill", "zzqx", "mary ann"], givens) >= {
+                 [*givens[::7], "", "j", "william", "bill", "zzqx", "mary ann", "oylivia",
+                  "liv", "theodore", "mila"], givens) >= {
         Given.EXACT, Given.NICKNAME, Given.FUZZY, Given.PHONETIC, Given.INITIAL,
         Given.DIFFERENT, Given.MISSING}
     assert agree(family_levels, compare_family,

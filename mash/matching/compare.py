@@ -18,7 +18,7 @@ from rapidfuzz.process import cdist
 from mash.matching import nicknames
 from mash.matching.blocking import soundex
 from mash.matching.features import StringFeatures
-from mash.matching.index import dob_int
+from mash.matching.index import NONE, dob_int
 
 
 class Given:
@@ -144,7 +144,8 @@ def compare_given(query: str, record: str) -> int:
         return Given.INITIAL if query[0] == record[0] else Given.DIFFERENT
     if nicknames.same_group(query, record):
         return Given.NICKNAME
-    if JaroWinkler.similarity(query, record) >= 0.90 or _typos(query, record):
+    if (JaroWinkler.similarity(query, record) >= 0.90 or _typos(query, record)
+            or nicknames.slipped_nickname(query, record)):
         return Given.FUZZY
     if soundex(query) == soundex(record):
         return Given.PHONETIC
@@ -182,11 +183,17 @@ def _alike(query: str, records: Sequence[str], lengths: np.ndarray, similar: flo
     return alike
 
 
-def given_levels(features: StringFeatures, query: str, ids: np.ndarray) -> np.ndarray:
+def given_levels(features: StringFeatures, query: str, ids: np.ndarray,
+                 counts: np.ndarray | None = None) -> np.ndarray:
     """`compare_given` of one query name against many record names (string ids) at once:
     the hundreds of distinct names of a large index's candidates, where one call per name
     would dominate a search. The same rule (tests/test_matching_score.py proves they agree);
-    the rare name that is not one plain word is compared the one-at-a-time way."""
+    the rare name that is not one plain word is compared the one-at-a-time way.
+
+    ``counts``: the records holding each string id as a first given name (the index's
+    ``given_count``). With them, a name the agency holds twice or more is a name, not a
+    slip: it is never a slipped nickname (`nicknames.slipped_nickname`), so 'mila' is not
+    'mia' slipped (Amelia) where the records hold Milas."""
     n = len(ids)
     if not query:
         return np.full(n, Given.MISSING, dtype=np.int8)
@@ -197,6 +204,7 @@ def given_levels(features: StringFeatures, query: str, ids: np.ndarray) -> np.nd
     lengths, plain = features.length[slots], features.plain[slots]
     out = np.full(n, Given.DIFFERENT, dtype=np.int8)
     out[features.sound[slots] == features.code(query)] = Given.PHONETIC
+    out[_slipped_nicknames(features, query, ids, texts, counts)] = Given.FUZZY
     out[_alike(query, texts, lengths, 0.90)] = Given.FUZZY
     out[np.isin(ids, features.ids_of(nicknames.sharing_group(query)))] = Given.NICKNAME
     short = (lengths == 1) if len(query) > 1 else np.ones(n, dtype=bool)
@@ -206,6 +214,30 @@ def given_levels(features: StringFeatures, query: str, ids: np.ndarray) -> np.nd
     out[lengths == 0] = Given.MISSING
     for i in np.nonzero(~plain & (lengths > 0))[0].tolist():
         out[i] = compare_given(query, texts[i])
+    return out
+
+
+def _slipped_nicknames(features: StringFeatures, query: str, ids: np.ndarray,
+                       texts: list[str], counts: np.ndarray | None) -> NDArray[np.bool_]:
+    """Per record name: it and the query are nicknames of one another with one slip in
+    one of them (`nicknames.slipped_nickname`), the slipped one held fewer than twice."""
+    def rare(sid: int) -> bool:
+        return counts is None or sid == NONE or int(counts[sid]) < 2
+
+    out = np.zeros(len(ids), dtype=bool)
+    if rare(features.id_of(query)):  # the query slipped: the nicknames of what it meant
+        out |= np.isin(ids, features.ids_of(nicknames.slip_mates(query)))
+    # the record slipped: one slip, the first letter kept, from a nickname of the query's
+    # that the table knows (the loop below sees only the few names so close to one)
+    mates = [m for m in nicknames.sharing_group(query) if len(m) >= 3 and
+             nicknames.in_table(m)] if len(query) > 1 else []
+    if mates and texts:
+        near = (cdist(mates, texts, scorer=OSA.distance, score_cutoff=1, dtype=np.int32,
+                      workers=1) <= 1)
+        for i in np.nonzero(near.any(axis=0))[0].tolist():
+            text = texts[i]
+            if query in nicknames.slip_mates(text) and rare(int(ids[i])):
+                out[i] = True
     return out
 
 

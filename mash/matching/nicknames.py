@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from rapidfuzz.distance import OSA
+
 # canonical name: its nicknames and common spellings (already folded to lower case ASCII)
 _GROUPS: dict[str, tuple[str, ...]] = {
     "william": ("bill", "billy", "will", "willy", "liam", "wills"),
@@ -130,6 +132,12 @@ def _build() -> dict[str, tuple[str, ...]]:
 
 
 _INDEX = _build()
+# the table's names of three letters or more by first letter (what `slip_mates` compares)
+_SLIPPABLE: dict[str, tuple[str, ...]] = {}
+for _name in sorted(_INDEX):
+    if len(_name) >= 3:
+        _SLIPPABLE.setdefault(_name[0], ())
+        _SLIPPABLE[_name[0]] += (_name,)
 
 
 @lru_cache(maxsize=100_000)  # bounded: queries bring names the records never had
@@ -147,6 +155,35 @@ def sharing_group(given: str) -> frozenset[str]:
         out.add(canonical.replace("-", ""))
         out.update(v.replace("-", "") for v in _GROUPS.get(canonical, ()))
     return frozenset(out)
+
+
+def in_table(given: str) -> bool:
+    """Whether this table knows the name (in a group, as a canonical name or a nickname)."""
+    return given in _INDEX
+
+
+@lru_cache(maxsize=100_000)  # bounded: queries bring names the records never had
+def slip_mates(given: str) -> frozenset[str]:
+    """The nicknames of the table's names that ``given`` is one keyboard slip from, when
+    the table does not know ``given`` itself: 'oylivia' (Olivia, slipped) -> liv, livvy,
+    ollie...; 'tdedy' (Teddy) -> theodore, edward, ted... Empty for a name the table knows
+    ('barry' is not 'harry' slipped once it is known) and for one of under three letters.
+
+    Only slips that keep the first letter count: people rarely get a name's first letter
+    wrong, and 'barry', 'larry' and 'harry' are three names, not one."""
+    if len(given) < 3 or given in _INDEX:
+        return frozenset()
+    out: set[str] = set()
+    for name in _SLIPPABLE.get(given[0], ()):
+        if OSA.distance(given, name, score_cutoff=1) <= 1:
+            out |= sharing_group(name)
+    return frozenset(out)
+
+
+def slipped_nickname(a: str, b: str) -> bool:
+    """One name is a nickname of the other with one keyboard slip in it ('oylivia' / 'liv',
+    'theodore' / 'tdedy'): see `slip_mates`."""
+    return b in slip_mates(a) or a in slip_mates(b)
 
 
 def same_group(a: str, b: str) -> bool:

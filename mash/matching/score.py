@@ -90,9 +90,10 @@ class Scored:
 def _levels(index: MatchIndex, model: MatchModel, query: str, ids: list[int],
             family: bool) -> tuple[np.ndarray, np.ndarray]:
     """Level and weight of each distinct record name (string id) against one query name."""
-    compare, exact, field_name = ((family_levels, Family.EXACT, "family") if family else
-                                  (given_levels, Given.EXACT, "given"))
-    levels = compare(index.features, query, np.asarray(ids, dtype=np.int64))
+    exact, field_name = (Family.EXACT, "family") if family else (Given.EXACT, "given")
+    at = np.asarray(ids, dtype=np.int64)
+    levels = (family_levels(index.features, query, at) if family else
+              given_levels(index.features, query, at, counts=index.given_count))
     weights = model.weights[field_name][levels]
     for i in np.nonzero(levels == exact)[0].tolist():
         # how common the string is as any name: a surname typed as a given name (swapped
