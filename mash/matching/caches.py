@@ -12,7 +12,8 @@ from __future__ import annotations
 from mash.matching import address, blocking, compare, nicknames
 
 CACHED = (compare.compare_given, compare.compare_family, compare.streets_alike,
-          address.parse, blocking.soundex, nicknames.groups, nicknames.sharing_group)
+          compare._slip_sources, address.parse, blocking.soundex, nicknames.groups,
+          nicknames.sharing_group, nicknames.slip_mates)
 
 
 def clear() -> None:

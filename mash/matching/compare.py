@@ -204,7 +204,7 @@ def given_levels(features: StringFeatures, query: str, ids: np.ndarray,
     lengths, plain = features.length[slots], features.plain[slots]
     out = np.full(n, Given.DIFFERENT, dtype=np.int8)
     out[features.sound[slots] == features.code(query)] = Given.PHONETIC
-    out[_slipped_nicknames(features, query, ids, texts, counts)] = Given.FUZZY
+    out[_slipped_nicknames(features, query, ids, slots, texts, counts)] = Given.FUZZY
     out[_alike(query, texts, lengths, 0.90)] = Given.FUZZY
     out[np.isin(ids, features.ids_of(nicknames.sharing_group(query)))] = Given.NICKNAME
     short = (lengths == 1) if len(query) > 1 else np.ones(n, dtype=bool)
@@ -217,8 +217,22 @@ def given_levels(features: StringFeatures, query: str, ids: np.ndarray,
     return out
 
 
+@lru_cache(maxsize=100_000)  # bounded: queries bring names the records never had
+def _slip_sources(query: str) -> tuple[list[str], NDArray[np.int32], NDArray[np.bool_]]:
+    """The query's nicknames a record's name can be a slip of (3+ letters, in the table),
+    their first letters, and which first letters (as code points, up to 255) they use."""
+    mates = sorted(m for m in nicknames.sharing_group(query) if len(m) >= 3 and
+                   nicknames.in_table(m)) if len(query) > 1 else []
+    first_of = np.array([ord(m[0]) for m in mates], dtype=np.int32)
+    starts = np.zeros(257, dtype=bool)  # the last slot stands for every code point above
+    starts[np.minimum(first_of, 256)] = True
+    starts[256] = False
+    return mates, first_of, starts
+
+
 def _slipped_nicknames(features: StringFeatures, query: str, ids: np.ndarray,
-                       texts: list[str], counts: np.ndarray | None) -> NDArray[np.bool_]:
+                       slots: np.ndarray, texts: list[str], counts: np.ndarray | None
+                       ) -> NDArray[np.bool_]:
     """Per record name: it and the query are nicknames of one another with one slip in
     one of them (`nicknames.slipped_nickname`), the slipped one held fewer than twice."""
     def rare(sid: int) -> bool:
@@ -226,18 +240,26 @@ def _slipped_nicknames(features: StringFeatures, query: str, ids: np.ndarray,
 
     out = np.zeros(len(ids), dtype=bool)
     if rare(features.id_of(query)):  # the query slipped: the nicknames of what it meant
-        out |= np.isin(ids, features.ids_of(nicknames.slip_mates(query)))
+        meant = nicknames.slip_mates(query)
+        if meant:
+            out |= np.isin(ids, features.ids_of(meant))
     # the record slipped: one slip, the first letter kept, from a nickname of the query's
-    # that the table knows (the loop below sees only the few names so close to one)
-    mates = [m for m in nicknames.sharing_group(query) if len(m) >= 3 and
-             nicknames.in_table(m)] if len(query) > 1 else []
-    if mates and texts:
-        near = (cdist(mates, texts, scorer=OSA.distance, score_cutoff=1, dtype=np.int32,
-                      workers=1) <= 1)
-        for i in np.nonzero(near.any(axis=0))[0].tolist():
-            text = texts[i]
-            if query in nicknames.slip_mates(text) and rare(int(ids[i])):
-                out[i] = True
+    # that the table knows; only names of 3+ letters that start as one of those does are
+    # compared (a few of a search's hundreds)
+    mates, first_of, starts = _slip_sources(query)
+    if not mates:
+        return out
+    first = features.first[slots]
+    maybe = np.nonzero(starts[np.minimum(first, len(starts) - 1)]
+                       & (features.length[slots] >= 3))[0]
+    if not len(maybe):
+        return out
+    near = cdist(mates, [texts[i] for i in maybe.tolist()], scorer=OSA.distance,
+                 score_cutoff=1, dtype=np.int32, workers=1) <= 1
+    near &= first_of[:, None] == first[maybe][None, :]
+    for i in maybe[near.any(axis=0)].tolist():
+        if not nicknames.in_table(texts[i]) and rare(int(ids[i])):
+            out[i] = True
     return out
 
 
