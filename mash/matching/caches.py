@@ -12,8 +12,8 @@ from __future__ import annotations
 from mash.matching import address, blocking, compare, nicknames
 
 CACHED = (compare.compare_given, compare.compare_family, compare.streets_alike,
-          compare._slip_sources, address.parse, blocking.soundex, nicknames.groups,
-          nicknames.sharing_group, nicknames.slip_mates)
+          address.parse, blocking.soundex, nicknames.groups, nicknames.sharing_group,
+          nicknames.slip_mates, nicknames.slip_sources)
 
 
 def clear() -> None:

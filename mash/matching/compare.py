@@ -217,19 +217,6 @@ def given_levels(features: StringFeatures, query: str, ids: np.ndarray,
     return out
 
 
-@lru_cache(maxsize=100_000)  # bounded: queries bring names the records never had
-def _slip_sources(query: str) -> tuple[list[str], NDArray[np.int32], NDArray[np.bool_]]:
-    """The query's nicknames a record's name can be a slip of (3+ letters, in the table),
-    their first letters, and which first letters (as code points, up to 255) they use."""
-    mates = sorted(m for m in nicknames.sharing_group(query) if len(m) >= 3 and
-                   nicknames.in_table(m)) if len(query) > 1 else []
-    first_of = np.array([ord(m[0]) for m in mates], dtype=np.int32)
-    starts = np.zeros(257, dtype=bool)  # the last slot stands for every code point above
-    starts[np.minimum(first_of, 256)] = True
-    starts[256] = False
-    return mates, first_of, starts
-
-
 def _slipped_nicknames(features: StringFeatures, query: str, ids: np.ndarray,
                        slots: np.ndarray, texts: list[str], counts: np.ndarray | None
                        ) -> NDArray[np.bool_]:
@@ -246,12 +233,12 @@ def _slipped_nicknames(features: StringFeatures, query: str, ids: np.ndarray,
     # the record slipped: one slip, the first letter kept, from a nickname of the query's
     # that the table knows; only names of 3+ letters that start as one of those does are
     # compared (a few of a search's hundreds)
-    mates, first_of, starts = _slip_sources(query)
+    mates = nicknames.slip_sources(query)
     if not mates:
         return out
+    first_of = np.array([ord(m[0]) for m in mates], dtype=np.int32)
     first = features.first[slots]
-    maybe = np.nonzero(starts[np.minimum(first, len(starts) - 1)]
-                       & (features.length[slots] >= 3))[0]
+    maybe = np.nonzero(np.isin(first, first_of) & (features.length[slots] >= 3))[0]
     if not len(maybe):
         return out
     near = cdist(mates, [texts[i] for i in maybe.tolist()], scorer=OSA.distance,

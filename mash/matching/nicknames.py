@@ -132,12 +132,11 @@ def _build() -> dict[str, tuple[str, ...]]:
 
 
 _INDEX = _build()
-# the table's names of three letters or more by first letter (what `slip_mates` compares)
-_SLIPPABLE: dict[str, tuple[str, ...]] = {}
+# the table's names of three letters or more by first letter: the names a slip can be of
+_SLIPPABLE: dict[str, list[str]] = {}
 for _name in sorted(_INDEX):
     if len(_name) >= 3:
-        _SLIPPABLE.setdefault(_name[0], ())
-        _SLIPPABLE[_name[0]] += (_name,)
+        _SLIPPABLE.setdefault(_name[0], []).append(_name)
 
 
 @lru_cache(maxsize=100_000)  # bounded: queries bring names the records never had
@@ -178,6 +177,14 @@ def slip_mates(given: str) -> frozenset[str]:
         if OSA.distance(given, name, score_cutoff=1) <= 1:
             out |= sharing_group(name)
     return frozenset(out)
+
+
+@lru_cache(maxsize=100_000)
+def slip_sources(given: str) -> tuple[str, ...]:
+    """The nicknames of ``given`` (itself included) that another name can be a slip of,
+    for `slip_mates` the other way round: ``given in slip_mates(x)`` exactly when ``x``
+    is a name the table does not know, one slip from one of these, its first letter kept."""
+    return tuple(sorted(m for m in sharing_group(given) if len(m) >= 3 and m in _INDEX))
 
 
 def slipped_nickname(a: str, b: str) -> bool:
