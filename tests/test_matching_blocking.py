@@ -22,7 +22,7 @@ def prefixes(keys: set[str]) -> set[str]:
 
 def test_record_keys_are_exactly_these() -> None:
     # A golden value: the blind broker hashes these strings, so they must never drift.
-    assert KEY_VERSION == 5
+    assert KEY_VERSION == 6
     assert record_keys(LEAH) == {
         "nhs:9434765919",
         "db:2014-05-07",
@@ -41,8 +41,9 @@ def test_address_keys_are_exactly_these() -> None:
     """A house number at its postcode, on its street, and the exact name (and the family name
     alone) on the street."""
     at_home = record("Leah", "Thompson", None, "LS9 8AB", address="Flat 2, 14 Beech Grove, Leeds")
-    assert {k for k in record_keys(at_home) if k[:2] in ("pa", "an", "nw", "fw")} == {
-        "pa:LS9 8AB:14", "an:14:B200", "nw:leah:thompson:B200", "fw:thompson:B200"}
+    assert {k for k in record_keys(at_home) if k[:2] in ("pa", "an", "nw", "fw", "nh")} == {
+        "pa:LS9 8AB:14", "an:14:B200", "nw:leah:T512:B200", "fw:thompson:B200",
+        "nh:leah:thompson:14"}
 
 
 def test_the_address_finds_a_person_whose_names_and_date_are_damaged() -> None:
@@ -55,6 +56,27 @@ def test_the_street_finds_a_family_name_whose_given_name_and_date_are_wrong() ->
     held = record("Josephine", "Kilby", "1994-11-16", address="Collicott Circuit, Success")
     asked = subject("", "Kilby", "1904-03-02", address="Collicott Circuit, Lassaan, Success")
     assert prefixes(shared(held, asked)) == {"fw"}
+
+
+def test_the_house_number_finds_the_exact_name_whose_date_and_street_were_replaced() -> None:
+    held = record("Annabelle", "Clapham", "1977-05-13", address="312 Francis Street, Worrigee")
+    asked = subject("Annabelle", "Clapham", "1996-07-03",
+                    address="312 Martley Circuit, Worrigee")
+    assert prefixes(shared(held, asked)) == {"nh"}
+    # positive control on both halves of the key: another number, or another given name at
+    # the same number, shares nothing
+    assert not shared(held, subject("Annabelle", "Clapham", "1996-07-03",
+                                    address="31 Martley Circuit, Worrigee"))
+    assert not shared(held, subject("Anna", "Clapham", "1996-07-03",
+                                    address="312 Martley Circuit, Worrigee"))
+
+
+def test_the_street_finds_a_mistyped_family_name_without_a_date() -> None:
+    held = record("Aidan", "Broughan", "1988-02-14", address="32 Ryrie Street, Smithfield")
+    asked = subject("Aidan", "Broughn", None, address="40 Ryrie Street, Smithfield")
+    assert prefixes(shared(held, asked)) == {"nw"}
+    # a family name that does not sound the same is another family on that street
+    assert not shared(held, subject("Aidan", "Brown", None, address="40 Ryrie Street"))
 
 
 def test_keys_are_deterministic_across_processes() -> None:

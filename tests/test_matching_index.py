@@ -53,7 +53,7 @@ def test_the_index_is_columns_not_objects() -> None:
     assert len(index) == 2000 and index.dob.dtype == np.int32
     assert index.key_hashes.dtype == np.uint64 and np.all(np.diff(index.key_hashes.astype(
         np.float64)) >= 0)
-    assert index.nbytes() < 2000 * 400  # a few hundred bytes a record, all in arrays
+    assert index.nbytes() < 2000 * 450  # a few hundred bytes a record, all in arrays
     # names, sectors and streets are interned once; postcodes and dwellings are per household
     assert len(index.strings.strings) < 2000 * 3
 

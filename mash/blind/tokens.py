@@ -75,7 +75,7 @@ def _prefix(tok: bytes) -> int:
 # year...) are shared by strangers, so one alone does not make a candidate.
 STRONG_KINDS = ("nhs", "upn", "pnc", "ni", "nd", "ng")
 WEAK_KINDS = ("sy", "gy", "db", "md", "ps", "nm", "gf", "gd", "pc", "na", "pa", "an", "nw",
-              "fw")
+              "fw", "nh")
 _KIND_CODE = {kind: i for i, kind in enumerate(STRONG_KINDS + WEAK_KINDS)}
 _STRONG_CODES = frozenset(range(len(STRONG_KINDS)))
 _DATE_ONLY_CODES = frozenset({_KIND_CODE["db"], _KIND_CODE["md"]})

@@ -33,7 +33,12 @@ key                                        catches
                                            whatever the names and date say
 ``an:<number>:<sx street>``                the house number on a street that sounds the
                                            same (no postcode, or a wrong one)
-``nw:<given>:<family>:<sx street>``        the exact name on the same street, another number
+``nw:<given>:<sx family>:<sx street>``     the given name on the same street, another number
+                                           or none, the family name mistyped (its Soundex
+                                           kept), no date of birth or a wrong one
+``nh:<given>:<family>:<number>``           the exact name at the same house number or name,
+                                           the date of birth and the street replaced (no
+                                           postcode, or a wrong one)
 ``fw:<family>:<sx street>``                the exact family name on the same street: the
                                            given name missing or mistyped and the date of
                                            birth wrong, no postcode
@@ -64,7 +69,8 @@ from mash.normalise import postcode_district, postcode_sector
 from mash.records import PersonRecord
 from mash.subject import Name, SubjectQuery
 
-KEY_VERSION = 5  # 3: pc and na keys added; 4: address keys (pa, an, nw); 5: fw
+KEY_VERSION = 6  # 3: pc and na keys added; 4: address keys (pa, an, nw); 5: fw; 6: nh, nw
+# with the family name's Soundex
 
 # Identifier kinds and their key prefixes (local identifiers are agency-scoped: not keyed).
 _ID_PREFIX = {"nhs_number": "nhs", "upn": "upn", "pnc_id": "pnc", "ni_number": "ni"}
@@ -147,22 +153,24 @@ def _name_keys(name: Name, dob: dt.date | None, postcodes: Iterable[str],
 def _address_keys(names: Iterable[Name], dob: dt.date | None, postcodes: Iterable[str],
                   addresses: Iterable[Address], query: bool) -> set[str]:
     keys: set[str] = set()
-    names = list(names)
+    # (given, family, Soundex of the family) of each name
+    parts = [(first_given(n), family_joined(n), soundex(family_joined(n))) for n in names]
     for address in addresses:
         # a record blocks on its street; a query on every line that may be its street
         streets = [soundex(s.split(" ", 1)[0]) for s in
                    (address.streets if query else address.streets[:1])]
         for sx in streets:
-            for name in names:
-                given = first_given(name)
-                family = family_joined(name)
+            for given, family, sx_family in parts:
                 if family:
                     keys.add(f"fw:{family}:{sx}")
                 if given and family:
-                    keys.add(f"nw:{given}:{family}:{sx}")
+                    keys.add(f"nw:{given}:{sx_family}:{sx}")
         number = address.number
         if not number:
             continue
+        for given, family, _ in parts:
+            if given and family:
+                keys.add(f"nh:{given}:{family}:{number}")
         for pc in postcodes:
             keys.add(f"pa:{pc}:{number}")
         for sx in streets:
