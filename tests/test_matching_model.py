@@ -14,6 +14,8 @@ from mash.agent.sources.mapping import ColumnMapping, map_row
 from mash.matching import Matcher, persist
 from mash.matching.address import parse
 from mash.matching.calibration import (
+    calibrate,
+    content_digest,
     describe,
     household_shift,
     possible_threshold,
@@ -220,6 +222,22 @@ def test_the_calibration_is_saved_with_the_index_and_reused(tmp_path: Path) -> N
     assert all(np.array_equal(again.u[f], m.model.u[f]) for f in m.model.u)
     assert json.loads(again.to_json()) == json.loads(m.model.to_json())
     assert persist.load(path, "another fingerprint", len(records)) is None  # control
+
+
+def test_the_calibration_draws_do_not_change_with_the_blocking_keys() -> None:
+    """The seed of a calibration's synthetic queries comes from the records' values, so a
+    change to the blocking keys is measured under the same draws; what the calibration
+    reads (the memo's key) still includes the keys."""
+    records = scenario(300, 1, "low", seed=5).records
+    index = build(records)
+    rekeyed = dataclasses.replace(index, key_hashes=index.key_hashes[::-1].copy())
+    assert content_digest(rekeyed, keys=False) == content_digest(index, keys=False)
+    assert content_digest(rekeyed) != content_digest(index)
+    seeds = {calibrate(i, records, strangers=50, household_members=50).provenance["seed"]
+             for i in (index, rekeyed)}
+    assert len(seeds) == 1
+    other = build(scenario(300, 1, "low", seed=6).records)  # positive control: other records
+    assert content_digest(other, keys=False) != content_digest(index, keys=False)
 
 
 def test_the_target_false_known_rate_moves_the_thresholds() -> None:
