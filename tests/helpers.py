@@ -8,6 +8,7 @@ processes so that tests can kill, stop and restart them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import subprocess
@@ -30,9 +31,47 @@ from mash.context import URGENCY_ENUMS
 from mash.demo import data, federation
 from mash.grpc_options import channel_options
 from mash.identity.tls import TlsFiles
+from mash.matching import calibration
+from mash.matching.model import MatchModel
 from mash.v1 import lookup_pb2, lookup_pb2_grpc, subject_pb2
 
 AGENCIES = ["police", "health", "csc", "education", "probation", "housing", "asc", "ambulance"]
+
+# A directory the xdist workers of one test run share (set by conftest), or None
+SHARED_CALIBRATIONS: Path | None = None
+READY_SECONDS = 90  # an agent's first load calibrates its index: slow on a loaded machine
+
+
+@contextmanager
+def calibrations_shared(root: Path | None) -> Iterator[None]:
+    """While in-process federations run: a model that another worker of this test run has
+    already calibrated from the same index and arguments is read from ``root``, not made
+    again. Calibration is deterministic for those inputs (``calibration.calibrate``), so no
+    answer changes, only the time a federation takes to start; the matching tests, which
+    do not start federations, calibrate for real every time. Without ``root`` (no xdist)
+    each process calibrates for itself, as the agent's own memo does."""
+    if root is None:
+        yield
+        return
+    real = calibration._calibrate
+
+    def shared(index: Any, records: Any, **kw: Any) -> MatchModel:
+        key = hashlib.blake2b(repr(sorted(kw.items())).encode()
+                              + calibration.content_digest(index), digest_size=16)
+        path = root / f"{key.hexdigest()}.json"
+        with suppress(FileNotFoundError):
+            return MatchModel.from_json(path.read_text())
+        model = real(index, records, **kw)
+        part = path.with_name(f"{path.name}.{os.getpid()}.part")
+        part.write_text(model.to_json())
+        os.replace(part, path)  # whole or absent for a reader in another worker
+        return model
+
+    calibration._calibrate = shared  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        calibration._calibrate = real  # type: ignore[assignment]
 
 
 def build_federation(root: Path, agencies: list[str] | None = None, background: int = 300,
@@ -110,13 +149,14 @@ class Running:
         """The broker and these agencies' agents running (each agent ready) until the block
         ends, then everything stopped, whatever the block raised."""
         run = cls(fed)
-        try:
-            await run.start_broker()
-            for agency in agencies:
-                await run.start_agent(agency)
-            yield run
-        finally:
-            await run.stop()
+        with calibrations_shared(SHARED_CALIBRATIONS):
+            try:
+                await run.start_broker()
+                for agency in agencies:
+                    await run.start_agent(agency)
+                yield run
+            finally:
+                await run.stop()
 
     async def start_broker(self, n: int = 1) -> Broker:
         """Start the n-th broker (from 1) of a federation built with brokers >= n."""
@@ -141,7 +181,7 @@ class Running:
         await agent.start()
         self.agents[agency] = agent
         if wait:
-            await agent.wait_ready()
+            await agent.wait_ready(timeout=READY_SECONDS)
         return agent
 
     async def stop_agent(self, agency: str) -> None:
