@@ -285,6 +285,9 @@ def test_validation_messages_next_to_fields(console: Console) -> None:
     page.get_by_role("button", name="Ask the agencies").click()
     summary = page.locator("#error-summary")
     assert summary.is_visible()
+    # the page's script moves the focus at DOMContentLoaded, which can come after the
+    # summary is visible: wait for it (up to 5 s) rather than read the focus once
+    playwright_sync.expect(summary).to_be_focused()
     assert page.evaluate("document.activeElement.id") == "error-summary"
     for field in ("dob", "case", "reason"):
         box = page.locator(f"#{field}")
