@@ -69,8 +69,9 @@ from mash.normalise import postcode_district, postcode_sector
 from mash.records import PersonRecord
 from mash.subject import Name, SubjectQuery
 
-KEY_VERSION = 6  # 3: pc and na keys added; 4: address keys (pa, an, nw); 5: fw; 6: nh, nw
-# with the family name's Soundex
+# 3: pc and na keys added; 4: address keys (pa, an, nw); 5: fw; 6: nh, and nw with the
+# family name's Soundex
+KEY_VERSION = 6
 
 # Identifier kinds and their key prefixes (local identifiers are agency-scoped: not keyed).
 _ID_PREFIX = {"nhs_number": "nhs", "upn": "upn", "pnc_id": "pnc", "ni_number": "ni"}
