@@ -10,6 +10,7 @@ is the true record, and what the agent would have answered with its own threshol
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +24,9 @@ from mash.agent.sources import SourceConfig, load_source
 from mash.agent.sources.mapping import ColumnMapping
 from mash.errors import ValidationError
 from mash.matching import Matcher
+from mash.matching.calibration import calibrate, content_digest
 from mash.matching.engine import bands
+from mash.matching.index import MatchIndex, build
 from mash.v1 import subject_pb2
 
 IDENTIFIERS = {"nhs_number": subject_pb2.IDENTIFIER_KIND_NHS_NUMBER,
@@ -65,11 +68,27 @@ def load_records(split: Split, workdir: Path) -> tuple[list[Any], dict[str, int]
     return loaded.records, dict(loaded.rows_rejected)
 
 
-def run(split: Split) -> dict[str, Any]:
+def redrawn_seed(index: MatchIndex, draw: int) -> int:
+    """The calibration seed of redraw ``draw`` of an index: draw 0 is the seed an agent
+    uses (from the records' values), every other one a different seed made from it."""
+    seed = int.from_bytes(content_digest(index, keys=False)[:8], "little")
+    if not draw:
+        return seed
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{draw}".encode(), digest_size=8).digest(),
+                          "little")
+
+
+def run(split: Split, *, draw: int = 0) -> dict[str, Any]:
+    """``draw``: calibrate with redraw ``draw``'s seed (`redrawn_seed`; 0: as an agent does)."""
     with tempfile.TemporaryDirectory() as tmp:
         records, rejected = load_records(split, Path(tmp))
     started = time.process_time()
-    matcher = Matcher(records)
+    if draw:
+        index = build(records)
+        matcher = Matcher(records, index=index, model=calibrate(
+            index, records, seed=redrawn_seed(index, draw)))
+    else:
+        matcher = Matcher(records)
     index_seconds = time.process_time() - started
     person = np.array([r.values.get("person_id", "") for r in records], dtype=object)
     out = []

@@ -4,9 +4,14 @@ noise" unless its own interval excludes no change."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
-from bench import ceiling, e2e, paired
+from bench import ceiling, e2e, mash_peer, paired, redraw
+from bench.generator_splits import generator_split
+from mash.matching.index import build
 from mash.synth.corrupt import scenario
 from mash.synth.population import population
 from mash.v1 import answer_pb2 as R
@@ -107,3 +112,19 @@ def test_the_generator_marks_same_sex_twins_of_held_people() -> None:
     assert 0 < len(flagged) < len(sc.household) / 20
     assert all((q.date_of_birth, q.sex, q.names[0].family, q.postcodes[0]) in held
                for q in flagged)
+
+
+def test_a_redraw_calibrates_the_same_records_under_another_seed() -> None:
+    """Draw 0 is the agent's own calibration (the same seed and thresholds as a matcher
+    built as an agent builds it); draw 1 the same records under another, fixed seed."""
+    split = generator_split("generator-low", 1, records=1500, queries=60)
+    own, other = (mash_peer.run(split, draw=d) for d in (0, 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        index = build(mash_peer.load_records(split, Path(tmp))[0])
+    assert own["calibration"]["seed"] == mash_peer.redrawn_seed(index, 0)
+    assert other["calibration"]["seed"] == mash_peer.redrawn_seed(index, 1) != (
+        own["calibration"]["seed"])
+    assert other["records"] == own["records"] == 1500
+    assert [r["query_id"] for r in other["queries"]] == [r["query_id"] for r in own["queries"]]
+    assert redraw.spread([3, 5, 4]) == {"mean": 4.0, "min": 3, "max": 5, "sd": 1.0}
+    assert redraw.spread([7]) == {"mean": 7.0, "min": 7, "max": 7, "sd": 0.0}
