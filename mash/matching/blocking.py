@@ -151,8 +151,8 @@ def _name_keys(name: Name, dob: dt.date | None, postcodes: Iterable[str],
     return keys
 
 
-def _address_keys(names: Iterable[Name], dob: dt.date | None, postcodes: Iterable[str],
-                  addresses: Iterable[Address], query: bool) -> set[str]:
+def _address_keys(names: Iterable[Name], postcodes: Iterable[str],
+                  addresses: Iterable[Address], *, query: bool) -> set[str]:
     keys: set[str] = set()
     # (given, family, Soundex of the family) of each name
     parts = [(first_given(n), family_joined(n), soundex(family_joined(n))) for n in names]
@@ -197,8 +197,7 @@ def record_keys(record: PersonRecord) -> set[str]:
         keys |= _name_keys(name, record.date_of_birth, record.postcodes,
                            exact_name=record.date_of_birth is None, any_date_name=True)
     addresses = [a for a in (parse_address(t) for t in record.addresses[:3]) if a]
-    return keys | _address_keys(record.names, record.date_of_birth, record.postcodes,
-                                addresses, query=False)
+    return keys | _address_keys(record.names, record.postcodes, addresses, query=False)
 
 
 def query_name_variants(subject: SubjectQuery) -> list[Name]:
@@ -236,15 +235,15 @@ def query_dates(subject: SubjectQuery) -> list[dt.date | None]:
 
 def query_keys(subject: SubjectQuery) -> set[str]:
     """Every blocking key a record of this subject could carry."""
-    keys = _identifier_keys(subject.identifiers)
-    addresses = subject_addresses(subject)
+    names = query_name_variants(subject)
+    # the address keys carry no date: made once, not once per date
+    keys = _identifier_keys(subject.identifiers) | _address_keys(
+        names, subject.postcodes, subject_addresses(subject), query=True)
     for dob in query_dates(subject):
         keys |= _date_keys(dob)
-        for name in query_name_variants(subject):
+        for name in names:
             keys |= _name_keys(name, dob, subject.postcodes, exact_name=True,
                                any_date_name=dob is None)
-        keys |= _address_keys(query_name_variants(subject), dob, subject.postcodes, addresses,
-                              query=True)
     return keys
 
 
