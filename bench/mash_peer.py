@@ -24,7 +24,7 @@ from mash.agent.sources import SourceConfig, load_source
 from mash.agent.sources.mapping import ColumnMapping
 from mash.errors import ValidationError
 from mash.matching import Matcher
-from mash.matching.calibration import calibrate, content_digest
+from mash.matching.calibration import calibrate, default_seed
 from mash.matching.engine import bands
 from mash.matching.index import MatchIndex, build
 from mash.v1 import subject_pb2
@@ -71,7 +71,7 @@ def load_records(split: Split, workdir: Path) -> tuple[list[Any], dict[str, int]
 def redrawn_seed(index: MatchIndex, draw: int) -> int:
     """The calibration seed of redraw ``draw`` of an index: draw 0 is the seed an agent
     uses (from the records' values), every other one a different seed made from it."""
-    seed = int.from_bytes(content_digest(index, keys=False)[:8], "little")
+    seed = default_seed(index)
     if not draw:
         return seed
     return int.from_bytes(hashlib.blake2b(f"{seed}:{draw}".encode(), digest_size=8).digest(),

@@ -370,6 +370,14 @@ def content_digest(index: MatchIndex, *, keys: bool = True) -> bytes:
     return digest.digest()
 
 
+def default_seed(index: MatchIndex) -> int:
+    """The seed an index calibrates with unless given one: from the records' values alone,
+    so a change to the blocking keys draws the same synthetic queries and its effect is
+    measured paired rather than under a new draw (``python -m bench.redraw`` measures what
+    a new draw alone moves)."""
+    return int.from_bytes(content_digest(index, keys=False)[:8], "little")
+
+
 def calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
               target_false_known: float = TARGET_FALSE_KNOWN, strangers: int | None = None,
               household_members: int | None = None, seed: int | None = None,
@@ -407,10 +415,7 @@ def _calibrate(index: MatchIndex, records: Sequence[PersonRecord], *,
     started = time.monotonic()
     today = today or dt.date.today()
     if seed is None:
-        # from the records alone: a change to the blocking keys draws the same synthetic
-        # queries, so its effect is measured paired rather than under a new draw (on the
-        # generator a new draw alone moves recall by up to 3.4 points: README, "Measured")
-        seed = int.from_bytes(content_digest(index, keys=False)[:8], "little")
+        seed = default_seed(index)
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
     model = MatchModel.prior()
