@@ -8,7 +8,7 @@ import pytest
 from mash.matching import Matcher
 from mash.matching.calibration import wilson
 from mash.matching.compare import Family, Given, compare_family, compare_given
-from mash.matching.score import score
+from mash.matching.score import Scored, score
 from mash.synth.corrupt import scenario
 from tests.matching_helpers import evaluate, record, subject
 
@@ -119,11 +119,20 @@ def test_term_frequency_a_common_surname_counts_for_less(matcher: Matcher) -> No
     usual = record("Tobias", common_name, "2000-02-02", "LS1 1AA", record_id="usual")
     m = Matcher([*matcher.records, rare, usual])
     rows = np.array([len(m.records) - 2, len(m.records) - 1])
-    w_rare = score(m.index, subject("Tobias", "Zzyzx", "2000-02-02", "LS1 1AA"), rows[:1],
-                   m.model).total[0]
-    w_usual = score(m.index, subject("Tobias", common_name, "2000-02-02", "LS1 1AA"), rows[1:],
-                    m.model).total[0]
-    assert w_rare - w_usual > 2.0  # bits of evidence lost to a common name
+    rare_s = score(m.index, subject("Tobias", "Zzyzx", "2000-02-02", "LS1 1AA"), rows[:1],
+                   m.model)
+    usual_s = score(m.index, subject("Tobias", common_name, "2000-02-02", "LS1 1AA"), rows[1:],
+                    m.model)
+    assert rare_s.household is not None and usual_s.household is not None
+
+    def evidence(s: Scored) -> float:  # before the household correction takes weight off
+        assert s.household is not None
+        return float(s.total[0] + s.household[0])
+
+    assert evidence(rare_s) - evidence(usual_s) > 4.0  # bits of evidence lost to a common name
+    # where every detail agrees the household correction caps both near what a namesake
+    # living there would score, but never puts the common name above the rare one
+    assert rare_s.total[0] >= usual_s.total[0]
     total = m.index.name_rows
     assert m.model.exact_name("family", 1, total) > m.model.exact_name("family", 500, total)
 

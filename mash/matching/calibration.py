@@ -57,8 +57,9 @@ TARGET_FALSE_KNOWN = 0.001
 # way is calibrated again (2: on every synthetic query, strangers_for the target, the rates
 # from cross-fitting; 3: the household shift that finds the most of the records' corrupted
 # copies; 4: a nickname with one slip in it compares as a typo, so u, m and the thresholds
-# are estimated again)
-CALIBRATION_VERSION = 4
+# are estimated again; 5: a term frequency leaves out the candidate's own copy of the value,
+# so every weight and threshold moves)
+CALIBRATION_VERSION = 5
 _SAME_NAME = (Given.EXACT, Given.NICKNAME)
 # Strangers per half: as many as put STRANGER_EVENTS of them at or above the threshold at the
 # target rate (5,000 at 0.1%; the threshold is chosen on both halves, so ten). At 1,000,000

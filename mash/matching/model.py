@@ -53,8 +53,6 @@ PRIOR: dict[str, dict[int, tuple[float, float]]] = {
 }
 SWAPPED_NAME_PENALTY = 1.5  # given and family names recorded the wrong way round
 TF_FLOOR = 1e-7  # the smallest u a rare value may have
-TF_PRIOR = 200  # pseudo-count of the level's average u in a term frequency: in a small
-                # index one "Smith" in ten records says little, in a large one counts rule
 MIN_GAP = 3.0  # the match threshold is at least this far above the possible one
 
 
@@ -145,6 +143,18 @@ def with_margins(table: np.ndarray) -> np.ndarray:
     return out
 
 
+def frequency_u(count: np.ndarray | int, total: int, average: float) -> NDArray[np.float64]:
+    """u for agreeing on a value that ``count`` of ``total`` records hold, one of them the
+    candidate itself: the chance that a *different* record holds it is (count - 1) of the
+    other total - 1. The candidate's own copy says nothing about chance (counting it made
+    every rare value look common in a small index), and one pseudo-copy at the level's
+    ``average`` u keeps a value no other record holds from scoring without bound."""
+    others = np.maximum(np.asarray(count, dtype=np.float64) - 1.0, 0.0)
+    prior = 1.0 / max(average, TF_FLOOR)
+    u: NDArray[np.float64] = (others + 1.0) / (max(total - 1, 0) + prior)
+    return np.maximum(u, TF_FLOOR)
+
+
 @dataclass
 class MatchModel:
     m: dict[str, np.ndarray]
@@ -174,20 +184,13 @@ class MatchModel:
     def exact_u(self, field_name: str, count: np.ndarray | int, total: int
                 ) -> NDArray[np.float64]:
         """Term-frequency u for exact agreement on a value ``count`` of ``total`` records
-        (or name rows) hold, shrunk towards the level's average u."""
-        level = EXACT[field_name]
-        u: NDArray[np.float64] = (
-            np.asarray(count, dtype=np.float64) + TF_PRIOR * self.u[field_name][level]) / (
-            max(total, 0) + TF_PRIOR)
-        return np.maximum(u, TF_FLOOR)
+        (or name rows) hold (see `frequency_u`)."""
+        return frequency_u(count, total, float(self.u[field_name][EXACT[field_name]]))
 
     def tf_u(self, field_name: str, level: int, count: np.ndarray, total: int
              ) -> NDArray[np.float64]:
         """The same for any level whose u follows a value's frequency (places)."""
-        u: NDArray[np.float64] = (
-            count.astype(np.float64) + TF_PRIOR * self.u[field_name][level]) / (
-            max(total, 0) + TF_PRIOR)
-        return np.maximum(u, TF_FLOOR)
+        return frequency_u(count, total, float(self.u[field_name][level]))
 
     def exact_name(self, field_name: str, count: int, total: int) -> float:
         """log2(m/u) for exact agreement on a value of this frequency (cached: names
@@ -196,8 +199,7 @@ class MatchModel:
         found = self._exact_cache.get(key)
         if found is None:
             level = EXACT[field_name]
-            u = max((count + TF_PRIOR * float(self.u[field_name][level]))
-                    / (max(total, 0) + TF_PRIOR), TF_FLOOR)
+            u = float(frequency_u(count, total, float(self.u[field_name][level])))
             found = self._exact_cache[key] = math.log2(float(self.m[field_name][level]) / u)
         return found
 

@@ -36,7 +36,7 @@ from mash.matching.compare import (
     streets_alike_many,
 )
 from mash.matching.index import NONE, SEX_CODES, MatchIndex, pair_key
-from mash.matching.model import SWAPPED_NAME_PENALTY, TF_FLOOR, TF_PRIOR, MatchModel
+from mash.matching.model import SWAPPED_NAME_PENALTY, TF_FLOOR, MatchModel
 from mash.normalise import postcode_district, postcode_sector
 from mash.subject import SubjectQuery
 
@@ -342,8 +342,7 @@ def names_bound(index: MatchIndex, model: MatchModel, subject: SubjectQuery,
         sids = fids[spaced]
         counts = take(index.given_count, sids).astype(np.int64) + take(index.family_count,
                                                                         sids)
-        u = np.maximum((counts + TF_PRIOR * model.u["family"][Family.EXACT])
-                       / (max(index.name_rows, 0) + TF_PRIOR), TF_FLOOR)
+        u = model.exact_u("family", counts, index.name_rows)
         family_any[spaced] = np.maximum(family_other,
                                         np.log2(model.m["family"][Family.EXACT] / u))
     best = np.full(len(name_rows), -np.inf)
