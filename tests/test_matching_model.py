@@ -173,6 +173,67 @@ def test_minimum_evidence_is_decided_by_evidence(homes) -> None:
     assert m.reach(subject("Ann", "Smith", "2001-02-03")).searchable
 
 
+@pytest.fixture(scope="module")
+def small() -> Matcher:
+    """A small agency: 250 records, where a rare value weighs a lot but proves little."""
+    return Matcher(scenario(250, 1, "clean", seed=5).records)
+
+
+def test_a_subject_whose_details_would_agree_by_chance_is_not_searched(small) -> None:
+    thin = small.reach(subject("Zebedee", "Quixotic", None))  # names no record holds
+    # enough bits (a name no other record holds weighs a lot) but not rare enough together:
+    # in a small index an unseen name could be as common as any
+    assert thin.best >= thin.needed
+    assert thin.chance > thin.chance_limit == small.model.provenance["target_false_known"]
+    assert not thin.searchable
+    assert "by chance" in thin.explain() and "a date of birth" in thin.explain()
+    # positive control: the detail it suggests makes the same subject searchable
+    richer = small.reach(subject("Zebedee", "Quixotic", "2001-02-03"))
+    assert richer.searchable and richer.chance <= richer.chance_limit
+    # a date of birth alone is refused too (by the bits it could add)
+    alone = small.reach(subject("", "", "2001-02-03"))
+    assert not alone.searchable and "bits of evidence" in alone.explain()
+    assert small.reach(subject("", "Quixotic", "2001-02-03", "LS6 1AA")).searchable
+
+
+def test_a_common_name_makes_a_thin_subject_less_searchable(homes) -> None:
+    m, _ = homes
+    family = Counter(r.names[0].family for r in m.records).most_common(1)[0][0]
+    common = m.reach(subject("", family, "2001-02-03"))
+    rare = m.reach(subject("", "Quixotic", "2001-02-03"))
+    assert common.chance > rare.chance  # the subject's own name's frequency counts
+    assert rare.searchable  # positive control
+    assert not common.searchable and "by chance" in common.explain()
+    assert m.reach(subject("Ann", family, "2001-02-03")).searchable
+
+
+def test_the_blind_round_never_refuses_what_round_two_would_search(small, homes) -> None:
+    """Round one knows only the kinds of evidence: its bound must be the looser one."""
+    import itertools
+
+    from mash.matching.evidence import kinds_of
+
+    outcomes = Counter()
+    for matcher in (small, homes[0]):
+        for r in matcher.records[:40]:
+            n = r.names[0]
+            parts = {"given": n.given.split()[0], "family": n.family,
+                     "dob": r.date_of_birth.isoformat() if r.date_of_birth else None,
+                     "postcode": r.postcodes[0] if r.postcodes else None}
+            for keep in itertools.product((True, False), repeat=4):
+                got = {k: v if on else None for (k, v), on in zip(parts.items(), keep,
+                                                                   strict=True)}
+                s = subject(got["given"] or "", got["family"] or "", got["dob"],
+                            *([got["postcode"]] if got["postcode"] else []))
+                second = matcher.reach(s)
+                first = matcher.reach_of_kinds(kinds_of(s, matcher.index))
+                outcomes[(first.searchable, second.searchable)] += 1
+                assert first.searchable or not second.searchable, sorted(kinds_of(s))
+    # both rules are exercised: subjects searched, refused in both rounds, and refused only
+    # once their values are known (a common family name and a date of birth)
+    assert outcomes[(True, True)] and outcomes[(False, False)] and outcomes[(True, False)]
+
+
 def test_strangers_are_drawn_from_different_records() -> None:
     import random
 
