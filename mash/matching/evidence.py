@@ -88,30 +88,19 @@ class _Bounds:
         return self.total(have) >= needed and self.chance(have) <= self.limit
 
 
+# kinds of evidence that stand for one another, the strongest first: only one of a group
+# counts (a given name makes its initial redundant; a postcode and an address are one place)
+_GROUPS = (("given_name", "given_initial"), ("family_name",), ("date_of_birth",),
+           ("postcode_and_address", "postcode", "address", "street"), ("sex",))
+
+
 def _counted(have: set[str]) -> list[str]:
-    """The kinds that add evidence together (a postcode and an address count once, as one
-    place; a given name makes its initial redundant; every identifier counts)."""
-    out = []
-    if "given_name" in have:
-        out.append("given_name")
-    elif "given_initial" in have:
-        out.append("given_initial")
-    if "family_name" in have:
-        out.append("family_name")
-    if "date_of_birth" in have:
-        out.append("date_of_birth")
-    if "postcode" in have and "address" in have:
-        out.append("postcode_and_address")
-    elif "postcode" in have:
-        out.append("postcode")
-    elif "address" in have:
-        out.append("address")
-    elif "street" in have:
-        out.append("street")
-    if "sex" in have:
-        out.append("sex")
-    out += ["identifier"] * sum(1 for k in have if k in _IDENTIFIER_KINDS)
-    return out
+    """The kinds that add evidence together: one of each group, and every identifier."""
+    if {"postcode", "address"} <= have:
+        have = have | {"postcode_and_address"}
+    out = [next(k for k in group if k in have) for group in _GROUPS
+           if any(k in have for k in group)]
+    return out + ["identifier"] * sum(1 for k in have if k in _IDENTIFIER_KINDS)
 
 
 def _name_count(index: MatchIndex, text: str) -> int:
