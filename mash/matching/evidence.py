@@ -109,6 +109,14 @@ def _name_count(index: MatchIndex, text: str) -> int:
     return max(int(index.given_count[sid] + index.family_count[sid]) if sid != NONE else 1, 1)
 
 
+def _name(bounds: _Bounds, model: MatchModel, field_name: str, count: int, names: int
+          ) -> None:
+    """Set a name kind's bits and rarity for a name ``count`` of ``names`` name rows hold."""
+    kind = f"{field_name}_name"
+    bounds.bits[kind] = model.exact_name(field_name, count, names)
+    bounds.rarity[kind] = -float(np.log2(model.exact_u(field_name, count, names)[()]))
+
+
 def _bounds(model: MatchModel, records: int, names: int) -> _Bounds:
     """Every value as rare as a value can be."""
     w, u = model.weights, model.u
@@ -121,9 +129,7 @@ def _bounds(model: MatchModel, records: int, names: int) -> _Bounds:
         return -float(np.log2(u[field_name][level]))
 
     bits = {
-        "given_name": model.exact_name("given", 1, names),
         "given_initial": float(w["given"][Given.INITIAL]),
-        "family_name": model.exact_name("family", 1, names),
         "date_of_birth": float(np.log2(model.m["dob"][Dob.EXACT]
                                        / model.exact_u("dob", 1, records)[()])),
         "postcode": place(Place.POSTCODE),
@@ -134,9 +140,7 @@ def _bounds(model: MatchModel, records: int, names: int) -> _Bounds:
         "identifier": float(w["identifier"][Agree.AGREE]),
     }
     rarity = {
-        "given_name": -float(np.log2(model.exact_u("given", 1, names)[()])),
         "given_initial": rare("given", Given.INITIAL),
-        "family_name": -float(np.log2(model.exact_u("family", 1, names)[()])),
         "date_of_birth": rare("dob", Dob.EXACT),
         "postcode": rare("place", Place.POSTCODE),
         "address": rare("place", Place.PREMISES),
@@ -148,7 +152,10 @@ def _bounds(model: MatchModel, records: int, names: int) -> _Bounds:
     limit = float(model.provenance.get("target_false_known", TARGET_FALSE_KNOWN))
     # a small index is counted at SMALL_INDEX records, as its thresholds are: its few
     # records cannot show how often a value recurs among the people it may be asked about
-    return _Bounds(bits, rarity, max(records, SMALL_INDEX), limit)
+    bounds = _Bounds(bits, rarity, max(records, SMALL_INDEX), limit)
+    for field_name in ("given", "family"):
+        _name(bounds, model, field_name, 1, names)
+    return bounds
 
 
 def _additions(bounds: _Bounds, have: set[str], needed: float) -> tuple[str, ...]:
@@ -165,7 +172,7 @@ def _additions(bounds: _Bounds, have: set[str], needed: float) -> tuple[str, ...
 
 def _answer(bounds: _Bounds, have: set[str], needed: float) -> Reach:
     total, chance = bounds.total(have), bounds.chance(have)
-    enough = bounds.enough(have, needed)
+    enough = total >= needed and chance <= bounds.limit
     return Reach(round(total, 2), needed, () if enough else _additions(bounds, have, needed),
                  chance=chance, chance_limit=bounds.limit)
 
@@ -201,13 +208,10 @@ def reach(index: MatchIndex, model: MatchModel, subject: SubjectQuery) -> Reach:
     # the subject's own names: a common name cannot be rarer, nor weigh more, than it is here
     given = [g for g in (first_given(n) for n in subject.names) if g and len(g) > 1]
     family = [n.family for n in subject.names if n.family]
-    for kind, field_name, values in (("given_name", "given", given),
-                                     ("family_name", "family", family)):
+    for field_name, values in (("given", given), ("family", family)):
         if values:
             least = min(_name_count(index, v) for v in values)
-            bounds.bits[kind] = model.exact_name(field_name, least, index.name_rows)
-            bounds.rarity[kind] = -float(np.log2(
-                model.exact_u(field_name, least, index.name_rows)[()]))
+            _name(bounds, model, field_name, least, index.name_rows)
     return _answer(bounds, kinds_of(subject, index), model.thresholds.match)
 
 
