@@ -169,3 +169,40 @@ def test_sql_fingerprint_follows_row_count_and_latest_as_at(tmp_path: Path) -> N
         conn.execute("INSERT INTO people VALUES ('B', 'Jones', '2026-02-01')")
     conn.close()
     assert persist.fingerprint([by_table]) != after[0]
+
+
+def test_locality_words_are_counted_over_the_records_and_over_a_delta_beside_them() -> None:
+    """A record counts once for each locality word it names (however many addresses name
+    it), and the changes' index counts each of its words over the full load: a record
+    moved from one town to another adds one to the new town's count, and its old version
+    is no longer counted for the old town."""
+    import dataclasses
+
+    from mash.matching.delta import delta_index
+
+    records = scenario(400, 1, "clean", seed=3).records
+    base = build(records)
+
+    def count(index, word: str) -> int:
+        sid = index.strings.get(word)
+        return int(index.locality_count[sid]) if sid >= 0 else 0
+
+    towns = {w for r in records for a in r.addresses for w in a.lower().split(", ")[-1:]}
+    assert len(towns) > 1
+    by_town = {t: sum(1 for r in records if any(a.lower().endswith(", " + t)
+                                                 for a in r.addresses)) for t in towns}
+    assert {t: count(base, t) for t in towns} == by_town
+    row = next(i for i, r in enumerate(records) if r.addresses)
+    old = records[row].addresses[0].lower().split(", ")[-1]
+    new = next(t for t in towns if t != old)
+    moved = dataclasses.replace(records[row], addresses=(
+        f"{records[row].addresses[0].rsplit(', ', 1)[0]}, {new.title()}",
+        records[row].addresses[0]))  # the old address kept as a previous one
+    same = delta_index([records[row]], base, np.array([row]))
+    assert count(same, old) == by_town[old]  # replaced by itself: counted once, as before
+    delta = delta_index([dataclasses.replace(moved, addresses=moved.addresses[:1])], base,
+                        np.array([row]))
+    assert count(delta, new) == by_town[new] + 1
+    assert delta.strings.get(old) < 0  # it scores only its own rows: no other word counted
+    both = delta_index([moved], base, np.array([row]))  # both towns named: once each
+    assert count(both, old) == by_town[old] and count(both, new) == by_town[new] + 1

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import math
+
 import numpy as np
 import pytest
 
 from mash.matching import Matcher
 from mash.matching.calibration import wilson
-from mash.matching.compare import Family, Given, compare_family, compare_given
-from mash.matching.score import Scored, score
+from mash.matching.compare import Family, Given, Place, compare_family, compare_given
+from mash.matching.score import FEW_ROWS, Scored, score
+from mash.subject import SubjectQuery
 from mash.synth.corrupt import scenario
 from tests.matching_helpers import evaluate, record, subject
 
@@ -135,6 +139,54 @@ def test_term_frequency_a_common_surname_counts_for_less(matcher: Matcher) -> No
     assert rare_s.total[0] >= usual_s.total[0]
     total = m.index.name_rows
     assert m.model.exact_name("family", 1, total) > m.model.exact_name("family", 500, total)
+
+
+def test_a_locality_word_few_records_hold_counts_for_more_than_a_common_one(
+        matcher: Matcher) -> None:
+    # two records alike but for the town: one in a village no other record names, one in
+    # Leeds, which 1,310 of the background's records name; the subject lives on another
+    # street and gives another postcode, so each record shares only a word of its locality
+    village = record("Tobias", "Quennell", "2000-02-02", "LS1 1AA", record_id="village",
+                     address="4 Mill Lane, Zennor")
+    town = record("Tobias", "Quennell", "2000-02-02", "LS1 1AA", record_id="town",
+                  address="4 Mill Lane, Leeds")
+    m = Matcher([*matcher.records, village, town])
+    assert m.index.locality_count[m.index.strings.get("leeds")] > 1000
+    assert m.index.locality_count[m.index.strings.get("zennor")] == 1
+    rows = np.array([len(m.records) - 2, len(m.records) - 1])
+
+    def query(address: str = "17 Church Street, Zennor, Leeds") -> SubjectQuery:
+        return subject("Tobias", "Quennell", "2000-02-02", "TR26 3AA", address=address)
+
+    def evidence(q: SubjectQuery) -> np.ndarray:  # before the household correction
+        s = score(m.index, q, rows, m.model)
+        assert s.household is not None
+        return s.total + s.household
+
+    assert list(score(m.index, query(), rows, m.model).place) == [Place.AREA, Place.AREA]
+    village_w, town_w = evidence(query())
+    assert village_w - town_w > math.log2(1000) - 1  # Leeds is held by 1,000 times as many
+    # the village is more evidence than the level's average, which is all it was before
+    m_area, u_area = m.model.m["place"][Place.AREA], m.model.u["place"][Place.AREA]
+    m_none, u_none = m.model.m["place"][Place.DIFFERENT], m.model.u["place"][Place.DIFFERENT]
+    no_address = evidence(query(""))  # its place: another postcode, no address to compare
+    assert village_w - no_address[0] > math.log2(m_area / u_area) - math.log2(m_none / u_none)
+    # positive control: a place with no word in common is no area agreement at all
+    apart = score(m.index, query("17 Church Street, Mousehole"), rows, m.model)
+    assert list(apart.place) == [Place.DIFFERENT, Place.DIFFERENT]
+    # the pruning bound allows for the rare word: with the village's own total as the
+    # floor, among every row of the index, the village's row is still scored (with the
+    # same street made weak evidence, so that no other level's bound covers for it)
+    model = copy.deepcopy(m.model)
+    model.m["place"][Place.STREET] = 1e-6
+    model.changed()
+    every = np.arange(len(m.records))
+    assert len(every) > FEW_ROWS
+    full = score(m.index, query(), every, model)
+    floored = score(m.index, query(), every, model,
+                    floor=float(full.total[list(full.rows).index(rows[0])]))
+    assert rows[0] in floored.rows and floored.examined == len(every)
+    assert len(floored.rows) < len(every)  # and the floor did prune others
 
 
 def test_comparison_levels() -> None:

@@ -58,8 +58,9 @@ TARGET_FALSE_KNOWN = 0.001
 # from cross-fitting; 3: the household shift that finds the most of the records' corrupted
 # copies; 4: a nickname with one slip in it compares as a typo, so u, m and the thresholds
 # are estimated again; 5: a term frequency leaves out the candidate's own copy of the value,
-# so every weight and threshold moves)
-CALIBRATION_VERSION = 5
+# so every weight and threshold moves; 6: a locality word in common weighs by how many
+# records hold it)
+CALIBRATION_VERSION = 6
 _SAME_NAME = (Given.EXACT, Given.NICKNAME)
 # Strangers per half: as many as put STRANGER_EVENTS of them at or above the threshold at the
 # target rate (5,000 at 0.1%; the threshold is chosen on both halves, so ten). At 1,000,000

@@ -20,7 +20,7 @@ import numpy as np
 
 from mash.matching.blocking import query_keys
 from mash.matching.engine import Matcher, Ranked, RecordLookup, ranked_of
-from mash.matching.index import MatchIndex, _row_unique, build, pair_key
+from mash.matching.index import MatchIndex, _row_unique, build, locality_words, pair_key
 from mash.matching.score import score
 from mash.records import PersonRecord
 from mash.subject import SubjectQuery
@@ -103,6 +103,8 @@ def on_base(own: MatchIndex, base: MatchIndex, masked: np.ndarray | None = None)
                               _row_unique(np.asarray(base.postcode[rows])).ravel()),
         address_count=merged(own.address_count, base.address_count,
                              _row_unique(np.asarray(base.addr_key[rows])).ravel()),
+        locality_count=merged(own.locality_count, base.locality_count,
+                              locality_words(base.addr_locality[rows])),
         dob_counts=np.maximum(own.dob_counts.astype(np.int64) + base.dob_frequency(
             own.dob_values) - dob_gone(own.dob_values), 0).astype(np.int32),
         premises_counts=np.maximum(premises, 0).astype(np.int32))

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 MAX_POSTCODES = 3  # the current postcode and the two most recent previous ones
 MAX_ADDRESSES = 3  # the current address and the two most recent previous ones
-LOCALITY_WORDS = 3  # locality words kept per address (district, town...)
+# locality words kept per address (district, town, county; a building or estate name, a
+# suburb, a state and a postcode where the addresses are written that way)
+LOCALITY_WORDS = 5
 NONE = -1
 SEX_CODES = {"": 0, "F": 1, "M": 2, "X": 3}
 # identifier kind -> fixed width in the byte column
@@ -113,6 +115,7 @@ class MatchIndex:
     given_count: np.ndarray  # int32 by string id: name rows with that first given name
     postcode_count: np.ndarray  # int32 by string id: records with that postcode
     address_count: np.ndarray  # int32 by string id: records with that address key
+    locality_count: np.ndarray  # int32 by string id: records with that word in a locality
     dob_values: np.ndarray  # int32 sorted distinct dates of birth (0 excluded)
     dob_counts: np.ndarray  # int32 records with each of them
     premises_keys: np.ndarray  # uint64 sorted pair_key(address key, postcode)
@@ -198,8 +201,8 @@ class MatchIndex:
 ARRAYS = ("name_start", "name_given", "name_other", "name_family", "dob", "sex", "postcode",
           "sector", "district", "addr_number", "addr_flat", "addr_street", "addr_locality",
           "addr_key", "key_hashes", "key_rows", "family_count", "given_count",
-          "postcode_count", "address_count", "dob_values", "dob_counts", "premises_keys",
-          "premises_counts")
+          "postcode_count", "address_count", "locality_count", "dob_values", "dob_counts",
+          "premises_keys", "premises_counts")
 
 
 def _tokens(text: str) -> list[str]:
@@ -213,6 +216,13 @@ def addresses_of(record: PersonRecord) -> list[Address]:
 
 def _counts(ids: np.ndarray, size: int) -> np.ndarray:
     return np.bincount(ids[ids >= 0], minlength=size).astype(np.int32)
+
+
+def locality_words(locality: np.ndarray) -> np.ndarray:
+    """The locality word ids of a (rows, addresses, words) column, each once a row (a
+    record counts once for a word, however many of its addresses name it)."""
+    words = np.asarray(locality)
+    return _row_unique(words.reshape(len(words), int(np.prod(words.shape[1:])))).ravel()
 
 
 def _row_unique(ids: np.ndarray) -> np.ndarray:
@@ -362,6 +372,7 @@ class IndexBuilder:
 
         postcode = grid("postcode", MAX_POSTCODES)
         addr_key = grid("key", MAX_ADDRESSES)
+        locality = grid("locality", MAX_ADDRESSES, LOCALITY_WORDS)
         dob = j("dob", np.int32)
         dob_values, dob_counts = np.unique(dob[dob != 0], return_counts=True)
         # an address at its postcode: each address with each of the record's postcodes
@@ -390,7 +401,7 @@ class IndexBuilder:
             addr_number=grid("number", MAX_ADDRESSES),
             addr_flat=grid("flat", MAX_ADDRESSES),
             addr_street=grid("street", MAX_ADDRESSES),
-            addr_locality=grid("locality", MAX_ADDRESSES, LOCALITY_WORDS),
+            addr_locality=locality,
             addr_key=addr_key,
             identifiers={k: np.array(v, dtype=f"S{IDENTIFIER_WIDTHS[k]}")
                          for k, v in identifiers.items()},
@@ -400,6 +411,7 @@ class IndexBuilder:
             given_count=_counts(given_ids, size),
             postcode_count=_counts(_row_unique(postcode).ravel(), size),
             address_count=_counts(_row_unique(addr_key).ravel(), size),
+            locality_count=_counts(locality_words(locality), size),
             dob_values=dob_values.astype(np.int32),
             dob_counts=dob_counts.astype(np.int32),
             premises_keys=premises_keys.astype(np.uint64),

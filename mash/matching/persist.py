@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from mash.agent.sources import SourceConfig
 
 log = get_logger(__name__)
-FORMAT = 3  # 2: addresses, term-frequency counts and the match model; 3: memory-mapped
+FORMAT = 4  # 2: addresses, term-frequency counts and the match model; 3: memory-mapped;
+# 4: five locality words an address and their counts (locality_count)
 
 
 def _file_digest(path: Path) -> dict[str, Any]:
@@ -226,7 +227,8 @@ def _check(index: MatchIndex, records: int | None) -> None:
         ids = getattr(index, name)
         if ids.size and (ids.min() < -1 or ids.max() >= strings):
                 raise IndexRejected(f"{name} names a string the index does not hold")
-    for name in ("family_count", "given_count", "postcode_count", "address_count"):
+    for name in ("family_count", "given_count", "postcode_count", "address_count",
+                 "locality_count"):
         if len(getattr(index, name)) != strings:
             raise IndexRejected(f"{name} does not count every string")
     if len(index.dob_values) != len(index.dob_counts) or len(index.premises_keys) != len(

@@ -258,18 +258,29 @@ def _query_addresses(index: MatchIndex, addresses: list[ParsedAddress], rows: np
         for option in a.streets:
             alike_mask |= streets_alike_many(index.features, option, street_ids)
         alike = street_ids[alike_mask].tolist()
-        words = [w for w in (get(t) for t in a.locality) if w != NONE]
         out.append((get(a.number or a.name) if (a.number or a.name) else NONE,
-                    get(a.flat) if a.flat else NONE, alike, words))
+                    get(a.flat) if a.flat else NONE, alike, _locality_ids(index, a)))
     return out
 
 
-def _place_u(index: MatchIndex, model: MatchModel, rows: np.ndarray,
-             place: np.ndarray) -> NDArray[np.float64]:
+def _place_u(index: MatchIndex, model: MatchModel, rows: np.ndarray, place: np.ndarray, *,
+             address: np.ndarray, words: list[int]) -> NDArray[np.float64]:
     """u of each row's place level: the share of the agency's records at that dwelling (at
-    that postcode) or postcode for the levels that name one, else the level's u."""
+    that postcode) or postcode for the levels that name one; for a row that shares only a
+    word of the locality (the area level, no postcode district in common), the share of
+    the records with the rarest word it shares (a village, a suburb, an estate's name is
+    far more evidence than a county or a state); else the level's u. ``words``: the ids of
+    the query's locality words (`_locality_ids`)."""
     u: NDArray[np.float64] = model.u["place"][place].copy()
     total = index.population
+    area = (place == Place.AREA) & (address == Address.LOCALITY)
+    if words and area.any():
+        locality = take(index.addr_locality, rows[area])
+        rarest = np.full(len(locality), np.iinfo(np.int64).max, dtype=np.int64)
+        for word in words:
+            shared = (locality == word).any(axis=(1, 2))
+            rarest[shared] = np.minimum(rarest[shared], int(index.locality_count[word]))
+        u[area] = model.tf_u("place", Place.AREA, np.maximum(rarest, 1), total)
     for level in (Place.PREMISES_POSTCODE, Place.PREMISES, Place.POSTCODE):
         at = place == level
         if not at.any():
@@ -305,12 +316,35 @@ def take(column: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.take(column, rows, axis=0)
 
 
-def place_bounds(model: MatchModel) -> NDArray[np.float64]:
+def _locality_ids(index: MatchIndex, address: ParsedAddress) -> list[int]:
+    """The ids of an address's locality words that the index holds (no other can agree)."""
+    get = index.strings.get
+    return [w for w in (get(t) for t in address.locality) if w != NONE]
+
+
+def rarest_locality_u(index: MatchIndex, model: MatchModel, subject: SubjectQuery) -> float:
+    """The least u a row sharing a locality word with the subject can have (the rarest of
+    its words that the index holds; the level's own u if it holds none, or where that is
+    less): `place_bounds` at the area level for this subject."""
+    average = float(model.u["place"][Place.AREA])
+    counts = [int(index.locality_count[w]) for a in subject_addresses(subject)
+              for w in _locality_ids(index, a)]
+    if not counts:
+        return average
+    return min(average, float(model.tf_u("place", Place.AREA, np.array([max(min(counts), 1)]),
+                                         index.population)[0]))
+
+
+def place_bounds(model: MatchModel, area_u: float | None = None) -> NDArray[np.float64]:
     """By postcode level: the most weight any row's place can add, whatever its address
     and however rare its dwelling or postcode (a term-frequency u is never below
-    TF_FLOOR). Index `Postcode.SIZE` holds the bound over every postcode level."""
+    TF_FLOOR), and with a locality word in common whose u is at least ``area_u`` (the
+    subject's `rarest_locality_u`; by default the level's own u). Index `Postcode.SIZE`
+    holds the bound over every postcode level."""
     u = model.u["place"].copy()
     u[[Place.PREMISES_POSTCODE, Place.PREMISES, Place.POSTCODE]] = TF_FLOOR
+    if area_u is not None:
+        u[Place.AREA] = min(u[Place.AREA], area_u)
     weight = np.log2(model.m["place"] / u)
     weight[Place.MISSING] = 0.0
     by_postcode = weight[PLACE_TABLE].max(axis=1)
@@ -460,7 +494,7 @@ def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
                  **{f"id:{kind}": levels for kind, levels in identifiers.items()})
     pruning = floor is not None and len(rows) > FEW_ROWS
     if pruning and floor is not None:
-        bounds = place_bounds(model)
+        bounds = place_bounds(model, area_u=rarest_locality_u(index, model, subject))
         partial = w_dob + w["sex"][sex]
         for levels in identifiers.values():
             partial = partial + w["identifier"][levels]
@@ -483,12 +517,13 @@ def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
     n = len(rows)
     total = best_w + kept["w_dob"]
 
-    address = compare_addresses(_query_addresses(index, subject_addresses(subject), rows),
-                                take(index.addr_number, rows), take(index.addr_flat, rows),
-                                take(index.addr_street, rows),
+    queried = _query_addresses(index, subject_addresses(subject), rows)
+    address = compare_addresses(queried, take(index.addr_number, rows),
+                                take(index.addr_flat, rows), take(index.addr_street, rows),
                                 take(index.addr_locality, rows))
     place = place_levels(postcode, address)
-    u_place = _place_u(index, model, rows, place)
+    u_place = _place_u(index, model, rows, place, address=address,
+                       words=sorted({w for *_, words in queried for w in words}))
     w_place = np.log2(model.m["place"][place] / u_place)
     w_place[place == Place.MISSING] = 0.0
     total += w_place
