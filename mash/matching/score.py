@@ -266,11 +266,13 @@ def _query_addresses(index: MatchIndex, addresses: list[ParsedAddress], rows: np
 def _place_u(index: MatchIndex, model: MatchModel, rows: np.ndarray, place: np.ndarray, *,
              address: np.ndarray, words: list[int]) -> NDArray[np.float64]:
     """u of each row's place level: the share of the agency's records at that dwelling (at
-    that postcode) or postcode for the levels that name one; for a row that shares only a
-    word of the locality (the area level, no postcode district in common), the share of
-    the records with the rarest word it shares (a village, a suburb, an estate's name is
-    far more evidence than a county or a state); else the level's u. ``words``: the ids of
-    the query's locality words (`_locality_ids`)."""
+    that postcode) or postcode for the levels that name one; for a row at the area level
+    that shares a word of the locality (another street; the postcode district in common or
+    not), the share of the records with the rarest word it shares (a village, a suburb, an
+    estate's name is far more evidence than a county or a state); else the level's u.
+    ``words``: the ids of the query's locality words (`_locality_ids`). (Where the district
+    is shared too, its own frequency, which the index does not count, may be the rarer:
+    such a row is then weighed by the word alone.)"""
     u: NDArray[np.float64] = model.u["place"][place].copy()
     total = index.population
     area = (place == Place.AREA) & (address == Address.LOCALITY)
