@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mash.demo.run import ONLINE_TIMEOUT
 from tests.helpers import Running
 
 MASH = [sys.executable, "-m", "mash"]
@@ -27,6 +28,10 @@ async def mash(*args: str, env: dict[str, str] | None = None) -> tuple[int, str,
         env={"COLUMNS": "160", "PATH": "/usr/bin:/bin", **(env or {})})
     out, err = await proc.communicate()
     return proc.returncode, out.decode(), err.decode()
+
+
+# the demo waits up to ONLINE_TIMEOUT for its agents to calibrate, and then runs lookups
+DEMO_TIMEOUT = ONLINE_TIMEOUT + 120
 
 
 def run_mash(*args: str) -> tuple[int, str, str]:
@@ -192,6 +197,7 @@ def test_agent_check_reports_counts(fed, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(DEMO_TIMEOUT)
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     code, out, err = run_mash("demo", "--dir", str(tmp_path / "demo"))
     assert code == 0, out[-3000:] + err[-3000:]
@@ -201,6 +207,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(DEMO_TIMEOUT)
 def test_demo_with_two_brokers_survives_one_killed(tmp_path: Path) -> None:
     code, out, err = run_mash("demo", "--brokers", "2", "--dir", str(tmp_path / "demo"))
     assert code == 0, out[-3000:] + err[-3000:]

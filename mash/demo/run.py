@@ -54,8 +54,15 @@ def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> bool:
     return clean
 
 
+# Every agent calibrates its index when it starts (some 10 to 15 s of CPU time each for the
+# demo's few hundred records), all seven at once: on a 2-CPU machine that is busy with
+# something else too they were seen to need 55 s, so a minute was too tight.
+ONLINE_TIMEOUT = 180.0
+
+
 def _wait_online(client: BrokerClient, agencies: list[str],
-                 procs: dict[str, subprocess.Popen[bytes]], timeout: float = 60) -> None:
+                 procs: dict[str, subprocess.Popen[bytes]],
+                 timeout: float = ONLINE_TIMEOUT) -> None:
     """Until every agent is online and ready at every broker."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -66,7 +73,7 @@ def _wait_online(client: BrokerClient, agencies: list[str],
         if all(_all_ready(view, agencies) for view in views):
             return
         time.sleep(0.3)
-    raise RuntimeError("agents did not come online within a minute; see the logs")
+    raise RuntimeError(f"agents did not come online within {timeout:.0f} s; see the logs")
 
 
 def _all_ready(view: BrokerAgents, agencies: list[str]) -> bool:
