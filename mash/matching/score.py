@@ -324,16 +324,15 @@ def _locality_ids(index: MatchIndex, address: ParsedAddress) -> list[int]:
     return [w for w in (get(t) for t in address.locality) if w != NONE]
 
 
-def rarest_locality_u(index: MatchIndex, model: MatchModel, subject: SubjectQuery) -> float:
-    """The least u a row sharing a locality word with the subject can have (the rarest of
-    its words that the index holds; the level's own u if it holds none, or where that is
-    less): `place_bounds` at the area level for this subject."""
+def rarest_locality_u(index: MatchIndex, model: MatchModel, words: list[int]) -> float:
+    """The least u a row sharing one of the subject's locality ``words`` (their ids in the
+    index) can have (the rarest word's; the level's own u if there are none, or where that
+    is less): `place_bounds` at the area level for this subject."""
     average = float(model.u["place"][Place.AREA])
-    counts = [int(index.locality_count[w]) for a in subject_addresses(subject)
-              for w in _locality_ids(index, a)]
-    if not counts:
+    if not words:
         return average
-    return min(average, float(model.tf_u("place", Place.AREA, np.array([max(min(counts), 1)]),
+    rarest = min(int(index.locality_count[w]) for w in words)
+    return min(average, float(model.tf_u("place", Place.AREA, np.array([max(rarest, 1)]),
                                          index.population)[0]))
 
 
@@ -494,9 +493,12 @@ def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
         take(index.postcode, rows), take(index.sector, rows), take(index.district, rows))
     kept = _Kept(rows=rows, dob=dob, u_dob=u_dob, w_dob=w_dob, sex=sex, postcode=postcode,
                  **{f"id:{kind}": levels for kind, levels in identifiers.items()})
+    addresses = subject_addresses(subject)
+    # the ids of the subject's locality words, for the area level's u and its bound
+    words = sorted({w for a in addresses for w in _locality_ids(index, a)})
     pruning = floor is not None and len(rows) > FEW_ROWS
     if pruning and floor is not None:
-        bounds = place_bounds(model, area_u=rarest_locality_u(index, model, subject))
+        bounds = place_bounds(model, area_u=rarest_locality_u(index, model, words))
         partial = w_dob + w["sex"][sex]
         for levels in identifiers.values():
             partial = partial + w["identifier"][levels]
@@ -519,13 +521,12 @@ def score(index: MatchIndex, subject: SubjectQuery, rows: np.ndarray,
     n = len(rows)
     total = best_w + kept["w_dob"]
 
-    queried = _query_addresses(index, subject_addresses(subject), rows)
+    queried = _query_addresses(index, addresses, rows)
     address = compare_addresses(queried, take(index.addr_number, rows),
                                 take(index.addr_flat, rows), take(index.addr_street, rows),
                                 take(index.addr_locality, rows))
     place = place_levels(postcode, address)
-    u_place = _place_u(index, model, rows, place, address=address,
-                       words=sorted({w for *_, words in queried for w in words}))
+    u_place = _place_u(index, model, rows, place, address=address, words=words)
     w_place = np.log2(model.m["place"][place] / u_place)
     w_place[place == Place.MISSING] = 0.0
     total += w_place
